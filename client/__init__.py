@@ -1,0 +1,1 @@
+"""The training client and the psyche CLI."""

@@ -1,0 +1,1 @@
+"""Subcommands of the psyche CLI, one module per group."""

@@ -1,0 +1,1 @@
+"""Account layouts, instruction builders and the async client for the coordinator program."""

@@ -1,0 +1,1 @@
+"""Token datasets for training: local files, HTTP, TCP."""

@@ -1,0 +1,1 @@
+"""A local Solana validator for developers: LiteSVM behind real JSON-RPC."""

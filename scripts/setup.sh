@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Idempotent setup: Debian clang (to rebuild the on-chain programs), the project venv at .venv with the
+# pinned dependencies, and the small deploy-check tools venv (.venv-deploycheck, solders 0.29) that runs
+# the validator-grade loader deploy of every committed .so. Re-running only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*"; }
+
+if ! command -v clang >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        log "installing clang (apt) to build the on-chain programs"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null
+    else
+        log "clang is missing and cannot be installed here (need root + apt): program rebuild tests will skip"
+    fi
+fi
+
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+    for cand in python3.11 python3; do
+        if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+            PY=$cand; break
+        fi
+    done
+fi
+[ -n "$PY" ] || { echo "[setup] Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
+
+stamp_of() { sha256sum pyproject.toml "$0" | sha256sum | cut -c1-16; }
+STAMP=$(stamp_of)
+
+if [ ! -x .venv/bin/python ]; then
+    log "creating .venv"
+    "$PY" -m venv .venv
+fi
+if [ "$(cat .venv/.psyche-stamp 2>/dev/null)" != "$STAMP" ]; then
+    log "installing pinned dependencies into .venv"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+    echo "$STAMP" > .venv/.psyche-stamp
+fi
+
+if [ ! -x .venv-deploycheck/bin/python ] || ! .venv-deploycheck/bin/python -c 'import solders' 2>/dev/null; then
+    log "creating .venv-deploycheck (solders 0.29 for the validator-grade deploy check)"
+    "$PY" -m venv .venv-deploycheck
+    .venv-deploycheck/bin/python -m pip install -q --disable-pip-version-check 'solders==0.29.0'
+fi
+log "ready: .venv/bin/psyche"
