@@ -36,13 +36,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ "$(cat .venv/.psyche-stamp 2>/dev/null)" != "$STAMP" ]; then
     log "installing pinned dependencies into .venv"
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | { grep -v 'WARNING: Location' || true; }
     echo "$STAMP" > .venv/.psyche-stamp
 fi
 
 if [ ! -x .venv-deploycheck/bin/python ] || ! .venv-deploycheck/bin/python -c 'import solders' 2>/dev/null; then
     log "creating .venv-deploycheck (solders 0.29 for the validator-grade deploy check)"
     "$PY" -m venv .venv-deploycheck
-    .venv-deploycheck/bin/python -m pip install -q --disable-pip-version-check 'solders==0.29.0'
+    .venv-deploycheck/bin/python -m pip install -q --disable-pip-version-check 'solders==0.29.0' 2>&1 | { grep -v 'WARNING: Location' || true; }
 fi
 log "ready: .venv/bin/psyche"
