@@ -70,7 +70,7 @@ SOL_NOINLINE static uint64_t do_create_pda(const SolParameters *p, const uint8_t
     sol_memcpy(data, &create_account, 4);
     sol_memcpy(data + 4, args, 8);      /* lamports */
     sol_memcpy(data + 12, args + 8, 8); /* space */
-    sol_memcpy(data + 44 - 32, p->program_id->x, 32);
+    sol_memcpy(data + 20, p->program_id->x, 32); /* owner */
     SolAccountMeta metas[2] = {{payer->key, true, true}, {pda->key, true, true}};
     SolInstruction ix = {sys->key, metas, 2, data, sizeof(data)};
     SolSignerSeeds signer = {seeds, 3};
