@@ -1,0 +1,4 @@
+"""python -m localnet: the same as `psyche localnet`."""
+from localnet.cli import localnet
+
+localnet()

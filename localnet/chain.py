@@ -1,0 +1,234 @@
+"""The localnet's chain: LiteSVM plus what a validator adds around it.
+
+LiteSVM executes transactions; this class adds a slot clock that follows wall time, a window of recent
+blockhashes (150 slots, as on a cluster), signature statuses and transaction records, an index of
+accounts by owner (solders 0.26's LiteSVM has no getProgramAccounts), a faucet, programs deployed through
+the loader, and a ledger written before anything is reported confirmed.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+from solders.account import Account
+from solders.clock import Clock
+from solders.hash import Hash
+from solders.litesvm import LiteSVM
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.rpc.responses import RpcSimulateTransactionResult
+from solders.system_program import TransferParams, transfer
+from solders.transaction import Transaction, VersionedTransaction
+
+from localnet import keys
+from localnet.ledger import Ledger
+from programs.deploy import DEPLOY_DIR, LOADER_V3, deploy_via_loader, program_id_for
+
+SLOT_SECONDS = 0.4
+BLOCKHASH_WINDOW = 150          # slots a blockhash stays valid, as on mainnet
+LAMPORTS_PER_SIGNATURE = 5000   # LiteSVM's default fee
+FAUCET_LAMPORTS = 500_000_000 * 10**9
+_NOT_PERSISTED_OWNERS = {Pubkey.from_string(s) for s in (
+    "Sysvar1111111111111111111111111111111111111", "NativeLoader1111111111111111111111111111111",
+    "BPFLoader2111111111111111111111111111111111")}
+
+Listener = Callable[[str, object], None]
+
+
+class RpcError(Exception):
+    """An error the RPC layer returns as a JSON-RPC error object."""
+
+    def __init__(self, code: int, message: str, data: object = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.data = code, message, data
+
+
+def error_json(err: object) -> object:
+    """A solders TransactionError as the JSON an RPC node sends (e.g. {"InstructionError":[0,{"Custom":1}]})."""
+    return json.loads(RpcSimulateTransactionResult(err=err).to_json())["err"]
+
+
+def simulation_json(meta, err: object = None) -> dict:
+    rd = meta.return_data()
+    return_data = None
+    if rd is not None and bytes(rd.data):
+        return_data = {"programId": str(rd.program_id), "data": [base64.b64encode(bytes(rd.data)).decode(), "base64"]}
+    return {"err": None if err is None else error_json(err), "logs": list(meta.logs()), "accounts": None,
+            "unitsConsumed": meta.compute_units_consumed(), "returnData": return_data, "innerInstructions": None,
+            "replacementBlockhash": None}
+
+
+class Chain:
+    def __init__(self, ledger_dir: Path, reset: bool = False, deploy_programs: bool = True) -> None:
+        if reset and ledger_dir.exists():
+            for name in ("ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm"):
+                (ledger_dir / name).unlink(missing_ok=True)
+        self.ledger_dir = ledger_dir
+        self.ledger = Ledger(ledger_dir)
+        self.svm = LiteSVM().with_sigverify(True).with_blockhash_check(False)
+        self.faucet = keys.load_or_create(ledger_dir / "faucet.json")
+        self.deployer = keys.load_or_create(ledger_dir / "deployer.json")
+        self.blockhashes: OrderedDict[str, int] = OrderedDict()
+        self.statuses: dict[str, dict] = {}
+        self.owners: dict[Pubkey, set[Pubkey]] = {}
+        self.listeners: list[Listener] = []
+        self.programs: dict[str, Pubkey] = {}
+        self.genesis = self.ledger.get_meta("genesis") is None
+        self._restore()
+        if deploy_programs:
+            self._deploy_programs()
+        self.advance()
+
+    # ---- startup ------------------------------------------------------------------------------------
+    def _restore(self) -> None:
+        if self.genesis:
+            self.slot = 1
+            self.svm.set_account(self.faucet.pubkey(), Account(FAUCET_LAMPORTS, b"", Pubkey.default(), False, 0))
+            self.svm.set_account(self.deployer.pubkey(), Account(1_000 * 10**9, b"", Pubkey.default(), False, 0))
+            self._persist([self.faucet.pubkey(), self.deployer.pubkey()])
+            self.ledger.set_meta("genesis", str(int(time.time())))
+        else:
+            accounts = self.ledger.accounts()
+            # Program accounts load their ProgramData when set: restore plain accounts first.
+            for key, acc in sorted(accounts, key=lambda ka: ka[1].executable):
+                self.svm.set_account(key, acc)
+                self.owners.setdefault(acc.owner, set()).add(key)
+            self.statuses = self.ledger.signatures()
+            self.slot = int(self.ledger.get_meta("slot") or "1")
+
+    def _deploy_programs(self) -> None:
+        for so in sorted(DEPLOY_DIR.glob("*.so")):
+            pid = program_id_for(so.stem)
+            self.programs[so.stem] = pid
+            elf = so.read_bytes()
+            pd = Pubkey.find_program_address([bytes(pid)], LOADER_V3)[0]
+            current = self.svm.get_account(pd)
+            if current is not None and bytes(current.data)[45:45 + len(elf)] == elf:
+                continue  # restored from the ledger, already the committed build
+            self.svm.warp_to_slot(max(self.slot, self.svm.get_clock().slot))
+            deployed = deploy_via_loader(self.svm, elf, pid, self.deployer)
+            self.slot = self.svm.get_clock().slot
+            self._persist([pid, deployed.programdata, self.deployer.pubkey()])
+
+    # ---- clock --------------------------------------------------------------------------------------
+    def advance(self) -> None:
+        """One slot: the clock follows wall time and a new blockhash becomes the latest."""
+        self.slot += 1
+        self.svm.warp_to_slot(self.slot)
+        c = self.svm.get_clock()
+        self.svm.set_clock(Clock(slot=self.slot, epoch_start_timestamp=c.epoch_start_timestamp, epoch=c.epoch,
+                                 leader_schedule_epoch=c.leader_schedule_epoch, unix_timestamp=int(time.time())))
+        self.svm.expire_blockhash()
+        self.blockhashes[str(self.svm.latest_blockhash())] = self.slot
+        while len(self.blockhashes) > BLOCKHASH_WINDOW + 1:
+            self.blockhashes.popitem(last=False)
+        for listener in self.listeners:
+            listener("slot", self.slot)
+
+    @property
+    def block_height(self) -> int:
+        return self.slot
+
+    def latest_blockhash(self) -> tuple[str, int]:
+        h, slot = next(reversed(self.blockhashes.items()))
+        return h, slot + BLOCKHASH_WINDOW
+
+    def is_blockhash_valid(self, h: str) -> bool:
+        slot = self.blockhashes.get(h)
+        return slot is not None and self.slot - slot <= BLOCKHASH_WINDOW
+
+    # ---- reads --------------------------------------------------------------------------------------
+    def get_account(self, key: Pubkey) -> Account | None:
+        acc = self.svm.get_account(key)
+        return acc if acc is not None and (acc.lamports > 0 or acc.executable) else None
+
+    def program_accounts(self, owner: Pubkey) -> list[tuple[Pubkey, Account]]:
+        out = []
+        for key in sorted(self.owners.get(owner, ()), key=bytes):
+            acc = self.get_account(key)
+            if acc is not None and acc.owner == owner:
+                out.append((key, acc))
+        return out
+
+    def fee_for(self, message: Message) -> int:
+        return LAMPORTS_PER_SIGNATURE * message.header.num_required_signatures
+
+    # ---- writes -------------------------------------------------------------------------------------
+    def _persist(self, keys_: list[Pubkey], signature: str | None = None, record: dict | None = None) -> None:
+        states = []
+        for key in dict.fromkeys(keys_):
+            acc = self.svm.get_account(key)
+            if acc is not None and acc.owner in _NOT_PERSISTED_OWNERS:
+                continue
+            states.append((key, acc if acc is not None and (acc.lamports > 0 or acc.executable) else None))
+            if acc is not None:
+                self.owners.setdefault(acc.owner, set()).add(key)
+        self.ledger.commit(states, self.slot, signature, record)
+        for key, acc in states:
+            for listener in self.listeners:
+                listener("account", (key, acc))
+
+    def _check_tx(self, tx: VersionedTransaction) -> None:
+        sig = str(tx.signatures[0])
+        if sig in self.statuses:
+            raise RpcError(-32002, "Transaction simulation failed: This transaction has already been processed",
+                           {"err": "AlreadyProcessed", "logs": [], "accounts": None, "unitsConsumed": 0,
+                            "returnData": None, "innerInstructions": None, "replacementBlockhash": None})
+        if not self.is_blockhash_valid(str(tx.message.recent_blockhash)):
+            raise RpcError(-32002, "Transaction simulation failed: Blockhash not found",
+                           {"err": "BlockhashNotFound", "logs": [], "accounts": None, "unitsConsumed": 0,
+                            "returnData": None, "innerInstructions": None, "replacementBlockhash": None})
+
+    def simulate(self, tx: VersionedTransaction, replace_blockhash: bool = False) -> dict:
+        if not replace_blockhash and not self.is_blockhash_valid(str(tx.message.recent_blockhash)):
+            return {"err": "BlockhashNotFound", "logs": [], "accounts": None, "unitsConsumed": 0,
+                    "returnData": None, "innerInstructions": None, "replacementBlockhash": None}
+        res = self.svm.simulate_transaction(tx)
+        failed = type(res).__name__ == "FailedTransactionMetadata"
+        return simulation_json(res.meta(), res.err() if failed else None)
+
+    def send(self, tx: VersionedTransaction, skip_preflight: bool = False) -> str:
+        """Execute, persist, then record the status: only then is the signature reported confirmed."""
+        self._check_tx(tx)
+        if not skip_preflight:
+            sim = self.simulate(tx)
+            if sim["err"] is not None:
+                raise RpcError(-32002, f"Transaction simulation failed: {sim['err']}", sim)
+        account_keys = list(tx.message.account_keys)
+        pre = [self.svm.get_balance(k) or 0 for k in account_keys]
+        res = self.svm.send_transaction(tx)
+        failed = type(res).__name__ == "FailedTransactionMetadata"
+        meta = res.meta() if failed else res
+        err = error_json(res.err()) if failed else None
+        if failed and not (isinstance(err, dict) and "InstructionError" in err):
+            raise RpcError(-32002, f"Transaction failed before execution: {err}", simulation_json(meta, res.err()))
+        sig = str(tx.signatures[0])
+        record = {
+            "slot": self.slot, "blockTime": int(time.time()), "err": err,
+            "transaction": [base64.b64encode(bytes(tx)).decode(), "base64"],
+            "version": "legacy" if isinstance(tx.message, Message) else 0,
+            "meta": {"err": err, "status": {"Err": err} if failed else {"Ok": None}, "fee": self.fee_for(tx.message),
+                     "preBalances": pre, "postBalances": [self.svm.get_balance(k) or 0 for k in account_keys],
+                     "innerInstructions": [], "logMessages": list(meta.logs()), "preTokenBalances": [],
+                     "postTokenBalances": [], "rewards": [], "loadedAddresses": {"writable": [], "readonly": []},
+                     "computeUnitsConsumed": meta.compute_units_consumed()},
+        }
+        self._persist(account_keys, sig, record)
+        self.statuses[sig] = record
+        for listener in self.listeners:
+            listener("signature", (sig, err))
+        return sig
+
+    def airdrop(self, key: Pubkey, lamports: int) -> str:
+        h = Hash.from_string(self.latest_blockhash()[0])
+        tx = Transaction.new_signed_with_payer(
+            [transfer(TransferParams(from_pubkey=self.faucet.pubkey(), to_pubkey=key, lamports=lamports))],
+            self.faucet.pubkey(), [self.faucet], h)
+        return self.send(VersionedTransaction.from_legacy(tx))
+
+    def close(self) -> None:
+        self.ledger.close()

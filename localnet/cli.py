@@ -1,0 +1,56 @@
+"""`psyche localnet`: run the local validator until Ctrl-C."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import click
+
+from localnet.chain import LAMPORTS_PER_SIGNATURE, SLOT_SECONDS
+
+
+@click.command()
+@click.option("--rpc-port", type=click.IntRange(1024, 65534), default=8899, show_default=True,
+              help="JSON-RPC port on 127.0.0.1; websockets listen on the next port.")
+@click.option("--ledger", type=click.Path(file_okay=False, path_type=Path), default=Path("localnet-ledger"),
+              show_default=True, help="Directory holding the persisted chain state and the faucet keypair.")
+@click.option("--reset", is_flag=True, help="Start from a fresh chain (the ledger's accounts are wiped).")
+@click.option("--quiet", is_flag=True, help="Print only errors.")
+def localnet(rpc_port: int, ledger: Path, reset: bool, quiet: bool) -> None:
+    """A Solana validator on 127.0.0.1: LiteSVM behind real JSON-RPC and websockets, the programs in
+    programs/deploy deployed through the loader, a clock in real time, state persisted to --ledger."""
+    from localnet.server import serve
+
+    logging.basicConfig(level=logging.ERROR if quiet else logging.INFO, format="%(name)s: %(message)s")
+
+    def announce(server) -> None:
+        if quiet:
+            return
+        chain = server.chain
+        click.echo(f"localnet ready ({'fresh chain' if chain.genesis else 'restored from ledger'})")
+        click.echo(f"  RPC URL:      {server.rpc_url}")
+        click.echo(f"  WebSocket:    {server.ws_url}")
+        click.echo(f"  ledger:       {ledger.resolve()}")
+        click.echo(f"  faucet:       {chain.faucet.pubkey()} (requestAirdrop)")
+        for name, pid in chain.programs.items():
+            click.echo(f"  program {name + ':':<9}{pid}")
+        click.echo(f"  slot time {SLOT_SECONDS * 1000:.0f} ms, fee {LAMPORTS_PER_SIGNATURE} lamports/signature; "
+                   "Ctrl-C to stop", err=False)
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await serve(ledger, rpc_port, reset, announce=announce)
+        except asyncio.CancelledError:
+            pass
+        except OSError as e:
+            raise click.ClickException(f"cannot start the localnet: {e}") from e
+
+    asyncio.run(main())
+    if not quiet:
+        click.echo("localnet stopped; state is in the ledger")
