@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from client.commands.program import program
+from client.commands.wallet import airdrop, balance, keygen
+from localnet.cli import localnet
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,7 +15,8 @@ def main() -> None:
     """Psyche: decentralized training coordinated by a Solana program."""
 
 
-main.add_command(program)
+for command in (program, localnet, keygen, airdrop, balance):
+    main.add_command(command)
 
 if __name__ == "__main__":
     main()

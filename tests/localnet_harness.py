@@ -1,0 +1,66 @@
+"""Start a real `python -m localnet` subprocess on free loopback ports for tests and benches."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port_pair() -> int:
+    """A port P such that P and P+1 are both free on 127.0.0.1 right now."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port >= 65534:
+            continue
+        with socket.socket() as s2:
+            try:
+                s2.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair on 127.0.0.1")
+
+
+def rpc(url: str, method: str, params: list | None = None) -> dict:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
+    req = urllib.request.Request(url, body, {"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+class Localnet:
+    def __init__(self, ledger: Path, reset: bool = True, port: int | None = None) -> None:
+        self.ledger, self.port = ledger, port or free_port_pair()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port + 1}"
+        args = [sys.executable, "-m", "localnet", "--rpc-port", str(self.port), "--ledger", str(ledger), "--quiet"]
+        if reset:
+            args.append("--reset")
+        self.log = (ledger.parent / f"localnet-{self.port}.log").open("w")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"localnet exited early: {(ledger.parent / f'localnet-{self.port}.log').read_text()}")
+            try:
+                if rpc(self.url, "getHealth").get("result") == "ok":
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("localnet did not become healthy in 60 s")
+
+    def stop(self, hard: bool = False) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL if hard else signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        self.log.close()
