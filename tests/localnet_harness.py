@@ -44,13 +44,14 @@ class Localnet:
         args = [sys.executable, "-m", "localnet", "--rpc-port", str(self.port), "--ledger", str(ledger), "--quiet"]
         if reset:
             args.append("--reset")
-        self.log = (ledger.parent / f"localnet-{self.port}.log").open("w")
+        self.log_path = ledger.parent / f"localnet-{self.port}.log"
+        self.log = self.log_path.open("w")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"localnet exited early: {(ledger.parent / f'localnet-{self.port}.log').read_text()}")
+                raise RuntimeError(f"localnet exited early: {self.log_path.read_text()}")
             try:
                 if rpc(self.url, "getHealth").get("result") == "ok":
                     return
