@@ -192,3 +192,21 @@ def test_websocket_account_signature_and_slot_notifications(net: Localnet) -> No
                 assert seen["SlotNotification"].subscription == slot_sub
                 await ws.account_unsubscribe(acc_sub)
     run(main())
+
+
+def test_websocket_survives_garbage_and_bad_subscriptions(net: Localnet) -> None:
+    import websockets
+
+    async def main():
+        async with websockets.connect(net.ws_url) as ws:
+            await ws.send("{garbage")
+            assert json.loads(await ws.recv())["error"]["code"] == -32700
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "accountSubscribe", "params": ["bad"]}))
+            assert "not a base-58" in json.loads(await ws.recv())["error"]["message"]
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 3, "method": "slotUnsubscribe", "params": [999]}))
+            assert "Invalid subscription" in json.loads(await ws.recv())["error"]["message"]
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 4, "method": "slotSubscribe"}))
+            sub = json.loads(await ws.recv())["result"]
+            note = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert note["method"] == "slotNotification" and note["params"]["subscription"] == sub
+    run(main())
