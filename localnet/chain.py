@@ -24,7 +24,7 @@ from solders.rpc.responses import RpcSimulateTransactionResult
 from solders.system_program import TransferParams, transfer
 from solders.transaction import Transaction, VersionedTransaction
 
-from localnet import keys
+from coordinator_sdk import keypair_file as keys
 from localnet.ledger import Ledger
 from programs.deploy import DEPLOY_DIR, LOADER_V3, deploy_via_loader, program_id_for
 

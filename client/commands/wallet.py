@@ -9,7 +9,7 @@ import click
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from localnet.keys import KeypairFileError, read_keypair, write_keypair
+from coordinator_sdk.keypair_file import KeypairFileError, read_keypair, write_keypair
 
 LAMPORTS_PER_SOL = 10**9
 DEFAULT_WALLET = Path.home() / ".config" / "solana" / "id.json"
