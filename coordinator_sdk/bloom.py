@@ -1,0 +1,54 @@
+"""The witnesses' bloom filter: 1024 bits, 8 keyed FNV-1a-64 hashes, keys sent along with the bits.
+Layout (little-endian, 192 bytes): keys[8] u64, then bits as words[16] u64 (bit i = bit i%64 of word i/64)."""
+from __future__ import annotations
+
+import secrets
+import struct
+from dataclasses import dataclass, field
+
+N_KEYS, N_WORDS = 8, 16
+N_BITS = N_WORDS * 64
+SIZE = 8 * (N_KEYS + N_WORDS)
+_FNV_PRIME = 0x100000001B3
+_M64 = (1 << 64) - 1
+
+
+def fnv1a64(key: int, data: bytes) -> int:
+    h = key & _M64
+    for b in data:
+        h = ((h ^ b) * _FNV_PRIME) & _M64
+    return h
+
+
+@dataclass
+class Bloom:
+    keys: list[int]
+    words: list[int] = field(default_factory=lambda: [0] * N_WORDS)
+
+    def __post_init__(self) -> None:
+        if len(self.keys) != N_KEYS or len(self.words) != N_WORDS:
+            raise ValueError(f"a bloom filter has {N_KEYS} keys and {N_WORDS} words")
+
+    @classmethod
+    def random(cls) -> Bloom:
+        return cls([int.from_bytes(secrets.token_bytes(8), "little") for _ in range(N_KEYS)])
+
+    def positions(self, item: bytes) -> list[int]:
+        return [fnv1a64(k, item) % N_BITS for k in self.keys]
+
+    def add(self, item: bytes) -> None:
+        for p in self.positions(item):
+            self.words[p // 64] |= 1 << (p % 64)
+
+    def contains(self, item: bytes) -> bool:
+        return all(self.words[p // 64] >> (p % 64) & 1 for p in self.positions(item))
+
+    def to_bytes(self) -> bytes:
+        return struct.pack(f"<{N_KEYS + N_WORDS}Q", *self.keys, *self.words)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Bloom:
+        if len(data) != SIZE:
+            raise ValueError(f"a bloom filter is {SIZE} bytes, got {len(data)}")
+        vals = struct.unpack(f"<{N_KEYS + N_WORDS}Q", data)
+        return cls(list(vals[:N_KEYS]), list(vals[N_KEYS:]))
