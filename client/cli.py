@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from client.commands.data import data
 from client.commands.program import program
 
 
@@ -14,6 +15,7 @@ def main() -> None:
 
 
 main.add_command(program)
+main.add_command(data)
 
 if __name__ == "__main__":
     main()
