@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 import click
@@ -50,7 +51,7 @@ def prepare(inputs: tuple[Path, ...], out_dir: Path, tokenizer_spec: str, corpus
             yield from text_file_documents(inputs)
             yield from docs
 
-        with click.progressbar(length=total, label="tokenizing", file=click.get_text_stream("stderr")) as bar:
+        with click.progressbar(length=total, label="tokenizing", file=sys.stderr) as bar:
             manifest = prepare_dataset(documents(), out_dir, tokenizer, seq_len, shard_tokens, f".{fmt}",
                                        progress=lambda _chars: bar.update(1))
     except DataError as e:
