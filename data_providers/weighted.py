@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from data_providers.types import BatchId, DataError, DataProvider, TokenizedData
+from data_providers.types import BatchId, DataError, DataProvider, SampleIndexError, TokenizedData
 
 
 def blend_pattern(weights: Sequence[float], period: int) -> np.ndarray:
@@ -79,7 +79,10 @@ class WeightedProvider:
                 requests.append((p, BatchId(start, prev)))
                 if x is not None:
                     start = prev = x
-        results = await asyncio.gather(*(self.providers[p].get_samples(b) for p, b in requests))
+        try:
+            results = await asyncio.gather(*(self.providers[p].get_samples(b) for p, b in requests))
+        except SampleIndexError as e:
+            raise SampleIndexError(f"weighted mixture, global batch {batch}: {e}") from e
         got: dict[tuple[int, int], TokenizedData] = {}
         for (p, b), samples in zip(requests, results, strict=True):
             if len(samples) != len(b):
