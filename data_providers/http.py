@@ -81,6 +81,7 @@ class HttpProvider:
         self.urls: list[str] = []
         self.layout: SequenceLayout | None = None
         self.requests_made = 0  # range GETs for sample data, so coalescing can be observed
+        self._manifest_counts: dict[str, int] = {}
 
     async def __aenter__(self) -> HttpProvider:
         return await self.open()
@@ -92,7 +93,7 @@ class HttpProvider:
         self._session = aiohttp.ClientSession(timeout=self.timeout)
         try:
             self.urls = await self._file_urls()
-            infos = [await self._file_info(u) for u in self.urls]
+            infos = list(await asyncio.gather(*(self._file_info(u) for u in self.urls)))
             self.layout = SequenceLayout(infos, self._seq_len, self._shuffle_seed, self._wrap,
                                          where=self._describe())
         except BaseException:
@@ -138,7 +139,7 @@ class HttpProvider:
             info = parse_npy_header(await self._get(url, (0, total - 1)), size, url, self._token_size)
         else:
             info = raw_file_info(url, size, self._token_size)
-        expected = getattr(self, "_manifest_counts", {}).get(name)
+        expected = self._manifest_counts.get(name)
         if expected is not None and expected != info.num_tokens:
             raise RemoteDataError(f"{url}: holds {info.num_tokens} tokens, manifest says {expected}")
         return info
@@ -179,6 +180,9 @@ class HttpProvider:
                 self._check_status(r, url)
                 if byte_range and r.status != 206:
                     raise _PermanentHttpError(f"{url}: server ignored the Range header (HTTP {r.status})")
+                content_range = r.headers.get("Content-Range", "")
+                if byte_range and content_range and not content_range.startswith(f"bytes {byte_range[0]}-"):
+                    raise _PermanentHttpError(f"{what}: server answered another range ({content_range!r})")
                 body = await r.read()
             if expected is not None and len(body) != expected:
                 raise RemoteDataError(f"{what}: short read: got {len(body)} of {expected} bytes")

@@ -11,6 +11,8 @@ from data_providers.manifest import Manifest, verify_directory
 from data_providers.token_files import TokenFileInfo, is_data_file, local_file_info
 from data_providers.types import BatchId, DataFileError, TokenizedData
 
+INT32_MAX = 2**31 - 1
+
 
 class LocalProvider:
     """Reads samples straight from mmapped files; opening validates every file so reads cannot fail later.
@@ -65,10 +67,15 @@ class LocalProvider:
     def read_batch(self, batch: BatchId) -> np.ndarray:
         """(len(batch), seq_len) int32 tokens; the synchronous core the servers call directly."""
         locs = self.layout.locate_batch(batch)
-        out = np.empty((len(locs), self.seq_len), dtype=np.int32)
+        out = np.empty((len(locs), self.seq_len), dtype=self.layout.files[0].dtype)
         for row, loc in enumerate(locs):
             out[row] = self._maps[loc.file_index][loc.token_offset:loc.token_offset + self.seq_len]
-        return out
+        if out.dtype.itemsize == 4 and out.size and int(out.max()) > INT32_MAX:
+            row = int(np.argmax(out.max(axis=1) > INT32_MAX))
+            loc = locs[row]
+            raise DataFileError(f"{self.paths[loc.file_index]}: sample index {batch.start + row} holds"
+                                f" token id {int(out[row].max())}, beyond the int32 range of token ids")
+        return out.astype(np.int32)
 
     async def get_samples(self, batch: BatchId) -> list[TokenizedData]:
         return [TokenizedData(row) for row in self.read_batch(batch)]

@@ -133,7 +133,9 @@ def test_transient_failures_are_retried_with_backoff(tmp_path: Path) -> None:
         if n == 1:
             return web.Response(status=503, text="busy")
         if n == 2:
-            return web.Response(status=206, body=b"\x00" * 10)  # a short body
+            first = request.http_range.start
+            return web.Response(status=206, body=b"\x00" * 10,  # a short body
+                                headers={"Content-Range": f"bytes {first}-{first + 9}/1280"})
         if n == 3:
             await asyncio.sleep(2)  # longer than the client's timeout
         return None
@@ -201,5 +203,20 @@ def test_wrong_token_size_and_truncated_remote_files_are_named(tmp_path: Path) -
         async with HttpDataServer(pydoc) as srv:
             with pytest.raises(RemoteDataError, match="wrong token size: asked for 4, manifest says 2"):
                 await HttpProvider(ManifestUrl(srv.url), SEQ_LEN, token_size=4).open()
+
+    asyncio.run(run())
+
+
+def test_answer_for_another_range_is_refused(tmp_path: Path) -> None:
+    d = counting_dataset(tmp_path / "d", [SEQ_LEN * 10], suffix=".bin")
+
+    async def shifted(request: web.Request, n: int) -> web.StreamResponse | None:
+        return web.Response(status=206, body=b"\x00" * 256, headers={"Content-Range": "bytes 0-255/1280"})
+
+    async def run() -> None:
+        async with serve(faulty_app(d, shifted)) as url:
+            async with HttpProvider(SingleUrl(url + "/part-000.bin"), SEQ_LEN, token_size=4) as hp:
+                with pytest.raises(RemoteDataError, match=r"bytes 256-511: server answered another range"):
+                    await hp.get_samples(BatchId(2, 3))
 
     asyncio.run(run())
