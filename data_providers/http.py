@@ -15,7 +15,7 @@ import aiohttp
 import numpy as np
 
 from data_providers.layout import SampleLocation, SequenceLayout, WrapPolicy
-from data_providers.manifest import MANIFEST_NAME, Manifest
+from data_providers.manifest import MANIFEST_NAME, Manifest, ManifestFile
 from data_providers.token_files import (
     TokenFileInfo,
     is_data_file,
@@ -81,7 +81,7 @@ class HttpProvider:
         self.urls: list[str] = []
         self.layout: SequenceLayout | None = None
         self.requests_made = 0  # range GETs for sample data, so coalescing can be observed
-        self._manifest_counts: dict[str, int] = {}
+        self._manifest_files: dict[str, ManifestFile] = {}
 
     async def __aenter__(self) -> HttpProvider:
         return await self.open()
@@ -124,14 +124,18 @@ class HttpProvider:
             raise RemoteDataError(f"{base}/{MANIFEST_NAME}: wrong token size: asked for {self._token_size},"
                                   f" manifest says {manifest.token_size}")
         self._token_size = manifest.token_size
-        self._manifest_counts = {f.name: f.num_tokens for f in manifest.files}
-        return [f"{base}/{name}" for name in sorted(self._manifest_counts)]
+        self._manifest_files = {f.name: f for f in manifest.files}
+        return [f"{base}/{name}" for name in sorted(self._manifest_files)]
 
     async def _file_info(self, url: str) -> TokenFileInfo:
         name = url.rsplit("/", 1)[-1].split("?", 1)[0]
         if not is_data_file(name):
             raise RemoteDataError(f"{url}: not a token file (.bin, .ds, .npy)")
         size = await self._head_size(url)
+        listed = self._manifest_files.get(name)
+        if listed is not None and listed.num_bytes != size:
+            raise RemoteDataError(f"{url}: truncated or altered: {size} bytes,"
+                                  f" manifest says {listed.num_bytes}")
         if name.endswith(".npy"):
             if size < 12:
                 raise RemoteDataError(f"{url}: truncated: {size} bytes is too short for a .npy header")
@@ -139,9 +143,8 @@ class HttpProvider:
             info = parse_npy_header(await self._get(url, (0, total - 1)), size, url, self._token_size)
         else:
             info = raw_file_info(url, size, self._token_size)
-        expected = self._manifest_counts.get(name)
-        if expected is not None and expected != info.num_tokens:
-            raise RemoteDataError(f"{url}: holds {info.num_tokens} tokens, manifest says {expected}")
+        if listed is not None and listed.num_tokens != info.num_tokens:
+            raise RemoteDataError(f"{url}: holds {info.num_tokens} tokens, manifest says {listed.num_tokens}")
         return info
 
     async def _with_retries(self, what: str, attempt_fn: Callable[[], Awaitable[T]]) -> T:

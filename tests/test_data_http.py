@@ -203,6 +203,11 @@ def test_wrong_token_size_and_truncated_remote_files_are_named(tmp_path: Path) -
         async with HttpDataServer(pydoc) as srv:
             with pytest.raises(RemoteDataError, match="wrong token size: asked for 4, manifest says 2"):
                 await HttpProvider(ManifestUrl(srv.url), SEQ_LEN, token_size=4).open()
+            victim = pydoc / "tokens-00001.npy"
+            victim.write_bytes(victim.read_bytes()[:-6])
+            with pytest.raises(RemoteDataError, match=r"/tokens-00001\.npy: truncated or altered: \d+ bytes,"
+                                                      r" manifest says"):
+                await HttpProvider(ManifestUrl(srv.url), SEQ_LEN).open()
 
     asyncio.run(run())
 
