@@ -225,3 +225,20 @@ def test_answer_for_another_range_is_refused(tmp_path: Path) -> None:
                     await hp.get_samples(BatchId(2, 3))
 
     asyncio.run(run())
+
+
+def test_http_server_keeps_serving_after_a_garbage_client(tmp_path: Path) -> None:
+    d = counting_dataset(tmp_path / "d", [SEQ_LEN * 4], suffix=".bin")
+
+    async def run() -> None:
+        async with HttpDataServer(d) as srv:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            writer.write(b"\x16\x03\x01 not http at all\r\n\r\n" + bytes(range(256)))
+            await writer.drain()
+            status = await reader.read(100)
+            assert b" 400 Bad Request" in status.split(b"\r\n")[0]
+            writer.close()
+            async with HttpProvider(SingleUrl(srv.url + "/part-000.bin"), SEQ_LEN, token_size=4) as hp:
+                assert int((await hp.get_samples(BatchId(3, 3)))[0].input_ids[0]) == 3 * SEQ_LEN
+
+    asyncio.run(run())

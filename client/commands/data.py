@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -47,7 +48,7 @@ def prepare(inputs: tuple[Path, ...], out_dir: Path, tokenizer_spec: str, corpus
         docs = list(corpus_documents(corpus)) if corpus else []
         total = len(inputs) + len(docs)
 
-        def documents():  # noqa: ANN202 - a generator of (name, text)
+        def documents() -> Iterator[tuple[str, str]]:
             yield from text_file_documents(inputs)
             yield from docs
 
@@ -94,12 +95,12 @@ def sample(source: str, seq_len: int, index: int, count: int, token_size: str | 
     from data_providers.http import HttpProvider, ManifestUrl
     from data_providers.local import LocalProvider
     from data_providers.tokenizer import ByteTokenizer
-    from data_providers.types import BatchId
+    from data_providers.types import BatchId, TokenizedData
 
     ts = int(token_size) if token_size else None
     policy = "wrap" if wrap else "error"
 
-    async def fetch() -> list:
+    async def fetch() -> list[TokenizedData]:
         batch = BatchId(index, index + count - 1)
         if source.startswith(("http://", "https://")):
             async with HttpProvider(ManifestUrl(source), seq_len, ts, shuffle_seed, policy) as hp:
