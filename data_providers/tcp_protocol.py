@@ -32,6 +32,7 @@ MAX_RESPONSE_FRAME = 64 * 1024 * 1024  # what a client accepts (as Psyche's Leng
 REJECT_NOT_IN_ROUND = "not_in_this_round"
 REJECT_WRONG_BATCH = "wrong_batch_for_round"
 REJECT_OUT_OF_RANGE = "index_out_of_range"
+REJECT_SERVER_DATA = "server_data_error"  # the server's own files failed a check while reading
 
 
 class ProtocolError(RemoteDataError):

@@ -23,6 +23,7 @@ from data_providers.tcp_protocol import (
     PROTOCOL_VERSION,
     REJECT_NOT_IN_ROUND,
     REJECT_OUT_OF_RANGE,
+    REJECT_SERVER_DATA,
     REJECT_WRONG_BATCH,
     ProtocolError,
     batch_of,
@@ -32,7 +33,7 @@ from data_providers.tcp_protocol import (
     field,
     read_frame,
 )
-from data_providers.types import BatchId, SampleIndexError
+from data_providers.types import BatchId, DataError, SampleIndexError
 
 log = logging.getLogger(__name__)
 
@@ -146,5 +147,8 @@ class TcpDataServer:
             tokens = self.provider.read_batch(batch)
         except SampleIndexError as e:
             return reject(REJECT_OUT_OF_RANGE, str(e))
+        except DataError as e:
+            self._note(f"serving {batch} to {pubkey.hex()[:16]}: {e}")
+            return reject(REJECT_SERVER_DATA, str(e))
         self.batches_served += 1
         return data_message(batch, tokens)

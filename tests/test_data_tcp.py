@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -262,5 +263,21 @@ def test_client_rejects_wrong_shape_oversized_and_garbage_replies() -> None:
                 async with client:
                     with pytest.raises(ProtocolError, match=rf"peer 127.0.0.1:{port}: {message}"):
                         await client.get_samples(batch)
+
+    asyncio.run(run())
+
+
+def test_a_bad_token_in_the_servers_files_is_reported_not_fatal(tmp_path: Path) -> None:
+    tokens = np.arange(SEQ_LEN * 4, dtype=np.uint32)
+    tokens[SEQ_LEN * 2] = 2**32 - 1
+    (tmp_path / "t.bin").write_bytes(tokens.astype("<u4").tobytes())
+    provider = LocalProvider(tmp_path, SEQ_LEN, token_size=4)
+
+    async def run() -> None:
+        async with TcpDataServer(provider, AllowlistAuthority([key(ALICE)], 4)) as srv:
+            async with TcpDataProvider("127.0.0.1", srv.port, ALICE) as a:
+                with pytest.raises(RejectedError, match=r"server_data_error: .*t\.bin: sample index 2 holds"):
+                    await a.get_samples(BatchId(1, 3))
+                assert len(await a.get_samples(BatchId(0, 1))) == 2 and a.connects == 1
 
     asyncio.run(run())
