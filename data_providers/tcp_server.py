@@ -87,6 +87,10 @@ class TcpDataServer:
             await self._send(writer, {"type": "error", "detail": "authentication timed out"})
         except (ConnectionError, asyncio.IncompleteReadError) as e:
             self._note(f"peer {peer}: connection lost: {e!r}")
+        except Exception as e:  # a bug here must cost one connection, never the server
+            log.exception("peer %s: internal error", peer)
+            self._note(f"peer {peer}: internal server error: {e!r}")
+            await self._send(writer, {"type": "error", "detail": "internal server error"})
         finally:
             self._conns.discard(task)
             writer.close()
