@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from client.commands.data import data
 from client.commands.program import program
 from client.commands.wallet import airdrop, balance, keygen
 from localnet.cli import localnet
@@ -15,7 +16,7 @@ def main() -> None:
     """Psyche: decentralized training coordinated by a Solana program."""
 
 
-for command in (program, localnet, keygen, airdrop, balance):
+for command in (program, localnet, keygen, airdrop, balance, data):
     main.add_command(command)
 
 if __name__ == "__main__":

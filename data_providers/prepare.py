@@ -1,0 +1,77 @@
+"""Tokenize text into token-file shards plus a manifest (`psyche data prepare`)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from data_providers.manifest import Manifest, ManifestFile, sha256_file
+from data_providers.token_files import DATA_EXTENSIONS, is_data_file, write_token_file
+from data_providers.tokenizer import Tokenizer, token_size_for
+from data_providers.types import DataFileError
+
+DEFAULT_SHARD_TOKENS = 1 << 24
+
+
+def text_file_documents(paths: Iterable[Path]) -> Iterator[tuple[str, str]]:
+    """Each input file is one document; a file that is not UTF-8 text is named in the error."""
+    for path in paths:
+        try:
+            yield str(path), path.read_text(encoding="utf-8")
+        except FileNotFoundError as e:
+            raise DataFileError(f"{path}: input file not found") from e
+        except UnicodeDecodeError as e:
+            raise DataFileError(f"{path}: not UTF-8 text (byte {e.start}): {e.reason}") from e
+
+
+def prepare_dataset(documents: Iterable[tuple[str, str]], out_dir: Path, tokenizer: Tokenizer,
+                    seq_len: int | None = None, shard_tokens: int = DEFAULT_SHARD_TOKENS,
+                    suffix: str = ".npy", progress: Callable[[int], None] | None = None) -> Manifest:
+    """Concatenate documents (EOS between them when the tokenizer has one), cut into shards, write them.
+
+    `progress` is called with the number of characters of each document once it is tokenized.
+    """
+    if suffix not in DATA_EXTENSIONS:
+        raise ValueError(f"suffix must be one of {DATA_EXTENSIONS}, got {suffix!r}")
+    if shard_tokens < 1 or (seq_len is not None and seq_len < 1):
+        raise ValueError("shard_tokens and seq_len must be positive")
+    if seq_len is not None:  # keep whole sequences inside a shard so none is lost at shard boundaries
+        shard_tokens = max(seq_len, shard_tokens - shard_tokens % seq_len)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    existing = sorted(p.name for p in out_dir.iterdir() if is_data_file(p.name) or p.name == "manifest.json")
+    if existing:
+        raise DataFileError(f"{out_dir}: already holds {', '.join(existing[:3])}; use an empty directory")
+    token_size = token_size_for(tokenizer.vocab_size)
+    files: list[ManifestFile] = []
+    sources: list[str] = []
+    pending: list[np.ndarray] = []
+    pending_len = 0
+
+    def flush(final: bool) -> None:
+        nonlocal pending, pending_len
+        buf = np.concatenate(pending) if pending else np.zeros(0, dtype=np.uint32)
+        while len(buf) >= shard_tokens or (final and len(buf)):
+            chunk, buf = buf[:shard_tokens], buf[shard_tokens:]
+            path = out_dir / f"tokens-{len(files):05d}{suffix}"
+            write_token_file(path, chunk, token_size)
+            files.append(ManifestFile(path.name, len(chunk), path.stat().st_size, sha256_file(path)))
+        pending, pending_len = [buf], len(buf)
+
+    for name, text in documents:
+        ids = tokenizer.encode(text)
+        if tokenizer.eos_id is not None:
+            ids = np.append(ids, np.uint32(tokenizer.eos_id))
+        pending.append(ids)
+        pending_len += len(ids)
+        sources.append(name)
+        if pending_len >= shard_tokens:
+            flush(final=False)
+        if progress is not None:
+            progress(len(text))
+    flush(final=True)
+    if not files:
+        raise DataFileError(f"{out_dir}: the inputs produced no tokens")
+    manifest = Manifest(token_size, tokenizer.describe(), files, seq_len, sources)
+    manifest.save(out_dir)
+    return manifest

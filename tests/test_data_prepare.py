@@ -1,0 +1,122 @@
+"""Dataset preparation: byte and HF tokenizers, the pydoc corpus, manifest, CLI, bad inputs."""
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from client.cli import main
+from data_providers.corpus import corpus_documents
+from data_providers.local import LocalProvider
+from data_providers.manifest import Manifest, sha256_file
+from data_providers.prepare import prepare_dataset, text_file_documents
+from data_providers.tokenizer import ByteTokenizer, HfTokenizer, load_tokenizer
+from data_providers.types import BatchId, DataFileError
+
+TEXT_A = "The quick brown fox jumps over the lazy dog. " * 20
+TEXT_B = "Pack my box with five dozen liquor jugs! Ünïcödé ✓ " * 20
+
+
+def tiny_hf_tokenizer(path: Path) -> Path:
+    """Train a small byte-level BPE with the tokenizers library itself: nothing is downloaded."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([TEXT_A, TEXT_B], trainer)
+    tok.save(str(path))
+    return path
+
+
+def test_byte_prepare_round_trips_text_and_writes_a_manifest(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text(TEXT_A)
+    (tmp_path / "b.txt").write_text(TEXT_B)
+    out = tmp_path / "out"
+    m = prepare_dataset(text_file_documents([tmp_path / "a.txt", tmp_path / "b.txt"]), out, ByteTokenizer(),
+                        seq_len=16, shard_tokens=500)
+    all_bytes = (TEXT_A + TEXT_B).encode()
+    assert m.num_tokens == len(all_bytes) and m.token_size == 2 and m.tokenizer["kind"] == "byte"
+    assert [f.num_tokens for f in m.files[:-1]] == [496] * (len(m.files) - 1)  # shards hold whole sequences
+    loaded = Manifest.load(out)
+    assert loaded is not None and loaded.files == m.files and loaded.seq_len == 16
+    for f in m.files:
+        assert sha256_file(out / f.name) == f.sha256 and (out / f.name).stat().st_size == f.num_bytes
+    stream = np.concatenate([np.load(out / f.name) for f in m.files])
+    assert stream.tobytes() == np.frombuffer(all_bytes, np.uint8).astype("<u2").tobytes()
+    p = LocalProvider(out, 16)
+    first = asyncio.run(p.get_samples(BatchId(0, 0)))[0]
+    assert ByteTokenizer().decode(first.input_ids) == TEXT_A[:16]
+
+
+def test_pydoc_corpus_prepares_without_download(tmp_path: Path) -> None:
+    docs = list(corpus_documents("pydoc"))
+    assert len(docs) > 50 and docs == sorted(docs)
+    m = prepare_dataset(docs[:5], tmp_path / "out", ByteTokenizer(), shard_tokens=10_000)
+    assert m.source == [name for name, _ in docs[:5]]
+    with pytest.raises(ValueError, match="unknown corpus 'wiki'"):
+        corpus_documents("wiki")
+
+
+def test_hf_tokenizer_json_prepare_and_decode(tmp_path: Path) -> None:
+    tok_path = tiny_hf_tokenizer(tmp_path / "tokenizer.json")
+    tok = load_tokenizer(str(tok_path))
+    assert isinstance(tok, HfTokenizer) and tok.eos_id is not None
+    (tmp_path / "a.txt").write_text(TEXT_A)
+    (tmp_path / "b.txt").write_text(TEXT_B)
+    m = prepare_dataset(text_file_documents([tmp_path / "a.txt", tmp_path / "b.txt"]), tmp_path / "out", tok)
+    assert m.tokenizer["kind"] == "hf" and m.tokenizer["sha256"] == sha256_file(tok_path)
+    ids = np.load(tmp_path / "out" / m.files[0].name)
+    assert len(ids) < len(TEXT_A + TEXT_B) / 2  # BPE really merged
+    eos_at = np.flatnonzero(ids == tok.eos_id)
+    assert len(eos_at) == 2 and eos_at[-1] == len(ids) - 1  # one EOS after each document
+    assert tok.decode(ids[:eos_at[0]]) == TEXT_A
+
+
+def test_bad_tokenizer_and_inputs_are_named(tmp_path: Path) -> None:
+    with pytest.raises(DataFileError, match=r"nope\.json: tokenizer file not found"):
+        load_tokenizer(str(tmp_path / "nope.json"))
+    (tmp_path / "bad.json").write_text('{"version": "1.0", "model": 42}')
+    with pytest.raises(DataFileError, match=r"bad\.json: not a valid tokenizer\.json"):
+        load_tokenizer(str(tmp_path / "bad.json"))
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(DataFileError, match=r"latin1\.txt: not UTF-8 text \(byte 3\)"):
+        prepare_dataset(text_file_documents([tmp_path / "latin1.txt"]), tmp_path / "o", ByteTokenizer())
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(DataFileError, match="the inputs produced no tokens"):
+        prepare_dataset(text_file_documents([tmp_path / "empty.txt"]), tmp_path / "o2", ByteTokenizer())
+
+
+def test_prepare_refuses_a_directory_that_already_holds_tokens(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    prepare_dataset([("d", TEXT_A)], out, ByteTokenizer())
+    with pytest.raises(DataFileError, match=r"out: already holds manifest.json, tokens-00000.npy"):
+        prepare_dataset([("d", TEXT_A)], out, ByteTokenizer())
+
+
+def test_cli_prepare_verify_and_sample(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text(TEXT_A)
+    out = tmp_path / "out"
+    runner = CliRunner()
+    r = runner.invoke(main, ["data", "prepare", str(tmp_path / "a.txt"), "--corpus", "pydoc", "-o", str(out),
+                             "--seq-len", "64", "--format", "bin", "--shard-tokens", "100000"])
+    assert r.exit_code == 0, r.output
+    assert "tokens of 2 bytes, tokenizer byte (vocab 256)" in r.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["files"][0]["name"] == "tokens-00000.bin" and manifest["source"][0].endswith("a.txt")
+    r = runner.invoke(main, ["data", "verify", str(out)])
+    assert r.exit_code == 0 and "ok:" in r.output, r.output
+    r = runner.invoke(main, ["data", "sample", str(out), "--seq-len", "16", "--index", "1", "--decode-bytes"])
+    assert r.exit_code == 0 and r.output.strip() == f"1: {TEXT_A[16:32]!r}", r.output
+    first = out / "tokens-00000.bin"
+    first.write_bytes(first.read_bytes()[:-1])
+    r = runner.invoke(main, ["data", "verify", str(out)])
+    assert r.exit_code != 0 and "tokens-00000.bin: truncated or altered" in r.output
+    r = runner.invoke(main, ["data", "prepare", "-o", str(tmp_path / "x")])
+    assert r.exit_code != 0 and "give INPUT files and/or --corpus" in r.output
