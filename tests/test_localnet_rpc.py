@@ -127,9 +127,9 @@ def test_clock_follows_wall_time(net: Localnet) -> None:
     async def main():
         async with AsyncClient(net.url) as c:
             s1 = (await c.get_slot()).value
-            await asyncio.sleep(1.3)
+            await asyncio.sleep(2.0)
             s2 = (await c.get_slot()).value
-            assert 2 <= s2 - s1 <= 5  # ~400 ms slots
+            assert 3 <= s2 - s1 <= 10  # ~400 ms slots; loose bounds for a loaded 2-core CI machine
             clock = (await c.get_account_info(Pubkey.from_string("SysvarC1ock11111111111111111111111111111111"))).value
             import time
             ts = struct.unpack_from("<q", bytes(clock.data), 32)[0]
