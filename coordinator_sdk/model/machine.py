@@ -1,0 +1,327 @@
+"""The transitions of the coordinator state machine (psyche-facts §2.3–§3.5 plus this project's changes:
+points only for epochs that complete, an idle-witness penalty, exact-integer batch ramp).
+
+Every public method is one instruction: it either raises a ModelError and leaves the state untouched,
+or applies fully and bumps `nonce`. Time is the chain's `unix_timestamp`; `seed` is the round seed the
+chain derives for a round started by this instruction."""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+from coordinator_sdk.assignment import batch_size
+from coordinator_sdk.bloom import Bloom
+from coordinator_sdk.consensus import trainer_healthy, witness_quorum
+from coordinator_sdk.model import errors as E
+from coordinator_sdk.model.state import (
+    MAX_CLIENTS,
+    MAX_WITNESSES,
+    NUM_ROUNDS,
+    U64_MAX,
+    ClientState,
+    Config,
+    EpochClient,
+    EpochState,
+    RegisteredClient,
+    Round,
+    RunState,
+    State,
+    Witness,
+)
+from coordinator_sdk.shuffle import elected_witnesses, is_witness, witness_slots
+
+ACTIVE = (RunState.RoundTrain, RunState.RoundWitness, RunState.Cooldown)
+
+
+def _instruction(fn: Callable) -> Callable:
+    """All-or-nothing: work on a copy, commit it and bump the nonce only when nothing was refused."""
+    def run(self: Machine, *args, **kwargs):
+        draft = copy.deepcopy(self.state)
+        result = fn(self, draft, *args, **kwargs)
+        draft.nonce += 1
+        self.state = draft
+        return result
+    run.__name__, run.__doc__ = fn.__name__, fn.__doc__
+    return run
+
+
+class Machine:
+    def __init__(self, state: State | None = None) -> None:
+        self.state = state or State()
+
+    # ---- owner --------------------------------------------------------------------------------------
+    @_instruction
+    def update_config(self, s: State, config: Config) -> None:
+        if s.run_state == RunState.Finished:
+            raise E.RunFinished("the run is finished")
+        if not s.halted():
+            raise E.NotHalted("config changes only while the run is paused or not started")
+        bad = config.violations()
+        if bad:
+            raise E.InvalidConfig("; ".join(bad))
+        s.config = copy.deepcopy(config)
+
+    @_instruction
+    def set_future_epoch_rates(self, s: State, earning: int | None, slashing: int | None) -> None:
+        for v in (earning, slashing):
+            if v is not None and not 0 <= v <= U64_MAX:
+                raise E.ArithmeticOverflow(f"rate {v} is not a u64")
+        if earning is not None:
+            s.future_earning_rate = earning
+        if slashing is not None:
+            s.future_slashing_rate = slashing
+
+    @_instruction
+    def set_paused(self, s: State, paused: bool, now: int, seed: int) -> None:
+        if paused:
+            if s.run_state in ACTIVE:
+                s.pending_pause = True
+            elif s.run_state in (RunState.WaitingForMembers, RunState.Warmup):
+                _withdraw_all(s)
+                _change(s, RunState.Paused, now)
+                s.epoch_state.cold_start_epoch = True
+            else:
+                raise E.WrongState(f"cannot pause a run in state {s.run_state.name}")
+            return
+        if s.run_state == RunState.Uninitialized:
+            bad = s.config.violations()
+            if bad:
+                raise E.InvalidConfig("; ".join(bad))
+            s.step = max(s.step, 1)
+            _change(s, RunState.Paused, now)
+        if s.run_state != RunState.Paused:
+            raise E.NotPaused(f"the run is {s.run_state.name}, not paused")
+        _change(s, RunState.Finished if s.step >= s.config.total_steps else RunState.WaitingForMembers, now)
+        s.next_active += 1  # everyone joins again after a pause
+        _tick(s, now, seed)
+
+    # ---- clients ------------------------------------------------------------------------------------
+    @_instruction
+    def join_run(self, s: State, signer: bytes, p2p: bytes, addr_hint: bytes, now: int, seed: int) -> None:
+        if s.run_state == RunState.Finished:
+            raise E.RunFinished("the run is finished")
+        known = next((c for c in s.clients if c.signer == signer), None)
+        if known is None:
+            if len(s.clients) >= MAX_CLIENTS:
+                raise E.ClientsFull(f"{MAX_CLIENTS} clients are registered")
+            if len(s.clients) >= s.config.global_batch_size_end:
+                raise E.MoreClientsThanBatches(f"only {s.config.global_batch_size_end} samples per round")
+            known = RegisteredClient(signer, p2p)
+            s.clients.append(known)
+        known.p2p, known.addr_hint, known.active = p2p, addr_hint, s.next_active
+        if not s.halted():
+            _tick(s, now, seed)
+
+    @_instruction
+    def withdraw(self, s: State, signer: bytes, now: int, seed: int) -> None:
+        known = next((c for c in s.clients if c.signer == signer), None)
+        if known is None:
+            raise E.SignerNotAClient("this wallet never joined the run")
+        known.active = 0
+        for c in s.epoch_state.clients:
+            if c.signer == signer and c.state == ClientState.Healthy:
+                c.state = ClientState.Withdrawn
+        if not s.halted():
+            _tick(s, now, seed)
+
+    @_instruction
+    def tick(self, s: State, now: int, seed: int) -> None:
+        if s.halted():
+            raise E.Halted(f"the run is {s.run_state.name}")
+        _tick(s, now, seed)
+
+    @_instruction
+    def warmup_witness(self, s: State, signer: bytes, now: int, seed: int) -> None:
+        if s.halted():
+            raise E.Halted(f"the run is {s.run_state.name}")
+        index = _epoch_index(s, signer)
+        if s.run_state != RunState.Warmup:
+            if s.run_state == RunState.RoundTrain and s.current_round.height == 0:
+                return  # a late warmup witness after the switch is accepted and ignored
+            raise E.WrongState(f"warmup witnesses only in Warmup, the run is {s.run_state.name}")
+        round_ = s.current_round
+        if any(w.client_index == index for w in round_.witnesses):
+            raise E.DuplicateWitness(f"client {index} already witnessed the warmup")
+        round_.witnesses.append(Witness(index, b"", b"", bytes(32)))
+        if len(round_.witnesses) >= witness_slots(s.config.witness_nodes, len(s.epoch_state.clients)):
+            _start_round_train(s, now, seed)
+        else:
+            _tick(s, now, seed)
+
+    @_instruction
+    def witness(self, s: State, signer: bytes, participant: bytes, broadcast: bytes, merkle: bytes,
+                now: int, seed: int) -> None:
+        if s.halted():
+            raise E.Halted(f"the run is {s.run_state.name}")
+        if s.run_state not in (RunState.RoundTrain, RunState.RoundWitness):
+            raise E.WrongState(f"witnesses only in RoundTrain/RoundWitness, the run is {s.run_state.name}")
+        index = _epoch_index(s, signer)
+        round_ = s.current_round
+        if not is_witness(index, round_.clients_len, round_.random_seed, s.config.witness_nodes):
+            raise E.WitnessNotElected(f"client {index} is not a witness of round {round_.height}")
+        if any(w.client_index == index for w in round_.witnesses):
+            raise E.DuplicateWitness(f"client {index} already witnessed round {round_.height}")
+        if len(round_.witnesses) >= MAX_WITNESSES:
+            raise E.WitnessesFull("32 witnesses already")
+        round_.witnesses.append(Witness(index, participant, broadcast, merkle))
+        expected = witness_slots(s.config.witness_nodes, round_.clients_len)
+        if s.run_state == RunState.RoundTrain and len(round_.witnesses) >= expected:
+            _change(s, RunState.RoundWitness, now)
+        else:
+            _tick(s, now, seed)
+
+    @_instruction
+    def health_check(self, s: State, reporter: bytes, target_index: int, now: int, seed: int) -> None:
+        if s.halted():
+            raise E.Halted(f"the run is {s.run_state.name}")
+        _epoch_index(s, reporter)
+        prev = s.previous_round(1)
+        if s.run_state not in (RunState.RoundTrain, RunState.RoundWitness) or prev is None \
+                or s.current_round.height < 2:
+            raise E.HealthCheckTooEarly("health checks start at round height 2")
+        if not 0 <= target_index < len(s.epoch_state.clients):
+            raise E.NotAnEpochClient(f"no epoch client at index {target_index}")
+        target = s.epoch_state.clients[target_index]
+        blooms = [Bloom.from_bytes(w.participant_bloom) for w in prev.witnesses]
+        if trainer_healthy(target.signer, blooms, s.config.witness_nodes):
+            raise E.ClientIsHealthy(f"client {target_index} delivered in the witnessed round")
+        if target.state == ClientState.Healthy:
+            target.state = ClientState.Dropped
+        _tick(s, now, seed)
+
+
+# ---- internals (operate on the draft state) ---------------------------------------------------------
+def _epoch_index(s: State, signer: bytes) -> int:
+    for i, c in enumerate(s.epoch_state.clients):
+        if c.signer == signer:
+            return i
+    raise E.SignerNotAClient("the signer is not a client of the current epoch")
+
+
+def _change(s: State, new: RunState, now: int) -> None:
+    s.run_state = new
+    s.run_state_start_unix_timestamp = now
+
+
+def _timed_out(s: State, now: int, duration: int) -> bool:
+    start = s.run_state_start_unix_timestamp
+    return now != start and now >= start + duration
+
+
+def _withdraw_all(s: State) -> None:
+    for c in s.epoch_state.clients:
+        if c.state == ClientState.Healthy:
+            c.state = ClientState.Withdrawn
+
+
+def _move_to_exited(s: State, height: int) -> None:
+    keep = []
+    for c in s.epoch_state.clients:
+        if c.state == ClientState.Healthy:
+            keep.append(c)
+        else:
+            c.exited_height = height
+            s.epoch_state.exited_clients.append(c)
+    s.epoch_state.clients = keep
+
+
+def _target_batch(s: State, r: Round) -> int:
+    c = s.config
+    return batch_size(r.data_index, c.max_seq_len, c.global_batch_size_start, c.global_batch_size_end,
+                      c.global_batch_size_warmup_tokens)
+
+
+def _start_round_train(s: State, now: int, seed: int) -> None:
+    es = s.epoch_state
+    if es.first_round:
+        es.rounds_head, height, data_index = 0, 0, s.epoch_start_data_index
+        s.next_active += 1  # the next epoch's members must join again
+    else:
+        prev = s.current_round
+        es.rounds_head = (es.rounds_head + 1) % NUM_ROUNDS
+        height, data_index = prev.height + 1, prev.data_index + _target_batch(s, prev)
+    es.rounds[es.rounds_head] = Round([], data_index, seed, height, len(es.clients))
+    _change(s, RunState.RoundTrain, now)
+
+
+def _penalize_idle_witnesses(s: State) -> None:
+    r = s.current_round
+    posted = {w.client_index for w in r.witnesses}
+    for i in elected_witnesses(r.clients_len, r.random_seed, s.config.witness_nodes):
+        if i in posted or i >= len(s.epoch_state.clients):
+            continue
+        signer = s.epoch_state.clients[i].signer
+        reg = next(c for c in s.clients if c.signer == signer)
+        reg.slashed = min(U64_MAX, reg.slashed + s.slashing_rate)
+
+
+def _end_epoch_rewards(s: State) -> None:
+    n = s.epoch_state.clients_at_start
+    if n == 0:
+        return
+    share = s.earning_rate // n
+    for c in s.epoch_state.clients:
+        if c.state == ClientState.Healthy:
+            reg = next(r for r in s.clients if r.signer == c.signer)
+            reg.earned = min(U64_MAX, reg.earned + share)
+
+
+def _tick(s: State, now: int, seed: int) -> None:
+    es, cfg = s.epoch_state, s.config
+    if s.run_state == RunState.WaitingForMembers:
+        pending = [c for c in s.clients if c.active == s.next_active]
+        if len(pending) >= cfg.init_min_clients and _timed_out(s, now, cfg.waiting_for_members_extra_time):
+            cold = es.cold_start_epoch
+            s.epoch_state = EpochState(clients=[EpochClient(c.signer, c.p2p) for c in pending[:MAX_CLIENTS]],
+                                       start_step=s.step, start_timestamp=now, first_round=True,
+                                       cold_start_epoch=cold)
+            s.epoch_state.clients_at_start = len(s.epoch_state.clients)
+            s.earning_rate, s.slashing_rate = s.future_earning_rate, s.future_slashing_rate
+            _change(s, RunState.Warmup, now)
+    elif s.run_state == RunState.Warmup:
+        if _timed_out(s, now, cfg.warmup_time):
+            _start_round_train(s, now, seed)
+        else:
+            _move_to_exited(s, 0)
+        if len(s.epoch_state.clients) < cfg.min_clients:
+            _change(s, RunState.Finished if s.step >= cfg.total_steps else RunState.WaitingForMembers, now)
+    elif s.run_state == RunState.RoundTrain:
+        if _timed_out(s, now, cfg.max_round_train_time):
+            _change(s, RunState.RoundWitness, now)
+    elif s.run_state == RunState.RoundWitness:
+        if not _timed_out(s, now, cfg.round_witness_time):
+            return
+        r = s.current_round
+        _penalize_idle_witnesses(s)
+        es.first_round = False
+        s.step += 1
+        _move_to_exited(s, r.height)
+        n_witnesses = len(r.witnesses)
+        if n_witnesses == 0:
+            _withdraw_all(s)
+            _change(s, RunState.Cooldown, now)
+            return
+        if now != es.start_timestamp and now >= es.start_timestamp + cfg.epoch_time and es.last_step == 0:
+            es.last_step = s.step + 2
+        if (es.last_step and s.step >= es.last_step) or len(es.clients) < cfg.min_clients \
+                or n_witnesses < witness_quorum(n_witnesses, cfg.witness_nodes) \
+                or s.step >= cfg.total_steps or s.pending_pause:
+            _change(s, RunState.Cooldown, now)
+        else:
+            _start_round_train(s, now, seed)
+    elif s.run_state == RunState.Cooldown:
+        if not _timed_out(s, now, cfg.cooldown_time):
+            return
+        r = s.current_round
+        s.epoch_start_data_index = r.data_index + _target_batch(s, r)
+        s.epoch += 1
+        _end_epoch_rewards(s)
+        _move_to_exited(s, r.height)
+        if s.pending_pause:
+            _withdraw_all(s)
+            s.pending_pause = False
+            _change(s, RunState.Paused, now)
+            es.cold_start_epoch = True
+        else:
+            _change(s, RunState.Finished if s.step >= cfg.total_steps else RunState.WaitingForMembers, now)
+            es.cold_start_epoch = False

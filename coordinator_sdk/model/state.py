@@ -1,0 +1,148 @@
+"""The coordinator's state, as plain data. Field names follow the on-chain layout (IDL names snake_cased)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+MAX_CLIENTS = 256
+MAX_WITNESSES = 32
+NUM_ROUNDS = 4
+U64_MAX = 2**64 - 1
+
+
+class RunState(IntEnum):
+    Uninitialized = 0
+    WaitingForMembers = 1
+    Warmup = 2
+    RoundTrain = 3
+    RoundWitness = 4
+    Cooldown = 5
+    Finished = 6
+    Paused = 7
+
+
+class ClientState(IntEnum):
+    Healthy = 0
+    Dropped = 1
+    Withdrawn = 2
+    Ejected = 3
+
+
+@dataclass
+class Config:
+    warmup_time: int = 30
+    cooldown_time: int = 30
+    max_round_train_time: int = 30
+    round_witness_time: int = 5
+    global_batch_size_warmup_tokens: int = 0
+    epoch_time: int = 600
+    total_steps: int = 1000
+    init_min_clients: int = 1
+    min_clients: int = 1
+    witness_nodes: int = 0
+    global_batch_size_start: int = 8
+    global_batch_size_end: int = 8
+    waiting_for_members_extra_time: int = 3
+    max_seq_len: int = 512
+
+    def violations(self) -> list[str]:
+        """Every sanity rule the config breaks (psyche-facts §2.1), empty when it is sound."""
+        rules = [
+            (self.epoch_time > 0, "epoch_time must be > 0"),
+            (self.warmup_time < self.epoch_time, "warmup_time must be < epoch_time"),
+            (0 < self.max_round_train_time < self.epoch_time, "max_round_train_time must be in (0, epoch_time)"),
+            (self.round_witness_time > 0, "round_witness_time must be > 0"),
+            (self.min_clients > 0, "min_clients must be > 0"),
+            (self.min_clients <= self.init_min_clients <= MAX_CLIENTS, "need min_clients <= init_min_clients <= 256"),
+            (0 < self.global_batch_size_start <= self.global_batch_size_end,
+             "need 0 < global_batch_size_start <= global_batch_size_end"),
+            (self.total_steps > 0, "total_steps must be > 0"),
+            (self.witness_nodes <= self.min_clients, "witness_nodes must be <= min_clients"),
+            (self.witness_nodes <= MAX_WITNESSES, "witness_nodes must be <= 32"),
+            (self.cooldown_time > 0, "cooldown_time must be > 0"),
+            (self.waiting_for_members_extra_time > 0, "waiting_for_members_extra_time must be > 0"),
+            (self.max_seq_len > 0, "max_seq_len must be > 0"),
+        ]
+        return [msg for ok, msg in rules if not ok]
+
+
+@dataclass
+class Witness:
+    client_index: int
+    participant_bloom: bytes
+    broadcast_bloom: bytes
+    broadcast_merkle: bytes
+
+
+@dataclass
+class Round:
+    witnesses: list[Witness] = field(default_factory=list)
+    data_index: int = 0
+    random_seed: int = 0
+    height: int = 0
+    clients_len: int = 0
+
+
+@dataclass
+class EpochClient:
+    signer: bytes
+    p2p: bytes
+    state: ClientState = ClientState.Healthy
+    exited_height: int = 0
+
+
+@dataclass
+class RegisteredClient:
+    """A wallet that joined the run at some point: its keys, when it last joined, and its points."""
+    signer: bytes
+    p2p: bytes
+    addr_hint: bytes = b""
+    active: int = 0
+    earned: int = 0
+    slashed: int = 0
+
+
+@dataclass
+class EpochState:
+    rounds: list[Round] = field(default_factory=lambda: [Round() for _ in range(NUM_ROUNDS)])
+    clients: list[EpochClient] = field(default_factory=list)
+    exited_clients: list[EpochClient] = field(default_factory=list)
+    rounds_head: int = 0
+    start_step: int = 0
+    last_step: int = 0
+    start_timestamp: int = 0
+    first_round: bool = True
+    cold_start_epoch: bool = False
+    clients_at_start: int = 0
+
+
+@dataclass
+class State:
+    run_state: RunState = RunState.Uninitialized
+    config: Config = field(default_factory=Config)
+    epoch: int = 0
+    step: int = 1
+    epoch_start_data_index: int = 0
+    epoch_state: EpochState = field(default_factory=EpochState)
+    run_state_start_unix_timestamp: int = 0
+    pending_pause: bool = False
+    clients: list[RegisteredClient] = field(default_factory=list)
+    next_active: int = 1
+    earning_rate: int = 0
+    slashing_rate: int = 0
+    future_earning_rate: int = 0
+    future_slashing_rate: int = 0
+    nonce: int = 0
+
+    @property
+    def current_round(self) -> Round:
+        return self.epoch_state.rounds[self.epoch_state.rounds_head]
+
+    def previous_round(self, back: int = 1) -> Round | None:
+        """The round `back` steps before the current one in this epoch, or None before the epoch had it."""
+        if self.epoch_state.first_round or self.current_round.height < back:
+            return None
+        return self.epoch_state.rounds[(self.epoch_state.rounds_head - back) % NUM_ROUNDS]
+
+    def halted(self) -> bool:
+        return self.run_state in (RunState.Uninitialized, RunState.Finished, RunState.Paused)

@@ -1,0 +1,226 @@
+"""The reference model through whole runs: joins, warmup (both exits), rounds with elected witnesses,
+health checks, pause/resume, epochs, rewards, the idle-witness penalty, finishing at total_steps."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from coordinator_sdk.bloom import Bloom
+from coordinator_sdk.model import Config, Machine, ModelError, RunState
+from coordinator_sdk.model import errors as E
+from coordinator_sdk.model.state import ClientState
+from coordinator_sdk.shuffle import elected_witnesses
+
+CFG = Config(warmup_time=10, cooldown_time=5, max_round_train_time=20, round_witness_time=2, epoch_time=200,
+             total_steps=12, init_min_clients=4, min_clients=2, witness_nodes=0, global_batch_size_start=8,
+             global_batch_size_end=8, waiting_for_members_extra_time=1)
+KEYS = [bytes([i]) * 32 for i in range(1, 6)]
+
+
+def seed_at(now: int) -> int:
+    return int.from_bytes(hashlib.sha256(now.to_bytes(8, "little")).digest()[:8], "little")
+
+
+class Run:
+    def __init__(self, cfg: Config = CFG) -> None:
+        self.m, self.now = Machine(), 1000
+        self.m.update_config(cfg)
+        self.m.set_future_epoch_rates(1000, 7)
+        self.m.set_paused(False, self.now, seed_at(self.now))
+
+    @property
+    def s(self):
+        return self.m.state
+
+    def at(self, dt: int) -> int:
+        self.now += dt
+        return self.now
+
+    def join_all(self, keys=KEYS[:4]) -> None:
+        for k in keys:
+            self.m.join_run(k, k[::-1], b"127.0.0.1:1", self.now, seed_at(self.now))
+
+    def tick(self, dt: int) -> None:
+        self.m.tick(self.at(dt), seed_at(self.now))
+
+    def bloom_with(self, signers) -> bytes:
+        b = Bloom([1, 2, 3, 4, 5, 6, 7, 8])
+        for k in signers:
+            b.add(hashlib.sha256(k).digest())
+        return b.to_bytes()
+
+    def witness_round(self, delivered=None, skip=()) -> list[int]:
+        r = self.s.current_round
+        chosen = elected_witnesses(r.clients_len, r.random_seed, self.s.config.witness_nodes)
+        clients = self.s.epoch_state.clients
+        delivered = [c.signer for c in clients] if delivered is None else delivered
+        for i in chosen:
+            if i in skip:
+                continue
+            self.m.witness(clients[i].signer, self.bloom_with(delivered), self.bloom_with([]), bytes(32),
+                           self.at(1), seed_at(self.now))
+        return chosen
+
+
+def to_first_round(run: Run) -> None:
+    run.join_all()
+    run.tick(2)
+    assert run.s.run_state == RunState.Warmup
+    for c in run.s.epoch_state.clients:
+        run.m.warmup_witness(c.signer, run.at(0), seed_at(run.now))
+    assert run.s.run_state == RunState.RoundTrain and run.s.current_round.height == 0
+
+
+def test_waiting_for_members_needs_init_min_clients_and_extra_time() -> None:
+    run = Run()
+    run.join_all(KEYS[:3])
+    run.tick(5)
+    assert run.s.run_state == RunState.WaitingForMembers
+    run.join_all(KEYS[3:4])  # the extra wait counts from when WaitingForMembers began: it has passed
+    assert run.s.run_state == RunState.Warmup and len(run.s.epoch_state.clients) == 4
+    fresh = Run()
+    fresh.join_all()  # in the very second WaitingForMembers began: no transition yet
+    assert fresh.s.run_state == RunState.WaitingForMembers
+    fresh.tick(1)
+    assert fresh.s.run_state == RunState.Warmup
+
+
+def test_warmup_exits_by_witnesses_or_by_timeout() -> None:
+    run = Run()
+    to_first_round(run)
+    run2 = Run()
+    run2.join_all()
+    run2.tick(2)
+    run2.tick(CFG.warmup_time)
+    assert run2.s.run_state == RunState.RoundTrain
+
+
+def test_full_epoch_rewards_and_data_index() -> None:
+    run = Run()
+    to_first_round(run)
+    start_nonce = run.s.nonce
+    for step in range(3):
+        height = run.s.current_round.height
+        run.witness_round()
+        assert run.s.run_state == RunState.RoundWitness
+        run.tick(CFG.round_witness_time)
+        assert run.s.current_round.height == height + 1 and run.s.current_round.data_index == 8 * (step + 1)
+    assert run.s.nonce > start_nonce
+    run.m.set_paused(True, run.at(0), seed_at(run.now))
+    assert run.s.pending_pause
+    run.witness_round()
+    run.tick(CFG.round_witness_time)
+    assert run.s.run_state == RunState.Cooldown
+    run.tick(CFG.cooldown_time)
+    assert run.s.run_state == RunState.Paused and run.s.epoch == 1
+    assert run.s.epoch_start_data_index == 8 * 4
+    # The epoch completed before the pause took effect: its clients keep their points (Psyche burns them).
+    assert [c.earned for c in run.s.clients] == [250, 250, 250, 250]
+    assert all(c.slashed == 0 for c in run.s.clients)
+
+
+def test_points_at_epoch_end_and_the_idle_witness_penalty() -> None:
+    cfg = Config(**{**CFG.__dict__, "witness_nodes": 2, "min_clients": 2})
+    run = Run(cfg)
+    to_first_round(run)
+    run.witness_round()
+    run.tick(CFG.round_witness_time)
+    r = run.s.current_round
+    idle = elected_witnesses(r.clients_len, r.random_seed, 2)[0]
+    idle_signer = run.s.epoch_state.clients[idle].signer
+    run.witness_round(skip=(idle,))
+    assert run.s.run_state == RunState.RoundTrain  # one elected witness is missing
+    run.tick(CFG.max_round_train_time)
+    assert run.s.run_state == RunState.RoundWitness
+    run.tick(CFG.round_witness_time)
+    assert run.s.run_state == RunState.Cooldown  # 1 witness < quorum of 2: the epoch ends
+    run.tick(CFG.cooldown_time)
+    assert run.s.run_state == RunState.WaitingForMembers and run.s.epoch == 1
+    by_signer = {c.signer: c for c in run.s.clients}
+    assert all(c.earned == 1000 // 4 for c in run.s.clients)
+    assert by_signer[idle_signer].slashed == 7 and sum(c.slashed for c in run.s.clients) == 7
+
+
+def test_run_finishes_at_total_steps() -> None:
+    run = Run(Config(**{**CFG.__dict__, "total_steps": 3}))
+    to_first_round(run)
+    for _ in range(2):
+        run.witness_round()
+        run.tick(CFG.round_witness_time)
+    assert run.s.run_state == RunState.Cooldown and run.s.step == 3
+    run.tick(CFG.cooldown_time)
+    assert run.s.run_state == RunState.Finished
+    with pytest.raises(E.Halted):
+        run.tick(100)
+    with pytest.raises(E.RunFinished):
+        run.m.join_run(KEYS[4], KEYS[4], b"", run.now, 1)
+
+
+def test_health_check_drops_a_client_that_never_delivered() -> None:
+    run = Run()
+    to_first_round(run)
+    clients = [c.signer for c in run.s.epoch_state.clients]
+    lazy = clients[2]
+    for _ in range(2):
+        run.witness_round(delivered=[k for k in clients if k != lazy])
+        run.tick(CFG.round_witness_time)
+    assert run.s.current_round.height == 2
+    reporter = clients[0]
+    with pytest.raises(E.ClientIsHealthy):
+        run.m.health_check(reporter, 1, run.at(0), seed_at(run.now))
+    run.m.health_check(reporter, 2, run.at(0), seed_at(run.now))
+    assert run.s.epoch_state.clients[2].state == ClientState.Dropped
+    run.witness_round(delivered=[k for k in clients if k != lazy])
+    run.tick(CFG.round_witness_time)
+    assert lazy not in [c.signer for c in run.s.epoch_state.clients]
+    assert lazy in [c.signer for c in run.s.epoch_state.exited_clients]
+
+
+def test_refusals_change_nothing() -> None:
+    run = Run()
+    to_first_round(run)
+    before = (run.s.nonce, repr(run.s))
+    outsider = KEYS[4]
+    r = run.s.current_round
+    chosen = elected_witnesses(r.clients_len, r.random_seed, 0)
+    not_chosen = [i for i in range(r.clients_len) if i not in chosen]
+    cases = [
+        (E.SignerNotAClient, lambda: run.m.witness(outsider, b"", b"", bytes(32), run.now, 1)),
+        (E.NotHalted, lambda: run.m.update_config(CFG)),
+        (E.HealthCheckTooEarly, lambda: run.m.health_check(KEYS[0], 1, run.now, 1)),
+        (E.NotPaused, lambda: run.m.set_paused(False, run.now, 1)),
+    ]
+    if not_chosen:
+        signer = run.s.epoch_state.clients[not_chosen[0]].signer
+        cases.append((E.WitnessNotElected, lambda: run.m.witness(signer, b"", b"", bytes(32), run.now, 1)))
+    for exc, call in cases:
+        with pytest.raises(exc):
+            call()
+        assert (run.s.nonce, repr(run.s)) == before
+    i = chosen[0]
+    run.m.witness(run.s.epoch_state.clients[i].signer, run.bloom_with([]), run.bloom_with([]), bytes(32),
+                  run.now, 1)
+    with pytest.raises(E.DuplicateWitness):
+        run.m.witness(run.s.epoch_state.clients[i].signer, run.bloom_with([]), run.bloom_with([]), bytes(32),
+                      run.now, 1)
+
+
+@pytest.mark.parametrize("field,value", [("epoch_time", 0), ("warmup_time", 10**6), ("max_round_train_time", 0),
+                                         ("round_witness_time", 0), ("min_clients", 0), ("init_min_clients", 300),
+                                         ("global_batch_size_start", 0), ("total_steps", 0), ("witness_nodes", 33),
+                                         ("cooldown_time", 0), ("waiting_for_members_extra_time", 0)])
+def test_each_config_rule(field: str, value: int) -> None:
+    m = Machine()
+    with pytest.raises(E.InvalidConfig):
+        m.update_config(Config(**{**CFG.__dict__, field: value}))
+    assert m.state.nonce == 0
+
+
+def test_more_clients_than_batches_and_finished_runs() -> None:
+    run = Run(Config(**{**CFG.__dict__, "global_batch_size_start": 2, "global_batch_size_end": 2,
+                        "init_min_clients": 2, "min_clients": 2}))
+    run.join_all(KEYS[:2])
+    with pytest.raises(E.MoreClientsThanBatches):
+        run.m.join_run(KEYS[2], KEYS[2], b"", run.now, 1)
+    assert isinstance(E.MoreClientsThanBatches(), ModelError)
