@@ -145,8 +145,22 @@ static inline bool sol_sub_u64(uint64_t a, uint64_t b, uint64_t *out) {
     return !__builtin_sub_overflow(a, b, out);
 }
 static inline bool sol_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
-    return !__builtin_mul_overflow(a, b, out);
+    /* Not __builtin_mul_overflow (nor `b > MAX / a`, which LLVM turns into it): for u64 that needs a
+     * 128-bit multiply (__multi3), which the BPF backend cannot call. Schoolbook on 32-bit halves instead. */
+    uint64_t a1 = a >> 32, a0 = a & 0xffffffffULL, b1 = b >> 32, b0 = b & 0xffffffffULL;
+    if (a1 && b1) return false;
+    uint64_t cross = a1 * b0 + a0 * b1; /* one term is zero, the other < 2^64 */
+    if (cross >> 32) return false;
+    uint64_t low = a0 * b0, hi = cross << 32;
+    if (low + hi < low) return false;
+    *out = low + hi;
+    return true;
 }
+
+/* The heap region: 32 KiB of zeroed scratch per invocation, no allocator. Use for data too big for the
+ * 512-byte BPF stack frame; each user takes a fixed, disjoint offset. */
+#define SOL_HEAP_START ((uint8_t *)0x300000000ULL)
+#define SOL_HEAP_SIZE (32 * 1024)
 
 /* ---- input deserialization ---------------------------------------------------------------------- */
 /*

@@ -1,0 +1,89 @@
+"""The coordinator program's ABI from its IDL (programs/coordinator/idl.json): instruction builders, account
+decoders, PDA helpers and the named error map. anchorpy does the borsh work offline; nothing here talks to
+a node, so the same code serves LiteSVM tests, the localnet and any cluster."""
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from anchorpy import Context, Idl, Program, Provider, Wallet
+from solana.rpc.async_api import AsyncClient
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from solders.system_program import ID as SYSTEM_PROGRAM
+from solders.sysvar import SLOT_HASHES
+
+from coordinator_sdk.program_errors import ErrorMap
+from programs.deploy import program_id_for
+
+IDL_PATH = Path(__file__).resolve().parent.parent / "programs" / "coordinator" / "idl.json"
+PROGRAM_ID = program_id_for("coordinator")
+ANYONE = Pubkey.default()  # an authorization granted to the all-zero key lets anyone join
+
+
+class CoordinatorCodec:
+    def __init__(self, program_id: Pubkey = PROGRAM_ID, idl_path: Path = IDL_PATH) -> None:
+        self.program_id = program_id
+        self.idl_json = json.loads(idl_path.read_text())
+        self.idl = Idl.from_json(idl_path.read_text())
+        # A Program needs a provider; it is never used to send here (building and decoding are offline).
+        self.program = Program(self.idl, program_id, Provider(AsyncClient("http://127.0.0.1:9"), Wallet(Keypair())))
+        self.errors = ErrorMap(self.idl_json["errors"])
+
+    # ---- addresses ----------------------------------------------------------------------------------
+    def instance_pda(self, run_id: str | bytes) -> Pubkey:
+        rid = run_id.encode() if isinstance(run_id, str) else run_id
+        return Pubkey.find_program_address([b"coordinator", rid], self.program_id)[0]
+
+    def authorization_pda(self, instance: Pubkey, grantee: Pubkey) -> Pubkey:
+        return Pubkey.find_program_address([b"authorization", bytes(instance), bytes(grantee)], self.program_id)[0]
+
+    @cached_property
+    def account_size(self) -> int:
+        """Bytes of a CoordinatorAccount (the owner creates it with this size before init_run)."""
+        return self.program.account["CoordinatorAccount"].size
+
+    # ---- instructions -------------------------------------------------------------------------------
+    def ix(self, name: str, *args: Any, accounts: dict[str, Pubkey]) -> Instruction:
+        return self.program.instruction[name](*args, ctx=Context(accounts=accounts))
+
+    def init_run(self, payer: Pubkey, run_id: str, account: Pubkey, main_authority: Pubkey,
+                 join_authority: Pubkey) -> Instruction:
+        return self.ix("init_run", run_id, main_authority, join_authority, accounts={
+            "payer": payer, "instance": self.instance_pda(run_id), "coordinator_account": account,
+            "system_program": SYSTEM_PROGRAM})
+
+    def owner_ix(self, name: str, authority: Pubkey, instance: Pubkey, account: Pubkey, *args: Any) -> Instruction:
+        accounts = {"authority": authority, "instance": instance, "coordinator_account": account}
+        if name == "set_paused":
+            accounts["slot_hashes"] = SLOT_HASHES
+        return self.ix(name, *args, accounts=accounts)
+
+    def config(self, **fields: int) -> Any:
+        fields.setdefault("pad", [0] * 5)
+        return self.program.type["Config"](**fields)
+
+    def authorize(self, name: str, join_authority: Pubkey, instance: Pubkey, grantee: Pubkey) -> Instruction:
+        accounts = {"join_authority": join_authority, "instance": instance,
+                    "authorization": self.authorization_pda(instance, grantee)}
+        if name == "authorize":
+            accounts["system_program"] = SYSTEM_PROGRAM
+        return self.ix(name, grantee, accounts=accounts)
+
+    def join_run(self, user: Pubkey, instance: Pubkey, account: Pubkey, p2p: Pubkey, addr_hint: str,
+                 grantee: Pubkey = ANYONE) -> Instruction:
+        return self.ix("join_run", p2p, addr_hint, accounts={
+            "user": user, "instance": instance, "coordinator_account": account,
+            "authorization": self.authorization_pda(instance, grantee), "slot_hashes": SLOT_HASHES})
+
+    def client_ix(self, name: str, user: Pubkey, instance: Pubkey, account: Pubkey, *args: Any) -> Instruction:
+        return self.ix(name, *args, accounts={"user": user, "instance": instance, "coordinator_account": account,
+                                              "slot_hashes": SLOT_HASHES})
+
+    # ---- accounts -----------------------------------------------------------------------------------
+    def decode(self, raw: bytes) -> Any:
+        """Decode any of the program's accounts (dispatch on the discriminator)."""
+        return self.program.coder.accounts.decode(raw)

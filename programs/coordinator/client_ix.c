@@ -1,0 +1,200 @@
+/* Instructions of clients (and of anyone, for tick): accounts start with signer, instance, coordinator
+ * account (w); SlotHashes follows (index 3, or 4 for join_run whose index 3 is the authorization). */
+#include "args.h"
+
+static uint64_t load_client(const SolParameters *p, Ctx *ctx, uint64_t slot_hashes_i) {
+    uint64_t err = require_signer(p, 0);
+    if (err) return err;
+    if ((err = load_run(p, 1, 2, true, ctx))) return err;
+    if ((err = check_slot_hashes(p, slot_hashes_i))) return err;
+    ctx->signer = &p->ka[0];
+    return SOL_SUCCESS;
+}
+
+static uint64_t seed_now(const Ctx *ctx, uint64_t slot_hashes_i) {
+    return round_seed(ctx->acc, &ctx->p->ka[slot_hashes_i], ctx->now);
+}
+
+/* Tick as a side effect: only while the run is live; "nothing to do" is not an error. */
+static uint64_t maybe_tick(Ctx *ctx, uint64_t slot_hashes_i) {
+    if (is_halted(ctx->acc)) return SOL_SUCCESS;
+    return tick(ctx->acc, ctx->now, seed_now(ctx, slot_hashes_i));
+}
+
+static uint64_t check_authorization(const SolParameters *p, const Ctx *ctx) {
+    SolAccountInfo *au = &p->ka[3];
+    if (!sol_pubkey_eq(au->owner, p->program_id)) return E_NOT_AUTHORIZED;
+    if (au->data_len != sizeof(Authorization)) return E_NOT_AUTHORIZED;
+    const Authorization *a = (const Authorization *)au->data;
+    if (a->discriminator != DISC_AUTHORIZATION || !sol_pubkey_eq(&a->instance, p->ka[1].key)) return E_NOT_AUTHORIZED;
+    static const SolPubkey ANYONE = {{0}};
+    if (!sol_pubkey_eq(&a->grantee, ctx->signer->key) && !sol_pubkey_eq(&a->grantee, &ANYONE)) return E_NOT_AUTHORIZED;
+    SolPubkey expected;
+    uint8_t bump = a->bump;
+    SolSignerSeed seeds[4] = {{(const uint8_t *)"authorization", 13}, {p->ka[1].key->x, 32}, {a->grantee.x, 32},
+                              {&bump, 1}};
+    if (sol_create_program_address(seeds, 4, p->program_id, &expected) || !sol_pubkey_eq(&expected, au->key))
+        return E_INVALID_PDA;
+    return SOL_SUCCESS;
+}
+
+/* join_run(p2p: pubkey, addr_hint: string<=64); accounts: user, instance, account, authorization, SlotHashes */
+uint64_t ix_join_run(const SolParameters *p, Args *args) {
+    Ctx ctx;
+    uint64_t err = load_client(p, &ctx, 4);
+    if (err) return err;
+    const uint8_t *p2p = args_take(args, 32);
+    uint64_t hint_len = 0;
+    bool too_long = false;
+    const uint8_t *hint = args_string(args, ADDR_HINT_MAX, &hint_len, &too_long);
+    if (too_long) return E_STRING_TOO_LONG;
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    if ((err = check_authorization(p, &ctx))) return err;
+    CoordinatorAccount *a = ctx.acc;
+    if (a->run_state == RS_FINISHED) return E_RUN_FINISHED;
+    int64_t i = find_registered(a, ctx.signer->key);
+    if (i < 0) {
+        if (a->num_clients >= MAX_CLIENTS) return E_CLIENTS_FULL;
+        if (a->num_clients >= a->config.global_batch_size_end) return E_MORE_CLIENTS_THAN_BATCHES;
+        i = a->num_clients++;
+        a->clients[i].signer = *ctx.signer->key;
+    }
+    RegisteredClient *c = &a->clients[i];
+    sol_memcpy(c->p2p.x, p2p, 32);
+    sol_memset(c->addr_hint, 0, ADDR_HINT_MAX);
+    sol_memcpy(c->addr_hint, hint, hint_len);
+    c->active = a->next_active;
+    if ((err = maybe_tick(&ctx, 4))) return err;
+    return bump_nonce(a);
+}
+
+uint64_t ix_withdraw(const SolParameters *p, Args *args) {
+    Ctx ctx;
+    uint64_t err = load_client(p, &ctx, 3);
+    if (err) return err;
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    CoordinatorAccount *a = ctx.acc;
+    int64_t i = find_registered(a, ctx.signer->key);
+    if (i < 0) return E_SIGNER_NOT_A_CLIENT;
+    a->clients[i].active = 0;
+    int64_t e = find_epoch_client(a, ctx.signer->key);
+    if (e >= 0 && a->epoch_clients[e].state == CS_HEALTHY) a->epoch_clients[e].state = CS_WITHDRAWN;
+    if ((err = maybe_tick(&ctx, 3))) return err;
+    return bump_nonce(a);
+}
+
+uint64_t ix_tick(const SolParameters *p, Args *args) {
+    Ctx ctx;
+    uint64_t err = load_client(p, &ctx, 3);
+    if (err) return err;
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    if (is_halted(ctx.acc)) return E_HALTED;
+    if ((err = tick(ctx.acc, ctx.now, seed_now(&ctx, 3)))) return err;
+    return bump_nonce(ctx.acc);
+}
+
+uint64_t ix_warmup_witness(const SolParameters *p, Args *args) {
+    Ctx ctx;
+    uint64_t err = load_client(p, &ctx, 3);
+    if (err) return err;
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    CoordinatorAccount *a = ctx.acc;
+    if (is_halted(a)) return E_HALTED;
+    int64_t index = find_epoch_client(a, ctx.signer->key);
+    if (index < 0) return E_SIGNER_NOT_A_CLIENT;
+    if (a->run_state != RS_WARMUP) {
+        if (a->run_state == RS_ROUND_TRAIN && a->rounds[a->rounds_head].height == 0) return bump_nonce(a);
+        return E_WRONG_STATE;
+    }
+    Round *r = &a->rounds[a->rounds_head];
+    for (uint32_t w = 0; w < r->num_witnesses; w++)
+        if (r->witnesses[w].client_index == index) return E_DUPLICATE_WITNESS;
+    if (r->num_witnesses >= MAX_WITNESSES) return E_WITNESSES_FULL;
+    r->witnesses[r->num_witnesses++].client_index = (uint16_t)index;
+    if (r->num_witnesses >= witness_slots(a->config.witness_nodes, a->num_epoch_clients))
+        err = start_round_train(a, ctx.now, seed_now(&ctx, 3));
+    else
+        err = tick(a, ctx.now, seed_now(&ctx, 3));
+    if (err) return err;
+    return bump_nonce(a);
+}
+
+/* witness(participant_bloom[192], broadcast_bloom[192], broadcast_merkle[32], step u32, loss f32,
+ *         tokens_per_sec f32, bandwidth_per_sec f32) -- the metadata is for indexers (logged, not stored) */
+uint64_t ix_witness(const SolParameters *p, Args *args) {
+    Ctx ctx;
+    uint64_t err = load_client(p, &ctx, 3);
+    if (err) return err;
+    const uint8_t *participant = args_take(args, BLOOM_BYTES), *broadcast = args_take(args, BLOOM_BYTES);
+    const uint8_t *merkle = args_take(args, 32), *metadata = args_take(args, 16);
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    CoordinatorAccount *a = ctx.acc;
+    if (is_halted(a)) return E_HALTED;
+    if (a->run_state != RS_ROUND_TRAIN && a->run_state != RS_ROUND_WITNESS) return E_WRONG_STATE;
+    int64_t index = find_epoch_client(a, ctx.signer->key);
+    if (index < 0) return E_SIGNER_NOT_A_CLIENT;
+    Round *r = &a->rounds[a->rounds_head];
+    uint32_t slots = witness_slots(a->config.witness_nodes, r->clients_len);
+    if ((uint64_t)index >= r->clients_len || shuffled_index(index, r->clients_len, r->random_seed, false) >= slots)
+        return E_WITNESS_NOT_ELECTED;
+    for (uint32_t w = 0; w < r->num_witnesses; w++)
+        if (r->witnesses[w].client_index == index) return E_DUPLICATE_WITNESS;
+    if (r->num_witnesses >= MAX_WITNESSES) return E_WITNESSES_FULL;
+    Witness *w = &r->witnesses[r->num_witnesses++];
+    w->client_index = (uint16_t)index;
+    sol_memcpy(w->participant_bloom, participant, BLOOM_BYTES);
+    sol_memcpy(w->broadcast_bloom, broadcast, BLOOM_BYTES);
+    sol_memcpy(w->broadcast_merkle, merkle, 32);
+    SolBytes event[3] = {{(const uint8_t *)"witness", 7}, {ctx.signer->key->x, 32}, {metadata, 16}};
+    sol_log_data(event, 3);
+    if (a->run_state == RS_ROUND_TRAIN && r->num_witnesses >= slots) change_state(a, RS_ROUND_WITNESS, ctx.now);
+    else if ((err = tick(a, ctx.now, seed_now(&ctx, 3)))) return err;
+    return bump_nonce(a);
+}
+
+/* health_check(target_index: u16): the target delivered to fewer than a quorum of the previous round's
+ * witnesses' participant blooms -> Dropped. */
+uint64_t ix_health_check(const SolParameters *p, Args *args) {
+    Ctx ctx;
+    uint64_t err = load_client(p, &ctx, 3);
+    if (err) return err;
+    uint16_t target = args_u16(args);
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    CoordinatorAccount *a = ctx.acc;
+    if (is_halted(a)) return E_HALTED;
+    if (find_epoch_client(a, ctx.signer->key) < 0) return E_SIGNER_NOT_A_CLIENT;
+    const Round *cur = &a->rounds[a->rounds_head];
+    if ((a->run_state != RS_ROUND_TRAIN && a->run_state != RS_ROUND_WITNESS) || a->first_round || cur->height < 2)
+        return E_HEALTH_CHECK_TOO_EARLY;
+    if (target >= a->num_epoch_clients) return E_NOT_AN_EPOCH_CLIENT;
+    const Round *prev = &a->rounds[(a->rounds_head + NUM_ROUNDS - 1) % NUM_ROUNDS];
+    uint8_t item[32];
+    SolBytes s[1] = {{a->epoch_clients[target].signer.x, 32}};
+    sol_sha256(s, 1, item);
+    uint32_t score = 0;
+    for (uint32_t w = 0; w < prev->num_witnesses; w++)
+        if (bloom_contains(prev->witnesses[w].participant_bloom, item, 32)) score++;
+    if (score >= witness_quorum(prev->num_witnesses, a->config.witness_nodes)) return E_CLIENT_IS_HEALTHY;
+    if (a->epoch_clients[target].state == CS_HEALTHY) a->epoch_clients[target].state = CS_DROPPED;
+    if ((err = tick(a, ctx.now, seed_now(&ctx, 3)))) return err;
+    return bump_nonce(a);
+}
+
+/* checkpoint(reference: string<=127): an epoch client records where the current weights can be fetched. */
+uint64_t ix_checkpoint(const SolParameters *p, Args *args) {
+    Ctx ctx;
+    uint64_t err = load_client(p, &ctx, 3);
+    if (err) return err;
+    uint64_t len = 0;
+    bool too_long = false;
+    const uint8_t *ref = args_string(args, CHECKPOINT_MAX, &len, &too_long);
+    if (too_long) return E_STRING_TOO_LONG;
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    CoordinatorAccount *a = ctx.acc;
+    if (find_epoch_client(a, ctx.signer->key) < 0) return E_SIGNER_NOT_A_CLIENT;
+    sol_memset(a->checkpoint, 0, sizeof(a->checkpoint));
+    sol_memcpy(a->checkpoint, ref, len);
+    a->checkpoint_len = (uint8_t)len;
+    if ((err = maybe_tick(&ctx, 3))) return err;
+    return bump_nonce(a);
+}

@@ -1,0 +1,185 @@
+/*
+ * The coordinator program: a training run's state machine on chain. Layouts are zero-copy C structs with
+ * no implicit padding (every gap is an explicit _pad field), so the borsh decoding of the IDL reads them
+ * byte for byte. All integers are little-endian. The Python reference model (coordinator_sdk.model) is
+ * the specification these functions follow.
+ */
+#ifndef COORDINATOR_H
+#define COORDINATOR_H
+#define SOL_MAX_ACCOUNTS 6
+#include "sol_sdk.h"
+
+/* ---- sizes and constants ----------------------------------------------------------------------------- */
+#define MAX_CLIENTS 256
+#define MAX_WITNESSES 32
+#define NUM_ROUNDS 4
+#define RUN_ID_MAX 32
+#define ADDR_HINT_MAX 64
+#define CHECKPOINT_MAX 127
+#define BLOOM_BYTES 192
+#define SHUFFLE_ROUNDS 90
+#define ACCOUNT_VERSION 1
+
+enum { RS_UNINITIALIZED = 0, RS_WAITING_FOR_MEMBERS, RS_WARMUP, RS_ROUND_TRAIN, RS_ROUND_WITNESS, RS_COOLDOWN,
+       RS_FINISHED, RS_PAUSED };
+enum { CS_HEALTHY = 0, CS_DROPPED, CS_WITHDRAWN, CS_EJECTED };
+
+/* Anchor discriminators: sha256("global:<name>")[:8] and sha256("account:<Name>")[:8], as LE u64. */
+#define IX_INIT_RUN 0x2a65dfe6ac796994ULL
+#define IX_UPDATE_CONFIG 0x63db530abffc9e1dULL
+#define IX_SET_PAUSED 0xdaa6e1b0c07d3c5bULL
+#define IX_SET_FUTURE_EPOCH_RATES 0x81b6c8c757a015efULL
+#define IX_AUTHORIZE 0x787189dbd266c1adULL
+#define IX_REVOKE 0xf25dad85221f17aaULL
+#define IX_JOIN_RUN 0x4bf6866a667da048ULL
+#define IX_WITHDRAW 0x22a16d949c4612b7ULL
+#define IX_TICK 0x0f3f5065082c4f5cULL
+#define IX_WARMUP_WITNESS 0x5e37163fe87ae8d3ULL
+#define IX_WITNESS 0x2715df8e1995f4d5ULL
+#define IX_HEALTH_CHECK 0x839d128aa8635a73ULL
+#define IX_CHECKPOINT 0xfcb88ff0cc13c8d5ULL
+#define IX_CLOSE_RUN 0xccab934a4c823d1fULL
+#define DISC_RUN_INSTANCE 0x0fba572748ffcb9cULL
+#define DISC_COORDINATOR_ACCOUNT 0x2b569b2c37b121efULL
+#define DISC_AUTHORIZATION 0x4b20a8c3f3a84403ULL
+
+/* ---- custom errors (Anchor-style, >= 6000; names and messages are in the IDL) ----------------------- */
+enum {
+    E_INVALID_INSTRUCTION = 6000, E_NOT_ENOUGH_ACCOUNTS, E_MISSING_SIGNER, E_NOT_WRITABLE, E_WRONG_OWNER,
+    E_WRONG_ACCOUNT_SIZE, E_WRONG_DISCRIMINATOR, E_INVALID_PDA, E_ALREADY_INITIALIZED, E_NOT_INITIALIZED,
+    E_ACCOUNT_MISMATCH, E_UNAUTHORIZED, E_RUN_ID_INVALID_LENGTH, E_STRING_TOO_LONG, E_INVALID_CONFIG,
+    E_NOT_HALTED, E_RUN_FINISHED, E_NOT_PAUSED, E_WRONG_STATE, E_HALTED, E_CLIENTS_FULL,
+    E_MORE_CLIENTS_THAN_BATCHES, E_SIGNER_NOT_A_CLIENT, E_DUPLICATE_WITNESS, E_WITNESS_NOT_ELECTED,
+    E_WITNESSES_FULL, E_HEALTH_CHECK_TOO_EARLY, E_CLIENT_IS_HEALTHY, E_NOT_AN_EPOCH_CLIENT,
+    E_ARITHMETIC_OVERFLOW, E_NOT_AUTHORIZED, E_INVALID_ARGUMENT, E_NOT_SYSTEM_PROGRAM, E_ACCOUNT_NOT_ZEROED,
+    E_WRONG_SYSVAR,
+};
+
+/* ---- layouts ----------------------------------------------------------------------------------------- */
+typedef struct {
+    uint64_t warmup_time, cooldown_time, max_round_train_time, round_witness_time;
+    uint64_t global_batch_size_warmup_tokens, epoch_time;
+    uint32_t total_steps, max_seq_len;
+    uint16_t init_min_clients, min_clients, witness_nodes, global_batch_size_start, global_batch_size_end;
+    uint8_t waiting_for_members_extra_time;
+    uint8_t _pad[5];
+} Config; /* 72 bytes */
+
+typedef struct {
+    uint16_t client_index;
+    uint8_t _pad[6];
+    uint8_t participant_bloom[BLOOM_BYTES];
+    uint8_t broadcast_bloom[BLOOM_BYTES];
+    uint8_t broadcast_merkle[32];
+} Witness; /* 424 */
+
+typedef struct {
+    uint64_t data_index, random_seed;
+    uint32_t height;
+    uint16_t clients_len, num_witnesses;
+    Witness witnesses[MAX_WITNESSES];
+} Round; /* 24 + 13568 */
+
+typedef struct {
+    SolPubkey signer, p2p;
+    uint8_t state;
+    uint8_t _pad[3];
+    uint32_t exited_height;
+} EpochClient; /* 72 */
+
+typedef struct {
+    SolPubkey signer, p2p;
+    uint8_t addr_hint[ADDR_HINT_MAX];
+    uint64_t active, earned, slashed;
+} RegisteredClient; /* 152 */
+
+typedef struct {
+    uint64_t discriminator, version, nonce;
+    SolPubkey instance;
+    uint8_t run_id[RUN_ID_MAX];
+    uint8_t run_state, pending_pause, first_round, cold_start_epoch, run_id_len, checkpoint_len;
+    uint8_t _pad0[2];
+    Config config;
+    uint32_t epoch, step;
+    uint64_t epoch_start_data_index, run_state_start_unix_timestamp;
+    uint32_t rounds_head, start_step, last_step, clients_at_start;
+    uint64_t start_timestamp;
+    uint64_t earning_rate, slashing_rate, future_earning_rate, future_slashing_rate;
+    uint64_t next_active;
+    uint32_t num_clients, num_epoch_clients, num_exited_clients;
+    uint8_t _pad1[4];
+    uint8_t checkpoint[CHECKPOINT_MAX + 1];
+    Round rounds[NUM_ROUNDS];
+    RegisteredClient clients[MAX_CLIENTS];
+    EpochClient epoch_clients[MAX_CLIENTS];
+    EpochClient exited_clients[MAX_CLIENTS];
+    uint8_t reserved[1024];
+} CoordinatorAccount;
+
+typedef struct {
+    uint64_t discriminator;
+    uint8_t bump, run_id_len;
+    uint8_t _pad[6];
+    SolPubkey main_authority, join_authority, coordinator_account;
+    uint8_t run_id[RUN_ID_MAX];
+} RunInstance; /* 144 */
+
+typedef struct {
+    uint64_t discriminator;
+    SolPubkey instance, grantee;
+    uint8_t bump;
+    uint8_t _pad[7];
+} Authorization; /* 80 */
+
+sol_assert_static(sizeof(Config) == 72, config_size);
+sol_assert_static(sizeof(Witness) == 424, witness_size);
+sol_assert_static(sizeof(Round) == 13592, round_size);
+sol_assert_static(sizeof(EpochClient) == 72, epoch_client_size);
+sol_assert_static(sizeof(RegisteredClient) == 152, registered_client_size);
+sol_assert_static(sizeof(RunInstance) == 144, instance_size);
+sol_assert_static(sizeof(Authorization) == 80, authorization_size);
+sol_assert_static(sizeof(CoordinatorAccount) == 131568, account_size); /* == the IDL's size (tested) */
+
+/* Heap scratch offsets (SOL_HEAP_START + offset), disjoint per user. */
+#define HEAP_SEED_PARTS 0
+
+/* ---- shared helpers (machine.c, election.c, accounts.c) ----------------------------------------------- */
+typedef struct {
+    const SolParameters *p;
+    CoordinatorAccount *acc;
+    RunInstance *inst;
+    SolAccountInfo *signer;
+    uint64_t now;
+} Ctx;
+
+uint64_t load_run(const SolParameters *p, uint64_t inst_i, uint64_t acc_i, bool writable, Ctx *ctx);
+uint64_t require_signer(const SolParameters *p, uint64_t i);
+int64_t find_registered(const CoordinatorAccount *a, const SolPubkey *signer);
+int64_t find_epoch_client(const CoordinatorAccount *a, const SolPubkey *signer);
+bool is_halted(const CoordinatorAccount *a);
+uint64_t config_check(const Config *c);
+uint64_t tick(CoordinatorAccount *a, uint64_t now, uint64_t seed);
+void change_state(CoordinatorAccount *a, uint8_t state, uint64_t now);
+uint64_t start_round_train(CoordinatorAccount *a, uint64_t now, uint64_t seed);
+uint64_t round_seed(const CoordinatorAccount *a, const SolAccountInfo *slot_hashes, uint64_t now);
+uint64_t batch_size(const CoordinatorAccount *a, uint64_t data_index);
+uint32_t witness_slots(uint32_t witness_nodes, uint32_t n_clients);
+uint32_t witness_quorum(uint32_t n_witnesses, uint32_t witness_nodes);
+uint64_t shuffled_index(uint64_t index, uint64_t count, uint64_t round_seed, bool inverse);
+bool bloom_contains(const uint8_t *bloom, const uint8_t *item, uint64_t len);
+uint64_t get_unix_time(uint64_t *now);
+uint64_t check_slot_hashes(const SolParameters *p, uint64_t i);
+uint64_t instance_address(const uint8_t *run_id, uint64_t len, uint8_t bump, const SolPubkey *program_id,
+                          SolPubkey *out);
+uint64_t find_instance_address(const uint8_t *run_id, uint64_t len, const SolPubkey *program_id, SolPubkey *out,
+                               uint8_t *bump);
+uint64_t bump_nonce(CoordinatorAccount *a);
+typedef struct {
+    SolAccountInfo *payer, *target, *sys;
+    uint64_t space;
+    const SolSignerSeed *seeds;
+    uint64_t n_seeds;
+} PdaCreate;
+uint64_t create_pda(const SolParameters *p, const PdaCreate *req);
+
+#endif

@@ -1,0 +1,204 @@
+/* Instructions of the run owner (main authority) and the join authority. */
+#include "args.h"
+
+static const uint8_t SEED_AUTHORIZATION[] = {'a', 'u', 't', 'h', 'o', 'r', 'i', 'z', 'a', 't', 'i', 'o', 'n'};
+
+/* init_run(run_id: string, main_authority: pubkey, join_authority: pubkey)
+ * accounts: payer (signer, w), instance PDA (w), coordinator account (w, program-owned, zeroed), system */
+uint64_t ix_init_run(const SolParameters *p, Args *args) {
+    uint64_t err = require_signer(p, 0);
+    if (err) return err;
+    if (p->ka_num < 4) return E_NOT_ENOUGH_ACCOUNTS;
+    uint64_t id_len = 0;
+    bool too_long = false;
+    const uint8_t *run_id = args_string(args, RUN_ID_MAX, &id_len, &too_long);
+    if (too_long) return E_RUN_ID_INVALID_LENGTH;
+    const uint8_t *main_auth = args_take(args, 32), *join_auth = args_take(args, 32);
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    if (id_len == 0) return E_RUN_ID_INVALID_LENGTH;
+    SolAccountInfo *payer = &p->ka[0], *inst = &p->ka[1], *acc = &p->ka[2];
+    if (!payer->is_writable || !inst->is_writable || !acc->is_writable) return E_NOT_WRITABLE;
+    if (!sol_pubkey_eq(acc->owner, p->program_id)) return E_WRONG_OWNER;
+    if (acc->data_len != sizeof(CoordinatorAccount)) return E_WRONG_ACCOUNT_SIZE;
+    CoordinatorAccount *ca = (CoordinatorAccount *)acc->data;
+    if (ca->discriminator != 0) return E_ALREADY_INITIALIZED;
+    for (uint64_t off = 0; off < sizeof(CoordinatorAccount); off += SOL_HEAP_SIZE) { /* heap = zeroes */
+        uint64_t n = sizeof(CoordinatorAccount) - off < SOL_HEAP_SIZE ? sizeof(CoordinatorAccount) - off : SOL_HEAP_SIZE;
+        if (!sol_memeq(acc->data + off, SOL_HEAP_START + SOL_HEAP_SIZE - n, n)) return E_ACCOUNT_NOT_ZEROED;
+    }
+    SolPubkey expected;
+    uint8_t bump;
+    if (find_instance_address(run_id, id_len, p->program_id, &expected, &bump)) return E_INVALID_PDA;
+    if (!sol_pubkey_eq(&expected, inst->key)) return E_INVALID_PDA;
+    SolSignerSeed seeds[3] = {{(const uint8_t *)"coordinator", 11}, {run_id, id_len}, {&bump, 1}};
+    PdaCreate req = {payer, inst, &p->ka[3], sizeof(RunInstance), seeds, 3};
+    err = create_pda(p, &req);
+    if (err) return err;
+    RunInstance *ri = (RunInstance *)inst->data;
+    ri->discriminator = DISC_RUN_INSTANCE;
+    ri->bump = bump;
+    ri->run_id_len = (uint8_t)id_len;
+    sol_memcpy(ri->main_authority.x, main_auth, 32);
+    sol_memcpy(ri->join_authority.x, join_auth, 32);
+    ri->coordinator_account = *acc->key;
+    sol_memcpy(ri->run_id, run_id, id_len);
+    ca->discriminator = DISC_COORDINATOR_ACCOUNT;
+    ca->version = ACCOUNT_VERSION;
+    ca->instance = *inst->key;
+    sol_memcpy(ca->run_id, run_id, id_len);
+    ca->run_id_len = (uint8_t)id_len;
+    ca->step = 1;
+    ca->next_active = 1;
+    ca->run_state = RS_UNINITIALIZED;
+    return SOL_SUCCESS;
+}
+
+/* Accounts of owner instructions: authority (signer), instance, coordinator account (w). */
+static uint64_t load_owner(const SolParameters *p, Ctx *ctx) {
+    uint64_t err = require_signer(p, 0);
+    if (err) return err;
+    err = load_run(p, 1, 2, true, ctx);
+    if (err) return err;
+    return sol_pubkey_eq(p->ka[0].key, &ctx->inst->main_authority) ? SOL_SUCCESS : E_UNAUTHORIZED;
+}
+
+uint64_t ix_update_config(const SolParameters *p, Args *args) {
+    Ctx ctx;
+    uint64_t err = load_owner(p, &ctx);
+    if (err) return err;
+    const uint8_t *raw = args_take(args, sizeof(Config));
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    if (ctx.acc->run_state == RS_FINISHED) return E_RUN_FINISHED;
+    if (!is_halted(ctx.acc)) return E_NOT_HALTED;
+    Config cfg;
+    sol_memcpy(&cfg, raw, sizeof(Config));
+    sol_memset(cfg._pad, 0, sizeof(cfg._pad));
+    err = config_check(&cfg);
+    if (err) return err;
+    ctx.acc->config = cfg;
+    return bump_nonce(ctx.acc);
+}
+
+uint64_t ix_set_future_epoch_rates(const SolParameters *p, Args *args) {
+    Ctx ctx;
+    uint64_t err = load_owner(p, &ctx);
+    if (err) return err;
+    uint64_t earning = args_u64(args), slashing = args_u64(args);
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    ctx.acc->future_earning_rate = earning;
+    ctx.acc->future_slashing_rate = slashing;
+    return bump_nonce(ctx.acc);
+}
+
+/* set_paused(paused: bool); accounts: authority, instance, account, SlotHashes */
+uint64_t ix_set_paused(const SolParameters *p, Args *args) {
+    Ctx ctx;
+    uint64_t err = load_owner(p, &ctx);
+    if (err) return err;
+    if ((err = check_slot_hashes(p, 3))) return err;
+    uint8_t paused = args_u8(args);
+    if (!args_done(args) || paused > 1) return E_INVALID_INSTRUCTION;
+    CoordinatorAccount *a = ctx.acc;
+    if (paused) {
+        if (a->run_state == RS_ROUND_TRAIN || a->run_state == RS_ROUND_WITNESS || a->run_state == RS_COOLDOWN) {
+            a->pending_pause = 1;
+        } else if (a->run_state == RS_WAITING_FOR_MEMBERS || a->run_state == RS_WARMUP) {
+            for (uint32_t i = 0; i < a->num_epoch_clients; i++)
+                if (a->epoch_clients[i].state == CS_HEALTHY) a->epoch_clients[i].state = CS_WITHDRAWN;
+            change_state(a, RS_PAUSED, ctx.now);
+            a->cold_start_epoch = 1;
+        } else {
+            return E_WRONG_STATE;
+        }
+        return bump_nonce(a);
+    }
+    if (a->run_state == RS_UNINITIALIZED) {
+        if ((err = config_check(&a->config))) return err;
+        if (a->step == 0) a->step = 1;
+        change_state(a, RS_PAUSED, ctx.now);
+    }
+    if (a->run_state != RS_PAUSED) return E_NOT_PAUSED;
+    change_state(a, a->step >= a->config.total_steps ? RS_FINISHED : RS_WAITING_FOR_MEMBERS, ctx.now);
+    if (!sol_add_u64(a->next_active, 1, &a->next_active)) return E_ARITHMETIC_OVERFLOW;
+    if (!is_halted(a) && (err = tick(a, ctx.now, round_seed(a, &p->ka[3], ctx.now)))) return err;
+    return bump_nonce(a);
+}
+
+/* authorize(grantee) / revoke(grantee): accounts: join authority (signer, w), instance, authorization (w),
+ * [system program for authorize]. grantee all-zero = anyone may join. */
+static uint64_t load_join_authority(const SolParameters *p, Ctx *ctx, SolPubkey *expected, uint8_t *bump,
+                                    const uint8_t *grantee) {
+    uint64_t err = require_signer(p, 0);
+    if (err) return err;
+    if (p->ka_num < 3) return E_NOT_ENOUGH_ACCOUNTS;
+    SolAccountInfo *inst = &p->ka[1];
+    if (!sol_pubkey_eq(inst->owner, p->program_id)) return E_WRONG_OWNER;
+    if (inst->data_len != sizeof(RunInstance)) return E_WRONG_ACCOUNT_SIZE;
+    ctx->inst = (RunInstance *)inst->data;
+    if (ctx->inst->discriminator != DISC_RUN_INSTANCE) return E_WRONG_DISCRIMINATOR;
+    if (!sol_pubkey_eq(p->ka[0].key, &ctx->inst->join_authority)) return E_UNAUTHORIZED;
+    if (!p->ka[0].is_writable || !p->ka[2].is_writable) return E_NOT_WRITABLE;
+    SolSignerSeed seeds[3] = {{SEED_AUTHORIZATION, sizeof(SEED_AUTHORIZATION)}, {inst->key->x, 32}, {grantee, 32}};
+    if (sol_try_find_program_address(seeds, 3, p->program_id, expected, bump)) return E_INVALID_PDA;
+    return sol_pubkey_eq(expected, p->ka[2].key) ? SOL_SUCCESS : E_INVALID_PDA;
+}
+
+uint64_t ix_authorize(const SolParameters *p, Args *args) {
+    const uint8_t *grantee = args_take(args, 32);
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    Ctx ctx;
+    SolPubkey expected;
+    uint8_t bump;
+    uint64_t err = load_join_authority(p, &ctx, &expected, &bump, grantee);
+    if (err) return err;
+    if (p->ka_num < 4) return E_NOT_ENOUGH_ACCOUNTS;
+    SolSignerSeed seeds[4] = {{SEED_AUTHORIZATION, sizeof(SEED_AUTHORIZATION)}, {p->ka[1].key->x, 32},
+                              {grantee, 32}, {&bump, 1}};
+    PdaCreate req = {&p->ka[0], &p->ka[2], &p->ka[3], sizeof(Authorization), seeds, 4};
+    if ((err = create_pda(p, &req))) return err;
+    Authorization *au = (Authorization *)p->ka[2].data;
+    au->discriminator = DISC_AUTHORIZATION;
+    au->instance = *p->ka[1].key;
+    sol_memcpy(au->grantee.x, grantee, 32);
+    au->bump = bump;
+    return SOL_SUCCESS;
+}
+
+uint64_t ix_revoke(const SolParameters *p, Args *args) {
+    const uint8_t *grantee = args_take(args, 32);
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    Ctx ctx;
+    SolPubkey expected;
+    uint8_t bump;
+    uint64_t err = load_join_authority(p, &ctx, &expected, &bump, grantee);
+    if (err) return err;
+    SolAccountInfo *au = &p->ka[2];
+    if (!sol_pubkey_eq(au->owner, p->program_id)) return E_WRONG_OWNER;
+    if (au->data_len != sizeof(Authorization)) return E_WRONG_ACCOUNT_SIZE;
+    if (((Authorization *)au->data)->discriminator != DISC_AUTHORIZATION) return E_WRONG_DISCRIMINATOR;
+    uint64_t total;
+    if (!sol_add_u64(*p->ka[0].lamports, *au->lamports, &total)) return E_ARITHMETIC_OVERFLOW;
+    *p->ka[0].lamports = total;
+    *au->lamports = 0;
+    sol_memset(au->data, 0, au->data_len);
+    return SOL_SUCCESS;
+}
+
+/* close_run: only while halted; returns both accounts' lamports to the authority and wipes them.
+ * accounts: authority (signer, w), instance (w), coordinator account (w) */
+uint64_t ix_close_run(const SolParameters *p, Args *args) {
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    Ctx ctx;
+    uint64_t err = load_owner(p, &ctx);
+    if (err) return err;
+    if (!is_halted(ctx.acc)) return E_NOT_HALTED;
+    if (!p->ka[0].is_writable || !p->ka[1].is_writable) return E_NOT_WRITABLE;
+    uint64_t total = *p->ka[0].lamports;
+    for (int i = 1; i <= 2; i++) {
+        if (!sol_add_u64(total, *p->ka[i].lamports, &total)) return E_ARITHMETIC_OVERFLOW;
+        *p->ka[i].lamports = 0;
+        sol_memset(p->ka[i].data, 0, p->ka[i].data_len);
+    }
+    *p->ka[0].lamports = total;
+    return SOL_SUCCESS;
+}
