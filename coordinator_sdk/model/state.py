@@ -111,7 +111,7 @@ class EpochState:
     start_step: int = 0
     last_step: int = 0
     start_timestamp: int = 0
-    first_round: bool = True
+    first_round: bool = False  # zeroed until an epoch starts, as on chain
     cold_start_epoch: bool = False
     clients_at_start: int = 0
 

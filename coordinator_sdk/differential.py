@@ -1,0 +1,162 @@
+"""Drive the on-chain program (LiteSVM) and the reference model with the same instructions and compare the
+decoded account with the model's state after every step. Used by the program tests and the fuzz bench.
+
+The round seed mixes chain-only entropy (SlotHashes), so the model is given the seed the chain chose for a
+round that started in that step; `round_seed_matches` checks the chain's seed formula separately."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from solders.keypair import Keypair
+from solders.sysvar import SLOT_HASHES
+
+from coordinator_sdk.bloom import Bloom
+from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run, TxResult
+from coordinator_sdk.model import Config, Machine, ModelError
+from coordinator_sdk.model.state import State
+
+
+def next_round_seed(prev_seed: int, slot_hashes: bytes, now: int, merkles: list[bytes]) -> int:
+    """The program's round seed: sha256(prev seed || newest SlotHashes entry || now || merkle roots)[:8]."""
+    recent = slot_hashes[8:48] if len(slot_hashes) >= 48 and int.from_bytes(slot_hashes[:8], "little") else bytes(40)
+    digest = hashlib.sha256(prev_seed.to_bytes(8, "little") + recent + now.to_bytes(8, "little") + b"".join(merkles))
+    return int.from_bytes(digest.digest()[:8], "little")
+
+
+class Divergence(AssertionError):
+    """The program and the model disagree; the message lists every differing field."""
+
+
+def _cfg_dict(cfg: Config) -> dict[str, int]:
+    return dict(cfg.__dict__)
+
+
+def compare(model: State, chain: Any) -> list[str]:
+    diffs: list[str] = []
+
+    def eq(name: str, m: object, c: object) -> None:
+        if m != c:
+            diffs.append(f"{name}: model {m!r} != chain {c!r}")
+
+    eq("run_state", int(model.run_state), chain.run_state)
+    for f in ("step", "epoch", "epoch_start_data_index", "run_state_start_unix_timestamp", "next_active", "nonce"):
+        eq(f, getattr(model, f), getattr(chain, f))
+    eq("pending_pause", int(model.pending_pause), chain.pending_pause)
+    for mf, cf in (("earning_rate", "earning_rate"), ("slashing_rate", "slashing_rate"),
+                   ("future_earning_rate", "future_earning_rate"), ("future_slashing_rate", "future_slashing_rate")):
+        eq(cf, getattr(model, mf), getattr(chain, cf))
+    for k, v in _cfg_dict(model.config).items():
+        eq(f"config.{k}", v, getattr(chain.config, k))
+    es = model.epoch_state
+    eq("first_round", int(es.first_round), chain.first_round)
+    eq("cold_start_epoch", int(es.cold_start_epoch), chain.cold_start_epoch)
+    for f in ("rounds_head", "start_step", "last_step", "start_timestamp", "clients_at_start"):
+        eq(f, getattr(es, f), getattr(chain, f))
+    eq("num_clients", len(model.clients), chain.num_clients)
+    for i, c in enumerate(model.clients[:chain.num_clients]):
+        cc = chain.clients[i]
+        eq(f"clients[{i}]", (c.signer, c.p2p, c.active, c.earned, c.slashed),
+           (bytes(cc.signer), bytes(cc.p2p), cc.active, cc.earned, cc.slashed))
+    eq("num_epoch_clients", len(es.clients), chain.num_epoch_clients)
+    for i, c in enumerate(es.clients[:chain.num_epoch_clients]):
+        cc = chain.epoch_clients[i]
+        eq(f"epoch_clients[{i}]", (c.signer, int(c.state)), (bytes(cc.signer), cc.state))
+    eq("num_exited_clients", len(es.exited_clients), chain.num_exited_clients)
+    for i, c in enumerate(es.exited_clients[:chain.num_exited_clients]):
+        cc = chain.exited_clients[i]
+        eq(f"exited_clients[{i}]", (c.signer, int(c.state), c.exited_height),
+           (bytes(cc.signer), cc.state, cc.exited_height))
+    if model.run_state not in (0, 1):  # rounds are meaningful once an epoch began
+        for i, (mr, cr) in enumerate(zip(es.rounds, chain.rounds, strict=True)):
+            eq(f"rounds[{i}]", (mr.height, mr.data_index, mr.random_seed, mr.clients_len,
+                                [w.client_index for w in mr.witnesses]),
+               (cr.height, cr.data_index, cr.random_seed, cr.clients_len,
+                [w.client_index for w in cr.witnesses[:cr.num_witnesses]]))
+    return diffs
+
+
+@dataclass
+class Step:
+    name: str
+    chain: TxResult
+    model_error: str | None
+
+
+class DiffRun:
+    """One run on both sides. Every method returns a Step; `check()` raises Divergence on any mismatch."""
+
+    def __init__(self, config: Config, rates: tuple[int, int] = (1000, 7), run_id: str = "diff",
+                 now: int = 1_700_000_000) -> None:
+        self.h = CoordinatorSvm(now)
+        self.run: Run = self.h.create_run(run_id, config={k: v for k, v in _cfg_dict(config).items()},
+                                          rates=rates)
+        self.m = Machine()
+        self.m.update_config(config)
+        self.m.set_future_epoch_rates(*rates)
+        self.check()
+
+    @property
+    def now(self) -> int:
+        return self.h.now
+
+    def chain_state(self) -> Any:
+        return self.h.state(self.run)
+
+    def _round_key(self, st: Any) -> tuple:
+        r = st.rounds[st.rounds_head]
+        return (st.epoch, st.rounds_head, r.height, r.random_seed, st.run_state)
+
+    def _apply(self, name: str, send, model_call) -> Step:
+        before = self._round_key(self.chain_state())
+        res = send()
+        after_state = self.chain_state()
+        seed = after_state.rounds[after_state.rounds_head].random_seed if self._round_key(after_state) != before else 0
+        model_error = None
+        try:
+            model_call(seed)
+        except ModelError as e:
+            model_error = e.name
+        chain_error = res.error_name if not res.ok else None
+        if (model_error or None) != chain_error:
+            raise Divergence(f"{name}: model error {model_error!r}, chain error {chain_error!r} ({res.error})")
+        self.check(name)
+        return Step(name, res, model_error)
+
+    def check(self, where: str = "") -> None:
+        diffs = compare(self.m.state, self.chain_state())
+        if diffs:
+            raise Divergence(f"after {where or 'setup'}:\n  " + "\n  ".join(diffs))
+
+    # ---- instructions -------------------------------------------------------------------------------
+    def set_paused(self, paused: bool) -> Step:
+        return self._apply("set_paused", lambda: self.h.owner(self.run, "set_paused", paused),
+                           lambda seed: self.m.set_paused(paused, self.now, seed))
+
+    def join(self, user: Keypair) -> Step:
+        return self._apply("join_run", lambda: self.h.join(self.run, user),
+                           lambda seed: self.m.join_run(bytes(user.pubkey()), bytes(user.pubkey()),
+                                                        b"127.0.0.1:4000", self.now, seed))
+
+    def client(self, name: str, user: Keypair, *args: Any) -> Step:
+        signer = bytes(user.pubkey())
+        model = {"tick": lambda seed: self.m.tick(self.now, seed),
+                 "withdraw": lambda seed: self.m.withdraw(signer, self.now, seed),
+                 "warmup_witness": lambda seed: self.m.warmup_witness(signer, self.now, seed),
+                 "health_check": lambda seed: self.m.health_check(signer, args[0], self.now, seed),
+                 "witness": lambda seed: self.m.witness(signer, bytes(args[0]), bytes(args[1]), bytes(args[2]),
+                                                        self.now, seed)}[name]
+        return self._apply(name, lambda: self.h.client(self.run, name, user, *args), model)
+
+    def witness(self, user: Keypair, delivered: list[bytes]) -> Step:
+        participant = Bloom([3, 1, 4, 1, 5, 9, 2, 6])
+        for signer in delivered:
+            participant.add(hashlib.sha256(signer).digest())
+        merkle = hashlib.sha256(bytes(user.pubkey()) + self.now.to_bytes(8, "little")).digest()
+        return self.client("witness", user, list(participant.to_bytes()), list(Bloom([0] * 8).to_bytes()),
+                           list(merkle), 0, 0.0, 0.0, 0.0)
+
+    def slot_hashes(self) -> bytes:
+        acc = self.h.svm.get_account(SLOT_HASHES)
+        return bytes(acc.data) if acc else b""
