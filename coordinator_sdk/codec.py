@@ -36,6 +36,8 @@ class CoordinatorCodec:
     # ---- addresses ----------------------------------------------------------------------------------
     def instance_pda(self, run_id: str | bytes) -> Pubkey:
         rid = run_id.encode() if isinstance(run_id, str) else run_id
+        if not 0 < len(rid) <= 32:
+            raise ValueError(f"run_id must be 1 to 32 bytes, got {len(rid)}")
         return Pubkey.find_program_address([b"coordinator", rid], self.program_id)[0]
 
     def authorization_pda(self, instance: Pubkey, grantee: Pubkey) -> Pubkey:
