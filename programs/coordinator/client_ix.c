@@ -64,6 +64,8 @@ uint64_t ix_join_run(const SolParameters *p, Args *args) {
     sol_memset(c->addr_hint, 0, ADDR_HINT_MAX);
     sol_memcpy(c->addr_hint, hint, hint_len);
     c->active = a->next_active;
+    SolBytes event[3] = {{(const uint8_t *)"join", 4}, {ctx.signer->key->x, 32}, {p2p, 32}};
+    sol_log_data(event, 3);
     if ((err = maybe_tick(&ctx, 4))) return err;
     return bump_nonce(a);
 }
@@ -135,11 +137,13 @@ uint64_t ix_witness(const SolParameters *p, Args *args) {
     if (index < 0) return E_SIGNER_NOT_A_CLIENT;
     Round *r = &a->rounds[a->rounds_head];
     uint32_t slots = witness_slots(a->config.witness_nodes, r->clients_len);
-    if ((uint64_t)index >= r->clients_len || shuffled_index(index, r->clients_len, r->random_seed, false) >= slots)
-        return E_WITNESS_NOT_ELECTED;
+    if ((uint64_t)index >= r->clients_len) return E_WITNESS_NOT_ELECTED;
+    uint64_t slot = shuffled_index(a, index, r->clients_len, r->random_seed, false);
+    if (slot >= slots) return E_WITNESS_NOT_ELECTED;
     for (uint32_t w = 0; w < r->num_witnesses; w++)
         if (r->witnesses[w].client_index == index) return E_DUPLICATE_WITNESS;
     if (r->num_witnesses >= MAX_WITNESSES) return E_WITNESSES_FULL;
+    r->posted_slots |= 1U << slot;
     Witness *w = &r->witnesses[r->num_witnesses++];
     w->client_index = (uint16_t)index;
     sol_memcpy(w->participant_bloom, participant, BLOOM_BYTES);
@@ -175,7 +179,12 @@ uint64_t ix_health_check(const SolParameters *p, Args *args) {
     for (uint32_t w = 0; w < prev->num_witnesses; w++)
         if (bloom_contains(prev->witnesses[w].participant_bloom, item, 32)) score++;
     if (score >= witness_quorum(prev->num_witnesses, a->config.witness_nodes)) return E_CLIENT_IS_HEALTHY;
-    if (a->epoch_clients[target].state == CS_HEALTHY) a->epoch_clients[target].state = CS_DROPPED;
+    if (a->epoch_clients[target].state == CS_HEALTHY) {
+        a->epoch_clients[target].state = CS_DROPPED;
+        SolBytes event[3] = {{(const uint8_t *)"drop", 4}, {a->epoch_clients[target].signer.x, 32},
+                             {ctx.signer->key->x, 32}};
+        sol_log_data(event, 3);
+    }
     if ((err = tick(a, ctx.now, seed_now(&ctx, 3)))) return err;
     return bump_nonce(a);
 }

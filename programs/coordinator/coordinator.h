@@ -77,8 +77,10 @@ typedef struct {
     uint64_t data_index, random_seed;
     uint32_t height;
     uint16_t clients_len, num_witnesses;
+    uint32_t posted_slots; /* bit p: the witness elected at slot p posted */
+    uint8_t _pad[4];
     Witness witnesses[MAX_WITNESSES];
-} Round; /* 24 + 13568 */
+} Round; /* 32 + 13568 */
 
 typedef struct {
     SolPubkey signer, p2p;
@@ -109,6 +111,13 @@ typedef struct {
     uint32_t num_clients, num_epoch_clients, num_exited_clients;
     uint8_t _pad1[4];
     uint8_t checkpoint[CHECKPOINT_MAX + 1];
+    /* The current round's swap-or-not tables (90 pivots, 90 source digests), hashed once when the round
+     * starts so that witness verification and the idle-witness penalty need no sha256 at all. */
+    uint64_t shuffle_seed;
+    uint16_t shuffle_count;
+    uint8_t _pad2[6];
+    uint8_t shuffle_pivots[96];
+    uint8_t shuffle_sources[SHUFFLE_ROUNDS][32];
     Round rounds[NUM_ROUNDS];
     RegisteredClient clients[MAX_CLIENTS];
     EpochClient epoch_clients[MAX_CLIENTS];
@@ -133,12 +142,12 @@ typedef struct {
 
 sol_assert_static(sizeof(Config) == 72, config_size);
 sol_assert_static(sizeof(Witness) == 424, witness_size);
-sol_assert_static(sizeof(Round) == 13592, round_size);
+sol_assert_static(sizeof(Round) == 13600, round_size);
 sol_assert_static(sizeof(EpochClient) == 72, epoch_client_size);
 sol_assert_static(sizeof(RegisteredClient) == 152, registered_client_size);
 sol_assert_static(sizeof(RunInstance) == 144, instance_size);
 sol_assert_static(sizeof(Authorization) == 80, authorization_size);
-sol_assert_static(sizeof(CoordinatorAccount) == 131568, account_size); /* == the IDL's size (tested) */
+sol_assert_static(sizeof(CoordinatorAccount) == 134592, account_size); /* == the IDL's size (tested) */
 
 /* Heap scratch offsets (SOL_HEAP_START + offset), disjoint per user. */
 #define HEAP_SEED_PARTS 0
@@ -165,7 +174,8 @@ uint64_t round_seed(const CoordinatorAccount *a, const SolAccountInfo *slot_hash
 uint64_t batch_size(const CoordinatorAccount *a, uint64_t data_index);
 uint32_t witness_slots(uint32_t witness_nodes, uint32_t n_clients);
 uint32_t witness_quorum(uint32_t n_witnesses, uint32_t witness_nodes);
-uint64_t shuffled_index(uint64_t index, uint64_t count, uint64_t round_seed, bool inverse);
+void shuffle_prepare(CoordinatorAccount *a, uint64_t count, uint64_t round_seed);
+uint64_t shuffled_index(CoordinatorAccount *a, uint64_t index, uint64_t count, uint64_t round_seed, bool inverse);
 bool bloom_contains(const uint8_t *bloom, const uint8_t *item, uint64_t len);
 uint64_t get_unix_time(uint64_t *now);
 uint64_t check_slot_hashes(const SolParameters *p, uint64_t i);

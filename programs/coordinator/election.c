@@ -13,28 +13,33 @@ static void election_key(uint64_t round_seed, uint8_t key[32]) {
     sol_sha256(b, 2, key);
 }
 
-/* One swap-or-not round (an involution, so the inverse permutation runs the rounds backwards).
- * With count <= 256 every position/256 is 0, so each round needs exactly two hashes. */
-static uint64_t shuffle_round(uint64_t index, uint64_t count, const uint8_t key[32], uint8_t r) {
-    uint8_t digest[32];
-    uint8_t zero4[4] = {0, 0, 0, 0};
-    SolBytes piv[2] = {{key, 32}, {&r, 1}};
-    sol_sha256(piv, 2, digest);
-    uint64_t pivot = sol_read_u64(digest) % count;
-    uint64_t flip = (pivot + count - index) % count;
-    uint64_t position = index > flip ? index : flip;
-    SolBytes src[3] = {{key, 32}, {&r, 1}, {zero4, 4}};
-    sol_sha256(src, 3, digest);
-    if ((digest[(position % 256) / 8] >> (position % 8)) & 1) return flip;
-    return index;
+/* Swap-or-not with count <= 256: every position/256 is 0, so the whole permutation is fixed by 90 pivots and
+ * 90 source digests. They are hashed once per instruction into heap scratch (180 sha256 calls), after which
+ * mapping any index, forwards or backwards, is arithmetic only. Each round is an involution, so the inverse
+ * permutation runs the rounds backwards. */
+void shuffle_prepare(CoordinatorAccount *a, uint64_t count, uint64_t round_seed) {
+    if (a->shuffle_count == count && a->shuffle_seed == round_seed && count) return;
+    uint8_t buf[40] = {0}, digest[32]; /* key || round || u32 0: one slice per hash is the cheapest call */
+    election_key(round_seed, buf);
+    for (int i = 0; i < SHUFFLE_ROUNDS; i++) {
+        buf[32] = (uint8_t)i;
+        SolBytes piv[1] = {{buf, 33}};
+        sol_sha256(piv, 1, digest);
+        a->shuffle_pivots[i] = (uint8_t)(sol_read_u64(digest) % count); /* count <= 256 */
+        SolBytes src[1] = {{buf, 37}};
+        sol_sha256(src, 1, a->shuffle_sources[i]);
+    }
+    a->shuffle_count = (uint16_t)count;
+    a->shuffle_seed = round_seed;
 }
 
-uint64_t shuffled_index(uint64_t index, uint64_t count, uint64_t round_seed, bool inverse) {
-    uint8_t key[32];
-    election_key(round_seed, key);
+uint64_t shuffled_index(CoordinatorAccount *a, uint64_t index, uint64_t count, uint64_t round_seed, bool inverse) {
+    shuffle_prepare(a, count, round_seed);
     for (int i = 0; i < SHUFFLE_ROUNDS; i++) {
-        uint8_t r = (uint8_t)(inverse ? SHUFFLE_ROUNDS - 1 - i : i);
-        index = shuffle_round(index, count, key, r);
+        int r = inverse ? SHUFFLE_ROUNDS - 1 - i : i;
+        uint64_t flip = (a->shuffle_pivots[r] + count - index) % count;
+        uint64_t position = index > flip ? index : flip;
+        if ((a->shuffle_sources[r][position / 8] >> (position % 8)) & 1) index = flip;
     }
     return index;
 }

@@ -73,22 +73,22 @@ uint64_t start_round_train(CoordinatorAccount *a, uint64_t now, uint64_t seed) {
     r->random_seed = seed;
     r->height = height;
     r->clients_len = (uint16_t)a->num_epoch_clients;
+    r->posted_slots = 0;
+    if (r->clients_len) shuffle_prepare(a, r->clients_len, seed);
     change_state(a, RS_ROUND_TRAIN, now);
     return SOL_SUCCESS;
 }
 
 /* Elected witnesses that posted nothing lose slashing_rate points (Psyche leaves idle witnesses unpunished).
- * The elected set is found by inverting the shuffle for each witness slot. */
+ * Only the silent slots are inverted back to client indices. */
 SOL_NOINLINE static void penalize_idle_witnesses(CoordinatorAccount *a) {
     const Round *r = &a->rounds[a->rounds_head];
     uint32_t slots = witness_slots(a->config.witness_nodes, r->clients_len);
     if (r->num_witnesses >= slots || a->slashing_rate == 0) return;
     for (uint32_t pos = 0; pos < slots; pos++) {
-        uint64_t idx = shuffled_index(pos, r->clients_len, r->random_seed, true);
-        bool posted = false;
-        for (uint32_t w = 0; w < r->num_witnesses; w++)
-            if (r->witnesses[w].client_index == idx) posted = true;
-        if (posted || idx >= a->num_epoch_clients) continue;
+        if ((r->posted_slots >> pos) & 1) continue;
+        uint64_t idx = shuffled_index(a, pos, r->clients_len, r->random_seed, true);
+        if (idx >= a->num_epoch_clients) continue;
         int64_t reg = find_registered(a, &a->epoch_clients[idx].signer);
         if (reg < 0) continue;
         uint64_t *s = &a->clients[reg].slashed;
@@ -167,6 +167,9 @@ SOL_NOINLINE static uint64_t tick_cooldown(CoordinatorAccount *a, uint64_t now) 
         return E_ARITHMETIC_OVERFLOW;
     a->epoch += 1;
     end_epoch_rewards(a);
+    SolBytes event[4] = {{(const uint8_t *)"epoch_end", 9}, {(const uint8_t *)&a->epoch, 4},
+                         {(const uint8_t *)&a->step, 4}, {(const uint8_t *)&a->clients_at_start, 4}};
+    sol_log_data(event, 4);
     move_to_exited(a, r->height);
     if (a->pending_pause) {
         withdraw_all(a);
