@@ -14,8 +14,6 @@ from solders.keypair import Keypair
 from coordinator_sdk.litesvm_harness import CoordinatorSvm
 from coordinator_sdk.shuffle import elected_witnesses
 
-WITNESS_ARGS = ([0] * 192, [0] * 192, [0] * 32, 1, 2.0, 3.0, 4.0)
-
 
 def measure(n: int) -> dict[str, int]:
     h = CoordinatorSvm()
@@ -45,7 +43,8 @@ def measure(n: int) -> dict[str, int]:
         cus = []
         for i in chosen[1:] if skip_first else chosen:
             h.advance(0)
-            cus.append(h.client(run, "witness", by_signer[bytes(st.epoch_clients[i].signer)], *WITNESS_ARGS).cu)
+            args = ([0] * 192, [0] * 192, [0] * 32, st.step, 2.0, 3.0, 4.0)
+            cus.append(h.client(run, "witness", by_signer[bytes(st.epoch_clients[i].signer)], *args).cu)
         return cus
 
     cus = round_witnesses(False)

@@ -146,16 +146,16 @@ class DiffRun:
                  "warmup_witness": lambda seed: self.m.warmup_witness(signer, self.now, seed),
                  "health_check": lambda seed: self.m.health_check(signer, args[0], self.now, seed),
                  "witness": lambda seed: self.m.witness(signer, bytes(args[0]), bytes(args[1]), bytes(args[2]),
-                                                        self.now, seed)}[name]
+                                                        self.now, seed, args[3])}[name]
         return self._apply(name, lambda: self.h.client(self.run, name, user, *args), model)
 
-    def witness(self, user: Keypair, delivered: list[bytes]) -> Step:
+    def witness(self, user: Keypair, delivered: list[bytes], step: int | None = None) -> Step:
         participant = Bloom([3, 1, 4, 1, 5, 9, 2, 6])
         for signer in delivered:
             participant.add(hashlib.sha256(signer).digest())
         merkle = hashlib.sha256(bytes(user.pubkey()) + self.now.to_bytes(8, "little")).digest()
         return self.client("witness", user, list(participant.to_bytes()), list(Bloom([0] * 8).to_bytes()),
-                           list(merkle), 0, 0.0, 0.0, 0.0)
+                           list(merkle), self.chain_state().step if step is None else step, 0.0, 0.0, 0.0)
 
     def slot_hashes(self) -> bytes:
         acc = self.h.svm.get_account(SLOT_HASHES)

@@ -80,7 +80,7 @@ def test_program_written_fields_decode_through_the_idl() -> None:
     elected = by_signer[bytes(st.epoch_clients[elected_witnesses(2, r.random_seed, 1)[0]].signer)]
     participant, broadcast, merkle = bytes(range(192)), bytes(reversed(range(192))), hashlib.sha256(b"m").digest()
     h.advance(1)
-    res = h.client(run, "witness", elected, list(participant), list(broadcast), list(merkle), 7, 1.5, 2.5, 3.5)
+    res = h.client(run, "witness", elected, list(participant), list(broadcast), list(merkle), st.step, 1.5, 2.5, 3.5)
     assert res.ok, res.error
     w = h.state(run).rounds[st.rounds_head].witnesses[0]
     assert (bytes(w.participant_bloom), bytes(w.broadcast_bloom), bytes(w.broadcast_merkle)) == (participant,

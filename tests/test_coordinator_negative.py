@@ -184,8 +184,8 @@ def test_state_rules(h, run) -> None:
     expect(h, run, "WrongState", lambda: h.client(run, "warmup_witness", users[0]))
 
 
-def _witness_args() -> tuple:
-    return [0] * 192, [0] * 192, [0] * 32, 0, 0.0, 0.0, 0.0
+def _witness_args(step: int = 1) -> tuple:
+    return [0] * 192, [0] * 192, [0] * 32, step, 0.0, 0.0, 0.0
 
 
 def test_witness_rules(h, run) -> None:
@@ -201,6 +201,9 @@ def test_witness_rules(h, run) -> None:
     outsider = h.fund(Keypair())
     expect(h, run, "SignerNotAClient", lambda: h.client(run, "witness", outsider, *_witness_args()))
     expect(h, run, "WitnessNotElected", lambda: h.client(run, "witness", not_elected, *_witness_args()))
+    assert st.step == 1
+    expect(h, run, "StaleRound", lambda: h.client(run, "witness", elected, *_witness_args(step=0)))
+    expect(h, run, "StaleRound", lambda: h.client(run, "witness", elected, *_witness_args(step=2)))
     h.advance(1)
     assert h.client(run, "witness", elected, *_witness_args()).ok  # 1 of 1 -> RoundWitness
     expect(h, run, "DuplicateWitness", lambda: h.client(run, "witness", elected, *_witness_args()))

@@ -150,12 +150,14 @@ class Machine:
 
     @_instruction
     def witness(self, s: State, signer: bytes, participant: bytes, broadcast: bytes, merkle: bytes,
-                now: int, seed: int) -> None:
+                now: int, seed: int, step: int | None = None) -> None:
         if s.halted():
             raise E.Halted(f"the run is {s.run_state.name}")
         if s.run_state not in (RunState.RoundTrain, RunState.RoundWitness):
             raise E.WrongState(f"witnesses only in RoundTrain/RoundWitness, the run is {s.run_state.name}")
         index = _epoch_index(s, signer)
+        if step is not None and step != s.step:
+            raise E.StaleRound(f"the witness is for step {step}, the current round is step {s.step}")
         round_ = s.current_round
         if not is_witness(index, round_.clients_len, round_.random_seed, s.config.witness_nodes):
             raise E.WitnessNotElected(f"client {index} is not a witness of round {round_.height}")

@@ -135,6 +135,7 @@ uint64_t ix_witness(const SolParameters *p, Args *args) {
     if (a->run_state != RS_ROUND_TRAIN && a->run_state != RS_ROUND_WITNESS) return E_WRONG_STATE;
     int64_t index = find_epoch_client(a, ctx.signer->key);
     if (index < 0) return E_SIGNER_NOT_A_CLIENT;
+    if (sol_read_u32(metadata) != a->step) return E_STALE_ROUND; /* a witness meant for another round */
     Round *r = &a->rounds[a->rounds_head];
     uint32_t slots = witness_slots(a->config.witness_nodes, r->clients_len);
     if ((uint64_t)index >= r->clients_len) return E_WITNESS_NOT_ELECTED;
