@@ -87,3 +87,41 @@ def test_program_written_fields_decode_through_the_idl() -> None:
                                                                                                   broadcast, merkle)
     assert any(line.startswith("Program data: d2l0bmVzcw==") for line in res.logs)  # "witness" event
     assert PROGRAM_ID == h.codec.program_id
+
+
+def model_description(codec: CoordinatorCodec, **over):
+    import struct
+
+    f32 = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]  # noqa: E731
+    loc = over.pop("location", b"http://127.0.0.1:8000/data/{}.bin")
+    fields = dict(architecture=1, data_type=0, optimizer=1, lr_schedule=2, cold_start_warmup_steps=3,
+                  lr_base=f32(4e-4), lr_warmup_init=f32(1e-6), lr_final=f32(4e-5), lr_warmup_steps=100,
+                  lr_total_steps=10_000, distro_decay=f32(0.999), distro_chunk=64, distro_topk=8,
+                  distro_quantize1bit=1, data_location_len=len(loc), pad=[0, 0],
+                  data_location=list(loc) + [0] * (192 - len(loc)))
+    fields.update(over)
+    return codec.program.type["ModelDescription"](**fields)
+
+
+def test_metadata_model_and_progress_decode_field_by_field() -> None:
+    h = CoordinatorSvm()
+    run = h.create_run("meta", config=dict(warmup_time=10, cooldown_time=5, max_round_train_time=20,
+                                           round_witness_time=2, global_batch_size_warmup_tokens=0, epoch_time=200,
+                                           total_steps=100, max_seq_len=512, init_min_clients=1, min_clients=1,
+                                           witness_nodes=0, global_batch_size_start=8, global_batch_size_end=8,
+                                           waiting_for_members_extra_time=1))
+    desc = "A 20M-parameter Llama trained on Shakespeare by anyone who joins. " * 4
+    assert h.owner(run, "update_metadata", "shakespeare-20m", desc, 20_000_000, 256).ok
+    model = model_description(h.codec)
+    assert h.owner(run, "update_model", model).ok
+    assert h.owner(run, "update_progress", 42).ok
+    st = h.state(run)
+    m = st.metadata
+    assert bytes(m.name[:m.name_len]) == b"shakespeare-20m"
+    assert bytes(m.description[:m.description_len]) == desc.encode()
+    assert (m.num_parameters, m.vocab_size) == (20_000_000, 256)
+    for k in ("architecture", "data_type", "optimizer", "lr_schedule", "cold_start_warmup_steps", "lr_base",
+              "lr_warmup_init", "lr_final", "lr_warmup_steps", "lr_total_steps", "distro_decay", "distro_chunk",
+              "distro_topk", "distro_quantize1bit", "data_location_len", "data_location"):
+        assert getattr(st.model, k) == getattr(model, k), k
+    assert st.step == 42

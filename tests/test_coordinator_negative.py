@@ -287,3 +287,33 @@ def test_checkpoint_and_close(h, run) -> None:
         acc = h.raw(key)
         assert acc is None or (acc.lamports == 0 and not any(bytes(acc.data)))
     assert h.svm.get_balance(run.owner.pubkey()) == before + held
+
+
+@pytest.mark.parametrize("field,value", [("architecture", 4), ("data_type", 2), ("optimizer", 2), ("lr_schedule", 4),
+                                         ("data_location_len", 0), ("lr_base", "nan"), ("lr_final", -1.0),
+                                         ("distro_quantize1bit", 2), ("cold_start_warmup_steps", 10**6),
+                                         ("distro_topk", 0)])
+def test_each_model_rule(h, run, field: str, value) -> None:
+    from test_coordinator_layout import model_description
+
+    if value == "nan":  # borsh cannot encode a NaN: patch the f32 bits into the instruction data instead
+        ix = h.codec.owner_ix("update_model", run.owner.pubkey(), run.instance, run.account, model_description(h.codec))
+        data = bytearray(bytes(ix.data))
+        data[16:20] = b"\x00\x00\xc0\x7f"  # lr_base: disc 8 + 4 u8 fields + cold_start u32
+        send = lambda: h.send(Instruction(ix.program_id, bytes(data), ix.accounts), [run.owner])  # noqa: E731
+    else:
+        model = model_description(h.codec, **{field: value})
+        send = lambda: h.owner(run, "update_model", model)  # noqa: E731
+    expect(h, run, "InvalidModel", send)
+
+
+def test_update_rules(h, run) -> None:
+    from test_coordinator_layout import model_description
+
+    expect(h, run, "InvalidProgress", lambda: h.owner(run, "update_progress", 0))
+    expect(h, run, "StringTooLong", lambda: h.owner(run, "update_metadata", "n" * 65, "", 1, 1))
+    expect(h, run, "StringTooLong", lambda: h.owner(run, "update_metadata", "n", "d" * 281, 1, 1))
+    to_round_train(h, run)
+    expect(h, run, "NotHalted", lambda: h.owner(run, "update_model", model_description(h.codec)))
+    expect(h, run, "NotHalted", lambda: h.owner(run, "update_progress", 5))
+    assert h.owner(run, "update_metadata", "renamed while running", "", 1, 1).ok

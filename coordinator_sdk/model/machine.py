@@ -62,6 +62,16 @@ class Machine:
         s.config = copy.deepcopy(config)
 
     @_instruction
+    def update_progress(self, s: State, step: int) -> None:
+        if s.run_state == RunState.Finished:
+            raise E.RunFinished("the run is finished")
+        if not s.halted():
+            raise E.NotHalted("progress changes only while the run is paused or not started")
+        if step <= 0:
+            raise E.InvalidProgress("step must be > 0")
+        s.step = step
+
+    @_instruction
     def set_future_epoch_rates(self, s: State, earning: int | None, slashing: int | None) -> None:
         for v in (earning, slashing):
             if v is not None and not 0 <= v <= U64_MAX:

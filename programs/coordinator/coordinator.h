@@ -39,6 +39,9 @@ enum { CS_HEALTHY = 0, CS_DROPPED, CS_WITHDRAWN, CS_EJECTED };
 #define IX_HEALTH_CHECK 0x839d128aa8635a73ULL
 #define IX_CHECKPOINT 0xfcb88ff0cc13c8d5ULL
 #define IX_CLOSE_RUN 0xccab934a4c823d1fULL
+#define IX_UPDATE_METADATA 0xbae14e61ef2bb6aaULL
+#define IX_UPDATE_MODEL 0x49185367102ce64cULL
+#define IX_UPDATE_PROGRESS 0x6f159e1b714e2f87ULL
 #define DISC_RUN_INSTANCE 0x0fba572748ffcb9cULL
 #define DISC_COORDINATOR_ACCOUNT 0x2b569b2c37b121efULL
 #define DISC_AUTHORIZATION 0x4b20a8c3f3a84403ULL
@@ -52,7 +55,7 @@ enum {
     E_MORE_CLIENTS_THAN_BATCHES, E_SIGNER_NOT_A_CLIENT, E_DUPLICATE_WITNESS, E_WITNESS_NOT_ELECTED,
     E_WITNESSES_FULL, E_HEALTH_CHECK_TOO_EARLY, E_CLIENT_IS_HEALTHY, E_NOT_AN_EPOCH_CLIENT,
     E_ARITHMETIC_OVERFLOW, E_NOT_AUTHORIZED, E_INVALID_ARGUMENT, E_NOT_SYSTEM_PROGRAM, E_ACCOUNT_NOT_ZEROED,
-    E_WRONG_SYSVAR, E_STALE_ROUND,
+    E_WRONG_SYSVAR, E_STALE_ROUND, E_INVALID_MODEL, E_INVALID_PROGRESS,
 };
 
 /* ---- layouts ----------------------------------------------------------------------------------------- */
@@ -95,6 +98,33 @@ typedef struct {
     uint64_t active, earned, slashed;
 } RegisteredClient; /* 152 */
 
+/* Descriptive run metadata (may change while running, for explorers and dashboards). */
+typedef struct {
+    uint8_t name[64];
+    uint8_t description[280];
+    uint64_t num_parameters, vocab_size;
+    uint8_t name_len, _pad0;
+    uint16_t description_len;
+    uint8_t _pad1[4];
+} RunMetadata; /* 368 */
+
+enum { ARCH_LLAMA = 0, ARCH_DEEPSEEK, ARCH_HF_AUTO, ARCH_TORCHTITAN, ARCH_COUNT };
+enum { OPT_ADAMW = 0, OPT_DISTRO, OPT_DUMMY };
+enum { LR_CONSTANT = 0, LR_LINEAR, LR_COSINE, LR_WSD, LR_COUNT };
+
+/* What is trained and how (only while halted). Floats are carried as IEEE-754 f32 bit patterns. */
+typedef struct {
+    uint8_t architecture, data_type, optimizer, lr_schedule;
+    uint32_t cold_start_warmup_steps;
+    uint32_t lr_base, lr_warmup_init, lr_final;
+    uint32_t lr_warmup_steps, lr_total_steps;
+    uint32_t distro_decay;
+    uint16_t distro_chunk, distro_topk;
+    uint8_t distro_quantize_1bit, data_location_len;
+    uint8_t _pad[2];
+    uint8_t data_location[192];
+} ModelDescription; /* 232 */
+
 typedef struct {
     uint64_t discriminator, version, nonce;
     SolPubkey instance;
@@ -122,7 +152,9 @@ typedef struct {
     RegisteredClient clients[MAX_CLIENTS];
     EpochClient epoch_clients[MAX_CLIENTS];
     EpochClient exited_clients[MAX_CLIENTS];
-    uint8_t reserved[1024];
+    RunMetadata metadata;
+    ModelDescription model;
+    uint8_t reserved[424];
 } CoordinatorAccount;
 
 typedef struct {
@@ -141,6 +173,8 @@ typedef struct {
 } Authorization; /* 80 */
 
 sol_assert_static(sizeof(Config) == 72, config_size);
+sol_assert_static(sizeof(RunMetadata) == 368, metadata_size);
+sol_assert_static(sizeof(ModelDescription) == 232, model_size);
 sol_assert_static(sizeof(Witness) == 424, witness_size);
 sol_assert_static(sizeof(Round) == 13600, round_size);
 sol_assert_static(sizeof(EpochClient) == 72, epoch_client_size);

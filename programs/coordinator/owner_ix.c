@@ -202,3 +202,70 @@ uint64_t ix_close_run(const SolParameters *p, Args *args) {
     *p->ka[0].lamports = total;
     return SOL_SUCCESS;
 }
+
+/* update_metadata(name: string<=64, description: string<=280, num_parameters u64, vocab_size u64) */
+uint64_t ix_update_metadata(const SolParameters *p, Args *args) {
+    Ctx ctx;
+    uint64_t err = load_owner(p, &ctx);
+    if (err) return err;
+    uint64_t name_len = 0, desc_len = 0;
+    bool too_long = false;
+    const uint8_t *name = args_string(args, 64, &name_len, &too_long);
+    const uint8_t *desc = too_long ? 0 : args_string(args, 280, &desc_len, &too_long);
+    if (too_long) return E_STRING_TOO_LONG;
+    uint64_t num_parameters = args_u64(args), vocab_size = args_u64(args);
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    if (ctx.acc->run_state == RS_FINISHED) return E_RUN_FINISHED;
+    RunMetadata *m = &ctx.acc->metadata;
+    sol_memset(m, 0, sizeof(RunMetadata));
+    sol_memcpy(m->name, name, name_len);
+    sol_memcpy(m->description, desc, desc_len);
+    m->name_len = (uint8_t)name_len;
+    m->description_len = (uint16_t)desc_len;
+    m->num_parameters = num_parameters;
+    m->vocab_size = vocab_size;
+    return bump_nonce(ctx.acc);
+}
+
+/* A learning rate must be a finite, non-negative f32: sign bit clear, exponent not all ones. */
+static bool lr_ok(uint32_t bits) { return !(bits >> 31) && ((bits >> 23) & 0xff) != 0xff; }
+
+/* update_model(model: ModelDescription): only while halted; the Model::check rules of psyche-facts §2.1. */
+uint64_t ix_update_model(const SolParameters *p, Args *args) {
+    Ctx ctx;
+    uint64_t err = load_owner(p, &ctx);
+    if (err) return err;
+    const uint8_t *raw = args_take(args, sizeof(ModelDescription));
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    if (ctx.acc->run_state == RS_FINISHED) return E_RUN_FINISHED;
+    if (!is_halted(ctx.acc)) return E_NOT_HALTED;
+    ModelDescription m;
+    sol_memcpy(&m, raw, sizeof(m));
+    sol_memset(m._pad, 0, sizeof(m._pad));
+    const Config *c = &ctx.acc->config;
+    uint64_t cold_limit = c->max_round_train_time ? (c->epoch_time - c->warmup_time) / c->max_round_train_time : 0;
+    bool ok = m.architecture < ARCH_COUNT && m.data_type <= 1 && (m.optimizer == OPT_ADAMW || m.optimizer == OPT_DISTRO) &&
+              m.lr_schedule < LR_COUNT && m.data_location_len > 0 && m.data_location_len <= sizeof(m.data_location) &&
+              lr_ok(m.lr_base) && lr_ok(m.lr_warmup_init) && lr_ok(m.lr_final) && lr_ok(m.distro_decay) &&
+              m.distro_quantize_1bit <= 1 && m.cold_start_warmup_steps <= cold_limit &&
+              (m.optimizer != OPT_DISTRO || (m.distro_chunk > 0 && m.distro_topk > 0));
+    if (!ok) return E_INVALID_MODEL;
+    sol_memset(m.data_location + m.data_location_len, 0, sizeof(m.data_location) - m.data_location_len);
+    ctx.acc->model = m;
+    return bump_nonce(ctx.acc);
+}
+
+/* update_progress(step: u32): where training resumes; only while halted, step > 0. */
+uint64_t ix_update_progress(const SolParameters *p, Args *args) {
+    Ctx ctx;
+    uint64_t err = load_owner(p, &ctx);
+    if (err) return err;
+    const uint8_t *raw = args_take(args, 4);
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    uint32_t step = sol_read_u32(raw);
+    if (ctx.acc->run_state == RS_FINISHED) return E_RUN_FINISHED;
+    if (!is_halted(ctx.acc)) return E_NOT_HALTED;
+    if (step == 0) return E_INVALID_PROGRESS;
+    ctx.acc->step = step;
+    return bump_nonce(ctx.acc);
+}
