@@ -3,6 +3,7 @@ decoders, PDA helpers and the named error map. anchorpy does the borsh work offl
 a node, so the same code serves LiteSVM tests, the localnet and any cluster."""
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cached_property
 from pathlib import Path
@@ -16,12 +17,14 @@ from solders.pubkey import Pubkey
 from solders.system_program import ID as SYSTEM_PROGRAM
 from solders.sysvar import SLOT_HASHES
 
+from coordinator_sdk.fast_decode import LayoutCompiler, decode
 from coordinator_sdk.program_errors import ErrorMap
 from programs.deploy import program_id_for
 
 IDL_PATH = Path(__file__).resolve().parent.parent / "programs" / "coordinator" / "idl.json"
 PROGRAM_ID = program_id_for("coordinator")
 ANYONE = Pubkey.default()  # an authorization granted to the all-zero key lets anyone join
+ACCOUNT_DISCRIMINATOR = hashlib.sha256(b"account:CoordinatorAccount").digest()[:8]
 
 
 class CoordinatorCodec:
@@ -87,5 +90,15 @@ class CoordinatorCodec:
 
     # ---- accounts -----------------------------------------------------------------------------------
     def decode(self, raw: bytes) -> Any:
-        """Decode any of the program's accounts (dispatch on the discriminator)."""
+        """Decode any of the program's accounts (dispatch on the discriminator) with anchorpy."""
         return self.program.coder.accounts.decode(raw)
+
+    @cached_property
+    def _compiler(self) -> LayoutCompiler:
+        return LayoutCompiler(self.idl_json)
+
+    def decode_state(self, raw: bytes) -> Any:
+        """A CoordinatorAccount in microseconds (numpy view of the same IDL layout); checks the discriminator."""
+        if raw[:8] != ACCOUNT_DISCRIMINATOR:
+            raise ValueError("not a CoordinatorAccount (wrong discriminator)")
+        return decode(self._compiler, "CoordinatorAccount", raw)

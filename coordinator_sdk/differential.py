@@ -88,8 +88,8 @@ class DiffRun:
     """One run on both sides. Every method returns a Step; `check()` raises Divergence on any mismatch."""
 
     def __init__(self, config: Config, rates: tuple[int, int] = (1000, 7), run_id: str = "diff",
-                 now: int = 1_700_000_000) -> None:
-        self.h = CoordinatorSvm(now)
+                 now: int = 1_700_000_000, svm: CoordinatorSvm | None = None) -> None:
+        self.h = svm or CoordinatorSvm(now)
         self.run: Run = self.h.create_run(run_id, config={k: v for k, v in _cfg_dict(config).items()},
                                           rates=rates)
         self.m = Machine()
@@ -130,6 +130,16 @@ class DiffRun:
             raise Divergence(f"after {where or 'setup'}:\n  " + "\n  ".join(diffs))
 
     # ---- instructions -------------------------------------------------------------------------------
+    def update_progress(self, step: int) -> Step:
+        return self._apply("update_progress", lambda: self.h.owner(self.run, "update_progress", step),
+                           lambda seed: self.m.update_progress(step))
+
+    def update_config(self, config: Config) -> Step:
+        fields = _cfg_dict(config)
+        return self._apply("update_config", lambda: self.h.owner(self.run, "update_config",
+                                                                 self.h.codec.config(**fields)),
+                           lambda seed: self.m.update_config(config))
+
     def set_paused(self, paused: bool) -> Step:
         return self._apply("set_paused", lambda: self.h.owner(self.run, "set_paused", paused),
                            lambda seed: self.m.set_paused(paused, self.now, seed))

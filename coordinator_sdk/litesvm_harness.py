@@ -114,7 +114,7 @@ class CoordinatorSvm:
         return self.send(self.codec.join_run(user.pubkey(), run.instance, run.account, user.pubkey(), addr), [user])
 
     def state(self, run: Run) -> Any:
-        return self.codec.decode(bytes(self.svm.get_account(run.account).data))
+        return self.codec.decode_state(bytes(self.svm.get_account(run.account).data))
 
     def raw(self, key: Pubkey) -> Account | None:
         return self.svm.get_account(key)

@@ -32,15 +32,24 @@ _CUSTOM = re.compile(r"Custom\D*(\d+)")
 _INDEX = re.compile(r"InstructionError\D*(\d+)")
 
 
+_CLASSES: dict[tuple[int, str], type[ProgramError]] = {}
+
+
+def error_class(code: int, name: str, msg: str = "") -> type[ProgramError]:
+    """One class per (code, name) in the whole process, so `except WitnessNotElected` works whichever
+    ErrorMap raised it."""
+    key = (code, name)
+    if key not in _CLASSES:
+        _CLASSES[key] = type(name, (ProgramError,), {"code": code, "error_name": name, "error_msg": msg})
+    return _CLASSES[key]
+
+
 class ErrorMap:
     """Custom error code -> exception class, from an IDL `errors` list of {code, name, msg}."""
 
     def __init__(self, errors: Iterable[dict]) -> None:
-        self.by_code: dict[int, type[ProgramError]] = {}
-        for e in errors:
-            cls = type(e["name"], (ProgramError,), {"code": int(e["code"]), "error_name": e["name"],
-                                                    "error_msg": e.get("msg", "")})
-            self.by_code[int(e["code"])] = cls
+        self.by_code: dict[int, type[ProgramError]] = {
+            int(e["code"]): error_class(int(e["code"]), e["name"], e.get("msg", "")) for e in errors}
 
     def __getitem__(self, name: str) -> type[ProgramError]:
         for cls in self.by_code.values():

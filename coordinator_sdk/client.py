@@ -1,0 +1,164 @@
+"""`Coordinator`: one run's coordinator program over any Solana JSON-RPC endpoints (the localnet,
+solana-test-validator, devnet). Every instruction is a method that builds, signs with the wallet, sends
+and confirms; program failures raise exceptions named after the program's errors, logs attached."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from solders.system_program import CreateAccountParams, create_account
+
+from coordinator_sdk.account_stream import AccountStream
+from coordinator_sdk.codec import ANYONE, CoordinatorCodec
+from coordinator_sdk.keypair_file import read_keypair
+from coordinator_sdk.rpc_pool import RpcPool
+from coordinator_sdk.sender import TransactionSender
+
+_CODEC: CoordinatorCodec | None = None
+
+
+def default_codec() -> CoordinatorCodec:
+    global _CODEC
+    if _CODEC is None:
+        _CODEC = CoordinatorCodec()
+    return _CODEC
+
+
+class RunNotFound(LookupError):
+    """No coordinator run with this run_id exists on the cluster."""
+
+
+class Coordinator:
+    def __init__(self, rpc_urls: str | list[str], run_id: str, wallet: Keypair, ws_url: str | None = None,
+                 codec: CoordinatorCodec | None = None, attempts: int = 4) -> None:
+        self.codec = codec or default_codec()
+        self.pool = RpcPool([rpc_urls] if isinstance(rpc_urls, str) else list(rpc_urls), attempts=attempts)
+        self.sender = TransactionSender(self.pool, self.codec.errors)
+        self.run_id, self.wallet, self.ws_url = run_id, wallet, ws_url
+        self.instance = self.codec.instance_pda(run_id)
+        self._account: Pubkey | None = None
+
+    @classmethod
+    def from_wallet_file(cls, rpc_urls: str | list[str], run_id: str, path: str | Path, **kw: Any) -> Coordinator:
+        return cls(rpc_urls, run_id, read_keypair(Path(path)), **kw)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def __aenter__(self) -> Coordinator:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---- reading ------------------------------------------------------------------------------------
+    async def _raw(self, key: Pubkey) -> bytes | None:
+        acc = (await self.pool.call(lambda c: c.get_account_info(key))).value
+        return bytes(acc.data) if acc is not None else None
+
+    async def fetch_instance(self) -> Any:
+        raw = await self._raw(self.instance)
+        if raw is None:
+            raise RunNotFound(f"no run {self.run_id!r} (instance {self.instance} does not exist)")
+        return self.codec.decode(raw)
+
+    async def account_key(self) -> Pubkey:
+        if self._account is None:
+            self._account = (await self.fetch_instance()).coordinator_account
+        return self._account
+
+    async def fetch_state(self) -> Any:
+        raw = await self._raw(await self.account_key())
+        if raw is None:
+            raise RunNotFound(f"the coordinator account of run {self.run_id!r} is gone")
+        return self.codec.decode_state(raw)
+
+    async def states(self, poll_interval: float = 1.0) -> AccountStream:
+        """Decoded states as they change (use `async with`); only strictly newer nonces come out."""
+        return AccountStream(self.pool, await self.account_key(), self.codec.decode_state, lambda s: s.nonce,
+                             ws_url=self.ws_url, poll_interval=poll_interval)
+
+    # ---- sending ------------------------------------------------------------------------------------
+    async def _send(self, ix: Any, *extra: Keypair) -> str:
+        return await self.sender.send([ix], [self.wallet, *extra])
+
+    async def _owner(self, name: str, *args: Any) -> str:
+        return await self._send(self.codec.owner_ix(name, self.wallet.pubkey(), self.instance,
+                                                    await self.account_key(), *args))
+
+    async def _client(self, name: str, *args: Any) -> str:
+        return await self._send(self.codec.client_ix(name, self.wallet.pubkey(), self.instance,
+                                                     await self.account_key(), *args))
+
+    # ---- the run owner ------------------------------------------------------------------------------
+    async def create_run(self, join_authority: Pubkey | None = None, open_to_all: bool = True) -> Pubkey:
+        """Create the coordinator account and the run (the wallet is the main authority)."""
+        account = Keypair()
+        size = self.codec.account_size
+        rent = (await self.pool.call(lambda c: c.get_minimum_balance_for_rent_exemption(size))).value
+        join = join_authority or self.wallet.pubkey()
+        await self.sender.send([
+            create_account(CreateAccountParams(from_pubkey=self.wallet.pubkey(), to_pubkey=account.pubkey(),
+                                               lamports=rent, space=size, owner=self.codec.program_id)),
+            self.codec.init_run(self.wallet.pubkey(), self.run_id, account.pubkey(), self.wallet.pubkey(), join),
+        ], [self.wallet, account])
+        self._account = account.pubkey()
+        if open_to_all and join == self.wallet.pubkey():
+            await self.authorize(ANYONE)
+        return account.pubkey()
+
+    async def update_config(self, **fields: int) -> str:
+        return await self._owner("update_config", self.codec.config(**fields))
+
+    async def update_metadata(self, name: str, description: str, num_parameters: int, vocab_size: int) -> str:
+        return await self._owner("update_metadata", name, description, num_parameters, vocab_size)
+
+    async def update_model(self, model: Any) -> str:
+        return await self._owner("update_model", model)
+
+    async def update_progress(self, step: int) -> str:
+        return await self._owner("update_progress", step)
+
+    async def set_paused(self, paused: bool) -> str:
+        return await self._owner("set_paused", paused)
+
+    async def set_future_epoch_rates(self, earning: int, slashing: int) -> str:
+        return await self._owner("set_future_epoch_rates", earning, slashing)
+
+    async def authorize(self, grantee: Pubkey) -> str:
+        return await self._send(self.codec.authorize("authorize", self.wallet.pubkey(), self.instance, grantee))
+
+    async def revoke(self, grantee: Pubkey) -> str:
+        return await self._send(self.codec.authorize("revoke", self.wallet.pubkey(), self.instance, grantee))
+
+    async def close_run(self) -> str:
+        return await self._send(self.codec.ix("close_run", accounts={
+            "authority": self.wallet.pubkey(), "instance": self.instance,
+            "coordinator_account": await self.account_key()}))
+
+    # ---- clients ------------------------------------------------------------------------------------
+    async def join_run(self, p2p: Pubkey, addr_hint: str, grantee: Pubkey = ANYONE) -> str:
+        return await self._send(self.codec.join_run(self.wallet.pubkey(), self.instance, await self.account_key(),
+                                                    p2p, addr_hint, grantee))
+
+    async def withdraw(self) -> str:
+        return await self._client("withdraw")
+
+    async def tick(self) -> str:
+        return await self._client("tick")
+
+    async def warmup_witness(self) -> str:
+        return await self._client("warmup_witness")
+
+    async def witness(self, participant_bloom: bytes, broadcast_bloom: bytes, broadcast_merkle: bytes, step: int,
+                      loss: float = 0.0, tokens_per_sec: float = 0.0, bandwidth_per_sec: float = 0.0) -> str:
+        return await self._client("witness", list(participant_bloom), list(broadcast_bloom), list(broadcast_merkle),
+                                  step, loss, tokens_per_sec, bandwidth_per_sec)
+
+    async def health_check(self, target_index: int) -> str:
+        return await self._client("health_check", target_index)
+
+    async def checkpoint(self, reference: str) -> str:
+        return await self._client("checkpoint", reference)
