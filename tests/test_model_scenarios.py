@@ -224,3 +224,24 @@ def test_more_clients_than_batches_and_finished_runs() -> None:
     with pytest.raises(E.MoreClientsThanBatches):
         run.m.join_run(KEYS[2], KEYS[2], b"", run.now, 1)
     assert isinstance(E.MoreClientsThanBatches(), ModelError)
+
+
+def test_tick_due_at_predicts_the_next_transition() -> None:
+    from coordinator_sdk.model.machine import tick_due_at
+
+    run = Run()
+    assert tick_due_at(run.s) is None  # nobody joined yet
+    run.join_all()
+    due = tick_due_at(run.s)
+    assert due == run.now + CFG.waiting_for_members_extra_time
+    run.m.tick(due - 1 if due - 1 > run.s.run_state_start_unix_timestamp else due, 1)
+    for _ in range(6):
+        due = tick_due_at(run.s)
+        before = run.s.run_state
+        if due is None:
+            break
+        if due - 1 > run.s.run_state_start_unix_timestamp:
+            run.m.tick(due - 1, 1)
+            assert run.s.run_state == before  # one second early: nothing happens
+        run.m.tick(due, seed_at(due))
+        assert run.s.run_state != before  # exactly on time: the transition happens

@@ -337,3 +337,22 @@ def _tick(s: State, now: int, seed: int) -> None:
         else:
             _change(s, RunState.Finished if s.step >= cfg.total_steps else RunState.WaitingForMembers, now)
             es.cold_start_epoch = False
+
+
+def tick_due_at(s: State) -> int | None:
+    """The earliest chain time at which a `tick` changes the state (clients use it to know when to send one),
+    or None when only an instruction other than tick can move the run (halted, or waiting for members)."""
+    cfg = s.config
+    durations = {RunState.Warmup: cfg.warmup_time, RunState.RoundTrain: cfg.max_round_train_time,
+                 RunState.RoundWitness: cfg.round_witness_time, RunState.Cooldown: cfg.cooldown_time}
+    if s.run_state == RunState.WaitingForMembers:
+        pending = sum(c.active == s.next_active for c in s.clients)
+        if pending < cfg.init_min_clients:
+            return None
+        duration = cfg.waiting_for_members_extra_time
+    elif s.run_state in durations:
+        duration = durations[s.run_state]
+    else:
+        return None
+    start = s.run_state_start_unix_timestamp
+    return max(start + duration, start + 1)
