@@ -139,21 +139,27 @@ def serve_http(directory: Path, host: str, port: int) -> None:
 @data.command("serve-tcp")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--seq-len", type=click.IntRange(min=1), required=True)
-@click.option("--allow", "allow", multiple=True, required=True, metavar="PUBKEY_HEX",
-              help="ed25519 public key (64 hex chars) allowed to fetch; repeat for several clients.")
+@click.option("--allow", "allow", multiple=True, metavar="PUBKEY_HEX",
+              help="Static policy: an ed25519 public key (64 hex chars) that may fetch any batch; repeatable.")
+@click.option("--run-id", default=None, help="Chain policy: serve the clients of this run's current epoch, "
+              "each only its batch of the round in progress.")
+@click.option("--rpc", "rpc", multiple=True, metavar="URL", help="JSON-RPC endpoint(s) for --run-id (fallbacks "
+              "in order); default http://127.0.0.1:8899.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True,
               help="0 = any free port.")
 @click.option("--token-size", type=click.Choice(["2", "4"]), default=None,
               help="For raw files without manifest.")
 @click.option("--shuffle-seed", type=int, default=None)
-def serve_tcp(directory: Path, seq_len: int, allow: tuple[str, ...], host: str, port: int,
-              token_size: str | None, shuffle_seed: int | None) -> None:
-    """Serve DIRECTORY over the TCP data protocol to a static allowlist of client keys.
+def serve_tcp(directory: Path, seq_len: int, allow: tuple[str, ...], run_id: str | None, rpc: tuple[str, ...],
+              host: str, port: int, token_size: str | None, shuffle_seed: int | None) -> None:
+    """Serve DIRECTORY over the TCP data protocol, authenticating clients by their ed25519 key.
 
-    Static policy: each allowed key may fetch any batch. Per-round assignment from the coordinator
-    (clients of the current epoch, their batch of this round) is not wired to the chain yet.
+    With --run-id the coordinator on chain decides: only clients of the current epoch, each only its batch
+    of the round in progress. With --allow a static list of keys may fetch any batch.
     """
+    if bool(allow) == bool(run_id):
+        raise click.UsageError("give exactly one policy: --run-id (from the chain) or --allow KEY...")
     from data_providers.authority import AllowlistAuthority
     from data_providers.local import LocalProvider
     from data_providers.tcp_server import TcpDataServer
@@ -173,9 +179,23 @@ def serve_tcp(directory: Path, seq_len: int, allow: tuple[str, ...], host: str, 
         raise _fail(e) from e
 
     async def run() -> None:
-        async with TcpDataServer(provider, AllowlistAuthority(keys, provider.num_samples), host, port) as srv:
+        if run_id:
+            from solders.keypair import Keypair
+
+            from coordinator_sdk.client import Coordinator
+            from data_providers.chain_authority import ChainRoundAuthority
+
+            coordinator = Coordinator(list(rpc) or ["http://127.0.0.1:8899"], run_id, Keypair())
+            try:
+                await coordinator.fetch_instance()
+            except (LookupError, ConnectionError) as e:
+                raise click.ClickException(f"cannot read run {run_id!r}: {e}") from None
+            authority, who = ChainRoundAuthority(coordinator), f"the clients of run {run_id!r}"
+        else:
+            authority, who = AllowlistAuthority(keys, provider.num_samples), f"{len(keys)} allowed key(s)"
+        async with TcpDataServer(provider, authority, host, port) as srv:
             click.echo(f"serving {directory} ({provider.num_samples} samples of {seq_len} tokens)"
-                       f" over TCP at {host}:{srv.port} to {len(keys)} allowed key(s)")
+                       f" over TCP at {host}:{srv.port} to {who}")
             await asyncio.Event().wait()
 
     try:
