@@ -11,7 +11,7 @@ import random
 import time
 
 from coordinator_sdk.differential import Divergence
-from coordinator_sdk.fuzz import CONFIGS, FuzzWorld, random_sequence, run_sequence
+from coordinator_sdk.fuzz import CONFIGS, Coverage, FuzzWorld, random_sequence, run_sequence
 
 
 def main() -> int:
@@ -22,6 +22,7 @@ def main() -> int:
     args = ap.parse_args()
     rng = random.Random(args.seed)
     world = FuzzWorld()
+    coverage = Coverage()
     ran = instructions = diverged = 0
     first: tuple | None = None
     t0 = time.perf_counter()
@@ -29,7 +30,7 @@ def main() -> int:
         config = rng.randrange(len(CONFIGS))
         ops = random_sequence(rng, rng.randint(5, args.length))
         try:
-            instructions += run_sequence(world, config, ops)
+            instructions += run_sequence(world, config, ops, coverage)
         except Divergence as e:
             diverged += 1
             first = first or (i, config, ops, str(e))
@@ -39,6 +40,13 @@ def main() -> int:
     dt = time.perf_counter() - t0
     print(f"sequences run: {ran}, instructions: {instructions}, diverged: {diverged}, "
           f"time: {dt:.1f} s ({ran / dt:.1f} sequences/s)")
+    phases = ["Uninitialized", "WaitingForMembers", "Warmup", "RoundTrain", "RoundWitness", "Cooldown", "Finished",
+              "Paused"]
+    seen = ", ".join(f"{phases[k]} {v}" for k, v in sorted(coverage.phases.items()))
+    print(f"instructions observed in each phase: {seen}; most epochs completed: {coverage.max_epoch}")
+    print("accepted / refused by instruction: " + ", ".join(
+        f"{k} {coverage.accepted.get(k, 0)}/{coverage.refused.get(k, 0)}"
+        for k in sorted(set(coverage.accepted) | set(coverage.refused))))
     if first:
         i, config, ops, err = first
         print(f"first divergence: sequence #{i}, config {config}\n  ops = {ops!r}\n  {err}")

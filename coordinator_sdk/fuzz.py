@@ -13,6 +13,7 @@ from solders.keypair import Keypair
 from coordinator_sdk.differential import DiffRun
 from coordinator_sdk.litesvm_harness import CoordinatorSvm
 from coordinator_sdk.model import Config
+from coordinator_sdk.shuffle import elected_witnesses
 
 BASE = Config(warmup_time=6, cooldown_time=4, max_round_train_time=8, round_witness_time=2, epoch_time=40,
               total_steps=8, init_min_clients=2, min_clients=1, witness_nodes=0, global_batch_size_start=4,
@@ -22,7 +23,7 @@ CONFIGS = [BASE, replace(BASE, witness_nodes=1), replace(BASE, witness_nodes=2, 
 USERS = 5  # user 4 is usually an outsider: it only joins if the sequence says so
 OPS = ("join", "withdraw", "tick", "warmup_witness", "witness", "health_check", "pause", "resume", "advance",
        "update_progress", "update_config")
-WEIGHTS = (3, 1, 4, 3, 6, 1, 1, 1, 6, 1, 1)
+WEIGHTS = (3, 0.5, 4, 3, 8, 1, 0.3, 0.6, 6, 0.3, 0.3)
 Op = tuple
 
 
@@ -56,12 +57,22 @@ class FuzzWorld:
 def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
     name, u, mask, offset, dt, cfg_i = op
     user = users[u]
+    if mask & 1 and name in ("witness", "warmup_witness"):  # mostly aim at someone entitled to act
+        st = d.chain_state()
+        by_key = {bytes(k.pubkey()): k for k in users}
+        if name == "witness" and st.run_state in (3, 4):
+            r = st.rounds[st.rounds_head]
+            chosen = elected_witnesses(r.clients_len, r.random_seed, st.config.witness_nodes) if r.clients_len else []
+            if chosen:
+                user = by_key.get(bytes(st.epoch_clients[chosen[u % len(chosen)]].signer), user)
+        elif name == "warmup_witness" and st.num_epoch_clients:
+            user = by_key.get(bytes(st.epoch_clients[u % st.num_epoch_clients].signer), user)
     if name == "join":
         d.join(user)
     elif name in ("withdraw", "tick", "warmup_witness"):
         d.client(name, user)
     elif name == "witness":
-        delivered = [bytes(k.pubkey()) for i, k in enumerate(users) if mask >> i & 1]
+        delivered = [bytes(k.pubkey()) for i, k in enumerate(users) if not mask >> (i + 1) & 1]
         d.witness(user, delivered, step=max(0, d.chain_state().step + offset))
     elif name == "health_check":
         d.client("health_check", user, mask % (USERS + 1))
@@ -77,9 +88,28 @@ def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
         d.update_config(CONFIGS[cfg_i] if cfg_i < len(CONFIGS) else replace(BASE, epoch_time=0))
 
 
-def run_sequence(world: FuzzWorld, config_index: int, ops: list[Op]) -> int:
+class Coverage:
+    """What the sequences reached: phases seen, epochs completed, instructions accepted vs refused."""
+
+    def __init__(self) -> None:
+        self.phases: dict[int, int] = {}
+        self.max_epoch = 0
+        self.accepted: dict[str, int] = {}
+        self.refused: dict[str, int] = {}
+
+    def record(self, name: str, ok: bool, state) -> None:
+        (self.accepted if ok else self.refused)[name] = (self.accepted if ok else self.refused).get(name, 0) + 1
+        self.phases[state.run_state] = self.phases.get(state.run_state, 0) + 1
+        self.max_epoch = max(self.max_epoch, state.epoch)
+
+
+def run_sequence(world: FuzzWorld, config_index: int, ops: list[Op], coverage: Coverage | None = None) -> int:
     """Apply a whole sequence; returns how many instructions ran. Raises Divergence on a disagreement."""
     d, users = world.new_run(CONFIGS[config_index])
     for op in ops:
+        before = d.chain_state().nonce
         apply(d, users, op)
+        if coverage is not None and op[0] != "advance":
+            state = d.chain_state()
+            coverage.record(op[0], state.nonce != before, state)
     return len(ops)

@@ -14,7 +14,7 @@ op = st.tuples(st.sampled_from(OPS), st.integers(0, USERS - 1), st.integers(0, 2
                st.integers(0, len(CONFIGS)))
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(config=st.integers(0, len(CONFIGS) - 1), ops=st.lists(op, min_size=5, max_size=40))
 def test_program_matches_model_on_random_sequences(config: int, ops: list) -> None:
     run_sequence(WORLD, config, ops)
