@@ -65,3 +65,16 @@ class Localnet:
             self.proc.send_signal(signal.SIGKILL if hard else signal.SIGTERM)
             self.proc.wait(timeout=30)
         self.log.close()
+
+
+async def funded_wallet_file(url: str, directory: Path, name: str, lamports: int = 5 * 10**9):
+    """A new keypair saved as a Solana CLI wallet file and funded through requestAirdrop: (keypair, path)."""
+    from solana.rpc.async_api import AsyncClient
+    from solders.keypair import Keypair
+
+    kp = Keypair()
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps(list(bytes(kp))))
+    async with AsyncClient(url) as client:
+        await client.confirm_transaction((await client.request_airdrop(kp.pubkey(), lamports)).value)
+    return kp, str(path)

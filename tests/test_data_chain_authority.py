@@ -3,14 +3,12 @@ a real run driven through the coordinator program, the real CLI server, real aut
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 
 import pytest
 from data_helpers import SEQ_LEN, pydoc_dataset
-from localnet_harness import Localnet
+from localnet_harness import Localnet, funded_wallet_file
 from nacl.signing import SigningKey
-from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from test_data_cli_serve import psyche
 
@@ -34,28 +32,20 @@ def net(tmp_path_factory):
     ln.stop()
 
 
-async def _wallet(net: Localnet, tmp_path, name: str) -> str:
-    kp = Keypair()
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(list(bytes(kp))))
-    async with Coordinator(net.url, "x", kp) as c:
-        sig = (await c.pool.call(lambda cl: cl.request_airdrop(kp.pubkey(), 5 * 10**9))).value
-        await c.pool.call(lambda cl: cl.confirm_transaction(sig))
-    return str(path)
-
-
 def test_serve_tcp_follows_the_chain(net: Localnet, tmp_path) -> None:
     data_dir = pydoc_dataset(tmp_path / "d")
     p2p = [SigningKey.generate() for _ in range(2)]
     outsider = SigningKey.generate()
 
     async def setup_run() -> dict:
-        owner = Coordinator.from_wallet_file(net.url, "data-run", await _wallet(net, tmp_path, "owner"))
+        async def wallet(name: str) -> str:
+            return (await funded_wallet_file(net.url, tmp_path, name))[1]
+
+        owner = Coordinator.from_wallet_file(net.url, "data-run", await wallet("owner"))
         await owner.create_run()
         await owner.update_config(**CONFIG)
         await owner.set_paused(False)
-        clients = [Coordinator.from_wallet_file(net.url, "data-run", await _wallet(net, tmp_path, f"c{i}"))
-                   for i in range(2)]
+        clients = [Coordinator.from_wallet_file(net.url, "data-run", await wallet(f"c{i}")) for i in range(2)]
         for c, k in zip(clients, p2p, strict=True):
             await c.join_run(Pubkey.from_bytes(bytes(k.verify_key)), "127.0.0.1:0")
         await asyncio.sleep(1.2)

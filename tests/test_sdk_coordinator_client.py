@@ -4,10 +4,9 @@ errors as named exceptions with logs."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
-from localnet_harness import Localnet
+from localnet_harness import Localnet, funded_wallet_file
 from solders.keypair import Keypair
 
 from coordinator_sdk.client import Coordinator, RunNotFound
@@ -28,19 +27,9 @@ def net(tmp_path_factory):
     ln.stop()
 
 
-async def funded(net: Localnet, tmp_path, name: str) -> tuple[Keypair, str]:
-    kp = Keypair()
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(list(bytes(kp))))
-    async with Coordinator(net.url, "unused", kp) as c:
-        sig = (await c.pool.call(lambda cl: cl.request_airdrop(kp.pubkey(), 5 * 10**9))).value
-        await c.pool.call(lambda cl: cl.confirm_transaction(sig))
-    return kp, str(path)
-
-
 def test_a_run_over_json_rpc_with_stream_and_named_errors(net: Localnet, tmp_path) -> None:
     async def main():
-        _, owner_file = await funded(net, tmp_path, "owner")
+        _, owner_file = await funded_wallet_file(net.url, tmp_path, "owner")
         owner = Coordinator.from_wallet_file([f"http://127.0.0.1:{net.port + 7}", net.url], "rpc-run", owner_file)
         with pytest.raises(RunNotFound):
             await owner.fetch_state()
@@ -51,7 +40,7 @@ def test_a_run_over_json_rpc_with_stream_and_named_errors(net: Localnet, tmp_pat
         await owner.set_paused(False)
         clients = []
         for i in range(2):
-            kp, path = await funded(net, tmp_path, f"client{i}")
+            kp, path = await funded_wallet_file(net.url, tmp_path, f"client{i}")
             clients.append(Coordinator.from_wallet_file(net.url, "rpc-run", path))
         async with await owner.states(poll_interval=0.3) as stream:
             first = await stream.next(timeout=10)
@@ -80,7 +69,7 @@ def test_a_run_over_json_rpc_with_stream_and_named_errors(net: Localnet, tmp_pat
         err = info.value
         assert isinstance(err, ProgramError) and type(err).__name__ == "WitnessNotElected"
         assert err.code == 6024 and any("custom program error" in line for line in err.logs)
-        outsider_kp, outsider_file = await funded(net, tmp_path, "outsider")
+        outsider_kp, outsider_file = await funded_wallet_file(net.url, tmp_path, "outsider")
         outsider = Coordinator.from_wallet_file(net.url, "rpc-run", outsider_file)
         with pytest.raises(CoordinatorCodec().errors["SignerNotAClient"]):
             await outsider.withdraw()
