@@ -1,0 +1,89 @@
+"""A run on the local validator, end to end over JSON-RPC: an owner creates and opens a run, three clients
+join, witness the warmup, and play rounds (the elected witnesses post bloom filters) until the epoch
+ends and points are paid. What the training client will do around real training; training itself
+(issue 6) is not wired in yet.
+
+    python -m client.chain_demo --rpc http://127.0.0.1:8899
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import time
+
+from solders.keypair import Keypair
+
+from coordinator_sdk.bloom import Bloom
+from coordinator_sdk.client import Coordinator
+from coordinator_sdk.model.state import RunState
+from coordinator_sdk.shuffle import elected_witnesses
+
+CONFIG = dict(warmup_time=30, cooldown_time=2, max_round_train_time=20, round_witness_time=1,
+              global_batch_size_warmup_tokens=0, epoch_time=60, total_steps=6, max_seq_len=512, init_min_clients=3,
+              min_clients=2, witness_nodes=2, global_batch_size_start=6, global_batch_size_end=6,
+              waiting_for_members_extra_time=1)
+
+
+async def _airdrop(c: Coordinator) -> None:
+    sig = (await c.pool.call(lambda cl: cl.request_airdrop(c.wallet.pubkey(), 5 * 10**9))).value
+    await c.pool.call(lambda cl: cl.confirm_transaction(sig))
+
+
+async def demo(rpc: str, run_id: str) -> None:
+    owner = Coordinator(rpc, run_id, Keypair())
+    clients = [Coordinator(rpc, run_id, Keypair()) for _ in range(3)]
+    for c in [owner, *clients]:
+        await _airdrop(c)
+    await owner.create_run()
+    await owner.update_config(**CONFIG)
+    await owner.set_future_epoch_rates(900, 10)
+    await owner.set_paused(False)
+    print(f"run {run_id!r}: instance {owner.instance}, account {await owner.account_key()}")
+    for c in clients:
+        await c.join_run(Keypair().pubkey(), "127.0.0.1:0")
+    by_key = {c.wallet.pubkey(): c for c in clients}
+    last = None
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 120:
+        st = await owner.fetch_state()
+        phase = RunState(st.run_state).name
+        if (phase, st.step) != last:
+            r = st.rounds[st.rounds_head]
+            print(f"  t={time.monotonic() - t0:5.1f}s  {phase:18} epoch {st.epoch} step {st.step} "
+                  f"round {r.height} data_index {r.data_index} clients {st.num_epoch_clients}")
+            last = (phase, st.step)
+        if st.run_state in (RunState.Finished, RunState.Paused) or (st.epoch >= 1 and phase == "WaitingForMembers"):
+            break
+        if phase == "Warmup":
+            for i in range(st.num_epoch_clients):
+                await by_key[st.epoch_clients[i].signer].warmup_witness()
+            continue
+        if phase == "RoundTrain":
+            r = st.rounds[st.rounds_head]
+            everyone = [bytes(st.epoch_clients[i].signer) for i in range(st.num_epoch_clients)]
+            bloom = Bloom.random()
+            for k in everyone:
+                bloom.add(hashlib.sha256(k).digest())
+            for i in elected_witnesses(r.clients_len, r.random_seed, st.config.witness_nodes):
+                await by_key[st.epoch_clients[i].signer].witness(bloom.to_bytes(), Bloom.random().to_bytes(),
+                                                                 bytes(32), st.step)
+            continue
+        await asyncio.sleep(0.5)
+        await clients[0].tick()
+    st = await owner.fetch_state()
+    print("points earned:", [st.clients[i].earned for i in range(st.num_clients)])
+    for c in [owner, *clients]:
+        await c.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rpc", default="http://127.0.0.1:8899")
+    ap.add_argument("--run-id", default=f"demo-{int(time.time())}")
+    args = ap.parse_args()
+    asyncio.run(demo(args.rpc, args.run_id))
+
+
+if __name__ == "__main__":
+    main()
