@@ -62,14 +62,23 @@ static uint64_t load_owner(const SolParameters *p, Ctx *ctx) {
     return sol_pubkey_eq(p->ka[0].key, &ctx->inst->main_authority) ? SOL_SUCCESS : E_UNAUTHORIZED;
 }
 
+/* Shared preamble of the "only while halted" updates: owner accounts, exactly one fixed-size argument,
+ * a run that is not finished and is paused or not started. */
+static uint64_t load_halted_update(const SolParameters *p, Args *args, uint64_t size, Ctx *ctx,
+                                   const uint8_t **raw) {
+    uint64_t err = load_owner(p, ctx);
+    if (err) return err;
+    *raw = args_take(args, size);
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    if (ctx->acc->run_state == RS_FINISHED) return E_RUN_FINISHED;
+    return is_halted(ctx->acc) ? SOL_SUCCESS : E_NOT_HALTED;
+}
+
 uint64_t ix_update_config(const SolParameters *p, Args *args) {
     Ctx ctx;
-    uint64_t err = load_owner(p, &ctx);
+    const uint8_t *raw;
+    uint64_t err = load_halted_update(p, args, sizeof(Config), &ctx, &raw);
     if (err) return err;
-    const uint8_t *raw = args_take(args, sizeof(Config));
-    if (!args_done(args)) return E_INVALID_INSTRUCTION;
-    if (ctx.acc->run_state == RS_FINISHED) return E_RUN_FINISHED;
-    if (!is_halted(ctx.acc)) return E_NOT_HALTED;
     Config cfg;
     sol_memcpy(&cfg, raw, sizeof(Config));
     sol_memset(cfg._pad, 0, sizeof(cfg._pad));
@@ -233,12 +242,9 @@ static bool lr_ok(uint32_t bits) { return !(bits >> 31) && ((bits >> 23) & 0xff)
 /* update_model(model: ModelDescription): only while halted; the Model::check rules of psyche-facts §2.1. */
 uint64_t ix_update_model(const SolParameters *p, Args *args) {
     Ctx ctx;
-    uint64_t err = load_owner(p, &ctx);
+    const uint8_t *raw;
+    uint64_t err = load_halted_update(p, args, sizeof(ModelDescription), &ctx, &raw);
     if (err) return err;
-    const uint8_t *raw = args_take(args, sizeof(ModelDescription));
-    if (!args_done(args)) return E_INVALID_INSTRUCTION;
-    if (ctx.acc->run_state == RS_FINISHED) return E_RUN_FINISHED;
-    if (!is_halted(ctx.acc)) return E_NOT_HALTED;
     ModelDescription m;
     sol_memcpy(&m, raw, sizeof(m));
     sol_memset(m._pad, 0, sizeof(m._pad));
@@ -258,13 +264,10 @@ uint64_t ix_update_model(const SolParameters *p, Args *args) {
 /* update_progress(step: u32): where training resumes; only while halted, step > 0. */
 uint64_t ix_update_progress(const SolParameters *p, Args *args) {
     Ctx ctx;
-    uint64_t err = load_owner(p, &ctx);
+    const uint8_t *raw;
+    uint64_t err = load_halted_update(p, args, 4, &ctx, &raw);
     if (err) return err;
-    const uint8_t *raw = args_take(args, 4);
-    if (!args_done(args)) return E_INVALID_INSTRUCTION;
     uint32_t step = sol_read_u32(raw);
-    if (ctx.acc->run_state == RS_FINISHED) return E_RUN_FINISHED;
-    if (!is_halted(ctx.acc)) return E_NOT_HALTED;
     if (step == 0) return E_INVALID_PROGRESS;
     ctx.acc->step = step;
     return bump_nonce(ctx.acc);
