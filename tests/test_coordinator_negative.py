@@ -317,3 +317,18 @@ def test_update_rules(h, run) -> None:
     expect(h, run, "NotHalted", lambda: h.owner(run, "update_model", model_description(h.codec)))
     expect(h, run, "NotHalted", lambda: h.owner(run, "update_progress", 5))
     assert h.owner(run, "update_metadata", "renamed while running", "", 1, 1).ok
+
+
+def test_full_registry_reuses_slots_of_idle_clients_without_points(h) -> None:
+    run = h.create_run("reuse", config={**CFG, "global_batch_size_start": 2, "global_batch_size_end": 2})
+    assert h.owner(run, "set_paused", False).ok
+    first = [h.fund(Keypair()) for _ in range(2)]
+    for u in first:
+        assert h.join(run, u).ok
+    newcomer = h.fund(Keypair())
+    expect(h, run, "MoreClientsThanBatches", lambda: h.join(run, newcomer))  # both slots are live
+    assert h.client(run, "withdraw", first[0]).ok  # first[0] leaves with no points: its slot can be reused
+    assert h.join(run, newcomer).ok
+    st = h.state(run)
+    assert st.num_clients == 2
+    assert {st.clients[i].signer for i in range(2)} == {first[1].pubkey(), newcomer.pubkey()}

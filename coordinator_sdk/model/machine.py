@@ -112,12 +112,17 @@ class Machine:
             raise E.RunFinished("the run is finished")
         known = next((c for c in s.clients if c.signer == signer), None)
         if known is None:
-            if len(s.clients) >= MAX_CLIENTS:
-                raise E.ClientsFull(f"{MAX_CLIENTS} clients are registered")
-            if len(s.clients) >= s.config.global_batch_size_end:
-                raise E.MoreClientsThanBatches(f"only {s.config.global_batch_size_end} samples per round")
             known = RegisteredClient(signer, p2p)
-            s.clients.append(known)
+            if len(s.clients) < min(s.config.global_batch_size_end, MAX_CLIENTS):
+                s.clients.append(known)
+            else:  # reuse the slot of a client with no points that joined neither this epoch nor the next
+                slot = next((i for i, c in enumerate(s.clients)
+                             if c.earned == 0 and c.slashed == 0 and c.active + 1 < s.next_active), None)
+                if slot is None:
+                    if len(s.clients) >= MAX_CLIENTS:
+                        raise E.ClientsFull(f"{MAX_CLIENTS} clients are registered")
+                    raise E.MoreClientsThanBatches(f"only {s.config.global_batch_size_end} samples per round")
+                s.clients[slot] = known
         known.p2p, known.addr_hint, known.active = p2p, addr_hint, s.next_active
         if not s.halted():
             _tick(s, now, seed)

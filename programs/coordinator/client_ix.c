@@ -38,6 +38,16 @@ static uint64_t check_authorization(const SolParameters *p, const Ctx *ctx) {
     return SOL_SUCCESS;
 }
 
+/* A full registry would let anyone who can join an open run lock others out for good. A slot is reused
+ * when its client holds no points and joined neither this epoch nor the next (active < next_active - 1). */
+static int64_t reusable_slot(const CoordinatorAccount *a) {
+    for (uint32_t i = 0; i < a->num_clients; i++) {
+        const RegisteredClient *c = &a->clients[i];
+        if (c->earned == 0 && c->slashed == 0 && c->active + 1 < a->next_active) return i;
+    }
+    return -1;
+}
+
 /* join_run(p2p: pubkey, addr_hint: string<=64); accounts: user, instance, account, authorization, SlotHashes */
 uint64_t ix_join_run(const SolParameters *p, Args *args) {
     Ctx ctx;
@@ -54,9 +64,14 @@ uint64_t ix_join_run(const SolParameters *p, Args *args) {
     if (a->run_state == RS_FINISHED) return E_RUN_FINISHED;
     int64_t i = find_registered(a, ctx.signer->key);
     if (i < 0) {
-        if (a->num_clients >= MAX_CLIENTS) return E_CLIENTS_FULL;
-        if (a->num_clients >= a->config.global_batch_size_end) return E_MORE_CLIENTS_THAN_BATCHES;
-        i = a->num_clients++;
+        uint32_t limit = a->config.global_batch_size_end < MAX_CLIENTS ? a->config.global_batch_size_end : MAX_CLIENTS;
+        if (a->num_clients < limit) {
+            i = a->num_clients++;
+        } else {
+            i = reusable_slot(a);
+            if (i < 0) return a->num_clients >= MAX_CLIENTS ? E_CLIENTS_FULL : E_MORE_CLIENTS_THAN_BATCHES;
+            sol_memset(&a->clients[i], 0, sizeof(RegisteredClient));
+        }
         a->clients[i].signer = *ctx.signer->key;
     }
     RegisteredClient *c = &a->clients[i];
