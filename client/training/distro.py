@@ -1,0 +1,124 @@
+"""The DisTrO (DeMo) optimizer: residual momentum, DCT top-k results, and the sign-SGD apply of peers' mean.
+
+Per step and parameter (facts §6.3–6.4), with δ the residual, β the decay and η_t the learning rate:
+    δ ← β·(δ − Q_{t−1}) + η_t·g        Q_{t−1} = what this trainer sent last step, decoded
+    q_t = TopK(DCT(δ))                  → the result sent to peers (optionally 1-bit signs)
+    p ← p·(1 − η_t·λ) − η_t·sign(IDCT(mean over peers of q_t))     (`apply`, run by every client)
+
+Two deliberate differences from Psyche, both for bit-identical weights across clients:
+* the look-ahead (p − η_{t−1}·sign(δ) before the forward pass) is undone by restoring a saved copy, not by
+  adding the same amount back, which would leave ULP-sized differences that depend on the local δ;
+* weight decay happens in `apply`, so the weights are a pure function of the initial weights and the
+  sequence of result sets, whether or not this client trained in a round.
+δ is kept in float32 whatever the model dtype, so a bf16 model's momentum does not lose its small terms.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from client.training.compress import SparseCoeffs, compress, scatter_mean, topk_for
+from client.training.dct import ChunkPlan, decode, encode, plan_for
+
+
+@dataclass(frozen=True)
+class DistroConfig:
+    chunk: int = 64
+    topk: int = 8
+    decay: float = 0.999
+    weight_decay: float = 0.0
+    quantize_1bit: bool = True
+
+    def __post_init__(self) -> None:
+        if self.chunk < 1 or self.topk < 1:
+            raise ValueError(f"chunk and topk must be positive, got {self.chunk}, {self.topk}")
+        if not 0.0 <= self.decay <= 1.0:
+            raise ValueError(f"decay must lie in [0, 1], got {self.decay}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must not be negative, got {self.weight_decay}")
+
+
+@dataclass(frozen=True)
+class ParamLayout:
+    """What a result must look like for one parameter of the local model."""
+
+    name: str
+    plan: ChunkPlan
+    k: int
+
+
+def result_layout(model: nn.Module, cfg: DistroConfig) -> dict[str, ParamLayout]:
+    layout = {}
+    for name, p in model.named_parameters():
+        plan = plan_for(p.shape, cfg.chunk)
+        layout[name] = ParamLayout(name, plan, topk_for(plan, cfg.topk))
+    return layout
+
+
+@dataclass
+class DistroResult:
+    """One trainer's contribution for one step: sparse DCT coefficients of every parameter."""
+
+    step: int
+    params: dict[str, SparseCoeffs]
+    quantized: bool
+
+
+class Distro:
+    def __init__(self, model: nn.Module, cfg: DistroConfig) -> None:
+        self.cfg = cfg
+        self.params = dict(model.named_parameters())
+        self.layout = result_layout(model, cfg)
+        self.delta = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in self.params.items()}
+        self.sent: dict[str, SparseCoeffs] | None = None
+        self._stash: dict[str, torch.Tensor] | None = None
+
+    def reset(self) -> None:
+        """Cold start (`zero_optim`): forget the residual and what was sent."""
+        for d in self.delta.values():
+            d.zero_()
+        self.sent = None
+
+    @torch.no_grad()
+    def lookahead(self, lr_prev: float) -> None:
+        """Move to where the pending, not yet applied, updates will likely take the weights."""
+        self._stash = {n: p.detach().clone() for n, p in self.params.items()}
+        if lr_prev:
+            for n, p in self.params.items():
+                p.sub_(torch.sign(self.delta[n]).to(p.dtype), alpha=lr_prev)
+
+    @torch.no_grad()
+    def generate(self, step: int, lr: float) -> DistroResult:
+        """Fold this step's gradients into δ and extract the result; gradients must be populated."""
+        if self._stash is not None:
+            for n, p in self.params.items():
+                p.copy_(self._stash[n])
+            self._stash = None
+        sent: dict[str, SparseCoeffs] = {}
+        for n, p in self.params.items():
+            lay, d = self.layout[n], self.delta[n]
+            if self.sent is not None:
+                d.sub_(decode(scatter_mean(lay.plan, [self.sent[n]], d.device), lay.plan))
+            d.mul_(self.cfg.decay)
+            if p.grad is not None:
+                d.add_(p.grad.float(), alpha=lr)
+            sent[n] = compress(encode(d, lay.plan), lay.k)
+        self.sent = sent
+        out = {n: q.signs() for n, q in sent.items()} if self.cfg.quantize_1bit else dict(sent)
+        return DistroResult(step, out, self.cfg.quantize_1bit)
+
+    @torch.no_grad()
+    def apply(self, results: list[DistroResult], lr: float) -> bool:
+        """Sign-SGD step along the peers' mean; False (weights untouched) when there is nothing to apply."""
+        if not results:
+            return False
+        for n, p in self.params.items():
+            lay = self.layout[n]
+            mean = scatter_mean(lay.plan, [r.params[n] for r in results], p.device)
+            update = torch.sign(decode(mean, lay.plan))
+            if self.cfg.weight_decay:
+                p.mul_(1.0 - lr * self.cfg.weight_decay)
+            p.sub_(update.to(p.dtype), alpha=lr)
+        return True

@@ -1,0 +1,148 @@
+"""DisTrO results on the wire: a msgpack envelope around raw packed arrays, with a sha256 commitment.
+
+The envelope stays small because names and shapes do not travel: both sides derive the parameter order,
+block shapes and k from the model and the run's chunk/top-k, and the sender includes a 16-byte hash of
+that layout. A result from another model, another config or another parameter order fails on that hash.
+
+A result comes from an untrusted peer, and Psyche does not check its shapes. Here `decode_result`
+checks everything before any tensor is built: envelope keys and types, the run settings and layout
+hash, each array's exact byte length, index range and canonical order (ascending, no duplicates),
+finite values and zero padding bits. Any failure raises `ResultError` naming the parameter and field.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgpack
+import numpy as np
+import torch
+
+from client.training.compress import SparseCoeffs, index_dtype, pack_signs, packed_sign_bytes, unpack_signs
+from client.training.distro import DistroConfig, DistroResult, ParamLayout
+
+FORMAT = "psyche-distro/1"
+VALUE_BYTES = {"sign1": 0, "bf16": 2, "f32": 4}
+ENVELOPE_KEYS = {"format", "step", "chunk", "topk", "layout", "val_dtype", "idx", "val"}
+
+
+class ResultError(ValueError):
+    """A serialized result that does not fit the local model; the message names the offending field."""
+
+
+def commitment(data: bytes) -> bytes:
+    """What a trainer commits to (and witnesses check) before peers download the result itself."""
+    return hashlib.sha256(data).digest()
+
+
+def layout_hash(layout: dict[str, ParamLayout]) -> bytes:
+    """Binds a result to parameter names, order, shapes, block plans and k."""
+    text = ";".join(f"{n}:{list(lay.plan.shape)}:{lay.plan.h}x{lay.plan.w}:{lay.k}" for n, lay in layout.items())
+    return hashlib.sha256(text.encode()).digest()[:16]
+
+
+def _values_bytes(val: torch.Tensor, dtype: str) -> bytes:
+    if dtype == "sign1":
+        return pack_signs(val)
+    if dtype == "bf16":
+        return val.to(torch.bfloat16).contiguous().view(torch.int16).numpy().tobytes()
+    return val.to(torch.float32).contiguous().numpy().astype("<f4").tobytes()
+
+
+def encode_result(result: DistroResult, layout: dict[str, ParamLayout], cfg: DistroConfig,
+                  value_dtype: str = "bf16") -> bytes:
+    """`value_dtype` applies to unquantized results; a 1-bit result always travels as packed signs."""
+    if value_dtype not in ("bf16", "f32"):
+        raise ValueError(f"value_dtype must be bf16 or f32, got {value_dtype!r}")
+    vdt = "sign1" if result.quantized else value_dtype
+    idx, val = [], []
+    for name, lay in layout.items():
+        q = result.params[name]
+        idx.append(q.idx.cpu().numpy().astype(index_dtype(lay.plan.totalk)).tobytes())
+        val.append(_values_bytes(q.val.cpu(), vdt))
+    env = {"format": FORMAT, "step": result.step, "chunk": cfg.chunk, "topk": cfg.topk,
+           "layout": layout_hash(layout), "val_dtype": vdt, "idx": idx, "val": val}
+    return msgpack.packb(env, use_bin_type=True)
+
+
+def max_encoded_size(layout: dict[str, ParamLayout]) -> int:
+    """An upper bound on a valid result's size (f32 values), used to refuse oversized payloads unparsed."""
+    total = 512
+    for lay in layout.values():
+        n = lay.plan.num_blocks * lay.k
+        total += 16 + n * (index_dtype(lay.plan.totalk).itemsize + 4)
+    return total
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _decode_param(raw_idx: Any, raw_val: Any, lay: ParamLayout, vdt: str) -> SparseCoeffs:
+    where = f"parameter {lay.name}"
+    if not isinstance(raw_idx, bytes) or not isinstance(raw_val, bytes):
+        raise ResultError(f"{where}: idx and val must be binary")
+    n = lay.plan.num_blocks * lay.k
+    idt = index_dtype(lay.plan.totalk)
+    if len(raw_idx) != n * idt.itemsize:
+        raise ResultError(f"{where}: idx holds {len(raw_idx)} bytes, expected {n * idt.itemsize}")
+    idx = np.frombuffer(raw_idx, dtype=idt).astype(np.int64).reshape(*lay.plan.blocks_shape, lay.k)
+    if idx.size and int(idx.max()) >= lay.plan.totalk:
+        raise ResultError(f"{where}: index {int(idx.max())} out of range for blocks of {lay.plan.totalk}")
+    if lay.k > 1 and not bool(np.all(np.diff(idx, axis=-1) > 0)):
+        raise ResultError(f"{where}: indices within a block must be strictly ascending (no duplicates)")
+    if vdt == "sign1":
+        if len(raw_val) != packed_sign_bytes(n):
+            raise ResultError(f"{where}: val holds {len(raw_val)} sign bytes, expected {packed_sign_bytes(n)}")
+        if n % 8 and raw_val[-1] >> (n % 8):
+            raise ResultError(f"{where}: padding bits after the last sign are not zero")
+        val = unpack_signs(raw_val, n)
+    else:
+        if len(raw_val) != n * VALUE_BYTES[vdt]:
+            raise ResultError(f"{where}: val holds {len(raw_val)} bytes, expected {n * VALUE_BYTES[vdt]}")
+        if vdt == "bf16":
+            val = torch.from_numpy(np.frombuffer(raw_val, dtype="<i2").copy()).view(torch.bfloat16).float()
+        else:
+            val = torch.from_numpy(np.frombuffer(raw_val, dtype="<f4").copy())
+        if not bool(torch.isfinite(val).all()):
+            raise ResultError(f"{where}: values contain NaN or infinity")
+    return SparseCoeffs(torch.from_numpy(idx.copy()), val.reshape(*lay.plan.blocks_shape, lay.k))
+
+
+def decode_result(data: bytes, layout: dict[str, ParamLayout], cfg: DistroConfig,
+                  expected_commitment: bytes | None = None, expected_step: int | None = None) -> DistroResult:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ResultError(f"result must be bytes, got {type(data).__name__}")
+    limit = max_encoded_size(layout)
+    if len(data) > limit:
+        raise ResultError(f"result is {len(data)} bytes, more than the {limit} any valid result can take")
+    if expected_commitment is not None and commitment(bytes(data)) != expected_commitment:
+        raise ResultError("result bytes do not match the committed sha256")
+    try:
+        env = msgpack.unpackb(data, raw=False, strict_map_key=True, max_bin_len=limit)
+    except Exception as e:  # msgpack raises several unrelated exception types for malformed input
+        raise ResultError(f"result is not a valid msgpack envelope: {e}") from None
+    if not isinstance(env, dict) or set(env) != ENVELOPE_KEYS:
+        got = sorted(map(str, env)) if isinstance(env, dict) else type(env).__name__
+        raise ResultError(f"result envelope has keys {got}, expected {sorted(ENVELOPE_KEYS)}")
+    if env["format"] != FORMAT:
+        raise ResultError(f"result format {env['format']!r}, expected {FORMAT!r}")
+    if not _is_int(env["step"]) or env["step"] < 0:
+        raise ResultError(f"result step {env['step']!r} is not a non-negative integer")
+    if expected_step is not None and env["step"] != expected_step:
+        raise ResultError(f"result is for step {env['step']}, expected step {expected_step}")
+    if env["chunk"] != cfg.chunk or env["topk"] != cfg.topk:
+        raise ResultError(f"sender used chunk={env['chunk']!r} topk={env['topk']!r},"
+                          f" this run uses chunk={cfg.chunk} topk={cfg.topk}")
+    if env["layout"] != layout_hash(layout):
+        raise ResultError("result was made for a different model layout (parameter names, shapes or order)")
+    vdt = env["val_dtype"]
+    if vdt not in VALUE_BYTES:
+        raise ResultError(f"result val_dtype {vdt!r} is not one of {', '.join(VALUE_BYTES)}")
+    for key in ("idx", "val"):
+        if not isinstance(env[key], list) or len(env[key]) != len(layout):
+            got = len(env[key]) if isinstance(env[key], list) else type(env[key]).__name__
+            raise ResultError(f"result {key} carries {got} arrays, the local model has {len(layout)} parameters")
+    params = {lay.name: _decode_param(i, v, lay, vdt)
+              for i, v, lay in zip(env["idx"], env["val"], layout.values(), strict=True)}
+    return DistroResult(env["step"], params, vdt == "sign1")
