@@ -1,0 +1,88 @@
+"""Cost of a DisTrO training step over a plain torch loop on the same model and batch.
+
+plain:  forward/backward + clip + torch AdamW step
+DisTrO: look-ahead + forward/backward + clip + generate (residual, DCT, top-k) + wire encode/decode
+        of the result + apply (IDCT of the mean, sign step)
+Steps alternate between the two so machine noise hits both alike; the median of each is reported.
+
+    .venv/bin/python -m bench.trainer_overhead [--arch llama|deepseek] [--dim 256] [--steps 12]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from client.training.config import ModelConfig
+from client.training.distro import DistroConfig, result_layout
+from client.training.model import build_model
+from client.training.result_codec import decode_result, encode_result
+from client.training.schedule import Constant
+from client.training.trainer import Trainer
+
+
+def config(arch: str, dim: int, layers: int, seq: int) -> ModelConfig:
+    common = dict(vocab_size=256, dim=dim, n_layers=layers, n_heads=8, ffn_dim=dim * 8 // 3 // 64 * 64,
+                  max_seq_len=seq)
+    if arch == "llama":
+        return ModelConfig(arch="llama", n_kv_heads=4, **common)
+    return ModelConfig(arch="deepseek", q_lora_rank=dim // 2, kv_lora_rank=dim // 2, qk_nope_head_dim=dim // 8,
+                       qk_rope_head_dim=dim // 16, v_head_dim=dim // 8, **common)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", choices=["llama", "deepseek"], default="llama")
+    p.add_argument("--dim", type=int, default=256)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--seq", type=int, default=256)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--topk", type=int, default=8)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    cfg = config(a.arch, a.dim, a.layers, a.seq)
+    dcfg = DistroConfig(topk=a.topk)
+    sched = Constant(base_lr=1e-3)
+    plain = Trainer(build_model(cfg, device=a.device), sched, "adamw")
+    distro = Trainer(build_model(cfg, device=a.device), sched, "distro", dcfg)
+    layout = result_layout(distro.model, dcfg)
+    batch = torch.randint(0, cfg.vocab_size, (a.batch, a.seq + 1), generator=torch.Generator().manual_seed(0))
+    batch = batch.to(a.device)
+
+    def sync() -> None:
+        if a.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def plain_step(step: int) -> None:
+        plain.train_step(step, batch)
+
+    def distro_step(step: int) -> None:
+        out = distro.train_step(step, batch)
+        wire = encode_result(out.result, layout, dcfg)
+        distro.apply([decode_result(wire, layout, dcfg)], step)
+
+    times: dict[str, list[float]] = {"plain": [], "distro": []}
+    for step in range(a.steps + 2):
+        for name, fn in (("plain", plain_step), ("distro", distro_step)):
+            sync()
+            t0 = time.perf_counter()
+            fn(step)
+            sync()
+            if step >= 2:  # first steps allocate optimizer state and warm caches
+                times[name].append(time.perf_counter() - t0)
+    n_params = sum(p.numel() for p in plain.model.parameters())
+    tp, td = statistics.median(times["plain"]), statistics.median(times["distro"])
+    print(f"{a.arch} {n_params:,} params, batch {a.batch}x{a.seq} tokens, {a.device}, {a.threads} threads,"
+          f" {a.steps} timed steps each")
+    print(f"plain torch step (fwd/bwd + clip + AdamW): {tp * 1000:.1f} ms")
+    print(f"DisTrO step (lookahead + fwd/bwd + clip + generate + codec + apply): {td * 1000:.1f} ms")
+    print(f"overhead ratio: {td / tp:.3f}  (goal <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()
