@@ -1,0 +1,162 @@
+"""An iroh endpoint owned by one client: its identity, its members-only accept loop, and dialling peers.
+
+Protocols register an ALPN handler; every incoming connection is accepted only after the QUIC/TLS
+handshake has proven the peer's key and that key is a member (a client of the current epoch). Others are
+closed with code 403 and counted. Outgoing connections are cached per (peer, ALPN) and dialled by key +
+the address hints from the coordinator account (or ones added by hand); non-members are never dialled.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import iroh
+
+from client.p2p.allowlist import Membership
+from client.p2p.identity import P2PIdentity
+
+log = logging.getLogger(__name__)
+NOT_MEMBER = 403
+Handler = Callable[[iroh.Connection, bytes], Awaitable[None]]
+
+
+class NotMember(Exception):
+    """The peer is not a client of the current epoch."""
+
+
+class PeerUnreachable(Exception):
+    """No address for the peer, or every address failed."""
+
+
+class P2PNode:
+    def __init__(self, identity: P2PIdentity, membership: Membership, bind_addr: str = "127.0.0.1:0",
+                 relay: str = "disabled", dial_timeout: float = 3.0) -> None:
+        if relay not in ("disabled", "default"):
+            raise ValueError(f"relay must be 'disabled' or 'default', got {relay!r}")
+        self.identity, self.membership = identity, membership
+        self.bind_addr, self.relay, self.dial_timeout = bind_addr, relay, dial_timeout
+        self.handlers: dict[bytes, Handler] = {}
+        self.addresses: dict[bytes, list[str]] = {}
+        self.refused: Counter[str] = Counter()
+        self._conns: dict[tuple[bytes, bytes], iroh.Connection] = {}
+        self._dial_locks: dict[tuple[bytes, bytes], asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self.endpoint: iroh.Endpoint | None = None
+
+    @property
+    def public(self) -> bytes:
+        return self.identity.public
+
+    def register(self, alpn: bytes, handler: Handler) -> None:
+        self.handlers[alpn] = handler
+
+    async def start(self) -> P2PNode:
+        relay_mode = iroh.RelayMode.disabled() if self.relay == "disabled" else iroh.RelayMode.default_mode()
+        opts = iroh.EndpointOptions(preset=iroh.preset_minimal(), relay_mode=relay_mode, bind_addr=self.bind_addr,
+                                    alpns=list(self.handlers), secret_key=self.identity.seed)
+        self.endpoint = await iroh.Endpoint.bind(opts)
+        if self.endpoint.id().to_bytes() != self.public:
+            raise RuntimeError("iroh endpoint id differs from the P2P identity's public key")
+        self.spawn(self._accept_loop())
+        return self
+
+    @property
+    def address(self) -> str:
+        """This node's IPv4 socket address, the hint it registers on chain."""
+        assert self.endpoint is not None, "start() the node first"
+        return next(a for a in self.endpoint.bound_sockets() if not a.startswith("["))
+
+    def spawn(self, coro: Awaitable[None]) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def add_peer(self, key: bytes, *addrs: str) -> None:
+        self.addresses[key] = list(addrs)
+
+    def known_peers(self) -> list[bytes]:
+        """Members we know how to reach, excluding ourselves, in a stable order."""
+        hints = getattr(self.membership, "hints", {})
+        keys = (set(self.addresses) | set(hints)) & self.membership.members()
+        return sorted(keys - {self.public})
+
+    def _addrs_for(self, key: bytes) -> list[str]:
+        return self.addresses.get(key) or getattr(self.membership, "hints", {}).get(key, [])
+
+    async def _accept_loop(self) -> None:
+        assert self.endpoint is not None
+        while True:
+            try:
+                incoming = await self.endpoint.accept_next()
+            except Exception as e:  # endpoint closed
+                log.debug("accept loop ends: %s", e)
+                return
+            if incoming is None:
+                return
+            self.spawn(self._admit(incoming))
+
+    async def _admit(self, incoming: iroh.Incoming) -> None:
+        try:
+            accepting = await incoming.accept()
+            alpn = await accepting.alpn()
+            conn = await accepting.connect()
+        except Exception as e:
+            self.refused["handshake"] += 1
+            log.debug("incoming handshake failed: %s", e)
+            return
+        remote = conn.remote_id().to_bytes()
+        if not self.membership.allows(remote):
+            self.refused["not_member"] += 1
+            conn.close(NOT_MEMBER, b"not a member of the current epoch")
+            return
+        handler = self.handlers.get(alpn)
+        if handler is None:
+            self.refused["unknown_alpn"] += 1
+            conn.close(400, b"unknown protocol")
+            return
+        with contextlib.suppress(Exception):
+            await handler(conn, remote)
+
+    async def connect(self, key: bytes, alpn: bytes) -> iroh.Connection:
+        if not self.membership.allows(key):
+            raise NotMember(f"peer {key.hex()[:10]} is not a member of the current epoch")
+        slot = (key, alpn)
+        lock = self._dial_locks.setdefault(slot, asyncio.Lock())
+        async with lock:
+            conn = self._conns.get(slot)
+            if conn is not None and conn.close_reason() is None:
+                return conn
+            addrs = self._addrs_for(key)
+            if not addrs:
+                raise PeerUnreachable(f"no address known for peer {key.hex()[:10]}")
+            assert self.endpoint is not None, "start() the node first"
+            target = iroh.EndpointAddr(iroh.EndpointId.from_bytes(key), None, addrs)
+            try:
+                conn = await asyncio.wait_for(self.endpoint.connect(target, alpn), self.dial_timeout)
+            except TimeoutError:
+                raise PeerUnreachable(f"peer {key.hex()[:10]} at {addrs}: no answer in {self.dial_timeout}s") from None
+            except Exception as e:
+                raise PeerUnreachable(f"peer {key.hex()[:10]} at {addrs}: {e}") from None
+            self._conns[slot] = conn
+            return conn
+
+    def forget(self, key: bytes, alpn: bytes) -> None:
+        conn = self._conns.pop((key, alpn), None)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close(0, b"")
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for conn in self._conns.values():
+            with contextlib.suppress(Exception):
+                conn.close(0, b"bye")
+        self._conns.clear()
+        if self.endpoint is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.endpoint.close(), 5)
