@@ -45,8 +45,9 @@ class BlobUnavailable(Exception):
 
 class BlobService:
     def __init__(self, node: P2PNode, store: BlobStore | None = None, max_size: int = 1 << 30,
-                 max_uploads: int = 4, max_downloads: int = 4) -> None:
+                 max_uploads: int = 4, max_downloads: int = 4, stall_timeout: float = 5.0) -> None:
         self.node, self.store, self.max_size = node, store or BlobStore(), max_size
+        self.stall_timeout = stall_timeout  # a provider silent this long is treated as gone (QUIC idle is 30 s)
         self._uploads = asyncio.Semaphore(max_uploads)
         self._downloads = asyncio.Semaphore(max_downloads)
         self.stats: Counter[str] = Counter()
@@ -90,10 +91,10 @@ class BlobService:
             await bi.send().write_all(h)
             await bi.send().finish()
             recv = bi.recv()
-            status, size = struct.unpack("<BQ", await recv.read_exact(9))
+            status, size = struct.unpack("<BQ", await asyncio.wait_for(recv.read_exact(9), self.stall_timeout))
         except Exception as e:
             self.node.forget(peer, BLOBS_ALPN)
-            raise BlobError(f"request failed: {e}") from None
+            raise BlobError(f"request failed: {e or type(e).__name__}") from None
         if status != FOUND:
             raise BlobError("peer does not have it")
         if size > limit:
@@ -102,12 +103,13 @@ class BlobService:
         buf = bytearray()
         try:
             while len(buf) < size:
-                buf += await recv.read_exact(min(CHUNK, size - len(buf)))
+                buf += await asyncio.wait_for(recv.read_exact(min(CHUNK, size - len(buf))), self.stall_timeout)
                 if progress is not None:
                     progress(len(buf), size)
         except Exception as e:
             self.node.forget(peer, BLOBS_ALPN)
-            raise BlobError(f"transfer broke after {len(buf)} of {size} bytes: {e}") from None
+            why = f"no data for {self.stall_timeout}s" if isinstance(e, TimeoutError) else str(e)
+            raise BlobError(f"transfer broke after {len(buf)} of {size} bytes: {why}") from None
         data = bytes(buf)
         if hashlib.sha256(data).digest() != h:
             raise BlobError("bytes do not hash to the requested sha256")
