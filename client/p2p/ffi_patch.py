@@ -42,3 +42,8 @@ def is_applied() -> bool:
 def original_write() -> Any:
     """The stock per-byte writer, kept so a test can compare both byte for byte."""
     return _ORIGINAL
+
+
+def remove() -> None:
+    """Back to the stock writer (benchmarks use this to show what the patch buys)."""
+    _BUILDER.write = _ORIGINAL
