@@ -42,7 +42,8 @@ def run_distro(cfg: ModelConfig, data: ShardedBatches, a: argparse.Namespace) ->
                         quantize_1bit=not a.no_1bit)
     base = build_model(cfg, seed=a.seed)
     sched = Cosine(base_lr=a.distro_lr, final_lr=a.distro_lr / 10, total_steps=a.steps, warmup_steps=a.warmup)
-    trainers = [Trainer(copy.deepcopy(base), sched, "distro", dcfg, clip_grad_norm=1.0) for _ in range(a.trainers)]
+    trainers = [Trainer(copy.deepcopy(base), sched, "distro", dcfg, clip_grad_norm=1.0, lookahead=not a.no_lookahead)
+                for _ in range(a.trainers)]
     layout = result_layout(base, dcfg)
     pending: dict[int, list] = {}
     curve, evals, wire = [], [], []
@@ -101,6 +102,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--delay", type=int, default=2, help="steps between a result's step and its apply")
     p.add_argument("--eval-every", type=int, default=25)
+    p.add_argument("--no-lookahead", action="store_true", help="ablation: skip the protocol's look-ahead step")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--png", default="bench/distro_vs_adamw.png")
     p.add_argument("--threads", type=int, default=2)
@@ -131,6 +133,7 @@ def main() -> None:
         for name, r in (("DisTrO", d), ("AdamW", w)):
             series[f"{arch} {name}"] = ([s for s, _ in r["evals"]], [v for _, v in r["evals"]])
     print(f"settings: chunk {a.chunk} topk {a.topk} 1bit {not a.no_1bit} decay {a.decay} delay {a.delay}"
+          f" lookahead {not a.no_lookahead}"
           f" distro lr {a.distro_lr} adamw lr {a.adamw_lr} cosine to lr/10, warmup {a.warmup}")
     for line in line_plot(a.png, series):
         print(f"plot {a.png}: {line}")

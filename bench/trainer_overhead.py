@@ -5,7 +5,7 @@ DisTrO: look-ahead + forward/backward + clip + generate (residual, DCT, top-k) +
         of the result + apply (IDCT of the mean, sign step)
 Steps alternate between the two so machine noise hits both alike; the median of each is reported.
 
-    .venv/bin/python -m bench.trainer_overhead [--arch llama|deepseek] [--dim 256] [--steps 12]
+    .venv/bin/python -m bench.trainer_overhead [--arch llama|deepseek] [--dim 256] [--batches 8,32]
 """
 from __future__ import annotations
 
@@ -38,11 +38,14 @@ def main() -> None:
     p.add_argument("--dim", type=int, default=256)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--seq", type=int, default=256)
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batches", default="8,32", help="sequences per step, comma-separated: DisTrO's cost is per"
+                   " parameter, the forward/backward's per token, so the ratio falls as batches grow")
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--topk", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--peers", type=int, default=4, help="results applied per step (own + copies standing in"
+                   " for the other trainers' results, each decoded from the wire)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     cfg = config(a.arch, a.dim, a.layers, a.seq)
@@ -51,9 +54,20 @@ def main() -> None:
     plain = Trainer(build_model(cfg, device=a.device), sched, "adamw")
     distro = Trainer(build_model(cfg, device=a.device), sched, "distro", dcfg)
     layout = result_layout(distro.model, dcfg)
-    batch = torch.randint(0, cfg.vocab_size, (a.batch, a.seq + 1), generator=torch.Generator().manual_seed(0))
-    batch = batch.to(a.device)
+    n_params = sum(p.numel() for p in plain.model.parameters())
+    print(f"{a.arch} {n_params:,} params, {a.device}, {a.threads} threads, {a.steps} timed steps each,"
+          f" DisTrO applies {a.peers} results per step")
+    for rows in (int(b) for b in a.batches.split(",")):
+        batch = torch.randint(0, cfg.vocab_size, (rows, a.seq + 1), generator=torch.Generator().manual_seed(0))
+        tp, td = time_steps(plain, distro, layout, dcfg, batch.to(a.device), a)
+        print(f"batch {rows}x{a.seq} = {rows * a.seq:,} tokens/step: plain torch (fwd/bwd + clip + AdamW)"
+              f" {tp * 1000:.1f} ms, DisTrO (lookahead + fwd/bwd + clip + generate + wire codec + apply)"
+              f" {td * 1000:.1f} ms, overhead ratio {td / tp:.3f} (goal <= 1.10)")
 
+
+def time_steps(plain: Trainer, distro: Trainer, layout: dict, dcfg: DistroConfig, batch: torch.Tensor,
+               a: argparse.Namespace) -> tuple[float, float]:
+    """Median seconds per step of each, alternating so machine noise hits both alike."""
     def sync() -> None:
         if a.device.startswith("cuda"):
             torch.cuda.synchronize()
@@ -64,7 +78,7 @@ def main() -> None:
     def distro_step(step: int) -> None:
         out = distro.train_step(step, batch)
         wire = encode_result(out.result, layout, dcfg)
-        distro.apply([decode_result(wire, layout, dcfg)], step)
+        distro.apply([decode_result(wire, layout, dcfg) for _ in range(a.peers)], step)
 
     times: dict[str, list[float]] = {"plain": [], "distro": []}
     for step in range(a.steps + 2):
@@ -75,13 +89,7 @@ def main() -> None:
             sync()
             if step >= 2:  # first steps allocate optimizer state and warm caches
                 times[name].append(time.perf_counter() - t0)
-    n_params = sum(p.numel() for p in plain.model.parameters())
-    tp, td = statistics.median(times["plain"]), statistics.median(times["distro"])
-    print(f"{a.arch} {n_params:,} params, batch {a.batch}x{a.seq} tokens, {a.device}, {a.threads} threads,"
-          f" {a.steps} timed steps each")
-    print(f"plain torch step (fwd/bwd + clip + AdamW): {tp * 1000:.1f} ms")
-    print(f"DisTrO step (lookahead + fwd/bwd + clip + generate + codec + apply): {td * 1000:.1f} ms")
-    print(f"overhead ratio: {td / tp:.3f}  (goal <= 1.10)")
+    return statistics.median(times["plain"]), statistics.median(times["distro"])
 
 
 if __name__ == "__main__":

@@ -107,3 +107,18 @@ def decode(coeffs: torch.Tensor, plan: ChunkPlan) -> torch.Tensor:
     ch, cw = dct_matrix(h, coeffs.device), dct_matrix(w, coeffs.device)
     spatial = ch.T @ blocks @ cw
     return spatial.transpose(-3, -2).reshape(plan.shape)
+
+
+def decode_sparse(idx: torch.Tensor, val: torch.Tensor, plan: ChunkPlan) -> torch.Tensor:
+    """`decode` of coefficients given as `[*blocks, K]` indices and values, without densifying them.
+
+    Each coefficient (r, c) of a block is the outer product of basis rows `C_h[r]` and `C_w[c]`, so a
+    block with K non-zeros costs `2·K·h·w` flops instead of `2·h·w·(h+w)`: 16x less at K=8, chunk 64.
+    """
+    *lead, m, n = plan.matrix_shape
+    h, w = plan.h, plan.w
+    ch, cw = dct_matrix(h, val.device), dct_matrix(w, val.device)
+    rows = ch[torch.div(idx, w, rounding_mode="floor")] * val.float()[..., None]  # [*blocks, K, h]
+    cols = cw[idx % w]  # [*blocks, K, w]
+    spatial = rows.transpose(-1, -2) @ cols  # [*blocks, h, w]
+    return spatial.transpose(-3, -2).reshape(plan.shape)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from client.training.compress import SparseCoeffs, compress, scatter_mean, topk_for
-from client.training.dct import ChunkPlan, decode, encode, plan_for
+from client.training.dct import ChunkPlan, decode, decode_sparse, encode, plan_for
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class Distro:
         for n, p in self.params.items():
             lay, d = self.layout[n], self.delta[n]
             if self.sent is not None:
-                d.sub_(decode(scatter_mean(lay.plan, [self.sent[n]], d.device), lay.plan))
+                d.sub_(decode_sparse(self.sent[n].idx, self.sent[n].val, lay.plan))
             d.mul_(self.cfg.decay)
             if p.grad is not None:
                 d.add_(p.grad.float(), alpha=lr)
@@ -109,15 +109,26 @@ class Distro:
         out = {n: q.signs() for n, q in sent.items()} if self.cfg.quantize_1bit else dict(sent)
         return DistroResult(step, out, self.cfg.quantize_1bit)
 
+    @staticmethod
+    def _decode_mean(lay: ParamLayout, parts: list[SparseCoeffs], device: torch.device) -> torch.Tensor:
+        """IDCT of the peers' scatter-mean. The mean is formed densely (so it does not depend on result
+        order for 1-bit results); while it has few non-zeros per block it is decoded sparsely."""
+        mean = scatter_mean(lay.plan, parts, device)
+        if 8 * len(parts) * lay.k > lay.plan.totalk:
+            return decode(mean, lay.plan)
+        # the support of the mean: all sent indices, sorted (order-free), repeats given weight 0
+        idx, _ = torch.cat([q.idx.to(device) for q in parts], dim=-1).sort(dim=-1)
+        val = mean.gather(-1, idx)
+        val[..., 1:][idx[..., 1:] == idx[..., :-1]] = 0.0
+        return decode_sparse(idx, val, lay.plan)
+
     @torch.no_grad()
     def apply(self, results: list[DistroResult], lr: float) -> bool:
         """Sign-SGD step along the peers' mean; False (weights untouched) when there is nothing to apply."""
         if not results:
             return False
         for n, p in self.params.items():
-            lay = self.layout[n]
-            mean = scatter_mean(lay.plan, [r.params[n] for r in results], p.device)
-            update = torch.sign(decode(mean, lay.plan))
+            update = torch.sign(self._decode_mean(self.layout[n], [r.params[n] for r in results], p.device))
             if self.cfg.weight_decay:
                 p.mul_(1.0 - lr * self.cfg.weight_decay)
             p.sub_(update.to(p.dtype), alpha=lr)

@@ -29,13 +29,14 @@ class Trainer:
     def __init__(self, model: Decoder, schedule: Schedule, optimizer: Literal["distro", "adamw"] = "distro",
                  distro: DistroConfig | None = None, micro_batch_size: int | None = None,
                  clip_grad_norm: float | None = 1.0, adamw_betas: tuple[float, float] = (0.9, 0.95),
-                 adamw_weight_decay: float = 0.0) -> None:
+                 adamw_weight_decay: float = 0.0, lookahead: bool = True) -> None:
         if optimizer not in ("distro", "adamw"):
             raise ValueError(f"optimizer must be distro or adamw, got {optimizer!r}")
         if micro_batch_size is not None and micro_batch_size < 1:
             raise ValueError(f"micro_batch_size must be positive, got {micro_batch_size}")
         self.model, self.schedule, self.kind = model, schedule, optimizer
         self.micro_batch_size, self.clip = micro_batch_size, clip_grad_norm
+        self.use_lookahead = lookahead  # the protocol's default; off only for ablations
         self.distro = Distro(model, distro or DistroConfig()) if optimizer == "distro" else None
         self.adamw = torch.optim.AdamW(model.parameters(), lr=schedule(0), betas=adamw_betas,
                                        weight_decay=adamw_weight_decay) if optimizer == "adamw" else None
@@ -58,7 +59,7 @@ class Trainer:
         lr = self.schedule(step)
         self.model.zero_grad(set_to_none=True)
         if self.distro is not None:
-            self.distro.lookahead(self.schedule(step - 1) if step > 0 else 0.0)
+            self.distro.lookahead(self.schedule(step - 1) if step > 0 and self.use_lookahead else 0.0)
         loss = self._backward(batch)
         params = [p for p in self.model.parameters() if p.grad is not None]
         max_norm = self.clip if self.clip else float("inf")
