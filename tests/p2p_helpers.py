@@ -53,6 +53,8 @@ async def cluster(n: int, **kw: object) -> AsyncIterator[tuple[list[Peer], Stati
     members = StaticMembers({i.public for i in idents})
     peers = [await make_peer(members, identity=i, **kw) for i in idents]  # type: ignore[arg-type]
     introduce(peers)
+    for p in peers:  # what a client does once it has read the epoch's members: dial its neighbours
+        await p.gossip.join()
     try:
         yield peers, members
     finally:

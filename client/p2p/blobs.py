@@ -60,6 +60,8 @@ class BlobService:
                 bi = await conn.accept_bi()
             except Exception:
                 return
+            if self.node.evict_if_gone(conn, remote):
+                return
             self.node.spawn(self._answer(bi))
 
     async def _answer(self, bi: iroh.BiStream) -> None:

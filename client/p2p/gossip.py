@@ -51,6 +51,7 @@ class Gossip:
         node.register(GOSSIP_ALPN, self._serve)
 
     def start(self) -> None:
+        self.node.spawn(self.join())
         if self.rebroadcast_s > 0:
             self.node.spawn(self._rebroadcast_loop())
 
@@ -62,14 +63,33 @@ class Gossip:
         self._own = [m for m in self._own if m.step >= low]
 
     # --- neighbours ---------------------------------------------------------------------------------
+    def _usable(self, key: bytes, now: float) -> bool:
+        return self.node.membership.allows(key) and now - self._failed_at.get(key, -1e9) > self.retry_after_s
+
     def _refresh_neighbours(self) -> list[bytes]:
+        """Keep live member neighbours; top up to `fanout` with random reachable members."""
         now = time.monotonic()
-        known = [k for k in self.node.known_peers() if now - self._failed_at.get(k, -1e9) > self.retry_after_s]
-        self.neighbours = [n for n in self.neighbours if n in known]
-        spare = [k for k in known if k not in self.neighbours]
+        self.neighbours = [n for n in self.neighbours if self._usable(n, now)]
+        spare = [k for k in self.node.known_peers() if k not in self.neighbours and self._usable(k, now)]
         self._rng.shuffle(spare)
         self.neighbours += spare[:max(0, self.fanout - len(self.neighbours))]
         return self.neighbours
+
+    def _adopt(self, remote: bytes) -> None:
+        """Neighbourhood is symmetric: a member that chose us becomes our neighbour (up to 2x fanout), so
+        the overlay is an undirected graph and no node is left with nobody forwarding to it."""
+        if remote not in self.neighbours and len(self.neighbours) < 2 * self.fanout and \
+                self._usable(remote, time.monotonic()):
+            self.neighbours.append(remote)
+
+    async def join(self) -> None:
+        """Dial the current neighbours so they adopt us; called at start and on every maintenance tick."""
+        for peer in list(self._refresh_neighbours()):
+            try:
+                await asyncio.wait_for(self.node.connect(peer, GOSSIP_ALPN), self.send_timeout)
+            except Exception as e:
+                log.debug("gossip join of %s failed: %s", peer.hex()[:10], e)
+                self._drop_neighbour(peer)
 
     def _drop_neighbour(self, key: bytes) -> None:
         """Replace a neighbour that failed; it is not picked again for `retry_after_s`."""
@@ -117,6 +137,7 @@ class Gossip:
     async def _rebroadcast_loop(self) -> None:
         while True:
             await asyncio.sleep(self.rebroadcast_s)
+            await self.join()
             for msg in list(self._own):
                 await self._fan_out(msg, {self.node.public})
 
@@ -159,10 +180,13 @@ class Gossip:
         return msg
 
     async def _serve(self, conn: iroh.Connection, remote: bytes) -> None:
+        self._adopt(remote)
         while True:
             try:
                 stream = await conn.accept_uni()
             except Exception:
+                return
+            if self.node.evict_if_gone(conn, remote):
                 return
             self.node.spawn(self._read_one(stream, remote))
 

@@ -118,6 +118,13 @@ class P2PNode:
             self.refused["unknown_alpn"] += 1
             conn.close(400, b"unknown protocol")
             return
+        cached = self._conns.get((remote, alpn))
+        if cached is None or cached.close_reason() is not None:
+            self._conns[(remote, alpn)] = conn  # QUIC is bidirectional: answer over the peer's own dial
+        await self._run_handler(handler, conn, remote)
+
+    @staticmethod
+    async def _run_handler(handler: Handler, conn: iroh.Connection, remote: bytes) -> None:
         with contextlib.suppress(Exception):
             await handler(conn, remote)
 
@@ -142,7 +149,19 @@ class P2PNode:
             except Exception as e:
                 raise PeerUnreachable(f"peer {key.hex()[:10]} at {addrs}: {e}") from None
             self._conns[slot] = conn
+            handler = self.handlers.get(alpn)
+            if handler is not None:  # the peer may answer over our dial too (it caches incoming connections)
+                self.spawn(self._run_handler(handler, conn, key))
             return conn
+
+    def evict_if_gone(self, conn: iroh.Connection, remote: bytes) -> bool:
+        """Close a connection whose peer stopped being a member (the allowlist is refreshed each epoch)."""
+        if self.membership.allows(remote):
+            return False
+        self.refused["no_longer_member"] += 1
+        with contextlib.suppress(Exception):
+            conn.close(NOT_MEMBER, b"no longer a member of the current epoch")
+        return True
 
     def forget(self, key: bytes, alpn: bytes) -> None:
         conn = self._conns.pop((key, alpn), None)
