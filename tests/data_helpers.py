@@ -29,3 +29,21 @@ def counting_dataset(directory: Path, sizes: list[int], token_size: int = 4, suf
         write_token_file(directory / f"part-{i:03d}{suffix}", np.arange(start, start + n), token_size)
         start += n
     return directory
+
+
+TEXT_A = "The quick brown fox jumps over the lazy dog. " * 20
+TEXT_B = "Pack my box with five dozen liquor jugs! Ünïcödé ✓ " * 20
+
+
+def tiny_hf_tokenizer(path: Path) -> Path:
+    """Train a small byte-level BPE with the tokenizers library itself: nothing is downloaded."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([TEXT_A, TEXT_B], trainer)
+    tok.save(str(path))
+    return path

@@ -16,23 +16,7 @@ from data_providers.manifest import Manifest, sha256_file
 from data_providers.prepare import prepare_dataset, text_file_documents
 from data_providers.tokenizer import ByteTokenizer, HfTokenizer, load_tokenizer
 from data_providers.types import BatchId, DataFileError
-
-TEXT_A = "The quick brown fox jumps over the lazy dog. " * 20
-TEXT_B = "Pack my box with five dozen liquor jugs! Ünïcödé ✓ " * 20
-
-
-def tiny_hf_tokenizer(path: Path) -> Path:
-    """Train a small byte-level BPE with the tokenizers library itself: nothing is downloaded."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator([TEXT_A, TEXT_B], trainer)
-    tok.save(str(path))
-    return path
+from tests.data_helpers import TEXT_A, TEXT_B, tiny_hf_tokenizer
 
 
 def test_byte_prepare_round_trips_text_and_writes_a_manifest(tmp_path: Path) -> None:

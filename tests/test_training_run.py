@@ -120,3 +120,19 @@ def test_loss_matches_the_golden_curve(arch: str) -> None:
     worst = max(diffs)
     assert worst < 0.05, f"{arch}: loss left the golden curve by {worst:.4f} at step {diffs.index(worst)}"
     assert sum(diffs) / len(diffs) < 0.01
+
+
+def test_training_on_a_local_hf_tokenizer(tmp_path) -> None:
+    from client.training.config import ModelConfig
+    from client.training.data import load_samples, prepare_corpus
+    from data_providers.tokenizer import load_tokenizer
+    from tests.data_helpers import tiny_hf_tokenizer
+
+    tok_path = tiny_hf_tokenizer(tmp_path / "tokenizer.json")
+    samples = load_samples(prepare_corpus(tmp_path / "tokens", 16, tokenizer=str(tok_path)), 16)
+    vocab = load_tokenizer(str(tok_path)).vocab_size
+    assert samples.shape[1] == 17 and int(samples.max()) < vocab
+    cfg = ModelConfig.from_dict(llama_config().to_dict() | {"vocab_size": vocab, "max_seq_len": 16})
+    t = Trainer(build_model(cfg), Constant(base_lr=3e-3), "adamw")
+    losses = [t.train_step(s, samples[s * 8:(s + 1) * 8]).loss for s in range(15)]
+    assert losses[-1] < losses[0]

@@ -32,7 +32,7 @@ GOSSIP_ALPN = b"psyche/gossip/1"
 class Gossip:
     def __init__(self, node: P2PNode, run_id: str, fanout: int = 3, max_message: int = DEFAULT_MAX_MESSAGE,
                  step_window: int = 2, rebroadcast_s: float = 1.0, seen_capacity: int = 4096,
-                 send_timeout: float = 3.0, seed: int | None = None) -> None:
+                 send_timeout: float = 3.0, inbox_size: int = 10_000, seed: int | None = None) -> None:
         self.node, self.run_id = node, run_id
         self.fanout, self.max_message, self.step_window = fanout, max_message, step_window
         self.rebroadcast_s, self.seen_capacity, self.send_timeout = rebroadcast_s, seen_capacity, send_timeout
@@ -40,7 +40,7 @@ class Gossip:
         self.dropped: Counter[str] = Counter()
         self.delivered = 0
         self.neighbours: list[bytes] = []
-        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=inbox_size)
         self.listeners: list[Callable[[Message], Awaitable[None] | None]] = []
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._nonces: dict[tuple[bytes, int], int] = {}
@@ -171,7 +171,10 @@ class Gossip:
             return None
         self._remember(msg)
         self.delivered += 1
-        await self.inbox.put(msg)
+        if self.inbox.full():  # a consumer that fell behind loses the oldest, not the network's newest
+            self.inbox.get_nowait()
+            self.dropped["inbox_full"] += 1
+        self.inbox.put_nowait(msg)
         for fn in self.listeners:
             out = fn(msg)
             if asyncio.iscoroutine(out):
