@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from bench.model_configs import bench_config
 from bench.png_plot import line_plot
 from client.training.config import ModelConfig
 from client.training.data import ShardedBatches, load_samples, prepare_corpus
@@ -26,15 +27,6 @@ from client.training.model import build_model
 from client.training.result_codec import decode_result, encode_result
 from client.training.schedule import Cosine
 from client.training.trainer import Trainer
-
-
-def tiny_config(arch: str, dim: int, layers: int, seq: int) -> ModelConfig:
-    common = dict(vocab_size=256, dim=dim, n_layers=layers, n_heads=4, ffn_dim=dim * 8 // 3 // 8 * 8,
-                  max_seq_len=seq)
-    if arch == "llama":
-        return ModelConfig(arch="llama", n_kv_heads=2, **common)
-    return ModelConfig(arch="deepseek", q_lora_rank=dim // 2, kv_lora_rank=dim // 2, qk_nope_head_dim=dim // 8,
-                       qk_rope_head_dim=dim // 16, v_head_dim=dim // 8, **common)
 
 
 def run_distro(cfg: ModelConfig, data: ShardedBatches, a: argparse.Namespace) -> dict:
@@ -83,6 +75,10 @@ def run_adamw(cfg: ModelConfig, data: ShardedBatches, a: argparse.Namespace) -> 
     return {"curve": curve, "evals": evals}
 
 
+def last(curve: list[float], n: int = 10) -> float:
+    return sum(curve[-n:]) / len(curve[-n:])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", choices=["llama", "deepseek", "both"], default="both")
@@ -113,7 +109,7 @@ def main() -> None:
     data = ShardedBatches(samples, a.trainers, eval_samples=128)
     series = {}
     for arch in (["llama", "deepseek"] if a.arch == "both" else [a.arch]):
-        cfg = tiny_config(arch, a.dim, a.layers, a.seq)
+        cfg = bench_config(arch, a.dim, a.layers, a.seq)
         n_params = sum(p.numel() for p in build_model(cfg).parameters())
         t0 = time.perf_counter()
         d = run_distro(cfg, data, a)
@@ -125,7 +121,7 @@ def main() -> None:
         print(f"[{arch}] params {n_params:,}  trainers {a.trainers}  steps {a.steps}"
               f"  tokens/step {a.trainers * a.batch * a.seq:,}")
         print(f"[{arch}] final eval loss  DisTrO {dl:.4f}  AdamW {wl:.4f}  ratio {dl / wl:.4f}"
-              f"  (train, last 10 steps: {sum(d['curve'][-10:]) / 10:.4f} vs {sum(w['curve'][-10:]) / 10:.4f})")
+              f"  (train, last steps: {last(d['curve']):.4f} vs {last(w['curve']):.4f})")
         print(f"[{arch}] bytes/trainer/step  DisTrO {d['bytes']:,.0f}  dense fp32 {dense:,}"
               f"  ratio {dense / d['bytes']:,.0f}x fewer")
         print(f"[{arch}] trainers bit-identical after training: {d['identical']}"

@@ -15,21 +15,12 @@ import time
 
 import torch
 
-from client.training.config import ModelConfig
+from bench.model_configs import bench_config
 from client.training.distro import DistroConfig, result_layout
 from client.training.model import build_model
 from client.training.result_codec import decode_result, encode_result
 from client.training.schedule import Constant
 from client.training.trainer import Trainer
-
-
-def config(arch: str, dim: int, layers: int, seq: int) -> ModelConfig:
-    common = dict(vocab_size=256, dim=dim, n_layers=layers, n_heads=8, ffn_dim=dim * 8 // 3 // 64 * 64,
-                  max_seq_len=seq)
-    if arch == "llama":
-        return ModelConfig(arch="llama", n_kv_heads=4, **common)
-    return ModelConfig(arch="deepseek", q_lora_rank=dim // 2, kv_lora_rank=dim // 2, qk_nope_head_dim=dim // 8,
-                       qk_rope_head_dim=dim // 16, v_head_dim=dim // 8, **common)
 
 
 def main() -> None:
@@ -48,7 +39,7 @@ def main() -> None:
                    " for the other trainers' results, each decoded from the wire)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    cfg = config(a.arch, a.dim, a.layers, a.seq)
+    cfg = bench_config(a.arch, a.dim, a.layers, a.seq, heads=8, ffn_multiple=64)
     dcfg = DistroConfig(topk=a.topk)
     sched = Constant(base_lr=1e-3)
     plain = Trainer(build_model(cfg, device=a.device), sched, "adamw")

@@ -18,8 +18,10 @@ def _cosine(progress: float, base: float, final: float) -> float:
     return final + (base - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-@dataclass(frozen=True)
-class Constant:
+@dataclass(frozen=True, kw_only=True)
+class _Warmup:
+    """Linear warmup from `warmup_init_lr` to `base_lr`, then the subclass's curve."""
+
     base_lr: float
     warmup_init_lr: float = 0.0
     warmup_steps: int = 0
@@ -27,56 +29,49 @@ class Constant:
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             return _warmup(step, self.warmup_init_lr, self.base_lr, self.warmup_steps)
+        return self.after_warmup(step)
+
+    def after_warmup(self, step: int) -> float:
         return self.base_lr
 
+    def progress(self, step: int, total_steps: int) -> float:
+        return min((step - self.warmup_steps) / max(total_steps - self.warmup_steps, 1), 1.0)
 
-@dataclass(frozen=True)
-class Linear:
-    base_lr: float
+
+@dataclass(frozen=True, kw_only=True)
+class Constant(_Warmup):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Linear(_Warmup):
     final_lr: float
     total_steps: int
-    warmup_init_lr: float = 0.0
-    warmup_steps: int = 0
 
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return _warmup(step, self.warmup_init_lr, self.base_lr, self.warmup_steps)
-        span = max(self.total_steps - self.warmup_steps, 1)
-        progress = min((step - self.warmup_steps) / span, 1.0)
-        return self.base_lr + (self.final_lr - self.base_lr) * progress
+    def after_warmup(self, step: int) -> float:
+        return self.base_lr + (self.final_lr - self.base_lr) * self.progress(step, self.total_steps)
 
 
-@dataclass(frozen=True)
-class Cosine:
-    base_lr: float
+@dataclass(frozen=True, kw_only=True)
+class Cosine(_Warmup):
     final_lr: float
     total_steps: int
-    warmup_init_lr: float = 0.0
-    warmup_steps: int = 0
 
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return _warmup(step, self.warmup_init_lr, self.base_lr, self.warmup_steps)
-        span = max(self.total_steps - self.warmup_steps, 1)
-        return _cosine((step - self.warmup_steps) / span, self.base_lr, self.final_lr)
+    def after_warmup(self, step: int) -> float:
+        return _cosine(self.progress(step, self.total_steps), self.base_lr, self.final_lr)
 
 
-@dataclass(frozen=True)
-class WarmupStableDecay:
+@dataclass(frozen=True, kw_only=True)
+class WarmupStableDecay(_Warmup):
     """Warmup, a flat stretch, a cosine decay, then a linear decay to the end (the WSD shape)."""
 
-    base_lr: float
     cosine_decay_final_lr: float
     linear_decay_final_lr: float
-    warmup_steps: int
     stable_steps: int
     cosine_decay_steps: int
     linear_decay_steps: int
-    warmup_init_lr: float = 0.0
 
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return _warmup(step, self.warmup_init_lr, self.base_lr, self.warmup_steps)
+    def after_warmup(self, step: int) -> float:
         s = step - self.warmup_steps - self.stable_steps
         if s < 0:
             return self.base_lr
@@ -102,7 +97,10 @@ def schedule_from_dict(raw: dict[str, Any]) -> Schedule:
     unknown = sorted(set(raw) - names)
     if unknown:
         raise ValueError(f"{kind} schedule: unknown key(s) {', '.join(unknown)}")
-    sched = cls(**raw)
+    try:
+        sched = cls(**raw)
+    except TypeError as e:  # a missing required key
+        raise ValueError(f"{kind} schedule: {e}") from None
     for f in fields(sched):
         v = getattr(sched, f.name)
         if not isinstance(v, int | float) or v < 0:
