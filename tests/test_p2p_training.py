@@ -8,29 +8,18 @@ import copy
 
 import torch
 
-from client.p2p.envelope import Message
+from client.p2p.result_exchange import ResultExchange
 from client.training.data import ShardedBatches
 from client.training.distro import DistroConfig, result_layout
 from client.training.model import build_model
-from client.training.result_codec import decode_result, encode_result
+from client.training.result_codec import encode_result
 from client.training.schedule import Constant
 from client.training.trainer import Trainer
-from tests.p2p_helpers import Peer, cluster, wait_for
+from tests.p2p_helpers import cluster
 from tests.training_helpers import llama_config, pydoc_samples
 
 STEPS = 6
 DCFG = DistroConfig(chunk=64, topk=8)
-
-
-async def _collect(peer: Peer, step: int, want: int, pending: dict[int, list[Message]]) -> list[Message]:
-    """Announcements for `step` from every other trainer (later steps are kept for later)."""
-    def ready() -> bool:
-        while not peer.gossip.inbox.empty():
-            msg = peer.gossip.inbox.get_nowait()
-            pending.setdefault(msg.step, []).append(msg)
-        return len({m.sender for m in pending.get(step, [])}) >= want
-    await wait_for(ready, 15.0, f"step {step} announcements at {peer.identity.short}")
-    return pending.pop(step)
 
 
 def test_trainers_exchange_results_over_iroh_and_stay_identical() -> None:
@@ -43,27 +32,19 @@ def test_trainers_exchange_results_over_iroh_and_stay_identical() -> None:
             trainers = [Trainer(copy.deepcopy(base), Constant(base_lr=2e-3, warmup_steps=2), "distro", DCFG)
                         for _ in peers]
             data = ShardedBatches(pydoc_samples(), len(peers))
-            pending: list[dict[int, list[Message]]] = [{} for _ in peers]
+            exchanges = [ResultExchange(p.gossip, p.blobs, layout, DCFG) for p in peers]
+            keys = {p.key for p in peers}
             losses = []
             for step in range(STEPS):
-                own = {}
-                for i, (peer, trainer) in enumerate(zip(peers, trainers, strict=True)):
+                for i, (peer, trainer, ex) in enumerate(zip(peers, trainers, exchanges, strict=True)):
                     peer.gossip.set_step(step)
                     out = trainer.train_step(step, data.batch(i, step, 4))
-                    wire = encode_result(out.result, layout, DCFG)
-                    own[peer.key] = wire
-                    h = peer.blobs.store.put(wire, step)
-                    await peer.gossip.publish("result", h)
+                    await ex.publish(step, encode_result(out.result, layout, DCFG))
                     losses.append(out.loss)
-                for i, (peer, trainer) in enumerate(zip(peers, trainers, strict=True)):
-                    wires = {peer.key: own[peer.key]}
-                    for msg in await _collect(peer, step, len(peers) - 1, pending[i]):
-                        others = [p.key for p in peers if p.key not in (msg.sender, peer.key)]
-                        wires[msg.sender] = await peer.blobs.fetch(msg.payload, [msg.sender, *others], step)
-                        decode_result(wires[msg.sender], layout, DCFG, expected_commitment=msg.payload,
-                                      expected_step=step)
-                    results = [decode_result(wires[k], layout, DCFG) for k in sorted(wires)]  # agreed order
-                    trainer.apply(results, step)
+                for peer, trainer, ex in zip(peers, trainers, exchanges, strict=True):
+                    got = await ex.gather(step, keys)
+                    assert [k for k, _ in got] == sorted(keys) and not ex.rejected
+                    trainer.apply([r for _, r in got], step)
                     peer.blobs.store.gc(step, keep_steps=1)
             ref = trainers[0].model.state_dict()
             for t in trainers[1:]:
@@ -72,4 +53,18 @@ def test_trainers_exchange_results_over_iroh_and_stay_identical() -> None:
             assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
             assert all(p.gossip.dropped["forged"] == 0 for p in peers)
 
+    asyncio.run(main())
+
+
+def test_a_result_that_fails_validation_is_left_out_and_named() -> None:
+    async def main() -> None:
+        async with cluster(2, rebroadcast_s=0) as (peers, _):
+            honest, cheat = peers
+            base = build_model(llama_config(), seed=0)
+            layout = result_layout(base, DCFG)
+            me = ResultExchange(honest.gossip, honest.blobs, layout, DCFG)
+            bad = ResultExchange(cheat.gossip, cheat.blobs, layout, DCFG)
+            await bad.publish(0, b"\x93\x01\x02\x03")  # committed, signed, served: but not a result
+            got = await me.gather(0, {cheat.key}, timeout=10.0)
+            assert got == [] and "result envelope has keys" in me.rejected[cheat.key]
     asyncio.run(main())
