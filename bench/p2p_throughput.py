@@ -26,13 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CHUNK = 1 << 20
 
 
-def loopback_only() -> bool:
-    """True in a network namespace whose only interface is lo (sysfs may still list the host's)."""
-    import socket
-
-    return [name for _, name in socket.if_nameindex()] == ["lo"]
-
-
 def blob(mb: int) -> bytes:
     import numpy as np
 
@@ -166,13 +159,9 @@ def main() -> None:
         data = blob(a.mb)
         asyncio.run(serve_tcp(data) if a.serve == "tcp" else serve_iroh(data, a.serve == "iroh-stock"))
         return
-    if not loopback_only():
-        if os.environ.get("PSYCHE_LOOPBACK_REEXEC"):
-            raise SystemExit("not in a loopback-only namespace even via scripts/loopback-only; refusing to run")
-        os.environ["PSYCHE_LOOPBACK_REEXEC"] = "1"
-        wrapper = ROOT / "scripts" / "loopback-only"
-        print("not in a loopback-only namespace: re-running through scripts/loopback-only", flush=True)
-        os.execv(str(wrapper), [str(wrapper), sys.executable, "-m", "bench.p2p_throughput", *sys.argv[1:]])
+    from client.p2p.netns import reexec_in_loopback_namespace
+
+    reexec_in_loopback_namespace("bench.p2p_throughput")
     tcp = measure("tcp", a.mb, a.repeat)
     iroh = measure("iroh", a.mb, a.repeat)
     mt, mi = statistics.median(tcp), statistics.median(iroh)

@@ -2,8 +2,9 @@
 # The main demo, set up idempotently. What exists today: the on-chain programs rebuilt from C by our own
 # SBF linker (byte-identical to the committed .so) and deployed through the real upgradeable loader; the
 # localnet validator; and a training run driven end to end over JSON-RPC by an owner and three clients
-# (join, warmup, rounds with elected witnesses, epoch end, points). Real training (issue 6) and P2P
-# (issue 8) are not wired into this demo yet.
+# (join, warmup, rounds with elected witnesses, epoch end, points); then three trainer processes, each with
+# its own iroh node, training one model with DisTrO over P2P and ending bit-identical. The two halves are
+# not joined yet: the chain run does not train, and the P2P trainers do not read the chain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -26,3 +27,5 @@ scripts/loopback-only sh -c "
   .venv/bin/python -m client.chain_demo --rpc http://127.0.0.1:18899; rc=\$?
   kill \$ln; wait \$ln 2>/dev/null; exit \$rc"
 rm -rf "$ledger"
+echo "== three trainer processes train one model with DisTrO over iroh (gossiped commitments, blob results)"
+.venv/bin/python -m client.p2p_training_demo --trainers 3 --steps 30
