@@ -136,3 +136,25 @@ def test_training_on_a_local_hf_tokenizer(tmp_path) -> None:
     t = Trainer(build_model(cfg), Constant(base_lr=3e-3), "adamw")
     losses = [t.train_step(s, samples[s * 8:(s + 1) * 8]).loss for s in range(15)]
     assert losses[-1] < losses[0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine (CI has none)")
+def test_cuda_trainers_stay_bit_identical_and_track_the_cpu_run() -> None:
+    """On one GPU, same results in the same order → same weights; the GPU run follows the CPU one closely."""
+    torch.use_deterministic_algorithms(True)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    data = ShardedBatches(pydoc_samples(), 2)
+    base = build_model(llama_config(), seed=0)
+    layout = result_layout(base, DCFG)
+    runs = {}
+    for device in ("cpu", "cuda"):
+        ts = [Trainer(copy.deepcopy(base).to(device), Constant(base_lr=2e-3), "distro", DCFG) for _ in range(2)]
+        for step in range(4):
+            outs = [t.train_step(step, data.batch(i, step, 4)) for i, t in enumerate(ts)]
+            wires = [encode_result(o.result, layout, DCFG) for o in outs]
+            for t in ts:
+                t.apply([decode_result(w, layout, DCFG) for w in wires], step)
+        for k, v in ts[0].model.state_dict().items():
+            assert torch.equal(v, ts[1].model.state_dict()[k]), k
+        runs[device] = ts[0].eval_loss(data.eval)
+    assert abs(runs["cpu"] - runs["cuda"]) < 0.05

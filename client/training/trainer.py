@@ -43,6 +43,7 @@ class Trainer:
 
     def _backward(self, batch: torch.Tensor) -> float:
         """Gradients of the whole batch's mean loss, accumulated over micro-batches weighted by their rows."""
+        batch = batch.to(self.device)  # token files load on the CPU; the model may live on a GPU
         rows = batch.shape[0]
         size = self.micro_batch_size or rows
         total = 0.0
@@ -83,4 +84,8 @@ class Trainer:
 
     @torch.no_grad()
     def eval_loss(self, batch: torch.Tensor) -> float:
-        return float(self.model.loss(batch))
+        return float(self.model.loss(batch.to(self.device)))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
