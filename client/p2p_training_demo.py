@@ -22,6 +22,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typing only: the launcher process does not start iroh
+    from client.p2p.result_exchange import ResultExchange
 
 RUN_ID = "p2p-training-demo"
 DELAY = 2  # a round's results are applied two steps later (round t trains on weights holding ≤ t−2)
@@ -127,8 +131,20 @@ async def run_trainer(a: argparse.Namespace) -> None:
     print(json.dumps({"trainer": a.index, "done": True, "weights_sha256": weights_digest(model),
                       "eval_loss": eval_loss, "rejected": {k.hex()[:10]: v for k, v in exchange.rejected.items()},
                       "gossip_dropped": {k: v for k, v in gossip.dropped.items() if v}}), flush=True)
-    await asyncio.sleep(1.0)  # let slower peers finish fetching our last blobs before the node goes away
+    await _finish_together(exchange, set(others), a.steps + DELAY - 1)  # the last step we were at
     await node.close()
+
+
+async def _finish_together(exchange: ResultExchange, others: set[bytes], step: int, timeout: float = 30.0) -> None:
+    """Announce we are done and stay up (serving our blobs) until every peer is done too, or `timeout`."""
+    await exchange.gossip.publish("done", b"", step=step)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        exchange.drain()
+        if others <= {m.sender for m in exchange.other_messages if m.kind == "done"}:
+            return
+        await asyncio.sleep(0.05)
+    print(f"trainer stops after {timeout}s without every peer's 'done'", file=sys.stderr, flush=True)
 
 
 def launch(a: argparse.Namespace) -> int:

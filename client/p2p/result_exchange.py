@@ -25,6 +25,7 @@ class ResultExchange:
         self.gossip, self.blobs, self.layout, self.cfg = gossip, blobs, layout, cfg
         self._announced: dict[int, dict[bytes, bytes]] = {}
         self.rejected: dict[bytes, str] = {}
+        self.other_messages: list[Message] = []  # gossip of other kinds, kept for the caller (it shares the inbox)
 
     async def publish(self, step: int, wire: bytes) -> bytes:
         h = self.blobs.store.put(wire, step)
@@ -32,17 +33,20 @@ class ResultExchange:
         await self.gossip.publish(RESULT_KIND, h, step=step)
         return h
 
-    def _drain(self) -> None:
+    def drain(self) -> None:
+        """Sort what gossip delivered: result announcements by step, anything else to `other_messages`."""
         while not self.gossip.inbox.empty():
             msg: Message = self.gossip.inbox.get_nowait()
             if msg.kind == RESULT_KIND and len(msg.payload) == 32:
                 self._announced.setdefault(msg.step, {}).setdefault(msg.sender, msg.payload)
+            elif msg.kind != RESULT_KIND:
+                self.other_messages.append(msg)
 
     async def gather(self, step: int, trainers: set[bytes], timeout: float = 30.0) -> list[tuple[bytes, DistroResult]]:
         """(sender, result) for every trainer whose valid result arrived in time, in sender-key order."""
         deadline = time.monotonic() + timeout
         while True:
-            self._drain()
+            self.drain()
             if trainers <= set(self._announced.get(step, {})) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.01)
