@@ -32,7 +32,8 @@ def main() -> None:
     p.add_argument("--batches", default="8,32", help="sequences per step, comma-separated: DisTrO's cost is per"
                    " parameter, the forward/backward's per token, so the ratio falls as batches grow")
     p.add_argument("--steps", type=int, default=12)
-    p.add_argument("--topk", type=int, default=8)
+    p.add_argument("--chunk", type=int, default=16, help="DCT block target (16/1 is distro_vs_adamw's default)")
+    p.add_argument("--topk", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--peers", type=int, default=4, help="results applied per step (own + copies standing in"
@@ -40,14 +41,14 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     cfg = bench_config(a.arch, a.dim, a.layers, a.seq, heads=8, ffn_multiple=64)
-    dcfg = DistroConfig(topk=a.topk)
+    dcfg = DistroConfig(chunk=a.chunk, topk=a.topk)
     sched = Constant(base_lr=1e-3)
     plain = Trainer(build_model(cfg, device=a.device), sched, "adamw")
     distro = Trainer(build_model(cfg, device=a.device), sched, "distro", dcfg)
     layout = result_layout(distro.model, dcfg)
     n_params = sum(p.numel() for p in plain.model.parameters())
     print(f"{a.arch} {n_params:,} params, {a.device}, {a.threads} threads, {a.steps} timed steps each,"
-          f" DisTrO applies {a.peers} results per step")
+          f" DisTrO chunk {dcfg.chunk} top-k {dcfg.topk}, applies {a.peers} results per step")
     for rows in (int(b) for b in a.batches.split(",")):
         batch = torch.randint(0, cfg.vocab_size, (rows, a.seq + 1), generator=torch.Generator().manual_seed(0))
         tp, td = time_steps(plain, distro, layout, dcfg, batch.to(a.device), a)
