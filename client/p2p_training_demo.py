@@ -105,7 +105,7 @@ async def run_trainer(a: argparse.Namespace) -> None:
                       **({"n_kv_heads": 2} if a.arch == "llama" else
                          {"q_lora_rank": 32, "kv_lora_rank": 32, "qk_nope_head_dim": 16, "qk_rope_head_dim": 8,
                           "v_head_dim": 16}))
-    dcfg = DistroConfig(chunk=64, topk=8)
+    dcfg = DistroConfig(chunk=16, topk=1, decay=0.99)  # the best setting of bench/distro_vs_adamw.py
     model = build_model(cfg, seed=0)  # the run's initial weights: the same everywhere
     layout = result_layout(model, dcfg)
     trainer = Trainer(model, Cosine(base_lr=2e-3, final_lr=2e-4, warmup_steps=3, total_steps=a.steps), "distro", dcfg)
@@ -136,15 +136,26 @@ async def run_trainer(a: argparse.Namespace) -> None:
 
 
 async def _finish_together(exchange: ResultExchange, others: set[bytes], step: int, timeout: float = 30.0) -> None:
-    """Announce we are done and stay up (serving our blobs) until every peer is done too, or `timeout`."""
-    await exchange.gossip.publish("done", b"", step=step)
+    """Announce we are done and stay up (serving our blobs) until every peer is done too, or `timeout`.
+
+    Seeing every peer's 'done' is not enough to leave: our own 'done' may still sit unread in a peer's
+    stream buffer (its event loop was busy training), and closing our connections discards it, leaving
+    that peer waiting the whole timeout. So we stay `linger` seconds more, during which gossip re-sends
+    our 'done' every `rebroadcast_s` to peers that by then are idle in this same wait.
+    """
+    gossip = exchange.gossip
+    await gossip.publish("done", b"", step=step)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         exchange.drain()
         if others <= {m.sender for m in exchange.other_messages if m.kind == "done"}:
+            linger = max(1.0, 3 * gossip.rebroadcast_s)
+            await asyncio.sleep(min(linger, max(0.0, deadline - time.monotonic())))
             return
         await asyncio.sleep(0.05)
-    print(f"trainer stops after {timeout}s without every peer's 'done'", file=sys.stderr, flush=True)
+    got = {m.sender for m in exchange.other_messages if m.kind == "done"}
+    missing = ", ".join(sorted(k.hex()[:10] for k in others - got))
+    print(f"trainer stops after {timeout}s without the 'done' of {missing}", file=sys.stderr, flush=True)
 
 
 def launch(a: argparse.Namespace) -> int:
