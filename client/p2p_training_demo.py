@@ -145,16 +145,18 @@ async def _finish_together(exchange: ResultExchange, others: set[bytes], step: i
     """
     gossip = exchange.gossip
     await gossip.publish("done", b"", step=step)
+    def done() -> set[bytes]:
+        exchange.drain()
+        return {m.sender for m in exchange.other_messages if m.kind == "done"}
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        exchange.drain()
-        if others <= {m.sender for m in exchange.other_messages if m.kind == "done"}:
+        if others <= done():
             linger = max(1.0, 3 * gossip.rebroadcast_s)
             await asyncio.sleep(min(linger, max(0.0, deadline - time.monotonic())))
             return
         await asyncio.sleep(0.05)
-    got = {m.sender for m in exchange.other_messages if m.kind == "done"}
-    missing = ", ".join(sorted(k.hex()[:10] for k in others - got))
+    missing = ", ".join(sorted(k.hex()[:10] for k in others - done()))
     print(f"trainer stops after {timeout}s without the 'done' of {missing}", file=sys.stderr, flush=True)
 
 
