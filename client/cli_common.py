@@ -144,3 +144,16 @@ def run_main(group: click.Group, argv: list[str] | None = None) -> int:
 
 def exit_with(code: int) -> None:
     sys.exit(code)
+
+
+RUN_ID_MAX_BYTES = 32  # the program's RUN_ID_MAX
+
+
+def validate_run_id(run_id: str) -> str:
+    """A run id the program accepts: 1..32 bytes of UTF-8, no control characters."""
+    size = len(run_id.encode())
+    if not 0 < size <= RUN_ID_MAX_BYTES:
+        raise click.BadParameter(f"run id {run_id!r} is {size} bytes; it must be 1..{RUN_ID_MAX_BYTES} bytes")
+    if any(ord(ch) < 32 for ch in run_id):
+        raise click.BadParameter(f"run id {run_id!r} contains control characters")
+    return run_id
