@@ -9,7 +9,7 @@ import click
 from client.cli_common import run_main
 from client.commands.data import data
 from client.commands.program import program
-from client.commands.wallet import airdrop, balance, keygen
+from client.commands.wallet import airdrop, balance, keygen, pubkey
 from localnet.cli import localnet
 
 
@@ -19,7 +19,7 @@ def main() -> None:
     """Psyche: decentralized training coordinated by a Solana program."""
 
 
-for command in (program, localnet, keygen, airdrop, balance, data):
+for command in (program, localnet, keygen, pubkey, airdrop, balance, data):
     main.add_command(command)
 
 
