@@ -64,6 +64,7 @@ class RunClient:
         self._queue: asyncio.Queue = asyncio.Queue()
         self._scheduled: set[tuple] = set()
         self._joined_for: int | None = None
+        self.participating = False  # in the epoch in progress, as this process (a restart is not)
         self._last_tick = 0.0
 
     # ---- entry ----------------------------------------------------------------------------------------
@@ -164,6 +165,8 @@ class RunClient:
             return
         if mine is None:
             return
+        if rs in (RunState.Warmup, RunState.RoundTrain):
+            self.participating = True
         if rs == RunState.Warmup:
             self._schedule(("warmup", int(st.epoch)), self.work.warmup, st)
         elif rs == RunState.RoundTrain:
@@ -173,6 +176,8 @@ class RunClient:
             self._schedule(("cooldown", int(st.epoch)), self.work.cooldown, st)
 
     def _check_removed(self, st: Any) -> None:
+        if not self.participating:  # an old drop (before a restart) does not concern this process
+            return
         for lst, n in ((st.epoch_clients, st.num_epoch_clients), (st.exited_clients, st.num_exited_clients)):
             for i in range(int(n)):
                 c = lst[i]
@@ -191,6 +196,7 @@ class RunClient:
         if self._joined_for == next_active:
             return
         self._joined_for = next_active
+        self.participating = False
         try:
             await self.chain.join_run(Pubkey(self.p2p.identity.public), self.p2p.address)
             self.report.event("join", epoch=int(st.epoch), hint=self.p2p.address)

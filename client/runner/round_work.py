@@ -62,6 +62,7 @@ class RoundWork:
         self.trainers_of: dict[int, list[tuple[bytes, bytes]]] = {}
         self.losses: list[tuple[int, float]] = []
         self.checkpoints: list[str] = []
+        self.last_train_s = 0.0
 
     # ---- setup --------------------------------------------------------------------------------------
     def prepare(self, st: Any) -> None:
@@ -137,6 +138,7 @@ class RoundWork:
         if height >= 2 and is_elected(st, self.e.me):
             await self._health_checks(st)
         gather = asyncio.create_task(self._gather(step - 1, step)) if height >= 1 else None
+        t_round = time.monotonic()
         loss, tps = await self._train(st, step)
         report = await gather if gather is not None else WitnessReport()
         await p2p.say("finished", step, report.merkle)
@@ -146,7 +148,8 @@ class RoundWork:
                             gathered=len(self.results.get(step - 1, {})),
                             expected=len(self.trainers_of.get(step - 1, [])),
                             applied=applied, witness=witness, bytes_sent=p2p.bytes_sent,
-                            bytes_received=p2p.bytes_received)
+                            bytes_received=p2p.bytes_received, train_s=round(self.last_train_s, 3),
+                            work_s=round(time.monotonic() - t_round, 3))
         for old in [s for s in self.results if s < step - 2]:
             del self.results[old]
         p2p.forget(step - 3)
@@ -159,6 +162,7 @@ class RoundWork:
         t0 = time.monotonic()
         out = await asyncio.to_thread(self.trainer.train_step, step, batch)
         seconds = time.monotonic() - t0
+        self.last_train_s = seconds
         assert out.result is not None and self.plan is not None
         layout = self.e.p2p.exchange.layout  # type: ignore[union-attr]
         wire = encode_result(out.result, layout, self.plan.distro)
