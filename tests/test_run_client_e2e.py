@@ -52,7 +52,7 @@ def test_three_clients_two_epochs_and_a_late_joiner(tmp_path: Path) -> None:
 
 
 def test_kill_9_mid_round_then_rejoin(tmp_path: Path) -> None:
-    toml = write_run_toml(tmp_path, epoch_time=10, total_steps=22, init_min=4, min_clients=2, round_time=6)
+    toml = write_run_toml(tmp_path, epoch_time=20, total_steps=26, init_min=4, min_clients=2, round_time=6)
     with LocalCluster(tmp_path / "net") as net:
         net.create_run("e2e-kill", toml, net.wallet("owner"))
         clients = [net.start_client(f"c{i}", "e2e-kill") for i in range(4)]
@@ -65,16 +65,16 @@ def test_kill_9_mid_round_then_rejoin(tmp_path: Path) -> None:
                   or any(e.get("result") == "dropped" for c in clients[:3] for e in c.of_kind("health_check")),
                   90, "a health check that drops the killed client")
         step_at_drop = net.status("e2e-kill")["step"]
-        _wait_for(lambda: net.status("e2e-kill")["step"] >= step_at_drop + 2, 60, "the run stepping on")
         again = net.start_client("c3-again", "e2e-kill", victim.wallet)  # same wallet: same P2P key
+        _wait_for(lambda: net.status("e2e-kill")["step"] >= step_at_drop + 2, 90, "the run stepping on")
         codes = net.wait_all([*clients[:3], again], 300)
         assert codes == [0, 0, 0, 0], logs([*clients, again])
         assert again.of_kind("warmup"), logs([again])
         assert len({finished(c)["weights_sha256"] for c in [*clients[:3], again]}) == 1
 
 
-def test_garbage_and_wrong_model_clients_are_excluded_and_named(tmp_path: Path) -> None:
-    toml = write_run_toml(tmp_path, epoch_time=9, total_steps=10, init_min=4, min_clients=2, round_time=6)
+def test_garbage_client_is_excluded_named_and_dropped(tmp_path: Path) -> None:
+    toml = write_run_toml(tmp_path, epoch_time=40, total_steps=7, init_min=4, min_clients=2, round_time=6)
     with LocalCluster(tmp_path / "net") as net:
         net.create_run("e2e-bad", toml, net.wallet("owner"))
         honest = [net.start_client(f"h{i}", "e2e-bad") for i in range(3)]
@@ -89,7 +89,7 @@ def test_garbage_and_wrong_model_clients_are_excluded_and_named(tmp_path: Path) 
 
 
 def test_wrong_model_client_is_rejected(tmp_path: Path) -> None:
-    toml = write_run_toml(tmp_path, epoch_time=8, total_steps=8, init_min=3, min_clients=2, round_time=6)
+    toml = write_run_toml(tmp_path, epoch_time=40, total_steps=6, init_min=3, min_clients=2, round_time=6)
     with LocalCluster(tmp_path / "net") as net:
         net.create_run("e2e-model", toml, net.wallet("owner"))
         honest = [net.start_client(f"h{i}", "e2e-model") for i in range(2)]

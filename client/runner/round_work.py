@@ -243,7 +243,7 @@ class RoundWork:
             return f"refused ({str(e).splitlines()[0][:80]})"
 
     async def _health_checks(self, st: Any) -> None:
-        for i in unhealthy_clients(st):
+        for i in unhealthy_clients(st, self.e.me):
             target = bytes(st.epoch_clients[i].signer)
             try:
                 await self.e.chain.health_check(i)
