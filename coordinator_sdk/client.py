@@ -94,7 +94,8 @@ class Coordinator:
 
     # ---- the run owner ------------------------------------------------------------------------------
     async def create_run(self, join_authority: Pubkey | None = None, open_to_all: bool = True) -> Pubkey:
-        """Create the coordinator account and the run (the wallet is the main authority)."""
+        """Create the coordinator account and the run (the wallet is the main authority). The new account
+        signs init_run too: the program refuses to initialise an account whose key holder did not sign."""
         account = Keypair()
         size = self.codec.account_size
         rent = (await self.pool.call(lambda c: c.get_minimum_balance_for_rent_exemption(size))).value
@@ -128,10 +129,12 @@ class Coordinator:
         return await self._owner("set_future_epoch_rates", earning, slashing)
 
     async def authorize(self, grantee: Pubkey) -> str:
-        return await self._send(self.codec.authorize("authorize", self.wallet.pubkey(), self.instance, grantee))
+        return await self._send(self.codec.authorize("authorize", self.wallet.pubkey(), self.instance, grantee,
+                                                     await self.account_key()))
 
     async def revoke(self, grantee: Pubkey) -> str:
-        return await self._send(self.codec.authorize("revoke", self.wallet.pubkey(), self.instance, grantee))
+        return await self._send(self.codec.authorize("revoke", self.wallet.pubkey(), self.instance, grantee,
+                                                     await self.account_key()))
 
     async def close_run(self) -> str:
         return await self._send(self.codec.ix("close_run", accounts={

@@ -2,12 +2,14 @@
 differential tests and the CU bench drive. Time is the Clock sysvar, set explicitly."""
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from solders.account import Account
 from solders.clock import Clock
+from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
@@ -56,11 +58,20 @@ class CoordinatorSvm:
 
     # ---- time ---------------------------------------------------------------------------------------
     def set_time(self, now: int) -> None:
+        """Move to the next slot at chain time `now`; the finished slot's hash enters SlotHashes (newest
+        first, 512 kept) as a validator does, so seeds drawn from slot hashes behave as on a cluster."""
         c = self.svm.get_clock()
         self.now = now
+        self._slot_hashes = [(c.slot, Hash(hashlib.sha256(b"slot %d %d" % (id(self), c.slot)).digest())),
+                             *getattr(self, "_slot_hashes", [])][:512]
+        self.svm.set_slot_hashes(self._slot_hashes)
         self.svm.set_clock(Clock(slot=c.slot + 1, epoch_start_timestamp=c.epoch_start_timestamp, epoch=c.epoch,
                                  leader_schedule_epoch=c.leader_schedule_epoch, unix_timestamp=now))
         self.svm.expire_blockhash()
+
+    @property
+    def slot(self) -> int:
+        return self.svm.get_clock().slot
 
     def advance(self, seconds: int) -> None:
         self.set_time(self.now + seconds)
@@ -96,7 +107,8 @@ class CoordinatorSvm:
         assert res.ok, res.error + "\n" + "\n".join(res.logs)
         run = Run(run_id, self.codec.instance_pda(run_id), account.pubkey(), owner)
         if open_to_all:
-            assert self.send(self.codec.authorize("authorize", owner.pubkey(), run.instance, ANYONE), [owner]).ok
+            assert self.send(self.codec.authorize("authorize", owner.pubkey(), run.instance, ANYONE, run.account),
+                             [owner]).ok
         if config is not None:
             res = self.owner(run, "update_config", self.codec.config(**config))
             assert res.ok, res.error
