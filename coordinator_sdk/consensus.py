@@ -21,14 +21,11 @@ def witness_quorum(n_witnesses: int, witness_nodes: int = 0) -> int:
     return max(1, 2 * w // 3)
 
 
-def trainer_healthy(signer: bytes, participant_blooms: Sequence[Bloom], witness_nodes: int = 0,
-                    elected: int | None = None) -> bool:
-    """Delivered in the witnessed round: found in at least a quorum of the participant blooms. `elected` is
-    how many witnesses the round elected (the program's rule: silent ones count, so that when the others
-    stay silent one witness alone cannot drop anybody); None counts only the blooms received."""
+def trainer_healthy(signer: bytes, participant_blooms: Sequence[Bloom], witness_nodes: int = 0) -> bool:
+    """Delivered in the witnessed round: found in at least a quorum of the witnesses' participant blooms."""
     item = sha256(signer)
     score = sum(b.contains(item) for b in participant_blooms)
-    return score >= witness_quorum(len(participant_blooms) if elected is None else elected, witness_nodes)
+    return score >= witness_quorum(len(participant_blooms), witness_nodes)
 
 
 def consensus_commitment(commitments: Sequence[bytes], broadcast_blooms: Sequence[Bloom],

@@ -47,7 +47,7 @@ def compare(model: State, chain: Any) -> list[str]:
 
     eq("run_state", int(model.run_state), chain.run_state)
     for f in ("step", "epoch", "epoch_start_data_index", "run_state_start_unix_timestamp", "next_active", "nonce",
-              "seed_slot"):
+              "seed_slot", "evict_cursor"):
         eq(f, getattr(model, f), getattr(chain, f))
     eq("checkpoint", model.checkpoint, bytes(chain.checkpoint[:chain.checkpoint_len]))
     eq("pending_pause", int(model.pending_pause), chain.pending_pause)

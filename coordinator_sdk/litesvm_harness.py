@@ -14,6 +14,7 @@ from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
 from solders.pubkey import Pubkey
+from solders.system_program import ID as SYSTEM_PROGRAM
 from solders.system_program import CreateAccountParams, create_account
 from solders.transaction import Transaction
 
@@ -84,10 +85,19 @@ class CoordinatorSvm:
         res = self.svm.send_transaction(tx)
         self.svm.expire_blockhash()
         if type(res).__name__ == "TransactionMetadata":
+            self._purge_emptied(tx.message.account_keys)
             return TxResult(True, res.compute_units_consumed(), list(res.logs()))
         meta, text = res.meta(), str(res.err())
         m = re.search(r"InstructionErrorCustom\((\d+)\)", text)
         return TxResult(False, meta.compute_units_consumed(), list(meta.logs()), int(m.group(1)) if m else None, text)
+
+    def _purge_emptied(self, keys) -> None:
+        """A validator deletes an account that a transaction left with 0 lamports (LiteSVM keeps it): do the
+        same, so closing and re-creating accounts behaves as on a cluster."""
+        for key in keys:
+            acc = self.svm.get_account(key)
+            if acc is not None and acc.lamports == 0 and (len(acc.data) or acc.owner != SYSTEM_PROGRAM):
+                self.svm.set_account(key, Account(0, b"", SYSTEM_PROGRAM, False, 0))
 
     def fund(self, kp: Keypair, lamports: int = 10**10) -> Keypair:
         self.svm.airdrop(kp.pubkey(), lamports)

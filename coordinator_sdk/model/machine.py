@@ -10,11 +10,12 @@ any seen, so a round is never held back for want of a fresh slot hash)."""
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Callable
 
 from coordinator_sdk.assignment import batch_size
 from coordinator_sdk.bloom import Bloom
-from coordinator_sdk.consensus import trainer_healthy, witness_quorum
+from coordinator_sdk.consensus import witness_quorum
 from coordinator_sdk.model import errors as E
 from coordinator_sdk.model.state import (
     MAX_CLIENTS,
@@ -208,9 +209,11 @@ class Machine:
             raise E.NotAnEpochClient(f"no epoch client at index {target_index}")
         target = s.epoch_state.clients[target_index]
         blooms = [Bloom.from_bytes(w.participant_bloom) for w in prev.witnesses]
-        elected = witness_slots(s.config.witness_nodes, prev.clients_len)  # silent ones count too
-        if trainer_healthy(target.signer, blooms, s.config.witness_nodes, elected=elected):
-            raise E.ClientIsHealthy(f"client {target_index} delivered in the witnessed round")
+        # dropping takes a quorum of the witnesses elected for that round (posted or not) that did not see it
+        item = hashlib.sha256(target.signer).digest()
+        absent = sum(not b.contains(item) for b in blooms)
+        if absent < witness_quorum(witness_slots(s.config.witness_nodes, prev.clients_len), s.config.witness_nodes):
+            raise E.ClientIsHealthy(f"too few of the round's elected witnesses missed client {target_index}")
         if target.state == ClientState.Healthy:
             target.state = ClientState.Dropped
         _tick(s, now, seed, slot)
@@ -248,16 +251,20 @@ def _ready(s: State, slot: int | None) -> bool:
 def _evictable_slot(s: State) -> int | None:
     """The least useful registry slot a newcomer may take: never a healthy client of the epoch in progress,
     never one with earned points; then not-waiting before waiting for the next epoch, most penalised,
-    longest since it last joined, lowest slot."""
+    longest since it last joined, then round-robin from evict_cursor (a newcomer is not the next one out)."""
     busy = set()
     if s.run_state in IN_EPOCH:
         busy = {c.registry_index for c in s.epoch_state.clients
                 if c.state == ClientState.Healthy and s.registry_entry(c) is not None}
-    candidates = [i for i, c in enumerate(s.clients) if i not in busy and c.earned == 0]
+    n = len(s.clients)
+    order = [(s.evict_cursor % n + j) % n for j in range(n)] if n else []
+    candidates = [i for i in order if i not in busy and s.clients[i].earned == 0]
     if not candidates:
         return None
-    return min(candidates, key=lambda i: (s.clients[i].active == s.next_active, -s.clients[i].slashed,
-                                          s.clients[i].active, i))
+    best = min(candidates, key=lambda i: (s.clients[i].active == s.next_active, -s.clients[i].slashed,
+                                          s.clients[i].active, order.index(i)))
+    s.evict_cursor = (best + 1) % n
+    return best
 
 
 def _change(s: State, new: RunState, now: int) -> None:

@@ -138,6 +138,7 @@ class State:
     future_slashing_rate: int = 0
     nonce: int = 0
     checkpoint: bytes = b""
+    evict_cursor: int = 0  # ties between evictable registry slots go round-robin from here
     seed_slot: int = 0  # the slot of the last input that fixed the next round; its seed needs a later slot
 
     @property

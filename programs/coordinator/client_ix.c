@@ -50,14 +50,15 @@ static uint64_t check_authorization(const SolParameters *p, const Ctx *ctx) {
 /* When the registry is full, a newcomer takes the slot of the least useful client that may be evicted.
  * Never evicted: a healthy client of the epoch in progress, and a client with earned points (points are
  * never dropped). Among the rest: one not waiting for the next epoch before one that is, then the most
- * penalised, then the longest since it last joined, then the lowest slot. So wallets that rejoin every
- * epoch or were penalised cannot lock a run: each newcomer displaces one of them. */
+ * penalised, then the longest since it last joined, then round-robin from evict_cursor (so a newcomer's
+ * slot is not the next one taken). So wallets that rejoin every epoch or were penalised cannot lock a run:
+ * each newcomer displaces one of them, and only after every other tied slot was taken is it displaced. */
 static bool epoch_in_progress(const CoordinatorAccount *a) {
     return a->run_state == RS_WARMUP || a->run_state == RS_ROUND_TRAIN || a->run_state == RS_ROUND_WITNESS ||
            a->run_state == RS_COOLDOWN;
 }
 
-static int64_t evictable_slot(const CoordinatorAccount *a) {
+static int64_t evictable_slot(CoordinatorAccount *a) {
     uint8_t *busy = (uint8_t *)(SOL_HEAP_START + HEAP_SCRATCH_U16); /* registry slots of healthy epoch clients */
     sol_memset(busy, 0, MAX_CLIENTS);
     if (epoch_in_progress(a))
@@ -65,8 +66,10 @@ static int64_t evictable_slot(const CoordinatorAccount *a) {
             const EpochClient *c = &a->epoch_clients[i];
             if (c->state == CS_HEALTHY && registry_entry(a, c)) busy[c->registry_index] = 1;
         }
+    uint32_t n = a->num_clients < MAX_CLIENTS ? a->num_clients : MAX_CLIENTS;
+    if (n == 0) return -1;
     int64_t best = -1;
-    for (uint32_t i = 0; i < a->num_clients; i++) {
+    for (uint32_t j = 0, i = a->evict_cursor % n; j < n; j++, i = i + 1 == n ? 0 : i + 1) {
         const RegisteredClient *c = &a->clients[i];
         if (busy[i] || c->earned != 0) continue;
         if (best < 0) {
@@ -83,6 +86,7 @@ static int64_t evictable_slot(const CoordinatorAccount *a) {
             best = i;
         }
     }
+    if (best >= 0) a->evict_cursor = (uint32_t)(best + 1) % n;
     return best;
 }
 
@@ -225,8 +229,8 @@ uint64_t ix_witness(const SolParameters *p, Args *args) {
     return bump_nonce(a);
 }
 
-/* health_check(target_index: u16): the target is in fewer than a quorum of the participant blooms of the
- * witnesses elected for the previous round -> Dropped. */
+/* health_check(target_index: u16): a quorum of the witnesses elected for the previous round posted participant
+ * blooms without the target -> Dropped. */
 uint64_t ix_health_check(const SolParameters *p, Args *args) {
     Ctx ctx;
     uint64_t err = load_client(p, &ctx, 3);
@@ -245,12 +249,19 @@ uint64_t ix_health_check(const SolParameters *p, Args *args) {
     uint8_t item[32];
     SolBytes s[1] = {{a->epoch_clients[target].signer.x, 32}};
     sol_sha256(s, 1, item);
-    uint32_t score = 0;
-    for (uint32_t w = 0; w < prev->num_witnesses; w++)
-        if (bloom_contains(prev->witnesses[w].participant_bloom, item, 32)) score++;
-    /* a quorum of the witnesses elected for that round, posted or not: silent ones cannot lower the bar */
-    uint32_t elected = witness_slots(a->config.witness_nodes, prev->clients_len);
-    if (score >= witness_quorum(elected, a->config.witness_nodes)) return E_CLIENT_IS_HEALTHY;
+    /* Dropping takes a quorum of the witnesses elected for that round, posted or not, that did not see the
+     * target: when most elected witnesses stay silent, one witness alone cannot drop anybody.
+    * Counting stops as soon as the outcome is known. */
+    uint32_t quorum = witness_quorum(witness_slots(a->config.witness_nodes, prev->clients_len),
+                                     a->config.witness_nodes);
+    uint32_t posted = prev->num_witnesses < MAX_WITNESSES ? prev->num_witnesses : MAX_WITNESSES;
+    if (posted < quorum) return E_CLIENT_IS_HEALTHY;
+    uint32_t absent = 0, present = 0;
+    for (uint32_t w = 0; w < posted && absent < quorum; w++) {
+        if (!bloom_contains(prev->witnesses[w].participant_bloom, item)) absent++;
+        else if (++present > posted - quorum) return E_CLIENT_IS_HEALTHY;
+    }
+    if (absent < quorum) return E_CLIENT_IS_HEALTHY;
     if (a->epoch_clients[target].state == CS_HEALTHY) {
         a->epoch_clients[target].state = CS_DROPPED;
         SolBytes event[3] = {{(const uint8_t *)"drop", 4}, {a->epoch_clients[target].signer.x, 32},

@@ -139,7 +139,7 @@ typedef struct {
     uint64_t earning_rate, slashing_rate, future_earning_rate, future_slashing_rate;
     uint64_t next_active;
     uint32_t num_clients, num_epoch_clients, num_exited_clients;
-    uint8_t _pad1[4];
+    uint32_t evict_cursor; /* ties between evictable registry slots go round-robin from here */
     uint8_t checkpoint[CHECKPOINT_MAX + 1];
     /* The current round's elected witnesses (epoch-client indices in slot order), drawn once when the round
      * starts, so that witness verification and the idle-witness penalty are O(32) lookups. seed_slot: the
@@ -190,6 +190,17 @@ sol_assert_static(sizeof(CoordinatorAccount) == 134592, account_size); /* == the
 /* Heap scratch offsets (SOL_HEAP_START + offset), disjoint per user. */
 #define HEAP_SCRATCH_U16 1024 /* 256 u16: partial Fisher-Yates in elections, index remaps in compaction */
 
+/* An unaligned little-endian u64 load as one instruction (SBPF allows unaligned loads); sol_read_u64 goes
+ * through the memcpy syscall, ~10x dearer, which matters in the bloom and election loops. */
+typedef uint64_t __attribute__((may_alias)) u64_unaligned; /* no aligned(1): clang would split it into bytes */
+static inline uint64_t load_u64(const uint8_t *p) { return *(const u64_unaligned *)p; }
+/* A 32-byte key copy as four u64 moves (a struct copy of byte arrays compiles to 64 byte moves). */
+static inline void copy_key(SolPubkey *dst, const SolPubkey *src) {
+    u64_unaligned *d = (u64_unaligned *)dst->x;
+    const u64_unaligned *s = (const u64_unaligned *)src->x;
+    d[0] = s[0], d[1] = s[1], d[2] = s[2], d[3] = s[3];
+}
+
 /* ---- shared helpers (machine.c, election.c, accounts.c) ----------------------------------------------- */
 typedef struct {
     const SolParameters *p;
@@ -221,7 +232,7 @@ const RegisteredClient *registry_entry(const CoordinatorAccount *a, const EpochC
 uint64_t batch_size(const CoordinatorAccount *a, uint64_t data_index);
 uint32_t witness_slots(uint32_t witness_nodes, uint32_t n_clients);
 uint32_t witness_quorum(uint32_t n_witnesses, uint32_t witness_nodes);
-bool bloom_contains(const uint8_t *bloom, const uint8_t *item, uint64_t len);
+bool bloom_contains(const uint8_t *bloom, const uint8_t *item); /* item: >= 8 bytes */
 uint64_t get_clock(uint64_t *now, uint64_t *slot);
 uint64_t check_slot_hashes(const SolParameters *p, uint64_t i);
 uint64_t instance_address(const uint8_t *run_id, uint64_t len, uint8_t bump, const SolPubkey *program_id,

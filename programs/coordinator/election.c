@@ -31,7 +31,7 @@ void elect_witnesses(CoordinatorAccount *a, uint32_t count, uint64_t round_seed)
             SolBytes part[1] = {{buf, 36}};
             sol_sha256(part, 1, digest);
         }
-        uint32_t j = i + (uint32_t)(sol_read_u64(digest + 8 * (i % 4)) % (count - i));
+        uint32_t j = i + (uint32_t)(load_u64(digest + 8 * (i % 4)) % (count - i));
         uint16_t t = perm[i];
         perm[i] = perm[j];
         perm[j] = t;
@@ -63,16 +63,25 @@ uint32_t witness_quorum(uint32_t n_witnesses, uint32_t witness_nodes) {
     return q ? q : 1;
 }
 
-/* 8 keyed FNV-1a-64 hashes into 1024 bits; layout: keys[8] u64 then words[16] u64. */
-bool bloom_contains(const uint8_t *bloom, const uint8_t *item, uint64_t len) {
+/* Bloom positions hash the first 8 bytes of an item (items are sha256 digests: 64 bits are plenty for 1024
+ * bits, and a health check tests up to 32 blooms x 8 keys, which bounds it at ~11k CU): FNV-1a-64 from the
+ * key, a byte at a time out of one u64 load, unrolled. */
+static inline uint64_t fnv8(uint64_t h, uint64_t v) {
+    const uint64_t prime = 0x100000001b3ULL;
+#pragma clang loop unroll(full)
+    for (int b = 0; b < 8; b++) {
+        h = (h ^ (v & 0xff)) * prime;
+        v >>= 8;
+    }
+    return h;
+}
+
+/* 8 keyed hashes into 1024 bits; layout: keys[8] u64 then words[16] u64. */
+bool bloom_contains(const uint8_t *bloom, const uint8_t *item) {
+    uint64_t v = load_u64(item);
     for (int k = 0; k < 8; k++) {
-        uint64_t h = sol_read_u64(bloom + 8 * k);
-        for (uint64_t i = 0; i < len; i++) {
-            h ^= item[i];
-            h *= 0x100000001b3ULL;
-        }
-        uint64_t pos = h % 1024;
-        uint64_t word = sol_read_u64(bloom + 64 + 8 * (pos / 64));
+        uint64_t pos = fnv8(load_u64(bloom + 8 * k), v) % 1024;
+        uint64_t word = load_u64(bloom + 64 + 8 * (pos / 64));
         if (!((word >> (pos % 64)) & 1)) return false;
     }
     return true;
@@ -101,15 +110,15 @@ bool seed_ready(const CoordinatorAccount *a, const Chain *ch) { return ch->slot 
 static const uint8_t *seed_entry(const CoordinatorAccount *a, const SolAccountInfo *sh) {
     static const uint8_t zero[40] = {0};
     if (!sh || sh->data_len < 8) return zero;
-    uint64_t n = sol_read_u64(sh->data), fit = (sh->data_len - 8) / 40;
+    uint64_t n = load_u64(sh->data), fit = (sh->data_len - 8) / 40;
     if (n > fit) n = fit;
     if (n == 0) return zero;
     const uint8_t *e = sh->data + 8;
-    if (sol_read_u64(e) < a->seed_slot) return e; /* even the newest is older */
+    if (load_u64(e) < a->seed_slot) return e; /* even the newest is older */
     uint64_t lo = 0, hi = n - 1; /* invariant: entry lo has slot >= seed_slot; find the last such */
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo + 1) / 2;
-        if (sol_read_u64(e + 40 * mid) >= a->seed_slot) lo = mid;
+        if (load_u64(e + 40 * mid) >= a->seed_slot) lo = mid;
         else hi = mid - 1;
     }
     return e + 40 * lo;
@@ -123,5 +132,5 @@ uint64_t round_seed(const CoordinatorAccount *a, const Chain *ch) {
     SolBytes parts[2] = {{(const uint8_t *)&cur->random_seed, 8}, {seed_entry(a, ch->slot_hashes), 40}};
     uint8_t digest[32];
     sol_sha256(parts, 2, digest);
-    return sol_read_u64(digest);
+    return load_u64(digest);
 }

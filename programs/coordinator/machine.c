@@ -150,8 +150,8 @@ SOL_NOINLINE static uint64_t tick_waiting(CoordinatorAccount *a, const Chain *ch
     for (uint32_t i = 0; i < a->num_clients && a->num_epoch_clients < MAX_CLIENTS; i++) {
         if (a->clients[i].active != a->next_active) continue;
         EpochClient *c = &a->epoch_clients[a->num_epoch_clients++];
-        c->signer = a->clients[i].signer;
-        c->p2p = a->clients[i].p2p;
+        copy_key(&c->signer, &a->clients[i].signer);
+        copy_key(&c->p2p, &a->clients[i].p2p);
         c->registry_index = (uint16_t)i;
     }
     a->start_step = a->step;
