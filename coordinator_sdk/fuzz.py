@@ -18,19 +18,36 @@ from coordinator_sdk.shuffle import elected_witnesses
 BASE = Config(warmup_time=6, cooldown_time=4, max_round_train_time=8, round_witness_time=2, epoch_time=40,
               total_steps=8, init_min_clients=2, min_clients=1, witness_nodes=0, global_batch_size_start=4,
               global_batch_size_end=4, waiting_for_members_extra_time=1, max_seq_len=64)
+U64, U32, U16, U8 = 2**64 - 1, 2**32 - 1, 2**16 - 1, 2**8 - 1
 CONFIGS = [BASE, replace(BASE, witness_nodes=1), replace(BASE, witness_nodes=2, min_clients=2, init_min_clients=3),
-           replace(BASE, global_batch_size_start=2, global_batch_size_end=6, global_batch_size_warmup_tokens=64 * 12)]
+           replace(BASE, global_batch_size_start=2, global_batch_size_end=6, global_batch_size_warmup_tokens=64 * 12),
+           replace(BASE, global_batch_size_start=2, global_batch_size_end=2),  # 5 users, 2 slots: evictions
+           replace(BASE, epoch_time=U64)]  # the epoch-end check must not wrap
+
+
+def _boundary_configs() -> list[Config]:
+    """BASE with one field at an edge of its type or of a rule (most are refused, on both sides alike)."""
+    edges = {"warmup_time": (0, 39, 40, U64), "cooldown_time": (0, 1, U64), "max_round_train_time": (0, 1, 39, U64),
+             "round_witness_time": (0, 1, U64), "global_batch_size_warmup_tokens": (1, 2**47, 2**47 + 1, U64),
+             "epoch_time": (0, 1, U64 - 1, U64), "total_steps": (0, 1, U32), "max_seq_len": (0, 1, U32),
+             "init_min_clients": (0, 1, 256, 257, U16), "min_clients": (0, 2, 3), "witness_nodes": (1, 32, 33, U16),
+             "global_batch_size_start": (0, 1, 5, U16), "global_batch_size_end": (0, 3, 256, U16),
+             "waiting_for_members_extra_time": (0, 1, U8)}
+    return [replace(BASE, **{name: v}) for name, values in edges.items() for v in values]
+
+
+CONFIG_CHOICES = CONFIGS + _boundary_configs()  # what update_config ops pick from (index len: epoch_time 0)
 USERS = 5  # user 4 is usually an outsider: it only joins if the sequence says so
 OPS = ("join", "withdraw", "tick", "warmup_witness", "witness", "health_check", "pause", "resume", "advance",
-       "update_progress", "update_config")
-WEIGHTS = (3, 0.5, 4, 3, 8, 1, 0.3, 0.6, 6, 0.3, 0.3)
+       "update_progress", "update_config", "checkpoint", "join_p2p")
+WEIGHTS = (3, 0.5, 4, 3, 8, 1, 0.3, 0.6, 6, 0.3, 0.3, 0.5, 0.3)
 Op = tuple
 
 
 def random_op(rng: random.Random) -> Op:
     name = rng.choices(OPS, WEIGHTS)[0]
     return (name, rng.randrange(USERS), rng.randrange(2**USERS), rng.choice((0, 0, 0, 0, -1, 1)),
-            rng.choice((0, 1, 1, 2, 3, 5, 8, 12)), rng.randrange(len(CONFIGS) + 1))
+            rng.choice((0, 1, 1, 2, 3, 5, 8, 12)), rng.randrange(len(CONFIG_CHOICES) + 1))
 
 
 def random_sequence(rng: random.Random, length: int) -> list[Op]:
@@ -69,6 +86,10 @@ def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
             user = by_key.get(bytes(st.epoch_clients[u % st.num_epoch_clients].signer), user)
     if name == "join":
         d.join(user)
+    elif name == "join_p2p":  # claim another user's P2P key
+        d.join(user, p2p=bytes(users[(u + 1) % USERS].pubkey()))
+    elif name == "checkpoint":
+        d.client("checkpoint", user, f"hf://run/step-{dt}")
     elif name in ("withdraw", "tick", "warmup_witness"):
         d.client(name, user)
     elif name == "witness":
@@ -85,7 +106,7 @@ def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
     elif name == "update_progress":
         d.update_progress(dt)
     elif name == "update_config":
-        d.update_config(CONFIGS[cfg_i] if cfg_i < len(CONFIGS) else replace(BASE, epoch_time=0))
+        d.update_config(CONFIG_CHOICES[cfg_i] if cfg_i < len(CONFIG_CHOICES) else replace(BASE, epoch_time=0))
 
 
 class Coverage:

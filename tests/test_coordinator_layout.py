@@ -51,7 +51,8 @@ def test_program_written_fields_decode_through_the_idl() -> None:
     inst = h.codec.decode(bytes(h.raw(run.instance).data))
     assert (bytes(inst.run_id[:inst.run_id_len]), inst.main_authority, inst.join_authority, inst.coordinator_account) \
         == (b"layout-run", run.owner.pubkey(), run.owner.pubkey(), run.account)
-    auth = h.codec.decode(bytes(h.raw(h.codec.authorization_pda(run.instance, h.codec.program_id.default(), run.account)).data))
+    grant = h.codec.authorization_pda(run.instance, h.codec.program_id.default(), run.account)
+    auth = h.codec.decode(bytes(h.raw(grant).data))
     assert auth.instance == run.instance and bytes(auth.grantee) == bytes(32)
     st = h.state(run)
     for k, v in cfg.items():

@@ -8,13 +8,13 @@ from solders.account import Account
 from solders.instruction import AccountMeta
 from solders.keypair import Keypair
 from solders.system_program import ID as SYSTEM_PROGRAM
+from test_coordinator_negative import CFG, expect, with_metas
 
 from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.codec import ANYONE
 from coordinator_sdk.differential import next_round_seed
 from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run
 from coordinator_sdk.shuffle import elected_witnesses
-from test_coordinator_negative import CFG, expect, with_metas
 
 GOAL = 30_000
 
