@@ -5,7 +5,8 @@
 
 Worst cases: the round-ending tick with every elected witness but one silent (each is penalised), the
 epoch-ending tick that pays every client of a full epoch, join_run into a full registry (the eviction scan),
-a health check that drops, a Warmup tick after withdrawals (compaction and vote remapping).
+health checks that test every bloom, withdrawals in Warmup (compaction and vote remapping), a round-ending
+tick that moves almost every client out.
 """
 from __future__ import annotations
 
@@ -166,10 +167,12 @@ def warmup_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
     out["join_run (full registry: evicts a leaver)"] = s.h.join(s.run, h.fund(Keypair(), 10**8)).cu
     h.advance(s.cfg["warmup_time"])
     out["tick: Warmup -> RoundTrain (timeout)"] = s.tick()
+    for k in signers[n // 2 + 2:]:  # all but two leave during round 0: the ending tick moves them all out
+        assert h.client(s.run, "withdraw", s.by_signer[k]).ok
     h.advance(s.cfg["max_round_train_time"])
     s.tick()
     h.advance(s.cfg["round_witness_time"])
-    out["tick: RoundWitness -> Cooldown (no witness)"] = s.tick()
+    out["tick: RoundWitness -> Cooldown (no witness, mass exit)"] = s.tick()
     assert s.state().run_state == 5
     return out
 

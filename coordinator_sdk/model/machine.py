@@ -424,6 +424,9 @@ def tick_due_at(s: State) -> int | None:
         if pending < cfg.init_min_clients:
             return None
         duration = cfg.waiting_for_members_extra_time
+    elif s.run_state == RunState.Warmup and 0 < witness_slots(cfg.witness_nodes, len(s.epoch_state.clients)) \
+            <= len(s.current_round.witnesses):
+        duration = 1  # every slot voted: round 0 starts at the first tick in a later slot than the warmup's
     elif s.run_state in durations:
         duration = durations[s.run_state]
     else:

@@ -62,43 +62,51 @@ static int64_t evictable_slot(CoordinatorAccount *a) {
     uint8_t *busy = (uint8_t *)(SOL_HEAP_START + HEAP_SCRATCH_U16); /* registry slots of healthy epoch clients */
     sol_memset(busy, 0, MAX_CLIENTS);
     if (epoch_in_progress(a))
-        for (uint32_t i = 0; i < a->num_epoch_clients; i++) {
+        for (uint64_t i = 0; i < a->num_epoch_clients && i < MAX_CLIENTS; i++) {
             const EpochClient *c = &a->epoch_clients[i];
             if (c->state == CS_HEALTHY && registry_entry(a, c)) busy[c->registry_index] = 1;
         }
-    uint32_t n = a->num_clients < MAX_CLIENTS ? a->num_clients : MAX_CLIENTS;
+    uint64_t n = a->num_clients < MAX_CLIENTS ? a->num_clients : MAX_CLIENTS;
     if (n == 0) return -1;
     int64_t best = -1;
-    for (uint32_t j = 0, i = a->evict_cursor % n; j < n; j++, i = i + 1 == n ? 0 : i + 1) {
+    bool best_pending = false;
+    uint64_t best_slashed = 0, best_active = 0, next = a->next_active;
+    uint64_t i = a->evict_cursor % n;
+    for (uint64_t j = 0; j < n; j++, i = i + 1 == n ? 0 : i + 1) {
         const RegisteredClient *c = &a->clients[i];
         if (busy[i] || c->earned != 0) continue;
-        if (best < 0) {
-            best = i;
-            continue;
-        }
-        const RegisteredClient *b = &a->clients[best];
-        bool c_pending = c->active == a->next_active, b_pending = b->active == a->next_active;
-        if (c_pending != b_pending) {
-            if (!c_pending) best = i;
-        } else if (c->slashed != b->slashed) {
-            if (c->slashed > b->slashed) best = i;
-        } else if (c->active < b->active) {
-            best = i;
+        bool pending = c->active == next;
+        bool better = best < 0 || (pending != best_pending ? !pending
+                                   : c->slashed != best_slashed ? c->slashed > best_slashed
+                                                                : c->active < best_active);
+        if (better) {
+            best = (int64_t)i;
+            best_pending = pending;
+            best_slashed = c->slashed;
+            best_active = c->active;
         }
     }
-    if (best >= 0) a->evict_cursor = (uint32_t)(best + 1) % n;
+    if (best >= 0) a->evict_cursor = (uint32_t)(((uint64_t)best + 1) % n);
     return best;
 }
 
-/* Another client already holds this P2P key (in the registry or in the epoch's list): off-chain lookups are
- * keyed by it, so a second holder would hijack the first one's address and batch. */
-static bool p2p_taken(const CoordinatorAccount *a, const SolPubkey *signer, const SolPubkey *p2p) {
-    for (uint32_t i = 0; i < a->num_clients && i < MAX_CLIENTS; i++)
-        if (sol_pubkey_eq(&a->clients[i].p2p, p2p) && !sol_pubkey_eq(&a->clients[i].signer, signer)) return true;
-    for (uint32_t i = 0; i < a->num_epoch_clients && i < MAX_CLIENTS; i++)
-        if (sol_pubkey_eq(&a->epoch_clients[i].p2p, p2p) && !sol_pubkey_eq(&a->epoch_clients[i].signer, signer))
-            return true;
-    return false;
+/* One pass over the registry: the signer's slot (or -1), and whether another client holds this P2P key
+ * (there or in the epoch's list): off-chain lookups are keyed by it, so a second holder would hijack the
+ * first one's address and batch. */
+static int64_t scan_registry(const CoordinatorAccount *a, const SolPubkey *signer, const SolPubkey *p2p,
+                             bool *p2p_taken) {
+    int64_t self = -1;
+    *p2p_taken = false;
+    for (uint64_t i = 0; i < a->num_clients && i < MAX_CLIENTS; i++) {
+        const RegisteredClient *c = &a->clients[i];
+        if (sol_pubkey_eq(&c->signer, signer)) self = (int64_t)i;
+        else if (sol_pubkey_eq(&c->p2p, p2p)) *p2p_taken = true;
+    }
+    for (uint64_t i = 0; i < a->num_epoch_clients && i < MAX_CLIENTS; i++) {
+        const EpochClient *c = &a->epoch_clients[i];
+        if (sol_pubkey_eq(&c->p2p, p2p) && !sol_pubkey_eq(&c->signer, signer)) *p2p_taken = true;
+    }
+    return self;
 }
 
 /* join_run(p2p: pubkey, addr_hint: string<=64); accounts: user, instance, account, authorization, SlotHashes */
@@ -115,8 +123,9 @@ uint64_t ix_join_run(const SolParameters *p, Args *args) {
     if ((err = check_authorization(p, &ctx))) return err;
     CoordinatorAccount *a = ctx.acc;
     if (a->run_state == RS_FINISHED) return E_RUN_FINISHED;
-    if (p2p_taken(a, ctx.signer->key, (const SolPubkey *)p2p)) return E_P2P_KEY_TAKEN;
-    int64_t i = find_registered(a, ctx.signer->key);
+    bool taken;
+    int64_t i = scan_registry(a, ctx.signer->key, (const SolPubkey *)p2p, &taken);
+    if (taken) return E_P2P_KEY_TAKEN;
     if (i < 0) {
         uint32_t limit = a->config.global_batch_size_end < MAX_CLIENTS ? a->config.global_batch_size_end : MAX_CLIENTS;
         if (a->num_clients < limit) {
