@@ -193,9 +193,9 @@ def main() -> None:
     args = ap.parse_args()
     results = {n: measure(n) for n in args.clients}
     names = list(next(iter(results.values())))
-    print(f"{'instruction':52}" + "".join(f"{n:>9} cl" for n in args.clients))
+    print(f"{'instruction':56}" + "".join(f"{n:>9} cl" for n in args.clients))
     for name in names:
-        print(f"{name:52}" + "".join(f"{results[n][name]:>12,}" for n in args.clients))
+        print(f"{name:56}" + "".join(f"{results[n][name]:>12,}" for n in args.clients))
     worst = max((cu, name) for r in results.values() for name, cu in r.items())
     witness = max(r["witness (max over the round)"] for r in results.values())
     print(f"max: {worst[0]:,} ({worst[1]}), goal {GOAL:,}; witness max {witness:,}, goal {WITNESS_GOAL:,}: "
