@@ -142,9 +142,15 @@ class Coordinator:
             "coordinator_account": await self.account_key()}))
 
     # ---- clients ------------------------------------------------------------------------------------
-    async def join_run(self, p2p: Pubkey, addr_hint: str, grantee: Pubkey = ANYONE) -> str:
-        return await self._send(self.codec.join_run(self.wallet.pubkey(), self.instance, await self.account_key(),
-                                                    p2p, addr_hint, grantee))
+    async def join_run(self, p2p: Pubkey, addr_hint: str, grantee: Pubkey = ANYONE,
+                       p2p_keypair: Keypair | None = None) -> str:
+        """Join (or rejoin) with P2P key `p2p`. A P2P key is unique in a run; passing its keypair (an ed25519
+        iroh secret key) proves the claim and takes the key back from a wallet that registered it first."""
+        if p2p_keypair is not None and p2p_keypair.pubkey() != p2p:
+            raise ValueError("p2p_keypair does not match p2p")
+        ix = self.codec.join_run(self.wallet.pubkey(), self.instance, await self.account_key(), p2p, addr_hint,
+                                 grantee, prove_p2p=p2p_keypair is not None)
+        return await self._send(ix, *([p2p_keypair] if p2p_keypair else []))
 
     async def withdraw(self) -> str:
         return await self._client("withdraw")

@@ -11,7 +11,7 @@ from typing import Any
 
 from anchorpy import Context, Idl, Program, Provider, Wallet
 from solana.rpc.async_api import AsyncClient
-from solders.instruction import Instruction
+from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import ID as SYSTEM_PROGRAM
@@ -84,10 +84,15 @@ class CoordinatorCodec:
         return self.ix(name, grantee, accounts=accounts)
 
     def join_run(self, user: Pubkey, instance: Pubkey, account: Pubkey, p2p: Pubkey, addr_hint: str,
-                 grantee: Pubkey = ANYONE) -> Instruction:
-        return self.ix("join_run", p2p, addr_hint, accounts={
-            "user": user, "instance": instance, "coordinator_account": account,
-            "authorization": self.authorization_pda(instance, grantee, account), "slot_hashes": SLOT_HASHES})
+                 grantee: Pubkey = ANYONE, prove_p2p: bool = False) -> Instruction:
+        """`prove_p2p`: the P2P key also signs (a 6th account), which lets the claim take the key back from
+        a client that registered it without holding it."""
+        accounts = {"user": user, "instance": instance, "coordinator_account": account,
+                    "authorization": self.authorization_pda(instance, grantee, account), "slot_hashes": SLOT_HASHES}
+        ix = self.ix("join_run", p2p, addr_hint, accounts=accounts)
+        if not prove_p2p:
+            return ix
+        return Instruction(ix.program_id, ix.data, [*ix.accounts, AccountMeta(p2p, True, False)])
 
     def client_ix(self, name: str, user: Pubkey, instance: Pubkey, account: Pubkey, *args: Any) -> Instruction:
         return self.ix(name, *args, accounts={"user": user, "instance": instance, "coordinator_account": account,

@@ -153,11 +153,14 @@ class DiffRun:
         return self._apply("set_paused", lambda: self.h.owner(self.run, "set_paused", paused),
                            lambda seed, slot: self.m.set_paused(paused, self.now, seed, slot))
 
-    def join(self, user: Keypair, p2p: bytes | None = None) -> Step:
-        key = p2p or bytes(user.pubkey())
-        return self._apply("join_run", lambda: self.h.send(self.h.codec.join_run(
-            user.pubkey(), self.run.instance, self.run.account, Pubkey.from_bytes(key), "127.0.0.1:4000"), [user]),
-            lambda seed, slot: self.m.join_run(bytes(user.pubkey()), key, b"127.0.0.1:4000", self.now, seed, slot))
+    def join(self, user: Keypair, p2p: bytes | None = None, p2p_keypair: Keypair | None = None) -> Step:
+        """Join with P2P key `p2p` (default: the wallet's key); `p2p_keypair` signs too, proving the claim."""
+        key = bytes(p2p_keypair.pubkey()) if p2p_keypair else p2p or bytes(user.pubkey())
+        ix = self.h.codec.join_run(user.pubkey(), self.run.instance, self.run.account, Pubkey.from_bytes(key),
+                                   "127.0.0.1:4000", prove_p2p=p2p_keypair is not None)
+        return self._apply("join_run", lambda: self.h.send(ix, [user, *([p2p_keypair] if p2p_keypair else [])]),
+                           lambda seed, slot: self.m.join_run(bytes(user.pubkey()), key, b"127.0.0.1:4000", self.now,
+                                                              seed, slot, p2p_proven=p2p_keypair is not None))
 
     def client(self, name: str, user: Keypair, *args: Any) -> Step:
         signer = bytes(user.pubkey())

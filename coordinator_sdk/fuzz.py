@@ -86,8 +86,8 @@ def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
             user = by_key.get(bytes(st.epoch_clients[u % st.num_epoch_clients].signer), user)
     if name == "join":
         d.join(user)
-    elif name == "join_p2p":  # claim another user's P2P key
-        d.join(user, p2p=bytes(users[(u + 1) % USERS].pubkey()))
+    elif name == "join_p2p":  # claim another user's P2P key; with mask & 2, prove a claim to one's own wallet key
+        d.join(user, p2p_keypair=user) if mask & 2 else d.join(user, p2p=bytes(users[(u + 1) % USERS].pubkey()))
     elif name == "checkpoint":
         d.client("checkpoint", user, f"hf://run/step-{dt}")
     elif name in ("withdraw", "tick", "warmup_witness"):

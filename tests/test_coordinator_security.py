@@ -253,6 +253,30 @@ def test_a_p2p_key_cannot_be_claimed_twice() -> None:
     assert h.send(h.codec.join_run(victim.pubkey(), run.instance, run.account, key, "10.0.0.2:1"), [victim]).ok
 
 
+def test_a_squatted_p2p_key_is_taken_back_with_its_signature() -> None:
+    """Uniqueness alone would let a wallet that saw a victim's (public) P2P key register it first and lock
+    the victim out; a join signed by the P2P key itself takes it back."""
+    h = CoordinatorSvm()
+    run = h.create_run("p2p-back", config=CFG)
+    victim, squatter, node = h.fund(Keypair()), h.fund(Keypair()), Keypair()
+    assert h.send(h.codec.join_run(squatter.pubkey(), run.instance, run.account, node.pubkey(), "6.6.6.6:1"),
+                  [squatter]).ok
+    plain = h.codec.join_run(victim.pubkey(), run.instance, run.account, node.pubkey(), "10.0.0.1:1")
+    expect(h, run, "P2pKeyTaken", lambda: h.send(plain, [victim]))
+    proven = h.codec.join_run(victim.pubkey(), run.instance, run.account, node.pubkey(), "10.0.0.1:1",
+                              prove_p2p=True)
+    other = Keypair()  # a signature by another key proves nothing
+    forged = with_metas(proven, lambda m: m.__setitem__(5, AccountMeta(other.pubkey(), True, False)))
+    expect(h, run, "P2pKeyTaken", lambda: h.send(forged, [victim, other]))
+    assert h.send(proven, [victim, node]).ok
+    st = h.state(run)
+    keys = {bytes(st.clients[i].signer): bytes(st.clients[i].p2p) for i in range(st.num_clients)}
+    assert keys[bytes(victim.pubkey())] == bytes(node.pubkey())
+    assert keys[bytes(squatter.pubkey())] == bytes(squatter.pubkey())  # falls back to its own wallet key
+    expect(h, run, "P2pKeyTaken", lambda: h.send(h.codec.join_run(
+        squatter.pubkey(), run.instance, run.account, node.pubkey(), "6.6.6.6:1"), [squatter]))
+
+
 # ---- 10: withdrawn or dropped clients cannot act -------------------------------------------------------------
 def test_a_withdrawn_client_cannot_checkpoint_or_witness() -> None:
     d = Drive(CoordinatorSvm(), 4, witness_nodes=0)

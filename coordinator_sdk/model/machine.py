@@ -113,11 +113,16 @@ class Machine:
     # ---- clients ------------------------------------------------------------------------------------
     @_instruction
     def join_run(self, s: State, signer: bytes, p2p: bytes, addr_hint: bytes, now: int, seed: int,
-                 slot: int | None = None) -> None:
+                 slot: int | None = None, p2p_proven: bool = False) -> None:
+        """`p2p_proven`: the P2P key signed the transaction; such a claim takes the key from registry entries
+        that hold it without the proof (they fall back to their signer key)."""
         if s.run_state == RunState.Finished:
             raise E.RunFinished("the run is finished")
-        if any(c.p2p == p2p and c.signer != signer for c in [*s.clients, *s.epoch_state.clients]):
+        holders = [c for c in s.clients if c.p2p == p2p and c.signer != signer]
+        if (holders or any(c.p2p == p2p and c.signer != signer for c in s.epoch_state.clients)) and not p2p_proven:
             raise E.P2pKeyTaken("another client already holds this P2P key")
+        for c in holders:
+            c.p2p = c.signer
         known = next((c for c in s.clients if c.signer == signer), None)
         if known is None:
             known = RegisteredClient(signer, p2p)

@@ -90,26 +90,37 @@ static int64_t evictable_slot(CoordinatorAccount *a) {
     return best;
 }
 
-/* One pass over the registry: the signer's slot (or -1), and whether another client holds this P2P key
- * (there or in the epoch's list): off-chain lookups are keyed by it, so a second holder would hijack the
- * first one's address and batch. */
+/* One pass over the registry: the signer's slot (or -1), and whether another client holds this P2P key in
+ * the registry or in the epoch's list: off-chain lookups are keyed by it, so a second holder would hijack
+ * the first one's address and batch. */
 static int64_t scan_registry(const CoordinatorAccount *a, const SolPubkey *signer, const SolPubkey *p2p,
-                             bool *p2p_taken) {
+                             bool *in_registry, bool *in_epoch) {
     int64_t self = -1;
-    *p2p_taken = false;
+    *in_registry = *in_epoch = false;
     for (uint64_t i = 0; i < a->num_clients && i < MAX_CLIENTS; i++) {
         const RegisteredClient *c = &a->clients[i];
         if (sol_pubkey_eq(&c->signer, signer)) self = (int64_t)i;
-        else if (sol_pubkey_eq(&c->p2p, p2p)) *p2p_taken = true;
+        else if (sol_pubkey_eq(&c->p2p, p2p)) *in_registry = true;
     }
     for (uint64_t i = 0; i < a->num_epoch_clients && i < MAX_CLIENTS; i++) {
         const EpochClient *c = &a->epoch_clients[i];
-        if (sol_pubkey_eq(&c->p2p, p2p) && !sol_pubkey_eq(&c->signer, signer)) *p2p_taken = true;
+        if (sol_pubkey_eq(&c->p2p, p2p) && !sol_pubkey_eq(&c->signer, signer)) *in_epoch = true;
     }
     return self;
 }
 
-/* join_run(p2p: pubkey, addr_hint: string<=64); accounts: user, instance, account, authorization, SlotHashes */
+/* A claim proven by the P2P key's own signature (it signs the transaction, as the optional 6th account) takes
+ * the key from clients that registered it without holding it: their registry entries fall back to their
+ * signer key (the current epoch's list keeps its copy until the epoch ends). Without the proof, first come. */
+static void release_p2p(CoordinatorAccount *a, const SolPubkey *signer, const SolPubkey *p2p) {
+    for (uint64_t i = 0; i < a->num_clients && i < MAX_CLIENTS; i++) {
+        RegisteredClient *c = &a->clients[i];
+        if (sol_pubkey_eq(&c->p2p, p2p) && !sol_pubkey_eq(&c->signer, signer)) copy_key(&c->p2p, &c->signer);
+    }
+}
+
+/* join_run(p2p: pubkey, addr_hint: string<=64); accounts: user, instance, account, authorization, SlotHashes,
+ * [the P2P key as signer: proves the claim, see release_p2p] */
 uint64_t ix_join_run(const SolParameters *p, Args *args) {
     Ctx ctx;
     uint64_t err = load_client(p, &ctx, 4);
@@ -123,9 +134,11 @@ uint64_t ix_join_run(const SolParameters *p, Args *args) {
     if ((err = check_authorization(p, &ctx))) return err;
     CoordinatorAccount *a = ctx.acc;
     if (a->run_state == RS_FINISHED) return E_RUN_FINISHED;
-    bool taken;
-    int64_t i = scan_registry(a, ctx.signer->key, (const SolPubkey *)p2p, &taken);
-    if (taken) return E_P2P_KEY_TAKEN;
+    bool in_registry, in_epoch;
+    int64_t i = scan_registry(a, ctx.signer->key, (const SolPubkey *)p2p, &in_registry, &in_epoch);
+    bool proven = p->ka_num > 5 && p->ka[5].is_signer && sol_pubkey_eq(p->ka[5].key, (const SolPubkey *)p2p);
+    if ((in_registry || in_epoch) && !proven) return E_P2P_KEY_TAKEN;
+    if (in_registry) release_p2p(a, ctx.signer->key, (const SolPubkey *)p2p);
     if (i < 0) {
         uint32_t limit = a->config.global_batch_size_end < MAX_CLIENTS ? a->config.global_batch_size_end : MAX_CLIENTS;
         if (a->num_clients < limit) {
