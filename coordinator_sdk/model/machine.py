@@ -372,7 +372,7 @@ def _tick(s: State, now: int, seed: int, slot: int | None = None) -> None:
         _move_to_exited(s, 0)
         slots = witness_slots(cfg.witness_nodes, len(s.epoch_state.clients))
         voted = slots > 0 and len(s.current_round.witnesses) >= slots
-        if (_timed_out(s, now, cfg.warmup_time) or voted) and _ready(s, slot):
+        if _timed_out(s, now, cfg.warmup_time) or voted:  # round 0 is not held back for a later slot
             _start_round_train(s, now, seed, slot)
         if len(s.epoch_state.clients) < cfg.min_clients:
             _change(s, RunState.Finished if s.step >= cfg.total_steps else RunState.WaitingForMembers, now)
@@ -429,9 +429,6 @@ def tick_due_at(s: State) -> int | None:
         if pending < cfg.init_min_clients:
             return None
         duration = cfg.waiting_for_members_extra_time
-    elif s.run_state == RunState.Warmup and 0 < witness_slots(cfg.witness_nodes, len(s.epoch_state.clients)) \
-            <= len(s.current_round.witnesses):
-        duration = 1  # every slot voted: round 0 starts at the first tick in a later slot than the warmup's
     elif s.run_state in durations:
         duration = durations[s.run_state]
     else:

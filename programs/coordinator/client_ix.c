@@ -200,8 +200,7 @@ uint64_t ix_warmup_witness(const SolParameters *p, Args *args) {
         return E_WRONG_STATE;
     }
     if ((err = healthy_epoch_client(&ctx, &index))) return err;
-    /* A repeated vote adds nothing but is not an error: it only ticks, so a client can repeat its vote until
-     * round 0 starts (which needs a slot after the warmup's, see seed_ready). */
+    /* A repeated vote adds nothing but is not an error: it only ticks, so a client may safely repeat it. */
     Round *r = &a->rounds[a->rounds_head];
     bool repeated = false;
     for (uint32_t w = 0; w < r->num_witnesses; w++)

@@ -225,11 +225,13 @@ uint64_t tick(CoordinatorAccount *a, const Chain *ch) {
         case RS_WAITING_FOR_MEMBERS: return tick_waiting(a, ch);
         case RS_WARMUP: {
             /* leavers go first (their warmup votes with them); round 0 starts when the warmup timed out or
-             * every witness slot voted, in a slot after the warmup began (its hash seeds round 0) */
+             * every witness slot voted. Its seed is the hash of the slot that began the warmup, known only
+             * from the next slot on: votes completing in that very slot get the newest older entry (one
+             * re-roll for the last voter, who cannot choose the slot the warmup began in). */
             move_to_exited(a, 0);
             uint32_t slots = witness_slots(a->config.witness_nodes, a->num_epoch_clients);
             bool voted = slots > 0 && a->rounds[a->rounds_head].num_witnesses >= slots;
-            if ((timed_out(a, now, a->config.warmup_time) || voted) && seed_ready(a, ch)) {
+            if (timed_out(a, now, a->config.warmup_time) || voted) {
                 uint64_t err = start_round_train(a, ch);
                 if (err) return err;
             }
