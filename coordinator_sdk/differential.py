@@ -17,6 +17,7 @@ from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run, TxResult
 from coordinator_sdk.model import Config, Machine, ModelError
 from coordinator_sdk.model.state import State
+from coordinator_sdk.shuffle import witness_order
 
 
 def next_round_seed(prev_seed: int, slot_hashes: list[tuple[int, bytes]], seed_slot: int) -> int:
@@ -76,6 +77,9 @@ def compare(model: State, chain: Any) -> list[str]:
         cc = chain.exited_clients[i]
         eq(f"exited_clients[{i}]", (c.signer, int(c.state), c.exited_height),
            (bytes(cc.signer), cc.state, cc.exited_height))
+    if model.run_state in (3, 4):  # the stored election is the SDK's witness_order of the current round
+        r = model.current_round
+        eq("elected", witness_order(r.clients_len, r.random_seed), list(chain.elected[:chain.elected_count]))
     if model.run_state not in (0, 1):  # rounds are meaningful once an epoch began
         for i, (mr, cr) in enumerate(zip(es.rounds, chain.rounds, strict=True)):
             eq(f"rounds[{i}]", (mr.height, mr.data_index, mr.random_seed, mr.clients_len,
