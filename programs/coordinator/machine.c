@@ -10,10 +10,14 @@ void change_state(CoordinatorAccount *a, uint8_t state, uint64_t now) {
     a->run_state_start_unix_timestamp = now;
 }
 
+/* now >= start + duration without wrapping (a duration near u64::MAX never ends), and never at start itself. */
+static bool reached(uint64_t now, uint64_t start, uint64_t duration) {
+    uint64_t end;
+    return sol_add_u64(start, duration, &end) && now != start && now >= end;
+}
+
 static bool timed_out(const CoordinatorAccount *a, uint64_t now, uint64_t duration) {
-    uint64_t start = a->run_state_start_unix_timestamp, end;
-    if (!sol_add_u64(start, duration, &end)) return false;
-    return now != start && now >= end;
+    return reached(now, a->run_state_start_unix_timestamp, duration);
 }
 
 int64_t find_registered(const CoordinatorAccount *a, const SolPubkey *signer) {
@@ -106,8 +110,8 @@ uint64_t start_round_train(CoordinatorAccount *a, const Chain *ch) {
     return SOL_SUCCESS;
 }
 
-/* Elected witnesses, still healthy, that posted nothing lose slashing_rate points (Psyche leaves idle witnesses unpunished).
- * The elected list is stored, so this is a scan of at most 32 slots with O(1) registry lookups. */
+/* Elected witnesses, still healthy, that posted nothing lose slashing_rate points (Psyche leaves idle
+ * witnesses unpunished). The elected list is stored: a scan of at most 32 slots, O(1) registry lookups. */
 SOL_NOINLINE static void penalize_idle_witnesses(CoordinatorAccount *a) {
     const Round *r = &a->rounds[a->rounds_head];
     uint32_t slots = witness_slots(a->config.witness_nodes, r->clients_len);
@@ -164,12 +168,6 @@ SOL_NOINLINE static uint64_t tick_waiting(CoordinatorAccount *a, const Chain *ch
     a->seed_slot = ch->slot; /* round 0's seed: the hash of this slot, unknown to whoever sent this */
     change_state(a, RS_WARMUP, now);
     return SOL_SUCCESS;
-}
-
-/* now >= start + duration without wrapping (a duration near u64::MAX never ends). */
-static bool reached(uint64_t now, uint64_t start, uint64_t duration) {
-    uint64_t end;
-    return sol_add_u64(start, duration, &end) && now != start && now >= end;
 }
 
 SOL_NOINLINE static uint64_t tick_round_witness(CoordinatorAccount *a, const Chain *ch) {
