@@ -16,6 +16,7 @@ import signal
 import time
 from typing import Any
 
+from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from client.cli_common import ExitCode
@@ -198,7 +199,9 @@ class RunClient:
         self._joined_for = next_active
         self.participating = False
         try:
-            await self.chain.join_run(Pubkey(self.p2p.identity.public), self.p2p.address)
+            # the P2P key co-signs: it proves the claim, so no other wallet can squat our P2P identity
+            p2p_keypair = Keypair.from_seed(self.p2p.identity.seed)
+            await self.chain.join_run(Pubkey(self.p2p.identity.public), self.p2p.address, p2p_keypair=p2p_keypair)
             self.report.event("join", epoch=int(st.epoch), hint=self.p2p.address)
         except TransactionFailed as e:
             self._joined_for = None
