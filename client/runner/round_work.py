@@ -134,11 +134,12 @@ class RoundWork:
         p2p = self.e.p2p
         p2p.gossip.set_step(step)
         self.trainers_of[step] = round_trainers(st)
+        t_apply = time.monotonic()
         applied = await self._apply(step - 2, round_at(st, 1), st) if height >= 2 else 0
+        apply_s = time.monotonic() - t_apply
         if height >= 2 and is_elected(st, self.e.me):
             await self._health_checks(st)
         gather = asyncio.create_task(self._gather(step - 1, step)) if height >= 1 else None
-        t_round = time.monotonic()
         loss, tps = await self._train(st, step)
         report = await gather if gather is not None else WitnessReport()
         await p2p.say("finished", step, report.merkle)
@@ -149,7 +150,7 @@ class RoundWork:
                             expected=len(self.trainers_of.get(step - 1, [])),
                             applied=applied, witness=witness, bytes_sent=p2p.bytes_sent,
                             bytes_received=p2p.bytes_received, train_s=round(self.last_train_s, 3),
-                            work_s=round(time.monotonic() - t_round, 3))
+                            apply_s=round(apply_s, 3), work_s=round(time.monotonic() - t_apply, 3))
         for old in [s for s in self.results if s < step - 2]:
             del self.results[old]
         p2p.forget(step - 3)
