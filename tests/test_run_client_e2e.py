@@ -129,3 +129,16 @@ def test_ctrl_c_withdraws_cleanly_with_data_over_tcp(tmp_path: Path) -> None:
         assert all(e["loss"] is not None for c in clients for e in c.of_kind("round")), "a client had no batch"
         server.kill()
         server.wait()
+
+
+def test_rpc_outage_is_retried_not_fatal(tmp_path: Path) -> None:
+    toml = write_run_toml(tmp_path, epoch_time=40, total_steps=12, init_min=3, min_clients=2, round_time=10)
+    with LocalCluster(tmp_path / "net") as net:
+        net.create_run("e2e-outage", toml, net.wallet("owner"))
+        clients = [net.start_client(f"c{i}", "e2e-outage") for i in range(3)]
+        _wait_for(lambda: len(clients[0].of_kind("round")) >= 3, 150, "three rounds")
+        net.restart_localnet(down_s=4.0)
+        codes = net.wait_all(clients, 240)
+        assert codes == [0, 0, 0], logs(clients)
+        assert len({finished(c)["weights_sha256"] for c in clients}) == 1
+        assert net.status("e2e-outage")["phase"] == "Finished"
