@@ -64,6 +64,7 @@ class RoundWork:
         self.losses: list[tuple[int, float]] = []
         self.checkpoints: list[str] = []
         self.last_train_s = 0.0
+        self.warm_epoch: int | None = None  # the epoch whose warmup this process took part in
 
     # ---- setup --------------------------------------------------------------------------------------
     def prepare(self, st: Any) -> None:
@@ -105,6 +106,7 @@ class RoundWork:
     # ---- warmup -------------------------------------------------------------------------------------
     async def warmup(self, st: Any) -> None:
         await self._load_model(st)
+        self.warm_epoch = int(st.epoch)
         if self.provider is None:
             assert self.plan is not None
             self.provider = await open_provider(self.e.s.data or self.plan.data_location, int(st.config.max_seq_len),
@@ -128,7 +130,7 @@ class RoundWork:
 
     # ---- a round ------------------------------------------------------------------------------------
     async def play_round(self, st: Any) -> None:
-        if self.model is None:  # joined during warmup's last moment: load now, train from the next round
+        if self.model is None:  # warmup timed out while we were loading: load now, train from here
             await self.warmup(st)
         r = st.rounds[st.rounds_head]
         height, step, epoch = int(r.height), int(st.step), int(st.epoch)
