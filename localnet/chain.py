@@ -102,6 +102,12 @@ class Chain:
                 self.svm.set_account(key, acc)
                 self.owners.setdefault(acc.owner, set()).add(key)
             self.slot = int(self.ledger.get_meta("slot") or "1")
+            # LiteSVM's blockhashes follow a fixed sequence: move past every one already handed out, and keep
+            # the recent ones valid, so a transaction signed just before a restart still lands after it.
+            for _ in range(self.ledger.block_count()):
+                self.svm.expire_blockhash()
+            for slot, h in self.ledger.recent_blocks(BLOCKHASH_WINDOW):
+                self.blockhashes[h] = slot
 
     def _deploy_programs(self) -> None:
         for so in sorted(DEPLOY_DIR.glob("*.so")):

@@ -16,7 +16,8 @@ import pytest
 from localnet_harness import Localnet, free_port_pair, rpc
 from solana.rpc.api import Client
 from solders.keypair import Keypair
-from solders.system_program import CreateAccountParams, create_account
+from solders.system_program import CreateAccountParams, TransferParams, create_account, transfer
+from solders.transaction import Transaction
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -79,8 +80,10 @@ def test_lookup_table_transfer_survives_kill_9_and_reports_loaded_accounts(tmp_p
 
 
 def test_slot_never_goes_back_across_restarts_after_idling(tmp_path) -> None:
+    """Slots and lastValidBlockHeight only grow, blockhashes are never handed out twice, and a transaction
+    signed just before a restart still lands after it (its blockhash is still recent)."""
     ledger = tmp_path / "ledger"
-    seen = 0
+    seen, hashes = 0, set()
     for hard in (True, False):
         net = Localnet(ledger, reset=seen == 0)
         try:
@@ -88,13 +91,23 @@ def test_slot_never_goes_back_across_restarts_after_idling(tmp_path) -> None:
             assert start > seen
             time.sleep(1.5)  # idle: no transaction commits
             seen = rpc(net.url, "getSlot")["result"]
-            bh = rpc(net.url, "getLatestBlockhash")["result"]["value"]["lastValidBlockHeight"]
-            assert seen >= start + 2 and bh > seen
+            latest = rpc(net.url, "getLatestBlockhash")["result"]["value"]
+            assert seen >= start + 2 and latest["lastValidBlockHeight"] > seen
+            assert latest["blockhash"] not in hashes
+            hashes.add(latest["blockhash"])
+            c = Client(net.url)
+            payer = fx.funded(c, 10**9)
+            bh = c.get_latest_blockhash().value.blockhash
+            pending = Transaction.new_signed_with_payer([transfer(TransferParams(
+                from_pubkey=payer.pubkey(), to_pubkey=payer.pubkey(), lamports=1))], payer.pubkey(), [payer], bh)
         finally:
             net.stop(hard=hard)
     net = Localnet(ledger, reset=False)
     try:
         assert rpc(net.url, "getSlot")["result"] > seen
+        assert rpc(net.url, "getLatestBlockhash")["result"]["value"]["blockhash"] not in hashes
+        sig = Client(net.url).send_transaction(pending, opts=fx.OPTS).value
+        assert rpc(net.url, "getSignatureStatuses", [[str(sig)]])["result"]["value"][0]["err"] is None
     finally:
         net.stop()
 
