@@ -27,6 +27,7 @@ from solders.transaction import Transaction, VersionedTransaction
 
 from coordinator_sdk import keypair_file as keys
 from localnet.ledger import Ledger, LedgerWriteError
+from localnet.spl_token import token_balances
 from programs.deploy import DEPLOY_DIR, LOADER_V3, deploy_via_loader, program_id_for
 
 SLOT_SECONDS = 0.4
@@ -251,6 +252,7 @@ class Chain:
         account_keys = list(tx.message.account_keys) + loaded_w + loaded_r
         before = {k: self.svm.get_account(k) for k in account_keys}
         pre = [self.svm.get_balance(k) or 0 for k in account_keys]
+        pre_tokens = token_balances(account_keys, [before[k] for k in account_keys], self.svm.get_account)
         res = self.svm.send_transaction(tx)
         failed = type(res).__name__ == "FailedTransactionMetadata"
         meta = res.meta() if failed else res
@@ -265,8 +267,9 @@ class Chain:
             "version": "legacy" if isinstance(tx.message, Message) else 0,
             "meta": {"err": err, "status": {"Err": err} if failed else {"Ok": None}, "fee": self.fee_for(tx.message),
                      "preBalances": pre, "postBalances": [self.svm.get_balance(k) or 0 for k in account_keys],
-                     "innerInstructions": [], "logMessages": list(meta.logs()), "preTokenBalances": [],
-                     "postTokenBalances": [], "rewards": [],
+                     "innerInstructions": [], "logMessages": list(meta.logs()), "preTokenBalances": pre_tokens,
+                     "postTokenBalances": token_balances(account_keys, [self.svm.get_account(k) for k in account_keys],
+                                                         self.svm.get_account), "rewards": [],
                      "loadedAddresses": {"writable": [str(k) for k in loaded_w],
                                          "readonly": [str(k) for k in loaded_r]},
                      "computeUnitsConsumed": meta.compute_units_consumed()},

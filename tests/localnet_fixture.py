@@ -81,7 +81,7 @@ def token_setup(c: Client, payer: Keypair, decimals: int = 6) -> dict:
                                                                    mint=mint.pubkey(), owner=owner))]
     send(c, payer, ixs, [mint, acc_a, acc_b])
     unit = 10**decimals
-    send(c, payer, [
+    mint_sig = send(c, payer, [
         spl.mint_to(spl.MintToParams(program_id=TOKEN_PROGRAM, mint=mint.pubkey(), dest=acc_a.pubkey(),
                                      mint_authority=payer.pubkey(), amount=3 * unit // 2)),
         spl.mint_to(spl.MintToParams(program_id=TOKEN_PROGRAM, mint=mint.pubkey(), dest=acc_b.pubkey(),
@@ -90,7 +90,7 @@ def token_setup(c: Client, payer: Keypair, decimals: int = 6) -> dict:
                                                     delegate=payer.pubkey(), owner=owner_b.pubkey(),
                                                     amount=unit // 10))])
     return {"mint": str(mint.pubkey()), "decimals": decimals, "tokenAccountA": str(acc_a.pubkey()),
-            "tokenAccountB": str(acc_b.pubkey()), "ownerB": str(owner_b.pubkey())}
+            "tokenAccountB": str(acc_b.pubkey()), "ownerB": str(owner_b.pubkey()), "mintToSignature": mint_sig}
 
 
 def build(url: str) -> dict:

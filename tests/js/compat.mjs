@@ -77,6 +77,13 @@ async function web3Suite() {
     const t = await c.getParsedTransaction(fx.v0Signature, { maxSupportedTransactionVersion: 0 });
     assert(t.transaction.message.accountKeys.some((k) => k.pubkey.toBase58() === fx.altRecipient && k.source === "lookupTable"), "parsed keys");
   });
+  await w("getParsedTransaction(token balances)", async () => {
+    const t = await c.getParsedTransaction(fx.mintToSignature, { maxSupportedTransactionVersion: 0 });
+    const keys = t.transaction.message.accountKeys.map((k) => k.pubkey.toBase58());
+    const post = t.meta.postTokenBalances.find((b) => keys[b.accountIndex] === fx.tokenAccountA);
+    const pre = t.meta.preTokenBalances.find((b) => keys[b.accountIndex] === fx.tokenAccountA);
+    assert(post.uiTokenAmount.uiAmountString === "1.5" && pre.uiTokenAmount.amount === "0" && post.mint === fx.mint, "token balances");
+  });
   await w("getSignaturesForAddress(before/until/limit)", async () => {
     const all = await c.getSignaturesForAddress(payer.publicKey);
     assert(all.length >= 5, `${all.length} signatures`);
