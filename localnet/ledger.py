@@ -97,6 +97,10 @@ class Ledger:
                                (start, end, limit))
         return [r[0] for r in rows]
 
+    def block_times(self, first: int) -> list[tuple[int, int]]:
+        """(slot, unix time) of every block from `first` on."""
+        return self.db.execute("SELECT slot, time FROM blocks WHERE slot >= ? ORDER BY slot", (first,)).fetchall()
+
     def first_block(self) -> int:
         row = self.db.execute("SELECT MIN(slot) FROM blocks").fetchone()
         return row[0] if row and row[0] is not None else 0

@@ -1,4 +1,4 @@
-"""Solana pubsub over websockets: account, program, signature, logs and slot subscriptions and their
+"""Solana pubsub over websockets: account, program, signature, logs, slot and root subscriptions and their
 unsubscribes.
 
 Chain events are collected while a request is handled and turned into notifications only afterwards (on
@@ -23,7 +23,7 @@ from localnet.encoding import account_json, matches_filters, parse_pubkey
 log = logging.getLogger("localnet.pubsub")
 QUEUE_LIMIT = 10_000
 _EMPTY = Account(0, b"", Pubkey.default(), False, 0)
-_KINDS = {"account", "program", "signature", "logs", "slot"}
+_KINDS = {"account", "program", "signature", "logs", "slot", "root"}
 
 
 class Connection:
@@ -135,6 +135,8 @@ class PubSub:
             return sub, lambda: self._notify_signature(conn, sub, rec["err"])
         if method == "slotSubscribe":
             return self._subscribe(conn, "slot", None, cfg), None
+        if method == "rootSubscribe":
+            return self._subscribe(conn, "root", None, cfg), None
         if method.endswith("Unsubscribe") and method[:-len("Unsubscribe")] in _KINDS:
             sub = params[0] if params else None
             kind = method[:-len("Unsubscribe")]
@@ -181,7 +183,8 @@ class PubSub:
         for kind, payload in events:
             for conn in list(self.conns):
                 for sub, (sub_kind, key, cfg) in list(conn.subs.items()):
-                    if sub_kind != kind and not (kind == "account" and sub_kind == "program"):
+                    if sub_kind != kind and not (kind == "account" and sub_kind == "program") and \
+                            not (kind == "slot" and sub_kind == "root"):
                         continue
                     try:
                         self._deliver(conn, sub, sub_kind, key, cfg, payload)
@@ -210,3 +213,5 @@ class PubSub:
         elif kind == "slot":
             slot = int(payload)
             conn.send(_notification("slotNotification", sub, {"parent": slot - 1, "root": slot - 1, "slot": slot}))
+        elif kind == "root":  # every produced slot is final at once on a single node
+            conn.send(_notification("rootNotification", sub, int(payload) - 1))

@@ -132,6 +132,17 @@ class ClusterMethods(Params):
     def m_getMaxShredInsertSlot(self, params: list) -> int:
         return self.chain.slot
 
+    def m_getInflationReward(self, params: list) -> list:
+        addresses = param(params, 0, "addresses")
+        if not isinstance(addresses, list):
+            raise RpcError(-32602, "Invalid params: addresses must be an array")
+        return [None for _ in addresses]  # no inflation, so no epoch rewards
+
+    def m_getBlockCommitment(self, params: list) -> dict:
+        slot = int_param(params, 0, "slot")
+        # One node holds all the stake there is (none): a produced block is as committed as it gets.
+        return {"commitment": None if self.chain.ledger.block(slot) is None else [0] * 32, "totalStake": 0}
+
     def m_getHighestSnapshotSlot(self, params: list) -> dict:
         raise RpcError(-32008, "No snapshot")  # the localnet persists a ledger, not snapshots
 
@@ -159,8 +170,7 @@ class ClusterMethods(Params):
         first = max(self.chain.ledger.first_block(), self.chain.slot - limit * 150)
         counts = self.chain.ledger.recent_slot_counts(first)
         samples: dict[int, list[int]] = {}
-        for slot in self.chain.ledger.block_slots(first, self.chain.slot, MAX_BLOCK_RANGE):
-            _, _, t = self.chain.ledger.block(slot)
+        for slot, t in self.chain.ledger.block_times(first):
             s = samples.setdefault(t // SAMPLE_PERIOD_SECS, [slot, 0, 0])
             s[0], s[1], s[2] = max(s[0], slot), s[1] + 1, s[2] + counts.get(slot, 0)
         rows = sorted(samples.values(), reverse=True)[:limit]

@@ -125,11 +125,14 @@ async function web3Suite() {
   await w("getTokenAccountsByDelegate", async () => { const r = await c._rpcRequest("getTokenAccountsByDelegate", [fx.payer, { mint: fx.mint }, { encoding: "jsonParsed" }]); assert(r.result.value[0].pubkey === fx.tokenAccountB, "by delegate"); });
   await w("getTokenSupply", async () => assert((await c.getTokenSupply(P(fx.mint))).value.amount === "1750000", "supply"));
   await w("getTokenLargestAccounts", async () => assert((await c.getTokenLargestAccounts(P(fx.mint))).value[0].address.toBase58() === fx.tokenAccountA, "largest"));
+  await w("getInflationReward", async () => assert((await c.getInflationReward([payer.publicKey]))[0] === null, "no reward"));
+  await w("getBlockCommitment", async () => { const r = await c._rpcRequest("getBlockCommitment", [slot]); assert(r.result.totalStake === 0, "commitment"); });
   await w("getHighestSnapshotSlot (validator error)", async () => { const r = await c._rpcRequest("getHighestSnapshotSlot", []); assert(r.error && r.error.code === -32008, "No snapshot error"); });
   // ---- subscriptions
   await w("onSignature (already confirmed)", async () => {
     await withTimeout(new Promise((res) => c.onSignature(fx.legacySignature, (r) => res(r))), 5000, "onSignature");
   });
+  await w("onRootChange", async () => { let id; await withTimeout(new Promise((res) => { id = c.onRootChange((r) => res(r)); }), 5000, "onRootChange"); await c.removeRootChangeListener(id); });
   await w("onSlotChange", async () => { let id; await withTimeout(new Promise((res) => { id = c.onSlotChange((s) => res(s)); }), 5000, "onSlotChange"); await c.removeSlotChangeListener(id); });
   const dest = web3.Keypair.generate().publicKey;
   const accountSeen = new Promise((res) => c.onAccountChange(dest, (a) => res(a), { commitment: "confirmed" }));
