@@ -221,15 +221,29 @@ class Chain:
             raise RpcError(-32002, "Transaction simulation failed: This transaction has already been processed",
                            {"err": "AlreadyProcessed", "logs": [], "accounts": None, "unitsConsumed": 0,
                             "returnData": None, "innerInstructions": None, "replacementBlockhash": None})
-        if not self.is_blockhash_valid(str(tx.message.recent_blockhash)):
+        if not self.is_blockhash_valid(str(tx.message.recent_blockhash)) and not self._uses_durable_nonce(tx):
             raise RpcError(-32002, "Transaction simulation failed: Blockhash not found",
                            {"err": "BlockhashNotFound", "logs": [], "accounts": None, "unitsConsumed": 0,
                             "returnData": None, "innerInstructions": None, "replacementBlockhash": None})
 
+    def _uses_durable_nonce(self, tx: VersionedTransaction) -> bool:
+        """A durable-nonce transaction: its first instruction advances a nonce account (System instruction 4)
+        whose stored nonce is the transaction's blockhash. Validators accept it at any age."""
+        msg = tx.message
+        if not msg.instructions:
+            return False
+        ix, keys = msg.instructions[0], list(msg.account_keys)
+        if keys[ix.program_id_index] != Pubkey.default() or bytes(ix.data)[:4] != b"\x04\0\0\0" or not ix.accounts:
+            return False
+        nonce = self.svm.get_account(keys[ix.accounts[0]]) if ix.accounts[0] < len(keys) else None
+        data = bytes(nonce.data) if nonce is not None and nonce.owner == Pubkey.default() else b""
+        return len(data) >= 72 and data[4:8] == b"\x01\0\0\0" and data[40:72] == bytes(msg.recent_blockhash)
+
     def simulate(self, tx: VersionedTransaction, replace_blockhash: bool = False,
                  accounts: list[Pubkey] | None = None) -> dict:
         """Run without committing; `accounts` asks for their post-simulation states (None if absent)."""
-        if not replace_blockhash and not self.is_blockhash_valid(str(tx.message.recent_blockhash)):
+        if not replace_blockhash and not self.is_blockhash_valid(str(tx.message.recent_blockhash)) \
+                and not self._uses_durable_nonce(tx):
             return {"err": "BlockhashNotFound", "logs": [], "accounts": None, "unitsConsumed": 0,
                     "returnData": None, "innerInstructions": None, "replacementBlockhash": None}
         res = self.svm.simulate_transaction(tx)

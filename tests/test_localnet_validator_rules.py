@@ -1,6 +1,6 @@
 """In-process chain behaviour a validator has and LiteSVM alone lacks: zero-lamport accounts are deleted
-after each transaction (so a closed address can be created afresh), and a ledger that cannot be written
-leaves memory as it was (the transaction is refused, not half-applied)."""
+after each transaction (so a closed address can be created afresh), durable-nonce transactions land at
+any age, and a ledger that cannot be written leaves memory as it was (refused, not half-applied)."""
 from __future__ import annotations
 
 import sqlite3
@@ -134,3 +134,30 @@ def test_revoke_then_reauthorize_works_as_on_a_cluster(tmp_path) -> None:
         assert chain.get_account(pda).owner == codec.program_id
     finally:
         chain.close()
+
+
+def test_durable_nonce_transaction_lands_and_advances_the_nonce(chain: Chain) -> None:
+    """A transaction whose blockhash is a nonce account's stored nonce is accepted at any age, once."""
+    from solders.system_program import AdvanceNonceAccountParams, advance_nonce_account, create_nonce_account
+
+    payer, nonce = _funded(chain), Keypair()
+    _send(chain, payer, list(create_nonce_account(payer.pubkey(), nonce.pubkey(), payer.pubkey(),
+                                                  chain.svm.minimum_balance_for_rent_exemption(80))), [nonce])
+    for _ in range(200):  # far beyond the 150-slot blockhash window
+        chain.advance()
+    stored = Hash(bytes(chain.get_account(nonce.pubkey()).data)[40:72])
+    to = Pubkey.new_unique()
+    tx = VersionedTransaction.from_legacy(Transaction.new_signed_with_payer([
+        advance_nonce_account(AdvanceNonceAccountParams(nonce_pubkey=nonce.pubkey(), authorized_pubkey=payer.pubkey())),
+        transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=to, lamports=4242))],
+        payer.pubkey(), [payer], stored))
+    chain.send(tx)
+    assert chain.get_account(to).lamports == 4242
+    assert bytes(chain.get_account(nonce.pubkey()).data)[40:72] != bytes(stored)
+    advance = advance_nonce_account(AdvanceNonceAccountParams(nonce_pubkey=nonce.pubkey(),
+                                                              authorized_pubkey=payer.pubkey()))
+    again = VersionedTransaction.from_legacy(Transaction.new_signed_with_payer([
+        advance, transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=to, lamports=1))],
+        payer.pubkey(), [payer], stored))
+    with pytest.raises(RpcError, match="Blockhash not found"):  # the nonce moved on: the old value is spent
+        chain.send(again)
