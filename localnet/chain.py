@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
+import based58
 from solders.account import Account
 from solders.clock import Clock
 from solders.hash import Hash
@@ -55,6 +56,18 @@ class RpcError(Exception):
 def error_json(err: object) -> object:
     """A solders TransactionError as the JSON an RPC node sends (e.g. {"InstructionError":[0,{"Custom":1}]})."""
     return json.loads(RpcSimulateTransactionResult(err=err).to_json())["err"]
+
+
+def inner_instructions_json(meta) -> list[dict]:
+    """CPIs a transaction made, in the "json" encoding (indexes into the account keys, base58 data)."""
+    out = []
+    for index, inner in enumerate(meta.inner_instructions()):
+        if inner:
+            out.append({"index": index, "instructions": [
+                {"programIdIndex": ci.program_id_index, "accounts": list(ci.accounts),
+                 "data": based58.b58encode(bytes(ci.data)).decode(), "stackHeight": x.stack_height()}
+                for x in inner for ci in [x.instruction()]]})
+    return out
 
 
 def simulation_json(meta, err: object = None) -> dict:
@@ -275,15 +288,17 @@ class Chain:
             raise RpcError(-32002, f"Transaction failed before execution: {err}", simulation_json(meta, res.err()))
         self._purge_zero_lamport(account_keys)
         sig = str(tx.signatures[0])
+        post_accounts = [self.svm.get_account(k) for k in account_keys]
         record = {
             "slot": self.slot, "blockTime": int(time.time()), "err": err,
             "transaction": [base64.b64encode(bytes(tx)).decode(), "base64"],
             "version": "legacy" if isinstance(tx.message, Message) else 0,
             "meta": {"err": err, "status": {"Err": err} if failed else {"Ok": None}, "fee": self.fee_for(tx.message),
-                     "preBalances": pre, "postBalances": [self.svm.get_balance(k) or 0 for k in account_keys],
-                     "innerInstructions": [], "logMessages": list(meta.logs()), "preTokenBalances": pre_tokens,
-                     "postTokenBalances": token_balances(account_keys, [self.svm.get_account(k) for k in account_keys],
-                                                         self.svm.get_account), "rewards": [],
+                     "preBalances": pre, "postBalances": [a.lamports if a else 0 for a in post_accounts],
+                     "innerInstructions": inner_instructions_json(meta), "logMessages": list(meta.logs()),
+                     "preTokenBalances": pre_tokens,
+                     "postTokenBalances": token_balances(account_keys, post_accounts, self.svm.get_account),
+                     "rewards": [],
                      "loadedAddresses": {"writable": [str(k) for k in loaded_w],
                                          "readonly": [str(k) for k in loaded_r]},
                      "computeUnitsConsumed": meta.compute_units_consumed()},

@@ -39,13 +39,19 @@ def transaction_result(rec: dict, encoding: str, max_version: object, with_slot:
         tx: object = transaction_json(decode_transaction(raw, "base64"))
     elif encoding == "jsonParsed":
         tx = transaction_parsed_json(decode_transaction(raw, "base64"), rec["meta"]["loadedAddresses"])
+        names = [k["pubkey"] for k in tx["message"]["accountKeys"]]
+        meta = {**rec["meta"], "innerInstructions": [
+            {"index": group["index"], "instructions": [
+                {"programId": names[ix["programIdIndex"]], "accounts": [names[a] for a in ix["accounts"]],
+                 "data": ix["data"], "stackHeight": ix["stackHeight"]} for ix in group["instructions"]]}
+            for group in rec["meta"]["innerInstructions"]]}
     elif encoding == "base58":
         tx = [based58.b58encode(base64.b64decode(raw)).decode(), "base58"]
     elif encoding == "base64":
         tx = rec["transaction"]
     else:
         raise RpcError(-32602, f"Invalid params: unknown encoding {encoding!r} (json, jsonParsed, base58, base64)")
-    out = {"transaction": tx, "meta": rec["meta"]}
+    out = {"transaction": tx, "meta": meta if encoding == "jsonParsed" else rec["meta"]}
     if max_version is not None:
         out["version"] = rec["version"]
     if with_slot:

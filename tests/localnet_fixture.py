@@ -65,8 +65,8 @@ def v0_transfer_through_table(c: Client, payer: Keypair, table: Pubkey, addresse
 
 
 def token_setup(c: Client, payer: Keypair, decimals: int = 6) -> dict:
-    """A mint (authority: payer), payer's token account with 1.5 tokens, and another owner's account with
-    0.25 tokens that delegates 0.1 of them to the payer."""
+    """A mint (authority: payer), payer's token account with 1.5 tokens, another owner's account with 0.25
+    tokens that delegates 0.1 of them to the payer, and an empty associated token account of a third."""
     mint, acc_a, acc_b, owner_b = Keypair(), Keypair(), Keypair(), funded(c, 10**9)
     rent_mint = c.get_minimum_balance_for_rent_exemption(82).value
     rent_acc = c.get_minimum_balance_for_rent_exemption(165).value
@@ -89,8 +89,11 @@ def token_setup(c: Client, payer: Keypair, decimals: int = 6) -> dict:
     send(c, owner_b, [spl.approve(spl.ApproveParams(program_id=TOKEN_PROGRAM, source=acc_b.pubkey(),
                                                     delegate=payer.pubkey(), owner=owner_b.pubkey(),
                                                     amount=unit // 10))])
-    return {"mint": str(mint.pubkey()), "decimals": decimals, "tokenAccountA": str(acc_a.pubkey()),
-            "tokenAccountB": str(acc_b.pubkey()), "ownerB": str(owner_b.pubkey()), "mintToSignature": mint_sig}
+    ata_sig = send(c, payer, [spl.create_associated_token_account(payer.pubkey(), Keypair().pubkey(),
+                                                                   mint.pubkey())])  # CPIs: inner instructions
+    return {"mint": str(mint.pubkey()), "decimals": decimals, "ataSignature": ata_sig,
+            "tokenAccountA": str(acc_a.pubkey()), "tokenAccountB": str(acc_b.pubkey()),
+            "ownerB": str(owner_b.pubkey()), "mintToSignature": mint_sig}
 
 
 def build(url: str) -> dict:

@@ -41,8 +41,8 @@ async function web3Suite() {
   });
   await w("getMultipleAccountsInfo", async () => assert((await c.getMultipleAccountsInfo([P(fx.mint), web3.Keypair.generate().publicKey]))[1] === null, "missing is null"));
   await w("getMultipleParsedAccounts", async () => assert((await c.getMultipleParsedAccounts([P(fx.tokenAccountB)])).value[0].data.parsed.info.delegate === fx.payer, "delegate"));
-  await w("getProgramAccounts", async () => assert((await c.getProgramAccounts(P(TOKEN), { filters: [{ dataSize: 165 }, { memcmp: { offset: 0, bytes: fx.mint } }] })).length === 2, "two token accounts"));
-  await w("getParsedProgramAccounts", async () => assert((await c.getParsedProgramAccounts(P(TOKEN), { filters: [{ memcmp: { offset: 0, bytes: fx.mint } }] })).length === 2, "parsed"));
+  await w("getProgramAccounts", async () => assert((await c.getProgramAccounts(P(TOKEN), { filters: [{ dataSize: 165 }, { memcmp: { offset: 0, bytes: fx.mint } }] })).length === 3, "three token accounts"));
+  await w("getParsedProgramAccounts", async () => assert((await c.getParsedProgramAccounts(P(TOKEN), { filters: [{ memcmp: { offset: 0, bytes: fx.mint } }] })).length === 3, "parsed"));
   await w("getMinimumBalanceForRentExemption", async () => assert((await c.getMinimumBalanceForRentExemption(165)) === 2039280, "rent"));
   await w("getFeeForMessage", async () => {
     const { blockhash } = await c.getLatestBlockhash();
@@ -83,6 +83,11 @@ async function web3Suite() {
     const post = t.meta.postTokenBalances.find((b) => keys[b.accountIndex] === fx.tokenAccountA);
     const pre = t.meta.preTokenBalances.find((b) => keys[b.accountIndex] === fx.tokenAccountA);
     assert(post.uiTokenAmount.uiAmountString === "1.5" && pre.uiTokenAmount.amount === "0" && post.mint === fx.mint, "token balances");
+  });
+  await w("getParsedTransaction(inner instructions)", async () => {
+    const t = await c.getParsedTransaction(fx.ataSignature, { maxSupportedTransactionVersion: 0 });
+    const inner = t.meta.innerInstructions[0].instructions.map((i) => i.programId.toBase58());
+    assert(inner.includes(TOKEN) && inner.includes("11111111111111111111111111111111"), `inner ${inner}`);
   });
   await w("getSignaturesForAddress(before/until/limit)", async () => {
     const all = await c.getSignaturesForAddress(payer.publicKey);
@@ -165,14 +170,15 @@ async function kitSuite() {
   await k("getBalance", async () => assert((await rpc.getBalance(A(fx.altRecipient)).send()).value === 2000000n, "balance"));
   await k("getAccountInfo(jsonParsed)", async () => assert((await rpc.getAccountInfo(A(fx.mint), { encoding: "jsonParsed" }).send()).value.data.parsed.type === "mint", "mint"));
   await k("getMultipleAccounts", async () => assert((await rpc.getMultipleAccounts([A(fx.mint)], { encoding: "base64" }).send()).value[0].owner === TOKEN, "owner"));
-  await k("getProgramAccounts(jsonParsed)", async () => assert((await rpc.getProgramAccounts(A(TOKEN), { encoding: "jsonParsed", filters: [{ memcmp: { offset: 0n, bytes: fx.mint, encoding: "base58" } }] }).send()).length === 2, "gpa"));
+  await k("getProgramAccounts(jsonParsed)", async () => assert((await rpc.getProgramAccounts(A(TOKEN), { encoding: "jsonParsed", filters: [{ memcmp: { offset: 0n, bytes: fx.mint, encoding: "base58" } }] }).send()).length === 3, "gpa"));
   await k("getTokenAccountsByOwner", async () => assert((await rpc.getTokenAccountsByOwner(A(fx.payer), { mint: A(fx.mint) }, { encoding: "jsonParsed" }).send()).value.length === 1, "by owner"));
   await k("getTokenAccountsByDelegate", async () => assert((await rpc.getTokenAccountsByDelegate(A(fx.payer), { programId: A(TOKEN) }, { encoding: "jsonParsed" }).send()).value[0].pubkey === fx.tokenAccountB, "by delegate"));
   await k("getTokenAccountBalance", async () => assert((await rpc.getTokenAccountBalance(A(fx.tokenAccountB)).send()).value.amount === "250000", "balance"));
   await k("getTokenSupply", async () => assert((await rpc.getTokenSupply(A(fx.mint)).send()).value.decimals === fx.decimals, "supply"));
-  await k("getTokenLargestAccounts", async () => assert((await rpc.getTokenLargestAccounts(A(fx.mint)).send()).value.length === 2, "largest"));
+  await k("getTokenLargestAccounts", async () => assert((await rpc.getTokenLargestAccounts(A(fx.mint)).send()).value.length === 3, "largest"));
   await k("getSignaturesForAddress", async () => assert((await rpc.getSignaturesForAddress(A(fx.altRecipient), { limit: 10 }).send())[0].signature === fx.v0Signature, "sigs"));
   await k("getTransaction(jsonParsed)", async () => assert((await rpc.getTransaction(fx.v0Signature, { encoding: "jsonParsed", maxSupportedTransactionVersion: 0 }).send()).meta.logMessages.length > 0, "tx"));
+  await k("getTransaction(inner instructions)", async () => assert((await rpc.getTransaction(fx.ataSignature, { encoding: "json", maxSupportedTransactionVersion: 0 }).send()).meta.innerInstructions[0].instructions.length >= 2, "inner"));
   await k("getBlock", async () => { const t = await rpc.getTransaction(fx.v0Signature, { maxSupportedTransactionVersion: 0 }).send(); assert((await rpc.getBlock(t.slot, { maxSupportedTransactionVersion: 0 }).send()).transactions.length >= 1, "block"); });
   await k("getRecentPrioritizationFees", async () => assert(Array.isArray(await rpc.getRecentPrioritizationFees().send()), "fees"));
   await k("getGenesisHash", async () => assert((await rpc.getGenesisHash().send()).length >= 32, "genesis"));
