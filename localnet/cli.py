@@ -55,7 +55,7 @@ def localnet(rpc_port: int, ledger: Path, reset: bool, request_timeout: float, q
         except asyncio.CancelledError:
             pass
         except (StartupError, LedgerError) as e:
-            raise click.ClickException(str(e)) from None
+            raise click.ClickException(f"cannot start the localnet: {e}") from None
         except KeypairFileError as e:  # a corrupt faucet.json / deployer.json / identity.json
             raise click.ClickException(f"cannot start the localnet: {e} (move it away or use a fresh --ledger)") \
                 from None
