@@ -139,9 +139,10 @@ class Chain:
 
     # ---- clock --------------------------------------------------------------------------------------
     def advance(self) -> None:
-        """One slot: the clock follows wall time, a new blockhash becomes the latest and enters SlotHashes,
-        and the block is persisted before anyone hears of the slot (so the slot never goes back). A ledger
-        that cannot be written stops the clock rather than hand out slots it would forget."""
+        """One slot: the clock follows wall time, a new blockhash becomes the latest and enters SlotHashes
+        (the slot enters SlotHistory), and the block is persisted before anyone hears of the slot (so the
+        slot never goes back). A ledger that cannot be written stops the clock rather than hand out slots
+        it would forget."""
         slot, now = self.slot + 1, int(time.time())
         parent = self.slot
         self.svm.warp_to_slot(slot)
@@ -154,6 +155,10 @@ class Chain:
         self.slot = slot
         hashes = [(slot, latest)] + [(s, h) for s, h in self.svm.get_slot_hashes() if s < slot]
         self.svm.set_slot_hashes(hashes[:SLOT_HASHES_MAX])
+        history = self.svm.get_slot_history()
+        history.add(slot)
+        history.next_slot = slot + 1
+        self.svm.set_slot_history(history)
         self.blockhashes[str(latest)] = slot
         while len(self.blockhashes) > BLOCKHASH_WINDOW + 1:
             self.blockhashes.popitem(last=False)

@@ -87,3 +87,16 @@ def test_bad_params_get_named_errors(chain: Chain, method: str, params: list, fr
     with pytest.raises(RpcError) as info:
         RpcMethods(chain).call(method, params)
     assert info.value.code == -32602 and fragment in info.value.message
+
+
+def test_slot_sysvars_follow_the_slots(chain: Chain) -> None:
+    """SlotHashes and SlotHistory advance with the chain (address lookup tables and programs read them)."""
+    from solders.slot_history import SlotHistoryCheck
+
+    for _ in range(3):
+        chain.advance()
+    hashes = dict(chain.svm.get_slot_hashes())
+    assert {chain.slot, chain.slot - 1, chain.slot - 2} <= hashes.keys()
+    assert str(hashes[chain.slot]) == chain.latest_blockhash()[0]
+    history = chain.svm.get_slot_history()
+    assert history.check(chain.slot) == SlotHistoryCheck.Found and history.next_slot == chain.slot + 1
