@@ -23,6 +23,7 @@ from localnet.encoding import account_json, matches_filters, parse_pubkey
 log = logging.getLogger("localnet.pubsub")
 QUEUE_LIMIT = 10_000
 _EMPTY = Account(0, b"", Pubkey.default(), False, 0)
+_NEVER_CAUGHT = (KeyboardInterrupt, SystemExit, asyncio.CancelledError, GeneratorExit)
 _KINDS = {"account", "program", "signature", "logs", "slot", "root"}
 
 
@@ -102,6 +103,12 @@ class PubSub:
             return
         except (TypeError, ValueError, KeyError, AttributeError) as e:
             conn.send({"jsonrpc": "2.0", "error": {"code": -32602, "message": f"Invalid params: {e}"}, "id": req_id})
+            return
+        except _NEVER_CAUGHT:
+            raise
+        except BaseException as e:  # a bug or a Rust panic stays in this one reply
+            log.exception("internal error in %s", req.get("method"))
+            conn.send({"jsonrpc": "2.0", "error": {"code": -32603, "message": f"Internal error: {e}"}, "id": req_id})
             return
         conn.send({"jsonrpc": "2.0", "result": result, "id": req_id})
         if after is not None:
@@ -188,10 +195,16 @@ class PubSub:
                         continue
                     try:
                         self._deliver(conn, sub, sub_kind, key, cfg, payload)
-                    except RpcError as e:  # this subscriber's problem only: tell it, drop the subscription
+                    except _NEVER_CAUGHT:
+                        raise
+                    except BaseException as e:  # this subscriber's problem only: tell it, drop the subscription
+                        if isinstance(e, RpcError):
+                            code, message = e.code, e.message
+                        else:
+                            code, message = -32603, f"Internal error: {e}"
                         conn.subs.pop(sub, None)
                         conn.send({"jsonrpc": "2.0", "method": f"{sub_kind}Notification", "params": {
-                            "error": {"code": e.code, "message": e.message}, "subscription": sub}})
+                            "error": {"code": code, "message": message}, "subscription": sub}})
 
     def _deliver(self, conn: Connection, sub: int, kind: str, key: object, cfg: dict, payload) -> None:
         enc = cfg.get("encoding", "base64")
