@@ -100,3 +100,21 @@ def test_slot_sysvars_follow_the_slots(chain: Chain) -> None:
     assert str(hashes[chain.slot]) == chain.latest_blockhash()[0]
     history = chain.svm.get_slot_history()
     assert history.check(chain.slot) == SlotHistoryCheck.Found and history.next_slot == chain.slot + 1
+
+
+def test_a_panic_in_a_handler_becomes_a_json_rpc_error(chain: Chain, monkeypatch) -> None:
+    """pyo3 turns a Rust panic into PanicException, a BaseException: it must stay inside its one reply."""
+    from localnet.server import LocalnetServer
+
+    class RustPanic(BaseException):  # what pyo3_runtime.PanicException derives from
+        pass
+
+    server = LocalnetServer(chain)
+
+    def panics(params):
+        raise RustPanic("index out of bounds")
+
+    monkeypatch.setitem(server.methods.methods, "getSlot", panics)
+    out = server.handle_one({"jsonrpc": "2.0", "id": 3, "method": "getSlot"})
+    assert out["id"] == 3 and out["error"]["code"] == -32603 and "index out of bounds" in out["error"]["message"]
+    assert server.handle_one({"jsonrpc": "2.0", "id": 4, "method": "getHealth"})["result"] == "ok"
