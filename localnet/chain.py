@@ -41,6 +41,8 @@ _NOT_PERSISTED_OWNERS = {Pubkey.from_string(s) for s in (
     "Sysvar1111111111111111111111111111111111111", "NativeLoader1111111111111111111111111111111",
     "BPFLoader2111111111111111111111111111111111")}
 _GONE = Account(0, b"", Pubkey.default(), False, 0)
+MEMO_PROGRAMS = {Pubkey.from_string("MemoSq4gqABAXKb96qnH8TctzXVSRvF7AFSpfNJSVWe"),
+                 Pubkey.from_string("Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo")}
 
 Listener = Callable[[str, object], None]
 
@@ -68,6 +70,14 @@ def inner_instructions_json(meta) -> list[dict]:
                  "data": based58.b58encode(bytes(ci.data)).decode(), "stackHeight": x.stack_height()}
                 for x in inner for ci in [x.instruction()]]})
     return out
+
+
+def memo_of(message: Message | MessageV0) -> str | None:
+    """The memo a validator's getSignaturesForAddress shows: "[len] text" per Memo instruction, "; "-joined."""
+    keys = list(message.account_keys)
+    memos = [bytes(ix.data) for ix in message.instructions
+             if ix.program_id_index < len(keys) and keys[ix.program_id_index] in MEMO_PROGRAMS]
+    return "; ".join(f"[{len(m)}] {m.decode(errors='replace')}" for m in memos) or None
 
 
 def simulation_json(meta, err: object = None) -> dict:
@@ -295,7 +305,7 @@ class Chain:
         sig = str(tx.signatures[0])
         post_accounts = [self.svm.get_account(k) for k in account_keys]
         record = {
-            "slot": self.slot, "blockTime": int(time.time()), "err": err,
+            "slot": self.slot, "blockTime": int(time.time()), "err": err, "memo": memo_of(tx.message),
             "transaction": [base64.b64encode(bytes(tx)).decode(), "base64"],
             "version": "legacy" if isinstance(tx.message, Message) else 0,
             "meta": {"err": err, "status": {"Err": err} if failed else {"Ok": None}, "fee": self.fee_for(tx.message),

@@ -224,6 +224,6 @@ class RpcMethods(ClusterMethods, TokenMethods):
                 if seq is None and name == "before":
                     return []  # a validator finds nothing older than an unknown signature
             bounds.append(seq)
-        return [{"signature": sig, "slot": slot, "err": rec["err"], "memo": None, "blockTime": rec["blockTime"],
-                 "confirmationStatus": "finalized"}
+        return [{"signature": sig, "slot": slot, "err": rec["err"], "memo": rec.get("memo"),
+                 "blockTime": rec["blockTime"], "confirmationStatus": "finalized"}
                 for sig, slot, rec in self.chain.ledger.signatures_for(key, bounds[0], bounds[1], limit)]

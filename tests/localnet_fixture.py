@@ -18,6 +18,7 @@ from solders.transaction import Transaction, VersionedTransaction
 from spl.token import instructions as spl
 
 ALT_PROGRAM = Pubkey.from_string("AddressLookupTab1e1111111111111111111111111")
+MEMO_PROGRAM = Pubkey.from_string("Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo")  # v1: what LiteSVM ships
 SYSTEM_PROGRAM = Pubkey.from_string("11111111111111111111111111111111")
 TOKEN_PROGRAM = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 OPTS = TxOpts(skip_confirmation=False, preflight_commitment="confirmed")
@@ -103,7 +104,8 @@ def build(url: str) -> dict:
     fixture = token_setup(c, payer)
     legacy_to = Keypair().pubkey()
     fixture["legacySignature"] = send(c, payer, [transfer(TransferParams(
-        from_pubkey=payer.pubkey(), to_pubkey=legacy_to, lamports=10**6))])
+        from_pubkey=payer.pubkey(), to_pubkey=legacy_to, lamports=10**6)),
+        Instruction(MEMO_PROGRAM, b"psyche rewards", [])])
     alt_to = Keypair().pubkey()
     table = create_lookup_table(c, payer, [alt_to])
     fixture["v0Signature"] = v0_transfer_through_table(c, payer, table, [alt_to], alt_to, 2 * 10**6)

@@ -96,6 +96,7 @@ async function web3Suite() {
     assert(page.length === 2 && page[0].signature === all[1].signature, "before page");
     const until = await c.getSignaturesForAddress(payer.publicKey, { until: all[2].signature });
     assert(until.length === 2, "until");
+    assert(all.some((s) => s.memo === "[14] psyche rewards"), "memo of the memo transaction");
   });
   await w("getAddressLookupTable", async () => assert((await c.getAddressLookupTable(P(fx.lookupTable))).value.state.addresses[0].toBase58() === fx.altRecipient, "table"));
   await w("getEpochInfo", async () => assert((await c.getEpochInfo()).absoluteSlot > 0, "epoch info"));
