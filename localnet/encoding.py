@@ -11,6 +11,7 @@ from solders.transaction import VersionedTransaction
 
 from localnet import spl_token
 from localnet.chain import RpcError
+from localnet.parsed_instructions import parsed_instruction
 
 PACKET_DATA_SIZE = 1232  # the largest transaction a validator accepts (an IPv6 MTU minus headers)
 _MAX_ENCODED = {"base64": 1644, "base58": 1683}
@@ -106,8 +107,8 @@ def _writable_static(msg: Message | MessageV0, i: int) -> bool:
 
 
 def transaction_parsed_json(tx: VersionedTransaction, loaded: dict) -> dict:
-    """The "jsonParsed" encoding: account keys with signer/writable/source, instructions partially decoded
-    (programId, accounts, base58 data), which web3.js's getParsedTransaction and kit accept."""
+    """The "jsonParsed" encoding: account keys with signer/writable/source; System, SPL Token and Memo
+    instructions parsed, others partially decoded (programId, accounts, base58 data)."""
     msg = tx.message
     nsig = msg.header.num_required_signatures
     keys = [{"pubkey": str(k), "signer": i < nsig, "writable": _writable_static(msg, i), "source": "transaction"}
@@ -116,9 +117,8 @@ def transaction_parsed_json(tx: VersionedTransaction, loaded: dict) -> dict:
     keys += [{"pubkey": k, "signer": False, "writable": False, "source": "lookupTable"} for k in loaded["readonly"]]
     names = [k["pubkey"] for k in keys]
     out = {"accountKeys": keys, "recentBlockhash": str(msg.recent_blockhash),
-           "instructions": [{"programId": names[ix.program_id_index], "accounts": [names[a] for a in ix.accounts],
-                             "data": based58.b58encode(bytes(ix.data)).decode(), "stackHeight": None}
-                            for ix in msg.instructions]}
+           "instructions": [parsed_instruction(names[ix.program_id_index], [names[a] for a in ix.accounts],
+                                               bytes(ix.data), None) for ix in msg.instructions]}
     if isinstance(msg, MessageV0):
         out["addressTableLookups"] = transaction_json(tx)["message"]["addressTableLookups"]
     return {"signatures": [str(s) for s in tx.signatures], "message": out}

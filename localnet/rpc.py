@@ -21,6 +21,7 @@ from localnet.encoding import (
     transaction_json,
     transaction_parsed_json,
 )
+from localnet.parsed_instructions import parsed_instruction
 from localnet.rpc_cluster import ClusterMethods
 from localnet.rpc_params import API_VERSION, int_param, param
 from localnet.rpc_tokens import TokenMethods
@@ -42,8 +43,9 @@ def transaction_result(rec: dict, encoding: str, max_version: object, with_slot:
         names = [k["pubkey"] for k in tx["message"]["accountKeys"]]
         meta = {**rec["meta"], "innerInstructions": [
             {"index": group["index"], "instructions": [
-                {"programId": names[ix["programIdIndex"]], "accounts": [names[a] for a in ix["accounts"]],
-                 "data": ix["data"], "stackHeight": ix["stackHeight"]} for ix in group["instructions"]]}
+                parsed_instruction(names[ix["programIdIndex"]], [names[a] for a in ix["accounts"]],
+                                   based58.b58decode(ix["data"].encode()), ix["stackHeight"])
+                for ix in group["instructions"]]}
             for group in rec["meta"]["innerInstructions"]]}
     elif encoding == "base58":
         tx = [based58.b58encode(base64.b64decode(raw)).decode(), "base58"]

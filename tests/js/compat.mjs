@@ -89,6 +89,14 @@ async function web3Suite() {
     const inner = t.meta.innerInstructions[0].instructions.map((i) => i.programId.toBase58());
     assert(inner.includes(TOKEN) && inner.includes("11111111111111111111111111111111"), `inner ${inner}`);
   });
+  await w("getParsedTransaction(parsed instructions)", async () => {
+    const mint = await c.getParsedTransaction(fx.mintToSignature, { maxSupportedTransactionVersion: 0 });
+    const ix = mint.transaction.message.instructions[0];
+    assert(ix.program === "spl-token" && ix.parsed.type === "mintTo" && ix.parsed.info.amount === "1500000", "mintTo");
+    const legacy = await c.getParsedTransaction(fx.legacySignature, { maxSupportedTransactionVersion: 0 });
+    const [tr, memo] = legacy.transaction.message.instructions;
+    assert(tr.parsed.type === "transfer" && tr.parsed.info.lamports === 1e6 && memo.program === "spl-memo" && memo.parsed === "psyche rewards", "transfer + memo");
+  });
   await w("getSignaturesForAddress(before/until/limit)", async () => {
     const all = await c.getSignaturesForAddress(payer.publicKey);
     assert(all.length >= 5, `${all.length} signatures`);
