@@ -96,11 +96,12 @@ class Chain:
             for name in ("ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm"):
                 (ledger_dir / name).unlink(missing_ok=True)
         self.ledger_dir = ledger_dir
-        self.ledger = Ledger(ledger_dir)
-        self.svm = LiteSVM().with_sigverify(True).with_blockhash_check(False).with_transaction_history(0)
-        self.faucet = keys.load_or_create(ledger_dir / "faucet.json")
+        ledger_dir.mkdir(parents=True, exist_ok=True)
+        self.faucet = keys.load_or_create(ledger_dir / "faucet.json")  # a corrupt one stops us before the ledger
         self.deployer = keys.load_or_create(ledger_dir / "deployer.json")
         self.identity = keys.load_or_create(ledger_dir / "identity.json")  # the node (slot leader) identity
+        self.ledger = Ledger(ledger_dir)
+        self.svm = LiteSVM().with_sigverify(True).with_blockhash_check(False).with_transaction_history(0)
         self.blockhashes: OrderedDict[str, int] = OrderedDict()
         self.owners: dict[Pubkey, set[Pubkey]] = {}
         self.listeners: list[Listener] = []
