@@ -6,10 +6,7 @@ server turns into a JSON-RPC error object; nothing a client sends can crash the 
 block methods live in rpc_cluster, the SPL token ones in rpc_tokens."""
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
-
-import based58
 
 from localnet.chain import Chain, RpcError
 from localnet.encoding import (
@@ -18,47 +15,13 @@ from localnet.encoding import (
     decode_transaction,
     matches_filters,
     parse_pubkey,
-    transaction_json,
-    transaction_parsed_json,
+    transaction_result,
 )
-from localnet.parsed_instructions import parsed_instruction
 from localnet.rpc_cluster import ClusterMethods
 from localnet.rpc_params import API_VERSION, int_param, param
 from localnet.rpc_tokens import TokenMethods
 
-__all__ = ["API_VERSION", "RpcMethods", "transaction_result"]
-
-
-def transaction_result(rec: dict, encoding: str, max_version: object, with_slot: bool = True) -> dict:
-    """A landed transaction as getTransaction / getBlock show it in `encoding`."""
-    if rec["version"] != "legacy" and max_version is None:
-        raise RpcError(-32015, f"Transaction version ({rec['version']}) is not supported by the requesting client. "
-                               "Please try the request again with the following configuration parameter: "
-                               "\"maxSupportedTransactionVersion\": 0")
-    raw = rec["transaction"][0]
-    if encoding == "json":
-        tx: object = transaction_json(decode_transaction(raw, "base64"))
-    elif encoding == "jsonParsed":
-        tx = transaction_parsed_json(decode_transaction(raw, "base64"), rec["meta"]["loadedAddresses"])
-        names = [k["pubkey"] for k in tx["message"]["accountKeys"]]
-        meta = {**rec["meta"], "innerInstructions": [
-            {"index": group["index"], "instructions": [
-                parsed_instruction(names[ix["programIdIndex"]], [names[a] for a in ix["accounts"]],
-                                   based58.b58decode(ix["data"].encode()), ix["stackHeight"])
-                for ix in group["instructions"]]}
-            for group in rec["meta"]["innerInstructions"]]}
-    elif encoding == "base58":
-        tx = [based58.b58encode(base64.b64decode(raw)).decode(), "base58"]
-    elif encoding == "base64":
-        tx = rec["transaction"]
-    else:
-        raise RpcError(-32602, f"Invalid params: unknown encoding {encoding!r} (json, jsonParsed, base58, base64)")
-    out = {"transaction": tx, "meta": meta if encoding == "jsonParsed" else rec["meta"]}
-    if max_version is not None:
-        out["version"] = rec["version"]
-    if with_slot:
-        out = {"slot": rec["slot"], "blockTime": rec["blockTime"], **out}
-    return out
+__all__ = ["API_VERSION", "RpcMethods"]
 
 
 class RpcMethods(ClusterMethods, TokenMethods):

@@ -10,6 +10,7 @@ import struct
 from solders.hash import Hash
 
 from localnet.chain import RpcError
+from localnet.encoding import decode_transaction, transaction_result
 from localnet.rpc_params import API_VERSION, Params, int_param, param
 
 MAX_BLOCK_RANGE = 500_000
@@ -20,7 +21,6 @@ TRANSACTION_DETAILS = ("full", "signatures", "none", "accounts")
 
 def _unit_price(rec: dict) -> int:
     """The compute-unit price (micro-lamports) a transaction set through the ComputeBudget program, or 0."""
-    from localnet.encoding import decode_transaction
     msg = decode_transaction(rec["transaction"][0], "base64").message
     keys = [str(k) for k in msg.account_keys]
     for ix in msg.instructions:
@@ -160,7 +160,6 @@ class ClusterMethods(Params):
 
     @staticmethod
     def _keys_of(rec: dict) -> list[str]:
-        from localnet.encoding import decode_transaction
         msg = decode_transaction(rec["transaction"][0], "base64").message
         loaded = rec["meta"]["loadedAddresses"]
         return [str(k) for k in msg.account_keys] + loaded["writable"] + loaded["readonly"]
@@ -220,7 +219,6 @@ class ClusterMethods(Params):
         return self._block_row(int_param(params, 0, "slot"))[2]
 
     def m_getBlock(self, params: list) -> dict:
-        from localnet.rpc import transaction_result
         slot = int_param(params, 0, "slot")
         cfg = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
         encoding = cfg.get("encoding") or (params[1] if len(params) > 1 and isinstance(params[1], str) else "json")
@@ -245,7 +243,6 @@ class ClusterMethods(Params):
         return out
 
     def _accounts_entry(self, rec: dict, max_version: object) -> dict:
-        from localnet.rpc import transaction_result
         tx = transaction_result(rec, "jsonParsed", max_version, with_slot=False)
         msg = tx["transaction"]["message"]
         meta = {k: rec["meta"][k] for k in ("err", "status", "fee", "preBalances", "postBalances",
