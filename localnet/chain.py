@@ -41,6 +41,7 @@ _NOT_PERSISTED_OWNERS = {Pubkey.from_string(s) for s in (
     "Sysvar1111111111111111111111111111111111111", "NativeLoader1111111111111111111111111111111",
     "BPFLoader2111111111111111111111111111111111")}
 _GONE = Account(0, b"", Pubkey.default(), False, 0)
+COMPUTE_BUDGET = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
 MEMO_PROGRAMS = {Pubkey.from_string("MemoSq4gqABAXKb96qnH8TctzXVSRvF7AFSpfNJSVWe"),
                  Pubkey.from_string("Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo")}
 
@@ -78,6 +79,17 @@ def memo_of(message: Message | MessageV0) -> str | None:
     memos = [bytes(ix.data) for ix in message.instructions
              if ix.program_id_index < len(keys) and keys[ix.program_id_index] in MEMO_PROGRAMS]
     return "; ".join(f"[{len(m)}] {m.decode(errors='replace')}" for m in memos) or None
+
+
+def unit_price_of(message: Message | MessageV0) -> int:
+    """The compute-unit price (micro-lamports) set through the ComputeBudget program, or 0."""
+    keys = list(message.account_keys)
+    for ix in message.instructions:
+        data = bytes(ix.data)
+        if ix.program_id_index < len(keys) and keys[ix.program_id_index] == COMPUTE_BUDGET \
+                and len(data) == 9 and data[0] == 3:
+            return int.from_bytes(data[1:], "little")
+    return 0
 
 
 def simulation_json(meta, err: object = None) -> dict:
@@ -307,6 +319,7 @@ class Chain:
         post_accounts = [self.svm.get_account(k) for k in account_keys]
         record = {
             "slot": self.slot, "blockTime": int(time.time()), "err": err, "memo": memo_of(tx.message),
+            "unitPrice": unit_price_of(tx.message),
             "transaction": [base64.b64encode(bytes(tx)).decode(), "base64"],
             "version": "legacy" if isinstance(tx.message, Message) else 0,
             "meta": {"err": err, "status": {"Err": err} if failed else {"Ok": None}, "fee": self.fee_for(tx.message),

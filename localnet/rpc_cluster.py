@@ -5,29 +5,23 @@ or with the validator's own error, never invented."""
 from __future__ import annotations
 
 import hashlib
-import struct
 
 from solders.hash import Hash
 
-from localnet.chain import RpcError
+from localnet.chain import RpcError, unit_price_of
 from localnet.encoding import decode_transaction, transaction_result
 from localnet.rpc_params import API_VERSION, Params, int_param, param
 
 MAX_BLOCK_RANGE = 500_000
-COMPUTE_BUDGET = "ComputeBudget111111111111111111111111111111"
 SAMPLE_PERIOD_SECS = 60
 TRANSACTION_DETAILS = ("full", "signatures", "none", "accounts")
 
 
 def _unit_price(rec: dict) -> int:
-    """The compute-unit price (micro-lamports) a transaction set through the ComputeBudget program, or 0."""
-    msg = decode_transaction(rec["transaction"][0], "base64").message
-    keys = [str(k) for k in msg.account_keys]
-    for ix in msg.instructions:
-        data = bytes(ix.data)
-        if keys[ix.program_id_index] == COMPUTE_BUDGET and len(data) == 9 and data[0] == 3:
-            return struct.unpack_from("<Q", data, 1)[0]
-    return 0
+    """The compute-unit price a landed transaction set (recorded at landing; older ledgers: decoded)."""
+    if "unitPrice" in rec:
+        return rec["unitPrice"]
+    return unit_price_of(decode_transaction(rec["transaction"][0], "base64").message)
 
 
 class ClusterMethods(Params):

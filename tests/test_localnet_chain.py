@@ -118,3 +118,24 @@ def test_a_panic_in_a_handler_becomes_a_json_rpc_error(chain: Chain, monkeypatch
     out = server.handle_one({"jsonrpc": "2.0", "id": 3, "method": "getSlot"})
     assert out["id"] == 3 and out["error"]["code"] == -32603 and "index out of bounds" in out["error"]["message"]
     assert server.handle_one({"jsonrpc": "2.0", "id": 4, "method": "getHealth"})["result"] == "ok"
+
+
+def test_prioritization_fees_come_from_landed_transactions(chain: Chain) -> None:
+    from solders.compute_budget import set_compute_unit_price
+
+    payer = Keypair()
+    chain.airdrop(payer.pubkey(), 10**9)
+    chain.advance()
+    h = Hash.from_string(chain.latest_blockhash()[0])
+    tx = Transaction.new_signed_with_payer(
+        [set_compute_unit_price(1234), transfer(TransferParams(from_pubkey=payer.pubkey(),
+                                                              to_pubkey=Pubkey.new_unique(), lamports=5))],
+        payer.pubkey(), [payer], h)
+    chain.send(VersionedTransaction.from_legacy(tx))
+    slot = chain.slot
+    chain.advance()
+    m = RpcMethods(chain)
+    fees = {f["slot"]: f["prioritizationFee"] for f in m.call("getRecentPrioritizationFees", [[str(payer.pubkey())]])}
+    assert fees[slot] == 1234 and fees[slot - 1] == 0
+    unrelated = m.call("getRecentPrioritizationFees", [[str(Pubkey.new_unique())]])
+    assert all(f["prioritizationFee"] == 0 for f in unrelated)
