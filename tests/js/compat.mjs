@@ -196,6 +196,37 @@ async function kitSuite() {
   await k("getBlockProduction", async () => assert((await rpc.getBlockProduction().send()).value.range.lastSlot > 0n, "production"));
   await k("minimumLedgerSlot", async () => assert((await rpc.minimumLedgerSlot().send()) >= 0n, "min slot"));
   await k("getMaxRetransmitSlot", async () => assert((await rpc.getMaxRetransmitSlot().send()) > 0n, "retransmit"));
+  await k("getHealth", async () => assert((await rpc.getHealth().send()) === "ok", "health"));
+  await k("getVersion", async () => assert((await rpc.getVersion().send())["solana-core"], "version"));
+  await k("getSlot", async () => assert((await rpc.getSlot().send()) > 0n, "slot"));
+  await k("getBlockHeight", async () => assert((await rpc.getBlockHeight().send()) > 0n, "height"));
+  await k("isBlockhashValid", async () => { const { value } = await rpc.getLatestBlockhash().send(); assert((await rpc.isBlockhashValid(value.blockhash).send()).value === true, "valid"); });
+  await k("getSignatureStatuses", async () => assert((await rpc.getSignatureStatuses([fx.v0Signature]).send()).value[0].confirmationStatus === "finalized", "status"));
+  await k("getMinimumBalanceForRentExemption", async () => assert((await rpc.getMinimumBalanceForRentExemption(82n).send()) === 1461600n, "rent"));
+  await k("getEpochSchedule", async () => assert((await rpc.getEpochSchedule().send()).slotsPerEpoch > 0n, "schedule"));
+  await k("getClusterNodes", async () => assert((await rpc.getClusterNodes().send()).length === 1, "nodes"));
+  await k("getSlotLeader", async () => assert((await rpc.getSlotLeader().send()).length >= 32, "leader"));
+  await k("getSlotLeaders", async () => assert((await rpc.getSlotLeaders(1n, 2).send()).length === 2, "leaders"));
+  await k("getLeaderSchedule", async () => assert(Object.keys(await rpc.getLeaderSchedule().send()).length === 1, "schedule"));
+  await k("getVoteAccounts", async () => assert((await rpc.getVoteAccounts().send()).current.length === 0, "votes"));
+  await k("getInflationGovernor", async () => assert((await rpc.getInflationGovernor().send()).initial === 0, "governor"));
+  await k("getInflationRate", async () => assert((await rpc.getInflationRate().send()).total === 0, "rate"));
+  await k("getRecentPerformanceSamples", async () => assert((await rpc.getRecentPerformanceSamples(3).send()).length >= 1, "samples"));
+  await k("getLargestAccounts", async () => assert((await rpc.getLargestAccounts().send()).value.length > 0, "largest"));
+  await k("getStakeMinimumDelegation", async () => assert((await rpc.getStakeMinimumDelegation().send()).value >= 1n, "stake"));
+  await k("getTransactionCount", async () => assert((await rpc.getTransactionCount().send()) >= 5n, "count"));
+  await k("getFirstAvailableBlock", async () => assert((await rpc.getFirstAvailableBlock().send()) >= 0n, "first"));
+  await k("getBlocks/getBlocksWithLimit/getBlockTime", async () => {
+    const slot = (await rpc.getSignatureStatuses([fx.v0Signature]).send()).value[0].slot;
+    assert((await rpc.getBlocks(slot - 1n, slot).send()).includes(slot), "blocks");
+    assert((await rpc.getBlocksWithLimit(slot, 1).send())[0] === slot, "with limit");
+    assert((await rpc.getBlockTime(slot).send()) > 1600000000n, "time");
+  });
+  await k("getHighestSnapshotSlot (validator error)", async () => {
+    try { await rpc.getHighestSnapshotSlot().send(); } catch (e) { assert(String(e.context?.__code ?? e.message).includes("32008") || /snapshot/i.test(e.message), e.message); return; }
+    throw new Error("expected the validator's No snapshot error");
+  });
+  await k("requestAirdrop", async () => assert((await rpc.requestAirdrop((await kit.generateKeyPairSigner()).address, kit.lamports(1000000n)).send()).length > 60, "signature"));
   await k("getMaxShredInsertSlot", async () => assert((await rpc.getMaxShredInsertSlot().send()) > 0n, "shred insert"));
   // a transfer built, signed and confirmed entirely by kit (getEpochInfo + signatureNotifications)
   const dest = (await kit.generateKeyPairSigner()).address;
