@@ -281,13 +281,19 @@ class Chain:
         return len(data) >= 72 and data[4:8] == b"\x01\0\0\0" and data[40:72] == bytes(msg.recent_blockhash)
 
     def simulate(self, tx: VersionedTransaction, replace_blockhash: bool = False,
-                 accounts: list[Pubkey] | None = None) -> dict:
-        """Run without committing; `accounts` asks for their post-simulation states (None if absent)."""
+                 accounts: list[Pubkey] | None = None, sig_verify: bool = False) -> dict:
+        """Run without committing; `accounts` asks for their post-simulation states (None if absent).
+        Signatures are checked only when asked (sendTransaction's preflight does), as on a validator, so
+        unsigned transactions can be simulated to estimate compute units."""
         if not replace_blockhash and not self.is_blockhash_valid(str(tx.message.recent_blockhash)) \
                 and not self._uses_durable_nonce(tx):
             return {"err": "BlockhashNotFound", "logs": [], "accounts": None, "unitsConsumed": 0,
                     "returnData": None, "innerInstructions": None, "replacementBlockhash": None}
-        res = self.svm.simulate_transaction(tx)
+        self.svm.with_sigverify(sig_verify)
+        try:
+            res = self.svm.simulate_transaction(tx)
+        finally:
+            self.svm.with_sigverify(True)
         failed = type(res).__name__ == "FailedTransactionMetadata"
         out = simulation_json(res.meta(), res.err() if failed else None)
         if accounts is not None:
@@ -300,7 +306,7 @@ class Chain:
         ledger cannot be written, every account the transaction loaded is put back as it was."""
         self._check_tx(tx)
         if not skip_preflight:
-            sim = self.simulate(tx)
+            sim = self.simulate(tx, sig_verify=True)
             if sim["err"] is not None:
                 raise RpcError(-32002, f"Transaction simulation failed: {sim['err']}", sim)
         loaded_w, loaded_r = self.loaded_addresses(tx.message)

@@ -140,7 +140,8 @@ class RpcMethods(ClusterMethods, TokenMethods):
             keys = [parse_pubkey(a, "accounts address") for a in want["addresses"]]
             if len(keys) > len(tx.message.account_keys) + 256:
                 raise RpcError(-32602, "Invalid params: too many accounts provided")
-        sim = self.chain.simulate(tx, replace_blockhash=bool(cfg.get("replaceRecentBlockhash")), accounts=keys)
+        sim = self.chain.simulate(tx, replace_blockhash=bool(cfg.get("replaceRecentBlockhash")), accounts=keys,
+                                  sig_verify=bool(cfg.get("sigVerify")))
         if keys is not None:
             enc = want.get("encoding") or "base64"
             if enc not in ("base64", "base64+zstd", "jsonParsed"):

@@ -139,3 +139,24 @@ def test_prioritization_fees_come_from_landed_transactions(chain: Chain) -> None
     assert fees[slot] == 1234 and fees[slot - 1] == 0
     unrelated = m.call("getRecentPrioritizationFees", [[str(Pubkey.new_unique())]])
     assert all(f["prioritizationFee"] == 0 for f in unrelated)
+
+
+def test_unsigned_transactions_simulate_unless_sig_verify_is_asked(chain: Chain) -> None:
+    """Wallets and kit's compute-unit estimator simulate before signing (sigVerify false by default)."""
+    from solders.message import Message
+    from solders.signature import Signature
+
+    payer = Keypair()
+    chain.airdrop(payer.pubkey(), 10**9)
+    msg = Message.new_with_blockhash([transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=Pubkey.new_unique(),
+                                                              lamports=5))], payer.pubkey(),
+                                     Hash.from_string(chain.latest_blockhash()[0]))
+    raw = base64.b64encode(bytes(Transaction.populate(msg, [Signature.default()]))).decode()
+    m = RpcMethods(chain)
+    cfg = {"encoding": "base64", "replaceRecentBlockhash": True}
+    out = m.call("simulateTransaction", [raw, cfg])["value"]
+    assert out["err"] is None and out["unitsConsumed"] > 0 and out["replacementBlockhash"]["blockhash"]
+    assert m.call("simulateTransaction", [raw, {"encoding": "base64", "sigVerify": True}])["value"]["err"] \
+        == "SignatureFailure"
+    with pytest.raises(RpcError):  # sending it still verifies every signature
+        m.call("sendTransaction", [raw, {"encoding": "base64", "skipPreflight": True}])

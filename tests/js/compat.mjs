@@ -67,6 +67,11 @@ async function web3Suite() {
     const r = await c.simulateTransaction(tx, { accounts: { addresses: [fx.altRecipient], encoding: "base64" } });
     assert(r.value.err === null && r.value.accounts[0].lamports === 2000007, "simulated post balance");
   });
+  await w("simulateTransaction(unsigned, replaceRecentBlockhash)", async () => {
+    const msg = new web3.TransactionMessage({ payerKey: payer.publicKey, recentBlockhash: "11111111111111111111111111111111", instructions: [web3.SystemProgram.transfer({ fromPubkey: payer.publicKey, toPubkey: P(fx.altRecipient), lamports: 7 })] }).compileToV0Message();
+    const r = await c.simulateTransaction(new web3.VersionedTransaction(msg), { sigVerify: false, replaceRecentBlockhash: true });
+    assert(r.value.err === null && r.value.unitsConsumed > 0, "unsigned simulation");
+  });
   await w("getSignatureStatuses", async () => assert((await c.getSignatureStatuses([fx.legacySignature])).value[0].confirmationStatus === "finalized", "status"));
   await w("getTransaction(v0)", async () => {
     const t = await c.getTransaction(fx.v0Signature, { maxSupportedTransactionVersion: 0 });
