@@ -9,6 +9,8 @@ import click
 from client.cli_common import run_main
 from client.commands.data import data
 from client.commands.program import program
+from client.commands.run import run
+from client.commands.run_client import run_client
 from client.commands.wallet import airdrop, balance, keygen, pubkey
 from localnet.cli import localnet
 
@@ -19,7 +21,7 @@ def main() -> None:
     """Psyche: decentralized training coordinated by a Solana program."""
 
 
-for command in (program, localnet, keygen, pubkey, airdrop, balance, data):
+for command in (program, localnet, keygen, pubkey, airdrop, balance, data, run_client, run):
     main.add_command(command)
 
 

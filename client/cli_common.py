@@ -165,3 +165,4 @@ def run_main(group: click.Group, argv: list[str] | None = None) -> int:
 
 def exit_with(code: int) -> None:
     sys.exit(code)
+
