@@ -98,7 +98,7 @@ def test_serve_http_refuses_a_busy_port_a_missing_or_empty_directory_in_one_line
         for command in ("serve-http", "serve-tcp"):
             extra = ("--allow", "ab" * 32) if command == "serve-tcp" else ()
             res = run_psyche("data", command, str(d), "--port", str(port), *extra)
-            assert_one_line_error(res, ExitCode.ERROR, f"cannot listen on 127.0.0.1:{port}: address already in use")
+            assert_one_line_error(res, ExitCode.ERROR, f"cannot listen on 127.0.0.1:{port}: Address already in use")
     assert_one_line_error(run_psyche("data", "serve-http", str(tmp_path / "nope")), ExitCode.USAGE, "does not exist")
     (tmp_path / "empty").mkdir()
     assert_one_line_error(run_psyche("data", "serve-http", str(tmp_path / "empty"), "--port", "0"), ExitCode.ERROR,

@@ -42,7 +42,7 @@ def listening(host: str, port: int) -> Iterator[None]:
     try:
         yield
     except OSError as e:
-        reason = os.strerror(e.errno).lower() if e.errno else str(e)
+        reason = os.strerror(e.errno) if e.errno else str(e)
         raise CommandFailed(f"cannot listen on {host}:{port}: {reason}") from None
 
 
