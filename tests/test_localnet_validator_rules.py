@@ -123,14 +123,14 @@ def test_revoke_then_reauthorize_works_as_on_a_cluster(tmp_path) -> None:
             create_account(CreateAccountParams(from_pubkey=owner.pubkey(), to_pubkey=account.pubkey(), lamports=rent,
                                                space=codec.account_size, owner=codec.program_id)),
             codec.init_run(owner.pubkey(), "purge-run", account.pubkey(), owner.pubkey(), owner.pubkey())], [account])
-        pda = codec.authorization_pda(instance, grantee)
-        _send(chain, owner, [codec.authorize("authorize", owner.pubkey(), instance, grantee)])
+        pda = codec.authorization_pda(instance, grantee, account.pubkey())
+        _send(chain, owner, [codec.authorize("authorize", owner.pubkey(), instance, grantee, account.pubkey())])
         assert chain.get_account(pda) is not None
-        _send(chain, owner, [codec.authorize("revoke", owner.pubkey(), instance, grantee)])
+        _send(chain, owner, [codec.authorize("revoke", owner.pubkey(), instance, grantee, account.pubkey())])
         assert chain.get_account(pda) is None and _ledger_row(chain, pda) is None
         raw = chain.svm.get_account(pda)
         assert raw is None or (bytes(raw.data) == b"" and raw.owner == Pubkey.default())
-        _send(chain, owner, [codec.authorize("authorize", owner.pubkey(), instance, grantee)])
+        _send(chain, owner, [codec.authorize("authorize", owner.pubkey(), instance, grantee, account.pubkey())])
         assert chain.get_account(pda).owner == codec.program_id
     finally:
         chain.close()
