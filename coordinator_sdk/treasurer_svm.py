@@ -101,14 +101,17 @@ class TreasurerSvm(CoordinatorSvm):
         return self.send(self.tcodec.run_update(signer.pubkey(), tr.run, tr.instance, tr.account, **fields), [signer])
 
     def claim(self, tr: TreasuryRun, user: Keypair, points: int, **kw) -> TxResult:
-        return self.send(self.tcodec.participant_claim(user.pubkey(), tr.run, tr.account, tr.mint, points, **kw), [user])
+        ix = self.tcodec.participant_claim(user.pubkey(), tr.run, tr.account, tr.mint, points, **kw)
+        return self.send(ix, [user])
 
     def participant(self, tr: TreasuryRun, user: Keypair) -> TxResult:
         return self.send(self.tcodec.participant_create(user.pubkey(), tr.run), [user])
 
     def play_epoch(self, tr: TreasuryRun, users: list[Keypair]) -> None:
         """Unpause, join everyone, warm up, play rounds until the epoch's cooldown ends: points are paid."""
-        assert self.update(tr, paused=False).ok
+        start = self.state(tr)
+        if start.run_state in (0, 7):  # Uninitialized / Paused
+            assert self.update(tr, paused=False).ok
         for u in users:
             res = self.join(tr, u)
             assert res.ok, res.error
@@ -130,7 +133,7 @@ class TreasurerSvm(CoordinatorSvm):
                     merkle = hashlib.sha256(epoch[i] + self.now.to_bytes(8, "little")).digest()
                     assert self.client(tr, "witness", by_key[epoch[i]], list(bloom.to_bytes()),
                                        list(Bloom([0] * 8).to_bytes()), list(merkle), st.step, 0.0, 0.0, 0.0).ok
-            elif st.run_state in (1, 6, 7) and st.epoch >= 1:  # WaitingForMembers / Finished / Paused
+            elif st.run_state in (1, 6, 7) and st.epoch > start.epoch:  # WaitingForMembers / Finished / Paused
                 return
             self.advance(2)
             self.client(tr, "tick", users[0])
