@@ -2,8 +2,11 @@
 only commands that work are registered here."""
 from __future__ import annotations
 
+import sys
+
 import click
 
+from client.cli_common import run_main
 from client.commands.data import data
 from client.commands.program import program
 from client.commands.wallet import airdrop, balance, keygen
@@ -19,5 +22,11 @@ def main() -> None:
 for command in (program, localnet, keygen, airdrop, balance, data):
     main.add_command(command)
 
+
+def entry() -> None:
+    """The `psyche` console script: the group run so that no traceback reaches a user."""
+    sys.exit(run_main(main))
+
+
 if __name__ == "__main__":
-    main()
+    entry()

@@ -121,6 +121,10 @@ class Coordinator:
     async def update_progress(self, step: int) -> str:
         return await self._owner("update_progress", step)
 
+    async def set_checkpoint(self, reference: str) -> str:
+        """Name the weights the run starts from (owner only, while halted)."""
+        return await self._owner("set_checkpoint", reference)
+
     async def set_paused(self, paused: bool) -> str:
         return await self._owner("set_paused", paused)
 

@@ -272,3 +272,23 @@ uint64_t ix_update_progress(const SolParameters *p, Args *args) {
     ctx.acc->step = step;
     return bump_nonce(ctx.acc);
 }
+
+/* set_checkpoint(reference: string<=127): the weights a run starts (or restarts) from, named by its owner;
+ * only while halted. Later checkpoints are posted by the run's own clients at cooldown (`checkpoint`). */
+uint64_t ix_set_checkpoint(const SolParameters *p, Args *args) {
+    Ctx ctx;
+    uint64_t err = load_owner(p, &ctx);
+    if (err) return err;
+    uint64_t len = 0;
+    bool too_long = false;
+    const uint8_t *ref = args_string(args, CHECKPOINT_MAX, &len, &too_long);
+    if (too_long) return E_STRING_TOO_LONG;
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    CoordinatorAccount *a = ctx.acc;
+    if (a->run_state == RS_FINISHED) return E_RUN_FINISHED;
+    if (!is_halted(a)) return E_NOT_HALTED;
+    sol_memset(a->checkpoint, 0, sizeof(a->checkpoint));
+    sol_memcpy(a->checkpoint, ref, len);
+    a->checkpoint_len = (uint8_t)len;
+    return bump_nonce(a);
+}

@@ -1,0 +1,146 @@
+"""Conventions every `psyche` command shares, so that a user who knows the Solana CLI is never surprised:
+`-u/--url` with monikers, `--ws-url` derived the way validators do, `-k/--keypair` with `~` expanded and
+the Solana default wallet, `--output json`, and one line (never a traceback) for every failure.
+
+Exit codes are part of the interface (scripts and supervisors branch on them), so they live here."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+from solders.keypair import Keypair
+
+from coordinator_sdk.keypair_file import KeypairFileError, read_keypair
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_WALLET = Path("~/.config/solana/id.json")
+MONIKERS = {
+    "localhost": "http://127.0.0.1:8899", "l": "http://127.0.0.1:8899",
+    "devnet": "https://api.devnet.solana.com", "d": "https://api.devnet.solana.com",
+    "testnet": "https://api.testnet.solana.com", "t": "https://api.testnet.solana.com",
+    "mainnet-beta": "https://api.mainnet-beta.solana.com", "m": "https://api.mainnet-beta.solana.com",
+}
+
+
+class ExitCode:
+    """Distinct exit codes of `psyche` commands (documented in the README)."""
+    OK = 0
+    ERROR = 1  # anything not listed below
+    USAGE = 2  # click's code for bad arguments
+    RUN_NOT_FOUND = 3
+    VERSION_MISMATCH = 4
+    MODEL_UNSUPPORTED = 5
+    DEVICE_UNAVAILABLE = 6
+    REMOVED_FROM_RUN = 7  # dropped, kicked or ejected by the coordinator
+    RPC_UNREACHABLE = 8
+    WALLET = 9  # missing/corrupt keypair, or a wallet without SOL
+    INTERRUPTED = 130  # SIGINT outside a command that handles it itself
+
+
+class CommandFailed(click.ClickException):
+    """A failure the user can act on: one line, and a distinct exit code."""
+
+    def __init__(self, message: str, exit_code: int = ExitCode.ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def resolve_url(url: str) -> str:
+    """An RPC URL from a moniker (`localhost`, `devnet`, `mainnet-beta`, ...) or a URL; `host:port` without a
+    scheme means http, as the Solana CLI accepts."""
+    url = url.strip()
+    if url in MONIKERS:
+        return MONIKERS[url]
+    if "://" not in url:
+        url = "http://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.BadParameter(f"{url!r} is not an http(s) RPC URL or one of {', '.join(sorted(MONIKERS))}")
+    try:
+        parts.port  # noqa: B018  (raises on a malformed port)
+    except ValueError:
+        raise click.BadParameter(f"{url!r} has an invalid port") from None
+    return url
+
+
+def derive_ws_url(rpc_url: str) -> str:
+    """The websocket URL a validator serves beside RPC: ws(s) scheme, port + 1 when a port is given
+    (solana-test-validator and our localnet listen there)."""
+    parts = urlsplit(rpc_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port + 1}"
+    return urlunsplit((scheme, netloc, parts.path or "", parts.query, ""))
+
+
+def _url_callback(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    return resolve_url(value)
+
+
+def url_option(f: F) -> F:
+    return click.option("-u", "--url", envvar="PSYCHE_URL", default="localhost", show_default=True,
+                        callback=_url_callback, metavar="URL_OR_MONIKER",
+                        help="JSON-RPC URL or moniker (localhost, devnet, mainnet-beta). Env PSYCHE_URL.")(f)
+
+
+def keypair_option(f: F) -> F:
+    return click.option("-k", "--keypair", "keypair_path", envvar="PSYCHE_KEYPAIR", default=str(DEFAULT_WALLET),
+                        show_default=True, metavar="KEYPAIR",
+                        help="Wallet keypair file (Solana CLI JSON). Env PSYCHE_KEYPAIR.")(f)
+
+
+def output_option(f: F) -> F:
+    return click.option("--output", "output", type=click.Choice(["text", "json"]), default="text",
+                        show_default=True, envvar="PSYCHE_OUTPUT", help="Output format. Env PSYCHE_OUTPUT.")(f)
+
+
+def load_wallet(path: str | Path) -> Keypair:
+    """The wallet at `path` (`~` expanded), or a one-line failure naming the file and what is wrong."""
+    p = Path(os.path.expanduser(str(path)))
+    try:
+        return read_keypair(p)
+    except KeypairFileError as e:
+        hint = " (create one with `psyche keygen -o FILE`)" if not p.exists() else ""
+        raise CommandFailed(f"wallet: {e}{hint}", ExitCode.WALLET) from None
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def run_main(group: click.Group, argv: list[str] | None = None) -> int:
+    """Run the CLI so that no traceback reaches a user: click errors keep their codes, Ctrl-C exits 130,
+    anything unexpected becomes one line naming the exception (set PSYCHE_DEBUG=1 for the traceback)."""
+    try:
+        return group.main(args=argv, standalone_mode=False) or 0
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        return ExitCode.INTERRUPTED
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return ExitCode.INTERRUPTED
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except BrokenPipeError:
+        return ExitCode.OK
+    except Exception as e:  # the last line of defence: one line, never a traceback
+        if os.environ.get("PSYCHE_DEBUG"):
+            raise
+        click.echo(f"Error: {type(e).__name__}: {e}", err=True)
+        return ExitCode.ERROR
+
+
+def exit_with(code: int) -> None:
+    sys.exit(code)
