@@ -9,6 +9,8 @@ import click
 from client.cli_common import run_main
 from client.commands.data import data
 from client.commands.program import program
+from client.commands.token import token
+from client.commands.treasury import rewards, run_group
 from client.commands.wallet import airdrop, balance, keygen
 from localnet.cli import localnet
 
@@ -19,7 +21,7 @@ def main() -> None:
     """Psyche: decentralized training coordinated by a Solana program."""
 
 
-for command in (program, localnet, keygen, airdrop, balance, data):
+for command in (program, localnet, keygen, airdrop, balance, data, token, rewards, run_group):
     main.add_command(command)
 
 
