@@ -4,7 +4,7 @@ decode the SPL Token layouts here, so it works on any node. Program failures rai
 either program's errors (a coordinator refusal inside a CPI keeps its coordinator name)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,8 @@ class Rewards:
     decimals: int
 
     def as_json(self) -> dict[str, Any]:
-        return {k: str(v) if isinstance(v, Pubkey) else v for k, v in asdict(self).items()}
+        values = {f.name: getattr(self, f.name) for f in fields(self)}  # (asdict deep-copies: Pubkey can't)
+        return {k: str(v) if isinstance(v, Pubkey) else v for k, v in values.items()}
 
 
 class Treasurer:
