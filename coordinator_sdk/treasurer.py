@@ -107,9 +107,22 @@ class Treasurer:
 
     async def token_balance(self, owner: Pubkey) -> int:
         """The owner's balance in the run's mint (its associated token account; 0 if it has none)."""
-        run = await self.fetch_run()
-        acc = await self.token_account(spl.associated_token_address(owner, run.collateral_mint))
-        return acc.amount if acc else 0
+        return (await self.token_balances([owner]))[owner]
+
+    async def many(self, keys: list[Pubkey]) -> list[bytes | None]:
+        """Raw data of many accounts with getMultipleAccounts (100 per call, as nodes allow)."""
+        out: list[bytes | None] = []
+        for i in range(0, len(keys), 100):
+            chunk = keys[i:i + 100]
+            values = (await self.pool.call(lambda c, chunk=chunk: c.get_multiple_accounts(chunk))).value
+            out += [bytes(v.data) if v is not None else None for v in values]
+        return out
+
+    async def token_balances(self, owners: list[Pubkey]) -> dict[Pubkey, int]:
+        """Each owner's balance in the run's mint (its associated token account; 0 where it has none)."""
+        mint = (await self.fetch_run()).collateral_mint
+        raws = await self.many([spl.associated_token_address(o, mint) for o in owners])
+        return {o: spl.decode_token_account(r).amount if r else 0 for o, r in zip(owners, raws, strict=True)}
 
     async def rewards(self, user: Pubkey) -> Rewards:
         return (await self._rewards_for([user]))[0]
@@ -124,15 +137,16 @@ class Treasurer:
         decimals = (await self.mint()).decimals
         st = await self.coordinator.fetch_state()
         points = {bytes(c.signer): (int(c.earned), int(c.slashed)) for c in st.clients[:st.num_clients]}
-        out = []
-        for user in users:
+        records = await self.many([self.codec.participant_pda(self.run, u) for u in users])
+        rate, out = int(run.collateral_per_point), []
+        for user, raw in zip(users, records, strict=True):
             earned, slashed = points.get(bytes(user), (0, 0))
-            part = await self.fetch_participant(user)
+            part = self.codec.decode_participant(raw) if raw else None
             claimed = int(part.claimed_earned_points) if part else 0
             claimed_amount = int(part.claimed_collateral_amount) if part else 0
             claimable = max(0, max(0, earned - slashed) - claimed)
-            out.append(Rewards(user, earned, slashed, claimed, claimable, int(run.collateral_per_point),
-                               claimed_amount, claimable * int(run.collateral_per_point), decimals))
+            out.append(Rewards(user, earned, slashed, claimed, claimable, rate, claimed_amount, claimable * rate,
+                               decimals))
         return out
 
     # ---- the operator -------------------------------------------------------------------------------

@@ -196,3 +196,10 @@ def test_forged_coordinator_account_owned_by_the_coordinator(w) -> None:
     forged = Keypair().pubkey()
     h.svm.set_account(forged, Account(10**10, bytes(data), h.codec.program_id, False, 0))
     fails_with(h, replace_account(claim_ix(w, points=POINTS + 1), 3, key=forged), [w.users[0]], "AccountMismatch")
+
+
+def test_frozen_vault(w) -> None:
+    """The mint's freeze authority froze the run's vault: claims fail by name, nothing moves."""
+    h = w.h
+    assert h.send(spl.freeze_ix(w.tr.vault, w.tr.mint, w.tr.mint_authority.pubkey()), [w.tr.mint_authority]).ok
+    fails_with(h, claim_ix(w), [w.users[0]], "TokenAccountFrozen")

@@ -40,7 +40,7 @@ def show(run_id: str, wallet: str | None, as_json: bool, output: str, url: str) 
             run = await t.fetch_run()
             mint = await t.mint()
             rows = [await t.rewards(user)] if user else await t.rewards_table()
-            balances = {r.user: await t.token_balance(r.user) for r in rows}
+            balances = await t.token_balances([r.user for r in rows])
             return run, mint, rows, balances, await t.vault_balance()
 
     run, mint, rows, balances, vault = run_sdk(work)
