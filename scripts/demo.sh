@@ -24,7 +24,7 @@ scripts/loopback-only sh -c "
     .venv/bin/python -c 'import urllib.request,sys; urllib.request.urlopen(\"http://127.0.0.1:18899\", b\"{\\\"jsonrpc\\\":\\\"2.0\\\",\\\"id\\\":1,\\\"method\\\":\\\"getHealth\\\"}\", 2)' 2>/dev/null && break
     sleep 0.2
   done
-  .venv/bin/python -m client.chain_demo --rpc http://127.0.0.1:18899; rc=\$?
+  .venv/bin/python -m client.chain_demo --rpc http://127.0.0.1:18899 && echo '== rewards in tokens: a treasurer run, three clients claim, psyche rewards show' && .venv/bin/python -m client.treasury_demo --rpc http://127.0.0.1:18899; rc=\$?
   kill \$ln; wait \$ln 2>/dev/null; exit \$rc"
 rm -rf "$ledger"
 echo "== three trainer processes train one model with DisTrO over iroh (gossiped commitments, blob results)"
