@@ -21,6 +21,7 @@ from coordinator_sdk.keypair_file import KeypairFileError, read_keypair
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_WALLET = Path("~/.config/solana/id.json")
+RUN_ID_MAX_BYTES = 32  # programs/coordinator/coordinator.h RUN_ID_MAX; the codec refuses longer ids
 MONIKERS = {
     "localhost": "http://127.0.0.1:8899", "l": "http://127.0.0.1:8899",
     "devnet": "https://api.devnet.solana.com", "d": "https://api.devnet.solana.com",
@@ -113,6 +114,26 @@ def load_wallet(path: str | Path) -> Keypair:
         raise CommandFailed(f"wallet: {e}{hint}", ExitCode.WALLET) from None
 
 
+def validate_run_id(run_id: str) -> str:
+    """`run_id` if the coordinator program can hold it: 1 to 32 UTF-8 bytes, printable, no whitespace (a
+    NUL or trailing blank would read back as a different, padded id). Raises click.BadParameter (exit 2)
+    naming the rule, so a bad id fails before any transaction is built."""
+    size = len(run_id.encode("utf-8"))
+    if size == 0:
+        raise click.BadParameter("the run id is empty")
+    if size > RUN_ID_MAX_BYTES:
+        raise click.BadParameter(f"run id {run_id!r} is {size} bytes; the coordinator allows at most "
+                                 f"{RUN_ID_MAX_BYTES} (UTF-8)")
+    if any(ch.isspace() or not ch.isprintable() for ch in run_id):
+        raise click.BadParameter(f"run id {run_id!r} holds whitespace or control characters")
+    return run_id
+
+
+def run_id_callback(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """click callback form of validate_run_id (None passes through for optional options)."""
+    return None if value is None else validate_run_id(value)
+
+
 def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
@@ -144,3 +165,4 @@ def run_main(group: click.Group, argv: list[str] | None = None) -> int:
 
 def exit_with(code: int) -> None:
     sys.exit(code)
+

@@ -32,9 +32,10 @@ class RunNotFound(LookupError):
 
 class Coordinator:
     def __init__(self, rpc_urls: str | list[str], run_id: str, wallet: Keypair, ws_url: str | None = None,
-                 codec: CoordinatorCodec | None = None, attempts: int = 4) -> None:
+                 codec: CoordinatorCodec | None = None, attempts: int = 4, rpc_timeout: float = 10.0) -> None:
         self.codec = codec or default_codec()
-        self.pool = RpcPool([rpc_urls] if isinstance(rpc_urls, str) else list(rpc_urls), attempts=attempts)
+        self.pool = RpcPool([rpc_urls] if isinstance(rpc_urls, str) else list(rpc_urls), attempts=attempts,
+                            timeout=rpc_timeout)
         self.sender = TransactionSender(self.pool, self.codec.errors)
         self.run_id, self.wallet, self.ws_url = run_id, wallet, ws_url
         self.instance = self.codec.instance_pda(run_id)
@@ -42,7 +43,8 @@ class Coordinator:
 
     @classmethod
     def from_wallet_file(cls, rpc_urls: str | list[str], run_id: str, path: str | Path, **kw: Any) -> Coordinator:
-        return cls(rpc_urls, run_id, read_keypair(Path(path)), **kw)
+        """`path` may start with `~` (the Solana default wallet is `~/.config/solana/id.json`)."""
+        return cls(rpc_urls, run_id, read_keypair(Path(path).expanduser()), **kw)
 
     async def close(self) -> None:
         await self.pool.close()

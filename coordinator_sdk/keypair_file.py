@@ -1,6 +1,7 @@
 """Solana-CLI-compatible keypair files: a JSON array of the 64 secret-key bytes (seed + public key)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -33,12 +34,17 @@ def read_keypair(path: Path) -> Keypair:
 def write_keypair(path: Path, kp: Keypair, overwrite: bool = False) -> None:
     if path.exists() and not overwrite:
         raise KeypairFileError(f"{path}: already exists (refusing to overwrite a keypair)")
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(list(bytes(kp)), f)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(list(bytes(kp)), f)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise KeypairFileError(f"{path}: cannot write the keypair ({e.strerror or e})") from None
 
 
 def load_or_create(path: Path) -> Keypair:

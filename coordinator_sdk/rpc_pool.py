@@ -27,7 +27,7 @@ class RpcPool:
             raise ValueError("RpcPool needs at least one RPC URL")
         self.urls = list(urls)
         self.clients = [AsyncClient(u, timeout=timeout) for u in self.urls]
-        self.attempts, self.backoff = attempts, backoff
+        self.attempts, self.backoff, self.timeout = attempts, backoff, timeout
         self.current = 0
 
     @property
@@ -45,7 +45,9 @@ class RpcPool:
                     return await fn(client)
                 except (TimeoutError, SolanaRpcException, httpx.TransportError, OSError) as e:
                     cause = e.__cause__ or e
-                    errors[self.urls[self.current]] = f"{type(cause).__name__}: {cause}"
+                    detail = str(cause) or (f"no answer within {self.timeout:g} s" if isinstance(
+                        cause, (TimeoutError, httpx.TimeoutException)) else "no detail")
+                    errors[self.urls[self.current]] = f"{type(cause).__name__}: {detail}"
                     log.warning("RPC %s failed (%s); trying the next endpoint", self.urls[self.current], cause)
                     self.current = (self.current + 1) % len(self.clients)
             if attempt + 1 < self.attempts:

@@ -1,6 +1,9 @@
 """Tokenize text into token-file shards plus a manifest (`psyche data prepare`)."""
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -12,6 +15,8 @@ from data_providers.tokenizer import Tokenizer, token_size_for
 from data_providers.types import DataFileError
 
 DEFAULT_SHARD_TOKENS = 1 << 24
+MIN_SHARD_TOKENS = 1 << 10  # smaller shards only multiply files and per-file overhead
+MAX_SHARD_TOKENS = 1 << 30  # a shard is built in memory: 4 GiB of u32 tokens is already too much
 
 
 def text_file_documents(paths: Iterable[Path]) -> Iterator[tuple[str, str]]:
@@ -72,6 +77,64 @@ def prepare_dataset(documents: Iterable[tuple[str, str]], out_dir: Path, tokeniz
     flush(final=True)
     if not files:
         raise DataFileError(f"{out_dir}: the inputs produced no tokens")
+    total = sum(f.num_tokens for f in files)
+    if seq_len is not None and total < seq_len:
+        raise DataFileError(f"seq_len {seq_len} is longer than the data: the inputs produced only {total} tokens,"
+                            " not one whole sequence")
     manifest = Manifest(token_size, tokenizer.describe(), files, seq_len, sources)
     manifest.save(out_dir)
     return manifest
+
+
+def _is_dataset_file(path: Path) -> bool:
+    return path.is_file() and (is_data_file(path.name) or path.name == "manifest.json")
+
+
+def prepare_dataset_atomically(documents: Iterable[tuple[str, str]], out_dir: Path, tokenizer: Tokenizer,
+                               seq_len: int | None = None, shard_tokens: int = DEFAULT_SHARD_TOKENS,
+                               suffix: str = ".npy", progress: Callable[[int], None] | None = None,
+                               force: bool = False) -> Manifest:
+    """`prepare_dataset` into a hidden directory beside `out_dir`, renamed into place only once complete,
+    so a failed or interrupted run (Ctrl-C, a full disk) leaves `out_dir` as it was and never half-written.
+
+    An existing non-empty `out_dir` is replaced only with `force`, and only when it holds nothing but a
+    dataset (token files + manifest.json): `--force` must never delete a user's other files."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataFileError(f"{out_dir}: exists and is not a directory")
+    entries = sorted(out_dir.iterdir()) if out_dir.is_dir() else []
+    foreign = [p.name for p in entries if not _is_dataset_file(p)]
+    if foreign:
+        raise DataFileError(f"{out_dir}: holds {', '.join(foreign[:3])}, which are not dataset files;"
+                            " choose a new or empty directory")
+    if entries and not force:
+        raise DataFileError(f"{out_dir}: already holds a dataset ({', '.join(p.name for p in entries[:3])});"
+                            " use --force to replace it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    try:
+        manifest = prepare_dataset(documents, staging, tokenizer, seq_len, shard_tokens, suffix, progress)
+        _move_into_place(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _move_into_place(staging: Path, out_dir: Path) -> None:
+    """Rename `staging` to `out_dir`; an old `out_dir` is renamed aside first and removed afterwards, so
+    at every instant either the old or the new dataset is complete under its name (or briefly neither)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; give it what mkdir would have
+    if not out_dir.exists():
+        os.rename(staging, out_dir)
+        return
+    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    os.rename(out_dir, old)
+    try:
+        os.rename(staging, out_dir)
+    except OSError:
+        os.rename(old, out_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,9 +1,10 @@
 """The localnet's chain: LiteSVM plus what a validator adds around it.
 
-LiteSVM executes transactions; this class adds a slot clock that follows wall time, a window of recent
-blockhashes (150 slots, as on a cluster), signature statuses and transaction records, an index of
-accounts by owner (solders 0.26's LiteSVM has no getProgramAccounts), a faucet, programs deployed through
-the loader, and a ledger written before anything is reported confirmed.
+LiteSVM executes transactions; this class adds a slot clock that follows wall time (with SlotHashes kept
+current), a window of recent blockhashes (150 slots, as on a cluster), transaction records and blocks in
+the ledger, an index of accounts by owner (solders 0.26's LiteSVM has no getProgramAccounts), a faucet,
+programs deployed through the loader, the purge of zero-lamport accounts a validator does, and a ledger
+written before anything is reported confirmed (a failed write undoes the transaction in memory).
 """
 from __future__ import annotations
 
@@ -18,23 +19,26 @@ from solders.account import Account
 from solders.clock import Clock
 from solders.hash import Hash
 from solders.litesvm import LiteSVM
-from solders.message import Message
+from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
 from solders.rpc.responses import RpcSimulateTransactionResult
 from solders.system_program import TransferParams, transfer
 from solders.transaction import Transaction, VersionedTransaction
 
 from coordinator_sdk import keypair_file as keys
-from localnet.ledger import Ledger
+from localnet.ledger import Ledger, LedgerWriteError
 from programs.deploy import DEPLOY_DIR, LOADER_V3, deploy_via_loader, program_id_for
 
 SLOT_SECONDS = 0.4
 BLOCKHASH_WINDOW = 150          # slots a blockhash stays valid, as on mainnet
 LAMPORTS_PER_SIGNATURE = 5000   # LiteSVM's default fee
+SLOT_HASHES_MAX = 512           # entries in the SlotHashes sysvar, as on a cluster
+LOOKUP_TABLE_META_SIZE = 56     # address lookup table header; 32-byte addresses follow
 FAUCET_LAMPORTS = 500_000_000 * 10**9
 _NOT_PERSISTED_OWNERS = {Pubkey.from_string(s) for s in (
     "Sysvar1111111111111111111111111111111111111", "NativeLoader1111111111111111111111111111111",
     "BPFLoader2111111111111111111111111111111111")}
+_GONE = Account(0, b"", Pubkey.default(), False, 0)
 
 Listener = Callable[[str, object], None]
 
@@ -69,11 +73,11 @@ class Chain:
                 (ledger_dir / name).unlink(missing_ok=True)
         self.ledger_dir = ledger_dir
         self.ledger = Ledger(ledger_dir)
-        self.svm = LiteSVM().with_sigverify(True).with_blockhash_check(False)
+        self.svm = LiteSVM().with_sigverify(True).with_blockhash_check(False).with_transaction_history(0)
         self.faucet = keys.load_or_create(ledger_dir / "faucet.json")
         self.deployer = keys.load_or_create(ledger_dir / "deployer.json")
+        self.identity = keys.load_or_create(ledger_dir / "identity.json")  # the node (slot leader) identity
         self.blockhashes: OrderedDict[str, int] = OrderedDict()
-        self.statuses: dict[str, dict] = {}
         self.owners: dict[Pubkey, set[Pubkey]] = {}
         self.listeners: list[Listener] = []
         self.programs: dict[str, Pubkey] = {}
@@ -97,7 +101,6 @@ class Chain:
             for key, acc in sorted(accounts, key=lambda ka: ka[1].executable):
                 self.svm.set_account(key, acc)
                 self.owners.setdefault(acc.owner, set()).add(key)
-            self.statuses = self.ledger.signatures()
             self.slot = int(self.ledger.get_meta("slot") or "1")
 
     def _deploy_programs(self) -> None:
@@ -116,18 +119,26 @@ class Chain:
 
     # ---- clock --------------------------------------------------------------------------------------
     def advance(self) -> None:
-        """One slot: the clock follows wall time and a new blockhash becomes the latest."""
-        self.slot += 1
-        self.svm.warp_to_slot(self.slot)
+        """One slot: the clock follows wall time, a new blockhash becomes the latest and enters SlotHashes,
+        and the block is persisted before anyone hears of the slot (so the slot never goes back). A ledger
+        that cannot be written stops the clock rather than hand out slots it would forget."""
+        slot, now = self.slot + 1, int(time.time())
+        parent = self.slot
+        self.svm.warp_to_slot(slot)
         c = self.svm.get_clock()
-        self.svm.set_clock(Clock(slot=self.slot, epoch_start_timestamp=c.epoch_start_timestamp, epoch=c.epoch,
-                                 leader_schedule_epoch=c.leader_schedule_epoch, unix_timestamp=int(time.time())))
+        self.svm.set_clock(Clock(slot=slot, epoch_start_timestamp=c.epoch_start_timestamp, epoch=c.epoch,
+                                 leader_schedule_epoch=c.leader_schedule_epoch, unix_timestamp=now))
         self.svm.expire_blockhash()
-        self.blockhashes[str(self.svm.latest_blockhash())] = self.slot
+        latest = self.svm.latest_blockhash()
+        self.ledger.add_block(slot, str(latest), parent, now)  # LedgerWriteError: the ticker logs and retries
+        self.slot = slot
+        hashes = [(slot, latest)] + [(s, h) for s, h in self.svm.get_slot_hashes() if s < slot]
+        self.svm.set_slot_hashes(hashes[:SLOT_HASHES_MAX])
+        self.blockhashes[str(latest)] = slot
         while len(self.blockhashes) > BLOCKHASH_WINDOW + 1:
             self.blockhashes.popitem(last=False)
         for listener in self.listeners:
-            listener("slot", self.slot)
+            listener("slot", slot)
 
     @property
     def block_height(self) -> int:
@@ -157,6 +168,22 @@ class Chain:
     def fee_for(self, message: Message) -> int:
         return LAMPORTS_PER_SIGNATURE * message.header.num_required_signatures
 
+    def status(self, sig: str) -> dict | None:
+        """The transaction record of a landed signature, from the ledger."""
+        return self.ledger.record(sig)
+
+    def loaded_addresses(self, message: Message | MessageV0) -> tuple[list[Pubkey], list[Pubkey]]:
+        """(writable, readonly) addresses a v0 message loads through its address lookup tables."""
+        writable: list[Pubkey] = []
+        readonly: list[Pubkey] = []
+        for lookup in getattr(message, "address_table_lookups", None) or []:
+            table = self.svm.get_account(lookup.account_key)
+            data = bytes(table.data) if table is not None else b""
+            addrs = [Pubkey.from_bytes(data[i:i + 32]) for i in range(LOOKUP_TABLE_META_SIZE, len(data) - 31, 32)]
+            writable += [addrs[i] for i in lookup.writable_indexes if i < len(addrs)]
+            readonly += [addrs[i] for i in lookup.readonly_indexes if i < len(addrs)]
+        return writable, readonly
+
     # ---- writes -------------------------------------------------------------------------------------
     def _persist(self, keys_: list[Pubkey], signature: str | None = None, record: dict | None = None) -> None:
         states = []
@@ -167,14 +194,23 @@ class Chain:
             states.append((key, acc if acc is not None and (acc.lamports > 0 or acc.executable) else None))
             if acc is not None:
                 self.owners.setdefault(acc.owner, set()).add(key)
-        self.ledger.commit(states, self.slot, signature, record)
+        self.ledger.commit(states, self.slot, signature, record, addresses=list(keys_))
         for key, acc in states:
             for listener in self.listeners:
                 listener("account", (key, acc))
 
+    def _purge_zero_lamport(self, keys_: list[Pubkey]) -> None:
+        """A validator deletes an account that ends a transaction with 0 lamports: its data and owner go,
+        so the address can be created afresh (LiteSVM alone would keep them)."""
+        for key in keys_:
+            acc = self.svm.get_account(key)
+            if acc is not None and acc.lamports == 0 and not acc.executable and acc != _GONE:
+                self.owners.get(acc.owner, set()).discard(key)
+                self.svm.set_account(key, _GONE)
+
     def _check_tx(self, tx: VersionedTransaction) -> None:
         sig = str(tx.signatures[0])
-        if sig in self.statuses:
+        if self.ledger.has_signature(sig):
             raise RpcError(-32002, "Transaction simulation failed: This transaction has already been processed",
                            {"err": "AlreadyProcessed", "logs": [], "accounts": None, "unitsConsumed": 0,
                             "returnData": None, "innerInstructions": None, "replacementBlockhash": None})
@@ -183,22 +219,31 @@ class Chain:
                            {"err": "BlockhashNotFound", "logs": [], "accounts": None, "unitsConsumed": 0,
                             "returnData": None, "innerInstructions": None, "replacementBlockhash": None})
 
-    def simulate(self, tx: VersionedTransaction, replace_blockhash: bool = False) -> dict:
+    def simulate(self, tx: VersionedTransaction, replace_blockhash: bool = False,
+                 accounts: list[Pubkey] | None = None) -> dict:
+        """Run without committing; `accounts` asks for their post-simulation states (None if absent)."""
         if not replace_blockhash and not self.is_blockhash_valid(str(tx.message.recent_blockhash)):
             return {"err": "BlockhashNotFound", "logs": [], "accounts": None, "unitsConsumed": 0,
                     "returnData": None, "innerInstructions": None, "replacementBlockhash": None}
         res = self.svm.simulate_transaction(tx)
         failed = type(res).__name__ == "FailedTransactionMetadata"
-        return simulation_json(res.meta(), res.err() if failed else None)
+        out = simulation_json(res.meta(), res.err() if failed else None)
+        if accounts is not None:
+            post = {} if failed else dict(res.post_accounts())
+            out["accounts"] = [post.get(k, self.get_account(k)) for k in accounts]
+        return out
 
     def send(self, tx: VersionedTransaction, skip_preflight: bool = False) -> str:
-        """Execute, persist, then record the status: only then is the signature reported confirmed."""
+        """Execute, persist, then record the status: only then is the signature reported confirmed. If the
+        ledger cannot be written, every account the transaction loaded is put back as it was."""
         self._check_tx(tx)
         if not skip_preflight:
             sim = self.simulate(tx)
             if sim["err"] is not None:
                 raise RpcError(-32002, f"Transaction simulation failed: {sim['err']}", sim)
-        account_keys = list(tx.message.account_keys)
+        loaded_w, loaded_r = self.loaded_addresses(tx.message)
+        account_keys = list(tx.message.account_keys) + loaded_w + loaded_r
+        before = {k: self.svm.get_account(k) for k in account_keys}
         pre = [self.svm.get_balance(k) or 0 for k in account_keys]
         res = self.svm.send_transaction(tx)
         failed = type(res).__name__ == "FailedTransactionMetadata"
@@ -206,6 +251,7 @@ class Chain:
         err = error_json(res.err()) if failed else None
         if failed and not (isinstance(err, dict) and "InstructionError" in err):
             raise RpcError(-32002, f"Transaction failed before execution: {err}", simulation_json(meta, res.err()))
+        self._purge_zero_lamport(account_keys)
         sig = str(tx.signatures[0])
         record = {
             "slot": self.slot, "blockTime": int(time.time()), "err": err,
@@ -214,13 +260,21 @@ class Chain:
             "meta": {"err": err, "status": {"Err": err} if failed else {"Ok": None}, "fee": self.fee_for(tx.message),
                      "preBalances": pre, "postBalances": [self.svm.get_balance(k) or 0 for k in account_keys],
                      "innerInstructions": [], "logMessages": list(meta.logs()), "preTokenBalances": [],
-                     "postTokenBalances": [], "rewards": [], "loadedAddresses": {"writable": [], "readonly": []},
+                     "postTokenBalances": [], "rewards": [],
+                     "loadedAddresses": {"writable": [str(k) for k in loaded_w],
+                                         "readonly": [str(k) for k in loaded_r]},
                      "computeUnitsConsumed": meta.compute_units_consumed()},
         }
-        self._persist(account_keys, sig, record)
-        self.statuses[sig] = record
+        try:
+            self._persist(account_keys, sig, record)
+        except LedgerWriteError as e:
+            for key, acc in before.items():
+                self.svm.set_account(key, acc if acc is not None else _GONE)
+            raise RpcError(-32603, f"{e}: the transaction was not applied (nothing changed); free space and "
+                                   "resend it") from None
         for listener in self.listeners:
             listener("signature", (sig, err))
+            listener("logs", (sig, err, record["meta"]["logMessages"], account_keys))
         return sig
 
     def airdrop(self, key: Pubkey, lamports: int) -> str:

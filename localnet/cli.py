@@ -16,11 +16,15 @@ from localnet.chain import LAMPORTS_PER_SIGNATURE, SLOT_SECONDS
               help="JSON-RPC port on 127.0.0.1; websockets listen on the next port.")
 @click.option("--ledger", type=click.Path(file_okay=False, path_type=Path), default=Path("localnet-ledger"),
               show_default=True, help="Directory holding the persisted chain state and the faucet keypair.")
-@click.option("--reset", is_flag=True, help="Start from a fresh chain (the ledger's accounts are wiped).")
+@click.option("--reset", is_flag=True, help="Start from a fresh chain (the ledger's accounts are wiped, once the "
+              "ledger lock and the ports are held).")
 @click.option("--quiet", is_flag=True, help="Print only errors.")
 def localnet(rpc_port: int, ledger: Path, reset: bool, quiet: bool) -> None:
     """A Solana validator on 127.0.0.1: LiteSVM behind real JSON-RPC and websockets, the programs in
     programs/deploy deployed through the loader, a clock in real time, state persisted to --ledger."""
+    from coordinator_sdk.keypair_file import KeypairFileError
+    from localnet.ledger import LedgerError
+    from localnet.lock import StartupError
     from localnet.server import serve
 
     logging.basicConfig(level=logging.ERROR if quiet else logging.INFO, format="%(name)s: %(message)s")
@@ -48,8 +52,13 @@ def localnet(rpc_port: int, ledger: Path, reset: bool, quiet: bool) -> None:
             await serve(ledger, rpc_port, reset, announce=announce)
         except asyncio.CancelledError:
             pass
+        except (StartupError, LedgerError) as e:
+            raise click.ClickException(str(e)) from None
+        except KeypairFileError as e:  # a corrupt faucet.json / deployer.json / identity.json
+            raise click.ClickException(f"cannot start the localnet: {e} (move it away or use a fresh --ledger)") \
+                from None
         except OSError as e:
-            raise click.ClickException(f"cannot start the localnet: {e}") from e
+            raise click.ClickException(f"cannot start the localnet: {e}") from None
 
     asyncio.run(main())
     if not quiet:

@@ -9,30 +9,63 @@ from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
+from localnet import spl_token
 from localnet.chain import RpcError
 
+PACKET_DATA_SIZE = 1232  # the largest transaction a validator accepts (an IPv6 MTU minus headers)
+_MAX_ENCODED = {"base64": 1644, "base58": 1683}
+ENCODINGS = ("base58", "base64", "base64+zstd", "jsonParsed")
 
-def account_json(acc: Account, encoding: str = "base64", data_slice: dict | None = None) -> dict:
+
+def account_json(acc: Account, encoding: str = "base64", data_slice: dict | None = None, chain=None) -> dict:
+    """An account as RPC nodes send it. jsonParsed parses SPL token accounts and mints (their decimals are
+    looked up through `chain`); any other account falls back to base64, as on a validator. base64+zstd is
+    answered in plain base64 (labelled so), which every client decodes."""
+    encoding = encoding or "base64"
+    if encoding not in ENCODINGS:
+        raise RpcError(-32602, f"Invalid params: unknown encoding {encoding!r} (one of {', '.join(ENCODINGS)})")
     data = bytes(acc.data)
+    if encoding == "jsonParsed" and chain is not None:
+        parsed = spl_token.parsed_json(acc, chain.get_account)
+        if parsed is not None:
+            return {"lamports": acc.lamports, "data": parsed, "owner": str(acc.owner),
+                    "executable": acc.executable, "rentEpoch": acc.rent_epoch, "space": len(data)}
     if data_slice:
+        if not isinstance(data_slice, dict):
+            raise RpcError(-32602, "Invalid params: dataSlice must be {offset, length}")
         off, length = int(data_slice.get("offset", 0)), int(data_slice.get("length", 0))
+        if off < 0 or length < 0:
+            raise RpcError(-32602, "Invalid params: dataSlice offset and length must be >= 0")
         data = data[off:off + length]
     if encoding == "base58":
         if len(data) > 128:
             raise RpcError(-32600, "Encoded binary (base 58) data should be less than 128 bytes, "
                                    "please use Base64 encoding.")
         payload: object = [based58.b58encode(data).decode(), "base58"]
-    else:  # base64, base64+zstd and jsonParsed are all answered in plain base64, which every client accepts
+    else:
         payload = [base64.b64encode(data).decode(), "base64"]
     return {"lamports": acc.lamports, "data": payload, "owner": str(acc.owner), "executable": acc.executable,
             "rentEpoch": acc.rent_epoch, "space": len(acc.data)}
 
 
 def decode_transaction(raw: str, encoding: str) -> VersionedTransaction:
+    """A wire transaction, refused (as a validator does) beyond the 1232-byte packet limit."""
+    encoding = encoding or "base58"
+    if encoding not in _MAX_ENCODED:
+        raise RpcError(-32602, f"Invalid params: unknown transaction encoding {encoding!r} (base58 or base64)")
+    if len(raw) > _MAX_ENCODED[encoding]:
+        raise RpcError(-32602, f"{encoding} encoded solana_transaction::versioned::VersionedTransaction too large: "
+                               f"{len(raw)} bytes (max: encoded/raw {_MAX_ENCODED[encoding]}/{PACKET_DATA_SIZE})")
     try:
         blob = base64.b64decode(raw, validate=True) if encoding == "base64" else based58.b58decode(raw.encode())
+    except Exception as e:
+        raise RpcError(-32602, f"invalid transaction: failed to decode {encoding} ({e})") from None
+    if len(blob) > PACKET_DATA_SIZE:
+        raise RpcError(-32602, f"decoded solana_transaction::versioned::VersionedTransaction too large: {len(blob)} "
+                               f"bytes (max: {PACKET_DATA_SIZE} bytes)")
+    try:
         return VersionedTransaction.from_bytes(blob)
-    except Exception as e:  # malformed base64/base58 or bytes that are not a transaction
+    except Exception as e:  # bytes that are not a transaction
         raise RpcError(-32602, f"invalid transaction: failed to deserialize {encoding} transaction ({e})") from None
 
 
@@ -62,6 +95,32 @@ def transaction_json(tx: VersionedTransaction) -> dict:
         out["addressTableLookups"] = [{"accountKey": str(lk.account_key), "writableIndexes": list(lk.writable_indexes),
                                        "readonlyIndexes": list(lk.readonly_indexes)}
                                       for lk in msg.address_table_lookups]
+    return {"signatures": [str(s) for s in tx.signatures], "message": out}
+
+
+def _writable_static(msg: Message | MessageV0, i: int) -> bool:
+    h, n = msg.header, len(msg.account_keys)
+    if i < h.num_required_signatures:
+        return i < h.num_required_signatures - h.num_readonly_signed_accounts
+    return i < n - h.num_readonly_unsigned_accounts
+
+
+def transaction_parsed_json(tx: VersionedTransaction, loaded: dict) -> dict:
+    """The "jsonParsed" encoding: account keys with signer/writable/source, instructions partially decoded
+    (programId, accounts, base58 data), which web3.js's getParsedTransaction and kit accept."""
+    msg = tx.message
+    nsig = msg.header.num_required_signatures
+    keys = [{"pubkey": str(k), "signer": i < nsig, "writable": _writable_static(msg, i), "source": "transaction"}
+            for i, k in enumerate(msg.account_keys)]
+    keys += [{"pubkey": k, "signer": False, "writable": True, "source": "lookupTable"} for k in loaded["writable"]]
+    keys += [{"pubkey": k, "signer": False, "writable": False, "source": "lookupTable"} for k in loaded["readonly"]]
+    names = [k["pubkey"] for k in keys]
+    out = {"accountKeys": keys, "recentBlockhash": str(msg.recent_blockhash),
+           "instructions": [{"programId": names[ix.program_id_index], "accounts": [names[a] for a in ix.accounts],
+                             "data": based58.b58encode(bytes(ix.data)).decode(), "stackHeight": None}
+                            for ix in msg.instructions]}
+    if isinstance(msg, MessageV0):
+        out["addressTableLookups"] = transaction_json(tx)["message"]["addressTableLookups"]
     return {"signatures": [str(s) for s in tx.signatures], "message": out}
 
 

@@ -1,7 +1,9 @@
-"""JSON-RPC methods of the localnet, answering with the shapes solana-py, anchorpy and the Solana CLI parse.
+"""JSON-RPC methods of the localnet, answering with the shapes solana-py, anchorpy, @solana/web3.js,
+@solana/kit and the Solana CLI parse.
 
 Every handler takes the raw `params` list and returns the `result` value, or raises RpcError, which the
-server turns into a JSON-RPC error object; nothing a client sends can crash the server."""
+server turns into a JSON-RPC error object; nothing a client sends can crash the server. The cluster and
+block methods live in rpc_cluster, the SPL token ones in rpc_tokens."""
 from __future__ import annotations
 
 import base64
@@ -17,29 +19,43 @@ from localnet.encoding import (
     matches_filters,
     parse_pubkey,
     transaction_json,
+    transaction_parsed_json,
 )
+from localnet.rpc_cluster import ClusterMethods
+from localnet.rpc_params import API_VERSION, int_param, param
+from localnet.rpc_tokens import TokenMethods
 
-API_VERSION = "2.1.0"
-
-
-def _param(params: list, i: int, what: str, default: object = ...) -> object:
-    if i < len(params) and params[i] is not None:
-        return params[i]
-    if default is ...:
-        raise RpcError(-32602, f"Invalid params: missing {what} (parameter {i})")
-    return default
+__all__ = ["API_VERSION", "RpcMethods", "transaction_result"]
 
 
-def _cfg(params: list, i: int) -> dict:
-    cfg = _param(params, i, "config", {})
-    if not isinstance(cfg, dict):
-        raise RpcError(-32602, f"Invalid params: parameter {i} must be a config object")
-    return cfg
+def transaction_result(rec: dict, encoding: str, max_version: object, with_slot: bool = True) -> dict:
+    """A landed transaction as getTransaction / getBlock show it in `encoding`."""
+    if rec["version"] != "legacy" and max_version is None:
+        raise RpcError(-32015, f"Transaction version ({rec['version']}) is not supported by the requesting client. "
+                               "Please try the request again with the following configuration parameter: "
+                               "\"maxSupportedTransactionVersion\": 0")
+    raw = rec["transaction"][0]
+    if encoding == "json":
+        tx: object = transaction_json(decode_transaction(raw, "base64"))
+    elif encoding == "jsonParsed":
+        tx = transaction_parsed_json(decode_transaction(raw, "base64"), rec["meta"]["loadedAddresses"])
+    elif encoding == "base58":
+        tx = [based58.b58encode(base64.b64decode(raw)).decode(), "base58"]
+    elif encoding == "base64":
+        tx = rec["transaction"]
+    else:
+        raise RpcError(-32602, f"Invalid params: unknown encoding {encoding!r} (json, jsonParsed, base58, base64)")
+    out = {"transaction": tx, "meta": rec["meta"]}
+    if max_version is not None:
+        out["version"] = rec["version"]
+    if with_slot:
+        out = {"slot": rec["slot"], "blockTime": rec["blockTime"], **out}
+    return out
 
 
-class RpcMethods:
-    def __init__(self, chain: Chain) -> None:
-        self.chain = chain
+class RpcMethods(ClusterMethods, TokenMethods):
+    def __init__(self, chain: Chain, rpc_address: str = "127.0.0.1:8899") -> None:
+        self.chain, self.rpc_address = chain, rpc_address
         self.methods: dict[str, Callable[[list], object]] = {
             name[len("m_"):]: getattr(self, name) for name in dir(self) if name.startswith("m_")}
 
@@ -55,11 +71,8 @@ class RpcMethods:
             return handler(params)
         except RpcError:
             raise
-        except (TypeError, ValueError, KeyError, OverflowError) as e:
+        except (TypeError, ValueError, KeyError, OverflowError, AttributeError) as e:
             raise RpcError(-32602, f"Invalid params: {e}") from None
-
-    def _ctx(self, value: object) -> dict:
-        return {"context": {"slot": self.chain.slot, "apiVersion": API_VERSION}, "value": value}
 
     # ---- node ---------------------------------------------------------------------------------------
     def m_getHealth(self, params: list) -> str:
@@ -69,86 +82,113 @@ class RpcMethods:
         return {"solana-core": API_VERSION, "feature-set": 0}
 
     def m_getSlot(self, params: list) -> int:
+        self._cfg(params, 0)
         return self.chain.slot
 
     def m_getBlockHeight(self, params: list) -> int:
+        self._cfg(params, 0)
         return self.chain.block_height
 
     def m_getLatestBlockhash(self, params: list) -> dict:
+        self._cfg(params, 0)
         h, last_valid = self.chain.latest_blockhash()
         return self._ctx({"blockhash": h, "lastValidBlockHeight": last_valid})
 
     def m_isBlockhashValid(self, params: list) -> dict:
-        return self._ctx(self.chain.is_blockhash_valid(str(_param(params, 0, "blockhash"))))
+        self._cfg(params, 1)
+        return self._ctx(self.chain.is_blockhash_valid(str(param(params, 0, "blockhash"))))
 
     def m_getMinimumBalanceForRentExemption(self, params: list) -> int:
-        size = int(_param(params, 0, "data length"))
-        if not 0 <= size <= 10 * 1024 * 1024:
-            raise RpcError(-32602, f"Invalid param: data length {size} is outside 0..10 MiB")
+        size = int_param(params, 0, "data length", hi=10 * 1024 * 1024)
         return self.chain.svm.minimum_balance_for_rent_exemption(size)
 
     def m_getFeeForMessage(self, params: list) -> dict:
-        msg = decode_message(str(_param(params, 0, "message")))
+        msg = decode_message(str(param(params, 0, "message")))
+        self._cfg(params, 1)
         return self._ctx(self.chain.fee_for(msg) if self.chain.is_blockhash_valid(str(msg.recent_blockhash))
                          else None)
 
     # ---- accounts -----------------------------------------------------------------------------------
     def m_getBalance(self, params: list) -> dict:
-        acc = self.chain.get_account(parse_pubkey(_param(params, 0, "pubkey")))
+        self._cfg(params, 1)
+        acc = self.chain.get_account(parse_pubkey(param(params, 0, "pubkey")))
         return self._ctx(acc.lamports if acc else 0)
 
     def m_getAccountInfo(self, params: list) -> dict:
-        cfg = _cfg(params, 1)
-        acc = self.chain.get_account(parse_pubkey(_param(params, 0, "pubkey")))
+        cfg = self._cfg(params, 1)
+        acc = self.chain.get_account(parse_pubkey(param(params, 0, "pubkey")))
         return self._ctx(None if acc is None else account_json(acc, cfg.get("encoding", "base64"),
-                                                               cfg.get("dataSlice")))
+                                                               cfg.get("dataSlice"), chain=self.chain))
 
     def m_getMultipleAccounts(self, params: list) -> dict:
-        keys = _param(params, 0, "pubkeys")
+        keys = param(params, 0, "pubkeys")
         if not isinstance(keys, list) or len(keys) > 100:
             raise RpcError(-32602, "Invalid params: pubkeys must be an array of at most 100 keys")
-        cfg = _cfg(params, 1)
+        cfg = self._cfg(params, 1)
         out = []
         for k in keys:
             acc = self.chain.get_account(parse_pubkey(k))
-            out.append(None if acc is None else account_json(acc, cfg.get("encoding", "base64"), cfg.get("dataSlice")))
+            out.append(None if acc is None else account_json(acc, cfg.get("encoding", "base64"), cfg.get("dataSlice"),
+                                                             chain=self.chain))
         return self._ctx(out)
 
     def m_getProgramAccounts(self, params: list) -> object:
-        owner = parse_pubkey(_param(params, 0, "program id"), "program id")
-        cfg = _cfg(params, 1)
+        owner = parse_pubkey(param(params, 0, "program id"), "program id")
+        cfg = self._cfg(params, 1)
         filters = cfg.get("filters") or []
         if not isinstance(filters, list):
             raise RpcError(-32602, "Invalid params: filters must be an array")
-        found = [{"pubkey": str(k), "account": account_json(a, cfg.get("encoding", "base64"), cfg.get("dataSlice"))}
+        found = [{"pubkey": str(k), "account": account_json(a, cfg.get("encoding", "base64"), cfg.get("dataSlice"),
+                                                            chain=self.chain)}
                  for k, a in self.chain.program_accounts(owner) if matches_filters(a, filters)]
         return self._ctx(found) if cfg.get("withContext") else found
 
     def m_requestAirdrop(self, params: list) -> str:
-        key = parse_pubkey(_param(params, 0, "pubkey"))
-        lamports = int(_param(params, 1, "lamports"))
-        if not 0 < lamports <= 1_000_000 * 10**9:
-            raise RpcError(-32602, f"Invalid param: airdrop of {lamports} lamports (allowed: 1 ..= 1e15)")
+        key = parse_pubkey(param(params, 0, "pubkey"))
+        lamports = param(params, 1, "lamports")
+        if isinstance(lamports, bool) or not isinstance(lamports, int) or not 0 < lamports <= 1_000_000 * 10**9:
+            raise RpcError(-32602, f"Invalid param: airdrop of {lamports!r} lamports (allowed: 1 ..= 1e15)")
         return self.chain.airdrop(key, lamports)
 
     # ---- transactions -------------------------------------------------------------------------------
     def m_sendTransaction(self, params: list) -> str:
-        cfg = _cfg(params, 1)
-        tx = decode_transaction(str(_param(params, 0, "transaction")), cfg.get("encoding", "base58"))
+        cfg = self._cfg(params, 1)
+        tx = decode_transaction(str(param(params, 0, "transaction")), cfg.get("encoding", "base58"))
         return self.chain.send(tx, skip_preflight=bool(cfg.get("skipPreflight", False)))
 
     def m_simulateTransaction(self, params: list) -> dict:
-        cfg = _cfg(params, 1)
-        tx = decode_transaction(str(_param(params, 0, "transaction")), cfg.get("encoding", "base58"))
-        return self._ctx(self.chain.simulate(tx, replace_blockhash=bool(cfg.get("replaceRecentBlockhash"))))
+        cfg = self._cfg(params, 1)
+        tx = decode_transaction(str(param(params, 0, "transaction")), cfg.get("encoding", "base58"))
+        if cfg.get("sigVerify") and cfg.get("replaceRecentBlockhash"):
+            raise RpcError(-32602, "Invalid params: sigVerify may not be used with replaceRecentBlockhash")
+        want = cfg.get("accounts")
+        keys = None
+        if want is not None:
+            if not isinstance(want, dict) or not isinstance(want.get("addresses"), list):
+                raise RpcError(-32602, "Invalid params: accounts must be {\"addresses\": [...], \"encoding\"}")
+            keys = [parse_pubkey(a, "accounts address") for a in want["addresses"]]
+            if len(keys) > len(tx.message.account_keys) + 256:
+                raise RpcError(-32602, "Invalid params: too many accounts provided")
+        sim = self.chain.simulate(tx, replace_blockhash=bool(cfg.get("replaceRecentBlockhash")), accounts=keys)
+        if keys is not None:
+            enc = want.get("encoding") or "base64"
+            if enc not in ("base64", "base64+zstd", "jsonParsed"):
+                raise RpcError(-32602, f"Invalid params: simulateTransaction accounts encoding {enc!r} unsupported")
+            sim["accounts"] = [None if a is None or (a.lamports == 0 and not a.executable)
+                               else account_json(a, enc, chain=self.chain) for a in sim["accounts"]]
+        if cfg.get("replaceRecentBlockhash"):
+            h, last_valid = self.chain.latest_blockhash()
+            sim["replacementBlockhash"] = {"blockhash": h, "lastValidBlockHeight": last_valid}
+        return self._ctx(sim)
 
     def m_getSignatureStatuses(self, params: list) -> dict:
-        sigs = _param(params, 0, "signatures")
+        sigs = param(params, 0, "signatures")
         if not isinstance(sigs, list) or len(sigs) > 256:
             raise RpcError(-32602, "Invalid params: signatures must be an array of at most 256")
+        self._cfg(params, 1)
         out = []
         for s in sigs:
-            rec = self.chain.statuses.get(str(s))
+            rec = self.chain.status(str(s))
             out.append(None if rec is None else {
                 "slot": rec["slot"], "confirmations": None, "err": rec["err"],
                 "status": {"Err": rec["err"]} if rec["err"] is not None else {"Ok": None},
@@ -156,15 +196,28 @@ class RpcMethods:
         return self._ctx(out)
 
     def m_getTransaction(self, params: list) -> dict | None:
-        rec = self.chain.statuses.get(str(_param(params, 0, "signature")))
+        rec = self.chain.status(str(param(params, 0, "signature")))
+        cfg = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
+        encoding = cfg.get("encoding") or (params[1] if len(params) > 1 and isinstance(params[1], str) else "json")
         if rec is None:
             return None
-        cfg = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
-        encoding = cfg.get("encoding", params[1] if len(params) > 1 and isinstance(params[1], str) else "json")
-        tx = rec["transaction"]
-        if encoding == "json":
-            tx = transaction_json(decode_transaction(rec["transaction"][0], "base64"))
-        elif encoding == "base58":
-            tx = [based58.b58encode(base64.b64decode(rec["transaction"][0])).decode(), "base58"]
-        return {"slot": rec["slot"], "blockTime": rec["blockTime"], "transaction": tx, "meta": rec["meta"],
-                "version": rec["version"]}
+        return transaction_result(rec, encoding, cfg.get("maxSupportedTransactionVersion"))
+
+    def m_getSignaturesForAddress(self, params: list) -> list:
+        key = parse_pubkey(param(params, 0, "address"), "address")
+        cfg = self._cfg(params, 1)
+        limit = cfg.get("limit", 1000)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise RpcError(-32602, "Invalid limit; max 1000")
+        bounds = []
+        for name in ("before", "until"):
+            sig = cfg.get(name)
+            seq = None
+            if sig is not None:
+                seq = self.chain.ledger.seq_of(str(sig))
+                if seq is None and name == "before":
+                    return []  # a validator finds nothing older than an unknown signature
+            bounds.append(seq)
+        return [{"signature": sig, "slot": slot, "err": rec["err"], "memo": None, "blockTime": rec["blockTime"],
+                 "confirmationStatus": "finalized"}
+                for sig, slot, rec in self.chain.ledger.signatures_for(key, bounds[0], bounds[1], limit)]

@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# The main demo, set up idempotently. What exists today: the on-chain programs rebuilt from C by our own
-# SBF linker (byte-identical to the committed .so) and deployed through the real upgradeable loader; the
-# localnet validator; and a training run driven end to end over JSON-RPC by an owner and three clients
-# (join, warmup, rounds with elected witnesses, epoch end, points); then three trainer processes, each with
-# its own iroh node, training one model with DisTrO over P2P and ending bit-identical. The two halves are
-# not joined yet: the chain run does not train, and the P2P trainers do not read the chain.
+# The main demo, set up idempotently: the on-chain programs rebuilt from C by our own SBF linker (byte-identical
+# to the committed .so) and checked through the real loader; then the product itself: a localnet, a run
+# created with `psyche run create` from examples/run.toml (a tiny Llama on the bundled pydoc text, 2 epochs),
+# and three `psyche run-client` processes (each its own wallet and iroh node) that train it end to end and end
+# with bit-identical weights, points on chain and checkpoints on disk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -15,17 +14,5 @@ echo "== deploy through the loader and measure compute units"
 .venv/bin/python -m bench.program_cu --clients 4 64
 echo "== validator-grade deploy check (solders 0.29, DeployWithMaxDataLen)"
 .venv-deploycheck/bin/python programs/deploycheck.py programs/deploy/*.so | cut -c1-140
-echo "== localnet + a run driven by an owner and three clients over JSON-RPC"
-ledger=$(mktemp -d)
-scripts/loopback-only sh -c "
-  .venv/bin/psyche localnet --ledger $ledger --rpc-port 18899 --quiet &
-  ln=\$!
-  for i in \$(seq 1 100); do
-    .venv/bin/python -c 'import urllib.request,sys; urllib.request.urlopen(\"http://127.0.0.1:18899\", b\"{\\\"jsonrpc\\\":\\\"2.0\\\",\\\"id\\\":1,\\\"method\\\":\\\"getHealth\\\"}\", 2)' 2>/dev/null && break
-    sleep 0.2
-  done
-  .venv/bin/python -m client.chain_demo --rpc http://127.0.0.1:18899 && echo '== rewards in tokens: a treasurer run, three clients claim, psyche rewards show' && .venv/bin/python -m client.treasury_demo --rpc http://127.0.0.1:18899; rc=\$?
-  kill \$ln; wait \$ln 2>/dev/null; exit \$rc"
-rm -rf "$ledger"
-echo "== three trainer processes train one model with DisTrO over iroh (gossiped commitments, blob results)"
-.venv/bin/python -m client.p2p_training_demo --trainers 3 --steps 30
+echo "== localnet + a run + three psyche run-client processes (loopback-only network namespace)"
+scripts/loopback-only .venv/bin/python -m client.demo --clients 3

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent setup: Debian clang (to rebuild the on-chain programs), the project venv at .venv with the
-# pinned dependencies, and the small deploy-check tools venv (.venv-deploycheck, solders 0.29) that runs
-# the validator-grade loader deploy of every committed .so. Re-running only does what is missing.
+# pinned dependencies, the small deploy-check tools venv (.venv-deploycheck, solders 0.29) that runs
+# the validator-grade loader deploy of every committed .so, and for the localnet compatibility suite the
+# newest solana-py (.venv-rpccheck) and the JS SDKs pinned in tests/js/package-lock.json (Node + npm from
+# Debian when missing). Re-running only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,5 +46,28 @@ if [ ! -x .venv-deploycheck/bin/python ] || ! .venv-deploycheck/bin/python -c 'i
     log "creating .venv-deploycheck (solders 0.29 for the validator-grade deploy check)"
     "$PY" -m venv .venv-deploycheck
     .venv-deploycheck/bin/python -m pip install -q --disable-pip-version-check 'solders==0.29.0' 2>&1 | { grep -v 'WARNING: Location' || true; }
+fi
+RPCCHECK_SOLANA=0.41.0
+if [ ! -x .venv-rpccheck/bin/python ] || ! .venv-rpccheck/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('solana') != '$RPCCHECK_SOLANA')" 2>/dev/null; then
+    log "creating .venv-rpccheck (solana-py $RPCCHECK_SOLANA, the newest release, for the localnet compatibility suite)"
+    "$PY" -m venv .venv-rpccheck
+    .venv-rpccheck/bin/python -m pip install -q --disable-pip-version-check "solana==$RPCCHECK_SOLANA" 2>&1 | { grep -v 'WARNING: Location' || true; }
+fi
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        log "installing nodejs + npm (apt) for the JS SDK compatibility suite"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    else
+        log "node/npm are missing and cannot be installed here (need root + apt): the JS compatibility tests will skip"
+    fi
+fi
+if command -v npm >/dev/null 2>&1; then
+    lock_stamp=$(sha256sum tests/js/package-lock.json | cut -c1-16)
+    if [ "$(cat tests/js/node_modules/.psyche-stamp 2>/dev/null)" != "$lock_stamp" ]; then
+        log "installing @solana/web3.js and @solana/kit (npm ci, pinned by tests/js/package-lock.json)"
+        (cd tests/js && npm ci --no-audit --no-fund --loglevel=error >/dev/null) && echo "$lock_stamp" > tests/js/node_modules/.psyche-stamp
+    fi
 fi
 log "ready: .venv/bin/psyche"

@@ -12,6 +12,7 @@ from nacl.signing import SigningKey
 from solders.pubkey import Pubkey
 from test_data_cli_serve import psyche
 
+from client.cli_common import ExitCode
 from coordinator_sdk.client import Coordinator
 from coordinator_sdk.round_assignment import current_assignment
 from data_providers.local import LocalProvider
@@ -61,7 +62,7 @@ def test_serve_tcp_follows_the_chain(net: Localnet, tmp_path) -> None:
     assignment = asyncio.run(setup_run())
     assert sorted(assignment.values()) == [(0, 4), (5, 9)]
     with psyche("data", "serve-tcp", str(data_dir), "--seq-len", str(SEQ_LEN), "--port", "0",
-                "--run-id", "data-run", "--rpc", net.url) as line:
+                "--run-id", "data-run", "-u", net.url) as line:
         port = int(re.search(r"over TCP at 127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]
         assert "clients of run 'data-run'" in line
 
@@ -90,5 +91,7 @@ def test_serve_tcp_needs_exactly_one_policy_and_a_real_run(net: Localnet, tmp_pa
     r = CliRunner().invoke(main, ["data", "serve-tcp", str(d), "--seq-len", str(SEQ_LEN)])
     assert r.exit_code == 2 and "exactly one policy" in r.output
     r = CliRunner().invoke(main, ["data", "serve-tcp", str(d), "--seq-len", str(SEQ_LEN), "--run-id", "nope",
-                                  "--rpc", net.url, "--port", "0"])
-    assert r.exit_code == 1 and "cannot read run 'nope'" in r.output
+                                  "-u", net.url, "--port", "0"])
+    assert r.exit_code == ExitCode.RUN_NOT_FOUND and "no run 'nope'" in r.output
+    r = CliRunner().invoke(main, ["data", "serve-tcp", str(d), "--run-id", "nope", "--rpc", net.url, "--port", "0"])
+    assert r.exit_code == ExitCode.RUN_NOT_FOUND and "--rpc is deprecated" in r.output  # the old spelling works

@@ -10,11 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cli_helpers import assert_one_line_error, run_psyche, silent_server
 from click.testing import CliRunner
 from data_helpers import SEQ_LEN, pydoc_dataset
 from nacl.signing import SigningKey
 
 from client.cli import main
+from client.cli_common import ExitCode
 from data_providers.http import HttpProvider, ManifestUrl
 from data_providers.local import LocalProvider
 from data_providers.tcp_client import TcpDataProvider
@@ -58,8 +60,9 @@ def test_serve_http_process_serves_the_dataset(tmp_path: Path) -> None:
 def test_serve_tcp_process_serves_only_allowed_keys(tmp_path: Path) -> None:
     d = pydoc_dataset(tmp_path / "d")
     alice, bob = SigningKey.generate(), SigningKey.generate()
-    with psyche("data", "serve-tcp", str(d), "--seq-len", str(SEQ_LEN), "--port", "0",
+    with psyche("data", "serve-tcp", str(d), "--port", "0",  # seq-len from the manifest
                 "--allow", bytes(alice.verify_key).hex()) as line:
+        assert f"samples of {SEQ_LEN} tokens" in line
         port = int(re.search(r"over TCP at 127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]
 
         async def fetch() -> None:
@@ -82,3 +85,57 @@ def test_serve_tcp_refuses_bad_keys_and_bad_directories(tmp_path: Path) -> None:
     (d / "tokens-00000.npy").write_bytes(b"\x93NUMPY")
     r = runner.invoke(main, ["data", "serve-tcp", str(d), "--seq-len", "8", "--allow", "ab" * 32])
     assert r.exit_code != 0 and "tokens-00000.npy: truncated or altered" in r.output
+
+
+def test_serve_http_refuses_a_busy_port_a_missing_or_empty_directory_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    d = pydoc_dataset(tmp_path / "d")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for command in ("serve-http", "serve-tcp"):
+            extra = ("--allow", "ab" * 32) if command == "serve-tcp" else ()
+            res = run_psyche("data", command, str(d), "--port", str(port), *extra)
+            assert_one_line_error(res, ExitCode.ERROR, f"cannot listen on 127.0.0.1:{port}: address already in use")
+    assert_one_line_error(run_psyche("data", "serve-http", str(tmp_path / "nope")), ExitCode.USAGE, "does not exist")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run_psyche("data", "serve-http", str(tmp_path / "empty"), "--port", "0"), ExitCode.ERROR,
+                          "holds no manifest.json or token files")
+
+
+def test_serve_http_stops_on_ctrl_c_without_a_traceback(tmp_path: Path) -> None:
+    import signal
+
+    d = pydoc_dataset(tmp_path / "d")
+    from cli_helpers import PSYCHE
+
+    proc = subprocess.Popen([PSYCHE, "data", "serve-http", str(d), "--port", "0"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and "serving" in proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and err.strip() == "stopped", err
+
+
+def test_serve_tcp_run_id_dead_and_silent_rpc_and_missing_seq_len(tmp_path: Path) -> None:
+    d = pydoc_dataset(tmp_path / "d")
+    res = run_psyche("data", "serve-tcp", str(d), "--run-id", "r" * 33, "--port", "0")
+    assert_one_line_error(res, ExitCode.USAGE, "is 33 bytes; the coordinator allows at most 32")
+    res = run_psyche("data", "serve-tcp", str(d), "--run-id", "r", "-u", "127.0.0.1:9", "--port", "0")
+    assert_one_line_error(res, ExitCode.RPC_UNREACHABLE, "no RPC endpoint answered")
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    with silent_server() as (port, _):
+        res = run_psyche("data", "serve-tcp", str(d), "--run-id", "r", "-u", f"127.0.0.1:{port}", "--port", "0",
+                         "--rpc-timeout", "0.5")
+    assert_one_line_error(res, ExitCode.RPC_UNREACHABLE, "ReadTimeout: no answer within 0.5 s")
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "tokens-00000.npy").write_bytes((d / "tokens-00000.npy").read_bytes())
+    res = run_psyche("data", "serve-tcp", str(raw), "--allow", "ab" * 32, "--port", "0")
+    assert_one_line_error(res, ExitCode.USAGE, "give --seq-len")

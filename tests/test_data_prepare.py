@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import assert_one_line_error, run_psyche
 from click.testing import CliRunner
 
 from client.cli import main
 from data_providers.corpus import corpus_documents
 from data_providers.local import LocalProvider
 from data_providers.manifest import Manifest, sha256_file
-from data_providers.prepare import prepare_dataset, text_file_documents
+from data_providers.prepare import prepare_dataset, prepare_dataset_atomically, text_file_documents
 from data_providers.tokenizer import ByteTokenizer, HfTokenizer, load_tokenizer
 from data_providers.types import BatchId, DataFileError
 from tests.data_helpers import TEXT_A, TEXT_B, tiny_hf_tokenizer
@@ -104,3 +105,66 @@ def test_cli_prepare_verify_and_sample(tmp_path: Path) -> None:
     assert r.exit_code != 0 and "tokens-00000.bin: truncated or altered" in r.output
     r = runner.invoke(main, ["data", "prepare", "-o", str(tmp_path / "x")])
     assert r.exit_code != 0 and "give INPUT files and/or --corpus" in r.output
+
+
+def test_cli_prepare_is_atomic_shows_progress_and_replaces_only_with_force(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text(TEXT_A)
+    out = tmp_path / "out"
+    first = run_psyche("data", "prepare", str(tmp_path / "a.txt"), "-o", str(out), "--seq-len", "16")
+    assert first.returncode == 0 and "tokenizing: 100% (1 of 1 documents)" in first.stderr, first.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    again = run_psyche("data", "prepare", "--corpus", "pydoc", "-o", str(out), "--seq-len", "16")
+    assert_one_line_error(again, 1, "already holds a dataset")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing lost
+    forced = run_psyche("data", "prepare", "--corpus", "pydoc", "-o", str(out), "--seq-len", "16", "--force",
+                        "--output", "json")
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout)["num_tokens"] == Manifest.load(out).num_tokens > len(TEXT_A)  # type: ignore[union-attr]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "out"]  # no staging or old copy left behind
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.md").write_text("mine")
+    res = run_psyche("data", "prepare", str(tmp_path / "a.txt"), "-o", str(tmp_path / "notes"), "--force")
+    assert_one_line_error(res, 1, "todo.md, which are not dataset files")
+    assert (tmp_path / "notes" / "todo.md").read_text() == "mine"
+
+
+def test_a_failed_prepare_leaves_the_old_dataset_and_no_debris(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text(TEXT_A)
+    out = tmp_path / "out"
+    prepare_dataset_atomically([("d", TEXT_A)], out, ByteTokenizer(), seq_len=16)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def documents():
+        yield "d", TEXT_B
+        raise KeyboardInterrupt  # Ctrl-C half way through
+
+    with pytest.raises(KeyboardInterrupt):
+        prepare_dataset_atomically(documents(), out, ByteTokenizer(), seq_len=16, force=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "out"]
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (("--seq-len", "4096"), "seq_len 4096 is longer than the data: the inputs produced only"),
+    (("--shard-tokens", "5"), "5 is not in the range 1024<=x<=1073741824"),
+    (("--shard-tokens", str(1 << 40)), "is not in the range"),
+    (("--shard-tokens", "2000", "--seq-len", "4096"), "2000 tokens cannot hold one sequence of --seq-len 4096"),
+])
+def test_cli_prepare_refuses_impossible_sizes(tmp_path: Path, args: tuple[str, ...], fragment: str) -> None:
+    (tmp_path / "a.txt").write_text(TEXT_A)
+    res = run_psyche("data", "prepare", str(tmp_path / "a.txt"), "-o", str(tmp_path / "out"), *args)
+    assert_one_line_error(res, 1 if "longer than the data" in fragment else 2, fragment)
+    assert not (tmp_path / "out").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_cli_verify_and_sample_speak_json_and_sample_takes_seq_len_from_the_manifest(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text(TEXT_A)
+    out = tmp_path / "out"
+    prepare_dataset_atomically([("a", TEXT_A)], out, ByteTokenizer(), seq_len=16)
+    verified = json.loads(run_psyche("data", "verify", str(out), "--output", "json").stdout)
+    assert verified == {"directory": str(out), "ok": True, "files": 1, "num_tokens": len(TEXT_A.encode()),
+                        "token_size": 2, "seq_len": 16}
+    res = run_psyche("data", "sample", str(out), "--index", "1", "--decode-bytes", "--output", "json")
+    assert json.loads(res.stdout) == [{"index": 1, "input_ids": list(TEXT_A[16:32].encode()),
+                                       "text": TEXT_A[16:32]}], res.stderr
+    assert_one_line_error(run_psyche("data", "sample", str(tmp_path / "nope")), 2, "not a dataset directory")

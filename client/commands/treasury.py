@@ -105,11 +105,3 @@ def fund(run_id: str, amount: str, keypair_path: str, url: str) -> None:
 
     sig, vault, d = run_sdk(work)
     click.echo(f"funded run {run_id} with {amount} tokens\nvault balance {format_amount(vault, d)}\nsignature {sig}")
-
-
-@click.group("run")
-def run_group() -> None:
-    """Training runs (operators)."""
-
-
-run_group.add_command(fund)

@@ -1,24 +1,34 @@
-"""`psyche keygen`, `psyche airdrop`, `psyche balance`: the wallet chores of working with a cluster."""
+"""`psyche keygen`, `pubkey`, `airdrop`, `balance`: the wallet chores of working with a cluster, with the
+Solana CLI's argument order and defaults (`airdrop AMOUNT [RECIPIENT]`, `-k` defaulting to
+~/.config/solana/id.json), so that what a user knows from `solana` works here."""
 from __future__ import annotations
 
 import asyncio
+import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import click
-from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
+from client.cli_chain import rpc_client, rpc_timeout_option
+from client.cli_common import (
+    DEFAULT_WALLET,
+    CommandFailed,
+    emit_json,
+    keypair_option,
+    load_wallet,
+    output_option,
+    url_option,
+)
 from coordinator_sdk.keypair_file import KeypairFileError, read_keypair, write_keypair
 
 LAMPORTS_PER_SOL = 10**9
-DEFAULT_WALLET = Path.home() / ".config" / "solana" / "id.json"
-url_option = click.option("--url", "-u", envvar="PSYCHE_RPC_URL", default="http://127.0.0.1:8899",
-                          show_default=True, help="JSON-RPC endpoint (env PSYCHE_RPC_URL).")
+MAX_LAMPORTS = 2**64 - 1  # a Solana balance is a u64 of lamports
 
 
 def resolve_pubkey(target: str) -> Pubkey:
-    """A base-58 public key, or the public key of a keypair file."""
+    """A base-58 public key, or the public key of a keypair file (`~` expanded)."""
     path = Path(target).expanduser()
     if path.exists():
         try:
@@ -28,84 +38,124 @@ def resolve_pubkey(target: str) -> Pubkey:
     try:
         return Pubkey.from_string(target)
     except ValueError:
-        raise click.BadParameter(f"{target!r} is neither a keypair file nor a base-58 public key") from None
+        pass
+    if target.endswith(".json") or os.sep in target:
+        raise click.BadParameter(f"{target}: no such keypair file")
+    raise click.BadParameter(f"{target!r} is neither a keypair file nor a base-58 public key")
+
+
+def account_or_wallet(target: str | None, keypair_path: str) -> Pubkey:
+    """TARGET when given, else the public key of the -k wallet (the Solana CLI's default account)."""
+    return resolve_pubkey(target) if target is not None else load_wallet(keypair_path).pubkey()
 
 
 def parse_sol(amount: str) -> int:
+    """Lamports in `amount` SOL: a finite, positive number of whole lamports that fits a u64."""
     try:
-        lamports = Decimal(amount) * LAMPORTS_PER_SOL
+        sol = Decimal(amount.strip())
     except InvalidOperation:
         raise click.BadParameter(f"{amount!r} is not a number of SOL") from None
-    if lamports <= 0 or lamports != lamports.to_integral_value():
+    if not sol.is_finite():
+        raise click.BadParameter(f"{amount!r} is not a finite number of SOL")
+    if sol <= 0:
+        raise click.BadParameter(f"{amount} SOL is not a positive amount")
+    if sol > Decimal(MAX_LAMPORTS) / LAMPORTS_PER_SOL:
+        raise click.BadParameter(f"{amount} SOL is more than a Solana balance can hold"
+                                 f" ({_sol(MAX_LAMPORTS)} SOL)")
+    lamports = sol * LAMPORTS_PER_SOL
+    if lamports != lamports.to_integral_value():
         raise click.BadParameter(f"{amount} SOL is not a positive whole number of lamports")
     return int(lamports)
 
 
-def _fmt(lamports: int) -> str:
-    return f"{Decimal(lamports) / LAMPORTS_PER_SOL:f} SOL"
-
-
-async def _rpc(url: str, work):
-    from solana.exceptions import SolanaRpcException
-    from solana.rpc.async_api import AsyncClient
-
-    try:
-        async with AsyncClient(url) as client:
-            if not await client.is_connected():
-                raise click.ClickException(f"the node at {url} reports it is not healthy")
-            return await work(client)
-    except SolanaRpcException as e:
-        raise click.ClickException(f"no Solana JSON-RPC node answers at {url} ({e.__cause__ or e})") from None
+def _sol(lamports: int) -> str:
+    return f"{Decimal(lamports) / LAMPORTS_PER_SOL:f}"
 
 
 @click.command()
-@click.option("-o", "--outfile", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to write the keypair (Solana CLI JSON format).")
+@click.option("-o", "--outfile", type=click.Path(dir_okay=False), default=str(DEFAULT_WALLET), show_default=True,
+              help="Where to write the keypair (Solana CLI JSON format; `~` expanded).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def keygen(outfile: Path, force: bool) -> None:
+def keygen(outfile: str, force: bool) -> None:
     """Create a new keypair file, compatible with `solana-keygen`."""
-    kp = Keypair()
+    from solders.keypair import Keypair
+
+    path, kp = Path(outfile).expanduser(), Keypair()
     try:
-        write_keypair(outfile, kp, overwrite=force)
+        write_keypair(path, kp, overwrite=force)
     except KeypairFileError as e:
-        raise click.ClickException(str(e)) from None
-    click.echo(f"wrote {outfile}\npubkey: {kp.pubkey()}")
+        raise CommandFailed(str(e)) from None
+    click.echo(f"wrote {path}\npubkey: {kp.pubkey()}")
 
 
 @click.command()
-@click.argument("target")
-@click.argument("sol")
-@url_option
-def airdrop(target: str, sol: str, url: str) -> None:
-    """Request SOL from the cluster's faucet for TARGET (a public key or a keypair file)."""
-    key, lamports = resolve_pubkey(target), parse_sol(sol)
+@click.argument("keypair", required=False)
+@keypair_option
+@output_option
+def pubkey(keypair: str | None, keypair_path: str, output: str) -> None:
+    """Print the public key of KEYPAIR (a keypair file; default the -k wallet)."""
+    path = keypair if keypair is not None else keypair_path
+    key = load_wallet(path).pubkey()
+    if output == "json":
+        emit_json({"pubkey": str(key), "keypair": str(Path(path).expanduser())})
+    else:
+        click.echo(str(key))
 
-    async def work(client):
+
+@click.command()
+@click.argument("amount")
+@click.argument("recipient", required=False)
+@url_option
+@keypair_option
+@rpc_timeout_option
+@output_option
+def airdrop(amount: str, recipient: str | None, url: str, keypair_path: str, rpc_timeout: float,
+            output: str) -> None:
+    """Request AMOUNT SOL from the cluster's faucet for RECIPIENT (a public key or keypair file; default the
+    -k wallet), as `solana airdrop AMOUNT [RECIPIENT]` does."""
+    try:
+        lamports = parse_sol(amount)
+    except click.BadParameter as e:
+        hint = " (usage: psyche airdrop AMOUNT [RECIPIENT])" if recipient is not None else ""
+        raise click.BadParameter(f"{e.message}{hint}", param_hint="AMOUNT") from None
+    key = account_or_wallet(recipient, keypair_path)
+
+    async def work() -> tuple[str, int]:
         from solana.rpc.core import RPCException
 
-        try:
-            sig = (await client.request_airdrop(key, lamports)).value
-            await client.confirm_transaction(sig)
-        except RPCException as e:
-            raise click.ClickException(f"airdrop refused: {e}") from None
-        return sig, (await client.get_balance(key)).value
+        async with rpc_client(url, rpc_timeout) as client:
+            try:
+                sig = (await client.request_airdrop(key, lamports)).value
+                await client.confirm_transaction(sig)
+            except RPCException as e:
+                raise CommandFailed(f"airdrop refused by {url}: {e}") from None
+            return str(sig), (await client.get_balance(key)).value
 
-    sig, balance = asyncio.run(_rpc(url, work))
-    click.echo(f"airdropped {_fmt(lamports)} to {key} (signature {sig})\nbalance: {_fmt(balance)}")
+    sig, balance = asyncio.run(work())
+    if output == "json":
+        emit_json({"recipient": str(key), "lamports": lamports, "signature": sig, "balance_lamports": balance})
+    else:
+        click.echo(f"airdropped {_sol(lamports)} SOL to {key} (signature {sig})\nbalance: {_sol(balance)} SOL")
 
 
 @click.command()
-@click.argument("target", required=False)
+@click.argument("account", required=False)
 @url_option
-def balance(target: str | None, url: str) -> None:
-    """Show the balance of TARGET (public key or keypair file; default ~/.config/solana/id.json)."""
-    if target is None:
-        if not DEFAULT_WALLET.exists():
-            raise click.UsageError(f"no TARGET given and {DEFAULT_WALLET} does not exist")
-        target = str(DEFAULT_WALLET)
-    key = resolve_pubkey(target)
+@keypair_option
+@rpc_timeout_option
+@click.option("--lamports", is_flag=True, help="Show the balance in lamports instead of SOL.")
+@output_option
+def balance(account: str | None, url: str, keypair_path: str, rpc_timeout: float, lamports: bool,
+            output: str) -> None:
+    """Show the balance of ACCOUNT (public key or keypair file; default the -k wallet)."""
+    key = account_or_wallet(account, keypair_path)
 
-    async def work(client):
-        return (await client.get_balance(key)).value
+    async def work() -> int:
+        async with rpc_client(url, rpc_timeout) as client:
+            return (await client.get_balance(key)).value
 
-    click.echo(_fmt(asyncio.run(_rpc(url, work))))
+    value = asyncio.run(work())
+    if output == "json":
+        emit_json({"pubkey": str(key), "lamports": value, "sol": _sol(value)})
+    else:
+        click.echo(f"{value} lamports" if lamports else f"{_sol(value)} SOL")

@@ -42,6 +42,27 @@ class ResultExchange:
             elif msg.kind != RESULT_KIND:
                 self.other_messages.append(msg)
 
+    def announced(self, step: int) -> dict[bytes, bytes]:
+        """sender -> commitment of every result announced for `step` so far (kept until `forget`)."""
+        self.drain()
+        return dict(self._announced.get(step, {}))
+
+    def forget(self, before_step: int) -> None:
+        for step in [s for s in self._announced if s < before_step]:
+            del self._announced[step]
+
+    async def fetch_result(self, step: int, sender: bytes, h: bytes) -> DistroResult:
+        """Download (announcer first, then anyone who announced that step) and validate one result;
+        a failure is recorded in `rejected` under the sender and re-raised."""
+        announced = self._announced.get(step, {})
+        others = sorted(k for k in announced if k not in (sender, self.gossip.node.public))
+        try:
+            wire = await self.blobs.fetch(h, [sender, *others], step)
+            return decode_result(wire, self.layout, self.cfg, expected_commitment=h, expected_step=step)
+        except Exception as e:  # a bad or missing result is left out, with the reason kept (ResultError, …)
+            self.rejected[sender] = str(e)
+            raise
+
     async def gather(self, step: int, trainers: set[bytes], timeout: float = 30.0) -> list[tuple[bytes, DistroResult]]:
         """(sender, result) for every trainer whose valid result arrived in time, in sender-key order."""
         deadline = time.monotonic() + timeout
@@ -50,15 +71,12 @@ class ResultExchange:
             if trainers <= set(self._announced.get(step, {})) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.01)
-        announced = self._announced.pop(step, {})
+        announced = self._announced.get(step, {})
         out = []
         for sender in sorted(set(announced) & trainers):
-            h = announced[sender]
-            others = sorted(k for k in announced if k not in (sender, self.gossip.node.public))
             try:
-                wire = await self.blobs.fetch(h, [sender, *others], step)
-                out.append((sender, decode_result(wire, self.layout, self.cfg, expected_commitment=h,
-                                                  expected_step=step)))
-            except Exception as e:  # a bad or missing result is left out, with the reason kept (ResultError, …)
-                self.rejected[sender] = str(e)
+                out.append((sender, await self.fetch_result(step, sender, announced[sender])))
+            except Exception:
+                continue
+        self._announced.pop(step, None)
         return out

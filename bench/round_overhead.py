@@ -1,0 +1,99 @@
+"""How much a round costs beyond its training: a localnet and 3 `psyche run-client` processes on a model sized
+so that one client's share of a round takes a few seconds here; prints per-round wall time (chain round
+start to next round start, from the clients' logs), time in forward/backward + DisTrO generate, and the ratio.
+Goal: round time <= 1.25x the pure training time (Psyche hides coordination behind training).
+
+    scripts/loopback-only .venv/bin/python -m bench.round_overhead [--dim 256] [--steps 12]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+from client.local_cluster import LocalCluster, psyche
+
+TOML = """
+[run]
+name = "round-overhead"
+earning_rate = 0
+[config]
+warmup_time = 119
+cooldown_time = 2
+max_round_train_time = 119
+round_witness_time = 1
+epoch_time = 600
+total_steps = {steps}
+max_seq_len = 128
+global_batch_size_start = {batch}
+global_batch_size_end = {batch}
+global_batch_size_warmup_tokens = 0
+init_min_clients = 3
+waiting_for_members_extra_time = 1
+min_clients = 2
+witness_nodes = 0
+[model]
+arch = "llama"
+vocab_size = 256
+dim = {dim}
+n_layers = 4
+n_heads = 8
+n_kv_heads = 4
+ffn_dim = {ffn}
+max_seq_len = 128
+[lr]
+schedule = "constant"
+base = 1e-3
+[distro]
+chunk = 16
+topk = 1
+decay = 0.99
+[data]
+location = "data"
+[checkpoint]
+path = "initial"
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=24, help="samples per round (split among the 3 clients)")
+    ap.add_argument("--steps", type=int, default=12)
+    a = ap.parse_args()
+    from client.p2p.netns import reexec_in_loopback_namespace
+
+    reexec_in_loopback_namespace("bench.round_overhead")
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        psyche("data", "prepare", "--corpus", "pydoc", "--seq-len", "129", "-o", str(d / "data"), timeout=300)
+        (d / "run.toml").write_text(TOML.format(steps=a.steps + 1, batch=a.batch, dim=a.dim, ffn=4 * a.dim))
+        with LocalCluster(d / "net") as net:
+            net.create_run("overhead", d / "run.toml", net.wallet("owner"))
+            clients = [net.start_client(f"c{i}", "overhead") for i in range(3)]
+            codes = net.wait_all(clients, 900)
+            if codes != [0, 0, 0]:
+                raise SystemExit(f"clients exited {codes}: see {net.dir}")
+            rounds = [c.of_kind("round") for c in clients]
+    print(f"model dim {a.dim}, 4 layers; {a.batch} samples x 128 tokens per round over 3 clients; 2 cores")
+    print(f"{'step':>5} {'round wall s':>13} {'train s (max)':>14} {'ratio':>7}")
+    starts = {}
+    for per in rounds:
+        for e in per:
+            starts.setdefault(e["step"], []).append(e["t"] - e["work_s"])
+    ratios, walls, trains = [], [], []
+    steps = sorted(starts)
+    for s0, s1 in zip(steps[2:], steps[3:], strict=False):  # skip the first rounds (model load, no apply yet)
+        wall = min(starts[s1]) - min(starts[s0])
+        train = max(e["train_s"] for per in rounds for e in per if e["step"] == s0)
+        walls.append(wall)
+        trains.append(train)
+        ratios.append(wall / train)
+        print(f"{s0:>5} {wall:>13.2f} {train:>14.2f} {wall / train:>7.2f}")
+    print(f"median: round {statistics.median(walls):.2f}s, training {statistics.median(trains):.2f}s,"
+          f" ratio {statistics.median(ratios):.2f} (goal <= 1.25)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""`psyche run ...`: what a run's operator does (create, update, pause, resume, authorize, revoke, tick) and
+what anyone can look at (status, list). Bad config is refused before any transaction is sent."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import click
+from solders.pubkey import Pubkey
+
+from client.cli_common import (
+    CommandFailed,
+    ExitCode,
+    keypair_option,
+    load_wallet,
+    url_option,
+    validate_run_id,
+)
+
+
+def _run_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    return validate_run_id(value)
+
+
+run_id_argument = click.argument("run_id", callback=_run_id)
+
+
+@click.group("run")
+def run() -> None:
+    """Create, steer and inspect training runs."""
+
+
+async def _with_coordinator(url: str, run_id: str, keypair: Any, work) -> Any:
+    from coordinator_sdk.client import Coordinator, RunNotFound
+    from coordinator_sdk.program_errors import TransactionFailed
+    from coordinator_sdk.rpc_pool import AllEndpointsFailed
+
+    async with Coordinator(url, run_id, keypair) as c:
+        try:
+            return await work(c)
+        except RunNotFound as e:
+            raise CommandFailed(str(e), ExitCode.RUN_NOT_FOUND) from None
+        except AllEndpointsFailed as e:
+            raise CommandFailed(f"no RPC node answers at {url}: {e}", ExitCode.RPC_UNREACHABLE) from None
+        except TransactionFailed as e:
+            line = str(e).splitlines()[0]
+            if "NotHalted" in line:
+                line += " (pause the run first: psyche run pause ID)"
+            if "AccountNotFound" in line or "insufficient" in line.lower():
+                raise CommandFailed(f"wallet has no SOL to pay for this: {line}", ExitCode.WALLET) from None
+            raise CommandFailed(line) from None
+
+
+def _wallet_or_none(path: str) -> Any:
+    from solders.keypair import Keypair
+
+    p = Path(path).expanduser()
+    return load_wallet(p) if p.exists() else Keypair()  # read-only commands need no wallet
+
+
+@run.command("create")
+@run_id_argument
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="run.toml (see run.example.toml).")
+@click.option("--paused", is_flag=True, help="Leave the run paused (start it later with `psyche run resume`).")
+@url_option
+@keypair_option
+def create(run_id: str, config_path: Path, paused: bool, url: str, keypair_path: str) -> None:
+    """Create run RUN_ID from a run.toml: config, metadata, model, initial checkpoint, rates, joins."""
+    from client.run_config import RunConfigError, load_run_config
+    from client.runner.checkpoint_ref import CheckpointRef, CheckpointRefError, model_digest, save_reference
+    from client.training.checkpoint import CheckpointError, load_checkpoint
+    from client.training.config import ModelConfig
+    from client.training.model import build_model
+    from coordinator_sdk.codec import ANYONE
+
+    try:
+        rc = load_run_config(config_path)
+    except RunConfigError as e:
+        raise CommandFailed(f"{config_path}: {e}", ExitCode.USAGE) from None
+    try:
+        if (rc.checkpoint_path / "config.json").exists():
+            model = load_checkpoint(rc.checkpoint_path)
+            if model.cfg.to_dict() != ModelConfig.from_dict(rc.model).to_dict():
+                raise CommandFailed(f"{rc.checkpoint_path} holds a model whose config differs from [model]")
+            ref = CheckpointRef(model_digest(model), str(rc.checkpoint_path))
+        else:
+            model = build_model(ModelConfig.from_dict(rc.model), seed=rc.seed)
+            ref = save_reference(model, rc.checkpoint_path)
+        reference = ref.encode()
+    except (CheckpointError, CheckpointRefError, OSError) as e:
+        raise CommandFailed(f"initial checkpoint: {e}") from None
+    wallet = load_wallet(keypair_path)
+
+    async def work(c) -> dict[str, Any]:
+        if await c._raw(c.instance) is not None:
+            raise CommandFailed(f"run id {run_id!r} is already used on this cluster (instance {c.instance})")
+        account = await c.create_run(open_to_all=False)
+        if rc.open_to_all:
+            await c.authorize(ANYONE)
+        await c.update_config(**rc.config)
+        n_params = sum(p.numel() for p in model.parameters())
+        await c.update_metadata(rc.name or run_id, rc.description, n_params, int(rc.model["vocab_size"]))
+        await c.update_model(c.codec.program.type["ModelDescription"](**rc.model_fields))
+        await c.set_checkpoint(reference)
+        await c.set_future_epoch_rates(rc.earning_rate, rc.slashing_rate)
+        if not paused:
+            await c.set_paused(False)
+        return {"run_id": run_id, "instance": str(c.instance), "coordinator_account": str(account),
+                "checkpoint": reference, "parameters": n_params, "open": rc.open_to_all, "paused": paused}
+
+    out = asyncio.run(_with_coordinator(url, run_id, wallet, work))
+    click.echo(f"created run {run_id!r}: instance {out['instance']}, account {out['coordinator_account']}\n"
+               f"  model: {out['parameters']:,} parameters, checkpoint {out['checkpoint']}\n"
+               f"  {'open to anyone' if out['open'] else 'authorized wallets only'};"
+               f" {'paused' if paused else 'waiting for members'}")
+
+
+@run.command("update")
+@run_id_argument
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@url_option
+@keypair_option
+def update(run_id: str, config_path: Path, url: str, keypair_path: str) -> None:
+    """Apply a run.toml's config, metadata, model and rates to a paused run."""
+    from client.run_config import RunConfigError, load_run_config
+
+    try:
+        rc = load_run_config(config_path)
+    except RunConfigError as e:
+        raise CommandFailed(f"{config_path}: {e}", ExitCode.USAGE) from None
+    wallet = load_wallet(keypair_path)
+
+    async def work(c) -> None:
+        await c.update_config(**rc.config)
+        st = await c.fetch_state()
+        await c.update_metadata(rc.name or run_id, rc.description, int(st.metadata.num_parameters),
+                                int(rc.model.get("vocab_size", st.metadata.vocab_size)))
+        await c.update_model(c.codec.program.type["ModelDescription"](**rc.model_fields))
+        await c.set_future_epoch_rates(rc.earning_rate, rc.slashing_rate)
+
+    asyncio.run(_with_coordinator(url, run_id, wallet, work))
+    click.echo(f"updated run {run_id!r}")
+
+
+def _simple(name: str, help_text: str, action) -> click.Command:
+    @run.command(name, help=help_text)
+    @run_id_argument
+    @url_option
+    @keypair_option
+    def cmd(run_id: str, url: str, keypair_path: str) -> None:
+        wallet = load_wallet(keypair_path)
+        sig = asyncio.run(_with_coordinator(url, run_id, wallet, action))
+        click.echo(f"{name}: {run_id} (signature {sig})")
+
+    return cmd
+
+
+_simple("pause", "Pause the run (takes effect at the end of the epoch).", lambda c: c.set_paused(True))
+_simple("resume", "Start or resume the run.", lambda c: c.set_paused(False))
+_simple("tick", "Send a tick (anyone may; it moves the run when a phase has timed out).", lambda c: c.tick())
+
+
+def _grant(name: str) -> None:
+    @run.command(name, help=f"{name.capitalize()} a wallet to join (PUBKEY, or 'anyone').")
+    @run_id_argument
+    @click.argument("pubkey")
+    @url_option
+    @keypair_option
+    def cmd(run_id: str, pubkey: str, url: str, keypair_path: str) -> None:
+        from coordinator_sdk.codec import ANYONE
+
+        try:
+            grantee = ANYONE if pubkey == "anyone" else Pubkey.from_string(pubkey)
+        except ValueError:
+            raise click.BadParameter(f"{pubkey!r} is not a base-58 public key or 'anyone'") from None
+        wallet = load_wallet(keypair_path)
+        fn = (lambda c: c.authorize(grantee)) if name == "authorize" else (lambda c: c.revoke(grantee))
+        sig = asyncio.run(_with_coordinator(url, run_id, wallet, fn))
+        click.echo(f"{name}d {pubkey} for {run_id} (signature {sig})")
+
+
+_grant("authorize")
+_grant("revoke")
+
+
+from client.commands.run_status import run_list, status  # noqa: E402  (registers on the group)
+
+run.add_command(status)
+run.add_command(run_list)

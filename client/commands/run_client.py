@@ -1,0 +1,81 @@
+"""`psyche run-client`: join a run on chain and train it with the other clients until it finishes."""
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import click
+
+from client.cli_common import DEFAULT_WALLET, CommandFailed, ExitCode, derive_ws_url, load_wallet, resolve_url
+
+
+def _bind(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT")
+    return value
+
+
+@click.command("run-client")
+@click.option("--run-id", envvar="PSYCHE_RUN_ID", required=True, help="The run to join. Env PSYCHE_RUN_ID.")
+@click.option("-k", "--wallet", "--keypair", "wallet", envvar="PSYCHE_WALLET", default=str(DEFAULT_WALLET),
+              show_default=True, help="Wallet keypair (Solana CLI JSON). Env PSYCHE_WALLET.")
+@click.option("-u", "--url", envvar="PSYCHE_URL", default="localhost", show_default=True,
+              help="RPC URL or moniker (localhost, devnet, mainnet-beta). Env PSYCHE_URL.")
+@click.option("--ws-url", envvar="PSYCHE_WS_URL", default=None,
+              help="Websocket URL (default: derived from --url, port + 1). Env PSYCHE_WS_URL.")
+@click.option("--rpc-fallback", multiple=True, envvar="PSYCHE_RPC_FALLBACK", metavar="URL",
+              help="More RPC URLs, used when the first fails (repeatable). Env PSYCHE_RPC_FALLBACK.")
+@click.option("--p2p-key", envvar="PSYCHE_P2P_KEY", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="P2P identity keypair file (default: derived from the wallet and the run id). Env PSYCHE_P2P_KEY.")
+@click.option("--bind-p2p", envvar="PSYCHE_BIND_P2P", default="127.0.0.1:0", show_default=True, callback=_bind,
+              help="UDP HOST:PORT of the iroh endpoint. Env PSYCHE_BIND_P2P.")
+@click.option("--relay", envvar="PSYCHE_RELAY", type=click.Choice(["disabled", "default"]), default="disabled",
+              show_default=True, help="iroh relays (default: n0's public relays). Env PSYCHE_RELAY.")
+@click.option("--device", envvar="PSYCHE_DEVICE", default="auto", show_default=True,
+              help="auto, cpu, cuda or cuda:N. Env PSYCHE_DEVICE.")
+@click.option("--micro-batch-size", envvar="PSYCHE_MICRO_BATCH_SIZE", type=click.IntRange(min=1), default=None,
+              help="Rows per forward/backward (gradient accumulation). Env PSYCHE_MICRO_BATCH_SIZE.")
+@click.option("--checkpoint-dir", envvar="PSYCHE_CHECKPOINT_DIR", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Where cooldown checkpoints are written. Env PSYCHE_CHECKPOINT_DIR.")
+@click.option("--keep-checkpoints", envvar="PSYCHE_KEEP_CHECKPOINTS", type=click.IntRange(min=1), default=3,
+              show_default=True, help="How many checkpoints to keep. Env PSYCHE_KEEP_CHECKPOINTS.")
+@click.option("--data", envvar="PSYCHE_DATA", default=None,
+              help="Override the run's data location (local:/dir, http(s)://..., tcp://host:port). Env PSYCHE_DATA.")
+@click.option("--logs", envvar="PSYCHE_LOGS", type=click.Choice(["console", "json"]), default="console",
+              show_default=True, help="One line per round, or JSON lines. Env PSYCHE_LOGS.")
+@click.option("-v", "--verbose", count=True, help="More detail (chain and P2P events).")
+@click.option("-q", "--quiet", is_flag=True, help="Only rounds and problems.")
+def run_client(run_id: str, wallet: str, url: str, ws_url: str | None, rpc_fallback: tuple[str, ...],
+               p2p_key: Path | None, bind_p2p: str, relay: str, device: str, micro_batch_size: int | None,
+               checkpoint_dir: Path | None, keep_checkpoints: int, data: str | None, logs: str, verbose: int,
+               quiet: bool) -> None:
+    """Join run RUN_ID with a wallet and train it: everything else (model, data, schedule, peers) comes
+    from the chain. Ctrl-C withdraws from the run and exits 0."""
+    from client.cli_common import validate_run_id
+    from client.p2p.identity import IdentityError, P2PIdentity
+    from client.runner.engine import RunClient
+    from client.runner.p2p_session import derive_p2p_identity
+    from client.runner.report import Reporter
+    from client.runner.settings import ClientSettings
+
+    validate_run_id(run_id)
+    rpc = [resolve_url(url)] + [resolve_url(u) for f in rpc_fallback for u in f.split()]
+    kp = load_wallet(wallet)
+    try:
+        identity = P2PIdentity.from_keypair_file(p2p_key) if p2p_key else derive_p2p_identity(kp, run_id)
+    except (IdentityError, OSError, ValueError) as e:
+        raise CommandFailed(f"--p2p-key {p2p_key}: {e}", ExitCode.WALLET) from None
+    if checkpoint_dir is not None:
+        try:
+            checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CommandFailed(f"--checkpoint-dir {checkpoint_dir}: {e.strerror}") from None
+    settings = ClientSettings(rpc_urls=rpc, ws_url=ws_url or derive_ws_url(rpc[0]), run_id=run_id, wallet=kp,
+                              p2p=identity, bind_p2p=bind_p2p, relay=relay, device=device,
+                              micro_batch_size=micro_batch_size, checkpoint_dir=checkpoint_dir,
+                              keep_checkpoints=keep_checkpoints, data=data, fault=os.environ.get("PSYCHE_FAULT"))
+    reporter = Reporter(logs, -1 if quiet else verbose)
+    code = asyncio.run(RunClient(settings, reporter).run())
+    raise SystemExit(code)

@@ -1,0 +1,161 @@
+"""`psyche run status` and `psyche run list`: a run (or every run) as a person or a script reads it.
+
+`run_snapshot` is the one decoding of a coordinator account into plain data; the text view, `--json` and
+`--watch` all print it, so they never disagree.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import click
+
+from client.cli_common import CommandFailed, ExitCode, emit_json, output_option, url_option, validate_run_id
+from client.runner.engine import tick_due_at
+from client.runner.witnessing import round_at
+from coordinator_sdk.shuffle import elected_witnesses
+
+PHASES = ["Uninitialized", "WaitingForMembers", "Warmup", "RoundTrain", "RoundWitness", "Cooldown", "Finished",
+          "Paused"]
+CLIENT_STATES = ["healthy", "dropped", "withdrawn", "ejected"]
+
+
+def _text(raw: Any, n: int) -> str:
+    return bytes(raw[:n]).decode("utf-8", errors="replace")
+
+
+def run_snapshot(st: Any, now: float | None = None) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    due = tick_due_at(st)
+    r = st.rounds[st.rounds_head]
+    in_round = int(st.run_state) in (3, 4)
+    epoch_state = {bytes(st.epoch_clients[i].signer): CLIENT_STATES[int(st.epoch_clients[i].state)]
+                   for i in range(int(st.num_epoch_clients))}
+    for i in range(int(st.num_exited_clients)):
+        c = st.exited_clients[i]
+        epoch_state.setdefault(bytes(c.signer), CLIENT_STATES[int(c.state)])
+    from solders.pubkey import Pubkey
+
+    clients = []
+    for i in range(int(st.num_clients)):
+        c = st.clients[i]
+        key = bytes(c.signer)
+        clients.append({"wallet": str(Pubkey(key)), "p2p": bytes(c.p2p).hex(), "addr": _text(c.addr_hint, 64)
+                        .split("\x00")[0], "state": epoch_state.get(key, "registered" if int(c.active) == int(
+                            st.next_active) else "idle"), "earned": int(c.earned), "penalised": int(c.slashed)})
+    witnesses = []
+    if in_round and int(r.clients_len):
+        posted = {int(r.witnesses[w].client_index) for w in range(int(r.num_witnesses))}
+        for idx in elected_witnesses(int(r.clients_len), int(r.random_seed), int(st.config.witness_nodes)):
+            if idx < int(st.num_epoch_clients):
+                witnesses.append({"wallet": str(Pubkey(bytes(st.epoch_clients[idx].signer))), "posted": idx in posted})
+    history = []
+    for back in range(4):
+        rr = round_at(st, back)
+        if int(rr.height) or back == 0:
+            history.append({"height": int(rr.height), "data_index": int(rr.data_index),
+                            "witnesses": int(rr.num_witnesses), "clients": int(rr.clients_len)})
+    return {
+        "run_id": _text(st.run_id, int(st.run_id_len)), "phase": PHASES[int(st.run_state)],
+        "epoch": int(st.epoch), "step": int(st.step), "total_steps": int(st.config.total_steps),
+        "round": int(r.height) if in_round else None, "data_index": int(r.data_index),
+        "phase_seconds_left": None if due is None else max(0.0, round(due - now, 1)),
+        "pending_pause": bool(st.pending_pause), "clients": clients, "epoch_clients": int(st.num_epoch_clients),
+        "witnesses": witnesses, "rounds": history,
+        "checkpoint": _text(st.checkpoint, int(st.checkpoint_len)) or None,
+        "name": _text(st.metadata.name, int(st.metadata.name_len)),
+        "earning_rate": int(st.earning_rate), "slashing_rate": int(st.slashing_rate),
+    }
+
+
+def render(s: dict[str, Any]) -> str:
+    left = "" if s["phase_seconds_left"] is None else f" ({s['phase_seconds_left']:.0f}s left)"
+    lines = [f"run {s['run_id']!r} {s['name'] and '(' + s['name'] + ')'}",
+             f"  phase {s['phase']}{left}{' [pause pending]' if s['pending_pause'] else ''}   epoch {s['epoch']}"
+             f"   step {s['step']}/{s['total_steps']}" + (f"   round {s['round']}" if s['round'] is not None else ""),
+             f"  checkpoint {s['checkpoint'] or '-'}",
+             f"  clients ({len(s['clients'])} registered, {s['epoch_clients']} in this epoch):"]
+    for c in s["clients"]:
+        lines.append(f"    {c['wallet']:<44}  {c['state']:<10}  earned {c['earned']:>8}  penalised {c['penalised']:>6}")
+    if s["witnesses"]:
+        lines.append("  this round's witnesses: " + ", ".join(
+            f"{w['wallet'][:8]}… {'posted' if w['posted'] else 'pending'}" for w in s["witnesses"]))
+    return "\n".join(lines)
+
+
+@click.command("status")
+@click.argument("run_id", callback=lambda _c, _p, v: validate_run_id(v))
+@output_option
+@click.option("--json", "as_json", is_flag=True, help="Same as --output json.")
+@click.option("--watch", is_flag=True, help="Refresh in place as the chain changes (Ctrl-C to stop).")
+@url_option
+def status(run_id: str, output: str, as_json: bool, watch: bool, url: str) -> None:
+    """Phase, epoch, step, time left, clients and their points, this round's witnesses, last checkpoint."""
+    from solders.keypair import Keypair
+
+    from coordinator_sdk.client import Coordinator, RunNotFound
+    from coordinator_sdk.rpc_pool import AllEndpointsFailed
+
+    async def once(c) -> dict[str, Any]:
+        return run_snapshot(await c.fetch_state())
+
+    async def main() -> None:
+        async with Coordinator(url, run_id, Keypair()) as c:
+            try:
+                while True:
+                    snap = await once(c)
+                    if as_json or output == "json":
+                        emit_json(snap)
+                    else:
+                        click.echo(("\x1b[H\x1b[2J" if watch else "") + render(snap))
+                    if not watch:
+                        return
+                    await asyncio.sleep(1.0)
+            except RunNotFound as e:
+                raise CommandFailed(str(e), ExitCode.RUN_NOT_FOUND) from None
+            except AllEndpointsFailed as e:
+                raise CommandFailed(f"no RPC node answers at {url}: {e}", ExitCode.RPC_UNREACHABLE) from None
+
+    asyncio.run(main())
+
+
+@click.command("list")
+@output_option
+@click.option("--json", "as_json", is_flag=True, help="Same as --output json.")
+@url_option
+def run_list(output: str, as_json: bool, url: str) -> None:
+    """Every run of the coordinator program on the cluster (getProgramAccounts)."""
+    from coordinator_sdk.client import default_codec
+    from coordinator_sdk.rpc_pool import AllEndpointsFailed, RpcPool
+
+    codec = default_codec()
+
+    async def main() -> list[dict[str, Any]]:
+        async with RpcPool([url]) as pool:
+            try:
+                res = await pool.call(lambda c: c.get_program_accounts(codec.program_id, encoding="base64",
+                                                                       filters=[codec.account_size]))
+            except AllEndpointsFailed as e:
+                raise CommandFailed(f"no RPC node answers at {url}: {e}", ExitCode.RPC_UNREACHABLE) from None
+        out = []
+        for acc in res.value:
+            try:
+                st = codec.decode_state(bytes(acc.account.data))
+            except ValueError:
+                continue
+            s = run_snapshot(st)
+            out.append({k: s[k] for k in ("run_id", "name", "phase", "epoch", "step", "total_steps", "epoch_clients")}
+                       | {"account": str(acc.pubkey), "clients": len(s["clients"])})
+        return sorted(out, key=lambda r: r["run_id"])
+
+    runs = asyncio.run(main())
+    if as_json or output == "json":
+        emit_json(runs)
+        return
+    if not runs:
+        click.echo("no runs on this cluster")
+    for r in runs:
+        click.echo(f"{r['run_id']:<32}  {r['phase']:<17}  epoch {r['epoch']:>3}"
+                   f"  step {r['step']:>6}/{r['total_steps']:<6}"
+                   f"  clients {r['epoch_clients']}/{r['clients']}  {r['name']}")

@@ -1,0 +1,127 @@
+"""`run.toml`: what an operator says about a run, checked field by field before any transaction is sent.
+
+Sections: [run] (name, description, open, earning_rate, slashing_rate), [config] (the coordinator's Config:
+timings, batch sizes, clients), [model] (the initial model: training-core ModelConfig fields + seed),
+[lr], [distro], [data] (location), [checkpoint] (path of the initial weights; written from [model] and
+its seed when missing). Relative paths are resolved against the file's directory, because the chain must
+hold absolute locations.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from client.runner.run_model import model_description_fields
+from coordinator_sdk.model.state import Config
+
+SECTIONS = {"run", "config", "model", "lr", "distro", "data", "checkpoint"}
+RUN_KEYS = {"name", "description", "open", "earning_rate", "slashing_rate"}
+U64_MAX = 2**64 - 1
+
+
+class RunConfigError(ValueError):
+    """A run.toml that breaks a rule; the message names the field and the rule."""
+
+
+@dataclass
+class RunConfig:
+    path: Path
+    name: str
+    description: str
+    open_to_all: bool
+    earning_rate: int
+    slashing_rate: int
+    config: dict[str, int]
+    model: dict[str, Any]
+    seed: int
+    model_fields: dict[str, Any]
+    data_location: str
+    checkpoint_path: Path
+
+
+def _int(table: dict[str, Any], key: str, where: str, lo: int = 0, hi: int = U64_MAX) -> int:
+    v = table[key]
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise RunConfigError(f"{where}.{key} = {v!r}: must be an integer in [{lo}, {hi}]")
+    return v
+
+
+def _resolve(base: Path, text: str) -> Path:
+    p = Path(text).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def load_run_config(path: Path) -> RunConfig:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise RunConfigError(f"{path}: not a readable TOML file ({e})") from None
+    unknown = sorted(set(raw) - SECTIONS)
+    if unknown:
+        raise RunConfigError(f"{path}: unknown section(s) [{'], ['.join(unknown)}];"
+                             f" known: {', '.join(sorted(SECTIONS))}")
+    for section in SECTIONS:
+        if not isinstance(raw.get(section, {}), dict):
+            raise RunConfigError(f"{path}: [{section}] must be a table")
+    base = path.resolve().parent
+    run = raw.get("run", {})
+    bad = sorted(set(run) - RUN_KEYS)
+    if bad:
+        raise RunConfigError(f"[run]: unknown key(s) {', '.join(bad)}; known: {', '.join(sorted(RUN_KEYS))}")
+
+    cfg_raw = raw.get("config", {})
+    names = [f.name for f in fields(Config)]
+    missing, extra = sorted(set(names) - set(cfg_raw)), sorted(set(cfg_raw) - set(names))
+    if missing or extra:
+        raise RunConfigError(f"[config]: missing {missing or 'nothing'}, unknown {extra or 'nothing'}")
+    widths = {"total_steps": 32, "max_seq_len": 32, "waiting_for_members_extra_time": 8, "init_min_clients": 16,
+              "min_clients": 16, "witness_nodes": 16, "global_batch_size_start": 16, "global_batch_size_end": 16}
+    config = {k: _int(cfg_raw, k, "config", 0, 2 ** widths.get(k, 64) - 1) for k in names}
+    violations = Config(**config).violations()
+    if violations:
+        raise RunConfigError(f"[config]: {violations[0]}" + (f" (and {len(violations) - 1} more)" if len(violations) > 1
+                                                             else ""))
+
+    model = dict(raw.get("model", {}))
+    seed = model.pop("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise RunConfigError(f"model.seed = {seed!r}: must be a non-negative integer")
+    from client.training.config import ConfigError, ModelConfig
+
+    try:
+        mc = ModelConfig.from_dict(model, "[model]")
+    except ConfigError as e:
+        raise RunConfigError(str(e)) from None
+    if mc.max_seq_len < config["max_seq_len"]:
+        raise RunConfigError(f"model.max_seq_len = {mc.max_seq_len}: must be >= config.max_seq_len"
+                             f" ({config['max_seq_len']})")
+
+    location = raw.get("data", {}).get("location")
+    if not isinstance(location, str) or not location:
+        raise RunConfigError("[data].location: required (local:DIR, http(s)://URL or tcp://HOST:PORT)")
+    if not location.startswith(("http://", "https://", "tcp://")):
+        location = "local:" + str(_resolve(base, location.removeprefix("local:")))
+    try:
+        model_fields = model_description_fields(model, raw.get("lr", {"base": 1e-3}), raw.get("distro", {}), location)
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunConfigError(f"[model]/[lr]/[distro]: {e}") from None
+
+    ckpt = raw.get("checkpoint", {}).get("path", "initial-checkpoint")
+    if not isinstance(ckpt, str):
+        raise RunConfigError("checkpoint.path: must be a string (a directory)")
+    name = run.get("name", "")
+    desc = run.get("description", "")
+    if not isinstance(name, str) or len(name.encode()) > 64:
+        raise RunConfigError("run.name: must be a string of at most 64 bytes")
+    if not isinstance(desc, str) or len(desc.encode()) > 280:
+        raise RunConfigError("run.description: must be a string of at most 280 bytes")
+    open_to_all = run.get("open", True)
+    if not isinstance(open_to_all, bool):
+        raise RunConfigError("run.open: must be true or false")
+    rates = {k: _int({k: run.get(k, 0)}, k, "run") for k in ("earning_rate", "slashing_rate")}
+    return RunConfig(path, name, desc, open_to_all, rates["earning_rate"], rates["slashing_rate"], config, model,
+                     seed, model_fields, location, _resolve(base, ckpt))

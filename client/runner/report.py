@@ -1,0 +1,50 @@
+"""What `psyche run-client` prints: one line per round (console) or one JSON object per event (json).
+
+Events carry a `kind`; `round` events are the per-round summary a person watches, the rest (join, warmup,
+witness, health_check, checkpoint, rejected, exit) say what the client did and why. Verbosity: -q shows only
+rounds and problems, -v adds chain and P2P detail.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+QUIET_KINDS = {"round", "error", "rejected", "exit", "dropped"}
+
+
+class Reporter:
+    def __init__(self, mode: str = "console", verbosity: int = 0, out: TextIO | None = None) -> None:
+        if mode not in ("console", "json"):
+            raise ValueError(f"logs must be console or json, got {mode!r}")
+        self.mode, self.verbosity = mode, verbosity
+        self.out = out or sys.stdout
+        self.t0 = time.monotonic()
+
+    def event(self, kind: str, detail: bool = False, **fields: Any) -> None:
+        if detail and self.verbosity < 1:
+            return
+        if self.verbosity < 0 and kind not in QUIET_KINDS:
+            return
+        if self.mode == "json":
+            line = json.dumps({"t": round(time.time(), 3), "kind": kind, **fields}, default=str, sort_keys=True)
+        else:
+            line = f"[{time.monotonic() - self.t0:7.1f}s] {self._console(kind, fields)}"
+        print(line, file=self.out, flush=True)
+
+    @staticmethod
+    def _console(kind: str, f: dict[str, Any]) -> str:
+        if kind == "round":
+            loss = f"{f['loss']:.4f}" if f.get("loss") is not None else "   -  "
+            tps = f"{f['tokens_per_s']:,.0f}" if f.get("tokens_per_s") else "-"
+            wit = {True: "posted", False: "not elected", None: "pending"}.get(f.get("witness"), str(f.get("witness")))
+            return (f"round epoch {f['epoch']} step {f['step']:>4}  {f['phase']:<12} loss {loss}  tok/s {tps:>7}"
+                    f"  results {f['gathered']}/{f['expected']}  applied {f['applied']}  witness {wit}"
+                    f"  sent {_kb(f['bytes_sent'])} recv {_kb(f['bytes_received'])}")
+        rest = "  ".join(f"{k}={v}" for k, v in f.items())
+        return f"{kind:<12} {rest}"
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:.1f}KiB" if n < 1 << 20 else f"{n / (1 << 20):.1f}MiB"
