@@ -77,15 +77,15 @@ class TreasurerCodec:
 
     def run_update(self, authority: Pubkey, run: Pubkey, instance: Pubkey, coordinator_account: Pubkey, *,
                    metadata: tuple[str, str, int, int] | None = None, config: dict[str, int] | None = None,
-                   model: Any = None, progress: int | None = None, epoch_rates: tuple[int, int] | None = None,
-                   paused: bool | None = None) -> Instruction:
+                   model: Any = None, progress: int | None = None, checkpoint: str | None = None,
+                   epoch_rates: tuple[int, int] | None = None, paused: bool | None = None) -> Instruction:
         types = self.program.type
         md = None if metadata is None else types["RunMetadataUpdate"](
             name=metadata[0], description=metadata[1], num_parameters=metadata[2], vocab_size=metadata[3])
         cfg = None if config is None else types["Config"](**{"pad": [0] * 5, **config})
         rates = None if epoch_rates is None else types["EpochRates"](earning_rate=epoch_rates[0],
                                                                      slashing_rate=epoch_rates[1])
-        return self.ix("run_update", md, cfg, model, progress, rates, paused, accounts={
+        return self.ix("run_update", md, cfg, model, progress, checkpoint, rates, paused, accounts={
             "authority": authority, "run": run, "coordinator_instance": instance,
             "coordinator_account": coordinator_account, "coordinator_program": self.coordinator.program_id,
             "slot_hashes": SLOT_HASHES})

@@ -40,11 +40,12 @@ def test_run_update_forwards_every_field() -> None:
         lr_warmup_init=0.0, lr_final=0.0, lr_warmup_steps=0, lr_total_steps=0, distro_decay=0.99, distro_chunk=16,
         distro_topk=1, distro_quantize1bit=1, data_location_len=3, pad=[0, 0], data_location=list(b"abc") + [0] * 189)
     res = h.update(tr, metadata=("name", "a run paid in tokens", 1000, 256), model=model, progress=3,
-                   epoch_rates=(600, 5))
+                   checkpoint="hf://org/model@main", epoch_rates=(600, 5))
     assert res.ok, res.error
     st = h.state(tr)
     assert bytes(st.metadata.name[:st.metadata.name_len]) == b"name" and st.metadata.num_parameters == 1000
     assert st.model.distro_chunk == 16 and st.step == 3
+    assert bytes(st.checkpoint[:st.checkpoint_len]) == b"hf://org/model@main"
     assert (st.future_earning_rate, st.future_slashing_rate) == (600, 5)
     assert h.update(tr, paused=False).ok
     assert h.state(tr).run_state == 1

@@ -1,7 +1,8 @@
 /* Everything the treasurer knows about the coordinator program lives here: the instructions it invokes
  * (init_run; the owner instructions update_config, update_metadata, update_model, update_progress,
- * set_future_epoch_rates, set_paused), their account orders as in programs/coordinator/idl.json, and where
- * the points are in its account (coord_layout.h). Adapting to a coordinator change means editing this file. */
+ * set_checkpoint, set_future_epoch_rates, set_paused), their account orders as in
+ * programs/coordinator/idl.json, and where the points are in its account (coord_layout.h). Adapting to a
+ * coordinator change means editing this file (and the CIX_ discriminators in treasurer.h). */
 #include "treasurer.h"
 #include "coord_layout.h"
 

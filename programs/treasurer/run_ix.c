@@ -55,8 +55,9 @@ uint64_t ix_run_create(const SolParameters *p, Args *args) {
     return SOL_SUCCESS;
 }
 
-/* One Option<T> of run_update: tag 0 (absent) or 1 followed by T; *span covers T's borsh bytes. */
-static bool take_option(Args *a, uint64_t fixed, bool is_metadata, const uint8_t **span, uint64_t *span_len) {
+/* One Option<T> of run_update: tag 0 (absent) or 1 followed by T = `strings` borsh strings then `fixed`
+ * bytes; *span covers T's borsh bytes, forwarded to the coordinator unchanged (it checks the contents). */
+static bool take_option(Args *a, uint64_t strings, uint64_t fixed, const uint8_t **span, uint64_t *span_len) {
     const uint8_t *tag = args_take(a, 1);
     *span = 0;
     if (!tag || *tag > 1) {
@@ -65,31 +66,33 @@ static bool take_option(Args *a, uint64_t fixed, bool is_metadata, const uint8_t
     }
     if (*tag == 0) return true;
     uint64_t start = a->pos;
-    if (is_metadata) { /* name: string, description: string, num_parameters: u64, vocab_size: u64 */
-        for (int i = 0; i < 2; i++) {
-            const uint8_t *lp = args_take(a, 4);
-            if (!lp || !args_take(a, sol_read_u32(lp))) return false;
-        }
-        fixed = 16;
+    for (uint64_t i = 0; i < strings; i++) {
+        const uint8_t *lp = args_take(a, 4);
+        if (!lp || !args_take(a, sol_read_u32(lp))) return false;
     }
-    if (!args_take(a, fixed)) return false;
+    if (fixed && !args_take(a, fixed)) return false;
     *span = a->data + start;
     *span_len = a->pos - start;
     return true;
 }
 
-/* run_update(metadata?, config?, model?, progress?, epoch_rates?, paused?): forwards each present field,
- * in this order, to the coordinator by a CPI the Run PDA signs. Only the Run's main authority may.
- * accounts: authority (signer), run, coordinator_instance, coordinator_account (w), coordinator_program,
- *           slot_hashes */
+#define N_FIELDS 7
+
+/* run_update(metadata?, config?, model?, progress?, checkpoint?, epoch_rates?, paused?): forwards each
+ * present field, in this order, to the coordinator by a CPI the Run PDA signs. Only the Run's main
+ * authority may. accounts: authority (signer), run, coordinator_instance, coordinator_account (w),
+ *           coordinator_program, slot_hashes */
 uint64_t ix_run_update(const SolParameters *p, Args *args) {
-    static const uint64_t sizes[6] = {0, 72, 232, 4, 16, 1};
-    static const uint64_t calls[6] = {CIX_UPDATE_METADATA, CIX_UPDATE_CONFIG, CIX_UPDATE_MODEL,
-                                      CIX_UPDATE_PROGRESS, CIX_SET_FUTURE_EPOCH_RATES, CIX_SET_PAUSED};
-    const uint8_t *span[6];
-    uint64_t len[6] = {0}, present = 0;
-    for (int i = 0; i < 6; i++) {
-        if (!take_option(args, sizes[i], i == 0, &span[i], &len[i])) return T_INVALID_INSTRUCTION;
+    /* metadata: name, description, num_parameters u64, vocab_size u64; checkpoint: one string */
+    static const uint64_t strings[N_FIELDS] = {2, 0, 0, 0, 1, 0, 0};
+    static const uint64_t fixed[N_FIELDS] = {16, 72, 232, 4, 0, 16, 1};
+    static const uint64_t calls[N_FIELDS] = {CIX_UPDATE_METADATA, CIX_UPDATE_CONFIG, CIX_UPDATE_MODEL,
+                                             CIX_UPDATE_PROGRESS, CIX_SET_CHECKPOINT, CIX_SET_FUTURE_EPOCH_RATES,
+                                             CIX_SET_PAUSED};
+    const uint8_t *span[N_FIELDS];
+    uint64_t len[N_FIELDS] = {0}, present = 0;
+    for (int i = 0; i < N_FIELDS; i++) {
+        if (!take_option(args, strings[i], fixed[i], &span[i], &len[i])) return T_INVALID_INSTRUCTION;
         present += span[i] != 0;
     }
     if (!args_done(args)) return T_INVALID_INSTRUCTION;
@@ -107,7 +110,7 @@ uint64_t ix_run_update(const SolParameters *p, Args *args) {
     uint8_t bump = run->bump;
     SolSignerSeed seeds[3] = {{(const uint8_t *)"Run", 3}, {(const uint8_t *)&run->index, 8}, {&bump, 1}};
     SolSignerSeeds signer = {seeds, 3};
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < N_FIELDS; i++) {
         if (!span[i]) continue;
         OwnerCall call = {calls[i], span[i], len[i], &p->ka[1], &p->ka[2], &p->ka[3],
                           calls[i] == CIX_SET_PAUSED ? &p->ka[5] : 0, &signer};

@@ -121,6 +121,7 @@ uint64_t coordinator_points(const SolAccountInfo *account, const Run *run, const
 #define CIX_UPDATE_PROGRESS 0x6f159e1b714e2f87ULL
 #define CIX_SET_FUTURE_EPOCH_RATES 0x81b6c8c757a015efULL
 #define CIX_SET_PAUSED 0xdaa6e1b0c07d3c5bULL
+#define CIX_SET_CHECKPOINT 0x506826df87ee4fc7ULL
 
 /* ---- instructions ------------------------------------------------------------------------------------ */
 typedef struct {
