@@ -28,6 +28,16 @@ def default_treasurer_codec() -> TreasurerCodec:
     return _CODEC
 
 
+async def administered_by_treasurer(coordinator: Coordinator, codec: TreasurerCodec | None = None) -> bool:
+    """Whether the run's main authority is its treasurer Run PDA (then owner instructions must go through
+    the treasurer). False when the run does not exist yet."""
+    raw = await coordinator._raw(coordinator.instance)
+    if raw is None:
+        return False
+    codec = codec or default_treasurer_codec()
+    return coordinator.codec.decode(raw).main_authority == codec.run_for(coordinator.run_id)
+
+
 class NotATreasurerRun(RunNotFound):
     """The run exists on the coordinator but no treasurer Run administers it (or the reverse)."""
 
@@ -194,6 +204,29 @@ class Treasurer:
 
     async def set_paused(self, paused: bool) -> str:
         return await self.update(paused=paused)
+
+    async def set_checkpoint(self, reference: str) -> str:
+        return await self.update(checkpoint=reference)
+
+    # The join authority is the operator's own key (not the Run PDA), and anyone may tick: these go to the
+    # coordinator directly, so a Treasurer serves wherever a Coordinator administers a run.
+    async def authorize(self, grantee: Pubkey) -> str:
+        return await self.coordinator.authorize(grantee)
+
+    async def revoke(self, grantee: Pubkey) -> str:
+        return await self.coordinator.revoke(grantee)
+
+    async def tick(self) -> str:
+        return await self.coordinator.tick()
+
+    async def fetch_state(self) -> Any:
+        return await self.coordinator.fetch_state()
+
+    async def fetch_instance(self) -> Any:
+        return await self.coordinator.fetch_instance()
+
+    async def _raw(self, key: Pubkey) -> bytes | None:
+        return await self.coordinator._raw(key)
 
     async def fund(self, amount: int) -> str:
         """Top up the vault: a plain SPL transfer_checked from the wallet's associated token account."""

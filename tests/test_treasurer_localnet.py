@@ -108,3 +108,41 @@ def test_cli_refusals(net: Localnet, tmp_path) -> None:
     assert res.exit_code == 2 and "does not exist" in res.output, res.output
     res = invoke("run", "fund", "no-such-run", "1", "-k", path, "-u", net.url)
     assert res.exit_code == 3 and "no treasurer run" in res.output
+
+
+def test_run_create_treasurer_from_run_toml(net: Localnet, tmp_path) -> None:
+    """`psyche run create --treasurer --mint` makes the treasurer administer the run; the run group's
+    owner commands (pause, resume, update) then go through the treasurer by themselves."""
+    import shutil
+    from pathlib import Path
+
+    toml = tmp_path / "run.toml"
+    shutil.copy(Path(__file__).resolve().parent.parent / "examples" / "run.toml", toml)
+    operator, op_path = asyncio.run(funded_wallet_file(net.url, tmp_path, "operator2", 20 * 10**9))
+    mint = re.search(r"mint (\w+)", invoke("token", "create-mint", "-k", op_path, "-u", net.url).output).group(1)
+    assert invoke("token", "mint", mint, "10", "-k", op_path, "-u", net.url).exit_code == 0
+    res = invoke("run", "create", "toml-run", "--config", str(toml), "--treasurer", "--mint", mint,
+                 "--collateral-per-point", "5", "--paused", "-k", op_path, "-u", net.url)
+    assert res.exit_code == 0, res.output
+    assert "treasurer run" in res.output
+    res = invoke("run", "create", "other", "--config", str(toml), "--treasurer", "-k", op_path, "-u", net.url)
+    assert res.exit_code == 2 and "--treasurer and --mint go together" in res.output
+
+    async def check() -> None:
+        async with Treasurer(net.url, "toml-run", operator) as t:
+            inst = await t.fetch_instance()
+            assert inst.main_authority == t.run
+            run = await t.fetch_run()
+            assert run.collateral_per_point == 5 and str(run.collateral_mint) == mint
+            st = await t.fetch_state()
+            assert st.run_state == 0 and st.checkpoint_len > 0  # not started; checkpoint set via the treasurer
+
+    asyncio.run(check())
+    res = invoke("run", "resume", "toml-run", "-k", op_path, "-u", net.url)
+    assert res.exit_code == 0, res.output
+    res = invoke("run", "pause", "toml-run", "-k", op_path, "-u", net.url)
+    assert res.exit_code == 0, res.output
+    res = invoke("run", "update", "toml-run", "--config", str(toml), "-k", op_path, "-u", net.url)
+    assert res.exit_code == 0, res.output
+    res = invoke("run", "fund", "toml-run", "2.5", "-k", op_path, "-u", net.url)
+    assert res.exit_code == 0 and "vault balance 2.500000" in res.output, res.output
