@@ -44,6 +44,8 @@ def main() -> int:
               "Paused"]
     seen = ", ".join(f"{phases[k]} {v}" for k, v in sorted(coverage.phases.items()))
     print(f"instructions observed in each phase: {seen}; most epochs completed: {coverage.max_epoch}")
+    print(f"sequences ending with a dropped client: {coverage.drops}, after an eviction: {coverage.evictions}, "
+          f"with slashed points: {coverage.slashed}")
     print("accepted / refused by instruction: " + ", ".join(
         f"{k} {coverage.accepted.get(k, 0)}/{coverage.refused.get(k, 0)}"
         for k in sorted(set(coverage.accepted) | set(coverage.refused))))

@@ -1,67 +1,189 @@
-"""Compute units of every coordinator instruction at 4, 64 and 256 clients (deployed through the loader).
+"""Compute units of every coordinator instruction and every state-transition tick at its worst case, at
+4, 64 and 256 clients (deployed through the loader). Goal: every row <= 30k CU, witness <= 20k.
 
     .venv/bin/python -m bench.program_cu [--clients 4 64 256]
 
-Each row is the CU of one transaction in a realistic state; "tick: RoundWitness -> next round (+penalty)"
-is the worst case of tick: elected witnesses stayed silent, so the elected set is recomputed to slash them.
+Worst cases: the round-ending tick with every elected witness but one silent (each is penalised), the
+epoch-ending tick that pays every client of a full epoch, join_run into a full registry (the eviction scan),
+health checks that test every bloom, withdrawals in Warmup (compaction and vote remapping), a round-ending
+tick that moves almost every client out.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+from collections.abc import Callable
 
 from solders.keypair import Keypair
 
-from coordinator_sdk.litesvm_harness import CoordinatorSvm
+from coordinator_sdk.bloom import Bloom
+from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run
 from coordinator_sdk.shuffle import elected_witnesses
+
+GOAL, WITNESS_GOAL = 30_000, 20_000
+
+
+class Scenario:
+    """One run with n clients driven to the states whose instructions are measured."""
+
+    def __init__(self, h: CoordinatorSvm, n: int, run_id: str, **overrides: int) -> None:
+        self.h, self.n = h, n
+        self.cfg = dict(warmup_time=10, cooldown_time=5, max_round_train_time=20, round_witness_time=2,
+                        global_batch_size_warmup_tokens=0, epoch_time=10_000, total_steps=1000, max_seq_len=512,
+                        init_min_clients=n, min_clients=2, witness_nodes=0, global_batch_size_start=max(8, n),
+                        global_batch_size_end=max(8, n), waiting_for_members_extra_time=1)
+        self.cfg.update(overrides)
+        self.run: Run = h.create_run(run_id, config=self.cfg, rates=(10_000, 5))
+        self.users = [h.fund(Keypair(), 10**8) for _ in range(n)]
+        self.by_signer = {bytes(u.pubkey()): u for u in self.users}
+
+    def tick(self) -> int:
+        res = self.h.client(self.run, "tick", self.users[0])
+        assert res.ok, res.logs[-3:]
+        return res.cu
+
+    def state(self):
+        return self.h.state(self.run)
+
+    def start(self) -> dict[str, int]:
+        out = {"set_paused(false): start the run": self.h.owner(self.run, "set_paused", False).cu}
+        joins = [self.h.join(self.run, u) for u in self.users]
+        assert all(j.ok for j in joins)
+        out["join_run (the last client to join)"] = joins[-1].cu
+        self.h.advance(2)
+        out["tick: WaitingForMembers -> Warmup"] = self.tick()
+        return out
+
+    def warmup_votes(self) -> int:
+        self.h.advance(0)  # round 0 starts in a slot after the warmup's
+        st = self.state()
+        cus = [self.h.client(self.run, "warmup_witness", self.by_signer[bytes(st.epoch_clients[i].signer)]).cu
+               for i in range(min(st.num_epoch_clients, 32))]
+        assert self.state().run_state == 3
+        return cus[-1]
+
+    def witness_args(self, missing: set[bytes] = frozenset()) -> tuple:
+        st = self.state()
+        bloom = Bloom([1, 2, 3, 4, 5, 6, 7, 8])
+        for i in range(st.num_epoch_clients):
+            signer = bytes(st.epoch_clients[i].signer)
+            if signer not in missing:
+                bloom.add(hashlib.sha256(signer).digest())
+        return list(bloom.to_bytes()), [0] * 192, [7] * 32, st.step, 2.0, 3.0, 4.0
+
+    def witnesses(self, posting: int | None = None, missing: set[bytes] = frozenset()) -> list[int]:
+        """The first `posting` elected witnesses (all when None) post, each in its own slot."""
+        st = self.state()
+        r = st.rounds[st.rounds_head]
+        chosen = elected_witnesses(r.clients_len, r.random_seed, st.config.witness_nodes)
+        args = self.witness_args(missing)
+        cus = []
+        chosen = [i for i in chosen if st.epoch_clients[i].state == 0]  # only healthy clients may witness
+        for i in chosen[:posting]:
+            self.h.advance(0)
+            res = self.h.client(self.run, "witness", self.by_signer[bytes(st.epoch_clients[i].signer)], *args)
+            assert res.ok, res.logs[-3:]
+            cus.append(res.cu)
+        return cus
+
+    def end_round(self) -> int:
+        """Let the round time out (RoundTrain, when a witness is missing) and end: the CU of the ending tick."""
+        if self.state().run_state == 3:
+            self.h.advance(self.cfg["max_round_train_time"])
+            self.tick()
+        self.h.advance(self.cfg["round_witness_time"])
+        return self.tick()
+
+
+def main_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
+    s = Scenario(h, n, f"cu-{n}")
+    out = {"update_config (halted)": h.owner(s.run, "update_config", h.codec.config(**s.cfg)).cu,
+           "set_future_epoch_rates": h.owner(s.run, "set_future_epoch_rates", 10_000, 5).cu}
+    out.update(s.start())
+    out["warmup_witness (the last one starts round 0)"] = s.warmup_votes()
+    out["witness (max over the round)"] = max(s.witnesses())
+    out["tick: RoundWitness -> next round"] = s.end_round()
+    lazy = bytes(s.users[-1].pubkey())
+    s.witnesses(posting=1, missing={lazy})
+    h.advance(s.cfg["max_round_train_time"])
+    out["tick: RoundTrain -> RoundWitness (timeout)"] = s.tick()
+    h.advance(s.cfg["round_witness_time"])
+    out["tick: RoundWitness -> next round (all silent but 1)"] = s.tick()
+    st = s.state()
+    assert st.run_state == 3 and st.rounds[st.rounds_head].height == 2
+    out["health_check (refused: a lone witness)"] = h.client(s.run, "health_check", s.users[0], 0).cu
+    s.witnesses(missing={lazy})
+    s.end_round()
+    seen = h.client(s.run, "health_check", s.users[0], 0)
+    assert not seen.ok and seen.error_name == "ClientIsHealthy"
+    out["health_check (refused: every witness saw it)"] = seen.cu
+    lazy_i = [bytes(st.epoch_clients[i].signer) for i in range(st.num_epoch_clients)].index(lazy)
+    drop = h.client(s.run, "health_check", s.users[0], lazy_i)
+    assert drop.ok, drop.logs[-3:]
+    out["health_check (drops the client)"] = drop.cu
+    out["checkpoint"] = h.client(s.run, "checkpoint", s.users[0], "hf://org/model@" + "r" * 40).cu
+    out["withdraw"] = h.client(s.run, "withdraw", s.users[1]).cu
+    out["set_paused(true): pending pause"] = h.owner(s.run, "set_paused", True).cu
+    s.witnesses()
+    out["tick: RoundWitness -> Cooldown (pending pause)"] = s.end_round()
+    h.advance(s.cfg["cooldown_time"])
+    out["tick: Cooldown -> Paused (epoch end, points)"] = s.tick()
+    assert s.state().run_state == 7
+    return out
+
+
+def epoch_end_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
+    """A full epoch that ends by its epoch_time: every client is paid at the epoch-ending tick."""
+    s = Scenario(h, n, f"cu-epoch-{n}", epoch_time=30)
+    s.start()
+    s.warmup_votes()
+    out: dict[str, int] = {}
+    while s.state().run_state in (3, 4):
+        s.witnesses()
+        cu = s.end_round()
+        if s.state().run_state == 5:
+            out["tick: RoundWitness -> Cooldown (epoch time)"] = cu
+    h.advance(s.cfg["cooldown_time"])
+    out["tick: Cooldown -> WaitingForMembers (pays all)"] = s.tick()
+    st = s.state()
+    assert st.run_state == 1 and st.epoch == 1 and all(st.clients[i].earned > 0 for i in range(n))
+    return out
+
+
+def warmup_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
+    """Warmup with leavers (compaction, vote remapping), round 0 by timeout, a round nobody witnesses, and a
+    newcomer into a full registry."""
+    s = Scenario(h, n, f"cu-warm-{n}", global_batch_size_start=n, global_batch_size_end=n)
+    s.start()
+    s.h.advance(0)
+    st = s.state()
+    signers = [bytes(st.epoch_clients[i].signer) for i in range(st.num_epoch_clients)]
+    for k in signers[:min(n, 32) - 1]:
+        assert h.client(s.run, "warmup_witness", s.by_signer[k]).ok
+    leavers = [s.by_signer[k] for k in signers[1:n // 2 + 1]]
+    cus = [h.client(s.run, "withdraw", u).cu for u in leavers]
+    out = {"withdraw in Warmup (compaction, votes remapped)": max(cus)}
+    assert s.state().run_state == 2
+    out["join_run (full registry: evicts a leaver)"] = s.h.join(s.run, h.fund(Keypair(), 10**8)).cu
+    h.advance(s.cfg["warmup_time"])
+    out["tick: Warmup -> RoundTrain (timeout)"] = s.tick()
+    for k in signers[n // 2 + 2:]:  # all but two leave during round 0: the ending tick moves them all out
+        assert h.client(s.run, "withdraw", s.by_signer[k]).ok
+    h.advance(s.cfg["max_round_train_time"])
+    s.tick()
+    h.advance(s.cfg["round_witness_time"])
+    out["tick: RoundWitness -> Cooldown (no witness, mass exit)"] = s.tick()
+    assert s.state().run_state == 5
+    return out
+
+
+SCENARIOS: list[Callable[[CoordinatorSvm, int], dict[str, int]]] = [main_run, epoch_end_run, warmup_run]
 
 
 def measure(n: int) -> dict[str, int]:
-    h = CoordinatorSvm()
-    cfg = dict(warmup_time=10, cooldown_time=5, max_round_train_time=20, round_witness_time=2,
-               global_batch_size_warmup_tokens=0, epoch_time=10_000, total_steps=1000, max_seq_len=512,
-               init_min_clients=n, min_clients=2, witness_nodes=0, global_batch_size_start=max(8, n),
-               global_batch_size_end=max(8, n), waiting_for_members_extra_time=1)
     out: dict[str, int] = {}
-    run = h.create_run(f"cu-{n}", config=cfg, rates=(10_000, 5))
-    out["update_config (halted)"] = h.owner(run, "update_config", h.codec.config(**cfg)).cu
-    out["set_future_epoch_rates"] = h.owner(run, "set_future_epoch_rates", 10_000, 5).cu
-    out["set_paused(false): start the run"] = h.owner(run, "set_paused", False).cu
-    users = [h.fund(Keypair(), 10**8) for _ in range(n)]
-    joins = [h.join(run, u) for u in users]
-    out["join_run (the last client to join)"] = joins[-1].cu
-    h.advance(2)
-    out["tick: WaitingForMembers -> Warmup"] = h.client(run, "tick", users[0]).cu
-    ww = [h.client(run, "warmup_witness", u) for u in users[:min(n, 32)]]
-    out["warmup_witness (the last one starts round 0)"] = ww[-1].cu
-    st = h.state(run)
-
-    def round_witnesses(skip_first: bool) -> list[int]:
-        st = h.state(run)
-        r = st.rounds[st.rounds_head]
-        chosen = elected_witnesses(r.clients_len, r.random_seed, 0)
-        by_signer = {bytes(u.pubkey()): u for u in users}
-        cus = []
-        for i in chosen[1:] if skip_first else chosen:
-            h.advance(0)
-            args = ([0] * 192, [0] * 192, [0] * 32, st.step, 2.0, 3.0, 4.0)
-            cus.append(h.client(run, "witness", by_signer[bytes(st.epoch_clients[i].signer)], *args).cu)
-        return cus
-
-    cus = round_witnesses(False)
-    out["witness (max over the round)"] = max(cus)
-    h.advance(2)
-    out["tick: RoundWitness -> next round"] = h.client(run, "tick", users[0]).cu
-    round_witnesses(True)
-    h.advance(20)
-    out["tick: RoundTrain -> RoundWitness (timeout)"] = h.client(run, "tick", users[0]).cu
-    h.advance(2)
-    out["tick: RoundWitness -> next round (+penalty)"] = h.client(run, "tick", users[0]).cu
-    st = h.state(run)
-    out["health_check (refused: client is healthy)"] = h.client(run, "health_check", users[0], 0).cu
-    out["checkpoint"] = h.client(run, "checkpoint", users[0], "hf://org/model@" + "r" * 40).cu
-    out["withdraw"] = h.client(run, "withdraw", users[-1]).cu
-    out["set_paused(true): pending pause"] = h.owner(run, "set_paused", True).cu
-    assert st.run_state in (3, 4)
+    for scenario in SCENARIOS:
+        out.update(scenario(CoordinatorSvm(), n))
     return out
 
 
@@ -71,9 +193,13 @@ def main() -> None:
     args = ap.parse_args()
     results = {n: measure(n) for n in args.clients}
     names = list(next(iter(results.values())))
-    print(f"{'instruction':48}" + "".join(f"{n:>9} cl" for n in args.clients))
+    print(f"{'instruction':56}" + "".join(f"{n:>9} cl" for n in args.clients))
     for name in names:
-        print(f"{name:48}" + "".join(f"{results[n][name]:>12,}" for n in args.clients))
+        print(f"{name:56}" + "".join(f"{results[n][name]:>12,}" for n in args.clients))
+    worst = max((cu, name) for r in results.values() for name, cu in r.items())
+    witness = max(r["witness (max over the round)"] for r in results.values())
+    print(f"max: {worst[0]:,} ({worst[1]}), goal {GOAL:,}; witness max {witness:,}, goal {WITNESS_GOAL:,}: "
+          f"{'within' if worst[0] <= GOAL and witness <= WITNESS_GOAL else 'OVER'}")
     acc = CoordinatorSvm().codec.account_size
     print(f"CoordinatorAccount: {acc:,} bytes; RunInstance: 144 bytes; Authorization: 80 bytes")
     from bench.treasurer_cu import report as treasurer_report  # the treasurer's table (bench/treasurer_cu.py)

@@ -58,7 +58,7 @@ path = "initial"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--batch", type=int, default=24, help="samples per round (split among the 3 clients)")
     ap.add_argument("--steps", type=int, default=12)
     a = ap.parse_args()
@@ -77,22 +77,30 @@ def main() -> None:
                 raise SystemExit(f"clients exited {codes}: see {net.dir}")
             rounds = [c.of_kind("round") for c in clients]
     print(f"model dim {a.dim}, 4 layers; {a.batch} samples x 128 tokens per round over 3 clients; 2 cores")
-    print(f"{'step':>5} {'round wall s':>13} {'train s (max)':>14} {'ratio':>7}")
+    print(f"{'step':>5} {'round wall s':>13} {'train s (max)':>14} {'apply s':>8} {'client work s':>14}"
+          f" {'chain wait s':>13} {'ratio':>7}")
     starts = {}
     for per in rounds:
         for e in per:
             starts.setdefault(e["step"], []).append(e["t"] - e["work_s"])
-    ratios, walls, trains = [], [], []
+    ratios, walls, trains, waits = [], [], [], []
     steps = sorted(starts)
     for s0, s1 in zip(steps[2:], steps[3:], strict=False):  # skip the first rounds (model load, no apply yet)
         wall = min(starts[s1]) - min(starts[s0])
-        train = max(e["train_s"] for per in rounds for e in per if e["step"] == s0)
+        rows = [e for per in rounds for e in per if e["step"] == s0]
+        train = max(e["train_s"] for e in rows)
+        apply_s = max(e["apply_s"] for e in rows)
+        work = max(e["work_s"] for e in rows)
         walls.append(wall)
         trains.append(train)
+        waits.append(max(0.0, wall - work))
         ratios.append(wall / train)
-        print(f"{s0:>5} {wall:>13.2f} {train:>14.2f} {wall / train:>7.2f}")
+        print(f"{s0:>5} {wall:>13.2f} {train:>14.2f} {apply_s:>8.2f} {work:>14.2f} {wall - work:>13.2f}"
+              f" {wall / train:>7.2f}")
     print(f"median: round {statistics.median(walls):.2f}s, training {statistics.median(trains):.2f}s,"
-          f" ratio {statistics.median(ratios):.2f} (goal <= 1.25)")
+          f" ratio {statistics.median(ratios):.2f} (goal <= 1.25); median wait for the chain between the last"
+          f" client finishing and the next round starting {statistics.median(waits):.2f}s"
+          " (RoundWitness lasts round_witness_time >= 1 s on a whole-second clock, then a tick)")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 """The witnesses' bloom filter: 1024 bits, 8 keyed FNV-1a-64 hashes, keys sent along with the bits.
-Layout (little-endian, 192 bytes): keys[8] u64, then bits as words[16] u64 (bit i = bit i%64 of word i/64)."""
+Layout (little-endian, 192 bytes): keys[8] u64, then bits as words[16] u64 (bit i = bit i%64 of word i/64).
+An item's positions hash its first 8 bytes (ITEM_PREFIX): items are digests (sha256 of a signer, a
+commitment), so 64 bits are ample for 1024 bits, and the program's health check, which may test 32 blooms
+of 8 keys, stays cheap."""
 from __future__ import annotations
 
 import secrets
@@ -9,6 +12,7 @@ from dataclasses import dataclass, field
 N_KEYS, N_WORDS = 8, 16
 N_BITS = N_WORDS * 64
 SIZE = 8 * (N_KEYS + N_WORDS)
+ITEM_PREFIX = 8
 _FNV_PRIME = 0x100000001B3
 _M64 = (1 << 64) - 1
 
@@ -34,7 +38,8 @@ class Bloom:
         return cls([int.from_bytes(secrets.token_bytes(8), "little") for _ in range(N_KEYS)])
 
     def positions(self, item: bytes) -> list[int]:
-        return [fnv1a64(k, item) % N_BITS for k in self.keys]
+        prefix = item[:ITEM_PREFIX]
+        return [fnv1a64(k, prefix) % N_BITS for k in self.keys]
 
     def add(self, item: bytes) -> None:
         for p in self.positions(item):

@@ -96,7 +96,8 @@ class Coordinator:
 
     # ---- the run owner ------------------------------------------------------------------------------
     async def create_run(self, join_authority: Pubkey | None = None, open_to_all: bool = True) -> Pubkey:
-        """Create the coordinator account and the run (the wallet is the main authority)."""
+        """Create the coordinator account and the run (the wallet is the main authority). The new account
+        signs init_run too: the program refuses to initialise an account whose key holder did not sign."""
         account = Keypair()
         size = self.codec.account_size
         rent = (await self.pool.call(lambda c: c.get_minimum_balance_for_rent_exemption(size))).value
@@ -134,10 +135,12 @@ class Coordinator:
         return await self._owner("set_future_epoch_rates", earning, slashing)
 
     async def authorize(self, grantee: Pubkey) -> str:
-        return await self._send(self.codec.authorize("authorize", self.wallet.pubkey(), self.instance, grantee))
+        return await self._send(self.codec.authorize("authorize", self.wallet.pubkey(), self.instance, grantee,
+                                                     await self.account_key()))
 
     async def revoke(self, grantee: Pubkey) -> str:
-        return await self._send(self.codec.authorize("revoke", self.wallet.pubkey(), self.instance, grantee))
+        return await self._send(self.codec.authorize("revoke", self.wallet.pubkey(), self.instance, grantee,
+                                                     await self.account_key()))
 
     async def close_run(self) -> str:
         return await self._send(self.codec.ix("close_run", accounts={
@@ -145,9 +148,15 @@ class Coordinator:
             "coordinator_account": await self.account_key()}))
 
     # ---- clients ------------------------------------------------------------------------------------
-    async def join_run(self, p2p: Pubkey, addr_hint: str, grantee: Pubkey = ANYONE) -> str:
-        return await self._send(self.codec.join_run(self.wallet.pubkey(), self.instance, await self.account_key(),
-                                                    p2p, addr_hint, grantee))
+    async def join_run(self, p2p: Pubkey, addr_hint: str, grantee: Pubkey = ANYONE,
+                       p2p_keypair: Keypair | None = None) -> str:
+        """Join (or rejoin) with P2P key `p2p`. A P2P key is unique in a run; passing its keypair (an ed25519
+        iroh secret key) proves the claim and takes the key back from a wallet that registered it first."""
+        if p2p_keypair is not None and p2p_keypair.pubkey() != p2p:
+            raise ValueError("p2p_keypair does not match p2p")
+        ix = self.codec.join_run(self.wallet.pubkey(), self.instance, await self.account_key(), p2p, addr_hint,
+                                 grantee, prove_p2p=p2p_keypair is not None)
+        return await self._send(ix, *([p2p_keypair] if p2p_keypair else []))
 
     async def withdraw(self) -> str:
         return await self._client("withdraw")

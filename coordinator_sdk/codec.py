@@ -11,7 +11,7 @@ from typing import Any
 
 from anchorpy import Context, Idl, Program, Provider, Wallet
 from solana.rpc.async_api import AsyncClient
-from solders.instruction import Instruction
+from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import ID as SYSTEM_PROGRAM
@@ -43,8 +43,11 @@ class CoordinatorCodec:
             raise ValueError(f"run_id must be 1 to 32 bytes, got {len(rid)}")
         return Pubkey.find_program_address([b"coordinator", rid], self.program_id)[0]
 
-    def authorization_pda(self, instance: Pubkey, grantee: Pubkey) -> Pubkey:
-        return Pubkey.find_program_address([b"authorization", bytes(instance), bytes(grantee)], self.program_id)[0]
+    def authorization_pda(self, instance: Pubkey, grantee: Pubkey, account: Pubkey) -> Pubkey:
+        """["authorization", instance, coordinator account, grantee]: the account binds a grant to one
+        incarnation of the run, so a run re-created under the same run_id starts with no grants."""
+        return Pubkey.find_program_address([b"authorization", bytes(instance), bytes(account), bytes(grantee)],
+                                           self.program_id)[0]
 
     @cached_property
     def account_size(self) -> int:
@@ -71,18 +74,25 @@ class CoordinatorCodec:
         fields.setdefault("pad", [0] * 5)
         return self.program.type["Config"](**fields)
 
-    def authorize(self, name: str, join_authority: Pubkey, instance: Pubkey, grantee: Pubkey) -> Instruction:
+    def authorize(self, name: str, join_authority: Pubkey, instance: Pubkey, grantee: Pubkey,
+                  account: Pubkey) -> Instruction:
+        """authorize/revoke `grantee` for the run whose coordinator account is `account`."""
         accounts = {"join_authority": join_authority, "instance": instance,
-                    "authorization": self.authorization_pda(instance, grantee)}
+                    "authorization": self.authorization_pda(instance, grantee, account)}
         if name == "authorize":
             accounts["system_program"] = SYSTEM_PROGRAM
         return self.ix(name, grantee, accounts=accounts)
 
     def join_run(self, user: Pubkey, instance: Pubkey, account: Pubkey, p2p: Pubkey, addr_hint: str,
-                 grantee: Pubkey = ANYONE) -> Instruction:
-        return self.ix("join_run", p2p, addr_hint, accounts={
-            "user": user, "instance": instance, "coordinator_account": account,
-            "authorization": self.authorization_pda(instance, grantee), "slot_hashes": SLOT_HASHES})
+                 grantee: Pubkey = ANYONE, prove_p2p: bool = False) -> Instruction:
+        """`prove_p2p`: the P2P key also signs (a 6th account), which lets the claim take the key back from
+        a client that registered it without holding it."""
+        accounts = {"user": user, "instance": instance, "coordinator_account": account,
+                    "authorization": self.authorization_pda(instance, grantee, account), "slot_hashes": SLOT_HASHES}
+        ix = self.ix("join_run", p2p, addr_hint, accounts=accounts)
+        if not prove_p2p:
+            return ix
+        return Instruction(ix.program_id, ix.data, [*ix.accounts, AccountMeta(p2p, True, False)])
 
     def client_ix(self, name: str, user: Pubkey, instance: Pubkey, account: Pubkey, *args: Any) -> Instruction:
         return self.ix(name, *args, accounts={"user": user, "instance": instance, "coordinator_account": account,

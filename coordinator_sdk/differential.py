@@ -1,8 +1,8 @@
 """Drive the on-chain program (LiteSVM) and the reference model with the same instructions and compare the
 decoded account with the model's state after every step. Used by the program tests and the fuzz bench.
 
-The round seed mixes chain-only entropy (SlotHashes), so the model is given the seed the chain chose for a
-round that started in that step; `round_seed_matches` checks the chain's seed formula separately."""
+The round seed is chain-only entropy (a SlotHashes entry), so the model is given the seed the chain chose for
+a round that started in that step, and the chain's slot; `next_round_seed` is the chain's seed formula."""
 from __future__ import annotations
 
 import hashlib
@@ -10,19 +10,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 from solders.sysvar import SLOT_HASHES
 
 from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run, TxResult
 from coordinator_sdk.model import Config, Machine, ModelError
 from coordinator_sdk.model.state import State
+from coordinator_sdk.shuffle import witness_order
 
 
-def next_round_seed(prev_seed: int, slot_hashes: bytes, now: int, merkles: list[bytes]) -> int:
-    """The program's round seed: sha256(prev seed || newest SlotHashes entry || now || merkle roots)[:8]."""
-    recent = slot_hashes[8:48] if len(slot_hashes) >= 48 and int.from_bytes(slot_hashes[:8], "little") else bytes(40)
-    digest = hashlib.sha256(prev_seed.to_bytes(8, "little") + recent + now.to_bytes(8, "little") + b"".join(merkles))
-    return int.from_bytes(digest.digest()[:8], "little")
+def next_round_seed(prev_seed: int, slot_hashes: list[tuple[int, bytes]], seed_slot: int) -> int:
+    """The program's round seed: sha256(prev seed || SlotHashes entry of the oldest slot >= seed_slot)[:8]
+    (entries newest first; the newest when none is that recent; zeroes when there are none)."""
+    entry = bytes(40)
+    if slot_hashes:
+        fresh = [(s, h) for s, h in slot_hashes if s >= seed_slot]
+        slot, h = fresh[-1] if fresh else slot_hashes[0]
+        entry = slot.to_bytes(8, "little") + bytes(h)
+    return int.from_bytes(hashlib.sha256(prev_seed.to_bytes(8, "little") + entry).digest()[:8], "little")
 
 
 class Divergence(AssertionError):
@@ -41,8 +47,10 @@ def compare(model: State, chain: Any) -> list[str]:
             diffs.append(f"{name}: model {m!r} != chain {c!r}")
 
     eq("run_state", int(model.run_state), chain.run_state)
-    for f in ("step", "epoch", "epoch_start_data_index", "run_state_start_unix_timestamp", "next_active", "nonce"):
+    for f in ("step", "epoch", "epoch_start_data_index", "run_state_start_unix_timestamp", "next_active", "nonce",
+              "seed_slot", "evict_cursor"):
         eq(f, getattr(model, f), getattr(chain, f))
+    eq("checkpoint", model.checkpoint, bytes(chain.checkpoint[:chain.checkpoint_len]))
     eq("pending_pause", int(model.pending_pause), chain.pending_pause)
     for mf, cf in (("earning_rate", "earning_rate"), ("slashing_rate", "slashing_rate"),
                    ("future_earning_rate", "future_earning_rate"), ("future_slashing_rate", "future_slashing_rate")):
@@ -62,12 +70,16 @@ def compare(model: State, chain: Any) -> list[str]:
     eq("num_epoch_clients", len(es.clients), chain.num_epoch_clients)
     for i, c in enumerate(es.clients[:chain.num_epoch_clients]):
         cc = chain.epoch_clients[i]
-        eq(f"epoch_clients[{i}]", (c.signer, int(c.state)), (bytes(cc.signer), cc.state))
+        eq(f"epoch_clients[{i}]", (c.signer, c.p2p, int(c.state), c.registry_index),
+           (bytes(cc.signer), bytes(cc.p2p), cc.state, cc.registry_index))
     eq("num_exited_clients", len(es.exited_clients), chain.num_exited_clients)
     for i, c in enumerate(es.exited_clients[:chain.num_exited_clients]):
         cc = chain.exited_clients[i]
         eq(f"exited_clients[{i}]", (c.signer, int(c.state), c.exited_height),
            (bytes(cc.signer), cc.state, cc.exited_height))
+    if model.run_state in (3, 4):  # the stored election is the SDK's witness_order of the current round
+        r = model.current_round
+        eq("elected", witness_order(r.clients_len, r.random_seed), list(chain.elected[:chain.elected_count]))
     if model.run_state not in (0, 1):  # rounds are meaningful once an epoch began
         for i, (mr, cr) in enumerate(zip(es.rounds, chain.rounds, strict=True)):
             eq(f"rounds[{i}]", (mr.height, mr.data_index, mr.random_seed, mr.clients_len,
@@ -110,12 +122,13 @@ class DiffRun:
 
     def _apply(self, name: str, send, model_call) -> Step:
         before = self._round_key(self.chain_state())
+        slot = self.h.slot
         res = send()
         after_state = self.chain_state()
         seed = after_state.rounds[after_state.rounds_head].random_seed if self._round_key(after_state) != before else 0
         model_error = None
         try:
-            model_call(seed)
+            model_call(seed, slot)
         except ModelError as e:
             model_error = e.name
         chain_error = res.error_name if not res.ok else None
@@ -132,31 +145,36 @@ class DiffRun:
     # ---- instructions -------------------------------------------------------------------------------
     def update_progress(self, step: int) -> Step:
         return self._apply("update_progress", lambda: self.h.owner(self.run, "update_progress", step),
-                           lambda seed: self.m.update_progress(step))
+                           lambda seed, slot: self.m.update_progress(step))
 
     def update_config(self, config: Config) -> Step:
         fields = _cfg_dict(config)
         return self._apply("update_config", lambda: self.h.owner(self.run, "update_config",
                                                                  self.h.codec.config(**fields)),
-                           lambda seed: self.m.update_config(config))
+                           lambda seed, slot: self.m.update_config(config))
 
     def set_paused(self, paused: bool) -> Step:
         return self._apply("set_paused", lambda: self.h.owner(self.run, "set_paused", paused),
-                           lambda seed: self.m.set_paused(paused, self.now, seed))
+                           lambda seed, slot: self.m.set_paused(paused, self.now, seed, slot))
 
-    def join(self, user: Keypair) -> Step:
-        return self._apply("join_run", lambda: self.h.join(self.run, user),
-                           lambda seed: self.m.join_run(bytes(user.pubkey()), bytes(user.pubkey()),
-                                                        b"127.0.0.1:4000", self.now, seed))
+    def join(self, user: Keypair, p2p: bytes | None = None, p2p_keypair: Keypair | None = None) -> Step:
+        """Join with P2P key `p2p` (default: the wallet's key); `p2p_keypair` signs too, proving the claim."""
+        key = bytes(p2p_keypair.pubkey()) if p2p_keypair else p2p or bytes(user.pubkey())
+        ix = self.h.codec.join_run(user.pubkey(), self.run.instance, self.run.account, Pubkey.from_bytes(key),
+                                   "127.0.0.1:4000", prove_p2p=p2p_keypair is not None)
+        return self._apply("join_run", lambda: self.h.send(ix, [user, *([p2p_keypair] if p2p_keypair else [])]),
+                           lambda seed, slot: self.m.join_run(bytes(user.pubkey()), key, b"127.0.0.1:4000", self.now,
+                                                              seed, slot, p2p_proven=p2p_keypair is not None))
 
     def client(self, name: str, user: Keypair, *args: Any) -> Step:
         signer = bytes(user.pubkey())
-        model = {"tick": lambda seed: self.m.tick(self.now, seed),
-                 "withdraw": lambda seed: self.m.withdraw(signer, self.now, seed),
-                 "warmup_witness": lambda seed: self.m.warmup_witness(signer, self.now, seed),
-                 "health_check": lambda seed: self.m.health_check(signer, args[0], self.now, seed),
-                 "witness": lambda seed: self.m.witness(signer, bytes(args[0]), bytes(args[1]), bytes(args[2]),
-                                                        self.now, seed, args[3])}[name]
+        model = {"tick": lambda seed, slot: self.m.tick(self.now, seed, slot),
+                 "withdraw": lambda seed, slot: self.m.withdraw(signer, self.now, seed, slot),
+                 "warmup_witness": lambda seed, slot: self.m.warmup_witness(signer, self.now, seed, slot),
+                 "health_check": lambda seed, slot: self.m.health_check(signer, args[0], self.now, seed, slot),
+                 "checkpoint": lambda seed, slot: self.m.checkpoint(signer, args[0].encode(), self.now, seed, slot),
+                 "witness": lambda seed, slot: self.m.witness(signer, bytes(args[0]), bytes(args[1]), bytes(args[2]),
+                                                              self.now, seed, args[3], slot)}[name]
         return self._apply(name, lambda: self.h.client(self.run, name, user, *args), model)
 
     def witness(self, user: Keypair, delivered: list[bytes], step: int | None = None) -> Step:

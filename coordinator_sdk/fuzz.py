@@ -18,19 +18,36 @@ from coordinator_sdk.shuffle import elected_witnesses
 BASE = Config(warmup_time=6, cooldown_time=4, max_round_train_time=8, round_witness_time=2, epoch_time=40,
               total_steps=8, init_min_clients=2, min_clients=1, witness_nodes=0, global_batch_size_start=4,
               global_batch_size_end=4, waiting_for_members_extra_time=1, max_seq_len=64)
+U64, U32, U16, U8 = 2**64 - 1, 2**32 - 1, 2**16 - 1, 2**8 - 1
 CONFIGS = [BASE, replace(BASE, witness_nodes=1), replace(BASE, witness_nodes=2, min_clients=2, init_min_clients=3),
-           replace(BASE, global_batch_size_start=2, global_batch_size_end=6, global_batch_size_warmup_tokens=64 * 12)]
+           replace(BASE, global_batch_size_start=2, global_batch_size_end=6, global_batch_size_warmup_tokens=64 * 12),
+           replace(BASE, global_batch_size_start=2, global_batch_size_end=2),  # 5 users, 2 slots: evictions
+           replace(BASE, epoch_time=U64)]  # the epoch-end check must not wrap
+
+
+def _boundary_configs() -> list[Config]:
+    """BASE with one field at an edge of its type or of a rule (most are refused, on both sides alike)."""
+    edges = {"warmup_time": (0, 39, 40, U64), "cooldown_time": (0, 1, U64), "max_round_train_time": (0, 1, 39, U64),
+             "round_witness_time": (0, 1, U64), "global_batch_size_warmup_tokens": (1, 2**47, 2**47 + 1, U64),
+             "epoch_time": (0, 1, U64 - 1, U64), "total_steps": (0, 1, U32), "max_seq_len": (0, 1, U32),
+             "init_min_clients": (0, 1, 256, 257, U16), "min_clients": (0, 2, 3), "witness_nodes": (1, 32, 33, U16),
+             "global_batch_size_start": (0, 1, 5, U16), "global_batch_size_end": (0, 3, 256, U16),
+             "waiting_for_members_extra_time": (0, 1, U8)}
+    return [replace(BASE, **{name: v}) for name, values in edges.items() for v in values]
+
+
+CONFIG_CHOICES = CONFIGS + _boundary_configs()  # what update_config ops pick from (index len: epoch_time 0)
 USERS = 5  # user 4 is usually an outsider: it only joins if the sequence says so
 OPS = ("join", "withdraw", "tick", "warmup_witness", "witness", "health_check", "pause", "resume", "advance",
-       "update_progress", "update_config")
-WEIGHTS = (3, 0.5, 4, 3, 8, 1, 0.3, 0.6, 6, 0.3, 0.3)
+       "update_progress", "update_config", "checkpoint", "join_p2p", "play_round")
+WEIGHTS = (3, 0.5, 4, 3, 8, 1, 0.3, 0.6, 6, 0.3, 0.3, 0.5, 0.3, 1.5)
 Op = tuple
 
 
 def random_op(rng: random.Random) -> Op:
     name = rng.choices(OPS, WEIGHTS)[0]
     return (name, rng.randrange(USERS), rng.randrange(2**USERS), rng.choice((0, 0, 0, 0, -1, 1)),
-            rng.choice((0, 1, 1, 2, 3, 5, 8, 12)), rng.randrange(len(CONFIGS) + 1))
+            rng.choice((0, 1, 1, 2, 3, 5, 8, 12)), rng.randrange(len(CONFIG_CHOICES) + 1))
 
 
 def random_sequence(rng: random.Random, length: int) -> list[Op]:
@@ -69,6 +86,10 @@ def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
             user = by_key.get(bytes(st.epoch_clients[u % st.num_epoch_clients].signer), user)
     if name == "join":
         d.join(user)
+    elif name == "join_p2p":  # claim another user's P2P key; with mask & 2, prove a claim to one's own wallet key
+        d.join(user, p2p_keypair=user) if mask & 2 else d.join(user, p2p=bytes(users[(u + 1) % USERS].pubkey()))
+    elif name == "checkpoint":
+        d.client("checkpoint", user, f"hf://run/step-{dt}")
     elif name in ("withdraw", "tick", "warmup_witness"):
         d.client(name, user)
     elif name == "witness":
@@ -76,6 +97,8 @@ def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
         d.witness(user, delivered, step=max(0, d.chain_state().step + offset))
     elif name == "health_check":
         d.client("health_check", user, mask % (USERS + 1))
+    elif name == "play_round":  # drives runs deep: every healthy elected witness posts, then time runs out
+        _play_round(d, users, mask, dt)
     elif name == "pause":
         d.set_paused(True)
     elif name == "resume":
@@ -85,7 +108,45 @@ def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
     elif name == "update_progress":
         d.update_progress(dt)
     elif name == "update_config":
-        d.update_config(CONFIGS[cfg_i] if cfg_i < len(CONFIGS) else replace(BASE, epoch_time=0))
+        d.update_config(CONFIG_CHOICES[cfg_i] if cfg_i < len(CONFIG_CHOICES) else replace(BASE, epoch_time=0))
+
+
+def _play_round(d: DiffRun, users: list[Keypair], mask: int, dt: int) -> None:
+    """Move the run one phase the way honest clients would (joins, warmup votes, witnesses, timeouts)."""
+    st = d.chain_state()
+    if st.run_state == 1:
+        for k in users[:4]:
+            d.join(k)
+        d.h.advance(st.config.waiting_for_members_extra_time)
+        d.client("tick", users[0])
+        return
+    if st.run_state == 2:
+        d.h.advance(0)
+        for i in range(st.num_epoch_clients):
+            if st.epoch_clients[i].state == 0:
+                d.client("warmup_witness", {bytes(k.pubkey()): k for k in users}[bytes(st.epoch_clients[i].signer)])
+        return
+    if st.run_state == 5:
+        d.h.advance(st.config.cooldown_time)
+        d.client("tick", users[0])
+        return
+    if st.run_state not in (3, 4):
+        return
+    r = st.rounds[st.rounds_head]
+    by_key = {bytes(k.pubkey()): k for k in users}
+    delivered = [bytes(k.pubkey()) for i, k in enumerate(users) if not mask >> (i + 1) & 1]
+    for i in elected_witnesses(r.clients_len, r.random_seed, st.config.witness_nodes) if r.clients_len else []:
+        c = st.epoch_clients[i]
+        if c.state == 0 and not mask & 1:  # mask & 1: the elected witnesses stay silent this round
+            d.h.advance(0)
+            d.witness(by_key[bytes(c.signer)], delivered)
+    d.h.advance(dt + st.config.round_witness_time + (0 if mask & 1 == 0 else st.config.max_round_train_time))
+    d.client("tick", users[0])
+    st = d.chain_state()
+    signers = [bytes(st.epoch_clients[i].signer) for i in range(st.num_epoch_clients)]
+    missed = [signers.index(k) for k in by_key if k not in delivered and k in signers]
+    if missed and st.run_state in (3, 4):  # report the first client the witnesses did not see
+        d.client("health_check", users[dt % len(users)], missed[0])
 
 
 class Coverage:
@@ -96,11 +157,19 @@ class Coverage:
         self.max_epoch = 0
         self.accepted: dict[str, int] = {}
         self.refused: dict[str, int] = {}
+        self.drops = self.evictions = self.slashed = 0  # sequences where a client was dropped / evicted / slashed
 
     def record(self, name: str, ok: bool, state) -> None:
         (self.accepted if ok else self.refused)[name] = (self.accepted if ok else self.refused).get(name, 0) + 1
         self.phases[state.run_state] = self.phases.get(state.run_state, 0) + 1
         self.max_epoch = max(self.max_epoch, state.epoch)
+
+    def record_sequence(self, state) -> None:
+        exited = [state.exited_clients[i].state for i in range(state.num_exited_clients)]
+        now = [state.epoch_clients[i].state for i in range(state.num_epoch_clients)]
+        self.drops += 1 in exited + now
+        self.evictions += state.evict_cursor != 0
+        self.slashed += any(state.clients[i].slashed for i in range(state.num_clients))
 
 
 def run_sequence(world: FuzzWorld, config_index: int, ops: list[Op], coverage: Coverage | None = None) -> int:
@@ -112,4 +181,6 @@ def run_sequence(world: FuzzWorld, config_index: int, ops: list[Op], coverage: C
         if coverage is not None and op[0] != "advance":
             state = d.chain_state()
             coverage.record(op[0], state.nonce != before, state)
+    if coverage is not None:
+        coverage.record_sequence(d.chain_state())
     return len(ops)

@@ -2,16 +2,19 @@
 differential tests and the CU bench drive. Time is the Clock sysvar, set explicitly."""
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from solders.account import Account
 from solders.clock import Clock
+from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
 from solders.pubkey import Pubkey
+from solders.system_program import ID as SYSTEM_PROGRAM
 from solders.system_program import CreateAccountParams, create_account
 from solders.transaction import Transaction
 
@@ -56,11 +59,20 @@ class CoordinatorSvm:
 
     # ---- time ---------------------------------------------------------------------------------------
     def set_time(self, now: int) -> None:
+        """Move to the next slot at chain time `now`; the finished slot's hash enters SlotHashes (newest
+        first, 512 kept) as a validator does, so seeds drawn from slot hashes behave as on a cluster."""
         c = self.svm.get_clock()
         self.now = now
+        self._slot_hashes = [(c.slot, Hash(hashlib.sha256(b"slot %d %d" % (id(self), c.slot)).digest())),
+                             *getattr(self, "_slot_hashes", [])][:512]
+        self.svm.set_slot_hashes(self._slot_hashes)
         self.svm.set_clock(Clock(slot=c.slot + 1, epoch_start_timestamp=c.epoch_start_timestamp, epoch=c.epoch,
                                  leader_schedule_epoch=c.leader_schedule_epoch, unix_timestamp=now))
         self.svm.expire_blockhash()
+
+    @property
+    def slot(self) -> int:
+        return self.svm.get_clock().slot
 
     def advance(self, seconds: int) -> None:
         self.set_time(self.now + seconds)
@@ -73,10 +85,19 @@ class CoordinatorSvm:
         res = self.svm.send_transaction(tx)
         self.svm.expire_blockhash()
         if type(res).__name__ == "TransactionMetadata":
+            self._purge_emptied(tx.message.account_keys)
             return TxResult(True, res.compute_units_consumed(), list(res.logs()))
         meta, text = res.meta(), str(res.err())
         m = re.search(r"InstructionErrorCustom\((\d+)\)", text)
         return TxResult(False, meta.compute_units_consumed(), list(meta.logs()), int(m.group(1)) if m else None, text)
+
+    def _purge_emptied(self, keys) -> None:
+        """A validator deletes an account that a transaction left with 0 lamports (LiteSVM keeps it): do the
+        same, so closing and re-creating accounts behaves as on a cluster."""
+        for key in keys:
+            acc = self.svm.get_account(key)
+            if acc is not None and acc.lamports == 0 and (len(acc.data) or acc.owner != SYSTEM_PROGRAM):
+                self.svm.set_account(key, Account(0, b"", SYSTEM_PROGRAM, False, 0))
 
     def fund(self, kp: Keypair, lamports: int = 10**10) -> Keypair:
         self.svm.airdrop(kp.pubkey(), lamports)
@@ -96,7 +117,8 @@ class CoordinatorSvm:
         assert res.ok, res.error + "\n" + "\n".join(res.logs)
         run = Run(run_id, self.codec.instance_pda(run_id), account.pubkey(), owner)
         if open_to_all:
-            assert self.send(self.codec.authorize("authorize", owner.pubkey(), run.instance, ANYONE), [owner]).ok
+            assert self.send(self.codec.authorize("authorize", owner.pubkey(), run.instance, ANYONE, run.account),
+                             [owner]).ok
         if config is not None:
             res = self.owner(run, "update_config", self.codec.config(**config))
             assert res.ok, res.error

@@ -1,6 +1,7 @@
-"""Deterministic randomness shared by the chain and every client: the swap-or-not shuffle (Ethereum's,
-90 rounds of sha256), committee and witness election built on it, and the LCG Fisher-Yates shuffle used
-for data assignment. Bit-exact with the on-chain program; a client predicts roles without asking it."""
+"""Deterministic randomness shared by the chain and every client: witness election (a partial Fisher-Yates
+drawn from sha256 in counter mode: 10 hashes per round on chain instead of the 180 of a 90-round
+swap-or-not), the swap-or-not shuffle (Ethereum's, kept for committees), and the LCG Fisher-Yates shuffle
+used for data assignment. Bit-exact with the on-chain program; a client predicts roles without asking it."""
 from __future__ import annotations
 
 import hashlib
@@ -44,8 +45,24 @@ def election_seed(round_seed: int, salt: bytes) -> bytes:
     return sha256(sha256(round_seed.to_bytes(8, "little")), salt)
 
 
+def witness_order(n_clients: int, round_seed: int) -> list[int]:
+    """The first min(32, n) positions of a Fisher-Yates permutation of range(n): witness slot -> client index.
+    Draw i is u64 number i % 4 of sha256(key || u32 (i // 4)), key = election_seed(seed, "witness")."""
+    key = election_seed(round_seed, WITNESS_SALT)
+    perm = list(range(n_clients))
+    digest = b""
+    for i in range(min(MAX_WITNESSES, n_clients)):
+        if i % 4 == 0:
+            digest = sha256(key, (i // 4).to_bytes(4, "little"))
+        j = i + int.from_bytes(digest[8 * (i % 4):8 * (i % 4) + 8], "little") % (n_clients - i)
+        perm[i], perm[j] = perm[j], perm[i]
+    return perm[:MAX_WITNESSES]
+
+
 def witness_position(index: int, n_clients: int, round_seed: int) -> int:
-    return compute_shuffled_index(index, n_clients, election_seed(round_seed, WITNESS_SALT))
+    """The witness slot of client `index`, or n_clients when it was not drawn."""
+    order = witness_order(n_clients, round_seed)
+    return order.index(index) if index in order else n_clients
 
 
 def witness_slots(witness_nodes: int, n_clients: int) -> int:
@@ -59,7 +76,7 @@ def is_witness(index: int, n_clients: int, round_seed: int, witness_nodes: int) 
 
 def elected_witnesses(n_clients: int, round_seed: int, witness_nodes: int) -> list[int]:
     """Client indices elected as witnesses, in index order."""
-    return [i for i in range(n_clients) if is_witness(i, n_clients, round_seed, witness_nodes)]
+    return sorted(witness_order(n_clients, round_seed)[:witness_slots(witness_nodes, n_clients)])
 
 
 class Lcg:

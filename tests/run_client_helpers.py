@@ -1,10 +1,12 @@
 """Shared pieces of the `psyche run-client` end-to-end tests: a small run.toml, and reading results back."""
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from client.local_cluster import ClientProcess, LocalCluster, psyche
+from client.local_cluster import REPO, ClientProcess, LocalCluster, psyche
 
 RUN_TOML = """
 [run]
@@ -53,7 +55,7 @@ topk = 1
 decay = 0.99
 
 [data]
-location = "data"
+location = "{data}"
 
 [checkpoint]
 path = "initial"
@@ -61,18 +63,21 @@ path = "initial"
 
 
 def prepare_data(directory: Path) -> Path:
-    data = directory / "data"
-    if not data.exists():
-        psyche("data", "prepare", "--corpus", "pydoc", "--seq-len", "33", "-o", str(data), timeout=300)
+    """The pydoc corpus tokenized once per test session (every run of these tests trains on the same data)."""
+    tag = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]  # one per checkout: worktrees do not share it
+    data = Path(tempfile.gettempdir()) / f"psyche-tests-pydoc-33-{tag}"
+    if not (data / "manifest.json").exists():
+        psyche("data", "prepare", "--corpus", "pydoc", "--seq-len", "33", "-o", str(data), "--force", timeout=300)
     return data
 
 
 def write_run_toml(directory: Path, *, earning: int = 900, epoch_time: int = 8, total_steps: int = 16,
                    init_min: int = 3, min_clients: int = 2, round_time: int = 15) -> Path:
-    prepare_data(directory)
+    data = prepare_data(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     path = directory / "run.toml"
     path.write_text(RUN_TOML.format(earning=earning, epoch_time=epoch_time, total_steps=total_steps,
-                                    init_min=init_min, min_clients=min_clients, warmup=epoch_time - 1,
+                                    init_min=init_min, min_clients=min_clients, warmup=epoch_time - 1, data=data,
                                     round_time=min(round_time, epoch_time - 1)))
     return path
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coordinator_sdk.fuzz import CONFIGS, OPS, USERS, FuzzWorld, run_sequence
+from coordinator_sdk.fuzz import CONFIG_CHOICES, CONFIGS, OPS, USERS, FuzzWorld, run_sequence
 
 WORLD = FuzzWorld()
 op = st.tuples(st.sampled_from(OPS), st.integers(0, USERS - 1), st.integers(0, 2**USERS - 1),
                st.sampled_from((0, 0, 0, -1, 1)), st.sampled_from((0, 1, 2, 3, 5, 8, 12)),
-               st.integers(0, len(CONFIGS)))
+               st.integers(0, len(CONFIG_CHOICES)))
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))

@@ -128,9 +128,22 @@ def _fresh_account(h: CoordinatorSvm, owner: Keypair, size: int | None = None) -
 def test_reinit_is_refused(h, run) -> None:
     acc = _fresh_account(h, run.owner)
     ix = h.codec.init_run(run.owner.pubkey(), "neg", acc.pubkey(), run.owner.pubkey(), run.owner.pubkey())
-    expect(h, run, "AlreadyInitialized", lambda: h.send(ix, [run.owner]), acc.pubkey())
+    expect(h, run, "AlreadyInitialized", lambda: h.send(ix, [run.owner, acc]), acc.pubkey())
     ix = h.codec.init_run(run.owner.pubkey(), "fresh-id", run.account, run.owner.pubkey(), run.owner.pubkey())
-    expect(h, run, "AlreadyInitialized", lambda: h.send(ix, [run.owner]))
+    unsigned = with_metas(ix, lambda m: m.__setitem__(2, AccountMeta(m[2].pubkey, False, True)))
+    expect(h, run, "MissingSigner", lambda: h.send(unsigned, [run.owner]))
+
+
+def test_init_run_needs_the_account_signature(h, run) -> None:
+    """A third party cannot initialise (and later close, taking its rent) an account another wallet
+    prepared in an earlier transaction: init_run needs the coordinator account's own signature."""
+    prepared = _fresh_account(h, run.owner)
+    thief = h.fund(Keypair())
+    ix = h.codec.init_run(thief.pubkey(), "hijack", prepared.pubkey(), thief.pubkey(), thief.pubkey())
+    unsigned = with_metas(ix, lambda m: m.__setitem__(2, AccountMeta(m[2].pubkey, False, True)))
+    expect(h, run, "MissingSigner", lambda: h.send(unsigned, [thief]), prepared.pubkey(),
+           h.codec.instance_pda("hijack"))
+    assert h.send(ix, [thief, prepared]).ok  # with the key holder's signature it is an ordinary init
 
 
 def test_init_refuses_dirty_or_foreign_accounts(h, run) -> None:
@@ -140,15 +153,15 @@ def test_init_refuses_dirty_or_foreign_accounts(h, run) -> None:
     data[-1] = 1
     h.svm.set_account(dirty.pubkey(), Account(raw.lamports, bytes(data), raw.owner, False, 0))
     ix = h.codec.init_run(run.owner.pubkey(), "dirty", dirty.pubkey(), run.owner.pubkey(), run.owner.pubkey())
-    expect(h, run, "AccountNotZeroed", lambda: h.send(ix, [run.owner]), dirty.pubkey())
+    expect(h, run, "AccountNotZeroed", lambda: h.send(ix, [run.owner, dirty]), dirty.pubkey())
     small = _fresh_account(h, run.owner, size=1024)
     ix = h.codec.init_run(run.owner.pubkey(), "small", small.pubkey(), run.owner.pubkey(), run.owner.pubkey())
-    expect(h, run, "WrongAccountSize", lambda: h.send(ix, [run.owner]), small.pubkey())
+    expect(h, run, "WrongAccountSize", lambda: h.send(ix, [run.owner, small]), small.pubkey())
     from solders.system_program import ID as SYSTEM_PROGRAM
     ix = h.codec.ix("init_run", "x" * 33, run.owner.pubkey(), run.owner.pubkey(), accounts={
         "payer": run.owner.pubkey(), "instance": Pubkey.new_unique(), "coordinator_account": small.pubkey(),
         "system_program": SYSTEM_PROGRAM})
-    expect(h, run, "RunIdInvalidLength", lambda: h.send(ix, [run.owner]))
+    expect(h, run, "RunIdInvalidLength", lambda: h.send(ix, [run.owner, small]))
     with pytest.raises(ValueError, match="1 to 32 bytes"):
         h.codec.instance_pda("x" * 33)
 
@@ -230,8 +243,8 @@ def test_join_rules(h) -> None:
                           config={**CFG, "global_batch_size_start": 2, "global_batch_size_end": 2})
     user = h.fund(Keypair())
     expect(h, closed, "NotAuthorized", lambda: h.join(closed, user))
-    assert h.send(h.codec.authorize("authorize", closed.owner.pubkey(), closed.instance, user.pubkey()),
-                  [closed.owner]).ok
+    assert h.send(h.codec.authorize("authorize", closed.owner.pubkey(), closed.instance, user.pubkey(),
+                                    closed.account), [closed.owner]).ok
     ok = h.send(h.codec.join_run(user.pubkey(), closed.instance, closed.account, user.pubkey(), "h",
                                  grantee=user.pubkey()), [user])
     assert ok.ok
@@ -240,21 +253,27 @@ def test_join_rules(h) -> None:
         other.pubkey(), closed.instance, closed.account, other.pubkey(), "h", grantee=user.pubkey()), [other]))
     expect(h, closed, "StringTooLong", lambda: h.send(h.codec.join_run(
         user.pubkey(), closed.instance, closed.account, user.pubkey(), "x" * 65, grantee=user.pubkey()), [user]))
-    assert h.send(h.codec.authorize("authorize", closed.owner.pubkey(), closed.instance, ANYONE), [closed.owner]).ok
+    assert h.send(h.codec.authorize("authorize", closed.owner.pubkey(), closed.instance, ANYONE, closed.account),
+                  [closed.owner]).ok
     second = h.fund(Keypair())
     assert h.join(closed, second).ok
-    expect(h, closed, "MoreClientsThanBatches", lambda: h.join(closed, h.fund(Keypair())))
-    assert h.send(h.codec.authorize("revoke", closed.owner.pubkey(), closed.instance, ANYONE), [closed.owner]).ok
-    gone = h.raw(h.codec.authorization_pda(closed.instance, ANYONE))
+    assert h.send(h.codec.authorize("revoke", closed.owner.pubkey(), closed.instance, ANYONE, closed.account),
+                  [closed.owner]).ok
+    gone = h.raw(h.codec.authorization_pda(closed.instance, ANYONE, closed.account))
     assert gone is None or gone.lamports == 0
     expect(h, closed, "NotAuthorized", lambda: h.join(closed, second))
 
 
 def test_clients_full_at_256(h) -> None:
     run = h.create_run("full", config={**CFG, "global_batch_size_end": 1000})
-    for _ in range(256):
-        assert h.join(run, h.fund(Keypair(), 10**7)).ok
+    assert h.owner(run, "set_paused", False).ok
+    users = [h.fund(Keypair(), 10**7) for _ in range(256)]
+    for u in users:
+        assert h.join(run, u).ok
     assert h.state(run).num_clients == 256
+    h.advance(2)
+    assert h.client(run, "tick", users[0]).ok
+    assert h.state(run).run_state == 2  # all 256 are healthy clients of the epoch in progress: none evictable
     expect(h, run, "ClientsFull", lambda: h.join(run, h.fund(Keypair(), 10**7)))
 
 
@@ -319,14 +338,11 @@ def test_update_rules(h, run) -> None:
     assert h.owner(run, "update_metadata", "renamed while running", "", 1, 1).ok
 
 
-def test_full_registry_reuses_slots_of_idle_clients_without_points(h) -> None:
+def test_full_registry_protects_the_epoch_in_progress(h) -> None:
     run = h.create_run("reuse", config={**CFG, "global_batch_size_start": 2, "global_batch_size_end": 2})
-    assert h.owner(run, "set_paused", False).ok
-    first = [h.fund(Keypair()) for _ in range(2)]
-    for u in first:
-        assert h.join(run, u).ok
+    first = to_round_train(h, run, 2)
     newcomer = h.fund(Keypair())
-    expect(h, run, "MoreClientsThanBatches", lambda: h.join(run, newcomer))  # both slots are live
+    expect(h, run, "MoreClientsThanBatches", lambda: h.join(run, newcomer))  # both are healthy epoch clients
     assert h.client(run, "withdraw", first[0]).ok  # first[0] leaves with no points: its slot can be reused
     assert h.join(run, newcomer).ok
     st = h.state(run)

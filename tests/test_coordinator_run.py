@@ -42,6 +42,7 @@ def test_full_run_matches_the_model() -> None:
     d.h.advance(2)
     d.client("tick", keys[0])
     assert d.chain_state().run_state == 2  # Warmup
+    d.h.advance(0)  # round 0 needs a slot after the warmup began (that slot's hash seeds it)
     for u in keys:  # warmup exit 1: every client witnesses the warmup
         d.client("warmup_witness", u)
     assert d.chain_state().run_state == 3  # RoundTrain
@@ -89,6 +90,7 @@ def test_full_run_matches_the_model() -> None:
                 d.join(u)
             d.h.advance(2)
             d.client("tick", keys[0])
+            d.h.advance(0)
             for u in keys:
                 d.client("warmup_witness", u)
         while d.chain_state().run_state in (3, 4):
@@ -105,7 +107,7 @@ def test_full_run_matches_the_model() -> None:
         assert earned[bytes(k.pubkey())] == 250 + later
 
 
-def test_round_seed_mixes_slot_hashes_clock_and_witness_roots() -> None:
+def test_round_seed_is_the_hash_of_a_slot_after_the_last_input() -> None:
     d = DiffRun(Config(**{**CFG.__dict__, "init_min_clients": 2}))
     keys = [d.h.fund(Keypair()) for _ in range(2)]
     d.set_paused(False)
@@ -114,11 +116,12 @@ def test_round_seed_mixes_slot_hashes_clock_and_witness_roots() -> None:
     d.h.advance(2)
     d.client("tick", keys[0])
     before = d.chain_state()
-    prev = before.rounds[before.rounds_head]
-    merkles = [bytes(32)]  # the first warmup witness's (empty) root is in the round when the second arrives
-    d.client("warmup_witness", keys[0])
-    slot_hashes = d.slot_hashes()
-    d.client("warmup_witness", keys[1])
+    warmup_slot = before.seed_slot
+    assert warmup_slot == d.h.slot
+    d.h.advance(0)
+    for u in keys:  # the votes complete in a later slot: round 0 is seeded by the warmup's slot hash
+        d.client("warmup_witness", u)
     st = d.chain_state()
-    expected = next_round_seed(prev.random_seed, slot_hashes, d.now, merkles + [bytes(32)])
-    assert st.rounds[0].random_seed == expected
+    assert st.run_state == 3
+    want = next_round_seed(before.rounds[before.rounds_head].random_seed, d.h.svm.get_slot_hashes(), warmup_slot)
+    assert st.rounds[0].random_seed == want

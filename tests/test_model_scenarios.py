@@ -56,7 +56,7 @@ class Run:
         clients = self.s.epoch_state.clients
         delivered = [c.signer for c in clients] if delivered is None else delivered
         for i in chosen:
-            if i in skip:
+            if i in skip or clients[i].state != ClientState.Healthy:  # dropped clients may not witness
                 continue
             self.m.witness(clients[i].signer, self.bloom_with(delivered), self.bloom_with([]), bytes(32),
                            self.at(1), seed_at(self.now))
@@ -172,6 +172,8 @@ def test_health_check_drops_a_client_that_never_delivered() -> None:
     run.m.health_check(reporter, 2, run.at(0), seed_at(run.now))
     assert run.s.epoch_state.clients[2].state == ClientState.Dropped
     run.witness_round(delivered=[k for k in clients if k != lazy])
+    if run.s.run_state == RunState.RoundTrain:  # the dropped client was elected: it may not witness
+        run.tick(CFG.max_round_train_time)
     run.tick(CFG.round_witness_time)
     assert lazy not in [c.signer for c in run.s.epoch_state.clients]
     assert lazy in [c.signer for c in run.s.epoch_state.exited_clients]
@@ -221,6 +223,8 @@ def test_more_clients_than_batches_and_finished_runs() -> None:
     run = Run(Config(**{**CFG.__dict__, "global_batch_size_start": 2, "global_batch_size_end": 2,
                         "init_min_clients": 2, "min_clients": 2}))
     run.join_all(KEYS[:2])
+    run.tick(2)
+    assert run.s.run_state == RunState.Warmup  # both are healthy clients of the epoch: neither can be evicted
     with pytest.raises(E.MoreClientsThanBatches):
         run.m.join_run(KEYS[2], KEYS[2], b"", run.now, 1)
     assert isinstance(E.MoreClientsThanBatches(), ModelError)

@@ -16,6 +16,7 @@ import signal
 import time
 from typing import Any
 
+from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from client.cli_common import ExitCode
@@ -159,13 +160,15 @@ class RunClient:
             self._schedule(("finish",), self._finish)
             return
         mine = epoch_index(st, self.me)
+        if mine is not None and rs != RunState.Warmup and self.work.warm_epoch != int(st.epoch):
+            mine = None  # listed from before a restart: the epoch's weights moved on without us; next epoch
         if rs == RunState.WaitingForMembers or (mine is None and rs in (RunState.RoundTrain, RunState.RoundWitness,
                                                                          RunState.Cooldown)):
             await self._ensure_joined(st)
             return
         if mine is None:
             return
-        if rs in (RunState.Warmup, RunState.RoundTrain):
+        if rs == RunState.Warmup:
             self.participating = True
         if rs == RunState.Warmup:
             self._schedule(("warmup", int(st.epoch)), self.work.warmup, st)
@@ -198,7 +201,9 @@ class RunClient:
         self._joined_for = next_active
         self.participating = False
         try:
-            await self.chain.join_run(Pubkey(self.p2p.identity.public), self.p2p.address)
+            # the P2P key co-signs: it proves the claim, so no other wallet can squat our P2P identity
+            p2p_keypair = Keypair.from_seed(self.p2p.identity.seed)
+            await self.chain.join_run(Pubkey(self.p2p.identity.public), self.p2p.address, p2p_keypair=p2p_keypair)
             self.report.event("join", epoch=int(st.epoch), hint=self.p2p.address)
         except TransactionFailed as e:
             self._joined_for = None

@@ -81,14 +81,14 @@ def consensus_results(announced: dict[bytes, bytes], trainers: list[bytes], witn
     return out
 
 
-def unhealthy_clients(state: Any) -> list[int]:
-    """Epoch indices of healthy-marked clients that fewer than a quorum of the previous round's witnesses
-    saw deliver: the health checks an elected witness of that round sends."""
+def unhealthy_clients(state: Any, me: bytes) -> list[int]:
+    """Epoch indices of healthy-marked clients other than `me` that fewer than a quorum of the previous
+    round's witnesses saw deliver: the health checks an elected witness sends."""
     prev = round_at(state, 1)
     blooms = witness_blooms(prev, "participant_bloom")
     if not blooms:
         return []
     wn = int(state.config.witness_nodes)
     return [i for i in range(int(state.num_epoch_clients))
-            if int(state.epoch_clients[i].state) == 0
+            if int(state.epoch_clients[i].state) == 0 and bytes(state.epoch_clients[i].signer) != me
             and not trainer_healthy(bytes(state.epoch_clients[i].signer), blooms, wn)]

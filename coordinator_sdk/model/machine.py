@@ -1,17 +1,21 @@
 """The transitions of the coordinator state machine (psyche-facts §2.3–§3.5 plus this project's changes:
-points only for epochs that complete, an idle-witness penalty, exact-integer batch ramp).
+points only for epochs that complete, an idle-witness penalty, exact-integer batch ramp, and the hardening
+rules of issue 14: seeds from a later slot, healthy-only actions, unique P2P keys, eviction of the least
+useful registry slot, health quorum over the elected witnesses).
 
 Every public method is one instruction: it either raises a ModelError and leaves the state untouched,
 or applies fully and bumps `nonce`. Time is the chain's `unix_timestamp`; `seed` is the round seed the
-chain derives for a round started by this instruction."""
+chain derives for a round started by this instruction; `slot` is the chain's slot (None: a slot later than
+any seen, so a round is never held back for want of a fresh slot hash)."""
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Callable
 
 from coordinator_sdk.assignment import batch_size
 from coordinator_sdk.bloom import Bloom
-from coordinator_sdk.consensus import trainer_healthy, witness_quorum
+from coordinator_sdk.consensus import witness_quorum
 from coordinator_sdk.model import errors as E
 from coordinator_sdk.model.state import (
     MAX_CLIENTS,
@@ -28,9 +32,10 @@ from coordinator_sdk.model.state import (
     State,
     Witness,
 )
-from coordinator_sdk.shuffle import elected_witnesses, is_witness, witness_slots
+from coordinator_sdk.shuffle import is_witness, witness_order, witness_slots
 
 ACTIVE = (RunState.RoundTrain, RunState.RoundWitness, RunState.Cooldown)
+IN_EPOCH = (RunState.Warmup, *ACTIVE)
 
 
 def _instruction(fn: Callable) -> Callable:
@@ -82,7 +87,7 @@ class Machine:
             s.future_slashing_rate = slashing
 
     @_instruction
-    def set_paused(self, s: State, paused: bool, now: int, seed: int) -> None:
+    def set_paused(self, s: State, paused: bool, now: int, seed: int, slot: int | None = None) -> None:
         if paused:
             if s.run_state in ACTIVE:
                 s.pending_pause = True
@@ -103,32 +108,39 @@ class Machine:
             raise E.NotPaused(f"the run is {s.run_state.name}, not paused")
         _change(s, RunState.Finished if s.step >= s.config.total_steps else RunState.WaitingForMembers, now)
         s.next_active += 1  # everyone joins again after a pause
-        _tick(s, now, seed)
+        _tick(s, now, seed, slot)
 
     # ---- clients ------------------------------------------------------------------------------------
     @_instruction
-    def join_run(self, s: State, signer: bytes, p2p: bytes, addr_hint: bytes, now: int, seed: int) -> None:
+    def join_run(self, s: State, signer: bytes, p2p: bytes, addr_hint: bytes, now: int, seed: int,
+                 slot: int | None = None, p2p_proven: bool = False) -> None:
+        """`p2p_proven`: the P2P key signed the transaction; such a claim takes the key from registry entries
+        that hold it without the proof (they fall back to their signer key)."""
         if s.run_state == RunState.Finished:
             raise E.RunFinished("the run is finished")
+        holders = [c for c in s.clients if c.p2p == p2p and c.signer != signer]
+        if (holders or any(c.p2p == p2p and c.signer != signer for c in s.epoch_state.clients)) and not p2p_proven:
+            raise E.P2pKeyTaken("another client already holds this P2P key")
+        for c in holders:
+            c.p2p = c.signer
         known = next((c for c in s.clients if c.signer == signer), None)
         if known is None:
             known = RegisteredClient(signer, p2p)
             if len(s.clients) < min(s.config.global_batch_size_end, MAX_CLIENTS):
                 s.clients.append(known)
-            else:  # reuse the slot of a client with no points that joined neither this epoch nor the next
-                slot = next((i for i, c in enumerate(s.clients)
-                             if c.earned == 0 and c.slashed == 0 and c.active + 1 < s.next_active), None)
-                if slot is None:
+            else:
+                slot_i = _evictable_slot(s)
+                if slot_i is None:
                     if len(s.clients) >= MAX_CLIENTS:
                         raise E.ClientsFull(f"{MAX_CLIENTS} clients are registered")
                     raise E.MoreClientsThanBatches(f"only {s.config.global_batch_size_end} samples per round")
-                s.clients[slot] = known
+                s.clients[slot_i] = known
         known.p2p, known.addr_hint, known.active = p2p, addr_hint, s.next_active
         if not s.halted():
-            _tick(s, now, seed)
+            _tick(s, now, seed, slot)
 
     @_instruction
-    def withdraw(self, s: State, signer: bytes, now: int, seed: int) -> None:
+    def withdraw(self, s: State, signer: bytes, now: int, seed: int, slot: int | None = None) -> None:
         known = next((c for c in s.clients if c.signer == signer), None)
         if known is None:
             raise E.SignerNotAClient("this wallet never joined the run")
@@ -137,16 +149,16 @@ class Machine:
             if c.signer == signer and c.state == ClientState.Healthy:
                 c.state = ClientState.Withdrawn
         if not s.halted():
-            _tick(s, now, seed)
+            _tick(s, now, seed, slot)
 
     @_instruction
-    def tick(self, s: State, now: int, seed: int) -> None:
+    def tick(self, s: State, now: int, seed: int, slot: int | None = None) -> None:
         if s.halted():
             raise E.Halted(f"the run is {s.run_state.name}")
-        _tick(s, now, seed)
+        _tick(s, now, seed, slot)
 
     @_instruction
-    def warmup_witness(self, s: State, signer: bytes, now: int, seed: int) -> None:
+    def warmup_witness(self, s: State, signer: bytes, now: int, seed: int, slot: int | None = None) -> None:
         if s.halted():
             raise E.Halted(f"the run is {s.run_state.name}")
         index = _epoch_index(s, signer)
@@ -154,23 +166,22 @@ class Machine:
             if s.run_state == RunState.RoundTrain and s.current_round.height == 0:
                 return  # a late warmup witness after the switch is accepted and ignored
             raise E.WrongState(f"warmup witnesses only in Warmup, the run is {s.run_state.name}")
+        _require_healthy(s, index)
         round_ = s.current_round
-        if any(w.client_index == index for w in round_.witnesses):
-            raise E.DuplicateWitness(f"client {index} already witnessed the warmup")
-        round_.witnesses.append(Witness(index, b"", b"", bytes(32)))
-        if len(round_.witnesses) >= witness_slots(s.config.witness_nodes, len(s.epoch_state.clients)):
-            _start_round_train(s, now, seed)
-        else:
-            _tick(s, now, seed)
+        if all(w.client_index != index for w in round_.witnesses):  # a repeated vote only ticks
+            if len(round_.witnesses) >= MAX_WITNESSES:
+                raise E.WitnessesFull("32 witnesses already")
+            round_.witnesses.append(Witness(index, b"", b"", bytes(32)))
+        _tick(s, now, seed, slot)  # starts round 0 once every slot voted and the seed is ready
 
     @_instruction
     def witness(self, s: State, signer: bytes, participant: bytes, broadcast: bytes, merkle: bytes,
-                now: int, seed: int, step: int | None = None) -> None:
+                now: int, seed: int, step: int | None = None, slot: int | None = None) -> None:
         if s.halted():
             raise E.Halted(f"the run is {s.run_state.name}")
         if s.run_state not in (RunState.RoundTrain, RunState.RoundWitness):
             raise E.WrongState(f"witnesses only in RoundTrain/RoundWitness, the run is {s.run_state.name}")
-        index = _epoch_index(s, signer)
+        index = _require_healthy(s, _epoch_index(s, signer))
         if step is not None and step != s.step:
             raise E.StaleRound(f"the witness is for step {step}, the current round is step {s.step}")
         round_ = s.current_round
@@ -181,17 +192,20 @@ class Machine:
         if len(round_.witnesses) >= MAX_WITNESSES:
             raise E.WitnessesFull("32 witnesses already")
         round_.witnesses.append(Witness(index, participant, broadcast, merkle))
+        if slot is not None:
+            s.seed_slot = slot  # the next seed needs a slot hash this witness cannot know yet
         expected = witness_slots(s.config.witness_nodes, round_.clients_len)
         if s.run_state == RunState.RoundTrain and len(round_.witnesses) >= expected:
             _change(s, RunState.RoundWitness, now)
         else:
-            _tick(s, now, seed)
+            _tick(s, now, seed, slot)
 
     @_instruction
-    def health_check(self, s: State, reporter: bytes, target_index: int, now: int, seed: int) -> None:
+    def health_check(self, s: State, reporter: bytes, target_index: int, now: int, seed: int,
+                     slot: int | None = None) -> None:
         if s.halted():
             raise E.Halted(f"the run is {s.run_state.name}")
-        _epoch_index(s, reporter)
+        _require_healthy(s, _epoch_index(s, reporter))
         prev = s.previous_round(1)
         if s.run_state not in (RunState.RoundTrain, RunState.RoundWitness) or prev is None \
                 or s.current_round.height < 2:
@@ -200,11 +214,24 @@ class Machine:
             raise E.NotAnEpochClient(f"no epoch client at index {target_index}")
         target = s.epoch_state.clients[target_index]
         blooms = [Bloom.from_bytes(w.participant_bloom) for w in prev.witnesses]
-        if trainer_healthy(target.signer, blooms, s.config.witness_nodes):
-            raise E.ClientIsHealthy(f"client {target_index} delivered in the witnessed round")
+        # dropping takes a quorum of the witnesses elected for that round (posted or not) that did not see it
+        item = hashlib.sha256(target.signer).digest()
+        absent = sum(not b.contains(item) for b in blooms)
+        if absent < witness_quorum(witness_slots(s.config.witness_nodes, prev.clients_len), s.config.witness_nodes):
+            raise E.ClientIsHealthy(f"too few of the round's elected witnesses missed client {target_index}")
         if target.state == ClientState.Healthy:
             target.state = ClientState.Dropped
-        _tick(s, now, seed)
+        _tick(s, now, seed, slot)
+
+    @_instruction
+    def checkpoint(self, s: State, signer: bytes, reference: bytes, now: int, seed: int,
+                   slot: int | None = None) -> None:
+        if len(reference) > 127:
+            raise E.StringTooLong("a checkpoint reference is at most 127 bytes")
+        _require_healthy(s, _epoch_index(s, signer))
+        s.checkpoint = reference
+        if not s.halted():
+            _tick(s, now, seed, slot)
 
 
 # ---- internals (operate on the draft state) ---------------------------------------------------------
@@ -213,6 +240,36 @@ def _epoch_index(s: State, signer: bytes) -> int:
         if c.signer == signer:
             return i
     raise E.SignerNotAClient("the signer is not a client of the current epoch")
+
+
+def _require_healthy(s: State, index: int) -> int:
+    if s.epoch_state.clients[index].state != ClientState.Healthy:
+        raise E.ClientNotHealthy(f"epoch client {index} withdrew or was dropped")
+    return index
+
+
+def _ready(s: State, slot: int | None) -> bool:
+    """A round may start only in a slot after seed_slot, whose hash nobody could know when it was fixed."""
+    return slot is None or slot > s.seed_slot
+
+
+def _evictable_slot(s: State) -> int | None:
+    """The least useful registry slot a newcomer may take: never a healthy client of the epoch in progress,
+    never one with earned points; then not-waiting before waiting for the next epoch, most penalised,
+    longest since it last joined, then round-robin from evict_cursor (a newcomer is not the next one out)."""
+    busy = set()
+    if s.run_state in IN_EPOCH:
+        busy = {c.registry_index for c in s.epoch_state.clients
+                if c.state == ClientState.Healthy and s.registry_entry(c) is not None}
+    n = len(s.clients)
+    order = [(s.evict_cursor % n + j) % n for j in range(n)] if n else []
+    candidates = [i for i in order if i not in busy and s.clients[i].earned == 0]
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda i: (s.clients[i].active == s.next_active, -s.clients[i].slashed,
+                                          s.clients[i].active, order.index(i)))
+    s.evict_cursor = (best + 1) % n
+    return best
 
 
 def _change(s: State, new: RunState, now: int) -> None:
@@ -232,14 +289,24 @@ def _withdraw_all(s: State) -> None:
 
 
 def _move_to_exited(s: State, height: int) -> None:
-    keep = []
-    for c in s.epoch_state.clients:
+    """Non-healthy clients leave for the exited list; in Warmup the warmup votes follow their client to its
+    new index and those of leavers are dropped (a vote belongs to an identity, not a position)."""
+    keep, remap = [], {}
+    for i, c in enumerate(s.epoch_state.clients):
         if c.state == ClientState.Healthy:
+            remap[i] = len(keep)
             keep.append(c)
         else:
-            c.exited_height = height
-            s.epoch_state.exited_clients.append(c)
+            if len(s.epoch_state.exited_clients) < MAX_CLIENTS:
+                c.exited_height = height
+                s.epoch_state.exited_clients.append(c)
+    if len(keep) == len(s.epoch_state.clients):
+        return
     s.epoch_state.clients = keep
+    if s.run_state == RunState.Warmup:
+        r = s.current_round
+        r.witnesses = [Witness(remap[w.client_index], w.participant_bloom, w.broadcast_bloom, w.broadcast_merkle)
+                       for w in r.witnesses if w.client_index in remap]
 
 
 def _target_batch(s: State, r: Round) -> int:
@@ -248,7 +315,7 @@ def _target_batch(s: State, r: Round) -> int:
                       c.global_batch_size_warmup_tokens)
 
 
-def _start_round_train(s: State, now: int, seed: int) -> None:
+def _start_round_train(s: State, now: int, seed: int, slot: int | None) -> None:
     es = s.epoch_state
     if es.first_round:
         es.rounds_head, height, data_index = 0, 0, s.epoch_start_data_index
@@ -258,18 +325,21 @@ def _start_round_train(s: State, now: int, seed: int) -> None:
         es.rounds_head = (es.rounds_head + 1) % NUM_ROUNDS
         height, data_index = prev.height + 1, prev.data_index + _target_batch(s, prev)
     es.rounds[es.rounds_head] = Round([], data_index, seed, height, len(es.clients))
+    if slot is not None:
+        s.seed_slot = slot
     _change(s, RunState.RoundTrain, now)
 
 
 def _penalize_idle_witnesses(s: State) -> None:
     r = s.current_round
     posted = {w.client_index for w in r.witnesses}
-    for i in elected_witnesses(r.clients_len, r.random_seed, s.config.witness_nodes):
-        if i in posted or i >= len(s.epoch_state.clients):
+    for i in witness_order(r.clients_len, r.random_seed)[:witness_slots(s.config.witness_nodes, r.clients_len)]:
+        if i in posted or i >= len(s.epoch_state.clients) \
+                or s.epoch_state.clients[i].state != ClientState.Healthy:  # may not post: not penalised
             continue
-        signer = s.epoch_state.clients[i].signer
-        reg = next(c for c in s.clients if c.signer == signer)
-        reg.slashed = min(U64_MAX, reg.slashed + s.slashing_rate)
+        reg = s.registry_entry(s.epoch_state.clients[i])
+        if reg is not None:  # a silent witness whose slot went to a newcomer is skipped
+            reg.slashed = min(U64_MAX, reg.slashed + s.slashing_rate)
 
 
 def _end_epoch_rewards(s: State) -> None:
@@ -278,35 +348,39 @@ def _end_epoch_rewards(s: State) -> None:
         return
     share = s.earning_rate // n
     for c in s.epoch_state.clients:
-        if c.state == ClientState.Healthy:
-            reg = next(r for r in s.clients if r.signer == c.signer)
+        reg = s.registry_entry(c)
+        if c.state == ClientState.Healthy and reg is not None:
             reg.earned = min(U64_MAX, reg.earned + share)
 
 
-def _tick(s: State, now: int, seed: int) -> None:
+def _tick(s: State, now: int, seed: int, slot: int | None = None) -> None:
     es, cfg = s.epoch_state, s.config
     if s.run_state == RunState.WaitingForMembers:
-        pending = [c for c in s.clients if c.active == s.next_active]
+        pending = [(i, c) for i, c in enumerate(s.clients) if c.active == s.next_active]
         if len(pending) >= cfg.init_min_clients and _timed_out(s, now, cfg.waiting_for_members_extra_time):
             cold = es.cold_start_epoch
-            s.epoch_state = EpochState(clients=[EpochClient(c.signer, c.p2p) for c in pending[:MAX_CLIENTS]],
+            s.epoch_state = EpochState(clients=[EpochClient(c.signer, c.p2p, registry_index=i)
+                                                for i, c in pending[:MAX_CLIENTS]],
                                        start_step=s.step, start_timestamp=now, first_round=True,
                                        cold_start_epoch=cold)
             s.epoch_state.clients_at_start = len(s.epoch_state.clients)
             s.earning_rate, s.slashing_rate = s.future_earning_rate, s.future_slashing_rate
+            if slot is not None:
+                s.seed_slot = slot  # round 0's seed: the hash of this slot, unknown to whoever sent this
             _change(s, RunState.Warmup, now)
     elif s.run_state == RunState.Warmup:
-        if _timed_out(s, now, cfg.warmup_time):
-            _start_round_train(s, now, seed)
-        else:
-            _move_to_exited(s, 0)
+        _move_to_exited(s, 0)
+        slots = witness_slots(cfg.witness_nodes, len(s.epoch_state.clients))
+        voted = slots > 0 and len(s.current_round.witnesses) >= slots
+        if _timed_out(s, now, cfg.warmup_time) or voted:  # round 0 is not held back for a later slot
+            _start_round_train(s, now, seed, slot)
         if len(s.epoch_state.clients) < cfg.min_clients:
             _change(s, RunState.Finished if s.step >= cfg.total_steps else RunState.WaitingForMembers, now)
     elif s.run_state == RunState.RoundTrain:
         if _timed_out(s, now, cfg.max_round_train_time):
             _change(s, RunState.RoundWitness, now)
     elif s.run_state == RunState.RoundWitness:
-        if not _timed_out(s, now, cfg.round_witness_time):
+        if not _timed_out(s, now, cfg.round_witness_time) or not _ready(s, slot):
             return
         r = s.current_round
         _penalize_idle_witnesses(s)
@@ -325,7 +399,7 @@ def _tick(s: State, now: int, seed: int) -> None:
                 or s.step >= cfg.total_steps or s.pending_pause:
             _change(s, RunState.Cooldown, now)
         else:
-            _start_round_train(s, now, seed)
+            _start_round_train(s, now, seed, slot)
     elif s.run_state == RunState.Cooldown:
         if not _timed_out(s, now, cfg.cooldown_time):
             return

@@ -62,6 +62,7 @@ class Config:
             (self.cooldown_time > 0, "cooldown_time must be > 0"),
             (self.waiting_for_members_extra_time > 0, "waiting_for_members_extra_time must be > 0"),
             (self.max_seq_len > 0, "max_seq_len must be > 0"),
+            (self.global_batch_size_warmup_tokens <= 2**47, "global_batch_size_warmup_tokens must be <= 2^47"),
         ]
         return [msg for ok, msg in rules if not ok]
 
@@ -85,10 +86,13 @@ class Round:
 
 @dataclass
 class EpochClient:
+    """A member of the current epoch; registry_index is its slot in State.clients (checked against the
+    signer before use, since an evicted client's slot may hold someone else)."""
     signer: bytes
     p2p: bytes
     state: ClientState = ClientState.Healthy
     exited_height: int = 0
+    registry_index: int = 0
 
 
 @dataclass
@@ -133,6 +137,9 @@ class State:
     future_earning_rate: int = 0
     future_slashing_rate: int = 0
     nonce: int = 0
+    checkpoint: bytes = b""
+    evict_cursor: int = 0  # ties between evictable registry slots go round-robin from here
+    seed_slot: int = 0  # the slot of the last input that fixed the next round; its seed needs a later slot
 
     @property
     def current_round(self) -> Round:
@@ -143,6 +150,12 @@ class State:
         if self.epoch_state.first_round or self.current_round.height < back:
             return None
         return self.epoch_state.rounds[(self.epoch_state.rounds_head - back) % NUM_ROUNDS]
+
+    def registry_entry(self, c: EpochClient) -> RegisteredClient | None:
+        """The registry entry of an epoch client, or None when its slot was given to someone else."""
+        if c.registry_index < len(self.clients) and self.clients[c.registry_index].signer == c.signer:
+            return self.clients[c.registry_index]
+        return None
 
     def halted(self) -> bool:
         return self.run_state in (RunState.Uninitialized, RunState.Finished, RunState.Paused)

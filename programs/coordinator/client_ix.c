@@ -11,14 +11,23 @@ static uint64_t load_client(const SolParameters *p, Ctx *ctx, uint64_t slot_hash
     return SOL_SUCCESS;
 }
 
-static uint64_t seed_now(const Ctx *ctx, uint64_t slot_hashes_i) {
-    return round_seed(ctx->acc, &ctx->p->ka[slot_hashes_i], ctx->now);
+static uint64_t tick_now(const Ctx *ctx, uint64_t slot_hashes_i) {
+    Chain ch = {ctx->now, ctx->slot, &ctx->p->ka[slot_hashes_i]};
+    return tick(ctx->acc, &ch);
 }
 
 /* Tick as a side effect: only while the run is live; "nothing to do" is not an error. */
 static uint64_t maybe_tick(Ctx *ctx, uint64_t slot_hashes_i) {
     if (is_halted(ctx->acc)) return SOL_SUCCESS;
-    return tick(ctx->acc, ctx->now, seed_now(ctx, slot_hashes_i));
+    return tick_now(ctx, slot_hashes_i);
+}
+
+/* The signer's index among the current epoch's clients, which must be healthy: a client that withdrew or
+ * was dropped may not witness, vote in warmup, report health or point newcomers to a checkpoint. */
+static uint64_t healthy_epoch_client(const Ctx *ctx, int64_t *index) {
+    *index = find_epoch_client(ctx->acc, ctx->signer->key);
+    if (*index < 0) return E_SIGNER_NOT_A_CLIENT;
+    return ctx->acc->epoch_clients[*index].state == CS_HEALTHY ? SOL_SUCCESS : E_CLIENT_NOT_HEALTHY;
 }
 
 static uint64_t check_authorization(const SolParameters *p, const Ctx *ctx) {
@@ -31,24 +40,87 @@ static uint64_t check_authorization(const SolParameters *p, const Ctx *ctx) {
     if (!sol_pubkey_eq(&a->grantee, ctx->signer->key) && !sol_pubkey_eq(&a->grantee, &ANYONE)) return E_NOT_AUTHORIZED;
     SolPubkey expected;
     uint8_t bump = a->bump;
-    SolSignerSeed seeds[4] = {{(const uint8_t *)"authorization", 13}, {p->ka[1].key->x, 32}, {a->grantee.x, 32},
-                              {&bump, 1}};
-    if (sol_create_program_address(seeds, 4, p->program_id, &expected) || !sol_pubkey_eq(&expected, au->key))
+    SolSignerSeed seeds[5] = {{(const uint8_t *)"authorization", 13}, {p->ka[1].key->x, 32}, {p->ka[2].key->x, 32},
+                              {a->grantee.x, 32}, {&bump, 1}};
+    if (sol_create_program_address(seeds, 5, p->program_id, &expected) || !sol_pubkey_eq(&expected, au->key))
         return E_INVALID_PDA;
     return SOL_SUCCESS;
 }
 
-/* A full registry would let anyone who can join an open run lock others out for good. A slot is reused
- * when its client holds no points and joined neither this epoch nor the next (active < next_active - 1). */
-static int64_t reusable_slot(const CoordinatorAccount *a) {
-    for (uint32_t i = 0; i < a->num_clients; i++) {
-        const RegisteredClient *c = &a->clients[i];
-        if (c->earned == 0 && c->slashed == 0 && c->active + 1 < a->next_active) return i;
-    }
-    return -1;
+/* When the registry is full, a newcomer takes the slot of the least useful client that may be evicted.
+ * Never evicted: a healthy client of the epoch in progress, and a client with earned points (points are
+ * never dropped). Among the rest: one not waiting for the next epoch before one that is, then the most
+ * penalised, then the longest since it last joined, then round-robin from evict_cursor (so a newcomer's
+ * slot is not the next one taken). So wallets that rejoin every epoch or were penalised cannot lock a run:
+ * each newcomer displaces one of them, and only after every other tied slot was taken is it displaced. */
+static bool epoch_in_progress(const CoordinatorAccount *a) {
+    return a->run_state == RS_WARMUP || a->run_state == RS_ROUND_TRAIN || a->run_state == RS_ROUND_WITNESS ||
+           a->run_state == RS_COOLDOWN;
 }
 
-/* join_run(p2p: pubkey, addr_hint: string<=64); accounts: user, instance, account, authorization, SlotHashes */
+static int64_t evictable_slot(CoordinatorAccount *a) {
+    uint8_t *busy = (uint8_t *)(SOL_HEAP_START + HEAP_SCRATCH_U16); /* registry slots of healthy epoch clients */
+    sol_memset(busy, 0, MAX_CLIENTS);
+    if (epoch_in_progress(a))
+        for (uint64_t i = 0; i < a->num_epoch_clients && i < MAX_CLIENTS; i++) {
+            const EpochClient *c = &a->epoch_clients[i];
+            if (c->state == CS_HEALTHY && registry_entry(a, c)) busy[c->registry_index] = 1;
+        }
+    uint64_t n = a->num_clients < MAX_CLIENTS ? a->num_clients : MAX_CLIENTS;
+    if (n == 0) return -1;
+    int64_t best = -1;
+    bool best_pending = false;
+    uint64_t best_slashed = 0, best_active = 0, next = a->next_active;
+    uint64_t i = a->evict_cursor % n;
+    for (uint64_t j = 0; j < n; j++, i = i + 1 == n ? 0 : i + 1) {
+        const RegisteredClient *c = &a->clients[i];
+        if (busy[i] || c->earned != 0) continue;
+        bool pending = c->active == next;
+        bool better = best < 0 || (pending != best_pending ? !pending
+                                   : c->slashed != best_slashed ? c->slashed > best_slashed
+                                                                : c->active < best_active);
+        if (better) {
+            best = (int64_t)i;
+            best_pending = pending;
+            best_slashed = c->slashed;
+            best_active = c->active;
+        }
+    }
+    if (best >= 0) a->evict_cursor = (uint32_t)(((uint64_t)best + 1) % n);
+    return best;
+}
+
+/* One pass over the registry: the signer's slot (or -1), and whether another client holds this P2P key in
+ * the registry or in the epoch's list: off-chain lookups are keyed by it, so a second holder would hijack
+ * the first one's address and batch. */
+static int64_t scan_registry(const CoordinatorAccount *a, const SolPubkey *signer, const SolPubkey *p2p,
+                             bool *in_registry, bool *in_epoch) {
+    int64_t self = -1;
+    *in_registry = *in_epoch = false;
+    for (uint64_t i = 0; i < a->num_clients && i < MAX_CLIENTS; i++) {
+        const RegisteredClient *c = &a->clients[i];
+        if (sol_pubkey_eq(&c->signer, signer)) self = (int64_t)i;
+        else if (sol_pubkey_eq(&c->p2p, p2p)) *in_registry = true;
+    }
+    for (uint64_t i = 0; i < a->num_epoch_clients && i < MAX_CLIENTS; i++) {
+        const EpochClient *c = &a->epoch_clients[i];
+        if (sol_pubkey_eq(&c->p2p, p2p) && !sol_pubkey_eq(&c->signer, signer)) *in_epoch = true;
+    }
+    return self;
+}
+
+/* A claim proven by the P2P key's own signature (it signs the transaction, as the optional 6th account) takes
+ * the key from clients that registered it without holding it: their registry entries fall back to their
+ * signer key (the current epoch's list keeps its copy until the epoch ends). Without the proof, first come. */
+static void release_p2p(CoordinatorAccount *a, const SolPubkey *signer, const SolPubkey *p2p) {
+    for (uint64_t i = 0; i < a->num_clients && i < MAX_CLIENTS; i++) {
+        RegisteredClient *c = &a->clients[i];
+        if (sol_pubkey_eq(&c->p2p, p2p) && !sol_pubkey_eq(&c->signer, signer)) copy_key(&c->p2p, &c->signer);
+    }
+}
+
+/* join_run(p2p: pubkey, addr_hint: string<=64); accounts: user, instance, account, authorization, SlotHashes,
+ * [the P2P key as signer: proves the claim, see release_p2p] */
 uint64_t ix_join_run(const SolParameters *p, Args *args) {
     Ctx ctx;
     uint64_t err = load_client(p, &ctx, 4);
@@ -62,13 +134,17 @@ uint64_t ix_join_run(const SolParameters *p, Args *args) {
     if ((err = check_authorization(p, &ctx))) return err;
     CoordinatorAccount *a = ctx.acc;
     if (a->run_state == RS_FINISHED) return E_RUN_FINISHED;
-    int64_t i = find_registered(a, ctx.signer->key);
+    bool in_registry, in_epoch;
+    int64_t i = scan_registry(a, ctx.signer->key, (const SolPubkey *)p2p, &in_registry, &in_epoch);
+    bool proven = p->ka_num > 5 && p->ka[5].is_signer && sol_pubkey_eq(p->ka[5].key, (const SolPubkey *)p2p);
+    if ((in_registry || in_epoch) && !proven) return E_P2P_KEY_TAKEN;
+    if (in_registry) release_p2p(a, ctx.signer->key, (const SolPubkey *)p2p);
     if (i < 0) {
         uint32_t limit = a->config.global_batch_size_end < MAX_CLIENTS ? a->config.global_batch_size_end : MAX_CLIENTS;
         if (a->num_clients < limit) {
             i = a->num_clients++;
         } else {
-            i = reusable_slot(a);
+            i = evictable_slot(a);
             if (i < 0) return a->num_clients >= MAX_CLIENTS ? E_CLIENTS_FULL : E_MORE_CLIENTS_THAN_BATCHES;
             sol_memset(&a->clients[i], 0, sizeof(RegisteredClient));
         }
@@ -106,7 +182,7 @@ uint64_t ix_tick(const SolParameters *p, Args *args) {
     if (err) return err;
     if (!args_done(args)) return E_INVALID_INSTRUCTION;
     if (is_halted(ctx.acc)) return E_HALTED;
-    if ((err = tick(ctx.acc, ctx.now, seed_now(&ctx, 3)))) return err;
+    if ((err = tick_now(&ctx, 3))) return err;
     return bump_nonce(ctx.acc);
 }
 
@@ -117,22 +193,23 @@ uint64_t ix_warmup_witness(const SolParameters *p, Args *args) {
     if (!args_done(args)) return E_INVALID_INSTRUCTION;
     CoordinatorAccount *a = ctx.acc;
     if (is_halted(a)) return E_HALTED;
-    int64_t index = find_epoch_client(a, ctx.signer->key);
-    if (index < 0) return E_SIGNER_NOT_A_CLIENT;
+    int64_t index;
     if (a->run_state != RS_WARMUP) {
+        if (find_epoch_client(a, ctx.signer->key) < 0) return E_SIGNER_NOT_A_CLIENT;
         if (a->run_state == RS_ROUND_TRAIN && a->rounds[a->rounds_head].height == 0) return bump_nonce(a);
         return E_WRONG_STATE;
     }
+    if ((err = healthy_epoch_client(&ctx, &index))) return err;
+    /* A repeated vote adds nothing but is not an error: it only ticks, so a client may safely repeat it. */
     Round *r = &a->rounds[a->rounds_head];
+    bool repeated = false;
     for (uint32_t w = 0; w < r->num_witnesses; w++)
-        if (r->witnesses[w].client_index == index) return E_DUPLICATE_WITNESS;
-    if (r->num_witnesses >= MAX_WITNESSES) return E_WITNESSES_FULL;
-    r->witnesses[r->num_witnesses++].client_index = (uint16_t)index;
-    if (r->num_witnesses >= witness_slots(a->config.witness_nodes, a->num_epoch_clients))
-        err = start_round_train(a, ctx.now, seed_now(&ctx, 3));
-    else
-        err = tick(a, ctx.now, seed_now(&ctx, 3));
-    if (err) return err;
+        if (r->witnesses[w].client_index == index) repeated = true;
+    if (!repeated) {
+        if (r->num_witnesses >= MAX_WITNESSES) return E_WITNESSES_FULL;
+        r->witnesses[r->num_witnesses++].client_index = (uint16_t)index;
+    }
+    if ((err = tick_now(&ctx, 3))) return err; /* starts round 0 once every slot voted and the seed is ready */
     return bump_nonce(a);
 }
 
@@ -148,14 +225,14 @@ uint64_t ix_witness(const SolParameters *p, Args *args) {
     CoordinatorAccount *a = ctx.acc;
     if (is_halted(a)) return E_HALTED;
     if (a->run_state != RS_ROUND_TRAIN && a->run_state != RS_ROUND_WITNESS) return E_WRONG_STATE;
-    int64_t index = find_epoch_client(a, ctx.signer->key);
-    if (index < 0) return E_SIGNER_NOT_A_CLIENT;
+    int64_t index;
+    if ((err = healthy_epoch_client(&ctx, &index))) return err;
     if (sol_read_u32(metadata) != a->step) return E_STALE_ROUND; /* a witness meant for another round */
     Round *r = &a->rounds[a->rounds_head];
     uint32_t slots = witness_slots(a->config.witness_nodes, r->clients_len);
     if ((uint64_t)index >= r->clients_len) return E_WITNESS_NOT_ELECTED;
-    uint64_t slot = shuffled_index(a, index, r->clients_len, r->random_seed, false);
-    if (slot >= slots) return E_WITNESS_NOT_ELECTED;
+    int64_t slot = elected_slot(a, (uint64_t)index);
+    if (slot < 0 || (uint64_t)slot >= slots) return E_WITNESS_NOT_ELECTED;
     for (uint32_t w = 0; w < r->num_witnesses; w++)
         if (r->witnesses[w].client_index == index) return E_DUPLICATE_WITNESS;
     if (r->num_witnesses >= MAX_WITNESSES) return E_WITNESSES_FULL;
@@ -167,13 +244,14 @@ uint64_t ix_witness(const SolParameters *p, Args *args) {
     sol_memcpy(w->broadcast_merkle, merkle, 32);
     SolBytes event[3] = {{(const uint8_t *)"witness", 7}, {ctx.signer->key->x, 32}, {metadata, 16}};
     sol_log_data(event, 3);
+    a->seed_slot = ctx.slot; /* the next round's seed comes from a slot hash this witness cannot know yet */
     if (a->run_state == RS_ROUND_TRAIN && r->num_witnesses >= slots) change_state(a, RS_ROUND_WITNESS, ctx.now);
-    else if ((err = tick(a, ctx.now, seed_now(&ctx, 3)))) return err;
+    else if ((err = tick_now(&ctx, 3))) return err;
     return bump_nonce(a);
 }
 
-/* health_check(target_index: u16): the target delivered to fewer than a quorum of the previous round's
- * witnesses' participant blooms -> Dropped. */
+/* health_check(target_index: u16): a quorum of the witnesses elected for the previous round posted participant
+ * blooms without the target -> Dropped. */
 uint64_t ix_health_check(const SolParameters *p, Args *args) {
     Ctx ctx;
     uint64_t err = load_client(p, &ctx, 3);
@@ -182,7 +260,8 @@ uint64_t ix_health_check(const SolParameters *p, Args *args) {
     if (!args_done(args)) return E_INVALID_INSTRUCTION;
     CoordinatorAccount *a = ctx.acc;
     if (is_halted(a)) return E_HALTED;
-    if (find_epoch_client(a, ctx.signer->key) < 0) return E_SIGNER_NOT_A_CLIENT;
+    int64_t reporter;
+    if ((err = healthy_epoch_client(&ctx, &reporter))) return err;
     const Round *cur = &a->rounds[a->rounds_head];
     if ((a->run_state != RS_ROUND_TRAIN && a->run_state != RS_ROUND_WITNESS) || a->first_round || cur->height < 2)
         return E_HEALTH_CHECK_TOO_EARLY;
@@ -191,17 +270,26 @@ uint64_t ix_health_check(const SolParameters *p, Args *args) {
     uint8_t item[32];
     SolBytes s[1] = {{a->epoch_clients[target].signer.x, 32}};
     sol_sha256(s, 1, item);
-    uint32_t score = 0;
-    for (uint32_t w = 0; w < prev->num_witnesses; w++)
-        if (bloom_contains(prev->witnesses[w].participant_bloom, item, 32)) score++;
-    if (score >= witness_quorum(prev->num_witnesses, a->config.witness_nodes)) return E_CLIENT_IS_HEALTHY;
+    /* Dropping takes a quorum of the witnesses elected for that round, posted or not, that did not see the
+     * target: when most elected witnesses stay silent, one witness alone cannot drop anybody.
+    * Counting stops as soon as the outcome is known. */
+    uint32_t quorum = witness_quorum(witness_slots(a->config.witness_nodes, prev->clients_len),
+                                     a->config.witness_nodes);
+    uint32_t posted = prev->num_witnesses < MAX_WITNESSES ? prev->num_witnesses : MAX_WITNESSES;
+    if (posted < quorum) return E_CLIENT_IS_HEALTHY;
+    uint32_t absent = 0, present = 0;
+    for (uint32_t w = 0; w < posted && absent < quorum; w++) {
+        if (!bloom_contains(prev->witnesses[w].participant_bloom, item)) absent++;
+        else if (++present > posted - quorum) return E_CLIENT_IS_HEALTHY;
+    }
+    if (absent < quorum) return E_CLIENT_IS_HEALTHY;
     if (a->epoch_clients[target].state == CS_HEALTHY) {
         a->epoch_clients[target].state = CS_DROPPED;
         SolBytes event[3] = {{(const uint8_t *)"drop", 4}, {a->epoch_clients[target].signer.x, 32},
                              {ctx.signer->key->x, 32}};
         sol_log_data(event, 3);
     }
-    if ((err = tick(a, ctx.now, seed_now(&ctx, 3)))) return err;
+    if ((err = tick_now(&ctx, 3))) return err;
     return bump_nonce(a);
 }
 
@@ -216,7 +304,8 @@ uint64_t ix_checkpoint(const SolParameters *p, Args *args) {
     if (too_long) return E_STRING_TOO_LONG;
     if (!args_done(args)) return E_INVALID_INSTRUCTION;
     CoordinatorAccount *a = ctx.acc;
-    if (find_epoch_client(a, ctx.signer->key) < 0) return E_SIGNER_NOT_A_CLIENT;
+    int64_t index;
+    if ((err = healthy_epoch_client(&ctx, &index))) return err;
     sol_memset(a->checkpoint, 0, sizeof(a->checkpoint));
     sol_memcpy(a->checkpoint, ref, len);
     a->checkpoint_len = (uint8_t)len;

@@ -17,7 +17,6 @@
 #define ADDR_HINT_MAX 64
 #define CHECKPOINT_MAX 127
 #define BLOOM_BYTES 192
-#define SHUFFLE_ROUNDS 90
 #define ACCOUNT_VERSION 1
 
 enum { RS_UNINITIALIZED = 0, RS_WAITING_FOR_MEMBERS, RS_WARMUP, RS_ROUND_TRAIN, RS_ROUND_WITNESS, RS_COOLDOWN,
@@ -56,7 +55,7 @@ enum {
     E_MORE_CLIENTS_THAN_BATCHES, E_SIGNER_NOT_A_CLIENT, E_DUPLICATE_WITNESS, E_WITNESS_NOT_ELECTED,
     E_WITNESSES_FULL, E_HEALTH_CHECK_TOO_EARLY, E_CLIENT_IS_HEALTHY, E_NOT_AN_EPOCH_CLIENT,
     E_ARITHMETIC_OVERFLOW, E_NOT_AUTHORIZED, E_INVALID_ARGUMENT, E_NOT_SYSTEM_PROGRAM, E_ACCOUNT_NOT_ZEROED,
-    E_WRONG_SYSVAR, E_STALE_ROUND, E_INVALID_MODEL, E_INVALID_PROGRESS,
+    E_WRONG_SYSVAR, E_STALE_ROUND, E_INVALID_MODEL, E_INVALID_PROGRESS, E_CLIENT_NOT_HEALTHY, E_P2P_KEY_TAKEN,
 };
 
 /* ---- layouts ----------------------------------------------------------------------------------------- */
@@ -89,7 +88,8 @@ typedef struct {
 typedef struct {
     SolPubkey signer, p2p;
     uint8_t state;
-    uint8_t _pad[3];
+    uint8_t _pad;
+    uint16_t registry_index; /* its slot in clients[] (checked against signer before use: slots are reused) */
     uint32_t exited_height;
 } EpochClient; /* 72 */
 
@@ -140,15 +140,17 @@ typedef struct {
     uint64_t earning_rate, slashing_rate, future_earning_rate, future_slashing_rate;
     uint64_t next_active;
     uint32_t num_clients, num_epoch_clients, num_exited_clients;
-    uint8_t _pad1[4];
+    uint32_t evict_cursor; /* ties between evictable registry slots go round-robin from here */
     uint8_t checkpoint[CHECKPOINT_MAX + 1];
-    /* The current round's swap-or-not tables (90 pivots, 90 source digests), hashed once when the round
-     * starts so that witness verification and the idle-witness penalty need no sha256 at all. */
-    uint64_t shuffle_seed;
-    uint16_t shuffle_count;
+    /* The current round's elected witnesses (epoch-client indices in slot order), drawn once when the round
+     * starts, so that witness verification and the idle-witness penalty are O(32) lookups. seed_slot: the
+     * slot of the last input that fixed the next round (round start, then each witness); the next round's
+     * seed uses the SlotHashes entry of a slot >= seed_slot, unknown to whoever sent that input. */
+    uint64_t seed_slot;
+    uint16_t elected_count;
     uint8_t _pad2[6];
-    uint8_t shuffle_pivots[96];
-    uint8_t shuffle_sources[SHUFFLE_ROUNDS][32];
+    uint16_t elected[MAX_WITNESSES];
+    uint8_t _reserved_election[2912];
     Round rounds[NUM_ROUNDS];
     RegisteredClient clients[MAX_CLIENTS];
     EpochClient epoch_clients[MAX_CLIENTS];
@@ -166,6 +168,8 @@ typedef struct {
     uint8_t run_id[RUN_ID_MAX];
 } RunInstance; /* 144 */
 
+/* PDA ["authorization", instance, coordinator_account, grantee]: the coordinator account in the seeds binds a
+ * grant to one incarnation of the run (a run re-created under the same run_id has another account). */
 typedef struct {
     uint64_t discriminator;
     SolPubkey instance, grantee;
@@ -185,7 +189,18 @@ sol_assert_static(sizeof(Authorization) == 80, authorization_size);
 sol_assert_static(sizeof(CoordinatorAccount) == 134592, account_size); /* == the IDL's size (tested) */
 
 /* Heap scratch offsets (SOL_HEAP_START + offset), disjoint per user. */
-#define HEAP_SEED_PARTS 0
+#define HEAP_SCRATCH_U16 1024 /* 256 u16: partial Fisher-Yates in elections, index remaps in compaction */
+
+/* An unaligned little-endian u64 load as one instruction (SBPF allows unaligned loads); sol_read_u64 goes
+ * through the memcpy syscall, ~10x dearer, which matters in the bloom and election loops. */
+typedef uint64_t __attribute__((may_alias)) u64_unaligned; /* no aligned(1): clang would split it into bytes */
+static inline uint64_t load_u64(const uint8_t *p) { return *(const u64_unaligned *)p; }
+/* A 32-byte key copy as four u64 moves (a struct copy of byte arrays compiles to 64 byte moves). */
+static inline void copy_key(SolPubkey *dst, const SolPubkey *src) {
+    u64_unaligned *d = (u64_unaligned *)dst->x;
+    const u64_unaligned *s = (const u64_unaligned *)src->x;
+    d[0] = s[0], d[1] = s[1], d[2] = s[2], d[3] = s[3];
+}
 
 /* ---- shared helpers (machine.c, election.c, accounts.c) ----------------------------------------------- */
 typedef struct {
@@ -193,7 +208,7 @@ typedef struct {
     CoordinatorAccount *acc;
     RunInstance *inst;
     SolAccountInfo *signer;
-    uint64_t now;
+    uint64_t now, slot;
 } Ctx;
 
 uint64_t load_run(const SolParameters *p, uint64_t inst_i, uint64_t acc_i, bool writable, Ctx *ctx);
@@ -202,17 +217,24 @@ int64_t find_registered(const CoordinatorAccount *a, const SolPubkey *signer);
 int64_t find_epoch_client(const CoordinatorAccount *a, const SolPubkey *signer);
 bool is_halted(const CoordinatorAccount *a);
 uint64_t config_check(const Config *c);
-uint64_t tick(CoordinatorAccount *a, uint64_t now, uint64_t seed);
+/* What a tick needs from the chain: time, the current slot, and SlotHashes for the next round's seed. */
+typedef struct {
+    uint64_t now, slot;
+    const SolAccountInfo *slot_hashes;
+} Chain;
+uint64_t tick(CoordinatorAccount *a, const Chain *ch);
 void change_state(CoordinatorAccount *a, uint8_t state, uint64_t now);
-uint64_t start_round_train(CoordinatorAccount *a, uint64_t now, uint64_t seed);
-uint64_t round_seed(const CoordinatorAccount *a, const SolAccountInfo *slot_hashes, uint64_t now);
+bool seed_ready(const CoordinatorAccount *a, const Chain *ch);
+uint64_t start_round_train(CoordinatorAccount *a, const Chain *ch);
+uint64_t round_seed(const CoordinatorAccount *a, const Chain *ch);
+void elect_witnesses(CoordinatorAccount *a, uint32_t count, uint64_t round_seed);
+int64_t elected_slot(const CoordinatorAccount *a, uint64_t index);
+const RegisteredClient *registry_entry(const CoordinatorAccount *a, const EpochClient *c);
 uint64_t batch_size(const CoordinatorAccount *a, uint64_t data_index);
 uint32_t witness_slots(uint32_t witness_nodes, uint32_t n_clients);
 uint32_t witness_quorum(uint32_t n_witnesses, uint32_t witness_nodes);
-void shuffle_prepare(CoordinatorAccount *a, uint64_t count, uint64_t round_seed);
-uint64_t shuffled_index(CoordinatorAccount *a, uint64_t index, uint64_t count, uint64_t round_seed, bool inverse);
-bool bloom_contains(const uint8_t *bloom, const uint8_t *item, uint64_t len);
-uint64_t get_unix_time(uint64_t *now);
+bool bloom_contains(const uint8_t *bloom, const uint8_t *item); /* item: >= 8 bytes */
+uint64_t get_clock(uint64_t *now, uint64_t *slot);
 uint64_t check_slot_hashes(const SolParameters *p, uint64_t i);
 uint64_t instance_address(const uint8_t *run_id, uint64_t len, uint8_t bump, const SolPubkey *program_id,
                           SolPubkey *out);

@@ -13,35 +13,39 @@ static void election_key(uint64_t round_seed, uint8_t key[32]) {
     sol_sha256(b, 2, key);
 }
 
-/* Swap-or-not with count <= 256: every position/256 is 0, so the whole permutation is fixed by 90 pivots and
- * 90 source digests. They are hashed once per instruction into heap scratch (180 sha256 calls), after which
- * mapping any index, forwards or backwards, is arithmetic only. Each round is an involution, so the inverse
- * permutation runs the rounds backwards. */
-void shuffle_prepare(CoordinatorAccount *a, uint64_t count, uint64_t round_seed) {
-    if (a->shuffle_count == count && a->shuffle_seed == round_seed && count) return;
-    uint8_t buf[40] = {0}, digest[32]; /* key || round || u32 0: one slice per hash is the cheapest call */
+/* Witness election: the first min(32, count) positions of a Fisher-Yates permutation of range(count),
+ * drawn with u64s from sha256(key || u32 block) (four per digest). Ten sha256 calls per round instead of the
+ * 180 of a 90-round swap-or-not, and the elected list is stored, so verifying a witness or finding the
+ * silent ones is a scan of 32 entries. The slot of a client is its position in the list; the configured
+ * witness count takes the first witness_slots() of them. */
+void elect_witnesses(CoordinatorAccount *a, uint32_t count, uint64_t round_seed) {
+    uint8_t buf[36] = {0}, digest[32];
+    uint16_t *perm = (uint16_t *)(SOL_HEAP_START + HEAP_SCRATCH_U16);
     election_key(round_seed, buf);
-    for (int i = 0; i < SHUFFLE_ROUNDS; i++) {
-        buf[32] = (uint8_t)i;
-        SolBytes piv[1] = {{buf, 33}};
-        sol_sha256(piv, 1, digest);
-        a->shuffle_pivots[i] = (uint8_t)(sol_read_u64(digest) % count); /* count <= 256 */
-        SolBytes src[1] = {{buf, 37}};
-        sol_sha256(src, 1, a->shuffle_sources[i]);
+    uint32_t k = count < MAX_WITNESSES ? count : MAX_WITNESSES;
+    for (uint32_t i = 0; i < count; i++) perm[i] = (uint16_t)i;
+    for (uint32_t i = 0; i < k; i++) {
+        if (i % 4 == 0) {
+            uint32_t block = i / 4;
+            sol_memcpy(buf + 32, &block, 4);
+            SolBytes part[1] = {{buf, 36}};
+            sol_sha256(part, 1, digest);
+        }
+        uint32_t j = i + (uint32_t)(load_u64(digest + 8 * (i % 4)) % (count - i));
+        uint16_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+        a->elected[i] = perm[i];
     }
-    a->shuffle_count = (uint16_t)count;
-    a->shuffle_seed = round_seed;
+    for (uint32_t i = k; i < MAX_WITNESSES; i++) a->elected[i] = 0;
+    a->elected_count = (uint16_t)k;
 }
 
-uint64_t shuffled_index(CoordinatorAccount *a, uint64_t index, uint64_t count, uint64_t round_seed, bool inverse) {
-    shuffle_prepare(a, count, round_seed);
-    for (int i = 0; i < SHUFFLE_ROUNDS; i++) {
-        int r = inverse ? SHUFFLE_ROUNDS - 1 - i : i;
-        uint64_t flip = (a->shuffle_pivots[r] + count - index) % count;
-        uint64_t position = index > flip ? index : flip;
-        if ((a->shuffle_sources[r][position / 8] >> (position % 8)) & 1) index = flip;
-    }
-    return index;
+/* The witness slot of epoch client `index` in the current round, or -1 when it was not drawn. */
+int64_t elected_slot(const CoordinatorAccount *a, uint64_t index) {
+    for (uint32_t i = 0; i < a->elected_count && i < MAX_WITNESSES; i++)
+        if (a->elected[i] == index) return i;
+    return -1;
 }
 
 uint32_t witness_slots(uint32_t witness_nodes, uint32_t n_clients) {
@@ -59,16 +63,25 @@ uint32_t witness_quorum(uint32_t n_witnesses, uint32_t witness_nodes) {
     return q ? q : 1;
 }
 
-/* 8 keyed FNV-1a-64 hashes into 1024 bits; layout: keys[8] u64 then words[16] u64. */
-bool bloom_contains(const uint8_t *bloom, const uint8_t *item, uint64_t len) {
+/* Bloom positions hash the first 8 bytes of an item (items are sha256 digests: 64 bits are plenty for 1024
+ * bits, and a health check tests up to 32 blooms x 8 keys, which bounds it at ~11k CU): FNV-1a-64 from the
+ * key, a byte at a time out of one u64 load, unrolled. */
+static inline uint64_t fnv8(uint64_t h, uint64_t v) {
+    const uint64_t prime = 0x100000001b3ULL;
+#pragma clang loop unroll(full)
+    for (int b = 0; b < 8; b++) {
+        h = (h ^ (v & 0xff)) * prime;
+        v >>= 8;
+    }
+    return h;
+}
+
+/* 8 keyed hashes into 1024 bits; layout: keys[8] u64 then words[16] u64. */
+bool bloom_contains(const uint8_t *bloom, const uint8_t *item) {
+    uint64_t v = load_u64(item);
     for (int k = 0; k < 8; k++) {
-        uint64_t h = sol_read_u64(bloom + 8 * k);
-        for (uint64_t i = 0; i < len; i++) {
-            h ^= item[i];
-            h *= 0x100000001b3ULL;
-        }
-        uint64_t pos = h % 1024;
-        uint64_t word = sol_read_u64(bloom + 64 + 8 * (pos / 64));
+        uint64_t pos = fnv8(load_u64(bloom + 8 * k), v) % 1024;
+        uint64_t word = load_u64(bloom + 64 + 8 * (pos / 64));
         if (!((word >> (pos % 64)) & 1)) return false;
     }
     return true;
@@ -87,28 +100,37 @@ uint64_t batch_size(const CoordinatorAccount *a, uint64_t data_index) {
     return num / (2 * warm);
 }
 
-/* The seed of the round about to start: sha256(previous seed || newest SlotHashes entry || clock ||
- * the previous round's witnesses' merkle roots)[:8]. Mixing the slot hash and the witnesses' roots makes it
- * harder for one validator, or one client, to choose the election than Psyche's timestamp+slot. */
-uint64_t round_seed(const CoordinatorAccount *a, const SolAccountInfo *slot_hashes, uint64_t now) {
-    const Round *cur = &a->rounds[a->rounds_head];
-    uint8_t zero[40] = {0};
-    const uint8_t *recent = zero;
-    if (slot_hashes && slot_hashes->data_len >= 48 && sol_read_u64(slot_hashes->data) > 0)
-        recent = slot_hashes->data + 8; /* newest entry: slot u64 then hash[32] */
-    SolClock clock;
-    sol_get_clock_sysvar(&clock);
-    SolBytes *parts = (SolBytes *)(SOL_HEAP_START + HEAP_SEED_PARTS); /* 35 slices: too big for the stack */
-    parts[0].addr = (const uint8_t *)&cur->random_seed; parts[0].len = 8;
-    parts[1].addr = recent; parts[1].len = 40;
-    parts[2].addr = (const uint8_t *)&now; parts[2].len = 8;
-    uint64_t n = cur->num_witnesses > MAX_WITNESSES ? MAX_WITNESSES : cur->num_witnesses;
-    for (uint64_t i = 0; i < n; i++) {
-        parts[3 + i].addr = cur->witnesses[i].broadcast_merkle;
-        parts[3 + i].len = 32;
+/* A round may start only in a slot after seed_slot (the slot of the last input that could steer it): then
+ * SlotHashes holds the hash of a slot >= seed_slot, which whoever sent that input could not know. */
+bool seed_ready(const CoordinatorAccount *a, const Chain *ch) { return ch->slot > a->seed_slot; }
+
+/* The SlotHashes entry (slot u64, hash[32]) of the oldest slot >= seed_slot; entries are newest first, so a
+ * binary search. When none is that recent (a validator without slot history, as LiteSVM and the localnet)
+ * the newest entry, or zeroes. */
+static const uint8_t *seed_entry(const CoordinatorAccount *a, const SolAccountInfo *sh) {
+    static const uint8_t zero[40] = {0};
+    if (!sh || sh->data_len < 8) return zero;
+    uint64_t n = load_u64(sh->data), fit = (sh->data_len - 8) / 40;
+    if (n > fit) n = fit;
+    if (n == 0) return zero;
+    const uint8_t *e = sh->data + 8;
+    if (load_u64(e) < a->seed_slot) return e; /* even the newest is older */
+    uint64_t lo = 0, hi = n - 1; /* invariant: entry lo has slot >= seed_slot; find the last such */
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo + 1) / 2;
+        if (load_u64(e + 40 * mid) >= a->seed_slot) lo = mid;
+        else hi = mid - 1;
     }
+    return e + 40 * lo;
+}
+
+/* The seed of the round about to start: sha256(previous seed || SlotHashes entry of the oldest slot >=
+ * seed_slot)[:8]. Nothing a client sends enters it: the last witness (or whoever started the round) fixed
+ * seed_slot before the hash of that slot existed, and the ticker cannot pick the entry. */
+uint64_t round_seed(const CoordinatorAccount *a, const Chain *ch) {
+    const Round *cur = &a->rounds[a->rounds_head];
+    SolBytes parts[2] = {{(const uint8_t *)&cur->random_seed, 8}, {seed_entry(a, ch->slot_hashes), 40}};
     uint8_t digest[32];
-    sol_sha256(parts, 3 + n, digest);
-    (void)clock;
-    return sol_read_u64(digest);
+    sol_sha256(parts, 2, digest);
+    return load_u64(digest);
 }

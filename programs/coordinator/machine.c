@@ -10,10 +10,14 @@ void change_state(CoordinatorAccount *a, uint8_t state, uint64_t now) {
     a->run_state_start_unix_timestamp = now;
 }
 
+/* now >= start + duration without wrapping (a duration near u64::MAX never ends), and never at start itself. */
+static bool reached(uint64_t now, uint64_t start, uint64_t duration) {
+    uint64_t end;
+    return sol_add_u64(start, duration, &end) && now != start && now >= end;
+}
+
 static bool timed_out(const CoordinatorAccount *a, uint64_t now, uint64_t duration) {
-    uint64_t start = a->run_state_start_unix_timestamp, end;
-    if (!sol_add_u64(start, duration, &end)) return false;
-    return now != start && now >= end;
+    return reached(now, a->run_state_start_unix_timestamp, duration);
 }
 
 int64_t find_registered(const CoordinatorAccount *a, const SolPubkey *signer) {
@@ -33,27 +37,53 @@ static void withdraw_all(CoordinatorAccount *a) {
         if (a->epoch_clients[i].state == CS_HEALTHY) a->epoch_clients[i].state = CS_WITHDRAWN;
 }
 
-/* Non-healthy epoch clients leave the list (order kept) for the exited list. */
+/* The registry entry of an epoch client, or 0 when its slot now belongs to someone else (an evicted client). */
+const RegisteredClient *registry_entry(const CoordinatorAccount *a, const EpochClient *c) {
+    if (c->registry_index >= a->num_clients || c->registry_index >= MAX_CLIENTS) return 0;
+    const RegisteredClient *r = &a->clients[c->registry_index];
+    return sol_pubkey_eq(&r->signer, &c->signer) ? r : 0;
+}
+
+/* Non-healthy epoch clients leave the list (order kept) for the exited list. In Warmup the warmup witnesses
+ * are epoch indices: they follow their client to its new index, and those of clients that left are dropped,
+ * so a withdrawal can neither give one client a second vote nor refuse an honest one as a duplicate. */
 static void move_to_exited(CoordinatorAccount *a, uint32_t height) {
+    uint16_t *remap = (uint16_t *)(SOL_HEAP_START + HEAP_SCRATCH_U16);
     uint32_t keep = 0;
     for (uint32_t i = 0; i < a->num_epoch_clients; i++) {
         EpochClient *c = &a->epoch_clients[i];
         if (c->state == CS_HEALTHY) {
+            remap[i] = (uint16_t)keep;
             if (keep != i) sol_memcpy(&a->epoch_clients[keep], c, sizeof(EpochClient));
             keep++;
-        } else if (a->num_exited_clients < MAX_CLIENTS) {
-            c->exited_height = height;
-            sol_memcpy(&a->exited_clients[a->num_exited_clients++], c, sizeof(EpochClient));
+        } else {
+            remap[i] = 0xffff;
+            if (a->num_exited_clients < MAX_CLIENTS) {
+                c->exited_height = height;
+                sol_memcpy(&a->exited_clients[a->num_exited_clients++], c, sizeof(EpochClient));
+            }
         }
     }
-    if (keep < a->num_epoch_clients)
-        sol_memset(&a->epoch_clients[keep], 0, (a->num_epoch_clients - keep) * sizeof(EpochClient));
+    if (keep == a->num_epoch_clients) return;
+    sol_memset(&a->epoch_clients[keep], 0, (a->num_epoch_clients - keep) * sizeof(EpochClient));
+    uint32_t before = a->num_epoch_clients;
     a->num_epoch_clients = keep;
+    if (a->run_state != RS_WARMUP) return;
+    Round *r = &a->rounds[a->rounds_head];
+    uint32_t kept = 0;
+    for (uint32_t w = 0; w < r->num_witnesses && w < MAX_WITNESSES; w++) {
+        uint16_t old = r->witnesses[w].client_index;
+        if (old >= before || remap[old] == 0xffff) continue;
+        r->witnesses[kept++].client_index = remap[old];
+    }
+    for (uint32_t w = kept; w < r->num_witnesses && w < MAX_WITNESSES; w++) r->witnesses[w].client_index = 0;
+    r->num_witnesses = (uint16_t)kept;
 }
 
-uint64_t start_round_train(CoordinatorAccount *a, uint64_t now, uint64_t seed) {
+uint64_t start_round_train(CoordinatorAccount *a, const Chain *ch) {
     uint64_t data_index;
     uint32_t height;
+    uint64_t seed = round_seed(a, ch);
     if (a->first_round) {
         a->rounds_head = 0;
         height = 0;
@@ -74,25 +104,26 @@ uint64_t start_round_train(CoordinatorAccount *a, uint64_t now, uint64_t seed) {
     r->height = height;
     r->clients_len = (uint16_t)a->num_epoch_clients;
     r->posted_slots = 0;
-    if (r->clients_len) shuffle_prepare(a, r->clients_len, seed);
-    change_state(a, RS_ROUND_TRAIN, now);
+    elect_witnesses(a, r->clients_len, seed);
+    a->seed_slot = ch->slot;
+    change_state(a, RS_ROUND_TRAIN, ch->now);
     return SOL_SUCCESS;
 }
 
-/* Elected witnesses that posted nothing lose slashing_rate points (Psyche leaves idle witnesses unpunished).
- * Only the silent slots are inverted back to client indices. */
+/* Elected witnesses, still healthy, that posted nothing lose slashing_rate points (Psyche leaves idle
+ * witnesses unpunished). The elected list is stored: a scan of at most 32 slots, O(1) registry lookups. */
 SOL_NOINLINE static void penalize_idle_witnesses(CoordinatorAccount *a) {
     const Round *r = &a->rounds[a->rounds_head];
     uint32_t slots = witness_slots(a->config.witness_nodes, r->clients_len);
     if (r->num_witnesses >= slots || a->slashing_rate == 0) return;
-    for (uint32_t pos = 0; pos < slots; pos++) {
+    for (uint32_t pos = 0; pos < slots && pos < a->elected_count; pos++) {
         if ((r->posted_slots >> pos) & 1) continue;
-        uint64_t idx = shuffled_index(a, pos, r->clients_len, r->random_seed, true);
-        if (idx >= a->num_epoch_clients) continue;
-        int64_t reg = find_registered(a, &a->epoch_clients[idx].signer);
-        if (reg < 0) continue;
-        uint64_t *s = &a->clients[reg].slashed;
-        if (!sol_add_u64(*s, a->slashing_rate, s)) *s = UINT64_MAX;
+        uint32_t idx = a->elected[pos];
+        /* one that withdrew or was dropped may not post any more: it is not penalised for silence */
+        if (idx >= a->num_epoch_clients || a->epoch_clients[idx].state != CS_HEALTHY) continue;
+        RegisteredClient *reg = (RegisteredClient *)registry_entry(a, &a->epoch_clients[idx]);
+        if (!reg) continue;
+        if (!sol_add_u64(reg->slashed, a->slashing_rate, &reg->slashed)) reg->slashed = UINT64_MAX;
     }
 }
 
@@ -101,14 +132,14 @@ SOL_NOINLINE static void end_epoch_rewards(CoordinatorAccount *a) {
     uint64_t share = a->earning_rate / a->clients_at_start;
     for (uint32_t i = 0; i < a->num_epoch_clients; i++) {
         if (a->epoch_clients[i].state != CS_HEALTHY) continue;
-        int64_t reg = find_registered(a, &a->epoch_clients[i].signer);
-        if (reg < 0) continue;
-        uint64_t *e = &a->clients[reg].earned;
-        if (!sol_add_u64(*e, share, e)) *e = UINT64_MAX;
+        RegisteredClient *reg = (RegisteredClient *)registry_entry(a, &a->epoch_clients[i]);
+        if (!reg) continue;
+        if (!sol_add_u64(reg->earned, share, &reg->earned)) reg->earned = UINT64_MAX;
     }
 }
 
-SOL_NOINLINE static uint64_t tick_waiting(CoordinatorAccount *a, uint64_t now) {
+SOL_NOINLINE static uint64_t tick_waiting(CoordinatorAccount *a, const Chain *ch) {
+    uint64_t now = ch->now;
     uint32_t pending = 0;
     for (uint32_t i = 0; i < a->num_clients; i++)
         if (a->clients[i].active == a->next_active) pending++;
@@ -123,8 +154,9 @@ SOL_NOINLINE static uint64_t tick_waiting(CoordinatorAccount *a, uint64_t now) {
     for (uint32_t i = 0; i < a->num_clients && a->num_epoch_clients < MAX_CLIENTS; i++) {
         if (a->clients[i].active != a->next_active) continue;
         EpochClient *c = &a->epoch_clients[a->num_epoch_clients++];
-        c->signer = a->clients[i].signer;
-        c->p2p = a->clients[i].p2p;
+        copy_key(&c->signer, &a->clients[i].signer);
+        copy_key(&c->p2p, &a->clients[i].p2p);
+        c->registry_index = (uint16_t)i;
     }
     a->start_step = a->step;
     a->start_timestamp = now;
@@ -133,12 +165,14 @@ SOL_NOINLINE static uint64_t tick_waiting(CoordinatorAccount *a, uint64_t now) {
     a->clients_at_start = a->num_epoch_clients;
     a->earning_rate = a->future_earning_rate;
     a->slashing_rate = a->future_slashing_rate;
+    a->seed_slot = ch->slot; /* round 0's seed: the hash of this slot, unknown to whoever sent this */
     change_state(a, RS_WARMUP, now);
     return SOL_SUCCESS;
 }
 
-SOL_NOINLINE static uint64_t tick_round_witness(CoordinatorAccount *a, uint64_t now, uint64_t seed) {
-    if (!timed_out(a, now, a->config.round_witness_time)) return SOL_SUCCESS;
+SOL_NOINLINE static uint64_t tick_round_witness(CoordinatorAccount *a, const Chain *ch) {
+    uint64_t now = ch->now;
+    if (!timed_out(a, now, a->config.round_witness_time) || !seed_ready(a, ch)) return SOL_SUCCESS;
     const Round *r = &a->rounds[a->rounds_head];
     penalize_idle_witnesses(a);
     a->first_round = 0;
@@ -150,14 +184,14 @@ SOL_NOINLINE static uint64_t tick_round_witness(CoordinatorAccount *a, uint64_t 
         change_state(a, RS_COOLDOWN, now);
         return SOL_SUCCESS;
     }
-    if (a->last_step == 0 && now != a->start_timestamp && now >= a->start_timestamp + a->config.epoch_time)
+    if (a->last_step == 0 && reached(now, a->start_timestamp, a->config.epoch_time))
         a->last_step = a->step + 2;
     if ((a->last_step && a->step >= a->last_step) || a->num_epoch_clients < a->config.min_clients ||
         n < witness_quorum(n, a->config.witness_nodes) || a->step >= a->config.total_steps || a->pending_pause) {
         change_state(a, RS_COOLDOWN, now);
         return SOL_SUCCESS;
     }
-    return start_round_train(a, now, seed);
+    return start_round_train(a, ch);
 }
 
 SOL_NOINLINE static uint64_t tick_cooldown(CoordinatorAccount *a, uint64_t now) {
@@ -183,14 +217,22 @@ SOL_NOINLINE static uint64_t tick_cooldown(CoordinatorAccount *a, uint64_t now) 
     return SOL_SUCCESS;
 }
 
-uint64_t tick(CoordinatorAccount *a, uint64_t now, uint64_t seed) {
+uint64_t tick(CoordinatorAccount *a, const Chain *ch) {
+    uint64_t now = ch->now;
     switch (a->run_state) {
-        case RS_WAITING_FOR_MEMBERS: return tick_waiting(a, now);
+        case RS_WAITING_FOR_MEMBERS: return tick_waiting(a, ch);
         case RS_WARMUP: {
-            uint64_t err = SOL_SUCCESS;
-            if (timed_out(a, now, a->config.warmup_time)) err = start_round_train(a, now, seed);
-            else move_to_exited(a, 0);
-            if (err) return err;
+            /* leavers go first (their warmup votes with them); round 0 starts when the warmup timed out or
+             * every witness slot voted. Its seed is the hash of the slot that began the warmup, known only
+             * from the next slot on: votes completing in that very slot get the newest older entry (one
+             * re-roll for the last voter, who cannot choose the slot the warmup began in). */
+            move_to_exited(a, 0);
+            uint32_t slots = witness_slots(a->config.witness_nodes, a->num_epoch_clients);
+            bool voted = slots > 0 && a->rounds[a->rounds_head].num_witnesses >= slots;
+            if (timed_out(a, now, a->config.warmup_time) || voted) {
+                uint64_t err = start_round_train(a, ch);
+                if (err) return err;
+            }
             if (a->num_epoch_clients < a->config.min_clients)
                 change_state(a, a->step >= a->config.total_steps ? RS_FINISHED : RS_WAITING_FOR_MEMBERS, now);
             return SOL_SUCCESS;
@@ -198,7 +240,7 @@ uint64_t tick(CoordinatorAccount *a, uint64_t now, uint64_t seed) {
         case RS_ROUND_TRAIN:
             if (timed_out(a, now, a->config.max_round_train_time)) change_state(a, RS_ROUND_WITNESS, now);
             return SOL_SUCCESS;
-        case RS_ROUND_WITNESS: return tick_round_witness(a, now, seed);
+        case RS_ROUND_WITNESS: return tick_round_witness(a, ch);
         case RS_COOLDOWN: return tick_cooldown(a, now);
         default: return E_HALTED;
     }

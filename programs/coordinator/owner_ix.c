@@ -4,7 +4,9 @@
 static const uint8_t SEED_AUTHORIZATION[] = {'a', 'u', 't', 'h', 'o', 'r', 'i', 'z', 'a', 't', 'i', 'o', 'n'};
 
 /* init_run(run_id: string, main_authority: pubkey, join_authority: pubkey)
- * accounts: payer (signer, w), instance PDA (w), coordinator account (w, program-owned, zeroed), system */
+ * accounts: payer (signer, w), instance PDA (w), coordinator account (signer, w, program-owned, zeroed),
+ * system. The account must sign: otherwise anyone could initialise (and later close, taking its rent) an
+ * account someone else prepared in an earlier transaction. */
 uint64_t ix_init_run(const SolParameters *p, Args *args) {
     uint64_t err = require_signer(p, 0);
     if (err) return err;
@@ -17,6 +19,7 @@ uint64_t ix_init_run(const SolParameters *p, Args *args) {
     if (!args_done(args)) return E_INVALID_INSTRUCTION;
     if (id_len == 0) return E_RUN_ID_INVALID_LENGTH;
     SolAccountInfo *payer = &p->ka[0], *inst = &p->ka[1], *acc = &p->ka[2];
+    if (!acc->is_signer) return E_MISSING_SIGNER;
     if (!payer->is_writable || !inst->is_writable || !acc->is_writable) return E_NOT_WRITABLE;
     if (!sol_pubkey_eq(acc->owner, p->program_id)) return E_WRONG_OWNER;
     if (acc->data_len != sizeof(CoordinatorAccount)) return E_WRONG_ACCOUNT_SIZE;
@@ -129,12 +132,14 @@ uint64_t ix_set_paused(const SolParameters *p, Args *args) {
     if (a->run_state != RS_PAUSED) return E_NOT_PAUSED;
     change_state(a, a->step >= a->config.total_steps ? RS_FINISHED : RS_WAITING_FOR_MEMBERS, ctx.now);
     if (!sol_add_u64(a->next_active, 1, &a->next_active)) return E_ARITHMETIC_OVERFLOW;
-    if (!is_halted(a) && (err = tick(a, ctx.now, round_seed(a, &p->ka[3], ctx.now)))) return err;
+    Chain ch = {ctx.now, ctx.slot, &p->ka[3]};
+    if (!is_halted(a) && (err = tick(a, &ch))) return err;
     return bump_nonce(a);
 }
 
 /* authorize(grantee) / revoke(grantee): accounts: join authority (signer, w), instance, authorization (w),
- * [system program for authorize]. grantee all-zero = anyone may join. */
+ * [system program for authorize]. grantee all-zero = anyone may join. The PDA is ["authorization", instance,
+ * the run's coordinator account, grantee]: grants of a closed run do not apply to a later one. */
 static uint64_t load_join_authority(const SolParameters *p, Ctx *ctx, SolPubkey *expected, uint8_t *bump,
                                     const uint8_t *grantee) {
     uint64_t err = require_signer(p, 0);
@@ -147,8 +152,9 @@ static uint64_t load_join_authority(const SolParameters *p, Ctx *ctx, SolPubkey 
     if (ctx->inst->discriminator != DISC_RUN_INSTANCE) return E_WRONG_DISCRIMINATOR;
     if (!sol_pubkey_eq(p->ka[0].key, &ctx->inst->join_authority)) return E_UNAUTHORIZED;
     if (!p->ka[0].is_writable || !p->ka[2].is_writable) return E_NOT_WRITABLE;
-    SolSignerSeed seeds[3] = {{SEED_AUTHORIZATION, sizeof(SEED_AUTHORIZATION)}, {inst->key->x, 32}, {grantee, 32}};
-    if (sol_try_find_program_address(seeds, 3, p->program_id, expected, bump)) return E_INVALID_PDA;
+    SolSignerSeed seeds[4] = {{SEED_AUTHORIZATION, sizeof(SEED_AUTHORIZATION)}, {inst->key->x, 32},
+                              {ctx->inst->coordinator_account.x, 32}, {grantee, 32}};
+    if (sol_try_find_program_address(seeds, 4, p->program_id, expected, bump)) return E_INVALID_PDA;
     return sol_pubkey_eq(expected, p->ka[2].key) ? SOL_SUCCESS : E_INVALID_PDA;
 }
 
@@ -161,9 +167,9 @@ uint64_t ix_authorize(const SolParameters *p, Args *args) {
     uint64_t err = load_join_authority(p, &ctx, &expected, &bump, grantee);
     if (err) return err;
     if (p->ka_num < 4) return E_NOT_ENOUGH_ACCOUNTS;
-    SolSignerSeed seeds[4] = {{SEED_AUTHORIZATION, sizeof(SEED_AUTHORIZATION)}, {p->ka[1].key->x, 32},
-                              {grantee, 32}, {&bump, 1}};
-    PdaCreate req = {&p->ka[0], &p->ka[2], &p->ka[3], sizeof(Authorization), seeds, 4};
+    SolSignerSeed seeds[5] = {{SEED_AUTHORIZATION, sizeof(SEED_AUTHORIZATION)}, {p->ka[1].key->x, 32},
+                              {ctx.inst->coordinator_account.x, 32}, {grantee, 32}, {&bump, 1}};
+    PdaCreate req = {&p->ka[0], &p->ka[2], &p->ka[3], sizeof(Authorization), seeds, 5};
     if ((err = create_pda(p, &req))) return err;
     Authorization *au = (Authorization *)p->ka[2].data;
     au->discriminator = DISC_AUTHORIZATION;
