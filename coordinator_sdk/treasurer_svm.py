@@ -92,7 +92,8 @@ class TreasurerSvm(CoordinatorSvm):
         run = self.tcodec.run_pda(run_index(run_id))
         tr = TreasuryRun(run_id, run, self.codec.instance_pda(run_id), account.pubkey(), mint,
                          self.tcodec.vault(run, mint), authority, mint_authority, decimals)
-        assert self.send(self.codec.authorize("authorize", authority.pubkey(), tr.instance, ANYONE), [authority]).ok
+        grant = self.codec.authorize("authorize", authority.pubkey(), tr.instance, ANYONE, tr.account)
+        assert self.send(grant, [authority]).ok
         res = self.update(tr, config=config or EPOCH_CONFIG, epoch_rates=rates)
         assert res.ok, res.error + "\n" + "\n".join(res.logs)
         return tr

@@ -108,3 +108,15 @@ def test_run_update_coordinator_refusals_pass_through() -> None:
     assert h.update(tr, paused=False).ok
     fails_with(h, h.tcodec.run_update(tr.authority.pubkey(), tr.run, tr.instance, tr.account, config=EPOCH_CONFIG),
                [tr.authority], "NotHalted")
+
+
+def test_the_coordinator_account_signature_is_passed_through_to_init_run() -> None:
+    """The coordinator refuses to initialise an account whose key holder did not sign; the treasurer passes
+    the transaction's signature on, and without it init_run's MissingSigner (6002) comes back through."""
+    h = TreasurerSvm()
+    a, acc, ix = _create(h)
+    assert h.send(h.create_account_ix(a, acc), [a, acc]).ok  # created earlier: the account does not sign now
+    res = fails_with(h, ix, [a], "MissingSigner")
+    assert res.error_code == 6002
+    signed = replace_account(ix, 5, signer=True)
+    assert h.send(signed, [a, acc]).ok
