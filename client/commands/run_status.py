@@ -117,7 +117,10 @@ def status(run_id: str, output: str, as_json: bool, watch: bool, url: str) -> No
             except AllEndpointsFailed as e:
                 raise CommandFailed(f"no RPC node answers at {url}: {e}", ExitCode.RPC_UNREACHABLE) from None
 
-    asyncio.run(main())
+    from client.cli_chain import quiet_rpc_warnings
+
+    with quiet_rpc_warnings():
+        asyncio.run(main())
 
 
 @click.command("list")
@@ -149,7 +152,10 @@ def run_list(output: str, as_json: bool, url: str) -> None:
                        | {"account": str(acc.pubkey), "clients": len(s["clients"])})
         return sorted(out, key=lambda r: r["run_id"])
 
-    runs = asyncio.run(main())
+    from client.cli_chain import quiet_rpc_warnings
+
+    with quiet_rpc_warnings():
+        runs = asyncio.run(main())
     if as_json or output == "json":
         emit_json(runs)
         return
