@@ -155,3 +155,29 @@ def test_signature_subscribe_answers_the_id_before_the_notification(net: Localne
     assert first["id"] == 5 and isinstance(first["result"], int)
     assert second["method"] == "signatureNotification" and second["params"]["subscription"] == first["result"]
     assert second["params"]["result"]["value"] == {"err": None}
+
+
+def test_account_notifications_only_for_accounts_a_transaction_can_write(net: Localnet) -> None:
+    """A validator stores (and notifies) writable accounts only; an account a transaction merely reads
+    must not wake its subscribers."""
+    import websockets
+    from solders.instruction import AccountMeta
+
+    c = Client(net.url)
+    payer, watched = fx.funded(c, 10**9), fx.funded(c, 10**7)
+    memo_v1 = Pubkey.from_string("Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo")
+
+    async def main():
+        async with websockets.connect(net.ws_url) as ws:
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "accountSubscribe",
+                                      "params": [str(watched.pubkey()), {"encoding": "base64"}]}))
+            json.loads(await ws.recv())
+            fx.send(c, payer, [Instruction(memo_v1, b"read only", [AccountMeta(watched.pubkey(), False, False)])])
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(ws.recv(), 1.0)
+            fx.send(c, payer, [fx.transfer(fx.TransferParams(from_pubkey=payer.pubkey(), to_pubkey=watched.pubkey(),
+                                                             lamports=1))])
+            return json.loads(await asyncio.wait_for(ws.recv(), 5))
+
+    note = asyncio.run(main())
+    assert note["method"] == "accountNotification" and note["params"]["result"]["value"]["lamports"] == 10**7 + 1
