@@ -24,7 +24,16 @@ from solders.transaction import Transaction
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
-    n = Localnet(tmp_path_factory.mktemp("proto") / "ledger", extra=("--request-timeout", "1"))
+    n = Localnet(tmp_path_factory.mktemp("proto") / "ledger")
+    yield n
+    n.stop()
+
+
+@pytest.fixture
+def impatient_net(tmp_path):
+    """--request-timeout 1. It also ends idle keep-alive connections after 1 s, shorter than clients' own
+    pool expiry (httpx and Node: 4-5 s), so only raw sockets talk to it."""
+    n = Localnet(tmp_path / "ledger", extra=("--request-timeout", "1"))
     yield n
     n.stop()
 
@@ -117,7 +126,8 @@ def test_min_context_slot_is_enforced(net: Localnet) -> None:
     assert rpc(net.url, "getBalance", [str(Pubkey.new_unique()), {"minContextSlot": slot}])["result"]["value"] == 0
 
 
-def test_slow_clients_are_cut_off_and_never_starve_others(net: Localnet) -> None:
+def test_slow_clients_are_cut_off_and_never_starve_others(impatient_net: Localnet) -> None:
+    net = impatient_net
     socks = []
     for _ in range(50):  # half-sent headers
         s = socket.create_connection(("127.0.0.1", net.port), timeout=8)
