@@ -19,7 +19,7 @@ from localnet.chain import LAMPORTS_PER_SIGNATURE, SLOT_SECONDS
 @click.option("--reset", is_flag=True, help="Start from a fresh chain (the ledger's accounts are wiped, once the "
               "ledger lock and the ports are held).")
 @click.option("--request-timeout", type=click.FloatRange(0.1, 3600), default=10.0, show_default=True,
-              help="Seconds a client has to send a request's headers and body (and an idle keep-alive lasts).")
+              help="Seconds a client has to send a request's headers, and then its body.")
 @click.option("--quiet", is_flag=True, help="Print only errors.")
 def localnet(rpc_port: int, ledger: Path, reset: bool, request_timeout: float, quiet: bool) -> None:
     """A Solana validator on 127.0.0.1: LiteSVM behind real JSON-RPC and websockets, the programs in

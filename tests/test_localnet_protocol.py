@@ -31,8 +31,7 @@ def net(tmp_path_factory):
 
 @pytest.fixture
 def impatient_net(tmp_path):
-    """--request-timeout 1. It also ends idle keep-alive connections after 1 s, shorter than clients' own
-    pool expiry (httpx and Node: 4-5 s), so only raw sockets talk to it."""
+    """--request-timeout 1: a request's headers, and then its body, must arrive within 1 s."""
     n = Localnet(tmp_path / "ledger", extra=("--request-timeout", "1"))
     yield n
     n.stop()
@@ -145,6 +144,18 @@ def test_slow_clients_are_cut_off_and_never_starve_others(impatient_net: Localne
     body_stall.close()
     assert reply.split(b"\r\n")[0].startswith(b"HTTP/1.1 408"), reply[:200]
     assert rpc(net.url, "getHealth")["result"] == "ok"
+
+
+def test_idle_keep_alive_outlives_the_request_timeout(impatient_net: Localnet) -> None:
+    """Pooled connections (httpx, Node, requests) sit idle between calls: that is not a slow request."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "getHealth"}).encode()
+    request = (f"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+               "\r\n").encode() + body
+    with socket.create_connection(("127.0.0.1", impatient_net.port), timeout=8) as s:
+        for _ in range(2):
+            s.sendall(request)
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
+            time.sleep(2.0)  # twice --request-timeout, idle
 
 
 def test_signature_subscribe_answers_the_id_before_the_notification(net: Localnet) -> None:
