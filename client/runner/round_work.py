@@ -25,6 +25,7 @@ from client.runner.witnessing import (
     round_at,
     round_trainers,
     unhealthy_clients,
+    witness_set_final,
 )
 from client.training.checkpoint import CheckpointError, save_checkpoint
 from client.training.config import ConfigError
@@ -66,6 +67,7 @@ class RoundWork:
         self.last_train_s = 0.0
         self.warm_epoch: int | None = None  # the epoch whose warmup this process took part in
         self.published: bytes | None = None  # manifest hash of the checkpoint we serve to peers
+        self.applied: dict[int, int] = {}  # step -> results applied (each step's consensus is applied once)
 
     # ---- setup --------------------------------------------------------------------------------------
     def prepare(self, st: Any) -> None:
@@ -115,6 +117,7 @@ class RoundWork:
         epoch, step = int(st.epoch), int(st.step)
         self.results.clear()
         self.trainers_of.clear()
+        self.applied.clear()
         self.e.p2p.gossip.set_step(step)
         await self.e.p2p.say("warmup", step, epoch.to_bytes(4, "little"))
         members = {bytes(st.epoch_clients[i].p2p) for i in range(int(st.num_epoch_clients))}
@@ -148,6 +151,8 @@ class RoundWork:
         report = await gather if gather is not None else WitnessReport()
         await p2p.say("finished", step, report.merkle)
         witness = await self._witness(st, step, report, loss, tps) if is_elected(st, self.e.me) else False
+        if height >= 1:
+            await self._apply_once_witnessed(step - 1, step)
         self.e.report.event("round", epoch=epoch, step=step, height=height,
                             phase=RunState(int(self.e.state.run_state)).name, loss=loss, tokens_per_s=tps,
                             gathered=len(self.results.get(step - 1, {})),
@@ -157,6 +162,8 @@ class RoundWork:
                             apply_s=round(apply_s, 3), work_s=round(time.monotonic() - t_apply, 3))
         for old in [s for s in self.results if s < step - 2]:
             del self.results[old]
+        for old in [s for s in self.applied if s < step - 4]:
+            del self.applied[old]
         p2p.forget(step - 3)
 
     async def _train(self, st: Any, step: int) -> tuple[float | None, float | None]:
@@ -224,8 +231,24 @@ class RoundWork:
             await asyncio.sleep(WAIT_POLL_S)
         return report
 
+    async def _apply_once_witnessed(self, step: int, current: int) -> None:
+        """Apply `step`'s results while the chain waits out RoundWitness, as soon as every elected witness
+        of the current round has posted (then the consensus is final and the same for every client); if
+        the round moves on first, the next round's start applies them as usual."""
+        while True:
+            cur = self.e.state
+            if int(cur.step) != current or int(cur.run_state) not in (RunState.RoundTrain, RunState.RoundWitness):
+                return
+            if witness_set_final(cur):
+                await self._apply(step, cur.rounds[cur.rounds_head], cur)
+                return
+            await asyncio.sleep(WAIT_POLL_S)
+
     async def _apply(self, step: int, witnessing_round: Any, st: Any) -> int:
-        """Apply the results of `step` that the witnessing round's quorum vouched for; returns how many."""
+        """Apply the results of `step` that the witnessing round's quorum vouched for (once per step);
+        returns how many."""
+        if step in self.applied:
+            return self.applied[step]
         exchange = self.e.p2p.exchange
         trainers = [k for k, _ in self.trainers_of.get(step, [])]
         if exchange is None or not trainers or self.trainer is None:
@@ -245,6 +268,7 @@ class RoundWork:
                     continue
             ready.append(res)
         await asyncio.to_thread(self.trainer.apply, ready, step)
+        self.applied[step] = len(ready)
         return len(ready)
 
     async def _witness(self, st: Any, step: int, report: WitnessReport, loss: float | None,
