@@ -7,6 +7,7 @@ import sys
 import click
 
 from client.cli_common import run_main
+from client.commands.dashboard import dashboard
 from client.commands.data import data
 from client.commands.program import program
 from client.commands.run import run
@@ -21,7 +22,7 @@ def main() -> None:
     """Psyche: decentralized training coordinated by a Solana program."""
 
 
-for command in (program, localnet, keygen, pubkey, airdrop, balance, data, run_client, run):
+for command in (program, localnet, keygen, pubkey, airdrop, balance, data, run_client, run, dashboard):
     main.add_command(command)
 
 
