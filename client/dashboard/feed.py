@@ -109,6 +109,12 @@ class RunFeed:
         async with self.changed:
             self.changed.notify_all()
 
+    async def ready(self, timeout: float) -> None:
+        """Wait (up to `timeout`) until the first answer from the node, or the failure to get one."""
+        async with self.changed:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.changed.wait_for(lambda: self.connection != "connecting"), timeout)
+
     async def wait_change(self, version: int, timeout: float) -> int:
         """Wait until the view is newer than `version` (or `timeout`); the current version."""
         async with self.changed:
@@ -167,6 +173,8 @@ class RunFeed:
         events, self.newest_sig = await backfill(self.rpc, self.account, self.codec.program_id, self.newest_sig,
                                                  skip=self.seen)
         await self._apply_events(events)
+        if self.connection != "live":  # the node answers again; the websocket upgrades this to "live"
+            await self._set_connection("polling")
 
     async def _websocket(self) -> None:
         async with self.rpc.session.ws_connect(self.ws_url, heartbeat=10) as ws:

@@ -70,8 +70,7 @@ class Dashboard:
 
     async def run_view(self, request: web.Request) -> web.Response:
         feed = self.feed(self._run_id(request))
-        if feed.version == 0:
-            await feed.wait_change(0, 5.0)
+        await feed.ready(5.0)
         return web.json_response(feed.view())
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
