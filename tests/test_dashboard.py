@@ -166,3 +166,42 @@ def test_backfill_reads_history_from_signatures(net: LocalCluster) -> None:
     events, newest, again, newest2 = asyncio.run(main())
     assert events[0].kind == "state" and events[0].fields["phase"] == "WaitingForMembers"
     assert newest and again == [] and newest2 == newest
+
+
+def test_status_watch_is_the_live_view_in_a_terminal(net: LocalCluster) -> None:
+    import subprocess
+    import time
+
+    from client.local_cluster import PSYCHE, REPO
+
+    proc = subprocess.Popen([*PSYCHE, "run", "status", "board", "--watch", "-u", net.url], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        seen = b""
+        deadline = time.monotonic() + 30
+        while seen.count(b"run 'board'") < 3 and time.monotonic() < deadline:  # refreshed (no ANSI on a pipe)
+            seen += proc.stdout.read1(65536)
+        screen = seen.decode().split("\n[")[-2]
+        assert screen.startswith("live]") or screen.startswith("polling]"), seen.decode()
+        assert "run 'board'" in screen and "phase WaitingForMembers" in screen
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    missing = subprocess.run([*PSYCHE, "run", "status", "nope", "--watch", "-u", net.url], cwd=REPO,
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 3 and "no run 'nope'" in missing.stderr, missing.stderr
+
+
+def test_render_live_shows_what_only_the_events_tell() -> None:
+    from client.dashboard.terminal import render_live
+
+    run = {"run_id": "r", "name": "", "phase": "RoundTrain", "phase_due_at": 110.0, "pending_pause": False,
+           "epoch": 0, "step": 3, "total_steps": 6, "round": 2, "checkpoint": None, "epoch_clients": 1,
+           "clients": [{"wallet": "W" * 44, "state": "healthy", "earned": 0, "penalised": 0, "last_round": 2}],
+           "witnesses": []}
+    text = render_live({"connection": "reconnecting", "error": "down", "run": run, "round_history": [],
+                        "metrics": [{"step": 1, "loss": 5.5, "tokens_per_sec": 1000.0, "witnesses": 2}],
+                        "checkpoints": []}, now=100.0)
+    assert text.splitlines()[0] == "[reconnecting] down"
+    assert "(10s left)" in text and "1:5.5000" in text and "tokens/s at step 1: 1,000" in text
+    assert "last delivered round 2" in text

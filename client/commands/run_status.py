@@ -128,20 +128,21 @@ def status(run_id: str, output: str, as_json: bool, watch: bool, url: str) -> No
     async def main() -> None:
         async with Coordinator(url, run_id, Keypair()) as c:
             try:
-                while True:
-                    snap = await once(c)
-                    if as_json or output == "json":
-                        emit_json(snap)
-                    else:
-                        click.echo(("\x1b[H\x1b[2J" if watch else "") + render(snap))
-                    if not watch:
-                        return
-                    await asyncio.sleep(1.0)
+                snap = await once(c)
             except RunNotFound as e:
                 raise CommandFailed(str(e), ExitCode.RUN_NOT_FOUND) from None
             except AllEndpointsFailed as e:
                 raise CommandFailed(f"no RPC node answers at {url}: {e}", ExitCode.RPC_UNREACHABLE) from None
+        if as_json or output == "json":
+            emit_json(snap)
+        else:
+            click.echo(render(snap))
 
+    if watch:  # the dashboard's live view (websocket + events), refreshed in place
+        from client.dashboard.terminal import watch as watch_live
+
+        asyncio.run(watch_live(url, run_id, as_json or output == "json"))
+        return
     asyncio.run(main())
 
 
