@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== localnet at {net.url}; creating run {run_id!r} from examples/run.toml", flush=True)
         print(net.create_run(run_id, REPO / "examples" / "run.toml", net.wallet("owner")).rstrip(), flush=True)
         clients = [net.start_client(f"client{i}", run_id) for i in range(a.clients)]
+        print(f"== dashboard (inside the loopback-only namespace): {net.start_dashboard(run_id)}", flush=True)
         print(f"== {a.clients} run-client processes training (logs: {net.dir}/client*.log)", flush=True)
         shown = 0
         deadline = time.monotonic() + a.timeout

@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from client.local_cluster import PSYCHE, REPO, LocalCluster
+from client.local_cluster import LocalCluster
 from coordinator_sdk.client import Coordinator
 from tests.cdp_browser import Browser, find_chromium
 from tests.run_client_helpers import logs, pubkey_of, write_run_toml
@@ -25,14 +24,6 @@ RUN = "board-e2e"
 CONNECTION = "document.getElementById('connection').textContent"
 PHASE = "document.body.dataset.phase"
 POINTS = "[...document.querySelectorAll('#loss-chart circle.point')].map(c => [+c.dataset.step, +c.dataset.value])"
-
-
-def start_dashboard(url: str, run_id: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([*PSYCHE, "dashboard", "--run-id", run_id, "-u", url, "--port", "0"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("dashboard: http://127.0.0.1:"), f"psyche dashboard printed {line!r}"
-    return proc, line.split()[1]
 
 
 def rename(url: str, owner: Path, name: str) -> None:
@@ -52,7 +43,7 @@ def test_dashboard_in_chromium(tmp_path: Path) -> None:
     with LocalCluster(tmp_path / "net") as net:
         owner = net.wallet("owner")
         net.create_run(RUN, toml, owner)
-        dash, page_url = start_dashboard(net.url, RUN)
+        page_url = net.start_dashboard(RUN)
         browser = Browser(binary)
         try:
             browser.navigate(page_url)
@@ -104,5 +95,3 @@ def test_dashboard_in_chromium(tmp_path: Path) -> None:
                   f" ms (send + confirm + websocket + SSE + render); screenshot {shot}")
         finally:
             browser.close()
-            dash.terminate()
-            dash.wait(timeout=20)
