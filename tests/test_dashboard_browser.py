@@ -90,6 +90,10 @@ def test_dashboard_in_chromium(tmp_path: Path) -> None:
             assert [p[0] for p in points] == witnessed, (points, witnessed)
             assert all(0 < p[1] < 10 for p in points) and points[-1][1] < points[0][1]  # the loss falls
             assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+            browser.navigate(net.start_dashboard("all"))  # the run list links to the run's page
+            link = browser.wait_for("[...document.querySelectorAll('#runs tbody a')].map(a => [a.textContent,"
+                                    " a.closest('tr').children[2].textContent])", 20, "the run list")
+            assert link == [[RUN, "Finished"]]
             assert not browser.console, browser.console
             print(f"\ndashboard: first view {load_ms:.0f} ms after navigation; chain change -> page {latency_ms:.0f}"
                   f" ms (send + confirm + websocket + SSE + render); screenshot {shot}")
