@@ -69,7 +69,7 @@ async def list_runs(rpc: JsonRpc) -> list[dict[str, Any]]:
 
 
 class RunFeed:
-    HISTORY = 32  # rounds kept for the history table
+    HISTORY = 32  # rounds kept for the history table (the account itself keeps 4)
 
     def __init__(self, rpc: JsonRpc, run_id: str, ws_url: str | None = None, poll_interval: float = 1.0) -> None:
         self.rpc, self.run_id, self.ws_url = rpc, run_id, ws_url or ws_url_for(rpc.url)
@@ -139,10 +139,10 @@ class RunFeed:
         for c in snap["clients"]:
             if c["last_round"] is not None:
                 self.last_delivered[c["wallet"]] = max(self.last_delivered.get(c["wallet"], -1), c["last_round"])
-        for r in snap["rounds"]:
-            if r["height"] or r["data_index"]:
-                key = snap["epoch"] * 1_000_000 + r["height"]
-                self.rounds[key] = {**r, "epoch": snap["epoch"]}
+        for r in snap["rounds"]:  # keyed by data index: unique over the run, while heights restart each epoch
+            if r["height"]:
+                epoch = self.rounds.get(r["data_index"], {}).get("epoch", snap["epoch"])  # the epoch it began in
+                self.rounds[r["data_index"]] = {**r, "epoch": epoch}
         for key in sorted(self.rounds)[:-self.HISTORY]:
             del self.rounds[key]
         ref = snap["checkpoint"]
