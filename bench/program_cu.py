@@ -202,6 +202,9 @@ def main() -> None:
           f"{'within' if worst[0] <= GOAL and witness <= WITNESS_GOAL else 'OVER'}")
     acc = CoordinatorSvm().codec.account_size
     print(f"CoordinatorAccount: {acc:,} bytes; RunInstance: 144 bytes; Authorization: 80 bytes")
+    from bench.treasurer_cu import report as treasurer_report  # the treasurer's table (bench/treasurer_cu.py)
+
+    treasurer_report([max(3, n) for n in args.clients])
 
 
 if __name__ == "__main__":

@@ -30,23 +30,16 @@ async def _airdrop(c: Coordinator) -> None:
     await c.pool.call(lambda cl: cl.confirm_transaction(sig))
 
 
-async def demo(rpc: str, run_id: str) -> None:
-    owner = Coordinator(rpc, run_id, Keypair())
-    clients = [Coordinator(rpc, run_id, Keypair()) for _ in range(3)]
-    for c in [owner, *clients]:
-        await _airdrop(c)
-    await owner.create_run()
-    await owner.update_config(**CONFIG)
-    await owner.set_future_epoch_rates(900, 10)
-    await owner.set_paused(False)
-    print(f"run {run_id!r}: instance {owner.instance}, account {await owner.account_key()}")
+async def play_epoch(reader: Coordinator, clients: list[Coordinator], timeout: float = 120.0) -> None:
+    """Clients join, witness the warmup and play rounds (the elected witnesses post bloom filters) until the
+    epoch ends and points are paid; `reader` only reads the state. Prints one line per phase change."""
     for c in clients:
         await c.join_run(Keypair().pubkey(), "127.0.0.1:0")
     by_key = {c.wallet.pubkey(): c for c in clients}
     last = None
     t0 = time.monotonic()
-    while time.monotonic() - t0 < 120:
-        st = await owner.fetch_state()
+    while time.monotonic() - t0 < timeout:
+        st = await reader.fetch_state()
         phase = RunState(st.run_state).name
         if (phase, st.step) != last:
             r = st.rounds[st.rounds_head]
@@ -71,6 +64,19 @@ async def demo(rpc: str, run_id: str) -> None:
             continue
         await asyncio.sleep(0.5)
         await clients[0].tick()
+
+
+async def demo(rpc: str, run_id: str) -> None:
+    owner = Coordinator(rpc, run_id, Keypair())
+    clients = [Coordinator(rpc, run_id, Keypair()) for _ in range(3)]
+    for c in [owner, *clients]:
+        await _airdrop(c)
+    await owner.create_run()
+    await owner.update_config(**CONFIG)
+    await owner.set_future_epoch_rates(900, 10)
+    await owner.set_paused(False)
+    print(f"run {run_id!r}: instance {owner.instance}, account {await owner.account_key()}")
+    await play_epoch(owner, clients)
     st = await owner.fetch_state()
     print("points earned:", [st.clients[i].earned for i in range(st.num_clients)])
     for c in [owner, *clients]:

@@ -12,6 +12,8 @@ from client.commands.data import data
 from client.commands.program import program
 from client.commands.run import run
 from client.commands.run_client import run_client
+from client.commands.token import token
+from client.commands.treasury import fund, rewards
 from client.commands.wallet import airdrop, balance, keygen, pubkey
 from localnet.cli import localnet
 
@@ -22,7 +24,8 @@ def main() -> None:
     """Psyche: decentralized training coordinated by a Solana program."""
 
 
-for command in (program, localnet, keygen, pubkey, airdrop, balance, data, run_client, run, dashboard):
+run.add_command(fund)  # `psyche run fund ID AMOUNT` (client/commands/treasury.py)
+for command in (program, localnet, keygen, pubkey, airdrop, balance, data, run_client, run, token, rewards, dashboard):
     main.add_command(command)
 
 

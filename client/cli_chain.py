@@ -108,6 +108,22 @@ def chain_failure(exc: BaseException, wallet: Pubkey | None = None) -> CommandFa
 
 
 @contextmanager
+def quiet_rpc_warnings() -> Iterator[None]:
+    """Silence the RpcPool's per-attempt failover warnings for a one-shot command: when every attempt
+    fails, `chain_errors` says so in one line, and four warnings above it would bury that line. Long-running
+    commands (servers, run-client) keep the warnings: there a failover is news."""
+    import logging
+
+    rpc_log = logging.getLogger("coordinator_sdk.rpc")
+    level = rpc_log.level
+    rpc_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        rpc_log.setLevel(level)
+
+
+@contextmanager
 def chain_errors(wallet: Pubkey | None = None) -> Iterator[None]:
     """`with chain_errors(wallet.pubkey()):` around SDK calls: their failures leave as one line each."""
     try:

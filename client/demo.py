@@ -1,7 +1,8 @@
 """The main demo: a localnet, a run created from examples/run.toml, and three `psyche run-client` processes
 (each its own wallet and iroh node) that train it end to end. Prints each client's final weights sha256
 (all equal, or the demo fails), the loss curve, the points each client earned (from `psyche run status`),
-and where the checkpoints are.
+and where the checkpoints are. The run is administered by the treasurer program: its rewards are SPL tokens
+in a funded vault, and the demo ends with every client claiming them and `psyche rewards show`.
 
     scripts/loopback-only .venv/bin/python -m client.demo [--clients 3] [--workdir .demo]
 """
@@ -14,6 +15,14 @@ import time
 from pathlib import Path
 
 from client.local_cluster import REPO, LocalCluster, psyche
+
+
+def _reward_token(url: str, owner: Path) -> str:
+    """A fresh SPL mint (6 decimals) with 1000 tokens in the owner's account: the run's rewards."""
+    out = psyche("token", "create-mint", "--decimals", "6", "-u", url, "-k", str(owner)).stdout
+    mint = out.split()[1]
+    psyche("token", "mint", mint, "1000", "-u", url, "-k", str(owner))
+    return mint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     run_id = f"demo-{int(time.time())}"
     with LocalCluster(a.workdir / "net") as net:
         print(f"== localnet at {net.url}; creating run {run_id!r} from examples/run.toml", flush=True)
-        print(net.create_run(run_id, REPO / "examples" / "run.toml", net.wallet("owner")).rstrip(), flush=True)
+        owner = net.wallet("owner")
+        mint = _reward_token(net.url, owner)
+        print(net.create_run(run_id, REPO / "examples" / "run.toml", owner, "--treasurer", "--mint", mint,
+                             "--collateral-per-point", "1000").rstrip(), flush=True)
+        print(psyche("run", "fund", run_id, "100", "-u", net.url, "-k", str(owner)).stdout.rstrip(), flush=True)
         clients = [net.start_client(f"client{i}", run_id) for i in range(a.clients)]
         print(f"== dashboard (inside the loopback-only namespace): {net.start_dashboard(run_id)}", flush=True)
         print(f"== {a.clients} run-client processes training (logs: {net.dir}/client*.log)", flush=True)
@@ -59,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         finals = [c.of_kind("finished")[-1] for c in clients]
         status = net.status(run_id)
+        print("== each client claims its rewards in tokens (psyche rewards claim), then psyche rewards show")
+        for c in clients:
+            out = psyche("rewards", "claim", "--run-id", run_id, "-u", net.url, "-k", str(c.wallet)).stdout
+            print(f"   {c.name}: " + "; ".join(out.strip().splitlines()[::2]), flush=True)
+        print(psyche("rewards", "show", "--run-id", run_id, "-u", net.url).stdout.rstrip(), flush=True)
     print("== results")
     for c, f in zip(clients, finals, strict=True):
         print(f"   {c.name}: weights sha256 {f['weights_sha256']}  loss {f.get('loss_first')} -> {f.get('loss_last')}"

@@ -89,7 +89,7 @@ class LocalCluster:
         self.stop()
 
     def start_localnet(self) -> None:
-        log = (self.dir / "localnet.log").open("w")
+        log = (self.dir / "localnet.log").open("a")
         self.localnet = subprocess.Popen([*PSYCHE, "localnet", "--rpc-port", str(self.port), "--ledger",
                                           str(self.dir / "ledger"), "--quiet"], stdout=log, stderr=subprocess.STDOUT,
                                          cwd=REPO)
@@ -115,6 +115,15 @@ class LocalCluster:
             write_keypair(path, Keypair())
         self._airdrop(path, sol)
         return path
+
+    def restart_localnet(self, down_s: float) -> None:
+        """An RPC outage: the validator stops, stays down `down_s` seconds, and comes back on the same port
+        with the same ledger (what clients see when their node restarts)."""
+        assert self.localnet is not None
+        self.localnet.send_signal(signal.SIGTERM)
+        self.localnet.wait(timeout=30)
+        time.sleep(down_s)
+        self.start_localnet()
 
     def rpc(self, method: str, params: list) -> Any:
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()

@@ -156,7 +156,9 @@ class HttpProvider:
                 raise RemoteDataError(str(e)) from None
             except RemoteDataError as e:
                 last = e
-            except (TimeoutError, aiohttp.ClientError) as e:
+            except TimeoutError:
+                last = RemoteDataError(f"{what}: no answer within {self.timeout.total:g} s (timeout)")
+            except aiohttp.ClientError as e:
                 last = RemoteDataError(f"{what}: {type(e).__name__}: {e}")
             if attempt < self.retries:
                 await asyncio.sleep(self.backoff_s * 2**attempt)

@@ -110,11 +110,17 @@ def prepare_dataset_atomically(documents: Iterable[tuple[str, str]], out_dir: Pa
     if entries and not force:
         raise DataFileError(f"{out_dir}: already holds a dataset ({', '.join(p.name for p in entries[:3])});"
                             " use --force to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    except OSError as e:
+        raise DataFileError(f"{out_dir}: cannot create it ({e.strerror or e}: {e.filename or out_dir.parent})") from e
     try:
         manifest = prepare_dataset(documents, staging, tokenizer, seq_len, shard_tokens, suffix, progress)
         _move_into_place(staging, out_dir)
+    except OSError as e:  # a full disk, an unreadable input: named, and nothing half-written stays behind
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DataFileError(f"preparing {out_dir}: {e.strerror or e} ({e.filename})") from e
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

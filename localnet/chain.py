@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
+import based58
 from solders.account import Account
 from solders.clock import Clock
 from solders.hash import Hash
@@ -27,6 +28,7 @@ from solders.transaction import Transaction, VersionedTransaction
 
 from coordinator_sdk import keypair_file as keys
 from localnet.ledger import Ledger, LedgerWriteError
+from localnet.spl_token import token_balances
 from programs.deploy import DEPLOY_DIR, LOADER_V3, deploy_via_loader, program_id_for
 
 SLOT_SECONDS = 0.4
@@ -39,6 +41,9 @@ _NOT_PERSISTED_OWNERS = {Pubkey.from_string(s) for s in (
     "Sysvar1111111111111111111111111111111111111", "NativeLoader1111111111111111111111111111111",
     "BPFLoader2111111111111111111111111111111111")}
 _GONE = Account(0, b"", Pubkey.default(), False, 0)
+COMPUTE_BUDGET = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
+MEMO_PROGRAMS = {Pubkey.from_string("MemoSq4gqABAXKb96qnH8TctzXVSRvF7AFSpfNJSVWe"),
+                 Pubkey.from_string("Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo")}
 
 Listener = Callable[[str, object], None]
 
@@ -54,6 +59,37 @@ class RpcError(Exception):
 def error_json(err: object) -> object:
     """A solders TransactionError as the JSON an RPC node sends (e.g. {"InstructionError":[0,{"Custom":1}]})."""
     return json.loads(RpcSimulateTransactionResult(err=err).to_json())["err"]
+
+
+def inner_instructions_json(meta) -> list[dict]:
+    """CPIs a transaction made, in the "json" encoding (indexes into the account keys, base58 data)."""
+    out = []
+    for index, inner in enumerate(meta.inner_instructions()):
+        if inner:
+            out.append({"index": index, "instructions": [
+                {"programIdIndex": ci.program_id_index, "accounts": list(ci.accounts),
+                 "data": based58.b58encode(bytes(ci.data)).decode(), "stackHeight": x.stack_height()}
+                for x in inner for ci in [x.instruction()]]})
+    return out
+
+
+def memo_of(message: Message | MessageV0) -> str | None:
+    """The memo a validator's getSignaturesForAddress shows: "[len] text" per Memo instruction, "; "-joined."""
+    keys = list(message.account_keys)
+    memos = [bytes(ix.data) for ix in message.instructions
+             if ix.program_id_index < len(keys) and keys[ix.program_id_index] in MEMO_PROGRAMS]
+    return "; ".join(f"[{len(m)}] {m.decode(errors='replace')}" for m in memos) or None
+
+
+def unit_price_of(message: Message | MessageV0) -> int:
+    """The compute-unit price (micro-lamports) set through the ComputeBudget program, or 0."""
+    keys = list(message.account_keys)
+    for ix in message.instructions:
+        data = bytes(ix.data)
+        if ix.program_id_index < len(keys) and keys[ix.program_id_index] == COMPUTE_BUDGET \
+                and len(data) == 9 and data[0] == 3:
+            return int.from_bytes(data[1:], "little")
+    return 0
 
 
 def simulation_json(meta, err: object = None) -> dict:
@@ -72,11 +108,12 @@ class Chain:
             for name in ("ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm"):
                 (ledger_dir / name).unlink(missing_ok=True)
         self.ledger_dir = ledger_dir
-        self.ledger = Ledger(ledger_dir)
-        self.svm = LiteSVM().with_sigverify(True).with_blockhash_check(False).with_transaction_history(0)
-        self.faucet = keys.load_or_create(ledger_dir / "faucet.json")
+        ledger_dir.mkdir(parents=True, exist_ok=True)
+        self.faucet = keys.load_or_create(ledger_dir / "faucet.json")  # a corrupt one stops us before the ledger
         self.deployer = keys.load_or_create(ledger_dir / "deployer.json")
         self.identity = keys.load_or_create(ledger_dir / "identity.json")  # the node (slot leader) identity
+        self.ledger = Ledger(ledger_dir)
+        self.svm = LiteSVM().with_sigverify(True).with_blockhash_check(False).with_transaction_history(0)
         self.blockhashes: OrderedDict[str, int] = OrderedDict()
         self.owners: dict[Pubkey, set[Pubkey]] = {}
         self.listeners: list[Listener] = []
@@ -102,6 +139,12 @@ class Chain:
                 self.svm.set_account(key, acc)
                 self.owners.setdefault(acc.owner, set()).add(key)
             self.slot = int(self.ledger.get_meta("slot") or "1")
+            # LiteSVM's blockhashes follow a fixed sequence: move past every one already handed out, and keep
+            # the recent ones valid, so a transaction signed just before a restart still lands after it.
+            for _ in range(self.ledger.block_count()):
+                self.svm.expire_blockhash()
+            for slot, h in self.ledger.recent_blocks(BLOCKHASH_WINDOW):
+                self.blockhashes[h] = slot
 
     def _deploy_programs(self) -> None:
         for so in sorted(DEPLOY_DIR.glob("*.so")):
@@ -119,9 +162,10 @@ class Chain:
 
     # ---- clock --------------------------------------------------------------------------------------
     def advance(self) -> None:
-        """One slot: the clock follows wall time, a new blockhash becomes the latest and enters SlotHashes,
-        and the block is persisted before anyone hears of the slot (so the slot never goes back). A ledger
-        that cannot be written stops the clock rather than hand out slots it would forget."""
+        """One slot: the clock follows wall time, a new blockhash becomes the latest and enters SlotHashes
+        (the slot enters SlotHistory), and the block is persisted before anyone hears of the slot (so the
+        slot never goes back). A ledger that cannot be written stops the clock rather than hand out slots
+        it would forget."""
         slot, now = self.slot + 1, int(time.time())
         parent = self.slot
         self.svm.warp_to_slot(slot)
@@ -134,6 +178,10 @@ class Chain:
         self.slot = slot
         hashes = [(slot, latest)] + [(s, h) for s, h in self.svm.get_slot_hashes() if s < slot]
         self.svm.set_slot_hashes(hashes[:SLOT_HASHES_MAX])
+        history = self.svm.get_slot_history()
+        history.add(slot)
+        history.next_slot = slot + 1
+        self.svm.set_slot_history(history)
         self.blockhashes[str(latest)] = slot
         while len(self.blockhashes) > BLOCKHASH_WINDOW + 1:
             self.blockhashes.popitem(last=False)
@@ -214,18 +262,38 @@ class Chain:
             raise RpcError(-32002, "Transaction simulation failed: This transaction has already been processed",
                            {"err": "AlreadyProcessed", "logs": [], "accounts": None, "unitsConsumed": 0,
                             "returnData": None, "innerInstructions": None, "replacementBlockhash": None})
-        if not self.is_blockhash_valid(str(tx.message.recent_blockhash)):
+        if not self.is_blockhash_valid(str(tx.message.recent_blockhash)) and not self._uses_durable_nonce(tx):
             raise RpcError(-32002, "Transaction simulation failed: Blockhash not found",
                            {"err": "BlockhashNotFound", "logs": [], "accounts": None, "unitsConsumed": 0,
                             "returnData": None, "innerInstructions": None, "replacementBlockhash": None})
 
+    def _uses_durable_nonce(self, tx: VersionedTransaction) -> bool:
+        """A durable-nonce transaction: its first instruction advances a nonce account (System instruction 4)
+        whose stored nonce is the transaction's blockhash. Validators accept it at any age."""
+        msg = tx.message
+        if not msg.instructions:
+            return False
+        ix, keys = msg.instructions[0], list(msg.account_keys)
+        if keys[ix.program_id_index] != Pubkey.default() or bytes(ix.data)[:4] != b"\x04\0\0\0" or not ix.accounts:
+            return False
+        nonce = self.svm.get_account(keys[ix.accounts[0]]) if ix.accounts[0] < len(keys) else None
+        data = bytes(nonce.data) if nonce is not None and nonce.owner == Pubkey.default() else b""
+        return len(data) >= 72 and data[4:8] == b"\x01\0\0\0" and data[40:72] == bytes(msg.recent_blockhash)
+
     def simulate(self, tx: VersionedTransaction, replace_blockhash: bool = False,
-                 accounts: list[Pubkey] | None = None) -> dict:
-        """Run without committing; `accounts` asks for their post-simulation states (None if absent)."""
-        if not replace_blockhash and not self.is_blockhash_valid(str(tx.message.recent_blockhash)):
+                 accounts: list[Pubkey] | None = None, sig_verify: bool = False) -> dict:
+        """Run without committing; `accounts` asks for their post-simulation states (None if absent).
+        Signatures are checked only when asked (sendTransaction's preflight does), as on a validator, so
+        unsigned transactions can be simulated to estimate compute units."""
+        if not replace_blockhash and not self.is_blockhash_valid(str(tx.message.recent_blockhash)) \
+                and not self._uses_durable_nonce(tx):
             return {"err": "BlockhashNotFound", "logs": [], "accounts": None, "unitsConsumed": 0,
                     "returnData": None, "innerInstructions": None, "replacementBlockhash": None}
-        res = self.svm.simulate_transaction(tx)
+        self.svm.with_sigverify(sig_verify)
+        try:
+            res = self.svm.simulate_transaction(tx)
+        finally:
+            self.svm.with_sigverify(True)
         failed = type(res).__name__ == "FailedTransactionMetadata"
         out = simulation_json(res.meta(), res.err() if failed else None)
         if accounts is not None:
@@ -238,13 +306,14 @@ class Chain:
         ledger cannot be written, every account the transaction loaded is put back as it was."""
         self._check_tx(tx)
         if not skip_preflight:
-            sim = self.simulate(tx)
+            sim = self.simulate(tx, sig_verify=True)
             if sim["err"] is not None:
                 raise RpcError(-32002, f"Transaction simulation failed: {sim['err']}", sim)
         loaded_w, loaded_r = self.loaded_addresses(tx.message)
         account_keys = list(tx.message.account_keys) + loaded_w + loaded_r
         before = {k: self.svm.get_account(k) for k in account_keys}
         pre = [self.svm.get_balance(k) or 0 for k in account_keys]
+        pre_tokens = token_balances(account_keys, [before[k] for k in account_keys], self.svm.get_account)
         res = self.svm.send_transaction(tx)
         failed = type(res).__name__ == "FailedTransactionMetadata"
         meta = res.meta() if failed else res
@@ -253,14 +322,18 @@ class Chain:
             raise RpcError(-32002, f"Transaction failed before execution: {err}", simulation_json(meta, res.err()))
         self._purge_zero_lamport(account_keys)
         sig = str(tx.signatures[0])
+        post_accounts = [self.svm.get_account(k) for k in account_keys]
         record = {
-            "slot": self.slot, "blockTime": int(time.time()), "err": err,
+            "slot": self.slot, "blockTime": int(time.time()), "err": err, "memo": memo_of(tx.message),
+            "unitPrice": unit_price_of(tx.message),
             "transaction": [base64.b64encode(bytes(tx)).decode(), "base64"],
             "version": "legacy" if isinstance(tx.message, Message) else 0,
             "meta": {"err": err, "status": {"Err": err} if failed else {"Ok": None}, "fee": self.fee_for(tx.message),
-                     "preBalances": pre, "postBalances": [self.svm.get_balance(k) or 0 for k in account_keys],
-                     "innerInstructions": [], "logMessages": list(meta.logs()), "preTokenBalances": [],
-                     "postTokenBalances": [], "rewards": [],
+                     "preBalances": pre, "postBalances": [a.lamports if a else 0 for a in post_accounts],
+                     "innerInstructions": inner_instructions_json(meta), "logMessages": list(meta.logs()),
+                     "preTokenBalances": pre_tokens,
+                     "postTokenBalances": token_balances(account_keys, post_accounts, self.svm.get_account),
+                     "rewards": [],
                      "loadedAddresses": {"writable": [str(k) for k in loaded_w],
                                          "readonly": [str(k) for k in loaded_r]},
                      "computeUnitsConsumed": meta.compute_units_consumed()},

@@ -11,6 +11,7 @@ from solders.transaction import VersionedTransaction
 
 from localnet import spl_token
 from localnet.chain import RpcError
+from localnet.parsed_instructions import parsed_instruction
 
 PACKET_DATA_SIZE = 1232  # the largest transaction a validator accepts (an IPv6 MTU minus headers)
 _MAX_ENCODED = {"base64": 1644, "base58": 1683}
@@ -106,8 +107,8 @@ def _writable_static(msg: Message | MessageV0, i: int) -> bool:
 
 
 def transaction_parsed_json(tx: VersionedTransaction, loaded: dict) -> dict:
-    """The "jsonParsed" encoding: account keys with signer/writable/source, instructions partially decoded
-    (programId, accounts, base58 data), which web3.js's getParsedTransaction and kit accept."""
+    """The "jsonParsed" encoding: account keys with signer/writable/source; System, SPL Token and Memo
+    instructions parsed, others partially decoded (programId, accounts, base58 data)."""
     msg = tx.message
     nsig = msg.header.num_required_signatures
     keys = [{"pubkey": str(k), "signer": i < nsig, "writable": _writable_static(msg, i), "source": "transaction"}
@@ -116,12 +117,43 @@ def transaction_parsed_json(tx: VersionedTransaction, loaded: dict) -> dict:
     keys += [{"pubkey": k, "signer": False, "writable": False, "source": "lookupTable"} for k in loaded["readonly"]]
     names = [k["pubkey"] for k in keys]
     out = {"accountKeys": keys, "recentBlockhash": str(msg.recent_blockhash),
-           "instructions": [{"programId": names[ix.program_id_index], "accounts": [names[a] for a in ix.accounts],
-                             "data": based58.b58encode(bytes(ix.data)).decode(), "stackHeight": None}
-                            for ix in msg.instructions]}
+           "instructions": [parsed_instruction(names[ix.program_id_index], [names[a] for a in ix.accounts],
+                                               bytes(ix.data), None) for ix in msg.instructions]}
     if isinstance(msg, MessageV0):
         out["addressTableLookups"] = transaction_json(tx)["message"]["addressTableLookups"]
     return {"signatures": [str(s) for s in tx.signatures], "message": out}
+
+
+def transaction_result(rec: dict, encoding: str, max_version: object, with_slot: bool = True) -> dict:
+    """A landed transaction as getTransaction / getBlock show it in `encoding`."""
+    if rec["version"] != "legacy" and max_version is None:
+        raise RpcError(-32015, f"Transaction version ({rec['version']}) is not supported by the requesting client. "
+                               "Please try the request again with the following configuration parameter: "
+                               "\"maxSupportedTransactionVersion\": 0")
+    raw = rec["transaction"][0]
+    if encoding == "json":
+        tx: object = transaction_json(decode_transaction(raw, "base64"))
+    elif encoding == "jsonParsed":
+        tx = transaction_parsed_json(decode_transaction(raw, "base64"), rec["meta"]["loadedAddresses"])
+        names = [k["pubkey"] for k in tx["message"]["accountKeys"]]
+        meta = {**rec["meta"], "innerInstructions": [
+            {"index": group["index"], "instructions": [
+                parsed_instruction(names[ix["programIdIndex"]], [names[a] for a in ix["accounts"]],
+                                   based58.b58decode(ix["data"].encode()), ix["stackHeight"])
+                for ix in group["instructions"]]}
+            for group in rec["meta"]["innerInstructions"]]}
+    elif encoding == "base58":
+        tx = [based58.b58encode(base64.b64decode(raw)).decode(), "base58"]
+    elif encoding == "base64":
+        tx = rec["transaction"]
+    else:
+        raise RpcError(-32602, f"Invalid params: unknown encoding {encoding!r} (json, jsonParsed, base58, base64)")
+    out = {"transaction": tx, "meta": meta if encoding == "jsonParsed" else rec["meta"]}
+    if max_version is not None:
+        out["version"] = rec["version"]
+    if with_slot:
+        out = {"slot": rec["slot"], "blockTime": rec["blockTime"], **out}
+    return out
 
 
 def parse_pubkey(value: object, what: str = "pubkey") -> Pubkey:

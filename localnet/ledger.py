@@ -97,9 +97,21 @@ class Ledger:
                                (start, end, limit))
         return [r[0] for r in rows]
 
+    def block_times(self, first: int) -> list[tuple[int, int]]:
+        """(slot, unix time) of every block from `first` on."""
+        return self.db.execute("SELECT slot, time FROM blocks WHERE slot >= ? ORDER BY slot", (first,)).fetchall()
+
     def first_block(self) -> int:
         row = self.db.execute("SELECT MIN(slot) FROM blocks").fetchone()
         return row[0] if row and row[0] is not None else 0
+
+    def recent_blocks(self, n: int) -> list[tuple[int, str]]:
+        """(slot, blockhash) of the last n blocks, oldest first."""
+        rows = self.db.execute("SELECT slot, blockhash FROM blocks ORDER BY slot DESC LIMIT ?", (n,)).fetchall()
+        return rows[::-1]
+
+    def block_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM blocks").fetchone()[0]
 
     def transaction_count(self) -> int:
         row = self.db.execute("SELECT MAX(rowid) FROM signatures").fetchone()

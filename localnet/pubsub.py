@@ -1,4 +1,4 @@
-"""Solana pubsub over websockets: account, program, signature, logs and slot subscriptions and their
+"""Solana pubsub over websockets: account, program, signature, logs, slot and root subscriptions and their
 unsubscribes.
 
 Chain events are collected while a request is handled and turned into notifications only afterwards (on
@@ -23,7 +23,8 @@ from localnet.encoding import account_json, matches_filters, parse_pubkey
 log = logging.getLogger("localnet.pubsub")
 QUEUE_LIMIT = 10_000
 _EMPTY = Account(0, b"", Pubkey.default(), False, 0)
-_KINDS = {"account", "program", "signature", "logs", "slot"}
+_NEVER_CAUGHT = (KeyboardInterrupt, SystemExit, asyncio.CancelledError, GeneratorExit)
+_KINDS = {"account", "program", "signature", "logs", "slot", "root"}
 
 
 class Connection:
@@ -103,6 +104,12 @@ class PubSub:
         except (TypeError, ValueError, KeyError, AttributeError) as e:
             conn.send({"jsonrpc": "2.0", "error": {"code": -32602, "message": f"Invalid params: {e}"}, "id": req_id})
             return
+        except _NEVER_CAUGHT:
+            raise
+        except BaseException as e:  # a bug or a Rust panic stays in this one reply
+            log.exception("internal error in %s", req.get("method"))
+            conn.send({"jsonrpc": "2.0", "error": {"code": -32603, "message": f"Internal error: {e}"}, "id": req_id})
+            return
         conn.send({"jsonrpc": "2.0", "result": result, "id": req_id})
         if after is not None:
             after()
@@ -135,6 +142,8 @@ class PubSub:
             return sub, lambda: self._notify_signature(conn, sub, rec["err"])
         if method == "slotSubscribe":
             return self._subscribe(conn, "slot", None, cfg), None
+        if method == "rootSubscribe":
+            return self._subscribe(conn, "root", None, cfg), None
         if method.endswith("Unsubscribe") and method[:-len("Unsubscribe")] in _KINDS:
             sub = params[0] if params else None
             kind = method[:-len("Unsubscribe")]
@@ -181,14 +190,21 @@ class PubSub:
         for kind, payload in events:
             for conn in list(self.conns):
                 for sub, (sub_kind, key, cfg) in list(conn.subs.items()):
-                    if sub_kind != kind and not (kind == "account" and sub_kind == "program"):
+                    if sub_kind != kind and not (kind == "account" and sub_kind == "program") and \
+                            not (kind == "slot" and sub_kind == "root"):
                         continue
                     try:
                         self._deliver(conn, sub, sub_kind, key, cfg, payload)
-                    except RpcError as e:  # this subscriber's problem only: tell it, drop the subscription
+                    except _NEVER_CAUGHT:
+                        raise
+                    except BaseException as e:  # this subscriber's problem only: tell it, drop the subscription
+                        if isinstance(e, RpcError):
+                            code, message = e.code, e.message
+                        else:
+                            code, message = -32603, f"Internal error: {e}"
                         conn.subs.pop(sub, None)
                         conn.send({"jsonrpc": "2.0", "method": f"{sub_kind}Notification", "params": {
-                            "error": {"code": e.code, "message": e.message}, "subscription": sub}})
+                            "error": {"code": code, "message": message}, "subscription": sub}})
 
     def _deliver(self, conn: Connection, sub: int, kind: str, key: object, cfg: dict, payload) -> None:
         enc = cfg.get("encoding", "base64")
@@ -210,3 +226,5 @@ class PubSub:
         elif kind == "slot":
             slot = int(payload)
             conn.send(_notification("slotNotification", sub, {"parent": slot - 1, "root": slot - 1, "slot": slot}))
+        elif kind == "root":  # every produced slot is final at once on a single node
+            conn.send(_notification("rootNotification", sub, int(payload) - 1))

@@ -6,10 +6,7 @@ server turns into a JSON-RPC error object; nothing a client sends can crash the 
 block methods live in rpc_cluster, the SPL token ones in rpc_tokens."""
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
-
-import based58
 
 from localnet.chain import Chain, RpcError
 from localnet.encoding import (
@@ -18,39 +15,13 @@ from localnet.encoding import (
     decode_transaction,
     matches_filters,
     parse_pubkey,
-    transaction_json,
-    transaction_parsed_json,
+    transaction_result,
 )
 from localnet.rpc_cluster import ClusterMethods
 from localnet.rpc_params import API_VERSION, int_param, param
 from localnet.rpc_tokens import TokenMethods
 
-__all__ = ["API_VERSION", "RpcMethods", "transaction_result"]
-
-
-def transaction_result(rec: dict, encoding: str, max_version: object, with_slot: bool = True) -> dict:
-    """A landed transaction as getTransaction / getBlock show it in `encoding`."""
-    if rec["version"] != "legacy" and max_version is None:
-        raise RpcError(-32015, f"Transaction version ({rec['version']}) is not supported by the requesting client. "
-                               "Please try the request again with the following configuration parameter: "
-                               "\"maxSupportedTransactionVersion\": 0")
-    raw = rec["transaction"][0]
-    if encoding == "json":
-        tx: object = transaction_json(decode_transaction(raw, "base64"))
-    elif encoding == "jsonParsed":
-        tx = transaction_parsed_json(decode_transaction(raw, "base64"), rec["meta"]["loadedAddresses"])
-    elif encoding == "base58":
-        tx = [based58.b58encode(base64.b64decode(raw)).decode(), "base58"]
-    elif encoding == "base64":
-        tx = rec["transaction"]
-    else:
-        raise RpcError(-32602, f"Invalid params: unknown encoding {encoding!r} (json, jsonParsed, base58, base64)")
-    out = {"transaction": tx, "meta": rec["meta"]}
-    if max_version is not None:
-        out["version"] = rec["version"]
-    if with_slot:
-        out = {"slot": rec["slot"], "blockTime": rec["blockTime"], **out}
-    return out
+__all__ = ["API_VERSION", "RpcMethods"]
 
 
 class RpcMethods(ClusterMethods, TokenMethods):
@@ -169,7 +140,8 @@ class RpcMethods(ClusterMethods, TokenMethods):
             keys = [parse_pubkey(a, "accounts address") for a in want["addresses"]]
             if len(keys) > len(tx.message.account_keys) + 256:
                 raise RpcError(-32602, "Invalid params: too many accounts provided")
-        sim = self.chain.simulate(tx, replace_blockhash=bool(cfg.get("replaceRecentBlockhash")), accounts=keys)
+        sim = self.chain.simulate(tx, replace_blockhash=bool(cfg.get("replaceRecentBlockhash")), accounts=keys,
+                                  sig_verify=bool(cfg.get("sigVerify")))
         if keys is not None:
             enc = want.get("encoding") or "base64"
             if enc not in ("base64", "base64+zstd", "jsonParsed"):
@@ -218,6 +190,6 @@ class RpcMethods(ClusterMethods, TokenMethods):
                 if seq is None and name == "before":
                     return []  # a validator finds nothing older than an unknown signature
             bounds.append(seq)
-        return [{"signature": sig, "slot": slot, "err": rec["err"], "memo": None, "blockTime": rec["blockTime"],
-                 "confirmationStatus": "finalized"}
+        return [{"signature": sig, "slot": slot, "err": rec["err"], "memo": rec.get("memo"),
+                 "blockTime": rec["blockTime"], "confirmationStatus": "finalized"}
                 for sig, slot, rec in self.chain.ledger.signatures_for(key, bounds[0], bounds[1], limit)]

@@ -5,29 +5,23 @@ or with the validator's own error, never invented."""
 from __future__ import annotations
 
 import hashlib
-import struct
 
 from solders.hash import Hash
 
-from localnet.chain import RpcError
+from localnet.chain import RpcError, unit_price_of
+from localnet.encoding import decode_transaction, transaction_result
 from localnet.rpc_params import API_VERSION, Params, int_param, param
 
 MAX_BLOCK_RANGE = 500_000
-COMPUTE_BUDGET = "ComputeBudget111111111111111111111111111111"
 SAMPLE_PERIOD_SECS = 60
 TRANSACTION_DETAILS = ("full", "signatures", "none", "accounts")
 
 
 def _unit_price(rec: dict) -> int:
-    """The compute-unit price (micro-lamports) a transaction set through the ComputeBudget program, or 0."""
-    from localnet.encoding import decode_transaction
-    msg = decode_transaction(rec["transaction"][0], "base64").message
-    keys = [str(k) for k in msg.account_keys]
-    for ix in msg.instructions:
-        data = bytes(ix.data)
-        if keys[ix.program_id_index] == COMPUTE_BUDGET and len(data) == 9 and data[0] == 3:
-            return struct.unpack_from("<Q", data, 1)[0]
-    return 0
+    """The compute-unit price a landed transaction set (recorded at landing; older ledgers: decoded)."""
+    if "unitPrice" in rec:
+        return rec["unitPrice"]
+    return unit_price_of(decode_transaction(rec["transaction"][0], "base64").message)
 
 
 class ClusterMethods(Params):
@@ -132,6 +126,17 @@ class ClusterMethods(Params):
     def m_getMaxShredInsertSlot(self, params: list) -> int:
         return self.chain.slot
 
+    def m_getInflationReward(self, params: list) -> list:
+        addresses = param(params, 0, "addresses")
+        if not isinstance(addresses, list):
+            raise RpcError(-32602, "Invalid params: addresses must be an array")
+        return [None for _ in addresses]  # no inflation, so no epoch rewards
+
+    def m_getBlockCommitment(self, params: list) -> dict:
+        slot = int_param(params, 0, "slot")
+        # One node holds all the stake there is (none): a produced block is as committed as it gets.
+        return {"commitment": None if self.chain.ledger.block(slot) is None else [0] * 32, "totalStake": 0}
+
     def m_getHighestSnapshotSlot(self, params: list) -> dict:
         raise RpcError(-32008, "No snapshot")  # the localnet persists a ledger, not snapshots
 
@@ -149,7 +154,6 @@ class ClusterMethods(Params):
 
     @staticmethod
     def _keys_of(rec: dict) -> list[str]:
-        from localnet.encoding import decode_transaction
         msg = decode_transaction(rec["transaction"][0], "base64").message
         loaded = rec["meta"]["loadedAddresses"]
         return [str(k) for k in msg.account_keys] + loaded["writable"] + loaded["readonly"]
@@ -159,8 +163,7 @@ class ClusterMethods(Params):
         first = max(self.chain.ledger.first_block(), self.chain.slot - limit * 150)
         counts = self.chain.ledger.recent_slot_counts(first)
         samples: dict[int, list[int]] = {}
-        for slot in self.chain.ledger.block_slots(first, self.chain.slot, MAX_BLOCK_RANGE):
-            _, _, t = self.chain.ledger.block(slot)
+        for slot, t in self.chain.ledger.block_times(first):
             s = samples.setdefault(t // SAMPLE_PERIOD_SECS, [slot, 0, 0])
             s[0], s[1], s[2] = max(s[0], slot), s[1] + 1, s[2] + counts.get(slot, 0)
         rows = sorted(samples.values(), reverse=True)[:limit]
@@ -210,7 +213,6 @@ class ClusterMethods(Params):
         return self._block_row(int_param(params, 0, "slot"))[2]
 
     def m_getBlock(self, params: list) -> dict:
-        from localnet.rpc import transaction_result
         slot = int_param(params, 0, "slot")
         cfg = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
         encoding = cfg.get("encoding") or (params[1] if len(params) > 1 and isinstance(params[1], str) else "json")
@@ -235,7 +237,6 @@ class ClusterMethods(Params):
         return out
 
     def _accounts_entry(self, rec: dict, max_version: object) -> dict:
-        from localnet.rpc import transaction_result
         tx = transaction_result(rec, "jsonParsed", max_version, with_slot=False)
         msg = tx["transaction"]["message"]
         meta = {k: rec["meta"][k] for k in ("err", "status", "fee", "preBalances", "postBalances",

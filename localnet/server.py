@@ -36,12 +36,12 @@ class BodyError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-async def read_body(request: web.Request) -> bytes:
+async def read_body(request: web.Request, timeout: float = REQUEST_TIMEOUT) -> bytes:
     """The whole body, however it was split into writes, at most MAX_BODY bytes after gzip decoding."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise BodyError(413, -32600, f"Request too large: {request.content_length} bytes (max {MAX_BODY})")
     chunks, size = [], 0
-    async with asyncio.timeout(REQUEST_TIMEOUT):
+    async with asyncio.timeout(timeout):
         async for chunk in request.content.iter_any():
             size += len(chunk)
             if size > MAX_BODY:
@@ -76,8 +76,9 @@ def _error(code: int, message: str, req_id: object = None, data: object = None) 
 
 
 class LocalnetServer:
-    def __init__(self, chain: Chain, host: str = "127.0.0.1", rpc_port: int = 8899) -> None:
-        self.chain, self.host, self.rpc_port = chain, host, rpc_port
+    def __init__(self, chain: Chain, host: str = "127.0.0.1", rpc_port: int = 8899,
+                 request_timeout: float = REQUEST_TIMEOUT) -> None:
+        self.chain, self.host, self.rpc_port, self.request_timeout = chain, host, rpc_port, request_timeout
         self.methods = RpcMethods(chain, f"{host}:{rpc_port}")
         self.pubsub = PubSub(chain)
         self._runners: list[web.AppRunner] = []
@@ -125,11 +126,11 @@ class LocalnetServer:
         if request.method != "POST":
             return self._reply(_error(-32600, "Invalid request: use POST with a JSON-RPC body"), status=405)
         try:
-            req = parse_json(await read_body(request))
+            req = parse_json(await read_body(request, self.request_timeout))
         except BodyError as e:
             return self._reply(_error(e.code, e.message), status=e.status)
         except TimeoutError:
-            return self._reply(_error(-32600, f"Request body not received within {REQUEST_TIMEOUT:.0f} s"), 408)
+            return self._reply(_error(-32600, f"Request body not received within {self.request_timeout:g} s"), 408)
         if isinstance(req, list):
             if not req or len(req) > MAX_BATCH:
                 return self._reply(_error(-32600, f"Invalid request: batch of {len(req)} (1..{MAX_BATCH})"))
@@ -184,7 +185,7 @@ class LocalnetServer:
         ws_app.router.add_get("/", self.ws_handler)
         for app, sock in ((rpc_app, sockets[0]), (ws_app, sockets[1])):
             runner = web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False,
-                                   keepalive_timeout=REQUEST_TIMEOUT)
+                                   keepalive_timeout=self.request_timeout)
             await runner.setup()
             await web.SockSite(runner, sock).start()
             self._runners.append(runner)
@@ -200,7 +201,7 @@ class LocalnetServer:
 
 
 async def serve(ledger: Path, rpc_port: int, reset: bool, ready: asyncio.Event | None = None,
-                announce=print) -> None:
+                announce=print, request_timeout: float = REQUEST_TIMEOUT) -> None:
     """Run until cancelled (Ctrl-C / SIGTERM are turned into cancellation by the CLI). The ledger lock and
     both ports are held before the ledger is opened or reset: a failed start changes nothing."""
     lock = LedgerLock(ledger)
@@ -212,7 +213,7 @@ async def serve(ledger: Path, rpc_port: int, reset: bool, ready: asyncio.Event |
             for sock in sockets:
                 sock.close()
             raise
-        server = LocalnetServer(chain, rpc_port=rpc_port)
+        server = LocalnetServer(chain, rpc_port=rpc_port, request_timeout=request_timeout)
         try:
             await server.start(sockets)
             announce(server)

@@ -120,3 +120,18 @@ def parsed_json(acc: Account, mint_lookup) -> dict | None:
                 "supply": str(m.supply)}
         return {"program": program, "parsed": {"info": info, "type": "mint"}, "space": space}
     return None
+
+
+def token_balances(keys: list[Pubkey], accounts: list[Account | None], mint_lookup) -> list[dict]:
+    """A transaction's pre/postTokenBalances entries: one per token account among its keys."""
+    out = []
+    for i, acc in enumerate(accounts):
+        ta = token_account(acc)
+        if ta is None:
+            continue
+        m = mint(mint_lookup(ta.mint))
+        if m is None:
+            continue
+        out.append({"accountIndex": i, "mint": str(ta.mint), "owner": str(ta.owner),
+                    "programId": str(acc.owner), "uiTokenAmount": ui_amount(ta.amount, m.decimals)})
+    return out

@@ -18,6 +18,7 @@ from solders.transaction import Transaction, VersionedTransaction
 from spl.token import instructions as spl
 
 ALT_PROGRAM = Pubkey.from_string("AddressLookupTab1e1111111111111111111111111")
+MEMO_PROGRAM = Pubkey.from_string("Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo")  # v1: what LiteSVM ships
 SYSTEM_PROGRAM = Pubkey.from_string("11111111111111111111111111111111")
 TOKEN_PROGRAM = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 OPTS = TxOpts(skip_confirmation=False, preflight_commitment="confirmed")
@@ -65,8 +66,8 @@ def v0_transfer_through_table(c: Client, payer: Keypair, table: Pubkey, addresse
 
 
 def token_setup(c: Client, payer: Keypair, decimals: int = 6) -> dict:
-    """A mint (authority: payer), payer's token account with 1.5 tokens, and another owner's account with
-    0.25 tokens that delegates 0.1 of them to the payer."""
+    """A mint (authority: payer), payer's token account with 1.5 tokens, another owner's account with 0.25
+    tokens that delegates 0.1 of them to the payer, and an empty associated token account of a third."""
     mint, acc_a, acc_b, owner_b = Keypair(), Keypair(), Keypair(), funded(c, 10**9)
     rent_mint = c.get_minimum_balance_for_rent_exemption(82).value
     rent_acc = c.get_minimum_balance_for_rent_exemption(165).value
@@ -81,7 +82,7 @@ def token_setup(c: Client, payer: Keypair, decimals: int = 6) -> dict:
                                                                    mint=mint.pubkey(), owner=owner))]
     send(c, payer, ixs, [mint, acc_a, acc_b])
     unit = 10**decimals
-    send(c, payer, [
+    mint_sig = send(c, payer, [
         spl.mint_to(spl.MintToParams(program_id=TOKEN_PROGRAM, mint=mint.pubkey(), dest=acc_a.pubkey(),
                                      mint_authority=payer.pubkey(), amount=3 * unit // 2)),
         spl.mint_to(spl.MintToParams(program_id=TOKEN_PROGRAM, mint=mint.pubkey(), dest=acc_b.pubkey(),
@@ -89,8 +90,11 @@ def token_setup(c: Client, payer: Keypair, decimals: int = 6) -> dict:
     send(c, owner_b, [spl.approve(spl.ApproveParams(program_id=TOKEN_PROGRAM, source=acc_b.pubkey(),
                                                     delegate=payer.pubkey(), owner=owner_b.pubkey(),
                                                     amount=unit // 10))])
-    return {"mint": str(mint.pubkey()), "decimals": decimals, "tokenAccountA": str(acc_a.pubkey()),
-            "tokenAccountB": str(acc_b.pubkey()), "ownerB": str(owner_b.pubkey())}
+    ata_sig = send(c, payer, [spl.create_associated_token_account(payer.pubkey(), Keypair().pubkey(),
+                                                                   mint.pubkey())])  # CPIs: inner instructions
+    return {"mint": str(mint.pubkey()), "decimals": decimals, "ataSignature": ata_sig,
+            "tokenAccountA": str(acc_a.pubkey()), "tokenAccountB": str(acc_b.pubkey()),
+            "ownerB": str(owner_b.pubkey()), "mintToSignature": mint_sig}
 
 
 def build(url: str) -> dict:
@@ -100,7 +104,8 @@ def build(url: str) -> dict:
     fixture = token_setup(c, payer)
     legacy_to = Keypair().pubkey()
     fixture["legacySignature"] = send(c, payer, [transfer(TransferParams(
-        from_pubkey=payer.pubkey(), to_pubkey=legacy_to, lamports=10**6))])
+        from_pubkey=payer.pubkey(), to_pubkey=legacy_to, lamports=10**6)),
+        Instruction(MEMO_PROGRAM, b"psyche rewards", [])])
     alt_to = Keypair().pubkey()
     table = create_lookup_table(c, payer, [alt_to])
     fixture["v0Signature"] = v0_transfer_through_table(c, payer, table, [alt_to], alt_to, 2 * 10**6)

@@ -37,13 +37,14 @@ def rpc(url: str, method: str, params: list | None = None) -> dict:
 
 
 class Localnet:
-    def __init__(self, ledger: Path, reset: bool = True, port: int | None = None) -> None:
+    def __init__(self, ledger: Path, reset: bool = True, port: int | None = None, extra: tuple[str, ...] = ()) -> None:
         self.ledger, self.port = ledger, port or free_port_pair()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port + 1}"
         args = [sys.executable, "-m", "localnet", "--rpc-port", str(self.port), "--ledger", str(ledger), "--quiet"]
         if reset:
             args.append("--reset")
+        args += list(extra)
         self.log_path = ledger.parent / f"localnet-{self.port}.log"
         self.log = self.log_path.open("w")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent,

@@ -67,6 +67,13 @@ async def main(url: str, ws_url: str, fx: dict) -> dict:
                 and str(v.transaction.meta.loaded_addresses.writable[0]) == fx["altRecipient"])
     await check("get_transaction(jsonParsed)", lambda c: c.get_transaction(
         v0, encoding="jsonParsed", max_supported_transaction_version=0), lambda v: v.transaction.meta.log_messages)
+    await check("get_transaction(token balances)", lambda c: c.get_transaction(
+        Signature.from_string(fx["mintToSignature"]), max_supported_transaction_version=0),
+        lambda v: sorted(b.ui_token_amount.amount for b in v.transaction.meta.post_token_balances)
+        == ["1500000", "250000"])
+    await check("get_transaction(inner instructions)", lambda c: c.get_transaction(
+        Signature.from_string(fx["ataSignature"]), max_supported_transaction_version=0),
+        lambda v: len(v.transaction.meta.inner_instructions[0].instructions) >= 2)
     await check("get_block", lambda c: c.get_block(slot, max_supported_transaction_version=0),
                 lambda v: str(v.transactions[0].transaction.signatures[0]) == fx["v0Signature"])
     await check("get_blocks", lambda c: c.get_blocks(max(0, slot - 2), slot), lambda v: slot in v)

@@ -73,3 +73,12 @@ def test_no_traceback_reaches_a_user_from_the_console_script() -> None:
     assert res.returncode == ExitCode.USAGE and "Traceback" not in res.stderr
     res = run_psyche("--version")
     assert res.returncode == 0 and "psyche" in res.stdout
+
+
+def test_program_build_speaks_json(clang: str, tmp_path) -> None:
+    import json
+
+    res = CliRunner().invoke(main, ["program", "build", "--out-dir", str(tmp_path), "--output", "json"])
+    assert res.exit_code == 0, res.output
+    built = json.loads(res.output)
+    assert built["hello"]["bytes"] == (tmp_path / "hello.so").stat().st_size

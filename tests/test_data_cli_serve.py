@@ -98,7 +98,7 @@ def test_serve_http_refuses_a_busy_port_a_missing_or_empty_directory_in_one_line
         for command in ("serve-http", "serve-tcp"):
             extra = ("--allow", "ab" * 32) if command == "serve-tcp" else ()
             res = run_psyche("data", command, str(d), "--port", str(port), *extra)
-            assert_one_line_error(res, ExitCode.ERROR, f"cannot listen on 127.0.0.1:{port}: address already in use")
+            assert_one_line_error(res, ExitCode.ERROR, f"cannot listen on 127.0.0.1:{port}: Address already in use")
     assert_one_line_error(run_psyche("data", "serve-http", str(tmp_path / "nope")), ExitCode.USAGE, "does not exist")
     (tmp_path / "empty").mkdir()
     assert_one_line_error(run_psyche("data", "serve-http", str(tmp_path / "empty"), "--port", "0"), ExitCode.ERROR,
@@ -139,3 +139,11 @@ def test_serve_tcp_run_id_dead_and_silent_rpc_and_missing_seq_len(tmp_path: Path
     (raw / "tokens-00000.npy").write_bytes((d / "tokens-00000.npy").read_bytes())
     res = run_psyche("data", "serve-tcp", str(raw), "--allow", "ab" * 32, "--port", "0")
     assert_one_line_error(res, ExitCode.USAGE, "give --seq-len")
+
+
+def test_sample_from_a_silent_or_dead_http_server_is_one_line() -> None:
+    with silent_server() as (port, _):
+        res = run_psyche("data", "sample", f"http://127.0.0.1:{port}", "--seq-len", "8", "--timeout", "0.3")
+    assert_one_line_error(res, ExitCode.ERROR, "manifest.json: no answer within 0.3 s (timeout) (gave up after 4")
+    res = run_psyche("data", "sample", "http://127.0.0.1:9", "--seq-len", "8")
+    assert_one_line_error(res, ExitCode.ERROR, "Cannot connect to host 127.0.0.1:9")

@@ -168,3 +168,9 @@ def test_cli_verify_and_sample_speak_json_and_sample_takes_seq_len_from_the_mani
     assert json.loads(res.stdout) == [{"index": 1, "input_ids": list(TEXT_A[16:32].encode()),
                                        "text": TEXT_A[16:32]}], res.stderr
     assert_one_line_error(run_psyche("data", "sample", str(tmp_path / "nope")), 2, "not a dataset directory")
+
+
+def test_cli_prepare_into_an_impossible_place_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text(TEXT_A)
+    res = run_psyche("data", "prepare", str(tmp_path / "a.txt"), "-o", "/proc/psyche-ds")
+    assert_one_line_error(res, 1, "/proc/psyche-ds: cannot create it (No such file or directory")

@@ -87,3 +87,76 @@ def test_bad_params_get_named_errors(chain: Chain, method: str, params: list, fr
     with pytest.raises(RpcError) as info:
         RpcMethods(chain).call(method, params)
     assert info.value.code == -32602 and fragment in info.value.message
+
+
+def test_slot_sysvars_follow_the_slots(chain: Chain) -> None:
+    """SlotHashes and SlotHistory advance with the chain (address lookup tables and programs read them)."""
+    from solders.slot_history import SlotHistoryCheck
+
+    for _ in range(3):
+        chain.advance()
+    hashes = dict(chain.svm.get_slot_hashes())
+    assert {chain.slot, chain.slot - 1, chain.slot - 2} <= hashes.keys()
+    assert str(hashes[chain.slot]) == chain.latest_blockhash()[0]
+    history = chain.svm.get_slot_history()
+    assert history.check(chain.slot) == SlotHistoryCheck.Found and history.next_slot == chain.slot + 1
+
+
+def test_a_panic_in_a_handler_becomes_a_json_rpc_error(chain: Chain, monkeypatch) -> None:
+    """pyo3 turns a Rust panic into PanicException, a BaseException: it must stay inside its one reply."""
+    from localnet.server import LocalnetServer
+
+    class RustPanic(BaseException):  # what pyo3_runtime.PanicException derives from
+        pass
+
+    server = LocalnetServer(chain)
+
+    def panics(params):
+        raise RustPanic("index out of bounds")
+
+    monkeypatch.setitem(server.methods.methods, "getSlot", panics)
+    out = server.handle_one({"jsonrpc": "2.0", "id": 3, "method": "getSlot"})
+    assert out["id"] == 3 and out["error"]["code"] == -32603 and "index out of bounds" in out["error"]["message"]
+    assert server.handle_one({"jsonrpc": "2.0", "id": 4, "method": "getHealth"})["result"] == "ok"
+
+
+def test_prioritization_fees_come_from_landed_transactions(chain: Chain) -> None:
+    from solders.compute_budget import set_compute_unit_price
+
+    payer = Keypair()
+    chain.airdrop(payer.pubkey(), 10**9)
+    chain.advance()
+    h = Hash.from_string(chain.latest_blockhash()[0])
+    tx = Transaction.new_signed_with_payer(
+        [set_compute_unit_price(1234), transfer(TransferParams(from_pubkey=payer.pubkey(),
+                                                              to_pubkey=Pubkey.new_unique(), lamports=5))],
+        payer.pubkey(), [payer], h)
+    chain.send(VersionedTransaction.from_legacy(tx))
+    slot = chain.slot
+    chain.advance()
+    m = RpcMethods(chain)
+    fees = {f["slot"]: f["prioritizationFee"] for f in m.call("getRecentPrioritizationFees", [[str(payer.pubkey())]])}
+    assert fees[slot] == 1234 and fees[slot - 1] == 0
+    unrelated = m.call("getRecentPrioritizationFees", [[str(Pubkey.new_unique())]])
+    assert all(f["prioritizationFee"] == 0 for f in unrelated)
+
+
+def test_unsigned_transactions_simulate_unless_sig_verify_is_asked(chain: Chain) -> None:
+    """Wallets and kit's compute-unit estimator simulate before signing (sigVerify false by default)."""
+    from solders.message import Message
+    from solders.signature import Signature
+
+    payer = Keypair()
+    chain.airdrop(payer.pubkey(), 10**9)
+    msg = Message.new_with_blockhash([transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=Pubkey.new_unique(),
+                                                              lamports=5))], payer.pubkey(),
+                                     Hash.from_string(chain.latest_blockhash()[0]))
+    raw = base64.b64encode(bytes(Transaction.populate(msg, [Signature.default()]))).decode()
+    m = RpcMethods(chain)
+    cfg = {"encoding": "base64", "replaceRecentBlockhash": True}
+    out = m.call("simulateTransaction", [raw, cfg])["value"]
+    assert out["err"] is None and out["unitsConsumed"] > 0 and out["replacementBlockhash"]["blockhash"]
+    assert m.call("simulateTransaction", [raw, {"encoding": "base64", "sigVerify": True}])["value"]["err"] \
+        == "SignatureFailure"
+    with pytest.raises(RpcError):  # sending it still verifies every signature
+        m.call("sendTransaction", [raw, {"encoding": "base64", "skipPreflight": True}])

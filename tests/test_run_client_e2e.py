@@ -4,13 +4,15 @@ sends garbage or trains another model, a client that arrives late."""
 from __future__ import annotations
 
 import signal
+import socket
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from run_client_helpers import expected_points, finished, logs, points, pubkey_of, write_run_toml
+from run_client_helpers import expected_points, finished, logs, points, prepare_data, pubkey_of, write_run_toml
 
-from client.local_cluster import LocalCluster
+from client.local_cluster import PSYCHE, REPO, LocalCluster
 
 pytestmark = pytest.mark.slow
 
@@ -102,11 +104,20 @@ def test_wrong_model_client_is_rejected(tmp_path: Path) -> None:
         assert len({finished(c)["weights_sha256"] for c in honest}) == 1
 
 
-def test_ctrl_c_withdraws_cleanly(tmp_path: Path) -> None:
+def test_ctrl_c_withdraws_cleanly_with_data_over_tcp(tmp_path: Path) -> None:
+    """Also: the clients fetch their batches from a `psyche data serve-tcp --run-id` server (the --data
+    override), which serves each client of the epoch only its assigned batch, authenticated by P2P key."""
     toml = write_run_toml(tmp_path, epoch_time=30, total_steps=40)
     with LocalCluster(tmp_path / "net") as net:
         net.create_run("e2e-sigint", toml, net.wallet("owner"))
-        clients = [net.start_client(f"c{i}", "e2e-sigint") for i in range(3)]
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = subprocess.Popen([*PSYCHE, "data", "serve-tcp", str(prepare_data(tmp_path)), "--run-id", "e2e-sigint",
+                                   "-u", net.url, "--port", str(port)], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, cwd=REPO)
+        clients = [net.start_client(f"c{i}", "e2e-sigint", None, "--data", f"tcp://127.0.0.1:{port}")
+                   for i in range(3)]
         _wait_for(lambda: len(clients[2].of_kind("round")) >= 2, 150, "two rounds")
         clients[2].proc.send_signal(signal.SIGINT)
         assert clients[2].proc.wait(timeout=60) == 0, logs([clients[2]])
@@ -115,3 +126,19 @@ def test_ctrl_c_withdraws_cleanly(tmp_path: Path) -> None:
         assert state[pubkey_of(clients[2].wallet)] in ("withdrawn", "idle"), state
         step = net.status("e2e-sigint")["step"]
         _wait_for(lambda: net.status("e2e-sigint")["step"] >= step + 2, 60, "the others stepping on")
+        assert all(e["loss"] is not None for c in clients for e in c.of_kind("round")), "a client had no batch"
+        server.kill()
+        server.wait()
+
+
+def test_rpc_outage_is_retried_not_fatal(tmp_path: Path) -> None:
+    toml = write_run_toml(tmp_path, epoch_time=40, total_steps=12, init_min=3, min_clients=2, round_time=10)
+    with LocalCluster(tmp_path / "net") as net:
+        net.create_run("e2e-outage", toml, net.wallet("owner"))
+        clients = [net.start_client(f"c{i}", "e2e-outage") for i in range(3)]
+        _wait_for(lambda: len(clients[0].of_kind("round")) >= 3, 150, "three rounds")
+        net.restart_localnet(down_s=4.0)
+        codes = net.wait_all(clients, 240)
+        assert codes == [0, 0, 0], logs(clients)
+        assert len({finished(c)["weights_sha256"] for c in clients}) == 1
+        assert net.status("e2e-outage")["phase"] == "Finished"

@@ -127,9 +127,11 @@ def verify(directory: Path, output: str) -> None:
 @click.option("--shuffle-seed", type=int, default=None)
 @click.option("--wrap", is_flag=True, help="Wrap indices past the end instead of failing.")
 @click.option("--decode-bytes", is_flag=True, help="Print samples as text (byte-tokenized datasets).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
+              metavar="SECONDS", help="Per request to an HTTP source (each retried 3 times).")
 @output_option
 def sample(source: str, seq_len: int | None, index: int, count: int, token_size: str | None,
-           shuffle_seed: int | None, wrap: bool, decode_bytes: bool, output: str) -> None:
+           shuffle_seed: int | None, wrap: bool, decode_bytes: bool, timeout: float, output: str) -> None:
     """Print samples INDEX..INDEX+COUNT-1 of SOURCE (a directory or an HTTP base URL)."""
     from data_providers.http import HttpProvider, ManifestUrl
     from data_providers.local import LocalProvider
@@ -148,7 +150,7 @@ def sample(source: str, seq_len: int | None, index: int, count: int, token_size:
     async def fetch() -> list[TokenizedData]:
         batch = BatchId(index, index + count - 1)
         if remote:
-            async with HttpProvider(ManifestUrl(source), seq, ts, shuffle_seed, policy) as hp:
+            async with HttpProvider(ManifestUrl(source), seq, ts, shuffle_seed, policy, timeout_s=timeout) as hp:
                 return await hp.get_samples(batch)
         return await LocalProvider(source, seq, ts, shuffle_seed, policy).get_samples(batch)
 

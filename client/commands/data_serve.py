@@ -4,7 +4,6 @@ unknown run or a dead RPC is one line before anything is served."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
@@ -13,7 +12,7 @@ from typing import Any
 
 import click
 
-from client.cli_chain import chain_errors, rpc_timeout_option
+from client.cli_chain import chain_errors, quiet_rpc_warnings, rpc_timeout_option
 from client.cli_common import CommandFailed, resolve_url, run_id_callback, url_option
 from data_providers.types import DataError
 
@@ -42,7 +41,7 @@ def listening(host: str, port: int) -> Iterator[None]:
     try:
         yield
     except OSError as e:
-        reason = os.strerror(e.errno).lower() if e.errno else str(e)
+        reason = os.strerror(e.errno) if e.errno else str(e)
         raise CommandFailed(f"cannot listen on {host}:{port}: {reason}") from None
 
 
@@ -151,13 +150,8 @@ def serve_tcp(directory: Path, seq_len: int | None, allow: tuple[str, ...], run_
             from data_providers.chain_authority import ChainRoundAuthority
 
             coordinator = Coordinator(urls, run_id, Keypair(), rpc_timeout=rpc_timeout)
-            rpc_log = logging.getLogger("coordinator_sdk.rpc")
-            level, _ = rpc_log.level, rpc_log.setLevel(logging.ERROR)  # the failure below says it in one line
-            try:
-                with chain_errors():
-                    await coordinator.fetch_instance()
-            finally:
-                rpc_log.setLevel(level)
+            with quiet_rpc_warnings(), chain_errors():
+                await coordinator.fetch_instance()
             authority, who = ChainRoundAuthority(coordinator), f"the clients of run {run_id!r}"
         else:
             authority, who = AllowlistAuthority(keys, provider.num_samples), f"{len(keys)} allowed key(s)"

@@ -31,13 +31,21 @@ def run() -> None:
     """Create, steer and inspect training runs."""
 
 
-async def _with_coordinator(url: str, run_id: str, keypair: Any, work) -> Any:
+async def _with_coordinator(url: str, run_id: str, keypair: Any, work, treasurer: bool | None = None) -> Any:
+    """Run `work` with the run's administrator: a Coordinator, or a Treasurer when the treasurer program
+    administers the run (`treasurer` None: detected from the run's main authority)."""
     from coordinator_sdk.client import Coordinator, RunNotFound
     from coordinator_sdk.program_errors import TransactionFailed
     from coordinator_sdk.rpc_pool import AllEndpointsFailed
+    from coordinator_sdk.treasurer import Treasurer, administered_by_treasurer
 
     async with Coordinator(url, run_id, keypair) as c:
         try:
+            if treasurer is None:
+                treasurer = await administered_by_treasurer(c)
+            if treasurer:
+                async with Treasurer(url, run_id, keypair) as t:
+                    return await work(t)
             return await work(c)
         except RunNotFound as e:
             raise CommandFailed(str(e), ExitCode.RUN_NOT_FOUND) from None
@@ -52,6 +60,19 @@ async def _with_coordinator(url: str, run_id: str, keypair: Any, work) -> Any:
             raise CommandFailed(line) from None
 
 
+def _pubkey(value: str, what: str) -> Pubkey:
+    try:
+        return Pubkey.from_string(value)
+    except ValueError:
+        raise click.BadParameter(f"{what}: {value!r} is not a base-58 public key") from None
+
+
+def _treasurer_run_pda(run_id: str) -> Pubkey:
+    from coordinator_sdk.treasurer import default_treasurer_codec
+
+    return default_treasurer_codec().run_for(run_id)
+
+
 def _wallet_or_none(path: str) -> Any:
     from solders.keypair import Keypair
 
@@ -64,9 +85,15 @@ def _wallet_or_none(path: str) -> Any:
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="run.toml (see run.example.toml).")
 @click.option("--paused", is_flag=True, help="Leave the run paused (start it later with `psyche run resume`).")
+@click.option("--treasurer", is_flag=True, help="Administer the run through the treasurer program: rewards are "
+              "tokens of --mint held in the run's vault (fund it with `psyche run fund`).")
+@click.option("--mint", default=None, help="With --treasurer: the SPL token mint rewards are paid in.")
+@click.option("--collateral-per-point", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --treasurer: token base units paid per point (fixed at creation).")
 @url_option
 @keypair_option
-def create(run_id: str, config_path: Path, paused: bool, url: str, keypair_path: str) -> None:
+def create(run_id: str, config_path: Path, paused: bool, treasurer: bool, mint: str | None,
+           collateral_per_point: int, url: str, keypair_path: str) -> None:
     """Create run RUN_ID from a run.toml: config, metadata, model, initial checkpoint, rates, joins."""
     from client.run_config import RunConfigError, load_run_config
     from client.runner.checkpoint_ref import CheckpointRef, CheckpointRefError, model_digest, save_reference
@@ -75,6 +102,9 @@ def create(run_id: str, config_path: Path, paused: bool, url: str, keypair_path:
     from client.training.model import build_model
     from coordinator_sdk.codec import ANYONE
 
+    if treasurer != (mint is not None):
+        raise click.UsageError("--treasurer and --mint go together")
+    mint_key = _pubkey(mint, "--mint") if mint else None
     try:
         rc = load_run_config(config_path)
     except RunConfigError as e:
@@ -96,7 +126,10 @@ def create(run_id: str, config_path: Path, paused: bool, url: str, keypair_path:
     async def work(c) -> dict[str, Any]:
         if await c._raw(c.instance) is not None:
             raise CommandFailed(f"run id {run_id!r} is already used on this cluster (instance {c.instance})")
-        account = await c.create_run(open_to_all=False)
+        if mint_key is not None:
+            account = await c.create_run(mint_key, collateral_per_point=collateral_per_point, open_to_all=False)
+        else:
+            account = await c.create_run(open_to_all=False)
         if rc.open_to_all:
             await c.authorize(ANYONE)
         await c.update_config(**rc.config)
@@ -110,7 +143,10 @@ def create(run_id: str, config_path: Path, paused: bool, url: str, keypair_path:
         return {"run_id": run_id, "instance": str(c.instance), "coordinator_account": str(account),
                 "checkpoint": reference, "parameters": n_params, "open": rc.open_to_all, "paused": paused}
 
-    out = asyncio.run(_with_coordinator(url, run_id, wallet, work))
+    out = asyncio.run(_with_coordinator(url, run_id, wallet, work, treasurer=treasurer))
+    if treasurer:
+        click.echo(f"treasurer run {_treasurer_run_pda(run_id)}: rewards in {mint_key}, {collateral_per_point} "
+                   f"base unit(s) per point; fund it with `psyche run fund {run_id} AMOUNT`")
     click.echo(f"created run {run_id!r}: instance {out['instance']}, account {out['coordinator_account']}\n"
                f"  model: {out['parameters']:,} parameters, checkpoint {out['checkpoint']}\n"
                f"  {'open to anyone' if out['open'] else 'authorized wallets only'};"

@@ -57,7 +57,7 @@ def run_client(run_id: str, wallet: str, url: str, ws_url: str | None, rpc_fallb
     from client.p2p.identity import IdentityError, P2PIdentity
     from client.runner.engine import RunClient
     from client.runner.p2p_session import derive_p2p_identity
-    from client.runner.report import Reporter
+    from client.runner.report import Reporter, ReporterLogHandler
     from client.runner.settings import ClientSettings
 
     validate_run_id(run_id)
@@ -77,5 +77,6 @@ def run_client(run_id: str, wallet: str, url: str, ws_url: str | None, rpc_fallb
                               micro_batch_size=micro_batch_size, checkpoint_dir=checkpoint_dir,
                               keep_checkpoints=keep_checkpoints, data=data, fault=os.environ.get("PSYCHE_FAULT"))
     reporter = Reporter(logs, -1 if quiet else verbose)
+    ReporterLogHandler(reporter).install()
     code = asyncio.run(RunClient(settings, reporter).run())
     raise SystemExit(code)

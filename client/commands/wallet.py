@@ -128,7 +128,8 @@ def airdrop(amount: str, recipient: str | None, url: str, keypair_path: str, rpc
                 sig = (await client.request_airdrop(key, lamports)).value
                 await client.confirm_transaction(sig)
             except RPCException as e:
-                raise CommandFailed(f"airdrop refused by {url}: {e}") from None
+                detail = getattr(e.args[0], "message", None) if e.args else None
+                raise CommandFailed(f"airdrop refused by {url}: {detail or e}") from None
             return str(sig), (await client.get_balance(key)).value
 
     sig, balance = asyncio.run(work())

@@ -160,13 +160,15 @@ class RunClient:
             self._schedule(("finish",), self._finish)
             return
         mine = epoch_index(st, self.me)
+        if mine is not None and rs != RunState.Warmup and self.work.warm_epoch != int(st.epoch):
+            mine = None  # listed from before a restart: the epoch's weights moved on without us; next epoch
         if rs == RunState.WaitingForMembers or (mine is None and rs in (RunState.RoundTrain, RunState.RoundWitness,
                                                                          RunState.Cooldown)):
             await self._ensure_joined(st)
             return
         if mine is None:
             return
-        if rs in (RunState.Warmup, RunState.RoundTrain):
+        if rs == RunState.Warmup:
             self.participating = True
         if rs == RunState.Warmup:
             self._schedule(("warmup", int(st.epoch)), self.work.warmup, st)

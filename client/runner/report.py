@@ -7,11 +7,12 @@ rounds and problems, -v adds chain and P2P detail.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from typing import Any, TextIO
 
-QUIET_KINDS = {"round", "error", "rejected", "exit", "dropped"}
+QUIET_KINDS = {"round", "error", "rejected", "exit", "dropped", "log"}
 
 
 class Reporter:
@@ -44,6 +45,27 @@ class Reporter:
                     f"  sent {_kb(f['bytes_sent'])} recv {_kb(f['bytes_received'])}")
         rest = "  ".join(f"{k}={v}" for k, v in f.items())
         return f"{kind:<12} {rest}"
+
+
+class ReporterLogHandler(logging.Handler):
+    """Library log records (RPC failover, gossip, iroh) as the client's own events, so `--logs json`
+    stays one JSON object per line."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        super().__init__(logging.INFO if reporter.verbosity > 0 else logging.WARNING)
+        self.reporter = reporter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.reporter.event("log", level=record.levelname.lower(), source=record.name,
+                                message=record.getMessage()[:500])
+        except Exception:  # a log line must never take the client down
+            self.handleError(record)
+
+    def install(self) -> None:
+        root = logging.getLogger()
+        root.handlers = [self]
+        root.setLevel(self.level)
 
 
 def _kb(n: int) -> str:

@@ -34,6 +34,7 @@ from client.training.trainer import Trainer
 from coordinator_sdk.model.state import RunState
 from coordinator_sdk.program_errors import TransactionFailed
 from coordinator_sdk.round_assignment import current_assignment
+from data_providers.types import DataError
 
 if TYPE_CHECKING:
     from client.runner.engine import RunClient
@@ -63,6 +64,7 @@ class RoundWork:
         self.losses: list[tuple[int, float]] = []
         self.checkpoints: list[str] = []
         self.last_train_s = 0.0
+        self.warm_epoch: int | None = None  # the epoch whose warmup this process took part in
 
     # ---- setup --------------------------------------------------------------------------------------
     def prepare(self, st: Any) -> None:
@@ -104,6 +106,7 @@ class RoundWork:
     # ---- warmup -------------------------------------------------------------------------------------
     async def warmup(self, st: Any) -> None:
         await self._load_model(st)
+        self.warm_epoch = int(st.epoch)
         if self.provider is None:
             assert self.plan is not None
             self.provider = await open_provider(self.e.s.data or self.plan.data_location, int(st.config.max_seq_len),
@@ -127,7 +130,7 @@ class RoundWork:
 
     # ---- a round ------------------------------------------------------------------------------------
     async def play_round(self, st: Any) -> None:
-        if self.model is None:  # joined during warmup's last moment: load now, train from the next round
+        if self.model is None:  # warmup timed out while we were loading: load now, train from here
             await self.warmup(st)
         r = st.rounds[st.rounds_head]
         height, step, epoch = int(r.height), int(st.step), int(st.epoch)
@@ -159,7 +162,9 @@ class RoundWork:
         mine = current_assignment(st).get(self.e.p2p.identity.public)
         if mine is None or self.trainer is None:
             return None, None
-        batch = await fetch_batch(self.provider, *mine)
+        batch = await self._fetch_batch(st, step, *mine)
+        if batch is None:
+            return None, None
         t0 = time.monotonic()
         out = await asyncio.to_thread(self.trainer.train_step, step, batch)
         seconds = time.monotonic() - t0
@@ -173,6 +178,22 @@ class RoundWork:
         self.results.setdefault(step, {})[self.e.p2p.identity.public] = out.result
         self.losses.append((step, out.loss))
         return out.loss, batch.numel() / max(seconds, 1e-9)
+
+    async def _fetch_batch(self, st: Any, step: int, first: int, last: int) -> Any:
+        """Our batch, retried while the round lasts: a data server may still be a slot behind the chain
+        (it refuses a batch of a round it has not seen yet) or briefly unreachable. None: no batch this round."""
+        delay = 0.1
+        while True:
+            try:
+                return await fetch_batch(self.provider, first, last)
+            except DataError as e:
+                cur = self.e.state
+                if int(cur.step) != step or int(cur.run_state) != RunState.RoundTrain:
+                    self.e.report.event("error", action="data", step=step, reason=str(e)[:200])
+                    return None
+                self.e.report.event("data_retry", detail=True, step=step, reason=str(e)[:200])
+                await asyncio.sleep(delay)
+                delay = min(1.0, delay * 2)
 
     async def _gather(self, step: int, current: int) -> WitnessReport:
         """Validate every announced result of `step` while we train; stop when all trainers delivered or

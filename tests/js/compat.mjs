@@ -41,8 +41,8 @@ async function web3Suite() {
   });
   await w("getMultipleAccountsInfo", async () => assert((await c.getMultipleAccountsInfo([P(fx.mint), web3.Keypair.generate().publicKey]))[1] === null, "missing is null"));
   await w("getMultipleParsedAccounts", async () => assert((await c.getMultipleParsedAccounts([P(fx.tokenAccountB)])).value[0].data.parsed.info.delegate === fx.payer, "delegate"));
-  await w("getProgramAccounts", async () => assert((await c.getProgramAccounts(P(TOKEN), { filters: [{ dataSize: 165 }, { memcmp: { offset: 0, bytes: fx.mint } }] })).length === 2, "two token accounts"));
-  await w("getParsedProgramAccounts", async () => assert((await c.getParsedProgramAccounts(P(TOKEN), { filters: [{ memcmp: { offset: 0, bytes: fx.mint } }] })).length === 2, "parsed"));
+  await w("getProgramAccounts", async () => assert((await c.getProgramAccounts(P(TOKEN), { filters: [{ dataSize: 165 }, { memcmp: { offset: 0, bytes: fx.mint } }] })).length === 3, "three token accounts"));
+  await w("getParsedProgramAccounts", async () => assert((await c.getParsedProgramAccounts(P(TOKEN), { filters: [{ memcmp: { offset: 0, bytes: fx.mint } }] })).length === 3, "parsed"));
   await w("getMinimumBalanceForRentExemption", async () => assert((await c.getMinimumBalanceForRentExemption(165)) === 2039280, "rent"));
   await w("getFeeForMessage", async () => {
     const { blockhash } = await c.getLatestBlockhash();
@@ -67,6 +67,11 @@ async function web3Suite() {
     const r = await c.simulateTransaction(tx, { accounts: { addresses: [fx.altRecipient], encoding: "base64" } });
     assert(r.value.err === null && r.value.accounts[0].lamports === 2000007, "simulated post balance");
   });
+  await w("simulateTransaction(unsigned, replaceRecentBlockhash)", async () => {
+    const msg = new web3.TransactionMessage({ payerKey: payer.publicKey, recentBlockhash: "11111111111111111111111111111111", instructions: [web3.SystemProgram.transfer({ fromPubkey: payer.publicKey, toPubkey: P(fx.altRecipient), lamports: 7 })] }).compileToV0Message();
+    const r = await c.simulateTransaction(new web3.VersionedTransaction(msg), { sigVerify: false, replaceRecentBlockhash: true });
+    assert(r.value.err === null && r.value.unitsConsumed > 0, "unsigned simulation");
+  });
   await w("getSignatureStatuses", async () => assert((await c.getSignatureStatuses([fx.legacySignature])).value[0].confirmationStatus === "finalized", "status"));
   await w("getTransaction(v0)", async () => {
     const t = await c.getTransaction(fx.v0Signature, { maxSupportedTransactionVersion: 0 });
@@ -77,6 +82,26 @@ async function web3Suite() {
     const t = await c.getParsedTransaction(fx.v0Signature, { maxSupportedTransactionVersion: 0 });
     assert(t.transaction.message.accountKeys.some((k) => k.pubkey.toBase58() === fx.altRecipient && k.source === "lookupTable"), "parsed keys");
   });
+  await w("getParsedTransaction(token balances)", async () => {
+    const t = await c.getParsedTransaction(fx.mintToSignature, { maxSupportedTransactionVersion: 0 });
+    const keys = t.transaction.message.accountKeys.map((k) => k.pubkey.toBase58());
+    const post = t.meta.postTokenBalances.find((b) => keys[b.accountIndex] === fx.tokenAccountA);
+    const pre = t.meta.preTokenBalances.find((b) => keys[b.accountIndex] === fx.tokenAccountA);
+    assert(post.uiTokenAmount.uiAmountString === "1.5" && pre.uiTokenAmount.amount === "0" && post.mint === fx.mint, "token balances");
+  });
+  await w("getParsedTransaction(inner instructions)", async () => {
+    const t = await c.getParsedTransaction(fx.ataSignature, { maxSupportedTransactionVersion: 0 });
+    const inner = t.meta.innerInstructions[0].instructions.map((i) => i.programId.toBase58());
+    assert(inner.includes(TOKEN) && inner.includes("11111111111111111111111111111111"), `inner ${inner}`);
+  });
+  await w("getParsedTransaction(parsed instructions)", async () => {
+    const mint = await c.getParsedTransaction(fx.mintToSignature, { maxSupportedTransactionVersion: 0 });
+    const ix = mint.transaction.message.instructions[0];
+    assert(ix.program === "spl-token" && ix.parsed.type === "mintTo" && ix.parsed.info.amount === "1500000", "mintTo");
+    const legacy = await c.getParsedTransaction(fx.legacySignature, { maxSupportedTransactionVersion: 0 });
+    const [tr, memo] = legacy.transaction.message.instructions;
+    assert(tr.parsed.type === "transfer" && tr.parsed.info.lamports === 1e6 && memo.program === "spl-memo" && memo.parsed === "psyche rewards", "transfer + memo");
+  });
   await w("getSignaturesForAddress(before/until/limit)", async () => {
     const all = await c.getSignaturesForAddress(payer.publicKey);
     assert(all.length >= 5, `${all.length} signatures`);
@@ -84,6 +109,7 @@ async function web3Suite() {
     assert(page.length === 2 && page[0].signature === all[1].signature, "before page");
     const until = await c.getSignaturesForAddress(payer.publicKey, { until: all[2].signature });
     assert(until.length === 2, "until");
+    assert(all.some((s) => s.memo === "[14] psyche rewards"), "memo of the memo transaction");
   });
   await w("getAddressLookupTable", async () => assert((await c.getAddressLookupTable(P(fx.lookupTable))).value.state.addresses[0].toBase58() === fx.altRecipient, "table"));
   await w("getEpochInfo", async () => assert((await c.getEpochInfo()).absoluteSlot > 0, "epoch info"));
@@ -118,11 +144,14 @@ async function web3Suite() {
   await w("getTokenAccountsByDelegate", async () => { const r = await c._rpcRequest("getTokenAccountsByDelegate", [fx.payer, { mint: fx.mint }, { encoding: "jsonParsed" }]); assert(r.result.value[0].pubkey === fx.tokenAccountB, "by delegate"); });
   await w("getTokenSupply", async () => assert((await c.getTokenSupply(P(fx.mint))).value.amount === "1750000", "supply"));
   await w("getTokenLargestAccounts", async () => assert((await c.getTokenLargestAccounts(P(fx.mint))).value[0].address.toBase58() === fx.tokenAccountA, "largest"));
+  await w("getInflationReward", async () => assert((await c.getInflationReward([payer.publicKey]))[0] === null, "no reward"));
+  await w("getBlockCommitment", async () => { const r = await c._rpcRequest("getBlockCommitment", [slot]); assert(r.result.totalStake === 0, "commitment"); });
   await w("getHighestSnapshotSlot (validator error)", async () => { const r = await c._rpcRequest("getHighestSnapshotSlot", []); assert(r.error && r.error.code === -32008, "No snapshot error"); });
   // ---- subscriptions
   await w("onSignature (already confirmed)", async () => {
     await withTimeout(new Promise((res) => c.onSignature(fx.legacySignature, (r) => res(r))), 5000, "onSignature");
   });
+  await w("onRootChange", async () => { let id; await withTimeout(new Promise((res) => { id = c.onRootChange((r) => res(r)); }), 5000, "onRootChange"); await c.removeRootChangeListener(id); });
   await w("onSlotChange", async () => { let id; await withTimeout(new Promise((res) => { id = c.onSlotChange((s) => res(s)); }), 5000, "onSlotChange"); await c.removeSlotChangeListener(id); });
   const dest = web3.Keypair.generate().publicKey;
   const accountSeen = new Promise((res) => c.onAccountChange(dest, (a) => res(a), { commitment: "confirmed" }));
@@ -155,14 +184,15 @@ async function kitSuite() {
   await k("getBalance", async () => assert((await rpc.getBalance(A(fx.altRecipient)).send()).value === 2000000n, "balance"));
   await k("getAccountInfo(jsonParsed)", async () => assert((await rpc.getAccountInfo(A(fx.mint), { encoding: "jsonParsed" }).send()).value.data.parsed.type === "mint", "mint"));
   await k("getMultipleAccounts", async () => assert((await rpc.getMultipleAccounts([A(fx.mint)], { encoding: "base64" }).send()).value[0].owner === TOKEN, "owner"));
-  await k("getProgramAccounts(jsonParsed)", async () => assert((await rpc.getProgramAccounts(A(TOKEN), { encoding: "jsonParsed", filters: [{ memcmp: { offset: 0n, bytes: fx.mint, encoding: "base58" } }] }).send()).length === 2, "gpa"));
+  await k("getProgramAccounts(jsonParsed)", async () => assert((await rpc.getProgramAccounts(A(TOKEN), { encoding: "jsonParsed", filters: [{ memcmp: { offset: 0n, bytes: fx.mint, encoding: "base58" } }] }).send()).length === 3, "gpa"));
   await k("getTokenAccountsByOwner", async () => assert((await rpc.getTokenAccountsByOwner(A(fx.payer), { mint: A(fx.mint) }, { encoding: "jsonParsed" }).send()).value.length === 1, "by owner"));
   await k("getTokenAccountsByDelegate", async () => assert((await rpc.getTokenAccountsByDelegate(A(fx.payer), { programId: A(TOKEN) }, { encoding: "jsonParsed" }).send()).value[0].pubkey === fx.tokenAccountB, "by delegate"));
   await k("getTokenAccountBalance", async () => assert((await rpc.getTokenAccountBalance(A(fx.tokenAccountB)).send()).value.amount === "250000", "balance"));
   await k("getTokenSupply", async () => assert((await rpc.getTokenSupply(A(fx.mint)).send()).value.decimals === fx.decimals, "supply"));
-  await k("getTokenLargestAccounts", async () => assert((await rpc.getTokenLargestAccounts(A(fx.mint)).send()).value.length === 2, "largest"));
+  await k("getTokenLargestAccounts", async () => assert((await rpc.getTokenLargestAccounts(A(fx.mint)).send()).value.length === 3, "largest"));
   await k("getSignaturesForAddress", async () => assert((await rpc.getSignaturesForAddress(A(fx.altRecipient), { limit: 10 }).send())[0].signature === fx.v0Signature, "sigs"));
   await k("getTransaction(jsonParsed)", async () => assert((await rpc.getTransaction(fx.v0Signature, { encoding: "jsonParsed", maxSupportedTransactionVersion: 0 }).send()).meta.logMessages.length > 0, "tx"));
+  await k("getTransaction(inner instructions)", async () => assert((await rpc.getTransaction(fx.ataSignature, { encoding: "json", maxSupportedTransactionVersion: 0 }).send()).meta.innerInstructions[0].instructions.length >= 2, "inner"));
   await k("getBlock", async () => { const t = await rpc.getTransaction(fx.v0Signature, { maxSupportedTransactionVersion: 0 }).send(); assert((await rpc.getBlock(t.slot, { maxSupportedTransactionVersion: 0 }).send()).transactions.length >= 1, "block"); });
   await k("getRecentPrioritizationFees", async () => assert(Array.isArray(await rpc.getRecentPrioritizationFees().send()), "fees"));
   await k("getGenesisHash", async () => assert((await rpc.getGenesisHash().send()).length >= 32, "genesis"));
@@ -171,6 +201,37 @@ async function kitSuite() {
   await k("getBlockProduction", async () => assert((await rpc.getBlockProduction().send()).value.range.lastSlot > 0n, "production"));
   await k("minimumLedgerSlot", async () => assert((await rpc.minimumLedgerSlot().send()) >= 0n, "min slot"));
   await k("getMaxRetransmitSlot", async () => assert((await rpc.getMaxRetransmitSlot().send()) > 0n, "retransmit"));
+  await k("getHealth", async () => assert((await rpc.getHealth().send()) === "ok", "health"));
+  await k("getVersion", async () => assert((await rpc.getVersion().send())["solana-core"], "version"));
+  await k("getSlot", async () => assert((await rpc.getSlot().send()) > 0n, "slot"));
+  await k("getBlockHeight", async () => assert((await rpc.getBlockHeight().send()) > 0n, "height"));
+  await k("isBlockhashValid", async () => { const { value } = await rpc.getLatestBlockhash().send(); assert((await rpc.isBlockhashValid(value.blockhash).send()).value === true, "valid"); });
+  await k("getSignatureStatuses", async () => assert((await rpc.getSignatureStatuses([fx.v0Signature]).send()).value[0].confirmationStatus === "finalized", "status"));
+  await k("getMinimumBalanceForRentExemption", async () => assert((await rpc.getMinimumBalanceForRentExemption(82n).send()) === 1461600n, "rent"));
+  await k("getEpochSchedule", async () => assert((await rpc.getEpochSchedule().send()).slotsPerEpoch > 0n, "schedule"));
+  await k("getClusterNodes", async () => assert((await rpc.getClusterNodes().send()).length === 1, "nodes"));
+  await k("getSlotLeader", async () => assert((await rpc.getSlotLeader().send()).length >= 32, "leader"));
+  await k("getSlotLeaders", async () => assert((await rpc.getSlotLeaders(1n, 2).send()).length === 2, "leaders"));
+  await k("getLeaderSchedule", async () => assert(Object.keys(await rpc.getLeaderSchedule().send()).length === 1, "schedule"));
+  await k("getVoteAccounts", async () => assert((await rpc.getVoteAccounts().send()).current.length === 0, "votes"));
+  await k("getInflationGovernor", async () => assert((await rpc.getInflationGovernor().send()).initial === 0, "governor"));
+  await k("getInflationRate", async () => assert((await rpc.getInflationRate().send()).total === 0, "rate"));
+  await k("getRecentPerformanceSamples", async () => assert((await rpc.getRecentPerformanceSamples(3).send()).length >= 1, "samples"));
+  await k("getLargestAccounts", async () => assert((await rpc.getLargestAccounts().send()).value.length > 0, "largest"));
+  await k("getStakeMinimumDelegation", async () => assert((await rpc.getStakeMinimumDelegation().send()).value >= 1n, "stake"));
+  await k("getTransactionCount", async () => assert((await rpc.getTransactionCount().send()) >= 5n, "count"));
+  await k("getFirstAvailableBlock", async () => assert((await rpc.getFirstAvailableBlock().send()) >= 0n, "first"));
+  await k("getBlocks/getBlocksWithLimit/getBlockTime", async () => {
+    const slot = (await rpc.getSignatureStatuses([fx.v0Signature]).send()).value[0].slot;
+    assert((await rpc.getBlocks(slot - 1n, slot).send()).includes(slot), "blocks");
+    assert((await rpc.getBlocksWithLimit(slot, 1).send())[0] === slot, "with limit");
+    assert((await rpc.getBlockTime(slot).send()) > 1600000000n, "time");
+  });
+  await k("getHighestSnapshotSlot (validator error)", async () => {
+    try { await rpc.getHighestSnapshotSlot().send(); } catch (e) { assert(String(e.context?.__code ?? e.message).includes("32008") || /snapshot/i.test(e.message), e.message); return; }
+    throw new Error("expected the validator's No snapshot error");
+  });
+  await k("requestAirdrop", async () => assert((await rpc.requestAirdrop((await kit.generateKeyPairSigner()).address, kit.lamports(1000000n)).send()).length > 60, "signature"));
   await k("getMaxShredInsertSlot", async () => assert((await rpc.getMaxShredInsertSlot().send()) > 0n, "shred insert"));
   // a transfer built, signed and confirmed entirely by kit (getEpochInfo + signatureNotifications)
   const dest = (await kit.generateKeyPairSigner()).address;

@@ -1,0 +1,81 @@
+"""Compute units of every treasurer instruction (deployed through the loader, with the real coordinator and
+LiteSVM's SPL Token 3.5.0 / ATA 1.1.1), with the claimant first or last among N registered clients (a claim
+scans the coordinator's client list for the user).
+
+    .venv/bin/python -m bench.treasurer_cu [--clients 3 256]     (also printed by bench.program_cu)
+"""
+from __future__ import annotations
+
+import argparse
+
+from solders.keypair import Keypair
+
+from coordinator_sdk.treasurer_codec import run_index
+from coordinator_sdk.treasurer_svm import EPOCH_CONFIG, TreasurerSvm
+
+
+def measure(n: int) -> dict[str, int]:
+    h = TreasurerSvm()
+    cfg = {**EPOCH_CONFIG, "init_min_clients": n, "min_clients": 2, "global_batch_size_start": max(6, n),
+           "global_batch_size_end": max(6, n)}
+    out: dict[str, int] = {}
+    authority, account = h.fund(Keypair()), Keypair()
+    mint, mint_authority = h.create_mint()
+    res = h.send([h.create_account_ix(authority, account),
+                  h.tcodec.run_create(authority.pubkey(), "cu-probe", account.pubkey(), mint, authority.pubkey(),
+                                      authority.pubkey())], [authority, account])
+    assert res.ok, res.error
+    out["run_create (Run PDA + vault ATA + init_run CPIs)"] = treasurer_cu(h, res.logs)
+    tr = h.treasury_run(f"cu-{n}", config=cfg)
+    model = h.tcodec.program.type["ModelDescription"](
+        architecture=0, data_type=0, optimizer=1, lr_schedule=0, cold_start_warmup_steps=0, lr_base=0.001,
+        lr_warmup_init=0.0, lr_final=0.0, lr_warmup_steps=0, lr_total_steps=0, distro_decay=0.99, distro_chunk=16,
+        distro_topk=1, distro_quantize1bit=1, data_location_len=3, pad=[0, 0], data_location=list(b"abc") + [0] * 189)
+    users = [h.fund(Keypair(), 10**8) for _ in range(n)]
+    h.play_epoch(tr, users)  # includes run_update(paused=False) through the treasurer
+    out["run_update(paused=true)"] = h.update(tr, paused=True).cu
+    out["run_update(config)"] = h.update(tr, config=cfg).cu
+    res = h.update(tr, metadata=("cu", "a run paid in tokens", 10**6, 256), model=model, progress=18,
+                   epoch_rates=(900, 0))
+    assert res.ok, res.error
+    out["run_update(metadata, model, progress, rates)"] = res.cu
+    h.mint_to(tr.mint, tr.mint_authority, tr.vault, 10**12)
+    first, last = users[0], users[-1]
+    for u in (first, last):
+        h.token_account(u.pubkey(), tr.mint)
+    out["participant_create"] = h.participant(tr, first).cu
+    assert h.participant(tr, last).ok
+    out["participant_claim (claimant 1st client)"] = h.claim(tr, first, 1).cu
+    out["participant_claim (claimant last client)"] = h.claim(tr, last, 1).cu
+    assert h.tcodec.run_pda(run_index(f"cu-{n}")) == tr.run
+    return out
+
+
+def treasurer_cu(h: TreasurerSvm, logs: list[str]) -> int:
+    """The treasurer's own top-level consumption (CPIs included), without the System CreateAccount of the
+    coordinator account that shares its transaction."""
+    tag = f"Program {h.tcodec.program_id} consumed "
+    return int([line for line in logs if line.startswith(tag)][-1][len(tag):].split()[0])
+
+
+def report(clients: list[int]) -> None:
+    results = {n: measure(n) for n in clients}
+    rows: list[str] = []
+    for res in results.values():
+        rows += [k for k in res if k not in rows]
+    print(f"{'treasurer instruction':52}" + "".join(f"{n:>9} cl" for n in clients))
+    for name in rows:
+        cells = "".join(f"{results[n][name]:>12,}" if name in results[n] else f"{'':>12}" for n in clients)
+        print(f"{name:52}" + cells)
+    print("Run: 336 bytes; Participant: 128 bytes; vault: an SPL token account (165 bytes). run_create and\n"
+          "participant_create vary by up to ~6k CU with the PDA bump searches (address-dependent).")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clients", type=int, nargs="+", default=[3, 256])
+    report(ap.parse_args().clients)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+/* Shared account checks: signers, the Run PDA (owner, size, discriminator, re-derived address), PDA creation. */
+#include "treasurer.h"
+
+const SolPubkey COORDINATOR_PROGRAM_ID = {{27, 232, 101, 150, 51, 55, 90, 189, 0, 110, 121, 78, 103, 92, 67, 118, 230,
+                                           99, 10, 181, 245, 249, 196, 33, 238, 57, 139, 30, 164, 99, 223, 5}};
+const SolPubkey TOKEN_PROGRAM_ID = {{6, 221, 246, 225, 215, 101, 161, 147, 217, 203, 225, 70, 206, 235, 121, 172, 28,
+                                     180, 133, 237, 95, 91, 55, 145, 58, 140, 245, 133, 126, 255, 0, 169}};
+const SolPubkey ATA_PROGRAM_ID = {{140, 151, 37, 143, 78, 36, 137, 241, 187, 61, 16, 41, 20, 142, 13, 131, 11, 90, 19,
+                                   153, 218, 255, 16, 132, 4, 142, 123, 216, 219, 233, 248, 89}};
+
+uint64_t require_signer(const SolParameters *p, uint64_t i) {
+    if (p->ka_num <= i) return T_NOT_ENOUGH_ACCOUNTS;
+    return p->ka[i].is_signer ? SOL_SUCCESS : T_MISSING_SIGNER;
+}
+
+uint64_t run_address(const Run *run, const SolPubkey *program_id, SolPubkey *out) {
+    uint8_t bump = run->bump;
+    SolSignerSeed seeds[3] = {{(const uint8_t *)"Run", 3}, {(const uint8_t *)&run->index, 8}, {&bump, 1}};
+    return sol_create_program_address(seeds, 3, program_id, out);
+}
+
+/* The Run at account i: owned by this program, exactly sized, the Run discriminator, at its PDA. */
+uint64_t load_run(const SolParameters *p, uint64_t i, Run **out) {
+    if (p->ka_num <= i) return T_NOT_ENOUGH_ACCOUNTS;
+    SolAccountInfo *acc = &p->ka[i];
+    if (!sol_pubkey_eq(acc->owner, p->program_id)) return T_WRONG_OWNER;
+    if (acc->data_len != sizeof(Run)) return T_WRONG_ACCOUNT_SIZE;
+    Run *run = (Run *)acc->data;
+    if (run->discriminator != DISC_RUN) return T_WRONG_DISCRIMINATOR;
+    SolPubkey expected;
+    if (run_address(run, p->program_id, &expected) || !sol_pubkey_eq(&expected, acc->key)) return T_INVALID_PDA;
+    *out = run;
+    return SOL_SUCCESS;
+}
+
+/* CPI System CreateAccount for a PDA of this program, funded by `payer` with the rent-exempt minimum at
+ * the default rent (a cluster with other rent parameters makes the CPI fail, never under-funds). */
+uint64_t create_pda(const SolParameters *p, const PdaCreate *req) {
+    if (!sol_is_system_program(req->sys->key)) return T_NOT_SYSTEM_PROGRAM;
+    if (*req->target->lamports != 0 || req->target->data_len != 0) return T_ALREADY_INITIALIZED;
+    uint64_t lamports = (req->space + 128) * 6960, space = req->space;
+    uint8_t data[52];
+    uint32_t create = 0;
+    sol_memcpy(data, &create, 4);
+    sol_memcpy(data + 4, &lamports, 8);
+    sol_memcpy(data + 12, &space, 8);
+    sol_memcpy(data + 20, p->program_id->x, 32);
+    SolAccountMeta metas[2] = {{req->payer->key, true, true}, {req->target->key, true, true}};
+    SolInstruction ix = {req->sys->key, metas, 2, data, sizeof(data)};
+    SolSignerSeeds signer = {req->seeds, req->n_seeds};
+    return sol_invoke_signed_c(&ix, p->ka, p->ka_num, &signer, 1);
+}

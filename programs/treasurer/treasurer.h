@@ -1,0 +1,162 @@
+/*
+ * The treasurer program: administers coordinator runs whose rewards are SPL tokens. A `Run` PDA owns the
+ * run's token account (its associated token account, "the vault") and is the coordinator run's main
+ * authority, so only the treasurer (for the Run's own main authority) can administer that run. Every user
+ * claims what the points the coordinator gave them are worth; `Participant` PDAs remember what was claimed.
+ * Layouts are zero-copy C structs with explicit padding, read byte for byte by the IDL (programs/treasurer/idl.json).
+ */
+#ifndef TREASURER_H
+#define TREASURER_H
+#define SOL_MAX_ACCOUNTS 12 /* the account array lives on the heap (HEAP_ACCOUNTS), not the 512-byte stack */
+#include "sol_sdk.h"
+
+/* Anchor discriminators (sha256("global:<name>")[:8] and sha256("account:<Name>")[:8], little-endian). */
+#define IX_RUN_CREATE 0xfda73a0ef7a338c6ULL
+#define IX_RUN_UPDATE 0x9d14420d742e5633ULL
+#define IX_PARTICIPANT_CREATE 0xb546b075288eb132ULL
+#define IX_PARTICIPANT_CLAIM 0x26ad6b3b56e896a0ULL
+#define DISC_RUN 0xbdf673eb569b36c7ULL
+#define DISC_PARTICIPANT 0x0636b3f74f6c8e20ULL
+
+/* Errors start at 7000, not Anchor's 6000, so that a coordinator error (6000+) passed up through a CPI
+ * keeps its own name in clients that decode both programs' errors. Names and messages are in the IDL. */
+enum {
+    T_INVALID_INSTRUCTION = 7000, T_NOT_ENOUGH_ACCOUNTS, T_MISSING_SIGNER, T_NOT_WRITABLE, T_WRONG_OWNER,
+    T_WRONG_ACCOUNT_SIZE, T_WRONG_DISCRIMINATOR, T_INVALID_PDA, T_ALREADY_INITIALIZED, T_ACCOUNT_MISMATCH,
+    T_UNAUTHORIZED, T_RUN_ID_INVALID_LENGTH, T_NOT_SYSTEM_PROGRAM, T_WRONG_TOKEN_PROGRAM,
+    T_WRONG_ASSOCIATED_TOKEN_PROGRAM, T_WRONG_COORDINATOR_PROGRAM, T_INVALID_MINT, T_WRONG_MINT,
+    T_TOKEN_ACCOUNT_INVALID, T_TOKEN_ACCOUNT_WRONG_OWNER, T_TOKEN_ACCOUNT_DELEGATED, T_TOKEN_ACCOUNT_FROZEN,
+    T_COORDINATOR_ACCOUNT_INVALID, T_NOT_A_CLIENT, T_NOTHING_TO_CLAIM, T_CLAIM_EXCEEDS_EARNED,
+    T_VAULT_UNDERFUNDED, T_ARITHMETIC_OVERFLOW, T_INVALID_RATE, T_NOTHING_TO_UPDATE,
+};
+
+#define RUN_ID_MAX 32
+
+typedef struct {
+    uint64_t discriminator;
+    uint8_t bump, run_id_len;
+    uint8_t _pad[6];
+    uint64_t index;
+    SolPubkey main_authority, join_authority, coordinator_instance, coordinator_account, collateral_mint,
+        collateral_vault;
+    uint64_t collateral_per_point; /* token base units paid per point, fixed at run_create */
+    uint64_t total_claimed_collateral_amount, total_claimed_earned_points;
+    uint8_t run_id[RUN_ID_MAX];
+    uint8_t reserved[64];
+} Run; /* 336 */
+
+typedef struct {
+    uint64_t discriminator;
+    uint8_t bump;
+    uint8_t _pad[7];
+    SolPubkey run, user;
+    uint64_t claimed_collateral_amount, claimed_earned_points;
+    uint8_t reserved[32];
+} Participant; /* 128 */
+
+sol_assert_static(sizeof(Run) == 336, run_size);
+sol_assert_static(sizeof(Participant) == 128, participant_size);
+
+/* Heap scratch (SOL_HEAP_START + offset), disjoint per user. */
+#define HEAP_ACCOUNTS 0
+#define HEAP_CPI_DATA 1024
+
+/* ---- program ids ------------------------------------------------------------------------------------ */
+extern const SolPubkey COORDINATOR_PROGRAM_ID, TOKEN_PROGRAM_ID, ATA_PROGRAM_ID;
+
+/* ---- helpers (accounts.c) --------------------------------------------------------------------------- */
+uint64_t require_signer(const SolParameters *p, uint64_t i);
+uint64_t load_run(const SolParameters *p, uint64_t i, Run **out);
+uint64_t run_address(const Run *run, const SolPubkey *program_id, SolPubkey *out);
+typedef struct {
+    SolAccountInfo *payer, *target, *sys;
+    uint64_t space;
+    const SolSignerSeed *seeds;
+    uint64_t n_seeds;
+} PdaCreate;
+uint64_t create_pda(const SolParameters *p, const PdaCreate *req);
+
+/* ---- SPL Token / Associated Token Account (token.c) -------------------------------------------------- */
+uint64_t check_token_program(const SolAccountInfo *acc);
+uint64_t check_mint(const SolAccountInfo *mint, uint8_t *decimals);
+uint64_t check_token_account(const SolAccountInfo *acc, const SolPubkey *mint, const SolPubkey *owner,
+                             uint64_t *amount);
+/* (BPF calls take at most 5 arguments, hence the request structs.) */
+typedef struct {
+    SolAccountInfo *payer, *vault, *owner, *mint, *sys, *token, *ata;
+} VaultCreate;
+uint64_t create_vault(const SolParameters *p, const VaultCreate *req);
+typedef struct {
+    SolAccountInfo *from, *mint, *to, *authority;
+    uint64_t amount;
+    uint8_t decimals;
+    const SolSignerSeeds *signer;
+} SignedTransfer;
+uint64_t transfer_checked_signed(const SolParameters *p, const SignedTransfer *req);
+
+/* ---- the coordinator, in one place (coordinator_cpi.c) ----------------------------------------------- */
+typedef struct {
+    SolAccountInfo *payer, *instance, *account, *sys;
+    const uint8_t *run_id;
+    uint64_t run_id_len;
+    const SolPubkey *main_authority;
+    const uint8_t *join_authority;
+} InitRunCpi;
+uint64_t coordinator_init_run(const SolParameters *p, const InitRunCpi *req);
+/* An owner instruction signed by the Run PDA: data = discriminator + borsh args (already framed). */
+typedef struct {
+    uint64_t discriminator;
+    const uint8_t *args;
+    uint64_t len;
+    SolAccountInfo *run, *instance, *account, *slot_hashes; /* slot_hashes: set_paused only, else 0 */
+    const SolSignerSeeds *signer;
+} OwnerCall;
+uint64_t coordinator_owner_call(const SolParameters *p, const OwnerCall *c);
+uint64_t coordinator_points(const SolAccountInfo *account, const Run *run, const SolPubkey *user, uint64_t *earned,
+                            uint64_t *slashed);
+
+#define CIX_UPDATE_CONFIG 0x63db530abffc9e1dULL
+#define CIX_UPDATE_METADATA 0xbae14e61ef2bb6aaULL
+#define CIX_UPDATE_MODEL 0x49185367102ce64cULL
+#define CIX_UPDATE_PROGRESS 0x6f159e1b714e2f87ULL
+#define CIX_SET_FUTURE_EPOCH_RATES 0x81b6c8c757a015efULL
+#define CIX_SET_PAUSED 0xdaa6e1b0c07d3c5bULL
+#define CIX_SET_CHECKPOINT 0x506826df87ee4fc7ULL
+
+/* ---- instructions ------------------------------------------------------------------------------------ */
+typedef struct {
+    const uint8_t *data;
+    uint64_t len, pos;
+    bool bad;
+} Args;
+uint64_t ix_run_create(const SolParameters *p, Args *args);
+uint64_t ix_run_update(const SolParameters *p, Args *args);
+uint64_t ix_participant_create(const SolParameters *p, Args *args);
+uint64_t ix_participant_claim(const SolParameters *p, Args *args);
+
+static inline const uint8_t *args_take(Args *a, uint64_t n) {
+    if (a->bad || a->len - a->pos < n) {
+        a->bad = true;
+        return 0;
+    }
+    const uint8_t *p = a->data + a->pos;
+    a->pos += n;
+    return p;
+}
+static inline uint64_t args_u64(Args *a) {
+    const uint8_t *p = args_take(a, 8);
+    return p ? sol_read_u64(p) : 0;
+}
+static inline bool args_done(const Args *a) { return !a->bad && a->pos == a->len; }
+/* A borsh string (u32 length + bytes) of at most `max` bytes. */
+static inline const uint8_t *args_string(Args *a, uint64_t max, uint64_t *len, bool *too_long) {
+    const uint8_t *lp = args_take(a, 4);
+    if (!lp) return 0;
+    *len = sol_read_u32(lp);
+    if (*len > max) {
+        *too_long = true;
+        return 0;
+    }
+    return args_take(a, *len);
+}
+#endif

@@ -1,0 +1,148 @@
+"""Tokens end to end on a real localnet process over JSON-RPC: an operator mints a token and creates a
+treasurer run with the CLI and the SDK, three clients play an epoch, each claims with `psyche rewards
+claim`, a second claim is refused, and every balance is exact."""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+from localnet_harness import Localnet, funded_wallet_file
+from solders.keypair import Keypair
+
+from client.chain_demo import CONFIG, play_epoch
+from client.cli import main
+from coordinator_sdk.client import Coordinator
+from coordinator_sdk.treasurer import Treasurer
+
+PER_POINT = 1000
+RUN_ID = "tokens-e2e"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory):
+    ln = Localnet(tmp_path_factory.mktemp("treasurer") / "ledger")
+    yield ln
+    ln.stop()
+
+
+def test_treasurer_run_with_three_clients(net: Localnet, tmp_path) -> None:
+    operator, op_path = asyncio.run(funded_wallet_file(net.url, tmp_path, "operator"))
+    clients = [asyncio.run(funded_wallet_file(net.url, tmp_path, f"client{i}")) for i in range(3)]
+
+    res = invoke("token", "create-mint", "--decimals", "6", "-k", op_path, "-u", net.url)
+    assert res.exit_code == 0, res.output
+    mint = re.search(r"mint (\w+)", res.output).group(1)
+    res = invoke("token", "mint", mint, "5000", "-k", op_path, "-u", net.url)
+    assert res.exit_code == 0 and "balance 5000.000000" in res.output, res.output
+
+    async def create() -> None:
+        from solders.pubkey import Pubkey
+
+        async with Treasurer(net.url, RUN_ID, operator) as t:
+            await t.create_run(Pubkey.from_string(mint), collateral_per_point=PER_POINT)
+            await t.update(config=CONFIG, epoch_rates=(900, 10))
+            await t.set_paused(False)
+
+    asyncio.run(create())
+    res = invoke("run", "fund", RUN_ID, "1000", "-k", op_path, "-u", net.url)
+    assert res.exit_code == 0 and "vault balance 1000.000000" in res.output, res.output
+
+    async def play() -> None:
+        players = [Coordinator(net.url, RUN_ID, kp) for kp, _ in clients]
+        await play_epoch(players[0], players)
+        for p in players:
+            await p.close()
+
+    asyncio.run(play())
+    res = invoke("rewards", "show", "--run-id", RUN_ID, "--json", "-u", net.url)
+    assert res.exit_code == 0, res.output
+    shown = json.loads(res.output)
+    assert shown["vault_balance"] == 1000 * 10**6 and shown["collateral_per_point"] == PER_POINT
+    assert sorted(p["user"] for p in shown["participants"]) == sorted(str(kp.pubkey()) for kp, _ in clients)
+    for p in shown["participants"]:
+        assert (p["earned"], p["claimable_points"], p["claimable_amount"], p["token_balance"]) == \
+            (300, 300, 300 * PER_POINT, 0)
+
+    for _, path in clients:
+        res = invoke("rewards", "claim", "--run-id", RUN_ID, "-k", path, "-u", net.url)
+        assert res.exit_code == 0, res.output
+        assert "claimed 300 points = 0.300000 tokens" in res.output and "balance 0.300000" in res.output
+        again = invoke("rewards", "claim", "--run-id", RUN_ID, "-k", path, "-u", net.url)
+        assert again.exit_code == 0 and "nothing to claim" in again.output
+
+    async def double_claim_and_balances() -> None:
+        async with Treasurer(net.url, RUN_ID, clients[0][0]) as t:
+            with pytest.raises(t.codec.errors["ClaimExceedsEarned"]):
+                await t.participant_claim(1)
+            for kp, _ in clients:
+                assert await t.token_balance(kp.pubkey()) == 300 * PER_POINT
+            assert await t.vault_balance() == 1000 * 10**6 - 900 * PER_POINT
+            assert await t.token_balance(operator.pubkey()) == 4000 * 10**6
+            run = await t.fetch_run()
+            assert (run.total_claimed_earned_points, run.total_claimed_collateral_amount) == (900, 900 * PER_POINT)
+
+    asyncio.run(double_claim_and_balances())
+    res = invoke("rewards", "show", "--run-id", RUN_ID, str(clients[1][0].pubkey()), "-u", net.url)
+    assert res.exit_code == 0 and str(clients[1][0].pubkey()) in res.output
+    assert re.search(r"300\s+0\s+300\s+0\s+0\.000000", res.output), res.output
+
+
+def test_cli_refusals(net: Localnet, tmp_path) -> None:
+    _, path = asyncio.run(funded_wallet_file(net.url, tmp_path, "someone"))
+    res = invoke("token", "create-mint", "-k", path, "-u", "devnet")
+    assert res.exit_code == 2 and "only runs against a local validator" in res.output
+    res = invoke("rewards", "show", "--run-id", "no-such-run", "-u", net.url)
+    assert res.exit_code == 3 and "no treasurer run" in res.output
+    res = invoke("rewards", "claim", "--run-id", "x", "-k", str(tmp_path / "missing.json"), "-u", net.url)
+    assert res.exit_code == 9 and "wallet" in res.output
+    res = invoke("token", "mint", "11111111111111111111111111111111", "1", "-k", path, "-u", net.url)
+    assert res.exit_code == 1 and "not an SPL Token account" in res.output, res.output
+    res = invoke("token", "mint", str(Keypair().pubkey()), "1", "-k", path, "-u", net.url)
+    assert res.exit_code == 2 and "does not exist" in res.output, res.output
+    res = invoke("run", "fund", "no-such-run", "1", "-k", path, "-u", net.url)
+    assert res.exit_code == 3 and "no treasurer run" in res.output
+
+
+def test_run_create_treasurer_from_run_toml(net: Localnet, tmp_path) -> None:
+    """`psyche run create --treasurer --mint` makes the treasurer administer the run; the run group's
+    owner commands (pause, resume, update) then go through the treasurer by themselves."""
+    import shutil
+    from pathlib import Path
+
+    toml = tmp_path / "run.toml"
+    shutil.copy(Path(__file__).resolve().parent.parent / "examples" / "run.toml", toml)
+    operator, op_path = asyncio.run(funded_wallet_file(net.url, tmp_path, "operator2", 20 * 10**9))
+    mint = re.search(r"mint (\w+)", invoke("token", "create-mint", "-k", op_path, "-u", net.url).output).group(1)
+    assert invoke("token", "mint", mint, "10", "-k", op_path, "-u", net.url).exit_code == 0
+    res = invoke("run", "create", "toml-run", "--config", str(toml), "--treasurer", "--mint", mint,
+                 "--collateral-per-point", "5", "--paused", "-k", op_path, "-u", net.url)
+    assert res.exit_code == 0, res.output
+    assert "treasurer run" in res.output
+    res = invoke("run", "create", "other", "--config", str(toml), "--treasurer", "-k", op_path, "-u", net.url)
+    assert res.exit_code == 2 and "--treasurer and --mint go together" in res.output
+
+    async def check() -> None:
+        async with Treasurer(net.url, "toml-run", operator) as t:
+            inst = await t.fetch_instance()
+            assert inst.main_authority == t.run
+            run = await t.fetch_run()
+            assert run.collateral_per_point == 5 and str(run.collateral_mint) == mint
+            st = await t.fetch_state()
+            assert st.run_state == 0 and st.checkpoint_len > 0  # not started; checkpoint set via the treasurer
+
+    asyncio.run(check())
+    res = invoke("run", "resume", "toml-run", "-k", op_path, "-u", net.url)
+    assert res.exit_code == 0, res.output
+    res = invoke("run", "pause", "toml-run", "-k", op_path, "-u", net.url)
+    assert res.exit_code == 0, res.output
+    res = invoke("run", "update", "toml-run", "--config", str(toml), "-k", op_path, "-u", net.url)
+    assert res.exit_code == 0, res.output
+    res = invoke("run", "fund", "toml-run", "2.5", "-k", op_path, "-u", net.url)
+    assert res.exit_code == 0 and "vault balance 2.500000" in res.output, res.output
