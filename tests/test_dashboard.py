@@ -205,3 +205,30 @@ def test_render_live_shows_what_only_the_events_tell() -> None:
     assert text.splitlines()[0] == "[reconnecting] down"
     assert "(10s left)" in text and "1:5.5000" in text and "tokens/s at step 1: 1,000" in text
     assert "last delivered round 2" in text
+
+
+def test_a_treasurer_run_shows_its_vault_and_claims(net: LocalCluster, tmp_path: Path) -> None:
+    import re
+
+    from client.local_cluster import psyche
+
+    owner = str(net.wallet("treasury-owner"))
+    mint = re.search(r"mint (\w+)", psyche("token", "create-mint", "--decimals", "6", "-k", owner, "-u",
+                                           net.url).stdout).group(1)
+    psyche("token", "mint", mint, "500", "-k", owner, "-u", net.url)
+    net.create_run("vaulted", write_run_toml(tmp_path, init_min=3), Path(owner), "--treasurer", "--mint", mint,
+                   "--collateral-per-point", "1000")
+    psyche("run", "fund", "vaulted", "120", "-k", owner, "-u", net.url)
+
+    async def main() -> None:
+        board = Dashboard(net.url, "vaulted", poll_interval=0.5)
+        async with TestClient(TestServer(board.app())) as http:
+            view = await (await http.get("/api/run/vaulted")).json()
+            t = view["treasury"]
+            assert (t["mint"], t["vault_balance"], t["decimals"], t["collateral_per_point"]) == \
+                (mint, 120 * 10**6, 6, 1000)
+            assert t["total_claimed_points"] == 0 and t["total_claimed_amount"] == 0
+            plain = await (await http.get("/api/run/board")).json()
+            assert plain["treasury"] is None
+
+    asyncio.run(main())

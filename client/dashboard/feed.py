@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 
 from client.commands.run_status import run_snapshot, run_summary
+from client.dashboard.treasury_view import treasurer_run_for, treasury_view
 from coordinator_sdk.account_stream import ws_url_for
 from coordinator_sdk.client import default_codec
 from coordinator_sdk.events import RunEvent, backfill, decode_logs, loss_by_step
@@ -76,6 +77,8 @@ class RunFeed:
         self.poll_interval = poll_interval
         self.codec = default_codec()
         self.account: str | None = None
+        self.treasurer_run: Any = None  # the treasurer's Run PDA when the treasurer administers this run
+        self.treasury: dict[str, Any] | None = None
         self.snapshot: dict[str, Any] | None = None
         self.events: deque[RunEvent] = deque(maxlen=5000)
         self.seen: set[str] = set()
@@ -94,12 +97,16 @@ class RunFeed:
     def view(self) -> dict[str, Any]:
         """Everything the page and the terminal show, as plain JSON."""
         snap = dict(self.snapshot or {})
+        claimed = (self.treasury or {}).get("claimed", {})
         if snap:
-            snap["clients"] = [{**c, "last_round": self.last_delivered.get(c["wallet"], c.get("last_round"))}
+            snap["clients"] = [{**c, "last_round": self.last_delivered.get(c["wallet"], c.get("last_round")),
+                                "claimed": claimed.get(c["wallet"]) if self.treasury else None}
                                for c in snap["clients"]]
         recent = [e.to_json() for e in list(self.events)[-40:]]
         return {"run_id": self.run_id, "account": self.account, "connection": self.connection, "error": self.error,
                 "version": self.version, "updated_at": self.updated_at, "server_time": time.time(), "run": snap or None,
+                "treasury": None if self.treasury is None else {
+                    k: v for k, v in self.treasury.items() if k != "claimed"},
                 "metrics": loss_by_step(self.events), "events": recent, "checkpoints": self.checkpoints,
                 "round_history": [self.rounds[h] for h in sorted(self.rounds)[-self.HISTORY:]]}
 
@@ -164,7 +171,19 @@ class RunFeed:
             if raw is None:
                 await self._set_connection("not found", f"no run {self.run_id!r} on this cluster")
                 raise LookupError(self.run_id)
-            self.account = str(self.codec.decode(raw).coordinator_account)
+            instance = self.codec.decode(raw)
+            self.account = str(instance.coordinator_account)
+            self.treasurer_run = treasurer_run_for(self.run_id, instance.main_authority)
+
+    async def _refresh_treasury(self) -> None:
+        """Claims and vault transfers do not change the coordinator account: read them on each catch-up,
+        each program log, and every few seconds."""
+        if self.treasurer_run is None or self.snapshot is None:
+            return
+        view = await treasury_view(self.rpc, self.treasurer_run, [c["wallet"] for c in self.snapshot["clients"]])
+        if view != self.treasury:
+            self.treasury = view
+            await self._changed()
 
     async def _catch_up(self) -> None:
         """One HTTP pass: the account now and the events since the newest signature seen."""
@@ -173,6 +192,7 @@ class RunFeed:
         events, self.newest_sig = await backfill(self.rpc, self.account, self.codec.program_id, self.newest_sig,
                                                  skip=self.seen)
         await self._apply_events(events)
+        await self._refresh_treasury()
         if self.connection != "live":  # the node answers again; the websocket upgrades this to "live"
             await self._set_connection("polling")
 
@@ -195,9 +215,23 @@ class RunFeed:
                     sig = result["value"]["signature"]
                     await self._apply_events(decode_logs(result["value"]["logs"], self.codec.program_id, sig,
                                                          result.get("context", {}).get("slot"), int(time.time())))
+                    await self._refresh_treasury()
+
+    async def _treasury_timer(self) -> None:
+        while True:
+            await asyncio.sleep(5.0)
+            with contextlib.suppress(Exception):  # an outage shows through the main loop
+                await self._refresh_treasury()
 
     async def run(self) -> None:
         """Follow the run until cancelled: websocket when it works, polling when not, never giving up."""
+        timer = asyncio.create_task(self._treasury_timer())
+        try:
+            await self._follow()
+        finally:
+            timer.cancel()
+
+    async def _follow(self) -> None:
         delay = 0.5
         while True:
             try:

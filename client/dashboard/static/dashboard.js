@@ -60,6 +60,18 @@ function eventText(e) {
   return JSON.stringify(e);
 }
 
+function tokens(amount, decimals) { return num(amount / 10 ** decimals, decimals); }
+
+function renderTreasury(t) {
+  document.body.classList.toggle("treasury", !!t);
+  $("treasury-card").hidden = !t;
+  if (!t) return;
+  $("vault-balance").textContent = `${tokens(t.vault_balance, t.decimals)} tokens`;
+  $("vault-rate").textContent = `${tokens(t.collateral_per_point, t.decimals)} tokens per point`;
+  $("vault-claimed").textContent = `${num(t.total_claimed_points)} points = ${tokens(t.total_claimed_amount, t.decimals)} tokens`;
+  $("vault-mint").textContent = short(t.mint); $("vault-mint").title = t.mint;
+}
+
 function render(v) {
   view = v; clockSkew = v.server_time - Date.now() / 1000;
   stats.views += 1; stats.lastViewAt = performance.now(); stats.version = v.version;
@@ -80,7 +92,8 @@ function render(v) {
   rows("clients", run.clients.map((c) => `<tr data-wallet="${esc(c.wallet)}"><td class="mono" title="${esc(c.wallet)}">` +
     `${esc(short(c.wallet))}</td><td class="mono" title="${esc(c.p2p)}">${esc(c.p2p.slice(0, 12))}…</td>` +
     `<td class="state-${esc(c.state)}">${esc(c.state)}</td><td>${num(c.earned)}</td><td>${num(c.penalised)}</td>` +
-    `<td>${c.last_round ?? "-"}</td></tr>`));
+    `<td class="treasury-only">${num(c.claimed)}</td><td>${c.last_round ?? "-"}</td></tr>`));
+  renderTreasury(v.treasury);
   $("witnesses").innerHTML = run.witnesses.length ? run.witnesses.map((w) =>
     `<li><span class="mono" title="${esc(w.wallet)}">${esc(short(w.wallet))}</span> ` +
     `<span class="${w.posted ? "posted" : "pending"}">${w.posted ? "posted" : "pending"}</span></li>`).join("")
