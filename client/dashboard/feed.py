@@ -20,9 +20,9 @@ from typing import Any
 
 import aiohttp
 
+from client.cli_common import derive_ws_url
 from client.commands.run_status import run_snapshot, run_summary
 from client.dashboard.treasury_view import treasurer_run_for, treasury_view
-from coordinator_sdk.account_stream import ws_url_for
 from coordinator_sdk.client import default_codec
 from coordinator_sdk.events import RunEvent, backfill, decode_logs, loss_by_step
 
@@ -73,7 +73,7 @@ class RunFeed:
     HISTORY = 32  # rounds kept for the history table (the account itself keeps 4)
 
     def __init__(self, rpc: JsonRpc, run_id: str, ws_url: str | None = None, poll_interval: float = 1.0) -> None:
-        self.rpc, self.run_id, self.ws_url = rpc, run_id, ws_url or ws_url_for(rpc.url)
+        self.rpc, self.run_id, self.ws_url = rpc, run_id, ws_url or derive_ws_url(rpc.url)
         self.poll_interval = poll_interval
         self.codec = default_codec()
         self.account: str | None = None

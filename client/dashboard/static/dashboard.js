@@ -113,7 +113,11 @@ function render(v) {
 async function runPage(runId) {
   $("run-page").hidden = false; $("title").textContent = runId; document.title = `${runId} · psyche`;
   const base = `/api/run/${encodeURIComponent(runId)}`;
-  try { render(await (await fetch(base)).json()); } catch (e) { setConnection("reconnecting", String(e)); }
+  try {
+    const reply = await fetch(base), v = await reply.json();
+    if (!reply.ok) { setConnection("error", v.error); $("phase").textContent = v.error; return; }
+    render(v);
+  } catch (e) { setConnection("reconnecting", String(e)); }
   const source = new EventSource(`${base}/stream`);
   source.addEventListener("view", (msg) => render(JSON.parse(msg.data)));
   source.onerror = () => setConnection("reconnecting", "the dashboard server does not answer");
