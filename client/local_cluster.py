@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 PSYCHE = [sys.executable, "-m", "client.cli"]
 
 
-def _free_port_pair() -> int:
+def free_port_pair() -> int:
+    """A port P such that P and P+1 (RPC and websocket) are both free on 127.0.0.1 right now."""
     for _ in range(50):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -75,7 +76,7 @@ class LocalCluster:
     def __init__(self, workdir: Path) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port_pair()
+        self.port = free_port_pair()
         self.url = f"http://127.0.0.1:{self.port}"
         self.localnet: subprocess.Popen | None = None
         self.clients: list[ClientProcess] = []

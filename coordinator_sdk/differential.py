@@ -147,6 +147,10 @@ class DiffRun:
         return self._apply("update_progress", lambda: self.h.owner(self.run, "update_progress", step),
                            lambda seed, slot: self.m.update_progress(step))
 
+    def set_checkpoint(self, reference: str) -> Step:
+        return self._apply("set_checkpoint", lambda: self.h.owner(self.run, "set_checkpoint", reference),
+                           lambda seed, slot: self.m.set_checkpoint(reference.encode()))
+
     def update_config(self, config: Config) -> Step:
         fields = _cfg_dict(config)
         return self._apply("update_config", lambda: self.h.owner(self.run, "update_config",

@@ -39,8 +39,8 @@ def _boundary_configs() -> list[Config]:
 CONFIG_CHOICES = CONFIGS + _boundary_configs()  # what update_config ops pick from (index len: epoch_time 0)
 USERS = 5  # user 4 is usually an outsider: it only joins if the sequence says so
 OPS = ("join", "withdraw", "tick", "warmup_witness", "witness", "health_check", "pause", "resume", "advance",
-       "update_progress", "update_config", "checkpoint", "join_p2p", "play_round")
-WEIGHTS = (3, 0.5, 4, 3, 8, 1, 0.3, 0.6, 6, 0.3, 0.3, 0.5, 0.3, 1.5)
+       "update_progress", "update_config", "checkpoint", "join_p2p", "play_round", "set_checkpoint")
+WEIGHTS = (3, 0.5, 4, 3, 8, 1, 0.3, 0.6, 6, 0.3, 0.3, 0.5, 0.3, 1.5, 0.3)
 Op = tuple
 
 
@@ -107,6 +107,8 @@ def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
         d.h.advance(dt)
     elif name == "update_progress":
         d.update_progress(dt)
+    elif name == "set_checkpoint":
+        d.set_checkpoint("sha256:x@/initial" + "/w" * (dt * 6))  # 17..161 bytes: past the 127-byte limit too
     elif name == "update_config":
         d.update_config(CONFIG_CHOICES[cfg_i] if cfg_i < len(CONFIG_CHOICES) else replace(BASE, epoch_time=0))
 

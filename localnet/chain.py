@@ -73,6 +73,14 @@ def inner_instructions_json(meta) -> list[dict]:
     return out
 
 
+def is_writable_static(msg: Message | MessageV0, i: int) -> bool:
+    """Whether static account key i is writable, from the message header (as signed)."""
+    h, n = msg.header, len(msg.account_keys)
+    if i < h.num_required_signatures:
+        return i < h.num_required_signatures - h.num_readonly_signed_accounts
+    return i < n - h.num_readonly_unsigned_accounts
+
+
 def memo_of(message: Message | MessageV0) -> str | None:
     """The memo a validator's getSignaturesForAddress shows: "[len] text" per Memo instruction, "; "-joined."""
     keys = list(message.account_keys)
@@ -233,7 +241,11 @@ class Chain:
         return writable, readonly
 
     # ---- writes -------------------------------------------------------------------------------------
-    def _persist(self, keys_: list[Pubkey], signature: str | None = None, record: dict | None = None) -> None:
+    def _persist(self, keys_: list[Pubkey], signature: str | None = None, record: dict | None = None,
+                 written: set[Pubkey] | None = None) -> None:
+        """Commit the accounts' states (and the transaction record), then tell listeners about the accounts
+        the transaction could write (`written`; all when None): read-only ones are not stored, as on a
+        validator, so their subscribers hear nothing."""
         states = []
         for key in dict.fromkeys(keys_):
             acc = self.svm.get_account(key)
@@ -244,6 +256,8 @@ class Chain:
                 self.owners.setdefault(acc.owner, set()).add(key)
         self.ledger.commit(states, self.slot, signature, record, addresses=list(keys_))
         for key, acc in states:
+            if written is not None and key not in written:
+                continue
             for listener in self.listeners:
                 listener("account", (key, acc))
 
@@ -338,8 +352,9 @@ class Chain:
                                          "readonly": [str(k) for k in loaded_r]},
                      "computeUnitsConsumed": meta.compute_units_consumed()},
         }
+        written = {k for i, k in enumerate(tx.message.account_keys) if is_writable_static(tx.message, i)}
         try:
-            self._persist(account_keys, sig, record)
+            self._persist(account_keys, sig, record, written=written | set(loaded_w))
         except LedgerWriteError as e:
             for key, acc in before.items():
                 self.svm.set_account(key, acc if acc is not None else _GONE)

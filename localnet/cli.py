@@ -19,13 +19,13 @@ from localnet.chain import LAMPORTS_PER_SIGNATURE, SLOT_SECONDS
 @click.option("--reset", is_flag=True, help="Start from a fresh chain (the ledger's accounts are wiped, once the "
               "ledger lock and the ports are held).")
 @click.option("--request-timeout", type=click.FloatRange(0.1, 3600), default=10.0, show_default=True,
-              help="Seconds a client has to send a request's headers and body (and an idle keep-alive lasts).")
+              help="Seconds a client has to send a request's headers, and then its body.")
 @click.option("--quiet", is_flag=True, help="Print only errors.")
 def localnet(rpc_port: int, ledger: Path, reset: bool, request_timeout: float, quiet: bool) -> None:
     """A Solana validator on 127.0.0.1: LiteSVM behind real JSON-RPC and websockets, the programs in
     programs/deploy deployed through the loader, a clock in real time, state persisted to --ledger."""
     from coordinator_sdk.keypair_file import KeypairFileError
-    from localnet.ledger import LedgerError
+    from localnet.ledger import LedgerError, LedgerWriteError
     from localnet.lock import StartupError
     from localnet.server import serve
 
@@ -54,7 +54,7 @@ def localnet(rpc_port: int, ledger: Path, reset: bool, request_timeout: float, q
             await serve(ledger, rpc_port, reset, announce=announce, request_timeout=request_timeout)
         except asyncio.CancelledError:
             pass
-        except (StartupError, LedgerError) as e:
+        except (StartupError, LedgerError, LedgerWriteError) as e:
             raise click.ClickException(f"cannot start the localnet: {e}") from None
         except KeypairFileError as e:  # a corrupt faucet.json / deployer.json / identity.json
             raise click.ClickException(f"cannot start the localnet: {e} (move it away or use a fresh --ledger)") \

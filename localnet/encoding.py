@@ -10,7 +10,7 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from localnet import spl_token
-from localnet.chain import RpcError
+from localnet.chain import RpcError, is_writable_static
 from localnet.parsed_instructions import parsed_instruction
 
 PACKET_DATA_SIZE = 1232  # the largest transaction a validator accepts (an IPv6 MTU minus headers)
@@ -99,19 +99,12 @@ def transaction_json(tx: VersionedTransaction) -> dict:
     return {"signatures": [str(s) for s in tx.signatures], "message": out}
 
 
-def _writable_static(msg: Message | MessageV0, i: int) -> bool:
-    h, n = msg.header, len(msg.account_keys)
-    if i < h.num_required_signatures:
-        return i < h.num_required_signatures - h.num_readonly_signed_accounts
-    return i < n - h.num_readonly_unsigned_accounts
-
-
 def transaction_parsed_json(tx: VersionedTransaction, loaded: dict) -> dict:
     """The "jsonParsed" encoding: account keys with signer/writable/source; System, SPL Token and Memo
     instructions parsed, others partially decoded (programId, accounts, base58 data)."""
     msg = tx.message
     nsig = msg.header.num_required_signatures
-    keys = [{"pubkey": str(k), "signer": i < nsig, "writable": _writable_static(msg, i), "source": "transaction"}
+    keys = [{"pubkey": str(k), "signer": i < nsig, "writable": is_writable_static(msg, i), "source": "transaction"}
             for i, k in enumerate(msg.account_keys)]
     keys += [{"pubkey": k, "signer": False, "writable": True, "source": "lookupTable"} for k in loaded["writable"]]
     keys += [{"pubkey": k, "signer": False, "writable": False, "source": "lookupTable"} for k in loaded["readonly"]]

@@ -53,7 +53,7 @@ class Ledger:
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        self._atomic(lambda cur: cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value)))
 
     def accounts(self) -> list[tuple[Pubkey, Account]]:
         try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from aiohttp import WSMsgType, web
 
 from localnet.chain import SLOT_SECONDS, Chain, RpcError
+from localnet.http_guard import guarded_protocol_factory
 from localnet.ledger import LedgerWriteError
 from localnet.lock import LedgerLock, bind_listeners
 from localnet.pubsub import PubSub
@@ -24,7 +25,8 @@ from localnet.rpc import RpcMethods
 log = logging.getLogger("localnet")
 MAX_BODY = 2 * 1024 * 1024
 MAX_BATCH = 1000
-REQUEST_TIMEOUT = 10.0   # seconds for a client to send its headers (keep-alive idle too) and its body
+REQUEST_TIMEOUT = 10.0   # seconds for a client to send a request's headers, and again its body
+KEEPALIVE_IDLE = 75.0    # an idle keep-alive connection lasts this long (aiohttp's default; clients close first)
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
                 "Access-Control-Max-Age": "86400"}
 _NEVER_CAUGHT = (KeyboardInterrupt, SystemExit, asyncio.CancelledError, GeneratorExit)
@@ -82,6 +84,7 @@ class LocalnetServer:
         self.methods = RpcMethods(chain, f"{host}:{rpc_port}")
         self.pubsub = PubSub(chain)
         self._runners: list[web.AppRunner] = []
+        self._servers: list[asyncio.AbstractServer] = []
         self._ticker: asyncio.Task | None = None
 
     @property
@@ -183,17 +186,21 @@ class LocalnetServer:
         rpc_app.router.add_route("*", "/{tail:.*}", self.http_handler)
         ws_app = web.Application()
         ws_app.router.add_get("/", self.ws_handler)
+        loop = asyncio.get_running_loop()
         for app, sock in ((rpc_app, sockets[0]), (ws_app, sockets[1])):
             runner = web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False,
-                                   keepalive_timeout=self.request_timeout)
+                                   keepalive_timeout=KEEPALIVE_IDLE)
             await runner.setup()
-            await web.SockSite(runner, sock).start()
+            factory = guarded_protocol_factory(runner.server, self.request_timeout)
+            self._servers.append(await loop.create_server(factory, sock=sock))
             self._runners.append(runner)
         self._ticker = asyncio.create_task(self._tick())
 
     async def stop(self) -> None:
         if self._ticker:
             self._ticker.cancel()
+        for srv in self._servers:
+            srv.close()
         await self.pubsub.close()
         for runner in self._runners:
             await runner.cleanup()

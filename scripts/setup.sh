@@ -78,7 +78,11 @@ if command -v npm >/dev/null 2>&1; then
     lock_stamp=$(sha256sum tests/js/package-lock.json | cut -c1-16)
     if [ "$(cat tests/js/node_modules/.psyche-stamp 2>/dev/null)" != "$lock_stamp" ]; then
         log "installing @solana/web3.js and @solana/kit (npm ci, pinned by tests/js/package-lock.json)"
-        (cd tests/js && npm ci --no-audit --no-fund --loglevel=error >/dev/null) && echo "$lock_stamp" > tests/js/node_modules/.psyche-stamp
+        if (cd tests/js && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
+            echo "$lock_stamp" > tests/js/node_modules/.psyche-stamp
+        else
+            log "npm ci failed (is the npm registry reachable?): the JS compatibility tests will skip"
+        fi
     fi
 fi
 log "ready: .venv/bin/psyche"

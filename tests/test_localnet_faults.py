@@ -172,6 +172,7 @@ def test_disk_full_refuses_the_transfer_and_keeps_memory_and_ledger_consistent(t
             assert errors, "the ledger never ran out of space"
             assert errors[0]["code"] == -32603 and "not applied" in errors[0]["message"], errors[0]
             assert rpc(net.url, "getBalance", [str(to)])["result"]["value"] == landed  # memory = what was confirmed
+            _one_line_error(_cli(mnt / "second"), "cannot start the localnet")  # no room for a new ledger either
             filler.unlink()
             time.sleep(1)
             assert "result" in rpc(net.url, "requestAirdrop", [str(to), 5])

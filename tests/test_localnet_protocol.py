@@ -24,7 +24,15 @@ from solders.transaction import Transaction
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
-    n = Localnet(tmp_path_factory.mktemp("proto") / "ledger", extra=("--request-timeout", "1"))
+    n = Localnet(tmp_path_factory.mktemp("proto") / "ledger")
+    yield n
+    n.stop()
+
+
+@pytest.fixture
+def impatient_net(tmp_path):
+    """--request-timeout 1: a request's headers, and then its body, must arrive within 1 s."""
+    n = Localnet(tmp_path / "ledger", extra=("--request-timeout", "1"))
     yield n
     n.stop()
 
@@ -117,7 +125,8 @@ def test_min_context_slot_is_enforced(net: Localnet) -> None:
     assert rpc(net.url, "getBalance", [str(Pubkey.new_unique()), {"minContextSlot": slot}])["result"]["value"] == 0
 
 
-def test_slow_clients_are_cut_off_and_never_starve_others(net: Localnet) -> None:
+def test_slow_clients_are_cut_off_and_never_starve_others(impatient_net: Localnet) -> None:
+    net = impatient_net
     socks = []
     for _ in range(50):  # half-sent headers
         s = socket.create_connection(("127.0.0.1", net.port), timeout=8)
@@ -135,6 +144,18 @@ def test_slow_clients_are_cut_off_and_never_starve_others(net: Localnet) -> None
     body_stall.close()
     assert reply.split(b"\r\n")[0].startswith(b"HTTP/1.1 408"), reply[:200]
     assert rpc(net.url, "getHealth")["result"] == "ok"
+
+
+def test_idle_keep_alive_outlives_the_request_timeout(impatient_net: Localnet) -> None:
+    """Pooled connections (httpx, Node, requests) sit idle between calls: that is not a slow request."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "getHealth"}).encode()
+    request = (f"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+               "\r\n").encode() + body
+    with socket.create_connection(("127.0.0.1", impatient_net.port), timeout=8) as s:
+        for _ in range(2):
+            s.sendall(request)
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
+            time.sleep(2.0)  # twice --request-timeout, idle
 
 
 def test_signature_subscribe_answers_the_id_before_the_notification(net: Localnet) -> None:
@@ -155,3 +176,29 @@ def test_signature_subscribe_answers_the_id_before_the_notification(net: Localne
     assert first["id"] == 5 and isinstance(first["result"], int)
     assert second["method"] == "signatureNotification" and second["params"]["subscription"] == first["result"]
     assert second["params"]["result"]["value"] == {"err": None}
+
+
+def test_account_notifications_only_for_accounts_a_transaction_can_write(net: Localnet) -> None:
+    """A validator stores (and notifies) writable accounts only; an account a transaction merely reads
+    must not wake its subscribers."""
+    import websockets
+    from solders.instruction import AccountMeta
+
+    c = Client(net.url)
+    payer, watched = fx.funded(c, 10**9), fx.funded(c, 10**7)
+    memo_v1 = Pubkey.from_string("Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo")
+
+    async def main():
+        async with websockets.connect(net.ws_url) as ws:
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "accountSubscribe",
+                                      "params": [str(watched.pubkey()), {"encoding": "base64"}]}))
+            json.loads(await ws.recv())
+            fx.send(c, payer, [Instruction(memo_v1, b"read only", [AccountMeta(watched.pubkey(), False, False)])])
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(ws.recv(), 1.0)
+            fx.send(c, payer, [fx.transfer(fx.TransferParams(from_pubkey=payer.pubkey(), to_pubkey=watched.pubkey(),
+                                                             lamports=1))])
+            return json.loads(await asyncio.wait_for(ws.recv(), 5))
+
+    note = asyncio.run(main())
+    assert note["method"] == "accountNotification" and note["params"]["result"]["value"]["lamports"] == 10**7 + 1

@@ -92,3 +92,22 @@ def test_a_corrupt_tensor_blob_never_reaches_the_model() -> None:
             with pytest.raises(Exception, match="do not hash"):
                 await fetch_model(joiner.blobs, manifest, [server.key])
     asyncio.run(main())
+
+
+def test_a_replaced_checkpoint_is_released_to_gc_and_shared_tensors_stay() -> None:
+    from client.p2p.blob_store import BlobStore
+    from client.p2p.checkpoint_share import unpin_model
+
+    store = BlobStore()
+    first = build_model(llama_config(), seed=0)
+    old = publish_model(first, store)
+    second = copy.deepcopy(first)
+    with torch.no_grad():
+        next(second.parameters()).add_(1.0)  # one tensor changes, the others are shared with `old`
+    unpin_model(store, old)
+    new = publish_model(second, store)
+    store.gc(current_step=10, keep_steps=0)
+    assert old not in store and new in store
+    kept = {e["sha256"] for e in json.loads(store.get(new))["tensors"]}
+    assert all(bytes.fromhex(h) in store for h in kept)
+    assert len(store) == len(kept) + 1

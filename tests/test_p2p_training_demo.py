@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import pytest
-
-from client.p2p_training_demo import main
+from p2p_training_processes import main
 
 
 def test_three_trainer_processes_train_over_iroh_and_end_bit_identical(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,11 +8,11 @@ import json
 import re
 
 import pytest
+from chain_epoch import CONFIG, play_epoch
 from click.testing import CliRunner
 from localnet_harness import Localnet, funded_wallet_file
 from solders.keypair import Keypair
 
-from client.chain_demo import CONFIG, play_epoch
 from client.cli import main
 from coordinator_sdk.client import Coordinator
 from coordinator_sdk.treasurer import Treasurer

@@ -34,30 +34,26 @@ def run() -> None:
 async def _with_coordinator(url: str, run_id: str, keypair: Any, work, treasurer: bool | None = None) -> Any:
     """Run `work` with the run's administrator: a Coordinator, or a Treasurer when the treasurer program
     administers the run (`treasurer` None: detected from the run's main authority)."""
-    from coordinator_sdk.client import Coordinator, RunNotFound
-    from coordinator_sdk.program_errors import TransactionFailed
-    from coordinator_sdk.rpc_pool import AllEndpointsFailed
+    from client.cli_chain import chain_failure, quiet_rpc_warnings
+    from coordinator_sdk.client import Coordinator
     from coordinator_sdk.treasurer import Treasurer, administered_by_treasurer
 
     async with Coordinator(url, run_id, keypair) as c:
         try:
-            if treasurer is None:
-                treasurer = await administered_by_treasurer(c)
-            if treasurer:
-                async with Treasurer(url, run_id, keypair) as t:
-                    return await work(t)
-            return await work(c)
-        except RunNotFound as e:
-            raise CommandFailed(str(e), ExitCode.RUN_NOT_FOUND) from None
-        except AllEndpointsFailed as e:
-            raise CommandFailed(f"no RPC node answers at {url}: {e}", ExitCode.RPC_UNREACHABLE) from None
-        except TransactionFailed as e:
-            line = str(e).splitlines()[0]
-            if "NotHalted" in line:
-                line += " (pause the run first: psyche run pause ID)"
-            if "AccountNotFound" in line or "insufficient" in line.lower():
-                raise CommandFailed(f"wallet has no SOL to pay for this: {line}", ExitCode.WALLET) from None
-            raise CommandFailed(line) from None
+            with quiet_rpc_warnings():
+                if treasurer is None:
+                    treasurer = await administered_by_treasurer(c)
+                if treasurer:
+                    async with Treasurer(url, run_id, keypair) as t:
+                        return await work(t)
+                return await work(c)
+        except Exception as e:  # SDK failures become one line each (chain_failure); anything else is a bug
+            failure = chain_failure(e, keypair.pubkey())
+            if failure is None:
+                raise
+            if "NotHalted" in failure.message:
+                failure.message += " (pause the run first: psyche run pause ID)"
+            raise failure from None
 
 
 def _pubkey(value: str, what: str) -> Pubkey:

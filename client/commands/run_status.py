@@ -143,7 +143,10 @@ def status(run_id: str, output: str, as_json: bool, watch: bool, url: str) -> No
 
         asyncio.run(watch_live(url, run_id, as_json or output == "json"))
         return
-    asyncio.run(main())
+    from client.cli_chain import quiet_rpc_warnings
+
+    with quiet_rpc_warnings():
+        asyncio.run(main())
 
 
 @click.command("list")
@@ -173,7 +176,10 @@ def run_list(output: str, as_json: bool, url: str) -> None:
             out.append(run_summary(st, str(acc.pubkey)))
         return sorted(out, key=lambda r: r["run_id"])
 
-    runs = asyncio.run(main())
+    from client.cli_chain import quiet_rpc_warnings
+
+    with quiet_rpc_warnings():
+        runs = asyncio.run(main())
     if as_json or output == "json":
         emit_json(runs)
         return

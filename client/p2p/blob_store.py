@@ -26,6 +26,12 @@ class BlobStore:
             self._blobs[h] = _Entry(bytes(data), step, pinned)
         return h
 
+    def unpin(self, h: bytes) -> None:
+        """Let GC take a blob again (e.g. a checkpoint that a newer one replaced)."""
+        e = self._blobs.get(h)
+        if e is not None:
+            e.pinned = False
+
     def get(self, h: bytes) -> bytes | None:
         e = self._blobs.get(h)
         return e.data if e else None

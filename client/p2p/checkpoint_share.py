@@ -55,6 +55,16 @@ def publish_model(model: Decoder, store: BlobStore, step: int = 0) -> bytes:
     return store.put(json.dumps(manifest, sort_keys=True).encode(), step, pinned=True)
 
 
+def unpin_model(store: BlobStore, manifest_hash: bytes) -> None:
+    """Release a published model (manifest and tensors) to GC; a newer publish re-pins shared tensors."""
+    data = store.get(manifest_hash)
+    if data is None:
+        return
+    for e in json.loads(data).get("tensors", []):
+        store.unpin(bytes.fromhex(e["sha256"]))
+    store.unpin(manifest_hash)
+
+
 def parse_manifest(data: bytes) -> tuple[Decoder, list[dict[str, Any]]]:
     """The model the manifest's config describes (fresh weights) and its tensor entries, cross-checked."""
     try:

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from client.cli_common import ExitCode
-from client.p2p.checkpoint_share import ManifestError, fetch_model, publish_model
+from client.p2p.checkpoint_share import ManifestError, fetch_model, publish_model, unpin_model
 from client.runner.checkpoint_ref import P2P, CheckpointRef, CheckpointRefError, load_from_files
 from client.runner.data_source import close_provider, fetch_batch, open_provider
 from client.runner.run_model import ModelUnsupported, TrainingPlan
@@ -65,6 +65,7 @@ class RoundWork:
         self.checkpoints: list[str] = []
         self.last_train_s = 0.0
         self.warm_epoch: int | None = None  # the epoch whose warmup this process took part in
+        self.published: bytes | None = None  # manifest hash of the checkpoint we serve to peers
 
     # ---- setup --------------------------------------------------------------------------------------
     def prepare(self, st: Any) -> None:
@@ -281,7 +282,10 @@ class RoundWork:
         last = st.rounds[st.rounds_head]
         if int(last.height) >= 1:  # the last round's witnesses vouched for the step before it
             await self._apply(int(st.step) - 2, last, st)
-        digest = publish_model(self.model, self.e.p2p.blobs.store, step=0)
+        store = self.e.p2p.blobs.store
+        if self.published is not None:  # only the newest checkpoint stays pinned for newcomers
+            unpin_model(store, self.published)
+        digest = self.published = publish_model(self.model, store, step=0)
         self.digest = digest
         ref = CheckpointRef(digest, P2P)
         path = self._save_local(int(st.step))

@@ -67,6 +67,17 @@ class Machine:
         s.config = copy.deepcopy(config)
 
     @_instruction
+    def set_checkpoint(self, s: State, reference: bytes) -> None:
+        """The owner names the weights the run starts from (only while halted)."""
+        if len(reference) > 127:
+            raise E.StringTooLong("a checkpoint reference is at most 127 bytes")
+        if s.run_state == RunState.Finished:
+            raise E.RunFinished("the run is finished")
+        if not s.halted():
+            raise E.NotHalted("the checkpoint is set by the owner only while the run is paused or not started")
+        s.checkpoint = reference
+
+    @_instruction
     def update_progress(self, s: State, step: int) -> None:
         if s.run_state == RunState.Finished:
             raise E.RunFinished("the run is finished")

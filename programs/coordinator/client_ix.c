@@ -298,17 +298,13 @@ uint64_t ix_checkpoint(const SolParameters *p, Args *args) {
     Ctx ctx;
     uint64_t err = load_client(p, &ctx, 3);
     if (err) return err;
-    uint64_t len = 0;
-    bool too_long = false;
-    const uint8_t *ref = args_string(args, CHECKPOINT_MAX, &len, &too_long);
-    if (too_long) return E_STRING_TOO_LONG;
-    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    const uint8_t *ref;
+    uint64_t len;
+    if ((err = args_checkpoint(args, &ref, &len))) return err;
     CoordinatorAccount *a = ctx.acc;
     int64_t index;
     if ((err = healthy_epoch_client(&ctx, &index))) return err;
-    sol_memset(a->checkpoint, 0, sizeof(a->checkpoint));
-    sol_memcpy(a->checkpoint, ref, len);
-    a->checkpoint_len = (uint8_t)len;
+    store_checkpoint(a, ref, len);
     if ((err = maybe_tick(&ctx, 3))) return err;
     return bump_nonce(a);
 }

@@ -285,16 +285,12 @@ uint64_t ix_set_checkpoint(const SolParameters *p, Args *args) {
     Ctx ctx;
     uint64_t err = load_owner(p, &ctx);
     if (err) return err;
-    uint64_t len = 0;
-    bool too_long = false;
-    const uint8_t *ref = args_string(args, CHECKPOINT_MAX, &len, &too_long);
-    if (too_long) return E_STRING_TOO_LONG;
-    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    const uint8_t *ref;
+    uint64_t len;
+    if ((err = args_checkpoint(args, &ref, &len))) return err;
     CoordinatorAccount *a = ctx.acc;
     if (a->run_state == RS_FINISHED) return E_RUN_FINISHED;
     if (!is_halted(a)) return E_NOT_HALTED;
-    sol_memset(a->checkpoint, 0, sizeof(a->checkpoint));
-    sol_memcpy(a->checkpoint, ref, len);
-    a->checkpoint_len = (uint8_t)len;
+    store_checkpoint(a, ref, len);
     return bump_nonce(a);
 }

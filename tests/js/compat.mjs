@@ -255,6 +255,24 @@ async function kitSuite() {
     await withTimeout(kit.sendAndConfirmTransactionFactory({ rpc, rpcSubscriptions: subs })(signed, { commitment: "confirmed" }), 15000, "sendAndConfirm");
     assert((await rpc.getBalance(dest).send()).value === 4000000n, "landed");
   });
+  await k("simulateTransaction(unsigned)", async () => {
+    const { value: latest } = await rpc.getLatestBlockhash().send();
+    const data = new Uint8Array(12); const dv = new DataView(data.buffer); dv.setUint32(0, 2, true); dv.setBigUint64(4, 5n, true);
+    const ix = { programAddress: A("11111111111111111111111111111111"), accounts: [{ address: signer.address, role: kit.AccountRole.WRITABLE_SIGNER }, { address: dest, role: kit.AccountRole.WRITABLE }], data };
+    const msg = kit.pipe(kit.createTransactionMessage({ version: 0 }), (m) => kit.setTransactionMessageFeePayer(signer.address, m),
+      (m) => kit.setTransactionMessageLifetimeUsingBlockhash(latest, m), (m) => kit.appendTransactionMessageInstruction(ix, m));
+    const wire = kit.getBase64EncodedWireTransaction(kit.compileTransaction(msg));
+    const r = await rpc.simulateTransaction(wire, { encoding: "base64", sigVerify: false, replaceRecentBlockhash: true }).send();
+    assert(r.value.err === null && r.value.unitsConsumed > 0n, `simulation ${JSON.stringify(r.value.err)}`);
+  });
+  await k("getFeeForMessage", async () => {
+    const { value: latest } = await rpc.getLatestBlockhash().send();
+    const msg = kit.pipe(kit.createTransactionMessage({ version: 0 }), (m) => kit.setTransactionMessageFeePayer(signer.address, m),
+      (m) => kit.setTransactionMessageLifetimeUsingBlockhash(latest, m));
+    const bytes = kit.getCompiledTransactionMessageEncoder().encode(kit.compileTransactionMessage(msg));
+    const b64 = Buffer.from(bytes).toString("base64");
+    assert((await rpc.getFeeForMessage(b64).send()).value === 5000n, "fee");
+  });
   await k("logsNotifications(mentions)", async () => assert((await withTimeout(logsSeen, 5000, "logs")).value.signature === sig, "logs signature"));
   await k("programNotifications", async () => assert((await withTimeout(progSeen, 5000, "program")).value.account.lamports === 4000000n, "program lamports"));
   await k("accountNotifications", async () => assert((await withTimeout(acctSeen, 5000, "account")).value.lamports === 4000000n, "account lamports"));

@@ -8,7 +8,7 @@ order two steps late, as the protocol does. At the end every process prints the 
 they must all be equal, or the demo fails. Membership is a static list here; in a run it is the epoch's
 clients read from the coordinator account (`EpochMembers.refresh`).
 
-    .venv/bin/python -m client.p2p_training_demo --trainers 3 --steps 30
+    scripts/loopback-only .venv/bin/python tests/p2p_training_processes.py --trainers 3 --steps 30
 """
 from __future__ import annotations
 
@@ -178,7 +178,7 @@ def launch(a: argparse.Namespace) -> int:
         argv = ["--keys", ",".join(map(str, paths)), "--ports", ",".join(map(str, ports)), "--tokens", str(tokens),
                 "--steps", str(a.steps), "--batch", str(a.batch), "--seq", str(a.seq), "--arch", a.arch,
                 "--dim", str(a.dim)]
-        procs = [subprocess.Popen([sys.executable, "-m", "client.p2p_training_demo", "--index", str(i), *argv],
+        procs = [subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--index", str(i), *argv],
                                   stdout=subprocess.PIPE, text=True) for i in range(a.trainers)]
         deadline = time.monotonic() + a.timeout
         try:
@@ -228,9 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     if not 2 <= a.trainers <= 16 or a.steps < 1 or a.batch < 1 or a.seq < 2 or a.dim < 16 or a.dim % 16 \
             or a.timeout <= 0:
         p.error("need 2..16 trainers, at least 1 step, batch ≥ 1, seq ≥ 2, dim a multiple of 16, timeout > 0")
-    from client.p2p.netns import reexec_in_loopback_namespace
+    from client.p2p.netns import loopback_only
 
-    reexec_in_loopback_namespace("client.p2p_training_demo")
+    if not loopback_only():
+        p.error("run inside the loopback-only namespace (scripts/loopback-only): it starts iroh endpoints")
     return launch(a)
 
 

@@ -1,13 +1,8 @@
-"""A run on the local validator, end to end over JSON-RPC: an owner creates and opens a run, three clients
-join, witness the warmup, and play rounds (the elected witnesses post bloom filters) until the epoch
-ends and points are paid. What the training client will do around real training; training itself
-(issue 6) is not wired in yet.
-
-    python -m client.chain_demo --rpc http://127.0.0.1:8899
-"""
+"""Play a run's epoch over JSON-RPC without training: clients join, witness the warmup and post bloom
+filters as elected witnesses until the epoch ends and points are paid. Tests that need points on chain fast
+(the treasurer's) use it; `psyche run-client` is what does this around real training."""
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import time
@@ -23,11 +18,6 @@ CONFIG = dict(warmup_time=30, cooldown_time=2, max_round_train_time=20, round_wi
               global_batch_size_warmup_tokens=0, epoch_time=60, total_steps=6, max_seq_len=512, init_min_clients=3,
               min_clients=2, witness_nodes=2, global_batch_size_start=6, global_batch_size_end=6,
               waiting_for_members_extra_time=1)
-
-
-async def _airdrop(c: Coordinator) -> None:
-    sig = (await c.pool.call(lambda cl: cl.request_airdrop(c.wallet.pubkey(), 5 * 10**9))).value
-    await c.pool.call(lambda cl: cl.confirm_transaction(sig))
 
 
 async def play_epoch(reader: Coordinator, clients: list[Coordinator], timeout: float = 120.0) -> None:
@@ -64,32 +54,3 @@ async def play_epoch(reader: Coordinator, clients: list[Coordinator], timeout: f
             continue
         await asyncio.sleep(0.5)
         await clients[0].tick()
-
-
-async def demo(rpc: str, run_id: str) -> None:
-    owner = Coordinator(rpc, run_id, Keypair())
-    clients = [Coordinator(rpc, run_id, Keypair()) for _ in range(3)]
-    for c in [owner, *clients]:
-        await _airdrop(c)
-    await owner.create_run()
-    await owner.update_config(**CONFIG)
-    await owner.set_future_epoch_rates(900, 10)
-    await owner.set_paused(False)
-    print(f"run {run_id!r}: instance {owner.instance}, account {await owner.account_key()}")
-    await play_epoch(owner, clients)
-    st = await owner.fetch_state()
-    print("points earned:", [st.clients[i].earned for i in range(st.num_clients)])
-    for c in [owner, *clients]:
-        await c.close()
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rpc", default="http://127.0.0.1:8899")
-    ap.add_argument("--run-id", default=f"demo-{int(time.time())}")
-    args = ap.parse_args()
-    asyncio.run(demo(args.rpc, args.run_id))
-
-
-if __name__ == "__main__":
-    main()
