@@ -1,6 +1,7 @@
 """The dashboard in a real browser (Debian's chromium, driven over the DevTools protocol) on a live localnet
-run trained by real `psyche run-client` processes: the page loads, rides out an RPC outage ("reconnecting",
-then back), shows a chain change, follows the phases, and ends with the expected client rows and loss points.
+run trained by real `psyche run-client` processes, administered by the treasurer (rewards in tokens): the page
+loads, rides out an RPC outage ("reconnecting", then back), shows a chain change, follows the phases, ends
+with the expected client rows and loss points, and shows the clients' token claims.
 
 Prints the page's load time and its update latency after a chain change. With PSYCHE_DASHBOARD_SCREENSHOT
 set, the mid-run screenshot is also copied there (the README's docs/dashboard.png is made this way).
@@ -9,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from client.local_cluster import LocalCluster
-from coordinator_sdk.client import Coordinator
+from client.local_cluster import LocalCluster, psyche
+from coordinator_sdk.treasurer import Treasurer
 from tests.cdp_browser import Browser, find_chromium
 from tests.run_client_helpers import logs, pubkey_of, write_run_toml
 
@@ -29,7 +31,7 @@ POINTS = "[...document.querySelectorAll('#loss-chart circle.point')].map(c => [+
 def rename(url: str, owner: Path, name: str) -> float:
     """Rename the run; when (monotonic) its transaction was about to be sent."""
     async def main() -> float:
-        async with Coordinator.from_wallet_file(url, RUN, owner) as c:
+        async with Treasurer.from_wallet_file(url, RUN, owner) as c:
             st = await c.fetch_state()
             t0 = time.monotonic()
             await c.update_metadata(name, "", int(st.metadata.num_parameters), int(st.metadata.vocab_size))
@@ -45,7 +47,11 @@ def test_dashboard_in_chromium(tmp_path: Path) -> None:
     toml = write_run_toml(tmp_path, total_steps=6, epoch_time=4, init_min=2, min_clients=1)
     with LocalCluster(tmp_path / "net") as net:
         owner = net.wallet("owner")
-        net.create_run(RUN, toml, owner)
+        made = psyche("token", "create-mint", "--decimals", "6", "-k", str(owner), "-u", net.url).stdout
+        mint = re.search(r"mint (\w+)", made).group(1)
+        psyche("token", "mint", mint, "500", "-k", str(owner), "-u", net.url)
+        net.create_run(RUN, toml, owner, "--treasurer", "--mint", mint, "--collateral-per-point", "1000")
+        psyche("run", "fund", RUN, "100", "-k", str(owner), "-u", net.url)
         page_url = net.start_dashboard(RUN)
         browser = Browser(binary)
         try:
@@ -86,6 +92,17 @@ def test_dashboard_in_chromium(tmp_path: Path) -> None:
             assert sorted(r[0] for r in rows) == sorted(pubkey_of(w) for w in wallets)
             for wallet, state, earned in rows:
                 assert earned == status[wallet]["earned"] > 0 and state == status[wallet]["state"]
+
+            # each client claims its points in tokens: the page shows the claims and the vault paying them
+            for w in wallets:
+                psyche("rewards", "claim", "--run-id", RUN, "-k", str(w), "-u", net.url)
+            claimed = browser.wait_for("(() => { const r = [...document.querySelectorAll('#clients tbody tr')]"
+                                       ".map(r => +r.children[5].textContent.replace(/\\D/g, ''));"
+                                       " return r.every(x => x > 0) && r; })()", 20, "the claims on the page")
+            assert sorted(claimed) == sorted(r[2] for r in rows)
+            vault = 100 - sum(claimed) * 1000 / 10**6
+            browser.wait_for(f"document.getElementById('vault-balance').textContent === '{vault:.6f} tokens'", 20,
+                             f"the vault at {vault:.6f} tokens")
 
             points = browser.js(POINTS)
             witnessed = sorted({e["step"] for c in clients for e in c.of_kind("round") if e["witness"] is True})
