@@ -232,3 +232,34 @@ def test_a_treasurer_run_shows_its_vault_and_claims(net: LocalCluster, tmp_path:
             assert plain["treasury"] is None
 
     asyncio.run(main())
+
+
+def test_without_a_websocket_the_feed_polls(net: LocalCluster) -> None:
+    """A node whose pubsub port does not answer: the view says "polling" and still follows the chain."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead_ws = f"ws://127.0.0.1:{s.getsockname()[1]}"
+    joiner = Path(net.wallet("poll-joiner"))
+
+    async def main() -> None:
+        board = Dashboard(net.url, None, ws_url=dead_ws, poll_interval=0.3)
+        async with TestClient(TestServer(board.app())) as http:
+            view = await (await http.get("/api/run/board")).json()
+            assert view["connection"] == "polling"
+            before = {c["wallet"] for c in view["run"]["clients"]}
+            async with Coordinator.from_wallet_file(net.url, "board", joiner) as c:
+                p2p = Keypair()
+                await c.join_run(p2p.pubkey(), "127.0.0.1:2", p2p_keypair=p2p)
+            for _ in range(50):
+                view = await (await http.get("/api/run/board")).json()
+                if str(c.wallet.pubkey()) in {r["wallet"] for r in view["run"]["clients"]} - before:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the join never showed while polling")
+            assert view["connection"] == "polling"
+            assert any(e["kind"] == "join" and e["wallet"] == str(c.wallet.pubkey()) for e in view["events"])
+
+    asyncio.run(main())
