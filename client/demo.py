@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                              "--collateral-per-point", "1000").rstrip(), flush=True)
         print(psyche("run", "fund", run_id, "100", "-u", net.url, "-k", str(owner)).stdout.rstrip(), flush=True)
         clients = [net.start_client(f"client{i}", run_id) for i in range(a.clients)]
+        print(f"== dashboard (inside the loopback-only namespace): {net.start_dashboard(run_id)}", flush=True)
         print(f"== {a.clients} run-client processes training (logs: {net.dir}/client*.log)", flush=True)
         shown = 0
         deadline = time.monotonic() + a.timeout

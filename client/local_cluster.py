@@ -80,6 +80,7 @@ class LocalCluster:
         self.url = f"http://127.0.0.1:{self.port}"
         self.localnet: subprocess.Popen | None = None
         self.clients: list[ClientProcess] = []
+        self.dashboards: list[subprocess.Popen] = []
 
     def __enter__(self) -> LocalCluster:
         self.start_localnet()
@@ -161,6 +162,16 @@ class LocalCluster:
         self.clients.append(client)
         return client
 
+    def start_dashboard(self, run_id: str) -> str:
+        """`psyche dashboard` for this run on a free port; its URL (it stops with the cluster)."""
+        proc = subprocess.Popen([*PSYCHE, "dashboard", "--run-id", run_id, "-u", self.url, "--port", "0"], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.dashboards.append(proc)
+        line = proc.stdout.readline()
+        if not line.startswith("dashboard: http://"):
+            raise RuntimeError(f"psyche dashboard did not start: {line}{proc.stdout.read()[-2000:]}")
+        return line.split()[1]
+
     def wait_all(self, clients: list[ClientProcess], timeout: float) -> list[int | None]:
         deadline = time.monotonic() + timeout
         for c in clients:
@@ -171,6 +182,9 @@ class LocalCluster:
         return [c.proc.poll() for c in clients]
 
     def stop(self) -> None:
+        for d in self.dashboards:
+            d.terminate()
+            d.wait(timeout=20)
         for c in self.clients:
             if c.proc.poll() is None:
                 c.proc.send_signal(signal.SIGKILL)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent setup: Debian clang (to rebuild the on-chain programs), the project venv at .venv with the
+# Idempotent setup: Debian clang (to rebuild the on-chain programs), Debian chromium (the dashboard's
+# browser test), the project venv at .venv with the
 # pinned dependencies, the small deploy-check tools venv (.venv-deploycheck, solders 0.29) that runs
 # the validator-grade loader deploy of every committed .so, and for the localnet compatibility suite the
 # newest solana-py (.venv-rpccheck) and the JS SDKs pinned in tests/js/package-lock.json (Node + npm from
@@ -16,6 +17,16 @@ if ! command -v clang >/dev/null 2>&1; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null
     else
         log "clang is missing and cannot be installed here (need root + apt): program rebuild tests will skip"
+    fi
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        log "installing chromium (apt) for the dashboard's browser test (driven over the DevTools protocol)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        log "chromium is missing and cannot be installed here (need root + apt): the dashboard browser test will skip"
     fi
 fi
 

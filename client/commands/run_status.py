@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from hashlib import sha256  # the witnesses' participant bloom holds sha256(signer) digests
 from typing import Any
 
 import click
@@ -14,10 +15,10 @@ import click
 from client.cli_common import CommandFailed, ExitCode, emit_json, output_option, url_option, validate_run_id
 from client.runner.engine import tick_due_at
 from client.runner.witnessing import round_at
+from coordinator_sdk.bloom import Bloom
+from coordinator_sdk.events import PHASES
 from coordinator_sdk.shuffle import elected_witnesses
 
-PHASES = ["Uninitialized", "WaitingForMembers", "Warmup", "RoundTrain", "RoundWitness", "Cooldown", "Finished",
-          "Paused"]
 CLIENT_STATES = ["healthy", "dropped", "withdrawn", "ejected"]
 
 
@@ -25,7 +26,21 @@ def _text(raw: Any, n: int) -> str:
     return bytes(raw[:n]).decode("utf-8", errors="replace")
 
 
+def _delivered_heights(st: Any) -> dict[bytes, int]:
+    """sha256(signer) -> the newest round height (of the 4 kept) whose witnesses saw that client's result."""
+    heights: dict[bytes, int] = {}
+    for back in range(4):
+        rr = round_at(st, back)
+        blooms = [Bloom.from_bytes(bytes(rr.witnesses[w].participant_bloom)) for w in range(int(rr.num_witnesses))]
+        for i in range(int(st.num_epoch_clients)):
+            digest = sha256(bytes(st.epoch_clients[i].signer)).digest()
+            if any(b.contains(digest) for b in blooms):
+                heights[digest] = max(heights.get(digest, -1), int(rr.height))
+    return heights
+
+
 def run_snapshot(st: Any, now: float | None = None) -> dict[str, Any]:
+    """The run as plain JSON data. `last_round` per client: the newest kept round a witness saw it deliver."""
     now = time.time() if now is None else now
     due = tick_due_at(st)
     r = st.rounds[st.rounds_head]
@@ -37,13 +52,15 @@ def run_snapshot(st: Any, now: float | None = None) -> dict[str, Any]:
         epoch_state.setdefault(bytes(c.signer), CLIENT_STATES[int(c.state)])
     from solders.pubkey import Pubkey
 
+    delivered = _delivered_heights(st)
     clients = []
     for i in range(int(st.num_clients)):
         c = st.clients[i]
         key = bytes(c.signer)
         clients.append({"wallet": str(Pubkey(key)), "p2p": bytes(c.p2p).hex(), "addr": _text(c.addr_hint, 64)
                         .split("\x00")[0], "state": epoch_state.get(key, "registered" if int(c.active) == int(
-                            st.next_active) else "idle"), "earned": int(c.earned), "penalised": int(c.slashed)})
+                            st.next_active) else "idle"), "earned": int(c.earned), "penalised": int(c.slashed),
+                        "last_round": delivered.get(sha256(key).digest())})
     witnesses = []
     if in_round and int(r.clients_len):
         posted = {int(r.witnesses[w].client_index) for w in range(int(r.num_witnesses))}
@@ -61,12 +78,20 @@ def run_snapshot(st: Any, now: float | None = None) -> dict[str, Any]:
         "epoch": int(st.epoch), "step": int(st.step), "total_steps": int(st.config.total_steps),
         "round": int(r.height) if in_round else None, "data_index": int(r.data_index),
         "phase_seconds_left": None if due is None else max(0.0, round(due - now, 1)),
+        "phase_started_at": int(st.run_state_start_unix_timestamp), "phase_due_at": due, "nonce": int(st.nonce),
         "pending_pause": bool(st.pending_pause), "clients": clients, "epoch_clients": int(st.num_epoch_clients),
         "witnesses": witnesses, "rounds": history,
         "checkpoint": _text(st.checkpoint, int(st.checkpoint_len)) or None,
         "name": _text(st.metadata.name, int(st.metadata.name_len)),
         "earning_rate": int(st.earning_rate), "slashing_rate": int(st.slashing_rate),
     }
+
+
+def run_summary(st: Any, account: str) -> dict[str, Any]:
+    """One line of `psyche run list` (and the dashboard's run list)."""
+    s = run_snapshot(st)
+    return {k: s[k] for k in ("run_id", "name", "phase", "epoch", "step", "total_steps", "epoch_clients")} | {
+        "account": account, "clients": len(s["clients"])}
 
 
 def render(s: dict[str, Any]) -> str:
@@ -103,20 +128,21 @@ def status(run_id: str, output: str, as_json: bool, watch: bool, url: str) -> No
     async def main() -> None:
         async with Coordinator(url, run_id, Keypair()) as c:
             try:
-                while True:
-                    snap = await once(c)
-                    if as_json or output == "json":
-                        emit_json(snap)
-                    else:
-                        click.echo(("\x1b[H\x1b[2J" if watch else "") + render(snap))
-                    if not watch:
-                        return
-                    await asyncio.sleep(1.0)
+                snap = await once(c)
             except RunNotFound as e:
                 raise CommandFailed(str(e), ExitCode.RUN_NOT_FOUND) from None
             except AllEndpointsFailed as e:
                 raise CommandFailed(f"no RPC node answers at {url}: {e}", ExitCode.RPC_UNREACHABLE) from None
+        if as_json or output == "json":
+            emit_json(snap)
+        else:
+            click.echo(render(snap))
 
+    if watch:  # the dashboard's live view (websocket + events), refreshed in place
+        from client.dashboard.terminal import watch as watch_live
+
+        asyncio.run(watch_live(url, run_id, as_json or output == "json"))
+        return
     from client.cli_chain import quiet_rpc_warnings
 
     with quiet_rpc_warnings():
@@ -147,9 +173,7 @@ def run_list(output: str, as_json: bool, url: str) -> None:
                 st = codec.decode_state(bytes(acc.account.data))
             except ValueError:
                 continue
-            s = run_snapshot(st)
-            out.append({k: s[k] for k in ("run_id", "name", "phase", "epoch", "step", "total_steps", "epoch_clients")}
-                       | {"account": str(acc.pubkey), "clients": len(s["clients"])})
+            out.append(run_summary(st, str(acc.pubkey)))
         return sorted(out, key=lambda r: r["run_id"])
 
     from client.cli_chain import quiet_rpc_warnings
