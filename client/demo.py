@@ -25,6 +25,16 @@ def _reward_token(url: str, owner: Path) -> str:
     return mint
 
 
+def _run_toml(workdir: Path, data: Path) -> Path:
+    """examples/run.toml with its data and initial checkpoint placed in `workdir` (any --workdir works)."""
+    text = (REPO / "examples" / "run.toml").read_text()
+    text = text.replace('"../.demo/data/pydoc"', f'"{data.resolve()}"')
+    text = text.replace('"../.demo/initial-checkpoint"', f'"{(workdir / "initial-checkpoint").resolve()}"')
+    path = workdir / "run.toml"
+    path.write_text(text)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=3)
@@ -48,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== localnet at {net.url}; creating run {run_id!r} from examples/run.toml", flush=True)
         owner = net.wallet("owner")
         mint = _reward_token(net.url, owner)
-        print(net.create_run(run_id, REPO / "examples" / "run.toml", owner, "--treasurer", "--mint", mint,
+        print(net.create_run(run_id, _run_toml(a.workdir, data), owner, "--treasurer", "--mint", mint,
                              "--collateral-per-point", "1000").rstrip(), flush=True)
         print(psyche("run", "fund", run_id, "100", "-u", net.url, "-k", str(owner)).stdout.rstrip(), flush=True)
         clients = [net.start_client(f"client{i}", run_id) for i in range(a.clients)]
