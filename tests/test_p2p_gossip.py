@@ -67,6 +67,9 @@ def test_neighbour_repair_after_a_peer_leaves() -> None:
         async with cluster(5, fanout=2, rebroadcast_s=0, seed=1) as (peers, members):
             src = peers[0]
             await src.gossip.publish("warm", b"0")
+            for p in peers[1:]:  # the warm-up reached everyone before a peer dies (rebroadcast is off here:
+                # a message the victim was still forwarding would otherwise be lost for good)
+                await wait_for(lambda p=p: p.gossip.delivered == 1, 20.0, "the warm-up message")
             gone = src.gossip.neighbours[0]
             victim = next(p for p in peers if p.key == gone)
             await victim.node.close()
