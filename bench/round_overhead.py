@@ -59,7 +59,7 @@ path = "initial"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dim", type=int, default=384)
-    ap.add_argument("--batch", type=int, default=24, help="samples per round (split among the 3 clients)")
+    ap.add_argument("--batch", type=int, default=72, help="samples per round (split among the 3 clients)")
     ap.add_argument("--steps", type=int, default=12)
     a = ap.parse_args()
     from client.p2p.netns import reexec_in_loopback_namespace
