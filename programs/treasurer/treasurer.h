@@ -124,39 +124,10 @@ uint64_t coordinator_points(const SolAccountInfo *account, const Run *run, const
 #define CIX_SET_CHECKPOINT 0x506826df87ee4fc7ULL
 
 /* ---- instructions ------------------------------------------------------------------------------------ */
-typedef struct {
-    const uint8_t *data;
-    uint64_t len, pos;
-    bool bad;
-} Args;
+#include "borsh_args.h"
 uint64_t ix_run_create(const SolParameters *p, Args *args);
 uint64_t ix_run_update(const SolParameters *p, Args *args);
 uint64_t ix_participant_create(const SolParameters *p, Args *args);
 uint64_t ix_participant_claim(const SolParameters *p, Args *args);
 
-static inline const uint8_t *args_take(Args *a, uint64_t n) {
-    if (a->bad || a->len - a->pos < n) {
-        a->bad = true;
-        return 0;
-    }
-    const uint8_t *p = a->data + a->pos;
-    a->pos += n;
-    return p;
-}
-static inline uint64_t args_u64(Args *a) {
-    const uint8_t *p = args_take(a, 8);
-    return p ? sol_read_u64(p) : 0;
-}
-static inline bool args_done(const Args *a) { return !a->bad && a->pos == a->len; }
-/* A borsh string (u32 length + bytes) of at most `max` bytes. */
-static inline const uint8_t *args_string(Args *a, uint64_t max, uint64_t *len, bool *too_long) {
-    const uint8_t *lp = args_take(a, 4);
-    if (!lp) return 0;
-    *len = sol_read_u32(lp);
-    if (*len > max) {
-        *too_long = true;
-        return 0;
-    }
-    return args_take(a, *len);
-}
 #endif
