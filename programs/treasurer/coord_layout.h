@@ -1,5 +1,5 @@
 /* Where the treasurer reads the coordinator's account: byte offsets into CoordinatorAccount and
- * RegisteredClient. layout_check.c asserts each one against programs/coordinator/coordinator.h at build
+ * RegisteredClient, and the instructions it calls. layout_check.c asserts each one against programs/coordinator/coordinator.h at build
  * time, so a coordinator layout change breaks the treasurer build instead of its claims. */
 #ifndef COORD_LAYOUT_H
 #define COORD_LAYOUT_H
@@ -17,4 +17,13 @@
 #define RC_OFF_SIGNER 0
 #define RC_OFF_EARNED 136
 #define RC_OFF_SLASHED 144
+/* The coordinator instructions the treasurer calls by CPI (its Anchor discriminators). */
+#define CIX_INIT_RUN 0x2a65dfe6ac796994ULL
+#define CIX_UPDATE_CONFIG 0x63db530abffc9e1dULL
+#define CIX_UPDATE_METADATA 0xbae14e61ef2bb6aaULL
+#define CIX_UPDATE_MODEL 0x49185367102ce64cULL
+#define CIX_UPDATE_PROGRESS 0x6f159e1b714e2f87ULL
+#define CIX_SET_FUTURE_EPOCH_RATES 0x81b6c8c757a015efULL
+#define CIX_SET_PAUSED 0xdaa6e1b0c07d3c5bULL
+#define CIX_SET_CHECKPOINT 0x506826df87ee4fc7ULL
 #endif

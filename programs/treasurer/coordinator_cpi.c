@@ -6,7 +6,6 @@
 #include "treasurer.h"
 #include "coord_layout.h"
 
-#define CIX_INIT_RUN 0x2a65dfe6ac796994ULL
 
 /* init_run(run_id: string, main_authority: pubkey, join_authority: pubkey)
  * accounts: payer (signer, w), instance (w), coordinator_account (w), system_program. The coordinator

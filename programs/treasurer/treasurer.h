@@ -115,13 +115,7 @@ uint64_t coordinator_owner_call(const SolParameters *p, const OwnerCall *c);
 uint64_t coordinator_points(const SolAccountInfo *account, const Run *run, const SolPubkey *user, uint64_t *earned,
                             uint64_t *slashed);
 
-#define CIX_UPDATE_CONFIG 0x63db530abffc9e1dULL
-#define CIX_UPDATE_METADATA 0xbae14e61ef2bb6aaULL
-#define CIX_UPDATE_MODEL 0x49185367102ce64cULL
-#define CIX_UPDATE_PROGRESS 0x6f159e1b714e2f87ULL
-#define CIX_SET_FUTURE_EPOCH_RATES 0x81b6c8c757a015efULL
-#define CIX_SET_PAUSED 0xdaa6e1b0c07d3c5bULL
-#define CIX_SET_CHECKPOINT 0x506826df87ee4fc7ULL
+#include "coord_layout.h" /* the coordinator instructions the treasurer calls (CIX_*) */
 
 /* ---- instructions ------------------------------------------------------------------------------------ */
 #include "borsh_args.h"
