@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -161,8 +160,3 @@ def run_main(group: click.Group, argv: list[str] | None = None) -> int:
             raise
         click.echo(f"Error: {type(e).__name__}: {e}", err=True)
         return ExitCode.ERROR
-
-
-def exit_with(code: int) -> None:
-    sys.exit(code)
-
