@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import fields
 from hashlib import sha256  # the witnesses' participant bloom holds sha256(signer) digests
 from typing import Any
 
@@ -17,6 +18,7 @@ from client.runner.engine import tick_due_at
 from client.runner.witnessing import round_at
 from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.events import PHASES
+from coordinator_sdk.model.state import Config, RunState
 from coordinator_sdk.shuffle import elected_witnesses
 
 CLIENT_STATES = ["healthy", "dropped", "withdrawn", "ejected"]
@@ -37,6 +39,20 @@ def _delivered_heights(st: Any) -> dict[bytes, int]:
             if any(b.contains(digest) for b in blooms):
                 heights[digest] = max(heights.get(digest, -1), int(rr.height))
     return heights
+
+
+def phase_name(st: Any) -> str:
+    """The run's phase as a person should read it. `run create --paused` leaves the account Uninitialized
+    (the program initialises it at the first `resume`), which would read like a broken run; one whose config
+    passes the program's resume check (config_check, mirrored by Config.violations) and whose initial
+    checkpoint is set is fully set up and only waits for `resume`, so it reads Paused. Uninitialized stays for
+    an account that `resume` would refuse (created but never configured)."""
+    state = int(st.run_state)
+    if state == RunState.Uninitialized and int(st.checkpoint_len) > 0:
+        cfg = Config(**{f.name: int(getattr(st.config, f.name)) for f in fields(Config)})
+        if not cfg.violations():
+            return PHASES[RunState.Paused]
+    return PHASES[state]
 
 
 def run_snapshot(st: Any, now: float | None = None) -> dict[str, Any]:
@@ -74,7 +90,7 @@ def run_snapshot(st: Any, now: float | None = None) -> dict[str, Any]:
             history.append({"height": int(rr.height), "data_index": int(rr.data_index),
                             "witnesses": int(rr.num_witnesses), "clients": int(rr.clients_len)})
     return {
-        "run_id": _text(st.run_id, int(st.run_id_len)), "phase": PHASES[int(st.run_state)],
+        "run_id": _text(st.run_id, int(st.run_id_len)), "phase": phase_name(st),
         "epoch": int(st.epoch), "step": int(st.step), "total_steps": int(st.config.total_steps),
         "round": int(r.height) if in_round else None, "data_index": int(r.data_index),
         "phase_seconds_left": None if due is None else max(0.0, round(due - now, 1)),
