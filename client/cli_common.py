@@ -41,6 +41,7 @@ class ExitCode:
     REMOVED_FROM_RUN = 7  # dropped, kicked or ejected by the coordinator
     RPC_UNREACHABLE = 8
     WALLET = 9  # missing/corrupt keypair, or a wallet without SOL
+    ALREADY_RUNNING = 10  # another live process already runs this wallet (or P2P identity) in the run
     INTERRUPTED = 130  # SIGINT outside a command that handles it itself
 
 

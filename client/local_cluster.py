@@ -150,12 +150,15 @@ class LocalCluster:
         return json.loads(psyche("run", "status", run_id, "--json", "-u", self.url).stdout)
 
     def start_client(self, name: str, run_id: str, wallet: Path | None = None, *extra: str,
-                     env: dict[str, str] | None = None) -> ClientProcess:
+                     env: dict[str, str] | None = None, entry: list[str] | None = None) -> ClientProcess:
+        """`psyche run-client` as its own process; `entry` replaces `python -m client.cli` (a test's own
+        client with an injected fault, e.g. devtools.faulty_client, which takes the same arguments)."""
         wallet = wallet or self.wallet(name)
         log_path = self.dir / f"{name}.log"
         log = log_path.open("a")
-        proc = subprocess.Popen([*PSYCHE, "run-client", "--run-id", run_id, "-u", self.url, "-k", str(wallet),
-                                 "--logs", "json", "--checkpoint-dir", str(self.dir / f"{name}-checkpoints"), *extra],
+        proc = subprocess.Popen([*(entry or PSYCHE), "run-client", "--run-id", run_id, "-u", self.url, "-k",
+                                 str(wallet), "--logs", "json", "--checkpoint-dir",
+                                 str(self.dir / f"{name}-checkpoints"), *extra],
                                 stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})})
         client = ClientProcess(name, wallet, proc, log_path)

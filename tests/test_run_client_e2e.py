@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pytest
 from run_client_helpers import expected_points, finished, logs, points, prepare_data, pubkey_of, write_run_toml
 
 from client.local_cluster import PSYCHE, REPO, LocalCluster
+
+FAULTY = [sys.executable, "-m", "devtools.faulty_client", "--fault"]
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +83,7 @@ def test_garbage_client_is_excluded_named_and_dropped(tmp_path: Path) -> None:
     with LocalCluster(tmp_path / "net") as net:
         net.create_run("e2e-bad", toml, net.wallet("owner"))
         honest = [net.start_client(f"h{i}", "e2e-bad") for i in range(3)]
-        bad = net.start_client("garbage", "e2e-bad", env={"PSYCHE_FAULT": "garbage"})
+        bad = net.start_client("garbage", "e2e-bad", entry=FAULTY + ["garbage"])
         codes = net.wait_all([*honest, bad], 300)
         assert codes[:3] == [0, 0, 0], logs([*honest, bad])
         assert codes[3] == 7, logs([bad])  # dropped by a health check: exit code REMOVED_FROM_RUN
@@ -95,7 +98,7 @@ def test_wrong_model_client_is_rejected(tmp_path: Path) -> None:
     with LocalCluster(tmp_path / "net") as net:
         net.create_run("e2e-model", toml, net.wallet("owner"))
         honest = [net.start_client(f"h{i}", "e2e-model") for i in range(2)]
-        wrong = net.start_client("wrong", "e2e-model", env={"PSYCHE_FAULT": "wrong-model"})
+        wrong = net.start_client("wrong", "e2e-model", entry=FAULTY + ["wrong-model"])
         codes = net.wait_all([*honest, wrong], 240)
         assert codes[:2] == [0, 0], logs([*honest, wrong])
         key = wrong.of_kind("started")[0]["p2p"]

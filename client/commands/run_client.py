@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import click
@@ -75,7 +74,7 @@ def run_client(run_id: str, wallet: str, url: str, ws_url: str | None, rpc_fallb
     settings = ClientSettings(rpc_urls=rpc, ws_url=ws_url or derive_ws_url(rpc[0]), run_id=run_id, wallet=kp,
                               p2p=identity, bind_p2p=bind_p2p, relay=relay, device=device,
                               micro_batch_size=micro_batch_size, checkpoint_dir=checkpoint_dir,
-                              keep_checkpoints=keep_checkpoints, data=data, fault=os.environ.get("PSYCHE_FAULT"))
+                              keep_checkpoints=keep_checkpoints, data=data)
     reporter = Reporter(logs, -1 if quiet else verbose)
     ReporterLogHandler(reporter).install()
     code = asyncio.run(RunClient(settings, reporter).run())

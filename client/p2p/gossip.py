@@ -49,6 +49,11 @@ class Gossip:
         self._failed_at: dict[bytes, float] = {}
         self.retry_after_s = 10.0
         node.register(GOSSIP_ALPN, self._serve)
+        node.on_peer_dialled.append(self._revived)
+
+    def _revived(self, key: bytes) -> None:
+        """A member that dialled us is reachable again (e.g. restarted): usable as a neighbour at once."""
+        self._failed_at.pop(key, None)
 
     def start(self) -> None:
         self.node.spawn(self.join())

@@ -44,6 +44,7 @@ class P2PNode:
         self._conns: dict[tuple[bytes, bytes], iroh.Connection] = {}
         self._dial_locks: dict[tuple[bytes, bytes], asyncio.Lock] = {}
         self._tasks: set[asyncio.Task] = set()
+        self.on_peer_dialled: list[Callable[[bytes], None]] = []  # a member dialled us: it is alive
         self.endpoint: iroh.Endpoint | None = None
 
     @property
@@ -118,9 +119,13 @@ class P2PNode:
             self.refused["unknown_alpn"] += 1
             conn.close(400, b"unknown protocol")
             return
-        cached = self._conns.get((remote, alpn))
-        if cached is None or cached.close_reason() is not None:
-            self._conns[(remote, alpn)] = conn  # QUIC is bidirectional: answer over the peer's own dial
+        # QUIC is bidirectional: answer over the peer's own dial. The newest dial wins: a peer that restarted
+        # with the same key dials us afresh, and a cached connection to its dead predecessor would swallow
+        # everything we send until QUIC's idle timeout noticed. (The old one is left open, not closed: when
+        # two peers dial each other at once, closing would make each drop the other's good connection.)
+        self._conns[(remote, alpn)] = conn
+        for fn in self.on_peer_dialled:
+            fn(remote)
         await self._run_handler(handler, conn, remote)
 
     @staticmethod

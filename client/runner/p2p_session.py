@@ -38,6 +38,7 @@ class P2PSession:
         self.blobs = BlobService(self.node)
         self.exchange: ResultExchange | None = None
         self.seen: dict[tuple[str, int], set[bytes]] = defaultdict(set)  # (kind, step) -> senders
+        self.said: dict[tuple[str, int], set[bytes]] = defaultdict(set)  # (kind, step) -> payloads
         self._epoch_members: frozenset[bytes] = frozenset()
 
     async def start(self) -> None:
@@ -72,19 +73,29 @@ class P2PSession:
                 msgs.append(self.gossip.inbox.get_nowait())
         for m in msgs:
             self.seen[(m.kind, m.step)].add(m.sender)
+            if len(self.said[(m.kind, m.step)]) < 64:  # bounded: a peer cannot grow it without limit
+                self.said[(m.kind, m.step)].add(m.payload)
 
     def senders(self, kind: str, step: int) -> set[bytes]:
         """Who announced `kind` for `step`, ourselves included once we have."""
         self.poll()
         return set(self.seen.get((kind, step), set()))
 
+    def payloads(self, kind: str, step: int) -> set[bytes]:
+        """The distinct payloads peers (and we) sent with `kind` for `step`."""
+        self.poll()
+        return set(self.said.get((kind, step), set()))
+
     async def say(self, kind: str, step: int, payload: bytes = b"") -> None:
         self.seen[(kind, step)].add(self.identity.public)
+        self.said[(kind, step)].add(payload)
         await self.gossip.publish(kind, payload, step=step)
 
     def forget(self, before_step: int) -> None:
         for key in [k for k in self.seen if k[1] < before_step]:
             del self.seen[key]
+        for key in [k for k in self.said if k[1] < before_step]:
+            del self.said[key]
         if self.exchange is not None:
             self.exchange.forget(before_step)
         self.blobs.store.gc(before_step, keep_steps=0)

@@ -22,6 +22,7 @@ class Reporter:
         self.mode, self.verbosity = mode, verbosity
         self.out = out or sys.stdout
         self.t0 = time.monotonic()
+        self.last_at = self.t0  # when the last line was printed: a client silent for 10 s says why it waits
 
     def event(self, kind: str, detail: bool = False, **fields: Any) -> None:
         if detail and self.verbosity < 1:
@@ -33,6 +34,7 @@ class Reporter:
         else:
             line = f"[{time.monotonic() - self.t0:7.1f}s] {self._console(kind, fields)}"
         print(line, file=self.out, flush=True)
+        self.last_at = time.monotonic()
 
     @staticmethod
     def _console(kind: str, f: dict[str, Any]) -> str:

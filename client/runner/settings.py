@@ -32,7 +32,6 @@ class ClientSettings:
     checkpoint_dir: Path | None = None
     keep_checkpoints: int = 3
     data: str | None = None
-    fault: str | None = None  # test-only fault injection (PSYCHE_FAULT): garbage | wrong-model
 
 
 def resolve_device(spec: str) -> str:

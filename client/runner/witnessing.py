@@ -12,7 +12,7 @@ from typing import Any
 from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.consensus import consensus_commitment, trainer_healthy
 from coordinator_sdk.merkle import merkle_root
-from coordinator_sdk.model.state import NUM_ROUNDS
+from coordinator_sdk.model.state import NUM_ROUNDS, ClientState
 from coordinator_sdk.shuffle import elected_witnesses, sha256, witness_slots
 
 
@@ -51,22 +51,51 @@ def witness_set_final(state: Any) -> bool:
     return int(r.num_witnesses) >= witness_slots(int(state.config.witness_nodes), int(r.clients_len)) > 0
 
 
+def healthy_signers(state: Any) -> set[bytes]:
+    """Signers of the epoch's clients the chain still lists as healthy (not dropped or withdrawn)."""
+    return {bytes(state.epoch_clients[i].signer) for i in range(int(state.num_epoch_clients))
+            if int(state.epoch_clients[i].state) == ClientState.Healthy}
+
+
+def elected_unposted(state: Any) -> list[int]:
+    """Epoch indices of the current round's elected witnesses that are healthy and have not posted yet."""
+    r = state.rounds[state.rounds_head]
+    n = int(r.clients_len)
+    posted = {int(r.witnesses[w].client_index) for w in range(int(r.num_witnesses))}
+    return [i for i in elected_witnesses(n, int(r.random_seed), int(state.config.witness_nodes))
+            if i not in posted and i < int(state.num_epoch_clients)
+            and int(state.epoch_clients[i].state) == ClientState.Healthy]
+
+
 def witness_blooms(rnd: Any, which: str) -> list[Bloom]:
     return [Bloom.from_bytes(bytes(getattr(rnd.witnesses[w], which))) for w in range(int(rnd.num_witnesses))]
 
 
 @dataclass
 class WitnessReport:
-    """What this client saw of one step's results: the two blooms and the merkle root a witness posts."""
-    participant: Bloom = field(default_factory=Bloom.random)
+    """What this client saw of one step's results: who delivered a valid result, the broadcast bloom of
+    their commitments and the merkle root a witness posts."""
+    delivered: list[bytes] = field(default_factory=list)  # signers
     broadcast: Bloom = field(default_factory=Bloom.random)
     commitments: list[bytes] = field(default_factory=list)
 
     def add(self, signer: bytes, commitment: bytes) -> None:
-        self.participant.add(sha256(signer))
+        if signer not in self.delivered:
+            self.delivered.append(signer)
         if commitment not in self.commitments:
             self.broadcast.add(commitment)
             self.commitments.append(commitment)
+
+    def participant(self, still_going: set[bytes] | None) -> Bloom:
+        """The participant bloom: trainers that delivered the previous step AND (when `still_going` is given)
+        said `finished` this round. Why both: a trainer that died after delivering S-1 is then missing from
+        this round's blooms, so the next round's health check drops it one round sooner, and the rounds
+        after it no longer wait for it."""
+        bloom = Bloom.random()
+        for signer in self.delivered:
+            if still_going is None or signer in still_going:
+                bloom.add(sha256(signer))
+        return bloom
 
     @property
     def merkle(self) -> bytes:

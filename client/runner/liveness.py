@@ -1,0 +1,51 @@
+"""Is another process already running this wallet in the run? Asked over P2P, before we join.
+
+Why P2P: the chain cannot tell a crashed client (listed, but gone) from a live one, and a restart after a
+crash must be allowed. A live client answers QUIC handshakes for its P2P key at the address it registered;
+completing a TLS handshake with that key proves its holder is running right now, wherever it runs. We dial
+with a throwaway identity, so the answer (accept, or close as not-a-member) comes before any membership
+check could hide it.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from client.p2p.allowlist import StaticMembers
+from client.p2p.gossip import GOSSIP_ALPN
+from client.p2p.identity import P2PIdentity
+from client.p2p.node import P2PNode, PeerUnreachable
+
+PROBE_TIMEOUT_S = 5.0
+
+
+def registered_hint(state: Any, signer: bytes) -> tuple[bytes, list[str]] | None:
+    """(p2p key, address hints) of `signer`'s registry entry while it counts as active, else None."""
+    for i in range(int(state.num_clients)):
+        c = state.clients[i]
+        if bytes(c.signer) == signer and int(c.active) != 0:
+            text = bytes(c.addr_hint).split(b"\x00", 1)[0].decode("utf-8", errors="replace")
+            return bytes(c.p2p), [h for h in text.split(",") if h]
+    return None
+
+
+async def p2p_key_alive(key: bytes, addrs: list[str], bind: str = "0.0.0.0:0",
+                        timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """True when a process holding `key`'s secret answers at one of `addrs`."""
+    if not addrs:
+        return False
+    host = bind.rsplit(":", 1)[0] or "0.0.0.0"
+    node = P2PNode(P2PIdentity.generate(), StaticMembers({key}), bind_addr=f"{host}:0", dial_timeout=timeout)
+    await node.start()
+    try:
+        node.add_peer(key, *addrs)
+        conn = await node.connect(key, GOSSIP_ALPN)
+        with contextlib.suppress(Exception):
+            conn.close(0, b"probe")
+        return True
+    except PeerUnreachable as e:
+        return "403" in str(e) or "not a member" in str(e)
+    except (TimeoutError, OSError):
+        return False
+    finally:
+        await node.close()

@@ -1,0 +1,58 @@
+"""Apply: add the results of a step that a quorum of the chain's witnesses vouched for, once per step.
+
+Every client applies exactly the same set in sender-key order, so all hold bit-identical weights without
+ever sending weights. The consensus of step S-1 is final as soon as every elected witness of the current
+round has posted; applying then (while the chain waits out RoundWitness) takes it off the next round's start.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from client.runner.context import RunnerContext
+from client.runner.training_state import RoundBook, TrainingState
+from client.runner.witnessing import consensus_results, elected_unposted
+from coordinator_sdk.model.state import RunState
+
+
+async def apply(ctx: RunnerContext, ts: TrainingState, book: RoundBook, step: int, witnessing_round: Any,
+                st: Any) -> int:
+    """Apply the results of `step` that the witnessing round's quorum vouched for; returns how many."""
+    if step in book.applied:
+        return book.applied[step]
+    exchange = ctx.p2p.exchange
+    trainers = [k for k, _ in book.trainers_of.get(step, [])]
+    if exchange is None or not trainers or ts.trainer is None:
+        return 0
+    chosen = consensus_results(exchange.announced(step), trainers, witnessing_round, int(st.config.witness_nodes))
+    have = book.results.get(step, {})
+    ready = []
+    for key in sorted(chosen):
+        res = have.get(key)
+        if res is None:
+            try:
+                res = await exchange.fetch_result(step, key, chosen[key])
+            except Exception as e:
+                ctx.report.event("error", action="apply", step=step, peer=key.hex()[:16],
+                                 reason=f"DESYNC: consensus result unavailable: {str(e)[:160]}")
+                continue
+        ready.append(res)
+    await asyncio.to_thread(ts.trainer.apply, ready, step)
+    book.applied[step] = len(ready)
+    return len(ready)
+
+
+async def apply_once_witnessed(ctx: RunnerContext, ts: TrainingState, book: RoundBook, step: int,
+                               current: int) -> None:
+    """Apply `step` as soon as every elected witness of round `current` still healthy has posted; if the
+    round moves on first, the next round's start applies it as usual."""
+    def final_or_gone() -> bool:
+        cur = ctx.state
+        if int(cur.step) != current or int(cur.run_state) not in (RunState.RoundTrain, RunState.RoundWitness):
+            return True
+        return int(cur.rounds[cur.rounds_head].num_witnesses) > 0 and not elected_unposted(cur)
+
+    await ctx.watch.until(final_or_gone)
+    cur = ctx.state
+    if int(cur.step) == current and int(cur.run_state) in (RunState.RoundTrain, RunState.RoundWitness):
+        await apply(ctx, ts, book, step, cur.rounds[cur.rounds_head], cur)

@@ -1,0 +1,72 @@
+"""Cooldown: apply the last witnessed step, write and share a checkpoint, and vote for it on chain.
+
+Every healthy client votes `checkpoint` with the digest of the weights it holds; the chain adopts a
+reference only when a majority of the epoch's healthy clients voted for it, so a client whose weights
+diverged (or a second process on someone's wallet) cannot make its checkpoint the run's.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from client.p2p.checkpoint_share import publish_model, unpin_model
+from client.runner.checkpoint_ref import P2P, CheckpointRef
+from client.runner.context import RunnerContext, first_line
+from client.runner.phase_apply import apply
+from client.runner.training_state import RoundBook, TrainingState, weights_sha256
+from client.runner.witnessing import epoch_index
+from client.training.checkpoint import save_checkpoint
+from coordinator_sdk.model.state import ClientState
+from coordinator_sdk.program_errors import TransactionFailed
+
+
+async def cooldown(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: Any) -> None:
+    if ts.model is None:
+        return
+    last = st.rounds[st.rounds_head]
+    if int(last.height) >= 1:  # the last round's witnesses vouched for the step before it
+        await apply(ctx, ts, book, int(st.step) - 2, last, st)
+    store = ctx.p2p.blobs.store
+    if ts.published is not None:  # only the newest checkpoint stays pinned for newcomers
+        unpin_model(store, ts.published)
+    digest = ts.published = publish_model(ts.model, store, step=0)
+    ts.digest = digest
+    ref = CheckpointRef(digest, P2P)
+    path = save_local(ctx, ts, int(st.step))
+    mine = epoch_index(st, ctx.me)
+    voted: bool | str = False
+    if mine is not None and int(st.epoch_clients[mine].state) == ClientState.Healthy:
+        ctx.in_flight.add(("checkpoint", int(st.step)))
+        try:
+            await ctx.p2p.say("voting", int(st.step), digest)  # tickers hold Cooldown open while votes land
+            await ctx.backend.checkpoint(ref.encode())
+            voted = True
+        except TransactionFailed as e:
+            voted = f"refused ({first_line(e)[:120]})"
+            ctx.report.event("error", action="checkpoint", reason=first_line(e))
+        finally:
+            ctx.in_flight.discard(("checkpoint", int(st.step)))
+    adopted = voted is True and await ctx.watch.until(  # the vote that made the majority, or a later one
+        lambda: ctx.chain_checkpoint(ctx.state).digest == digest, time.time() + 2.0)
+    ctx.report.event("checkpoint", epoch=int(st.epoch), step=int(st.step), digest=ref.short,
+                     path=str(path) if path else None, posted=voted, adopted=adopted,
+                     weights_sha256=weights_sha256(ts.model)[:16])
+
+
+def save_local(ctx: RunnerContext, ts: TrainingState, step: int) -> Path | None:
+    d = ctx.settings.checkpoint_dir
+    if d is None or ts.model is None:
+        return None
+    path = d / f"step-{step:06d}"
+    tmp = d / f".step-{step:06d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_checkpoint(ts.model, tmp)
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+    ts.checkpoints.append(str(path))
+    kept = sorted(p for p in d.glob("step-*") if p.is_dir())
+    for old in kept[:-ctx.settings.keep_checkpoints]:
+        shutil.rmtree(old, ignore_errors=True)
+    return path

@@ -1,0 +1,61 @@
+"""Train: fetch this client's assigned batch, run forward/backward + DisTrO in a thread, publish the result.
+
+Training runs off the event loop so gossip, blob serving and the chain stream keep answering peers while
+torch computes; the result's bytes go to the blob store and its commitment to gossip.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from client.runner.context import RunnerContext
+from client.runner.data_source import fetch_batch
+from client.runner.training_state import RoundBook, TrainingState
+from client.training.result_codec import encode_result
+from coordinator_sdk.model.state import RunState
+from coordinator_sdk.round_assignment import current_assignment
+from data_providers.types import DataError
+
+WireHook = Callable[[bytes], bytes]
+
+
+async def train(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: Any, step: int,
+                wire_hook: WireHook | None = None) -> tuple[float | None, float | None]:
+    """(loss, tokens/s) of our batch of `step`, or (None, None) when we had none this round."""
+    mine = current_assignment(st).get(ctx.p2p.identity.public)
+    if mine is None or ts.trainer is None:
+        return None, None
+    batch = await _fetch_batch(ctx, ts, step, *mine)
+    if batch is None:
+        return None, None
+    t0 = time.monotonic()
+    out = await asyncio.to_thread(ts.trainer.train_step, step, batch)
+    seconds = time.monotonic() - t0
+    ts.last_train_s = seconds
+    assert out.result is not None and ts.plan is not None and ctx.p2p.exchange is not None
+    wire = encode_result(out.result, ctx.p2p.exchange.layout, ts.plan.distro)
+    if wire_hook is not None:
+        wire = wire_hook(wire)
+    await ctx.p2p.exchange.publish(step, wire)
+    book.results.setdefault(step, {})[ctx.p2p.identity.public] = out.result
+    ts.losses.append((step, out.loss))
+    return out.loss, batch.numel() / max(seconds, 1e-9)
+
+
+async def _fetch_batch(ctx: RunnerContext, ts: TrainingState, step: int, first: int, last: int) -> Any:
+    """Our batch, retried while the round lasts: a data server may still be a slot behind the chain
+    (it refuses a batch of a round it has not seen yet) or briefly unreachable. None: no batch this round."""
+    delay = 0.1
+    while True:
+        try:
+            return await fetch_batch(ts.provider, first, last)
+        except DataError as e:
+            cur = ctx.state
+            if int(cur.step) != step or int(cur.run_state) != RunState.RoundTrain:
+                ctx.report.event("error", action="data", step=step, reason=str(e)[:200])
+                return None
+            ctx.report.event("data_retry", detail=True, step=step, reason=str(e)[:200])
+            await asyncio.sleep(delay)
+            delay = min(1.0, delay * 2)

@@ -1,0 +1,133 @@
+"""Witness: gather and validate the previous step's results, decide when to post, post, health-check.
+
+When an elected witness posts (the part that decides whether a fault costs one round or a whole epoch):
+  - as soon as every trainer the chain still lists as healthy said `finished` (a dropped or withdrawn
+    trainer is not waited for);
+  - else, once more than half of them finished, after a straggler allowance (twice what that half took,
+    at least STRAGGLER_MIN_S): a dead trainer costs one such wait, not the round's whole timeout;
+  - and at the latest `lead` seconds before the chain's RoundTrain deadline, so the transaction lands in
+    RoundTrain even on a loaded machine, never in the race with the tick that ends RoundWitness.
+Before sending, the witness gossips `witnessing` so tickers hold off ending RoundWitness while it is in flight.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from solders.pubkey import Pubkey
+
+from client.runner.context import RunnerContext, first_line
+from client.runner.training_state import RoundBook
+from client.runner.witnessing import WitnessReport, healthy_signers, unhealthy_clients
+from coordinator_sdk.model.state import RunState
+from coordinator_sdk.program_errors import TransactionFailed
+
+STRAGGLER_MIN_S = 3.0
+WITNESSING = "witnessing"
+
+
+def post_lead_s(max_round_train_time: int) -> float:
+    """How long before the chain's RoundTrain deadline a witness posts at the latest."""
+    return min(3.0, max(1.0, max_round_train_time / 4))
+
+
+def chain_deadline(st: Any) -> float:
+    """Wall-clock time by which our witness should be sent for the round in `st` (RoundTrain deadline - lead)."""
+    t = int(st.config.max_round_train_time)
+    return int(st.run_state_start_unix_timestamp) + t - post_lead_s(t)
+
+
+async def gather(ctx: RunnerContext, book: RoundBook, step: int, current: int, deadline: float) -> WitnessReport:
+    """Validate every announced result of `step` while we train; stop when every trainer still healthy on chain
+    delivered, at `deadline`, or when the chain leaves the current round's training phase."""
+    report = WitnessReport()
+    trainers = book.trainers_of.get(step, [])
+    signer_of = dict(trainers)
+    exchange = ctx.p2p.exchange
+    got = book.results.setdefault(step, {})
+    done: set[bytes] = set()
+    if exchange is None:
+        return report
+
+    def fresh() -> list[tuple[bytes, bytes]]:
+        return [(k, h) for k, h in sorted(exchange.announced(step).items()) if k in signer_of and k not in done]
+
+    def settled() -> bool:
+        cur = ctx.state
+        if int(cur.step) != current or int(cur.run_state) != RunState.RoundTrain:
+            return True
+        live = healthy_signers(cur)
+        return all(k in done for k, s in trainers if s in live)
+
+    while True:
+        for sender, h in fresh():
+            done.add(sender)
+            if sender == ctx.p2p.identity.public and sender in got:
+                report.add(signer_of[sender], h)
+                continue
+            try:
+                got[sender] = await exchange.fetch_result(step, sender, h)
+                report.add(signer_of[sender], h)
+            except Exception as e:
+                ctx.report.event("rejected", step=step, peer=sender.hex()[:16], reason=str(e)[:200])
+        if settled():
+            return report
+        if not await ctx.watch.until(lambda: bool(fresh()) or settled(), deadline):
+            return report
+
+
+async def post_witness(ctx: RunnerContext, book: RoundBook, step: int, report: WitnessReport, loss: float | None,
+                       tps: float | None, round_started: float) -> bool | str:
+    """Wait for the moment described in the module docstring, then post. True: landed; 'missed': the round
+    moved on first; 'refused (...)': the program said no."""
+    trainers = book.trainers_of.get(step, [])
+    half_at: float | None = None
+    deadline = chain_deadline(ctx.state)
+
+    def cutoff() -> float:
+        if half_at is None:
+            return deadline
+        return min(deadline, half_at + max(STRAGGLER_MIN_S, 2 * (half_at - round_started)))
+
+    def ready() -> bool:
+        nonlocal half_at
+        cur = ctx.state
+        if int(cur.step) != step or int(cur.run_state) != RunState.RoundTrain:
+            return True
+        live = healthy_signers(cur)
+        waiting = {k for k, s in trainers if s in live}
+        done = len(waiting & ctx.p2p.senders("finished", step))
+        if done >= len(waiting):
+            return True
+        if half_at is None and 2 * done > len(waiting):
+            half_at = time.time()
+        return time.time() >= cutoff()
+
+    while not ready():
+        await ctx.watch.until(ready, min(cutoff(), time.time() + 0.5))
+    cur = ctx.state
+    if int(cur.step) != step or int(cur.run_state) not in (RunState.RoundTrain, RunState.RoundWitness):
+        return "missed"
+    still_going = ctx.p2p.senders("finished", step) if book.trainers_of.get(step - 1) else None
+    signers_going = None if still_going is None else {s for k, s in trainers if k in still_going}
+    ctx.in_flight.add(("witness", step))
+    try:
+        await ctx.p2p.say(WITNESSING, step)
+        await ctx.backend.witness(report.participant(signers_going).to_bytes(), report.broadcast.to_bytes(),
+                                  report.merkle, step, loss or 0.0, tps or 0.0, float(ctx.p2p.bytes_received))
+        return True
+    except TransactionFailed as e:
+        return f"refused ({first_line(e)[:120]})"
+    finally:
+        ctx.in_flight.discard(("witness", step))
+
+
+async def health_checks(ctx: RunnerContext, st: Any) -> None:
+    """Report every healthy-marked client that too few of the previous round's witnesses saw deliver."""
+    for i in unhealthy_clients(st, ctx.me):
+        who = str(Pubkey(bytes(st.epoch_clients[i].signer)))
+        try:
+            await ctx.backend.health_check(i)
+            ctx.report.event("health_check", target=who, result="dropped")
+        except TransactionFailed as e:
+            ctx.report.event("health_check", detail=True, target=who, result=first_line(e)[:120])

@@ -1,0 +1,122 @@
+"""Who sends `tick`, and when; and what a waiting client says it waits for.
+
+Ticks are permissionless, so some client must send them: the two first in a rotating order tick as soon as
+a transition is due, the others stand by a few seconds later. A ticker does not end a phase while an
+instruction it heard of is in flight: RoundWitness while an elected witness that gossiped `witnessing`
+has not landed (or our own witness is being sent), Cooldown while a checkpoint vote that gossiped
+`voting` has not been adopted; it waits at most IN_FLIGHT_GRACE_S past the due time for them.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from client.runner.context import RunnerContext, first_line
+from client.runner.witnessing import elected_unposted
+from coordinator_sdk.model.state import RunState
+from coordinator_sdk.program_errors import TransactionFailed
+from coordinator_sdk.rpc_pool import AllEndpointsFailed
+
+TICK_SPACING_S = 0.4  # one localnet slot: a tick that landed a moment early is retried soon
+IN_FLIGHT_GRACE_S = 3.0
+WITNESSING, VOTING = "witnessing", "voting"
+
+
+def tick_due_at(st: Any) -> float | None:
+    """When a `tick` would move the run (the program's timeouts); None when only other instructions can."""
+    cfg, rs = st.config, int(st.run_state)
+    if rs == RunState.WaitingForMembers:
+        pending = sum(int(st.clients[i].active) == int(st.next_active) for i in range(int(st.num_clients)))
+        if pending < int(cfg.init_min_clients):
+            return None
+        duration = int(cfg.waiting_for_members_extra_time)
+    else:
+        durations = {RunState.Warmup: cfg.warmup_time, RunState.RoundTrain: cfg.max_round_train_time,
+                     RunState.RoundWitness: cfg.round_witness_time, RunState.Cooldown: cfg.cooldown_time}
+        if rs not in durations:
+            return None
+        duration = int(durations[rs])
+    start = int(st.run_state_start_unix_timestamp)
+    return float(max(start + duration, start + 1))
+
+
+def tick_rank(st: Any, me: bytes) -> int | None:
+    """Our place in this step's rotating ticker order (0 and 1 tick at once), None when we are not a member."""
+    if int(st.num_epoch_clients) and int(st.run_state) != RunState.WaitingForMembers:
+        keys = [bytes(st.epoch_clients[i].signer) for i in range(int(st.num_epoch_clients))]
+    else:
+        keys = [bytes(st.clients[i].signer) for i in range(int(st.num_clients))
+                if int(st.clients[i].active) == int(st.next_active)]
+    if me not in keys:
+        return None
+    keys.sort()
+    shift = int(st.step) % len(keys)
+    return (keys.index(me) - shift) % len(keys)
+
+
+class TickPolicy:
+    def __init__(self, ctx: RunnerContext) -> None:
+        self.ctx = ctx
+        self._last_tick = 0.0
+
+    def in_flight(self, st: Any) -> bool:
+        """Something we know was sent for the phase in `st` and has not landed yet."""
+        ctx, rs, step = self.ctx, int(st.run_state), int(st.step)
+        if rs == RunState.RoundWitness:
+            if ("witness", step) in ctx.in_flight:
+                return True
+            announced = ctx.p2p.senders(WITNESSING, step)
+            return any(bytes(st.epoch_clients[i].p2p) in announced for i in elected_unposted(st))
+        if rs == RunState.Cooldown:
+            if ("checkpoint", step) in ctx.in_flight:
+                return True
+            voted = ctx.p2p.payloads(VOTING, step)
+            if not voted:
+                return False
+            try:
+                return ctx.chain_checkpoint(st).digest not in voted
+            except Exception:
+                return True
+        return False
+
+    def should_tick(self, st: Any, now: float) -> bool:
+        due, rank = tick_due_at(st), tick_rank(st, self.ctx.me)
+        if due is None or rank is None:
+            return False
+        delay = (0.0, 0.8)[rank] if rank < 2 else 3.0 + 0.5 * rank  # two tick, the rest stand by
+        if now < due + delay or now - self._last_tick < TICK_SPACING_S:
+            return False
+        return not (self.in_flight(st) and now < due + delay + IN_FLIGHT_GRACE_S)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            st = self.ctx.state
+            if st is None or not self.should_tick(st, time.time()):
+                continue
+            self._last_tick = time.time()
+            try:
+                await self.ctx.backend.tick()
+                self.ctx.report.event("tick", detail=True, phase=RunState(int(st.run_state)).name)
+            except (TransactionFailed, AllEndpointsFailed, OSError) as e:
+                self.ctx.report.event("tick_failed", detail=True, reason=first_line(e))
+
+
+def waiting_reason(ctx: RunnerContext, st: Any, participating: bool, warm_epoch: int | None) -> str:
+    """One line on why a client that printed nothing for a while is waiting."""
+    rs = int(st.run_state)
+    if rs in (RunState.Uninitialized, RunState.Paused):
+        return "the run is paused; its owner resumes it with `psyche run resume`"
+    if rs == RunState.WaitingForMembers:
+        joined = sum(int(st.clients[i].active) == int(st.next_active) for i in range(int(st.num_clients)))
+        need = int(st.config.init_min_clients)
+        return f"waiting for members: {joined} of {need} needed have joined the next epoch"
+    if rs == RunState.Warmup:
+        members = {bytes(st.epoch_clients[i].p2p) for i in range(int(st.num_epoch_clients))}
+        ready = len(members & ctx.p2p.senders("warmup", int(st.step)))
+        return f"warmup: {ready} of {len(members)} clients have loaded the model"
+    if not participating or warm_epoch != int(st.epoch):
+        return (f"epoch {int(st.epoch)} started without this client; it joins the next one"
+                f" ({RunState(rs).name}, step {int(st.step)})")
+    return f"{RunState(rs).name} at step {int(st.step)}: waiting for the chain's next transition"
