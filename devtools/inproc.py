@@ -125,6 +125,13 @@ class InProcessRun:
         """signer -> (earned, slashed) from the chain's registry."""
         return {c.signer: (c.earned, c.slashed) for c in self.chain.machine.state.clients}
 
+    def dump(self, path: Path) -> None:
+        """Every client's events and the chain's instruction log, merged in time order (for a failed test)."""
+        rows = [(e["t"], c.name, json.dumps({k: v for k, v in e.items() if k != "t"}, default=str))
+                for c in self.clients for e in c.out.events]
+        rows += [(t, "chain", f"{name} {who}") for t, name, who in self.chain.log]
+        path.write_text("\n".join(f"{t:.2f} {who:<10} {what}" for t, who, what in sorted(rows)))
+
     async def close(self) -> None:
         for c in self.clients:
             if c.task is not None and not c.task.done():

@@ -32,7 +32,8 @@ def weights(c: SimClient) -> str:
 
 
 def round_times(c: SimClient) -> list[tuple[int, float]]:
-    return [(e["step"], e["t"]) for e in c.of_kind("round")]
+    """(step, time the client finished its round) within epochs: a gap across an epoch boundary is not a round."""
+    return [(e["step"] + 1000 * e["epoch"], e["t"]) for e in c.of_kind("round")]
 
 
 def run(coro) -> None:
@@ -53,6 +54,108 @@ def test_three_clients_two_epochs_bit_identical(tmp_path: Path) -> None:
             assert len({pts[bytes(c.wallet.pubkey())][0] for c in cs}) == 1
             adopted = [e for c in cs for e in c.of_kind("checkpoint") if e["adopted"]]
             assert adopted, "no checkpoint was adopted"
+        finally:
+            await net.close()
+    run(body())
+
+
+def _median_gap(times: list[tuple[int, float]]) -> float:
+    gaps = sorted(b[1] - a[1] for a, b in zip(times, times[1:], strict=False) if b[0] == a[0] + 1)
+    return gaps[len(gaps) // 2] if gaps else 0.0
+
+
+def test_kill_costs_one_slow_round_and_the_same_wallet_rejoins_at_full_speed(tmp_path: Path) -> None:
+    """A client dies mid-epoch (no withdraw, its node gone): the round completes with the others' results,
+    the dead one is dropped, survivors lose no points and stay bit-identical; restarted on the same wallet it
+    rejoins the next epoch and rounds after its return are as fast as before the crash."""
+    async def body() -> None:
+        net = InProcessRun(tmp_path, prepare_data(tmp_path), config(total_steps=30, epoch_time=12))
+        try:
+            net.start()
+            cs = [net.client(f"c{i}") for i in range(3)]
+            victim = cs[2]
+            await net.until(lambda: len(victim.of_kind("round")) >= 4, 60, "the victim's fourth round")
+            killed_at = int(net.chain.state.step) + 1000 * int(net.chain.state.epoch)
+            await net.kill(victim)
+            await asyncio.sleep(2)
+            again = net.client("c2-again", victim.wallet)
+            codes = await net.wait([*cs[:2], again], 180)
+            assert codes == [0, 0, 0], [c.out.events[-6:] for c in [*cs[:2], again]]
+            assert len({weights(c) for c in [*cs[:2], again]}) == 1
+            pts = net.points()
+            for c in cs[:2]:
+                assert pts[bytes(c.wallet.pubkey())][1] == 0, ("a survivor was penalised", pts)
+            survivor = round_times(cs[0])
+            before = _median_gap([t for t in survivor if t[0] < killed_at])
+            slow = [(a[0], round(b[1] - a[1], 1)) for a, b in zip(survivor, survivor[1:], strict=False)
+                    if b[0] == a[0] + 1 and b[1] - a[1] > before + 2.5]
+            assert len(slow) <= 1, f"more than one slow round after one kill: {slow} (normal {before:.2f} s)"
+            assert again.of_kind("warmup"), again.out.events[-6:]
+            back = min(e["epoch"] for e in again.of_kind("warmup"))
+            after = _median_gap([(e["step"] + 1000 * e["epoch"], e["t"]) for e in cs[0].of_kind("round")
+                                 if e["epoch"] > back])
+            assert after <= before + 0.5, f"rounds after the return take {after:.2f} s, before {before:.2f} s"
+            no_loss = [e for e in cs[0].of_kind("round") if e["step"] > killed_at % 1000 + 2 and e["height"] >= 2
+                       and e["applied"] < e["expected"] - 1]
+            assert not no_loss, f"honest results were not applied: {no_loss}"
+        finally:
+            net.dump(tmp_path / "events.txt")
+            await net.close()
+    run(body())
+
+
+def test_second_process_on_a_running_wallet_refuses_and_harms_nobody(tmp_path: Path) -> None:
+    async def body() -> None:
+        net = InProcessRun(tmp_path, prepare_data(tmp_path), config(total_steps=8))
+        try:
+            net.start()
+            cs = [net.client(f"c{i}") for i in range(3)]
+            await net.until(lambda: len(cs[1].of_kind("round")) >= 2, 60, "two rounds")
+            dup = net.client("dup", cs[1].wallet)
+            await net.wait([dup], 30)
+            assert dup.code == ExitCode.ALREADY_RUNNING, dup.out.events
+            assert not dup.of_kind("join") and not dup.of_kind("round") and not dup.of_kind("checkpoint")
+            assert "already running" in dup.of_kind("exit")[0]["reason"]
+            codes = await net.wait(cs, 120)
+            assert codes == [0, 0, 0], [c.out.events[-5:] for c in cs]
+            assert len({weights(c) for c in cs}) == 1
+            assert all(s == 0 for _, s in net.points().values())
+        finally:
+            await net.close()
+    run(body())
+
+
+def test_ctrl_c_does_not_cost_the_others_a_round_timeout(tmp_path: Path) -> None:
+    async def body() -> None:
+        net = InProcessRun(tmp_path, prepare_data(tmp_path), config(total_steps=20, max_round_train_time=10,
+                                                                     epoch_time=30, warmup_time=10))
+        try:
+            net.start()
+            cs = [net.client(f"c{i}") for i in range(3)]
+            await net.until(lambda: len(cs[2].of_kind("round")) >= 3, 60, "three rounds")
+            left_at = int(net.chain.state.step)
+            net.leave(cs[2])
+            codes = await net.wait(cs, 120)
+            assert codes == [0, 0, 0], [c.out.events[-5:] for c in cs]
+            times = round_times(cs[0])
+            gaps = [(a[0], round(b[1] - a[1], 1)) for a, b in zip(times, times[1:], strict=False)
+                    if b[0] == a[0] + 1 and a[0] >= left_at - 1]
+            assert all(g < 6 for _, g in gaps), f"a round waited for the client that left: {gaps}"
+            assert len({weights(c) for c in cs[:2]}) == 1
+        finally:
+            await net.close()
+    run(body())
+
+
+def test_a_waiting_client_says_why(tmp_path: Path) -> None:
+    """Below init_min_clients a client would wait for ever: it says so (n of m) at least every 10 s."""
+    async def body() -> None:
+        net = InProcessRun(tmp_path, prepare_data(tmp_path), config(init_min_clients=3))
+        try:
+            net.start()
+            lone = net.client("lone")
+            await net.until(lambda: bool(lone.of_kind("waiting")), 15, "a waiting line")
+            assert "1 of 3" in lone.of_kind("waiting")[0]["reason"], lone.of_kind("waiting")
         finally:
             await net.close()
     run(body())

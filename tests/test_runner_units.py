@@ -1,0 +1,110 @@
+"""Unit tests of the runner's small parts: the change notifier, when a witness posts, who ticks and when,
+the participant bloom, and the liveness probe that refuses a second process on a running wallet."""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from client.p2p.allowlist import StaticMembers
+from client.p2p.identity import P2PIdentity
+from client.p2p.node import P2PNode
+from client.runner.liveness import p2p_key_alive
+from client.runner.phase_witness import chain_deadline, post_lead_s
+from client.runner.ticking import IN_FLIGHT_GRACE_S, TickPolicy
+from client.runner.watch import Watch
+from client.runner.witnessing import WitnessReport
+from coordinator_sdk.model.state import RunState
+from coordinator_sdk.shuffle import sha256
+
+
+def test_watch_wakes_waiters_on_publish_and_poke_and_honours_deadlines() -> None:
+    async def body() -> None:
+        w = Watch()
+        flag = {"v": False}
+        waiter = asyncio.create_task(w.until(lambda: flag["v"]))
+        await asyncio.sleep(0.05)
+        assert not waiter.done()
+        flag["v"] = True
+        w.poke()
+        assert await asyncio.wait_for(waiter, 1.0) is True
+        t0 = time.monotonic()
+        assert await w.until(lambda: False, time.time() + 0.2) is False
+        assert 0.15 < time.monotonic() - t0 < 1.0
+        w.publish("state")
+        assert w.state == "state"
+    asyncio.run(body())
+
+
+@pytest.mark.parametrize(("round_time", "lead"), [(2, 1.0), (8, 2.0), (11, 2.75), (60, 3.0)])
+def test_witness_posts_before_the_round_deadline(round_time: int, lead: float) -> None:
+    assert post_lead_s(round_time) == lead
+    st = SimpleNamespace(config=SimpleNamespace(max_round_train_time=round_time), run_state_start_unix_timestamp=100)
+    assert chain_deadline(st) == 100 + round_time - lead
+
+
+def test_participant_bloom_needs_delivery_and_this_rounds_finished() -> None:
+    a, b, c = os.urandom(32), os.urandom(32), os.urandom(32)
+    r = WitnessReport()
+    r.add(a, b"\x01" * 32)
+    r.add(b, b"\x02" * 32)
+    bloom = r.participant({a, c})  # b delivered S-1 but never finished S (it died): left out
+    assert bloom.contains(sha256(a)) and not bloom.contains(sha256(b)) and not bloom.contains(sha256(c))
+    everyone = r.participant(None)
+    assert everyone.contains(sha256(a)) and everyone.contains(sha256(b))
+
+
+class _P2P:
+    def __init__(self, said: dict) -> None:
+        self.said = said
+
+    def senders(self, kind: str, step: int) -> set[bytes]:
+        return set(self.said.get((kind, step), set()))
+
+    def payloads(self, kind: str, step: int) -> set[bytes]:
+        return set()
+
+
+def _round_witness_state(me: bytes, other: bytes, posted: bool) -> SimpleNamespace:
+    clients = [SimpleNamespace(signer=s, p2p=s, state=0) for s in (me, other)]
+    witnesses = [SimpleNamespace(client_index=i) for i in ((0, 1) if posted else (0,))]
+    rnd = SimpleNamespace(clients_len=2, random_seed=5, num_witnesses=len(witnesses), witnesses=witnesses)
+    return SimpleNamespace(run_state=RunState.RoundWitness, step=4, num_epoch_clients=2, epoch_clients=clients,
+                           config=SimpleNamespace(round_witness_time=1, witness_nodes=0, warmup_time=5,
+                                                  max_round_train_time=5, cooldown_time=2),
+                           run_state_start_unix_timestamp=1000, rounds=[rnd], rounds_head=0)
+
+
+@pytest.mark.parametrize("posted", [False, True])
+def test_ticker_holds_round_witness_open_while_a_witness_it_heard_of_is_in_flight(posted: bool) -> None:
+    me, other = b"\x01" * 32, b"\x02" * 32
+    st = _round_witness_state(me, other, posted)
+    ctx = SimpleNamespace(me=me, in_flight=set(), p2p=_P2P({("witnessing", 4): {other}}))
+    policy = TickPolicy(ctx)  # type: ignore[arg-type]
+    due = 1001.0 + 1.0  # due at 1001; a ticker of rank 0 or 1 waits 0 or 0.8 s more
+    assert policy.should_tick(st, due) is posted
+    assert policy.should_tick(st, 1001.8 + IN_FLIGHT_GRACE_S + 0.1) is True  # never held for ever
+    quiet = SimpleNamespace(me=me, in_flight=set(), p2p=_P2P({}))
+    assert TickPolicy(quiet).should_tick(st, due) is True  # type: ignore[arg-type]
+    own = SimpleNamespace(me=me, in_flight={("witness", 4)}, p2p=_P2P({}))
+    assert TickPolicy(own).should_tick(st, due) is False  # type: ignore[arg-type]  # our own witness in flight
+
+
+def test_liveness_probe_finds_a_live_key_and_not_a_dead_one() -> None:
+    async def body() -> None:
+        ident = P2PIdentity.generate()
+        node = P2PNode(ident, StaticMembers(set()), bind_addr="127.0.0.1:0")
+        node.register(b"psyche/gossip/1", lambda conn, remote: asyncio.sleep(0))
+        await node.start()
+        try:
+            assert await p2p_key_alive(ident.public, [node.address], "127.0.0.1:0", timeout=5)
+            other = P2PIdentity.generate()  # nobody holds this key at that address
+            assert not await p2p_key_alive(other.public, [node.address], "127.0.0.1:0", timeout=2)
+        finally:
+            await node.close()
+        assert not await p2p_key_alive(ident.public, [node.address], "127.0.0.1:0", timeout=2)  # gone now
+        assert not await p2p_key_alive(ident.public, [], "127.0.0.1:0")
+    asyncio.run(body())
