@@ -122,6 +122,12 @@ def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
         d.update_config(CONFIG_CHOICES[cfg_i] if cfg_i < len(CONFIG_CHOICES) else replace(BASE, epoch_time=0))
 
 
+def _advance(d: DiffRun, seconds: int) -> None:
+    """Clock jumps of a phase's duration, capped: a boundary config (a duration near u64::MAX) is a phase that
+    never times out, and the Clock's unix_timestamp is an i64."""
+    d.h.advance(min(seconds, 2**31))
+
+
 def _play_round(d: DiffRun, users: list[Keypair], mask: int, dt: int) -> None:
     """Move the run one phase the way honest clients would (joins, warmup votes, witnesses, timeouts)."""
     st = d.chain_state()
@@ -139,7 +145,7 @@ def _play_round(d: DiffRun, users: list[Keypair], mask: int, dt: int) -> None:
         return
     if st.run_state == 5:
         _vote_checkpoints(d, users, mask >> 2, dt)
-        d.h.advance(st.config.cooldown_time)
+        _advance(d, st.config.cooldown_time)
         d.client("tick", users[0])
         return
     if st.run_state not in (3, 4):
@@ -152,7 +158,7 @@ def _play_round(d: DiffRun, users: list[Keypair], mask: int, dt: int) -> None:
         if c.state == 0 and not mask & 1:  # mask & 1: the elected witnesses stay silent this round
             d.h.advance(0)
             d.witness(by_key[bytes(c.signer)], delivered)
-    d.h.advance(dt + st.config.round_witness_time + (0 if mask & 1 == 0 else st.config.max_round_train_time))
+    _advance(d, dt + st.config.round_witness_time + (0 if mask & 1 == 0 else st.config.max_round_train_time))
     d.client("tick", users[0])
     st = d.chain_state()
     signers = [bytes(st.epoch_clients[i].signer) for i in range(st.num_epoch_clients)]
