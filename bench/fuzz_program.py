@@ -46,6 +46,9 @@ def main() -> int:
     print(f"instructions observed in each phase: {seen}; most epochs completed: {coverage.max_epoch}")
     print(f"sequences ending with a dropped client: {coverage.drops}, after an eviction: {coverage.evictions}, "
           f"with slashed points: {coverage.slashed}")
+    accepted, refused, majority = coverage.votes
+    print(f"checkpoint votes: {accepted} accepted (in Cooldown), {refused} refused, {majority} with a majority, "
+          f"{coverage.adopted} changed the run's checkpoint")
     print("accepted / refused by instruction: " + ", ".join(
         f"{k} {coverage.accepted.get(k, 0)}/{coverage.refused.get(k, 0)}"
         for k in sorted(set(coverage.accepted) | set(coverage.refused))))

@@ -131,15 +131,30 @@ def main_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
     drop = h.client(s.run, "health_check", s.users[0], lazy_i)
     assert drop.ok, drop.logs[-3:]
     out["health_check (drops the client)"] = drop.cu
-    out["checkpoint"] = h.client(s.run, "checkpoint", s.users[0], "hf://org/model@" + "r" * 40).cu
     out["withdraw"] = h.client(s.run, "withdraw", s.users[1]).cu
     out["set_paused(true): pending pause"] = h.owner(s.run, "set_paused", True).cu
     s.witnesses()
     out["tick: RoundWitness -> Cooldown (pending pause)"] = s.end_round()
+    out.update(checkpoint_votes(s))
     h.advance(s.cfg["cooldown_time"])
     out["tick: Cooldown -> Paused (epoch end, points)"] = s.tick()
     assert s.state().run_state == 7
     return out
+
+
+def checkpoint_votes(s: Scenario) -> dict[str, int]:
+    """In Cooldown, the healthy clients last in the epoch's list (the longest signer scan) vote until their
+    reference has a majority: the first vote and the one that stores the reference."""
+    st = s.state()
+    assert st.run_state == 5
+    healthy = [bytes(st.epoch_clients[i].signer) for i in range(st.num_epoch_clients) if st.epoch_clients[i].state == 0]
+    ref = "sha256:" + "r" * 44 + "@p2p"
+    results = [s.h.client(s.run, "checkpoint", s.by_signer[k], ref) for k in healthy[::-1][:len(healthy) // 2 + 1]]
+    assert all(r.ok for r in results), results[-1].logs[-3:]
+    st = s.state()
+    assert bytes(st.checkpoint[:st.checkpoint_len]) == ref.encode()
+    return {"checkpoint (vote, no majority yet)": results[0].cu, "checkpoint (the vote that makes a majority)":
+            results[-1].cu}
 
 
 def epoch_end_run(h: CoordinatorSvm, n: int) -> dict[str, int]:

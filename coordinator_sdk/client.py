@@ -176,4 +176,6 @@ class Coordinator:
         return await self._client("health_check", target_index)
 
     async def checkpoint(self, reference: str) -> str:
+        """Vote, in Cooldown, for the checkpoint the next epoch starts from; the run adopts a reference once a
+        strict majority of the epoch's healthy clients voted for it (voting again replaces one's vote)."""
         return await self._client("checkpoint", reference)

@@ -14,6 +14,7 @@ from solders.pubkey import Pubkey
 from solders.sysvar import SLOT_HASHES
 
 from coordinator_sdk.bloom import Bloom
+from coordinator_sdk.events import decode_logs
 from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run, TxResult
 from coordinator_sdk.model import Config, Machine, ModelError
 from coordinator_sdk.model.state import State
@@ -51,6 +52,7 @@ def compare(model: State, chain: Any) -> list[str]:
               "seed_slot", "evict_cursor"):
         eq(f, getattr(model, f), getattr(chain, f))
     eq("checkpoint", model.checkpoint, bytes(chain.checkpoint[:chain.checkpoint_len]))
+    eq("checkpoint_votes", model.checkpoint_votes, list(chain.checkpoint_votes))
     eq("pending_pause", int(model.pending_pause), chain.pending_pause)
     for mf, cf in (("earning_rate", "earning_rate"), ("slashing_rate", "slashing_rate"),
                    ("future_earning_rate", "future_earning_rate"), ("future_slashing_rate", "future_slashing_rate")):
@@ -107,6 +109,7 @@ class DiffRun:
         self.m = Machine()
         self.m.update_config(config)
         self.m.set_future_epoch_rates(*rates)
+        self.checkpoint_votes = [0, 0, 0]  # checkpoint instructions accepted, refused, and adopting a reference
         self.check()
 
     @property
@@ -135,6 +138,10 @@ class DiffRun:
         if (model_error or None) != chain_error:
             raise Divergence(f"{name}: model error {model_error!r}, chain error {chain_error!r} ({res.error})")
         self.check(name)
+        if name == "checkpoint":
+            self.checkpoint_votes[0 if res.ok else 1] += 1
+            self.checkpoint_votes[2] += res.ok and any(e.kind == "checkpoint_adopted" for e in
+                                                       decode_logs(res.logs, self.h.codec.program_id))
         return Step(name, res, model_error)
 
     def check(self, where: str = "") -> None:

@@ -10,6 +10,13 @@ count (another program could log look-alike data in the same transaction). Recor
     drop      target32 reporter32                 a health check dropped `target`
     state     run_state u8, step u32, epoch u32   the run moved to another phase
     epoch_end epoch u32, step u32, clients u32    an epoch closed and its rewards were paid
+    checkpoint_vote    signer32 vote u64, votes u32, healthy u32
+                       a healthy epoch client voted in Cooldown for a checkpoint (vote =
+                       sha256(reference)[:8] LE, or 1 when that is 0); votes = the healthy clients
+                       now voting the same, healthy = the healthy epoch clients
+    checkpoint_adopted reference (<= 127 bytes), votes u32, healthy u32
+                       a vote left its reference with a strict majority (votes * 2 > healthy):
+                       it is the run's checkpoint (logged again by each later concurring vote)
 
 History comes from `getSignaturesForAddress` + `getTransaction` (`backfill`), live events from
 `logsSubscribe` notifications (`decode_logs` on their `logs`), both for the run's coordinator account.
@@ -76,6 +83,12 @@ def decode_record(parts: list[bytes]) -> tuple[str, dict[str, Any]] | None:
     if kind == "epoch_end" and sizes == [4, 4, 4]:
         epoch, step, clients = struct.unpack("<III", b"".join(rest))
         return kind, {"epoch": epoch, "step": step, "clients": clients}
+    if kind == "checkpoint_vote" and sizes == [32, 8, 4, 4]:
+        vote, votes, healthy = struct.unpack("<QII", b"".join(rest[1:]))
+        return kind, {"wallet": _key(rest[0]), "vote": f"{vote:016x}", "votes": votes, "healthy": healthy}
+    if kind == "checkpoint_adopted" and len(sizes) == 3 and sizes[0] <= 127 and sizes[1:] == [4, 4]:
+        votes, healthy = struct.unpack("<II", b"".join(rest[1:]))
+        return kind, {"reference": rest[0].decode("utf-8", errors="replace"), "votes": votes, "healthy": healthy}
     return None
 
 
@@ -92,8 +105,8 @@ def decode_logs(logs: list[str], program_id: Pubkey | str, signature: str = "", 
                 and line.split(" ")[1] == stack[-1]:
             stack.pop()
         elif line.startswith("Program data: ") and stack and stack[-1] == pid:
-            try:
-                parts = [base64.b64decode(p, validate=True) for p in line[len("Program data: "):].split(" ") if p]
+            try:  # an empty field (an empty checkpoint reference) is an empty string between two spaces
+                parts = [base64.b64decode(p, validate=True) for p in line[len("Program data: "):].split(" ")]
             except (binascii.Error, ValueError):
                 continue
             decoded = decode_record(parts)

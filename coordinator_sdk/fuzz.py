@@ -40,8 +40,17 @@ CONFIG_CHOICES = CONFIGS + _boundary_configs()  # what update_config ops pick fr
 USERS = 5  # user 4 is usually an outsider: it only joins if the sequence says so
 OPS = ("join", "withdraw", "tick", "warmup_witness", "witness", "health_check", "pause", "resume", "advance",
        "update_progress", "update_config", "checkpoint", "join_p2p", "play_round", "set_checkpoint")
-WEIGHTS = (3, 0.5, 4, 3, 8, 1, 0.3, 0.6, 6, 0.3, 0.3, 0.5, 0.3, 1.5, 0.3)
+WEIGHTS = (3, 0.5, 4, 3, 8, 1, 0.3, 0.6, 6, 0.3, 0.3, 1.5, 0.3, 1.5, 0.3)
 Op = tuple
+# Checkpoint votes: a few references, so that some win a majority and some do not; the first is what honest
+# clients agree on, the others are diverged weights. dt == 12 sends one past the 127-byte limit.
+CHECKPOINT_REFS = ("sha256:agreed@p2p", "sha256:diverged@p2p", "hf://run/other")
+
+
+def checkpoint_ref(mask: int, dt: int) -> str:
+    if dt == 12:
+        return "x" * 128
+    return CHECKPOINT_REFS[0] if mask & 6 != 6 else CHECKPOINT_REFS[1 + (mask >> 3 & 1)]
 
 
 def random_op(rng: random.Random) -> Op:
@@ -74,7 +83,7 @@ class FuzzWorld:
 def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
     name, u, mask, offset, dt, cfg_i = op
     user = users[u]
-    if mask & 1 and name in ("witness", "warmup_witness"):  # mostly aim at someone entitled to act
+    if mask & 1 and name in ("witness", "warmup_witness", "checkpoint"):  # mostly aim at someone entitled to act
         st = d.chain_state()
         by_key = {bytes(k.pubkey()): k for k in users}
         if name == "witness" and st.run_state in (3, 4):
@@ -82,14 +91,14 @@ def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
             chosen = elected_witnesses(r.clients_len, r.random_seed, st.config.witness_nodes) if r.clients_len else []
             if chosen:
                 user = by_key.get(bytes(st.epoch_clients[chosen[u % len(chosen)]].signer), user)
-        elif name == "warmup_witness" and st.num_epoch_clients:
+        elif name in ("warmup_witness", "checkpoint") and st.num_epoch_clients:
             user = by_key.get(bytes(st.epoch_clients[u % st.num_epoch_clients].signer), user)
     if name == "join":
         d.join(user)
     elif name == "join_p2p":  # claim another user's P2P key; with mask & 2, prove a claim to one's own wallet key
         d.join(user, p2p_keypair=user) if mask & 2 else d.join(user, p2p=bytes(users[(u + 1) % USERS].pubkey()))
     elif name == "checkpoint":
-        d.client("checkpoint", user, f"hf://run/step-{dt}")
+        d.client("checkpoint", user, checkpoint_ref(mask, dt))
     elif name in ("withdraw", "tick", "warmup_witness"):
         d.client(name, user)
     elif name == "witness":
@@ -113,6 +122,12 @@ def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
         d.update_config(CONFIG_CHOICES[cfg_i] if cfg_i < len(CONFIG_CHOICES) else replace(BASE, epoch_time=0))
 
 
+def _advance(d: DiffRun, seconds: int) -> None:
+    """Clock jumps of a phase's duration, capped: a boundary config (a duration near u64::MAX) is a phase that
+    never times out, and the Clock's unix_timestamp is an i64."""
+    d.h.advance(min(seconds, 2**31))
+
+
 def _play_round(d: DiffRun, users: list[Keypair], mask: int, dt: int) -> None:
     """Move the run one phase the way honest clients would (joins, warmup votes, witnesses, timeouts)."""
     st = d.chain_state()
@@ -129,7 +144,8 @@ def _play_round(d: DiffRun, users: list[Keypair], mask: int, dt: int) -> None:
                 d.client("warmup_witness", {bytes(k.pubkey()): k for k in users}[bytes(st.epoch_clients[i].signer)])
         return
     if st.run_state == 5:
-        d.h.advance(st.config.cooldown_time)
+        _vote_checkpoints(d, users, mask >> 2, dt)
+        _advance(d, st.config.cooldown_time)
         d.client("tick", users[0])
         return
     if st.run_state not in (3, 4):
@@ -142,13 +158,29 @@ def _play_round(d: DiffRun, users: list[Keypair], mask: int, dt: int) -> None:
         if c.state == 0 and not mask & 1:  # mask & 1: the elected witnesses stay silent this round
             d.h.advance(0)
             d.witness(by_key[bytes(c.signer)], delivered)
-    d.h.advance(dt + st.config.round_witness_time + (0 if mask & 1 == 0 else st.config.max_round_train_time))
+    _advance(d, dt + st.config.round_witness_time + (0 if mask & 1 == 0 else st.config.max_round_train_time))
     d.client("tick", users[0])
     st = d.chain_state()
     signers = [bytes(st.epoch_clients[i].signer) for i in range(st.num_epoch_clients)]
     missed = [signers.index(k) for k in by_key if k not in delivered and k in signers]
     if missed and st.run_state in (3, 4):  # report the first client the witnesses did not see
         d.client("health_check", users[dt % len(users)], missed[0])
+    if st.run_state == 5:  # the epoch ended: its clients vote at once
+        _vote_checkpoints(d, users, mask, dt)
+
+
+def _vote_checkpoints(d: DiffRun, users: list[Keypair], mask: int, dt: int) -> None:
+    """The epoch's clients vote for a checkpoint in Cooldown: those with their mask bit set abstain, and with
+    mask & 1 one of them (chosen by dt) votes for diverged weights."""
+    st = d.chain_state()
+    by_key = {bytes(k.pubkey()): k for k in users}
+    odd = dt % st.num_epoch_clients if st.num_epoch_clients else -1
+    for i in range(st.num_epoch_clients):
+        if mask >> (i % USERS) & 1 and i != odd:
+            continue
+        d.h.advance(0)
+        ref = CHECKPOINT_REFS[1] if mask & 1 and i == odd else CHECKPOINT_REFS[0]
+        d.client("checkpoint", by_key[bytes(st.epoch_clients[i].signer)], ref)
 
 
 class Coverage:
@@ -160,13 +192,16 @@ class Coverage:
         self.accepted: dict[str, int] = {}
         self.refused: dict[str, int] = {}
         self.drops = self.evictions = self.slashed = 0  # sequences where a client was dropped / evicted / slashed
+        self.votes = [0, 0, 0]  # checkpoint votes accepted, refused, and those that gave their reference a majority
+        self.adopted = 0  # checkpoint votes that changed the run's checkpoint
 
     def record(self, name: str, ok: bool, state) -> None:
         (self.accepted if ok else self.refused)[name] = (self.accepted if ok else self.refused).get(name, 0) + 1
         self.phases[state.run_state] = self.phases.get(state.run_state, 0) + 1
         self.max_epoch = max(self.max_epoch, state.epoch)
 
-    def record_sequence(self, state) -> None:
+    def record_sequence(self, state, votes: list[int] = (0, 0, 0)) -> None:
+        self.votes = [a + b for a, b in zip(self.votes, votes, strict=True)]
         exited = [state.exited_clients[i].state for i in range(state.num_exited_clients)]
         now = [state.epoch_clients[i].state for i in range(state.num_epoch_clients)]
         self.drops += 1 in exited + now
@@ -178,11 +213,13 @@ def run_sequence(world: FuzzWorld, config_index: int, ops: list[Op], coverage: C
     """Apply a whole sequence; returns how many instructions ran. Raises Divergence on a disagreement."""
     d, users = world.new_run(CONFIGS[config_index])
     for op in ops:
-        before = d.chain_state().nonce
+        st = d.chain_state()
+        before, checkpoint = st.nonce, d.m.state.checkpoint
         apply(d, users, op)
         if coverage is not None and op[0] != "advance":
             state = d.chain_state()
             coverage.record(op[0], state.nonce != before, state)
+            coverage.adopted += op[0] in ("checkpoint", "play_round") and d.m.state.checkpoint != checkpoint
     if coverage is not None:
-        coverage.record_sequence(d.chain_state())
+        coverage.record_sequence(d.chain_state(), d.checkpoint_votes)
     return len(ops)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coordinator_sdk.fuzz import CONFIG_CHOICES, CONFIGS, OPS, USERS, FuzzWorld, run_sequence
+from coordinator_sdk.fuzz import CONFIG_CHOICES, CONFIGS, OPS, USERS, Coverage, FuzzWorld, run_sequence
 
 WORLD = FuzzWorld()
 op = st.tuples(st.sampled_from(OPS), st.integers(0, USERS - 1), st.integers(0, 2**USERS - 1),
@@ -24,9 +24,15 @@ def test_fixed_sequences_reach_deep_states() -> None:
     """Sequences that surely get past warmup, so rounds, witnesses and epochs are exercised every run."""
     warm = [("join", u, 0, 0, 0, 0) for u in range(4)] + [("advance", 0, 0, 0, 2, 0), ("tick", 0, 0, 0, 0, 0)]
     warm += [("warmup_witness", u, 0, 0, 0, 0) for u in range(4)]
+    # after each round, checkpoint votes (mask & 1: by epoch client u), refused until the epoch's Cooldown: a
+    # diverged one (mask 0b0111), then the agreed one
+    votes = [("checkpoint", 0, 0b0111, 0, 0, 0)] + [("checkpoint", u, 0b0001, 0, 0, 0) for u in range(4)]
     rounds = []
     for _ in range(12):
         rounds += [("witness", u, 0b1111, 0, 0, 0) for u in range(4)] + [("advance", 0, 0, 0, 3, 0),
-                                                                          ("tick", 1, 0, 0, 0, 0)]
+                                                                          ("tick", 1, 0, 0, 0, 0)] + votes
+    coverage = Coverage()
     for config in range(len(CONFIGS)):
-        run_sequence(WORLD, config, warm + rounds + [("advance", 0, 0, 0, 5, 0), ("tick", 2, 0, 0, 0, 0)])
+        run_sequence(WORLD, config, warm + rounds + [("advance", 0, 0, 0, 5, 0), ("tick", 2, 0, 0, 0, 0)], coverage)
+    accepted, _, majority = coverage.votes
+    assert accepted >= 4 * len(CONFIGS) and majority >= len(CONFIGS), coverage.votes  # every run votes in Cooldown

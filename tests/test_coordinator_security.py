@@ -283,8 +283,14 @@ def test_a_withdrawn_client_cannot_checkpoint_or_witness() -> None:
     d.to_round()
     leaver = d.by_key[d.elected()[0]]
     d.ok(d.h.client(d.run, "withdraw", leaver))
-    expect(d.h, d.run, "ClientNotHealthy", lambda: d.h.client(d.run, "checkpoint", leaver, "hf://evil/weights"))
     expect(d.h, d.run, "ClientNotHealthy", lambda: d.witness(bytes(leaver.pubkey()), d.epoch_signers()))
+    d.ok(d.h.owner(d.run, "set_paused", True))  # the epoch ends after this round: Cooldown, where votes are taken
+    d.play_round(posting=[k for k in d.elected() if k != bytes(leaver.pubkey())])
+    assert d.st().run_state == 5
+    expect(d.h, d.run, "SignerNotAClient", lambda: d.h.client(d.run, "checkpoint", leaver, "hf://evil/weights"))
+    late = d.by_key[d.epoch_signers()[0]]
+    d.ok(d.h.client(d.run, "withdraw", late))  # withdrawn in Cooldown: still listed, not healthy
+    expect(d.h, d.run, "ClientNotHealthy", lambda: d.h.client(d.run, "checkpoint", late, "hf://evil/weights"))
 
 
 def test_a_dropped_client_cannot_report_others() -> None:

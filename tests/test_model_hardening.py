@@ -70,10 +70,14 @@ def test_model_keeps_p2p_keys_unique_and_acts_only_for_healthy_clients() -> None
     run.m.join_run(KEYS[0], b"P" * 32, b"", run.now, seed_at(run.now))
     with pytest.raises(E.P2pKeyTaken):
         run.m.join_run(KEYS[1], b"P" * 32, b"", run.now, seed_at(run.now))
-    run2 = Run()
+    run2 = Run(Config(**{**CFG.__dict__, "total_steps": 2}))
     to_first_round(run2)
+    run2.witness_round()
+    run2.tick(CFG.round_witness_time)
+    assert run2.s.run_state == RunState.Cooldown  # checkpoint votes are taken in Cooldown only
     run2.m.withdraw(KEYS[0], run2.at(0), 1)
     with pytest.raises(E.ClientNotHealthy):
         run2.m.checkpoint(KEYS[0], b"hf://x", run2.now, 1)
-    run2.m.checkpoint(KEYS[1], b"hf://ok", run2.now, 1)
+    for k in KEYS[1:3]:  # 2 of the 3 healthy clients: a majority
+        run2.m.checkpoint(k, b"hf://ok", run2.now, 1)
     assert run2.s.checkpoint == b"hf://ok"

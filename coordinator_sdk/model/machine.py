@@ -237,12 +237,27 @@ class Machine:
     @_instruction
     def checkpoint(self, s: State, signer: bytes, reference: bytes, now: int, seed: int,
                    slot: int | None = None) -> None:
+        """A vote, in Cooldown only, for the weights the next epoch starts from: one vote per healthy epoch
+        client (a new one replaces it); the reference becomes the run's checkpoint when a strict majority of
+        the healthy epoch clients voted for it."""
         if len(reference) > 127:
             raise E.StringTooLong("a checkpoint reference is at most 127 bytes")
-        _require_healthy(s, _epoch_index(s, signer))
-        s.checkpoint = reference
-        if not s.halted():
-            _tick(s, now, seed, slot)
+        if s.run_state != RunState.Cooldown:
+            raise E.WrongState(f"checkpoint votes only in Cooldown, the run is {s.run_state.name}")
+        index = _require_healthy(s, _epoch_index(s, signer))
+        vote = checkpoint_vote(reference)
+        s.checkpoint_votes[index] = vote
+        healthy = [i for i, c in enumerate(s.epoch_state.clients) if c.state == ClientState.Healthy]
+        votes = sum(s.checkpoint_votes[i] == vote for i in healthy)
+        if votes * 2 > len(healthy):
+            s.checkpoint = reference
+        _tick(s, now, seed, slot)
+
+
+def checkpoint_vote(reference: bytes) -> int:
+    """What the chain records for a checkpoint vote: sha256(reference)[:8] as a little-endian u64; 0 means
+    "no vote", so a reference whose hash begins with 8 zero bytes votes 1."""
+    return int.from_bytes(hashlib.sha256(reference).digest()[:8], "little") or 1
 
 
 # ---- internals (operate on the draft state) ---------------------------------------------------------
@@ -376,6 +391,7 @@ def _tick(s: State, now: int, seed: int, slot: int | None = None) -> None:
                                        cold_start_epoch=cold)
             s.epoch_state.clients_at_start = len(s.epoch_state.clients)
             s.earning_rate, s.slashing_rate = s.future_earning_rate, s.future_slashing_rate
+            s.checkpoint_votes = [0] * MAX_CLIENTS  # no vote of an older epoch counts
             if slot is not None:
                 s.seed_slot = slot  # round 0's seed: the hash of this slot, unknown to whoever sent this
             _change(s, RunState.Warmup, now)

@@ -140,6 +140,9 @@ class State:
     checkpoint: bytes = b""
     evict_cursor: int = 0  # ties between evictable registry slots go round-robin from here
     seed_slot: int = 0  # the slot of the last input that fixed the next round; its seed needs a later slot
+    # checkpoint votes by epoch-client index (checkpoint_vote of the reference; 0: no vote), cleared when an
+    # epoch starts; only Cooldown takes votes
+    checkpoint_votes: list[int] = field(default_factory=lambda: [0] * MAX_CLIENTS)
 
     @property
     def current_round(self) -> Round:

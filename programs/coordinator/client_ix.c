@@ -23,7 +23,7 @@ static uint64_t maybe_tick(Ctx *ctx, uint64_t slot_hashes_i) {
 }
 
 /* The signer's index among the current epoch's clients, which must be healthy: a client that withdrew or
- * was dropped may not witness, vote in warmup, report health or point newcomers to a checkpoint. */
+ * was dropped may not witness, vote in warmup, report health or vote for a checkpoint. */
 static uint64_t healthy_epoch_client(const Ctx *ctx, int64_t *index) {
     *index = find_epoch_client(ctx->acc, ctx->signer->key);
     if (*index < 0) return E_SIGNER_NOT_A_CLIENT;
@@ -293,7 +293,23 @@ uint64_t ix_health_check(const SolParameters *p, Args *args) {
     return bump_nonce(a);
 }
 
-/* checkpoint(reference: string<=127): an epoch client records where the current weights can be fetched. */
+/* A checkpoint vote: the first 8 bytes of sha256(reference) as a LE u64. 0 stands for "no vote", so a
+ * reference whose hash begins with 8 zero bytes votes 1 instead (the model's checkpoint_vote agrees). */
+static uint64_t checkpoint_vote(const uint8_t *ref, uint64_t len) {
+    uint8_t digest[32];
+    SolBytes s[1] = {{ref, len}};
+    sol_sha256(s, 1, digest);
+    uint64_t vote = load_u64(digest);
+    return vote ? vote : 1;
+}
+
+/* checkpoint(reference: string<=127): in Cooldown, a healthy epoch client votes for the weights the next epoch
+ * starts from. One vote per epoch client (voting again replaces it, so a retried transaction is harmless); the
+ * reference becomes the run's checkpoint only when a strict majority of the healthy epoch clients voted for
+ * the same reference (votes * 2 > healthy), so a client whose weights diverged cannot name them alone.
+ * Events: ("checkpoint_vote", signer, vote u64, votes u32, healthy u32) for every vote, and
+ * ("checkpoint_adopted", reference, votes u32, healthy u32) whenever a vote leaves its reference with a
+ * majority (and so stores it). */
 uint64_t ix_checkpoint(const SolParameters *p, Args *args) {
     Ctx ctx;
     uint64_t err = load_client(p, &ctx, 3);
@@ -302,9 +318,26 @@ uint64_t ix_checkpoint(const SolParameters *p, Args *args) {
     uint64_t len;
     if ((err = args_checkpoint(args, &ref, &len))) return err;
     CoordinatorAccount *a = ctx.acc;
+    if (a->run_state != RS_COOLDOWN) return E_WRONG_STATE;
     int64_t index;
     if ((err = healthy_epoch_client(&ctx, &index))) return err;
-    store_checkpoint(a, ref, len);
-    if ((err = maybe_tick(&ctx, 3))) return err;
+    uint64_t vote = checkpoint_vote(ref, len);
+    a->checkpoint_votes[index] = vote;
+    uint32_t healthy = 0, votes = 0;
+    for (uint32_t i = 0; i < a->num_epoch_clients && i < MAX_CLIENTS; i++) {
+        if (a->epoch_clients[i].state != CS_HEALTHY) continue;
+        healthy++;
+        if (a->checkpoint_votes[i] == vote) votes++;
+    }
+    SolBytes event[5] = {{(const uint8_t *)"checkpoint_vote", 15}, {ctx.signer->key->x, 32},
+                         {(const uint8_t *)&vote, 8}, {(const uint8_t *)&votes, 4}, {(const uint8_t *)&healthy, 4}};
+    sol_log_data(event, 5);
+    if ((uint64_t)votes * 2 > healthy) {
+        store_checkpoint(a, ref, len);
+        SolBytes adopted[4] = {{(const uint8_t *)"checkpoint_adopted", 18}, {ref, len}, {(const uint8_t *)&votes, 4},
+                               {(const uint8_t *)&healthy, 4}};
+        sol_log_data(adopted, 4);
+    }
+    if ((err = tick_now(&ctx, 3))) return err;
     return bump_nonce(a);
 }

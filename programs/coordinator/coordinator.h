@@ -150,7 +150,12 @@ typedef struct {
     uint16_t elected_count;
     uint8_t _pad2[6];
     uint16_t elected[MAX_WITNESSES];
-    uint8_t _reserved_election[2912];
+    /* The checkpoint votes of the epoch in progress, by epoch-client index (see ix_checkpoint): the first 8
+     * bytes of sha256(reference) as a LE u64, 0 for no vote (a hash whose first 8 bytes are all 0 votes 1).
+     * Cleared when an epoch starts (WaitingForMembers -> Warmup); votes are only taken in Cooldown, when the
+     * epoch-client indices no longer move. */
+    uint64_t checkpoint_votes[MAX_CLIENTS];
+    uint8_t _reserved_election[864];
     Round rounds[NUM_ROUNDS];
     RegisteredClient clients[MAX_CLIENTS];
     EpochClient epoch_clients[MAX_CLIENTS];
@@ -187,6 +192,7 @@ sol_assert_static(sizeof(RegisteredClient) == 152, registered_client_size);
 sol_assert_static(sizeof(RunInstance) == 144, instance_size);
 sol_assert_static(sizeof(Authorization) == 80, authorization_size);
 sol_assert_static(sizeof(CoordinatorAccount) == 134592, account_size); /* == the IDL's size (tested) */
+sol_assert_static(__builtin_offsetof(CoordinatorAccount, checkpoint_votes) % 8 == 0, votes_aligned);
 
 /* Heap scratch offsets (SOL_HEAP_START + offset), disjoint per user. */
 #define HEAP_SCRATCH_U16 1024 /* 256 u16: partial Fisher-Yates in elections, index remaps in compaction */

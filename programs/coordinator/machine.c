@@ -149,6 +149,7 @@ SOL_NOINLINE static uint64_t tick_waiting(CoordinatorAccount *a, const Chain *ch
     sol_memset(a->rounds, 0, sizeof(a->rounds));
     sol_memset(a->epoch_clients, 0, sizeof(a->epoch_clients));
     sol_memset(a->exited_clients, 0, sizeof(a->exited_clients));
+    sol_memset(a->checkpoint_votes, 0, sizeof(a->checkpoint_votes)); /* no vote of an older epoch counts */
     a->num_epoch_clients = a->num_exited_clients = 0;
     a->rounds_head = a->last_step = 0;
     for (uint32_t i = 0; i < a->num_clients && a->num_epoch_clients < MAX_CLIENTS; i++) {

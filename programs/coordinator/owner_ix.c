@@ -280,7 +280,7 @@ uint64_t ix_update_progress(const SolParameters *p, Args *args) {
 }
 
 /* set_checkpoint(reference: string<=127): the weights a run starts (or restarts) from, named by its owner;
- * only while halted. Later checkpoints are posted by the run's own clients at cooldown (`checkpoint`). */
+ * only while halted. Later checkpoints are voted by the run's own clients at cooldown (`checkpoint`). */
 uint64_t ix_set_checkpoint(const SolParameters *p, Args *args) {
     Ctx ctx;
     uint64_t err = load_owner(p, &ctx);

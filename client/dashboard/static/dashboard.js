@@ -57,6 +57,8 @@ function eventText(e) {
   if (e.kind === "drop") return `${short(e.wallet)} dropped by ${short(e.reporter)}`;
   if (e.kind === "state") return `${e.phase} (epoch ${e.epoch}, step ${e.step})`;
   if (e.kind === "epoch_end") return `epoch ${e.epoch} ended at step ${e.step} with ${e.clients} clients`;
+  if (e.kind === "checkpoint_vote") return `${short(e.wallet)} voted checkpoint ${e.vote.slice(0, 8)} (${e.votes} of ${e.healthy} healthy)`;
+  if (e.kind === "checkpoint_adopted") return `checkpoint ${e.reference} adopted (${e.votes} of ${e.healthy} healthy)`;
   return JSON.stringify(e);
 }
 
