@@ -21,6 +21,7 @@ from client.runner.checkpoint_ref import save_reference
 from client.runner.engine import RunClient
 from client.runner.p2p_session import derive_p2p_identity
 from client.runner.report import Reporter
+from client.runner.round_work import RoundWork
 from client.runner.run_model import model_description_fields
 from client.runner.settings import ClientSettings
 from client.training.config import ModelConfig
@@ -79,14 +80,15 @@ class InProcessRun:
     def start(self) -> None:
         self.chain.start()
 
-    def client(self, name: str, wallet: Keypair | None = None) -> SimClient:
+    def client(self, name: str, wallet: Keypair | None = None, work: type[RoundWork] = RoundWork) -> SimClient:
+        """A client on its own task; `work` is where a test injects a fault into its phases."""
         wallet = wallet or Keypair()
         settings = ClientSettings(rpc_urls=[], ws_url=None, run_id=self.run_id, wallet=wallet,
                                   p2p=derive_p2p_identity(wallet, self.run_id), bind_p2p="127.0.0.1:0",
                                   checkpoint_dir=self.dir / name)
         (self.dir / name).mkdir(exist_ok=True)
         out = _Lines()
-        rc = RunClient(settings, Reporter("json", 0, out), backend=self.chain.backend(wallet))
+        rc = RunClient(settings, Reporter("json", 0, out), backend=self.chain.backend(wallet), work=work)
         c = SimClient(name, wallet, rc, out)
         c.task = asyncio.create_task(self._run(c))
         self.clients.append(c)

@@ -12,6 +12,7 @@ import pytest
 from run_client_helpers import prepare_data
 
 from client.cli_common import ExitCode
+from client.runner.round_work import RoundWork
 from coordinator_sdk.model import Config
 from devtools.inproc import InProcessRun, SimClient
 
@@ -157,5 +158,44 @@ def test_a_waiting_client_says_why(tmp_path: Path) -> None:
             await net.until(lambda: bool(lone.of_kind("waiting")), 15, "a waiting line")
             assert "1 of 3" in lone.of_kind("waiting")[0]["reason"], lone.of_kind("waiting")
         finally:
+            await net.close()
+    run(body())
+
+
+class DivergedWork(RoundWork):
+    """A client whose weights drift from everyone else's just before it checkpoints (a bug, bad hardware)."""
+
+    async def cooldown(self, st) -> None:  # type: ignore[no-untyped-def]
+        import torch
+
+        if self.ts.model is not None:
+            with torch.no_grad():
+                for p in self.ts.model.parameters():
+                    p.add_(1e-3)
+        await super().cooldown(st)
+
+
+def test_a_diverged_client_cannot_make_its_checkpoint_the_runs(tmp_path: Path) -> None:
+    async def body() -> None:
+        net = InProcessRun(tmp_path, prepare_data(tmp_path), config(total_steps=20))
+        try:
+            net.start()
+            honest = [net.client(f"c{i}") for i in range(2)]
+            bad = net.client("bad", work=DivergedWork)
+            codes = await net.wait([*honest, bad], 150)
+            assert codes == [0, 0, 0], [c.out.events[-5:] for c in [*honest, bad]]
+            for epoch in (0, 1):
+                good = {e["digest"] for c in honest for e in c.of_kind("checkpoint") if e["epoch"] == epoch}
+                mine = [e for e in bad.of_kind("checkpoint") if e["epoch"] == epoch]
+                assert len(good) == 1 and mine and mine[0]["digest"] not in good, (good, mine)
+                assert all(e["adopted"] for c in honest for e in c.of_kind("checkpoint") if e["epoch"] == epoch)
+                assert not mine[0]["adopted"]
+            ref = bytes(net.chain.state.checkpoint[:net.chain.state.checkpoint_len]).decode()
+            assert good <= {ref.split(":")[1][:10]}, (ref, good)
+            assert len({weights(c) for c in honest}) == 1
+            healed = [e for e in bad.of_kind("model") if e["source"] == "peers"]
+            assert healed, "the diverged client did not reload the run's checkpoint in the next epoch"
+        finally:
+            net.dump(tmp_path / "events.txt")
             await net.close()
     run(body())
