@@ -90,6 +90,10 @@ class SimChain:
         finally:
             self._followers.remove(q)
 
+    def pause(self) -> None:
+        """The owner pauses the run (`psyche run pause`)."""
+        self._send("set_paused", None, True)
+
     def freeze(self, wallet: Keypair) -> None:
         self.frozen.add(bytes(wallet.pubkey()))
 

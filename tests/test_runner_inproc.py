@@ -149,7 +149,8 @@ def test_ctrl_c_does_not_cost_the_others_a_round_timeout(tmp_path: Path) -> None
 
 
 def test_a_waiting_client_says_why(tmp_path: Path) -> None:
-    """Below init_min_clients a client would wait for ever: it says so (n of m) at least every 10 s."""
+    """Below init_min_clients a client would wait for ever, and a paused run waits for its owner: the client
+    says which (n of m; paused) at least every 10 s."""
     async def body() -> None:
         net = InProcessRun(tmp_path, prepare_data(tmp_path), config(init_min_clients=3))
         try:
@@ -157,6 +158,9 @@ def test_a_waiting_client_says_why(tmp_path: Path) -> None:
             lone = net.client("lone")
             await net.until(lambda: bool(lone.of_kind("waiting")), 15, "a waiting line")
             assert "1 of 3" in lone.of_kind("waiting")[0]["reason"], lone.of_kind("waiting")
+            net.chain.pause()
+            await net.until(lambda: any("paused" in e["reason"] for e in lone.of_kind("waiting")), 15,
+                            "a waiting line that says the run is paused")
         finally:
             await net.close()
     run(body())
