@@ -203,3 +203,30 @@ def test_a_diverged_client_cannot_make_its_checkpoint_the_runs(tmp_path: Path) -
             net.dump(tmp_path / "events.txt")
             await net.close()
     run(body())
+
+
+def test_weights_nobody_serves_come_from_disk_or_the_client_sits_the_epoch_out(tmp_path: Path) -> None:
+    """The run names weights no peer serves: a client holding them on disk (its own last checkpoint) uses
+    them; one that has them nowhere withdraws from that epoch (nobody waits for it), never exits, and joins
+    the next epoch, loading the adopted checkpoint from peers."""
+    async def body() -> None:
+        import shutil
+
+        net = InProcessRun(tmp_path, prepare_data(tmp_path), config(total_steps=20, init_min_clients=2,
+                                                                     min_clients=1), initial_on_p2p=True)
+        try:
+            (tmp_path / "keeper").mkdir()
+            shutil.copytree(tmp_path / "initial", tmp_path / "keeper" / "step-000000")
+            net.start()
+            keeper, empty = net.client("keeper"), net.client("empty")
+            codes = await net.wait([keeper, empty], 150)
+            assert codes == [0, 0], [c.out.events[-6:] for c in (keeper, empty)]
+            assert keeper.of_kind("model")[0]["source"] == "local checkpoint", keeper.of_kind("model")
+            assert empty.of_kind("model_unavailable") and empty.of_kind("withdraw"), empty.out.events[:20]
+            assert [e["source"] for e in empty.of_kind("model")] == ["peers"], empty.of_kind("model")
+            assert min(e["epoch"] for e in empty.of_kind("warmup")) >= 1
+            assert weights(keeper) == weights(empty)
+        finally:
+            net.dump(tmp_path / "events.txt")
+            await net.close()
+    run(body())
