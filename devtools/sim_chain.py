@@ -4,7 +4,8 @@ Several `RunClient`s in one test process share one `SimChain`; each gets a `SimB
 wallet. Time is the wall clock (whole seconds, like the Clock sysvar), seeds are drawn from a seeded RNG,
 and every accepted instruction bumps the nonce and wakes every follower with the new decoded account.
 Faults a test can inject here: `freeze(wallet)` (its transactions hang, as if its RPC node died),
-`drop_rate` (a sent instruction is silently lost, like a congested leader).
+`drop_rate` (a sent instruction is silently lost, like a congested leader), `down_until` (an RPC outage:
+every send fails with a connection error).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class SimChain:
         self.machine.set_future_epoch_rates(earning_rate, slashing_rate)
         self.frozen: set[bytes] = set()
         self.drop_rate = 0.0
+        self.down_until = 0.0  # an RPC outage: every send fails with a connection error until then
         self.log: list[tuple[float, str, str]] = []  # (time, instruction, signer or error)
         self._followers: list[asyncio.Queue] = []
         self._state = self.account.decode(self.machine.state)
@@ -74,6 +76,9 @@ class SimChain:
     async def send(self, name: str, signer: bytes | None, *args: Any) -> None:
         """One transaction: a short latency, then applied (or refused) atomically."""
         await asyncio.sleep(SEND_LATENCY_S)
+        if time.time() < self.down_until:
+            self.log.append((time.time(), name, "unreachable"))
+            raise ConnectionRefusedError("RPC node unreachable (simulated outage)")
         if signer in self.frozen:
             await asyncio.Event().wait()  # hangs until cancelled, like an RPC node that never answers
         if self.drop_rate and self.rng.random() < self.drop_rate:

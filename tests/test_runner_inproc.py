@@ -230,3 +230,24 @@ def test_weights_nobody_serves_come_from_disk_or_the_client_sits_the_epoch_out(t
             net.dump(tmp_path / "events.txt")
             await net.close()
     run(body())
+
+
+def test_an_rpc_outage_mid_round_loses_no_work_and_no_points(tmp_path: Path) -> None:
+    async def body() -> None:
+        import time
+
+        net = InProcessRun(tmp_path, prepare_data(tmp_path), config(total_steps=12))
+        try:
+            net.start()
+            cs = [net.client(f"c{i}") for i in range(3)]
+            await net.until(lambda: len(cs[0].of_kind("round")) >= 3, 60, "three rounds")
+            net.chain.down_until = time.time() + 2.5
+            codes = await net.wait(cs, 120)
+            assert codes == [0, 0, 0], [c.out.events[-6:] for c in cs]
+            assert len({weights(c) for c in cs}) == 1
+            assert all(slashed == 0 for _, slashed in net.points().values()), net.points()
+            assert any(who == "unreachable" for _, _, who in net.chain.log), "the outage hit no transaction"
+        finally:
+            net.dump(tmp_path / "events.txt")
+            await net.close()
+    run(body())

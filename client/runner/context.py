@@ -6,6 +6,8 @@ settings; bundling them keeps phase signatures short and lets a test build a cli
 """
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +18,7 @@ from client.runner.p2p_session import P2PSession
 from client.runner.report import Reporter
 from client.runner.settings import ClientExit, ClientSettings
 from client.runner.watch import Watch
+from coordinator_sdk.rpc_pool import AllEndpointsFailed
 
 
 @dataclass
@@ -38,6 +41,25 @@ class RunnerContext:
             return CheckpointRef.parse(text)
         except CheckpointRefError as e:
             raise ClientExit(ExitCode.MODEL_UNSUPPORTED, f"the run's checkpoint: {e}") from None
+
+
+async def send_while(ctx: RunnerContext, send: Callable[[], Awaitable[None]], still_useful: Callable[[], bool],
+                     what: str) -> bool:
+    """Send, retrying through RPC outages while the instruction can still matter (a witness for a round
+    that is still open, a vote in a Cooldown that has not ended). False: it never got through in time.
+    Program refusals (TransactionFailed) are the caller's to handle."""
+    delay = 0.25
+    while True:
+        try:
+            await send()
+            return True
+        except (AllEndpointsFailed, OSError) as e:
+            if not still_useful():
+                ctx.report.event("error", action=what, reason=f"not sent in time: {first_line(e)}")
+                return False
+            ctx.report.event("rpc_retry", detail=True, work=what, reason=first_line(e))
+            await asyncio.sleep(delay)
+            delay = min(1.0, delay * 2)
 
 
 def first_line(e: BaseException) -> str:

@@ -13,12 +13,12 @@ from typing import Any
 
 from client.p2p.checkpoint_share import publish_model, unpin_model
 from client.runner.checkpoint_ref import P2P, CheckpointRef
-from client.runner.context import RunnerContext, first_line
+from client.runner.context import RunnerContext, first_line, send_while
 from client.runner.phase_apply import apply
 from client.runner.training_state import RoundBook, TrainingState, weights_sha256
 from client.runner.witnessing import epoch_index
 from client.training.checkpoint import save_checkpoint
-from coordinator_sdk.model.state import ClientState
+from coordinator_sdk.model.state import ClientState, RunState
 from coordinator_sdk.program_errors import TransactionFailed
 
 
@@ -41,8 +41,13 @@ async def cooldown(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: A
         ctx.in_flight.add(("checkpoint", int(st.step)))
         try:
             await ctx.p2p.say("voting", int(st.step), digest)  # tickers hold Cooldown open while votes land
-            await ctx.backend.checkpoint(ref.encode())
-            voted = True
+            epoch = int(st.epoch)
+
+            def cooling() -> bool:
+                cur = ctx.state
+                return int(cur.epoch) == epoch and int(cur.run_state) == RunState.Cooldown
+
+            voted = await send_while(ctx, lambda: ctx.backend.checkpoint(ref.encode()), cooling, "checkpoint")
         except TransactionFailed as e:
             voted = f"refused ({first_line(e)[:120]})"
             ctx.report.event("error", action="checkpoint", reason=first_line(e))

@@ -16,7 +16,7 @@ from typing import Any
 
 from solders.pubkey import Pubkey
 
-from client.runner.context import RunnerContext, first_line
+from client.runner.context import RunnerContext, first_line, send_while
 from client.runner.training_state import RoundBook
 from client.runner.witnessing import WitnessReport, healthy_signers, unhealthy_clients
 from coordinator_sdk.model.state import RunState
@@ -113,9 +113,17 @@ async def post_witness(ctx: RunnerContext, book: RoundBook, step: int, report: W
     ctx.in_flight.add(("witness", step))
     try:
         await ctx.p2p.say(WITNESSING, step)
-        await ctx.backend.witness(report.participant(signers_going).to_bytes(), report.broadcast.to_bytes(),
-                                  report.merkle, step, loss or 0.0, tps or 0.0, float(ctx.p2p.bytes_received))
-        return True
+        participant, broadcast = report.participant(signers_going).to_bytes(), report.broadcast.to_bytes()
+
+        def open_round() -> bool:
+            cur = ctx.state
+            return int(cur.step) == step and int(cur.run_state) in (RunState.RoundTrain, RunState.RoundWitness)
+
+        sent = await send_while(ctx, lambda: ctx.backend.witness(participant, broadcast, report.merkle, step,
+                                                                 loss or 0.0, tps or 0.0,
+                                                                 float(ctx.p2p.bytes_received)),
+                                open_round, "witness")
+        return True if sent else "missed"
     except TransactionFailed as e:
         return f"refused ({first_line(e)[:120]})"
     finally:
