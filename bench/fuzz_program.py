@@ -49,6 +49,9 @@ def main() -> int:
     accepted, refused, majority = coverage.votes
     print(f"checkpoint votes: {accepted} accepted (in Cooldown), {refused} refused, {majority} with a majority, "
           f"{coverage.adopted} changed the run's checkpoint")
+    early = ", ".join(f"{k} {v}" for k, v in sorted(coverage.early_moves.items())) or "none"
+    print(f"withdraw / health_check accepted in RoundTrain after a witness posted: {coverage.leaves_after_posts}; "
+          f"early RoundWitness because the other elected witnesses had left, by instruction: {early}")
     print("accepted / refused by instruction: " + ", ".join(
         f"{k} {coverage.accepted.get(k, 0)}/{coverage.refused.get(k, 0)}"
         for k in sorted(set(coverage.accepted) | set(coverage.refused))))

@@ -6,7 +6,8 @@
 Worst cases: the round-ending tick with every elected witness but one silent (each is penalised), the
 epoch-ending tick that pays every client of a full epoch, join_run into a full registry (the eviction scan),
 health checks that test every bloom, withdrawals in Warmup (compaction and vote remapping), a round-ending
-tick that moves almost every client out.
+tick that moves almost every client out, a witness, withdrawal or health check that ends RoundTrain early
+because the elected witnesses still pending left (a scan of every elected slot).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from solders.keypair import Keypair
 
 from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run
-from coordinator_sdk.shuffle import elected_witnesses
+from coordinator_sdk.shuffle import elected_witnesses, witness_slots
 
 GOAL, WITNESS_GOAL = 30_000, 20_000
 
@@ -202,7 +203,55 @@ def warmup_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
     return out
 
 
-SCENARIOS: list[Callable[[CoordinatorSvm, int], dict[str, int]]] = [main_run, epoch_end_run, warmup_run]
+def early_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
+    """Rounds that end early because the elected witnesses still pending left (the scan of all 32 slots): the
+    last post after another elected witness withdrew, the withdrawal of the last pending one, and a health check
+    that drops the last pending one (the previous round's witnesses saw nobody)."""
+    s = Scenario(h, n, f"cu-early-{n}")
+    s.start()
+    s.warmup_votes()
+    out: dict[str, int] = {}
+    signers = {bytes(u.pubkey()) for u in s.users}
+
+    def pending() -> list[int]:
+        st = s.state()
+        r = st.rounds[st.rounds_head]
+        posted = {r.witnesses[w].client_index for w in range(r.num_witnesses)}
+        return [i for i in st.elected[:witness_slots(st.config.witness_nodes, r.clients_len)]
+                if i not in posted and st.epoch_clients[i].state == 0]
+
+    def signer_of(i: int) -> Keypair:
+        return s.by_signer[bytes(s.state().epoch_clients[i].signer)]
+
+    def moved(res, label: str) -> None:
+        assert res.ok and s.state().run_state == 4, (label, res.logs[-3:])
+        out[label] = res.cu
+
+    s.witnesses(posting=len(pending()) - 2)
+    first, last = pending()
+    assert h.client(s.run, "withdraw", signer_of(first)).ok and s.state().run_state == 3
+    h.advance(0)
+    moved(h.client(s.run, "witness", signer_of(last), *s.witness_args()),
+          "witness (last post, one elected left: early move)")
+    s.end_round()
+    s.witnesses(posting=len(pending()) - 1, missing=set(signers))  # blooms without anybody: all can be dropped
+    [last] = pending()
+    moved(h.client(s.run, "withdraw", signer_of(last)), "withdraw (the last pending witness: early move)")
+    s.end_round()
+    st = s.state()
+    assert st.run_state == 3 and st.rounds[st.rounds_head].height == 2
+    target = pending()[-1]
+    reporter = next(i for i in range(st.num_epoch_clients) if st.epoch_clients[i].state == 0 and i != target)
+    for i in pending()[:-1]:
+        h.advance(0)
+        assert h.client(s.run, "witness", signer_of(i), *s.witness_args()).ok
+    moved(h.client(s.run, "health_check", signer_of(reporter), target),
+          "health_check (drops the last pending witness: early)")
+    assert s.state().epoch_clients[target].state == 1
+    return out
+
+
+SCENARIOS: list[Callable[[CoordinatorSvm, int], dict[str, int]]] = [main_run, epoch_end_run, warmup_run, early_run]
 
 
 def measure(n: int) -> dict[str, int]:

@@ -18,7 +18,7 @@ from coordinator_sdk.events import decode_logs
 from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run, TxResult
 from coordinator_sdk.model import Config, Machine, ModelError
 from coordinator_sdk.model.state import State
-from coordinator_sdk.shuffle import witness_order
+from coordinator_sdk.shuffle import witness_order, witness_slots
 
 
 def next_round_seed(prev_seed: int, slot_hashes: list[tuple[int, bytes]], seed_slot: int) -> int:
@@ -110,6 +110,10 @@ class DiffRun:
         self.m.update_config(config)
         self.m.set_future_epoch_rates(*rates)
         self.checkpoint_votes = [0, 0, 0]  # checkpoint instructions accepted, refused, and adopting a reference
+        # withdraw / health_check accepted in RoundTrain after a witness posted; instructions (by name) that moved
+        # RoundTrain -> RoundWitness before the timeout with elected witnesses unposted (they had left)
+        self.leaves_after_posts = 0
+        self.early_moves: dict[str, int] = {}
         self.check()
 
     @property
@@ -124,7 +128,8 @@ class DiffRun:
         return (st.epoch, st.rounds_head, r.height, r.random_seed, st.run_state)
 
     def _apply(self, name: str, send, model_call) -> Step:
-        before = self._round_key(self.chain_state())
+        before_state = self.chain_state()
+        before = self._round_key(before_state)
         slot = self.h.slot
         res = send()
         after_state = self.chain_state()
@@ -138,11 +143,23 @@ class DiffRun:
         if (model_error or None) != chain_error:
             raise Divergence(f"{name}: model error {model_error!r}, chain error {chain_error!r} ({res.error})")
         self.check(name)
+        if res.ok and before_state.run_state == 3:
+            self._count_live_witnesses(name, before_state, after_state)
         if name == "checkpoint":
             self.checkpoint_votes[0 if res.ok else 1] += 1
             self.checkpoint_votes[2] += res.ok and any(e.kind == "checkpoint_adopted" for e in
                                                        decode_logs(res.logs, self.h.codec.program_id))
         return Step(name, res, model_error)
+
+    def _count_live_witnesses(self, name: str, before: Any, after: Any) -> None:
+        r = before.rounds[before.rounds_head]
+        self.leaves_after_posts += name in ("withdraw", "health_check") and r.num_witnesses > 0
+        start, limit = before.run_state_start_unix_timestamp, before.config.max_round_train_time
+        timed_out = self.now != start and self.now >= start + limit
+        r = after.rounds[after.rounds_head]
+        if after.run_state == 4 and not timed_out and \
+                r.num_witnesses < witness_slots(after.config.witness_nodes, r.clients_len):
+            self.early_moves[name] = self.early_moves.get(name, 0) + 1
 
     def check(self, where: str = "") -> None:
         diffs = compare(self.m.state, self.chain_state())

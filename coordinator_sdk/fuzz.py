@@ -5,11 +5,13 @@ Divergence when the two disagree on an error or on any decoded field. The same o
 hypothesis test in CI and bench/fuzz_program.py's long runs."""
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import replace
 
 from solders.keypair import Keypair
 
+from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.differential import DiffRun
 from coordinator_sdk.litesvm_harness import CoordinatorSvm
 from coordinator_sdk.model import Config
@@ -39,8 +41,8 @@ def _boundary_configs() -> list[Config]:
 CONFIG_CHOICES = CONFIGS + _boundary_configs()  # what update_config ops pick from (index len: epoch_time 0)
 USERS = 5  # user 4 is usually an outsider: it only joins if the sequence says so
 OPS = ("join", "withdraw", "tick", "warmup_witness", "witness", "health_check", "pause", "resume", "advance",
-       "update_progress", "update_config", "checkpoint", "join_p2p", "play_round", "set_checkpoint")
-WEIGHTS = (3, 0.5, 4, 3, 8, 1, 0.3, 0.6, 6, 0.3, 0.3, 1.5, 0.3, 1.5, 0.3)
+       "update_progress", "update_config", "checkpoint", "join_p2p", "play_round", "set_checkpoint", "depart")
+WEIGHTS = (3, 0.5, 4, 3, 8, 1, 0.3, 0.6, 6, 0.3, 0.3, 1.5, 0.3, 1.5, 0.3, 1.5)
 Op = tuple
 # Checkpoint votes: a few references, so that some win a majority and some do not; the first is what honest
 # clients agree on, the others are diverged weights. dt == 12 sends one past the 127-byte limit.
@@ -108,6 +110,8 @@ def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
         d.client("health_check", user, mask % (USERS + 1))
     elif name == "play_round":  # drives runs deep: every healthy elected witness posts, then time runs out
         _play_round(d, users, mask, dt)
+    elif name == "depart":  # an elected witness leaves a round in which others posted
+        _depart(d, users, u, mask, dt)
     elif name == "pause":
         d.set_paused(True)
     elif name == "resume":
@@ -169,6 +173,74 @@ def _play_round(d: DiffRun, users: list[Keypair], mask: int, dt: int) -> None:
         _vote_checkpoints(d, users, mask, dt)
 
 
+def _missed_before(st, index: int) -> int:
+    """How many of the previous round's witnesses posted a participant bloom without epoch client `index`."""
+    prev = st.rounds[(st.rounds_head + 3) % 4]
+    item = hashlib.sha256(bytes(st.epoch_clients[index].signer)).digest()
+    return sum(not Bloom.from_bytes(bytes(w.participant_bloom)).contains(item)
+               for w in prev.witnesses[:min(prev.num_witnesses, 32)])
+
+
+def _pending_witnesses(st) -> list[int]:
+    """Healthy elected witnesses of the current round that have not posted."""
+    r = st.rounds[st.rounds_head]
+    posted = {w.client_index for w in r.witnesses[:r.num_witnesses]}
+    chosen = elected_witnesses(r.clients_len, r.random_seed, st.config.witness_nodes) if r.clients_len else []
+    return [i for i in chosen if i not in posted and i < st.num_epoch_clients and st.epoch_clients[i].state == 0]
+
+
+def _round_seeing_nobody(d: DiffRun, users: list[Keypair]) -> None:
+    """Every healthy elected witness posts an empty participant bloom, then the round runs out: in the next
+    round (from height 2 on) a health check can drop any client."""
+    st = d.chain_state()
+    by_key = {bytes(k.pubkey()): k for k in users}
+    for i in _pending_witnesses(st):
+        d.h.advance(0)
+        d.witness(by_key[bytes(st.epoch_clients[i].signer)], [])
+    if d.chain_state().run_state == 3:
+        _advance(d, st.config.max_round_train_time)
+        d.client("tick", users[0])
+    _advance(d, st.config.round_witness_time)
+    d.client("tick", users[0])
+
+
+def _depart(d: DiffRun, users: list[Keypair], u: int, mask: int, dt: int) -> None:
+    """In RoundTrain, one healthy elected witness that has not posted leaves: it withdraws (mask & 1), or a
+    healthy client reports it (first, unless the previous round's witnesses missed a pending witness, rounds
+    whose witnesses saw nobody are played until height 2, so that the report drops it). Before, some of the
+    other pending witnesses post (all with mask & 2, else dt of them); with mask & 4 the rest post after. The
+    round may move to RoundWitness at the leave or at the last post."""
+    for _ in range(2 if not mask & 1 else 0):
+        st = d.chain_state()
+        if st.run_state != 3 or st.rounds[st.rounds_head].height >= 2 and \
+                any(_missed_before(st, i) for i in _pending_witnesses(st)):
+            break
+        _round_seeing_nobody(d, users)
+    st = d.chain_state()
+    pending = _pending_witnesses(st) if st.run_state == 3 else []
+    if not pending:
+        return
+    by_key = {bytes(k.pubkey()): k for k in users}
+    leaver = pending[u % len(pending)] if mask & 1 else max(pending, key=lambda i: _missed_before(st, i))
+    others = [i for i in pending if i != leaver]
+    k = len(others) if mask & 2 else dt % (len(others) + 1)
+    delivered = [bytes(key.pubkey()) for i, key in enumerate(users) if not mask >> (i + 1) & 1]
+    signer = {i: by_key[bytes(st.epoch_clients[i].signer)] for i in pending}
+    for i in others[:k]:
+        d.h.advance(0)
+        d.witness(signer[i], delivered)
+    if mask & 1:
+        d.client("withdraw", signer[leaver])
+    else:
+        healthy = [i for i in range(st.num_epoch_clients) if st.epoch_clients[i].state == 0 and i != leaver]
+        reporter = healthy[dt % len(healthy)] if healthy else leaver
+        d.client("health_check", by_key[bytes(st.epoch_clients[reporter].signer)], leaver)
+    if mask & 4:
+        for i in others[k:]:
+            d.h.advance(0)
+            d.witness(signer[i], delivered)
+
+
 def _vote_checkpoints(d: DiffRun, users: list[Keypair], mask: int, dt: int) -> None:
     """The epoch's clients vote for a checkpoint in Cooldown: those with their mask bit set abstain, and with
     mask & 1 one of them (chosen by dt) votes for diverged weights."""
@@ -194,14 +266,20 @@ class Coverage:
         self.drops = self.evictions = self.slashed = 0  # sequences where a client was dropped / evicted / slashed
         self.votes = [0, 0, 0]  # checkpoint votes accepted, refused, and those that gave their reference a majority
         self.adopted = 0  # checkpoint votes that changed the run's checkpoint
+        self.leaves_after_posts = 0  # withdraw / health_check accepted in RoundTrain after a witness posted
+        self.early_moves: dict[str, int] = {}  # RoundTrain -> RoundWitness early because the rest had left, by ix
 
     def record(self, name: str, ok: bool, state) -> None:
         (self.accepted if ok else self.refused)[name] = (self.accepted if ok else self.refused).get(name, 0) + 1
         self.phases[state.run_state] = self.phases.get(state.run_state, 0) + 1
         self.max_epoch = max(self.max_epoch, state.epoch)
 
-    def record_sequence(self, state, votes: list[int] = (0, 0, 0)) -> None:
+    def record_sequence(self, state, votes: list[int] = (0, 0, 0), d: DiffRun | None = None) -> None:
         self.votes = [a + b for a, b in zip(self.votes, votes, strict=True)]
+        if d is not None:
+            self.leaves_after_posts += d.leaves_after_posts
+            for name, n in d.early_moves.items():
+                self.early_moves[name] = self.early_moves.get(name, 0) + n
         exited = [state.exited_clients[i].state for i in range(state.num_exited_clients)]
         now = [state.epoch_clients[i].state for i in range(state.num_epoch_clients)]
         self.drops += 1 in exited + now
@@ -221,5 +299,5 @@ def run_sequence(world: FuzzWorld, config_index: int, ops: list[Op], coverage: C
             coverage.record(op[0], state.nonce != before, state)
             coverage.adopted += op[0] in ("checkpoint", "play_round") and d.m.state.checkpoint != checkpoint
     if coverage is not None:
-        coverage.record_sequence(d.chain_state(), d.checkpoint_votes)
+        coverage.record_sequence(d.chain_state(), d.checkpoint_votes, d)
     return len(ops)

@@ -36,3 +36,21 @@ def test_fixed_sequences_reach_deep_states() -> None:
         run_sequence(WORLD, config, warm + rounds + [("advance", 0, 0, 0, 5, 0), ("tick", 2, 0, 0, 0, 0)], coverage)
     accepted, _, majority = coverage.votes
     assert accepted >= 4 * len(CONFIGS) and majority >= len(CONFIGS), coverage.votes  # every run votes in Cooldown
+
+
+def test_fixed_sequences_leave_rounds_early() -> None:
+    """Elected witnesses leave rounds in which others posted: a report drops one after every other pending
+    witness posted (the run first plays rounds whose witnesses saw nobody), one withdraws after the others
+    posted, one withdraws before anyone posted and the rest post after. Each moves RoundTrain on at once."""
+    warm = [("join", u, 0, 0, 0, 0) for u in range(4)] + [("advance", 0, 0, 0, 2, 0), ("tick", 0, 0, 0, 0, 0)]
+    warm += [("warmup_witness", u, 0, 0, 0, 0) for u in range(4)]
+    next_round = [("advance", 0, 0, 0, 3, 0), ("tick", 1, 0, 0, 0, 0)]
+    ops = warm + [("depart", 0, 0b0010, 0, 0, 0)] + next_round + [("depart", 1, 0b0011, 0, 0, 0)] + next_round
+    ops += [("depart", 0, 0b0101, 0, 0, 0)] + next_round
+    coverage = Coverage()
+    for config in range(len(CONFIGS)):
+        run_sequence(WORLD, config, ops, coverage)
+    # at least on the three configs whose 4 clients are all elected (the others elect 1 or 2, or register 2)
+    assert all(coverage.early_moves.get(name, 0) >= 3 for name in ("health_check", "withdraw", "witness")), \
+        coverage.early_moves
+    assert coverage.leaves_after_posts >= 6

@@ -1,7 +1,8 @@
 """The transitions of the coordinator state machine (psyche-facts §2.3–§3.5 plus this project's changes:
 points only for epochs that complete, an idle-witness penalty, exact-integer batch ramp, and the hardening
 rules of issue 14: seeds from a later slot, healthy-only actions, unique P2P keys, eviction of the least
-useful registry slot, health quorum over the elected witnesses).
+useful registry slot, health quorum over the elected witnesses; and a round that stops waiting for elected
+witnesses that withdrew or were dropped).
 
 Every public method is one instruction: it either raises a ModelError and leaves the state untouched,
 or applies fully and bumps `nonce`. Time is the chain's `unix_timestamp`; `seed` is the round seed the
@@ -159,7 +160,7 @@ class Machine:
         for c in s.epoch_state.clients:
             if c.signer == signer and c.state == ClientState.Healthy:
                 c.state = ClientState.Withdrawn
-        if not s.halted():
+        if not s.halted():  # then the tick: in RoundTrain, a withdrawn elected witness no longer holds the round
             _tick(s, now, seed, slot)
 
     @_instruction
@@ -205,11 +206,7 @@ class Machine:
         round_.witnesses.append(Witness(index, participant, broadcast, merkle))
         if slot is not None:
             s.seed_slot = slot  # the next seed needs a slot hash this witness cannot know yet
-        expected = witness_slots(s.config.witness_nodes, round_.clients_len)
-        if s.run_state == RunState.RoundTrain and len(round_.witnesses) >= expected:
-            _change(s, RunState.RoundWitness, now)
-        else:
-            _tick(s, now, seed, slot)
+        _tick(s, now, seed, slot)  # RoundTrain moves on once every elected witness posted or left
 
     @_instruction
     def health_check(self, s: State, reporter: bytes, target_index: int, now: int, seed: int,
@@ -232,7 +229,7 @@ class Machine:
             raise E.ClientIsHealthy(f"too few of the round's elected witnesses missed client {target_index}")
         if target.state == ClientState.Healthy:
             target.state = ClientState.Dropped
-        _tick(s, now, seed, slot)
+        _tick(s, now, seed, slot)  # then the tick: in RoundTrain, a dropped elected witness no longer holds the round
 
     @_instruction
     def checkpoint(self, s: State, signer: bytes, reference: bytes, now: int, seed: int,
@@ -368,6 +365,19 @@ def _penalize_idle_witnesses(s: State) -> None:
             reg.slashed = min(U64_MAX, reg.slashed + s.slashing_rate)
 
 
+def _round_witnessed(s: State) -> bool:
+    """RoundTrain may end before its timeout once a witness posted and every elected witness of the round either
+    posted or can no longer post (withdrew or was dropped; an index past the epoch's list counts as gone)."""
+    r = s.current_round
+    if not r.witnesses:
+        return False
+    posted = {w.client_index for w in r.witnesses}
+    clients = s.epoch_state.clients
+    return all(i in posted or i >= len(clients) or clients[i].state != ClientState.Healthy
+               for i in witness_order(r.clients_len, r.random_seed)[:witness_slots(s.config.witness_nodes,
+                                                                                   r.clients_len)])
+
+
 def _end_epoch_rewards(s: State) -> None:
     n = s.epoch_state.clients_at_start
     if n == 0:
@@ -404,7 +414,7 @@ def _tick(s: State, now: int, seed: int, slot: int | None = None) -> None:
         if len(s.epoch_state.clients) < cfg.min_clients:
             _change(s, RunState.Finished if s.step >= cfg.total_steps else RunState.WaitingForMembers, now)
     elif s.run_state == RunState.RoundTrain:
-        if _timed_out(s, now, cfg.max_round_train_time):
+        if _timed_out(s, now, cfg.max_round_train_time) or _round_witnessed(s):
             _change(s, RunState.RoundWitness, now)
     elif s.run_state == RunState.RoundWitness:
         if not _timed_out(s, now, cfg.round_witness_time) or not _ready(s, slot):

@@ -172,6 +172,7 @@ uint64_t ix_withdraw(const SolParameters *p, Args *args) {
     a->clients[i].active = 0;
     int64_t e = find_epoch_client(a, ctx.signer->key);
     if (e >= 0 && a->epoch_clients[e].state == CS_HEALTHY) a->epoch_clients[e].state = CS_WITHDRAWN;
+    /* then the tick: in RoundTrain, an elected witness that withdrew no longer holds the round (round_witnessed) */
     if ((err = maybe_tick(&ctx, 3))) return err;
     return bump_nonce(a);
 }
@@ -245,8 +246,8 @@ uint64_t ix_witness(const SolParameters *p, Args *args) {
     SolBytes event[3] = {{(const uint8_t *)"witness", 7}, {ctx.signer->key->x, 32}, {metadata, 16}};
     sol_log_data(event, 3);
     a->seed_slot = ctx.slot; /* the next round's seed comes from a slot hash this witness cannot know yet */
-    if (a->run_state == RS_ROUND_TRAIN && r->num_witnesses >= slots) change_state(a, RS_ROUND_WITNESS, ctx.now);
-    else if ((err = tick_now(&ctx, 3))) return err;
+    /* the tick moves RoundTrain on once every elected witness posted or left (round_witnessed) */
+    if ((err = tick_now(&ctx, 3))) return err;
     return bump_nonce(a);
 }
 
@@ -289,6 +290,7 @@ uint64_t ix_health_check(const SolParameters *p, Args *args) {
                              {ctx.signer->key->x, 32}};
         sol_log_data(event, 3);
     }
+    /* then the tick: in RoundTrain, a dropped elected witness no longer holds the round (round_witnessed) */
     if ((err = tick_now(&ctx, 3))) return err;
     return bump_nonce(a);
 }

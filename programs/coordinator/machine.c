@@ -127,6 +127,23 @@ SOL_NOINLINE static void penalize_idle_witnesses(CoordinatorAccount *a) {
     }
 }
 
+/* RoundTrain may end before its timeout once at least one witness posted and every elected witness of the round
+ * either posted or can no longer post (it withdrew or was dropped: witness takes a healthy client; an index
+ * past the epoch's list counts as gone), so a client that left does not cost everyone the round's timeout.
+ * A scan of the stored elected list (at most 32 slots) and posted_slots; the tick checks it, so witness,
+ * withdraw and health_check, which tick after they change a witness or a client, move the run at once. */
+static bool round_witnessed(const CoordinatorAccount *a) {
+    const Round *r = &a->rounds[a->rounds_head];
+    if (r->num_witnesses == 0) return false;
+    uint32_t slots = witness_slots(a->config.witness_nodes, r->clients_len);
+    for (uint32_t pos = 0; pos < slots && pos < a->elected_count; pos++) {
+        if ((r->posted_slots >> pos) & 1) continue;
+        uint32_t idx = a->elected[pos];
+        if (idx < a->num_epoch_clients && a->epoch_clients[idx].state == CS_HEALTHY) return false;
+    }
+    return true;
+}
+
 SOL_NOINLINE static void end_epoch_rewards(CoordinatorAccount *a) {
     if (a->clients_at_start == 0) return;
     uint64_t share = a->earning_rate / a->clients_at_start;
@@ -239,7 +256,8 @@ uint64_t tick(CoordinatorAccount *a, const Chain *ch) {
             return SOL_SUCCESS;
         }
         case RS_ROUND_TRAIN:
-            if (timed_out(a, now, a->config.max_round_train_time)) change_state(a, RS_ROUND_WITNESS, now);
+            if (timed_out(a, now, a->config.max_round_train_time) || round_witnessed(a))
+                change_state(a, RS_ROUND_WITNESS, now);
             return SOL_SUCCESS;
         case RS_ROUND_WITNESS: return tick_round_witness(a, ch);
         case RS_COOLDOWN: return tick_cooldown(a, now);
