@@ -13,7 +13,7 @@ from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.consensus import consensus_commitment, trainer_healthy
 from coordinator_sdk.merkle import merkle_root
 from coordinator_sdk.model.state import NUM_ROUNDS, ClientState
-from coordinator_sdk.shuffle import elected_witnesses, sha256, witness_slots
+from coordinator_sdk.shuffle import elected_witnesses, sha256
 
 
 def round_at(state: Any, back: int) -> Any:
@@ -42,13 +42,6 @@ def is_elected(state: Any, signer: bytes) -> bool:
     if idx is None or idx >= r.clients_len:
         return False
     return idx in elected_witnesses(int(r.clients_len), int(r.random_seed), int(state.config.witness_nodes))
-
-
-def witness_set_final(state: Any) -> bool:
-    """Every witness the current round elected has posted: its blooms can no longer change, so the
-    results they vouch for can be applied now rather than when the next round starts."""
-    r = state.rounds[state.rounds_head]
-    return int(r.num_witnesses) >= witness_slots(int(state.config.witness_nodes), int(r.clients_len)) > 0
 
 
 def healthy_signers(state: Any) -> set[bytes]:
