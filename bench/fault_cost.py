@@ -26,8 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from client.local_cluster import LocalCluster
-from devtools.chaos import ChaosRun, Fault, Load
+from devtools.chaos import ChaosRun, Fault, Load, local_cluster
 from devtools.chaos_analysis import Analysis, analyse, report
 from devtools.chaos_config import ChaosConfig, prepare_data
 
@@ -41,7 +40,7 @@ RUN_TIMEOUT_S = 100.0  # ~2x the baseline: a run that takes longer is cut off an
 def play(workdir: Path, run_id: str, faults: list[Fault], load: bool) -> tuple[Analysis, float | None]:
     """One run; its analysis and the seconds from its first round to the chain's Finished (None: it did not
     finish within RUN_TIMEOUT_S)."""
-    with LocalCluster(workdir / "net") as net:
+    with local_cluster(workdir / "net") as net:
         owner = net.wallet("owner")
         net.create_run(run_id, CONFIG.write(workdir, prepare_data()), owner, "--paused")
         run = ChaosRun(net, run_id, ["c0", "c1", "c2"], faults, owner)
@@ -73,14 +72,19 @@ def main() -> None:
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         root = a.keep or Path(tmp)
-        results: dict[str, tuple[Analysis, float | None]] = {}
+        results: dict[str, tuple[Analysis, float | None] | str] = {}
         for name in ["baseline", *chosen]:
-            results[name] = play(root / name, f"cost-{name}", [FAULTS[name]] if name in FAULTS else [], a.load)
+            try:
+                results[name] = play(root / name, f"cost-{name}", [FAULTS[name]] if name in FAULTS else [], a.load)
+            except RuntimeError as e:  # e.g. a localnet that did not come up on a machine busy with other work
+                results[name] = f"run failed: {str(e)[:200]}"
             print(f"  {name}: done ({time.monotonic() - t0:.0f} s so far)", flush=True)
     print_table(results, a.load)
 
 
-def print_table(results: dict[str, tuple[Analysis, float | None]], load: bool) -> None:
+def print_table(results: dict[str, tuple[Analysis, float | None] | str], load: bool) -> None:
+    if isinstance(results["baseline"], str):
+        raise SystemExit(f"baseline: {results['baseline']}: nothing to compare with")
     base, base_s = results["baseline"]
     base_lost = sum(r.lost for r in base.rounds)
     median = base.median_round_s or 1.0
@@ -91,9 +95,13 @@ def print_table(results: dict[str, tuple[Analysis, float | None]], load: bool) -
     print(f"| {'fault':<9} | rounds lost | timed out | unapplied | seconds lost | as rounds | s/round before"
           f" -> after | exits | goal <= 1 round |")
     print("|---|---:|---:|---:|---:|---:|---|---|---|")
-    for name, (an, secs) in results.items():
+    for name, result in results.items():
         if name == "baseline":
             continue
+        if isinstance(result, str):
+            print(f"| {name:<9} | {result} |")
+            continue
+        an, secs = result
         lost = sum(r.lost for r in an.rounds) - base_lost
         timed = sum(r.timed_out for r in an.rounds)
         unapplied = sum(r.unapplied for r in an.rounds)

@@ -15,6 +15,7 @@ Anything that starts run-client processes must run inside scripts/loopback-only.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,18 @@ class Load:
             p.kill()
             p.wait()
         self.procs = []
+
+
+@contextlib.contextmanager
+def local_cluster(workdir: Path) -> Iterator[LocalCluster]:
+    """`LocalCluster` as a context whose processes are stopped even when the localnet fails to come up
+    (`with LocalCluster(...)` skips `__exit__` when `__enter__` raises, which leaves the validator running)."""
+    net = LocalCluster(workdir)
+    try:
+        net.start_localnet()
+        yield net
+    finally:
+        net.stop()
 
 
 # ---- the chain, as `psyche run status --json` shows it ------------------------------------------------
@@ -99,10 +113,13 @@ class ChainWatch(threading.Thread):
         self.halt = threading.Event()
 
     def read(self) -> Sample | None:
+        """The chain now, stamped when the answer came back: a state is seen by then, never before (on a busy
+        machine a read can take seconds, and a stamp from its start would date a new step too early)."""
         try:
-            return Sample.of(time.time(), chain_snapshot(self.cluster, self.run_id))
+            snap = chain_snapshot(self.cluster, self.run_id)
         except (OSError, LookupError, ValueError, KeyError, TypeError):
             return None
+        return Sample.of(time.time(), snap)
 
     def run(self) -> None:
         while not self.halt.is_set():

@@ -238,7 +238,8 @@ def finish_problems(a: Analysis) -> list[str]:
 
 def identity_problems(a: Analysis) -> list[str]:
     """Honest processes exit 0 with the same weights; any other process that says it finished agrees."""
-    out = [f"honest {n} exited {a.exits[n]}, not 0" for n in a.honest if a.exits[n] != 0]
+    out = [f"honest {n} exited {a.exits[n]}, not 0" if a.exits[n] is not None else
+           f"honest {n} was still running when the rig stopped the run" for n in a.honest if a.exits[n] != 0]
     honest = {a.weights[n] for n in a.honest}
     if None in honest or len(honest) != 1:
         out.append(f"honest clients' final weights differ or are missing: { {n: a.weights[n] for n in a.honest} }")

@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 
 from client.cli_common import ExitCode
-from client.local_cluster import LocalCluster
-from devtools.chaos import ChaosRun, Fault, Load, random_schedule
+from devtools.chaos import ChaosRun, Fault, Load, local_cluster, random_schedule
 from devtools.chaos_analysis import Analysis, all_problems, analyse, assert_fault_tolerant, report
 from devtools.chaos_config import ChaosConfig, prepare_data
 
@@ -46,7 +45,7 @@ def _seeds() -> list[int]:
 
 def _run(tmp_path: Path, run_id: str, slots: list[str], schedule: list[Fault]) -> Analysis:
     """Create the run paused, start every client, resume, then load the machine and play the schedule."""
-    with LocalCluster(tmp_path / "net") as net:
+    with local_cluster(tmp_path / "net") as net:
         owner = net.wallet("owner")
         net.create_run(run_id, CONFIG.write(tmp_path, prepare_data()), owner, "--paused")
         run = ChaosRun(net, run_id, slots, schedule, owner)
