@@ -14,9 +14,9 @@ from typing import Any
 import click
 
 from client.cli_common import CommandFailed, ExitCode, emit_json, output_option, url_option, validate_run_id
-from client.runner.ticking import tick_due_at
 from client.runner.witnessing import round_at
 from coordinator_sdk.bloom import Bloom
+from coordinator_sdk.deadlines import tick_due_at
 from coordinator_sdk.events import PHASES
 from coordinator_sdk.model.state import Config, RunState
 from coordinator_sdk.shuffle import elected_witnesses

@@ -14,6 +14,7 @@ from typing import Any
 
 from client.runner.context import RunnerContext, first_line
 from client.runner.witnessing import elected_unposted
+from coordinator_sdk.deadlines import tick_due_at
 from coordinator_sdk.model.state import RunState
 from coordinator_sdk.program_errors import TransactionFailed
 from coordinator_sdk.rpc_pool import AllEndpointsFailed
@@ -21,24 +22,6 @@ from coordinator_sdk.rpc_pool import AllEndpointsFailed
 TICK_SPACING_S = 0.4  # one localnet slot: a tick that landed a moment early is retried soon
 IN_FLIGHT_GRACE_S = 3.0
 WITNESSING, VOTING = "witnessing", "voting"
-
-
-def tick_due_at(st: Any) -> float | None:
-    """When a `tick` would move the run (the program's timeouts); None when only other instructions can."""
-    cfg, rs = st.config, int(st.run_state)
-    if rs == RunState.WaitingForMembers:
-        pending = sum(int(st.clients[i].active) == int(st.next_active) for i in range(int(st.num_clients)))
-        if pending < int(cfg.init_min_clients):
-            return None
-        duration = int(cfg.waiting_for_members_extra_time)
-    else:
-        durations = {RunState.Warmup: cfg.warmup_time, RunState.RoundTrain: cfg.max_round_train_time,
-                     RunState.RoundWitness: cfg.round_witness_time, RunState.Cooldown: cfg.cooldown_time}
-        if rs not in durations:
-            return None
-        duration = int(durations[rs])
-    start = int(st.run_state_start_unix_timestamp)
-    return float(max(start + duration, start + 1))
 
 
 def tick_rank(st: Any, me: bytes) -> int | None:
