@@ -33,6 +33,7 @@ from programs.deploy import DEPLOY_DIR, LOADER_V3, deploy_via_loader, program_id
 
 SLOT_SECONDS = 0.4
 BLOCKHASH_WINDOW = 150          # slots a blockhash stays valid, as on mainnet
+MAX_BLOCKHASH_CATCH_UP = 1_000_000  # sequence steps a restart may walk to reach the last persisted blockhash
 LAMPORTS_PER_SIGNATURE = 5000   # LiteSVM's default fee
 SLOT_HASHES_MAX = 512           # entries in the SlotHashes sysvar, as on a cluster
 LOOKUP_TABLE_META_SIZE = 56     # address lookup table header; 32-byte addresses follow
@@ -149,9 +150,20 @@ class Chain:
             self.slot = int(self.ledger.get_meta("slot") or "1")
             # LiteSVM's blockhashes follow a fixed sequence: move past every one already handed out, and keep
             # the recent ones valid, so a transaction signed just before a restart still lands after it.
+            # Blocks are not the only steps of that sequence (each loader deploy at genesis takes some), so
+            # walk on until the last persisted block's hash: handing out an older one again would make a new
+            # transaction byte-identical to one that already landed (a client's repeated `tick`), and the
+            # validator would answer AlreadyProcessed instead of running it.
             for _ in range(self.ledger.block_count()):
                 self.svm.expire_blockhash()
-            for slot, h in self.ledger.recent_blocks(BLOCKHASH_WINDOW):
+            recent = self.ledger.recent_blocks(BLOCKHASH_WINDOW)
+            if recent:
+                last = recent[-1][1]
+                for _ in range(MAX_BLOCKHASH_CATCH_UP):
+                    if str(self.svm.latest_blockhash()) == last:
+                        break
+                    self.svm.expire_blockhash()
+            for slot, h in recent:
                 self.blockhashes[h] = slot
 
     def _deploy_programs(self) -> None:

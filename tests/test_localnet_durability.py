@@ -103,3 +103,26 @@ def test_eight_concurrent_senders_hundred_transfers_each(tmp_path) -> None:
         asyncio.run(main())
     finally:
         net.stop()
+
+
+def test_a_restart_never_hands_out_a_blockhash_again(tmp_path) -> None:
+    """LiteSVM's blockhashes follow a fixed sequence that genesis deploys also step through; a restart that
+    handed out an old blockhash again made a client's next `tick` byte-identical to one that had landed
+    before (AlreadyProcessed: the run stalled ~20 s after every localnet restart)."""
+    from localnet.chain import Chain
+
+    chain = Chain(tmp_path / "ledger")
+    for _ in range(5):
+        chain.advance()
+    before = {h for _, h in chain.ledger.recent_blocks(10_000)}
+    chain.close()
+    again = Chain(tmp_path / "ledger")
+    try:
+        fresh = []
+        for _ in range(200):
+            again.advance()
+            fresh.append(again.latest_blockhash()[0])
+        assert not set(fresh) & before, "a blockhash was handed out twice across a restart"
+        assert len(set(fresh)) == len(fresh)
+    finally:
+        again.close()
