@@ -73,7 +73,9 @@ class ClientProcess:
 
 
 class LocalCluster:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, localnet_args: tuple[str, ...] = ()) -> None:
+        """`localnet_args`: extra `psyche localnet` flags (e.g. --drop-tx-rate for a hostile cluster)."""
+        self.localnet_args = localnet_args
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port_pair()
@@ -92,7 +94,8 @@ class LocalCluster:
     def start_localnet(self) -> None:
         log = (self.dir / "localnet.log").open("a")
         self.localnet = subprocess.Popen([*PSYCHE, "localnet", "--rpc-port", str(self.port), "--ledger",
-                                          str(self.dir / "ledger"), "--quiet"], stdout=log, stderr=subprocess.STDOUT,
+                                          str(self.dir / "ledger"), "--quiet", *self.localnet_args],
+                                         stdout=log, stderr=subprocess.STDOUT,
                                          cwd=REPO)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -22,6 +22,7 @@ from coordinator_sdk.program_errors import ErrorMap, TransactionFailed
 from coordinator_sdk.rpc_pool import RpcPool
 
 _RETRYABLE_PREFLIGHT = ("BlockhashNotFound",)
+RESEND_S = 1.5
 
 
 def err_json(err: object) -> object:
@@ -33,6 +34,7 @@ class TransactionSender:
                  confirm_timeout: float = 90.0) -> None:
         self.pool, self.errors = pool, errors or ErrorMap([])
         self.attempts, self.poll, self.confirm_timeout = attempts, poll, confirm_timeout
+        self.resent = 0  # signed transactions sent again while waiting for them to land
 
     async def send(self, instructions: list[Instruction], signers: list[Keypair], payer: Keypair | None = None) -> str:
         """Send and wait until confirmed; returns the signature or raises a named error."""
@@ -62,7 +64,7 @@ class TransactionSender:
                 if err is not None:
                     raise self.errors.exception_for(err, logs) from None
                 raise TransactionFailed(f"the node refused the transaction: {e}") from None
-            status = await self._wait(resp.value, latest.last_valid_block_height)
+            status = await self._wait(resp.value, latest.last_valid_block_height, bytes(tx))
             if status is None:
                 last_problem = f"{resp.value} expired before it landed"
                 continue
@@ -71,16 +73,29 @@ class TransactionSender:
             return str(resp.value)
         raise TransactionFailed(f"transaction not confirmed after {self.attempts} attempts ({last_problem})")
 
-    async def _wait(self, sig: Signature, last_valid_block_height: int):
-        """The status once the transaction landed, or None once its blockhash can no longer land."""
-        deadline = asyncio.get_running_loop().time() + self.confirm_timeout
-        while asyncio.get_running_loop().time() < deadline:
+    async def _wait(self, sig: Signature, last_valid_block_height: int, raw: bytes | None = None):
+        """The status once the transaction landed, or None once its blockhash can no longer land. While it
+        waits, the same signed transaction is sent again every RESEND_S (a node that restarted or a leader
+        that dropped it would otherwise leave us waiting out the whole blockhash lifetime, ~60 s); the same
+        signature can land at most once, so resending is always safe."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.confirm_timeout
+        next_resend = loop.time() + RESEND_S
+        while loop.time() < deadline:
             status = (await self.pool.call(lambda c: c.get_signature_statuses([sig]))).value[0]
             if status is not None:
                 return status
             height = (await self.pool.call(lambda c: c.get_block_height(Confirmed))).value
             if height > last_valid_block_height:
                 return None
+            if raw is not None and loop.time() >= next_resend:
+                next_resend = loop.time() + RESEND_S
+                self.resent += 1
+                try:
+                    await self.pool.call(lambda c: c.send_raw_transaction(
+                        raw, opts=TxOpts(skip_confirmation=True, skip_preflight=True)))
+                except Exception:  # already processed, or the node is still down: the status loop decides
+                    pass
             await asyncio.sleep(self.poll)
         return None
 

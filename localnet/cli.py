@@ -20,8 +20,12 @@ from localnet.chain import LAMPORTS_PER_SIGNATURE, SLOT_SECONDS
               "ledger lock and the ports are held).")
 @click.option("--request-timeout", type=click.FloatRange(0.1, 3600), default=10.0, show_default=True,
               help="Seconds a client has to send a request's headers, and then its body.")
+@click.option("--drop-tx-rate", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="Share of sendTransaction calls accepted (signature returned) and never landed, like a congested"
+                   " leader: for testing clients against a hostile cluster.")
 @click.option("--quiet", is_flag=True, help="Print only errors.")
-def localnet(rpc_port: int, ledger: Path, reset: bool, request_timeout: float, quiet: bool) -> None:
+def localnet(rpc_port: int, ledger: Path, reset: bool, request_timeout: float, drop_tx_rate: float,
+             quiet: bool) -> None:
     """A Solana validator on 127.0.0.1: LiteSVM behind real JSON-RPC and websockets, the programs in
     programs/deploy deployed through the loader, a clock in real time, state persisted to --ledger."""
     from coordinator_sdk.keypair_file import KeypairFileError
@@ -51,7 +55,8 @@ def localnet(rpc_port: int, ledger: Path, reset: bool, request_timeout: float, q
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
         try:
-            await serve(ledger, rpc_port, reset, announce=announce, request_timeout=request_timeout)
+            await serve(ledger, rpc_port, reset, announce=announce, request_timeout=request_timeout,
+                        drop_tx_rate=drop_tx_rate)
         except asyncio.CancelledError:
             pass
         except (StartupError, LedgerError, LedgerWriteError) as e:

@@ -6,6 +6,7 @@ server turns into a JSON-RPC error object; nothing a client sends can crash the 
 block methods live in rpc_cluster, the SPL token ones in rpc_tokens."""
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 from localnet.chain import Chain, RpcError
@@ -25,8 +26,10 @@ __all__ = ["API_VERSION", "RpcMethods"]
 
 
 class RpcMethods(ClusterMethods, TokenMethods):
-    def __init__(self, chain: Chain, rpc_address: str = "127.0.0.1:8899") -> None:
+    def __init__(self, chain: Chain, rpc_address: str = "127.0.0.1:8899", drop_tx_rate: float = 0.0) -> None:
         self.chain, self.rpc_address = chain, rpc_address
+        self.drop_tx_rate = drop_tx_rate  # share of sendTransaction calls accepted and never landed (tests)
+        self._drops = random.Random()
         self.methods: dict[str, Callable[[list], object]] = {
             name[len("m_"):]: getattr(self, name) for name in dir(self) if name.startswith("m_")}
 
@@ -125,7 +128,15 @@ class RpcMethods(ClusterMethods, TokenMethods):
     def m_sendTransaction(self, params: list) -> str:
         cfg = self._cfg(params, 1)
         tx = decode_transaction(str(param(params, 0, "transaction")), cfg.get("encoding", "base58"))
-        return self.chain.send(tx, skip_preflight=bool(cfg.get("skipPreflight", False)))
+        skip = bool(cfg.get("skipPreflight", False))
+        if self.drop_tx_rate and self._drops.random() < self.drop_tx_rate:
+            # a congested leader: the transaction passes preflight, its signature comes back, it never lands
+            if not skip:
+                sim = self.chain.simulate(tx, sig_verify=True)
+                if sim["err"] is not None:
+                    raise RpcError(-32002, f"Transaction simulation failed: {sim['err']}", sim)
+            return str(tx.signatures[0])
+        return self.chain.send(tx, skip_preflight=skip)
 
     def m_simulateTransaction(self, params: list) -> dict:
         cfg = self._cfg(params, 1)

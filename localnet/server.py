@@ -79,9 +79,9 @@ def _error(code: int, message: str, req_id: object = None, data: object = None) 
 
 class LocalnetServer:
     def __init__(self, chain: Chain, host: str = "127.0.0.1", rpc_port: int = 8899,
-                 request_timeout: float = REQUEST_TIMEOUT) -> None:
+                 request_timeout: float = REQUEST_TIMEOUT, drop_tx_rate: float = 0.0) -> None:
         self.chain, self.host, self.rpc_port, self.request_timeout = chain, host, rpc_port, request_timeout
-        self.methods = RpcMethods(chain, f"{host}:{rpc_port}")
+        self.methods = RpcMethods(chain, f"{host}:{rpc_port}", drop_tx_rate)
         self.pubsub = PubSub(chain)
         self._runners: list[web.AppRunner] = []
         self._servers: list[asyncio.AbstractServer] = []
@@ -208,7 +208,7 @@ class LocalnetServer:
 
 
 async def serve(ledger: Path, rpc_port: int, reset: bool, ready: asyncio.Event | None = None,
-                announce=print, request_timeout: float = REQUEST_TIMEOUT) -> None:
+                announce=print, request_timeout: float = REQUEST_TIMEOUT, drop_tx_rate: float = 0.0) -> None:
     """Run until cancelled (Ctrl-C / SIGTERM are turned into cancellation by the CLI). The ledger lock and
     both ports are held before the ledger is opened or reset: a failed start changes nothing."""
     lock = LedgerLock(ledger)
@@ -220,7 +220,7 @@ async def serve(ledger: Path, rpc_port: int, reset: bool, ready: asyncio.Event |
             for sock in sockets:
                 sock.close()
             raise
-        server = LocalnetServer(chain, rpc_port=rpc_port, request_timeout=request_timeout)
+        server = LocalnetServer(chain, rpc_port=rpc_port, request_timeout=request_timeout, drop_tx_rate=drop_tx_rate)
         try:
             await server.start(sockets)
             announce(server)

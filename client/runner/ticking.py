@@ -21,6 +21,7 @@ from coordinator_sdk.rpc_pool import AllEndpointsFailed
 
 TICK_SPACING_S = 0.4  # one localnet slot: a tick that landed a moment early is retried soon
 IN_FLIGHT_GRACE_S = 3.0
+TICK_WAIT_S = 5.0
 WITNESSING, VOTING = "witnessing", "voting"
 
 
@@ -79,10 +80,10 @@ class TickPolicy:
             if st is None or not self.should_tick(st, time.time()):
                 continue
             self._last_tick = time.time()
-            try:
-                await self.ctx.backend.tick()
+            try:  # a tick that has not landed in TICK_WAIT_S is abandoned: the next one does the same job
+                await asyncio.wait_for(self.ctx.backend.tick(), TICK_WAIT_S)
                 self.ctx.report.event("tick", detail=True, phase=RunState(int(st.run_state)).name)
-            except (TransactionFailed, AllEndpointsFailed, OSError) as e:
+            except (TransactionFailed, AllEndpointsFailed, OSError, TimeoutError) as e:
                 self.ctx.report.event("tick_failed", detail=True, reason=first_line(e))
 
 
