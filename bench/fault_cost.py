@@ -11,6 +11,7 @@ The fault hits client c0 at round 4 of epoch 1:
   stop       SIGSTOP, SIGCONT 12 s later (longer than any round: the timeout is 8 s)
   leave      SIGINT: the client withdraws from the run and exits 0
   duplicate  a second `run-client` on c0's wallet while c0 runs
+  localnet   the RPC node (the localnet) stops for 5 s and comes back on the same ledger
 Figures (terms defined in devtools/chaos_analysis.py):
   rounds lost   lost rounds of the faulted run (ran to the round timeout, or results applied by no honest
                 client) minus those of the baseline;
@@ -33,7 +34,8 @@ from devtools.chaos_config import ChaosConfig, prepare_data
 CONFIG = ChaosConfig(epoch_time=11, total_steps=30, round_time=8, warmup=8, init_min=2, min_clients=2)
 AT = (1, 4)
 FAULTS = {"kill": Fault("kill", "c0", AT), "stop": Fault("stop", "c0", AT, hold_s=12.0),
-          "leave": Fault("leave", "c0", AT), "duplicate": Fault("duplicate", "c0", AT)}
+          "leave": Fault("leave", "c0", AT), "duplicate": Fault("duplicate", "c0", AT),
+          "localnet": Fault("localnet", None, AT, hold_s=5.0)}
 RUN_TIMEOUT_S = 100.0  # ~2x the baseline: a run that takes longer is cut off and reported as not finished
 
 
