@@ -18,7 +18,7 @@ from client.local_cluster import REPO, psyche
 
 TOML = """
 [run]
-name = "chaos"
+name = "{name}"
 open = true
 earning_rate = {earning}
 slashing_rate = {slashing}
@@ -84,6 +84,7 @@ class ChaosConfig:
     extra: int = 3
     earning: int = 900
     slashing: int = 10
+    name: str = "chaos"
 
     def write(self, directory: Path, data: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)

@@ -1,85 +1,25 @@
 """Shared pieces of the `psyche run-client` end-to-end tests: a small run.toml, and reading results back."""
 from __future__ import annotations
 
-import hashlib
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from client.local_cluster import REPO, ClientProcess, LocalCluster, psyche
-
-RUN_TOML = """
-[run]
-name = "e2e"
-open = true
-earning_rate = {earning}
-slashing_rate = 0
-
-[config]
-warmup_time = {warmup}
-cooldown_time = 2
-max_round_train_time = {round_time}
-round_witness_time = 1
-epoch_time = {epoch_time}
-total_steps = {total_steps}
-max_seq_len = 32
-global_batch_size_start = 8
-global_batch_size_end = 8
-global_batch_size_warmup_tokens = 0
-init_min_clients = {init_min}
-waiting_for_members_extra_time = 1
-min_clients = {min_clients}
-witness_nodes = 0
-
-[model]
-arch = "llama"
-vocab_size = 256
-dim = 64
-n_layers = 2
-n_heads = 4
-n_kv_heads = 2
-ffn_dim = 128
-max_seq_len = 32
-seed = 3
-
-[lr]
-schedule = "cosine"
-base = 3e-3
-warmup_steps = 2
-final = 3e-4
-total_steps = {total_steps}
-
-[distro]
-chunk = 16
-topk = 1
-decay = 0.99
-
-[data]
-location = "{data}"
-
-[checkpoint]
-path = "initial"
-"""
+from client.local_cluster import ClientProcess, LocalCluster
+from devtools import chaos_config
 
 
 def prepare_data(directory: Path) -> Path:
-    """The pydoc corpus tokenized once per test session (every run of these tests trains on the same data)."""
-    tag = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]  # one per checkout: worktrees do not share it
-    data = Path(tempfile.gettempdir()) / f"psyche-tests-pydoc-33-{tag}"
-    if not (data / "manifest.json").exists():
-        psyche("data", "prepare", "--corpus", "pydoc", "--seq-len", "33", "-o", str(data), "--force", timeout=300)
-    return data
+    """The pydoc corpus tokenized once per checkout (every run of these tests trains on the same data)."""
+    return chaos_config.prepare_data()
 
 
 def write_run_toml(directory: Path, *, earning: int = 900, epoch_time: int = 8, total_steps: int = 16,
                    init_min: int = 3, min_clients: int = 2, round_time: int = 15) -> Path:
-    data = prepare_data(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "run.toml"
-    path.write_text(RUN_TOML.format(earning=earning, epoch_time=epoch_time, total_steps=total_steps,
-                                    init_min=init_min, min_clients=min_clients, warmup=epoch_time - 1, data=data,
-                                    round_time=min(round_time, epoch_time - 1)))
-    return path
+    """The chaos rig's small run (devtools.chaos_config) with no penalty and a 1 s wait for members."""
+    cfg = chaos_config.ChaosConfig(epoch_time=epoch_time, total_steps=total_steps, round_time=min(round_time,
+                                   epoch_time - 1), warmup=epoch_time - 1, init_min=init_min,
+                                   min_clients=min_clients, extra=1, earning=earning, slashing=0, name="e2e")
+    return cfg.write(directory, prepare_data(directory))
 
 
 def finished(client: ClientProcess) -> dict[str, Any]:
