@@ -108,3 +108,36 @@ def test_liveness_probe_finds_a_live_key_and_not_a_dead_one() -> None:
         assert not await p2p_key_alive(ident.public, [node.address], "127.0.0.1:0", timeout=2)  # gone now
         assert not await p2p_key_alive(ident.public, [], "127.0.0.1:0")
     asyncio.run(body())
+
+
+def test_a_cancelled_waiter_ends_even_when_a_change_arrives_at_the_same_moment() -> None:
+    async def body() -> None:
+        w = Watch()
+        for _ in range(50):
+            waiter = asyncio.create_task(w.until(lambda: False, time.time() + 60))
+            await asyncio.sleep(0)
+            w.poke()  # the event fires ...
+            waiter.cancel()  # ... and the cancellation arrives in the same loop iteration
+            done, _ = await asyncio.wait({waiter}, timeout=1.0)
+            assert done and waiter.cancelled(), "a waiter survived its cancellation"
+    asyncio.run(body())
+
+
+def test_a_client_exits_even_if_a_task_ignores_its_cancellation() -> None:
+    from client.commands.run_client import run_bounded
+
+    async def stubborn() -> None:
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                continue  # a misbehaving library task
+
+    async def main() -> int:
+        asyncio.get_running_loop().create_task(stubborn())
+        await asyncio.sleep(0.05)
+        return 7
+
+    t0 = time.monotonic()
+    assert run_bounded(main(), cleanup_s=0.5) == 7
+    assert time.monotonic() - t0 < 30  # liveness: without the bound it never returns

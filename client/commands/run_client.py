@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -77,5 +78,22 @@ def run_client(run_id: str, wallet: str, url: str, ws_url: str | None, rpc_fallb
                               keep_checkpoints=keep_checkpoints, data=data)
     reporter = Reporter(logs, -1 if quiet else verbose)
     ReporterLogHandler(reporter).install()
-    code = asyncio.run(RunClient(settings, reporter).run())
+    code = run_bounded(RunClient(settings, reporter).run())
     raise SystemExit(code)
+
+
+def run_bounded(main: Any, cleanup_s: float = 5.0) -> int:
+    """asyncio.run, except that tasks still running when the client is done get `cleanup_s` to finish
+    cancelling: a library task that ignores its cancellation must not keep a finished client alive."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=cleanup_s))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        if not any(not t.done() for t in pending):
+            loop.close()

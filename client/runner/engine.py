@@ -33,6 +33,7 @@ from coordinator_sdk.rpc_pool import AllEndpointsFailed
 
 SUPPORTED_ACCOUNT_VERSION = 1
 SILENCE_S = 10.0
+SHUTDOWN_WAIT_S = 5.0
 __all__ = ["RunClient", "tick_due_at"]
 
 
@@ -137,7 +138,9 @@ class RunClient:
         finally:
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # bounded: a task stuck in a thread (torch) or one that lost its cancellation must not keep the
+            # client from exiting
+            await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_S)
 
     def _schedule(self, key: tuple, coro_fn: Any, *args: Any) -> None:
         if key not in self._scheduled:

@@ -81,7 +81,8 @@ class TickPolicy:
                 continue
             self._last_tick = time.time()
             try:  # a tick that has not landed in TICK_WAIT_S is abandoned: the next one does the same job
-                await asyncio.wait_for(self.ctx.backend.tick(), TICK_WAIT_S)
+                async with asyncio.timeout(TICK_WAIT_S):
+                    await self.ctx.backend.tick()
                 self.ctx.report.event("tick", detail=True, phase=RunState(int(st.run_state)).name)
             except (TransactionFailed, AllEndpointsFailed, OSError, TimeoutError) as e:
                 self.ctx.report.event("tick_failed", detail=True, reason=first_line(e))

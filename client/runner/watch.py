@@ -35,7 +35,8 @@ class Watch:
             timeout = None if deadline is None else deadline - time.time()
             if timeout is not None and timeout <= 0:
                 return False
-            try:
-                await asyncio.wait_for(ev.wait(), timeout)
+            try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation (gh-86296)
+                async with asyncio.timeout(timeout):
+                    await ev.wait()
             except TimeoutError:
                 return bool(condition())
