@@ -35,9 +35,10 @@ class StaticMembers:
             self.hints = dict(hints)
 
 
-def _hint_text(raw: Any) -> str:
-    data = bytes(raw)
-    return data.split(b"\x00", 1)[0].decode("utf-8", errors="replace")
+def hint_addresses(raw: Any) -> list[str]:
+    """The socket addresses in a registry entry's NUL-padded, comma-separated address hint."""
+    text = bytes(raw).split(b"\x00", 1)[0].decode("utf-8", errors="replace")
+    return [h for h in text.split(",") if h]
 
 
 class EpochMembers(StaticMembers):
@@ -50,7 +51,6 @@ class EpochMembers(StaticMembers):
             c = state.clients[i]
             key = bytes(c.p2p)
             if key in keys:
-                text = _hint_text(c.addr_hint)
-                hints[key] = [h for h in text.split(",") if h]
+                hints[key] = hint_addresses(c.addr_hint)
         self.update(keys, hints)
         return keys

@@ -13,8 +13,6 @@ import signal
 import time
 from typing import Any
 
-from solders.pubkey import Pubkey
-
 from client.cli_common import ExitCode
 from client.runner.backend import Backend, ChainBackend
 from client.runner.context import RunnerContext, first_line
@@ -23,7 +21,7 @@ from client.runner.p2p_session import P2PSession
 from client.runner.report import Reporter
 from client.runner.round_work import RoundWork
 from client.runner.settings import ClientExit, ClientSettings
-from client.runner.ticking import TickPolicy, tick_due_at, waiting_reason
+from client.runner.ticking import TickPolicy, waiting_reason
 from client.runner.watch import Watch
 from client.runner.witnessing import epoch_index
 from coordinator_sdk.client import RunNotFound
@@ -34,7 +32,6 @@ from coordinator_sdk.rpc_pool import AllEndpointsFailed
 SUPPORTED_ACCOUNT_VERSION = 1
 SILENCE_S = 10.0
 SHUTDOWN_WAIT_S = 5.0
-__all__ = ["RunClient", "tick_due_at"]
 
 
 class RunClient:
@@ -256,6 +253,3 @@ class RunClient:
         summary = self.work.summary()
         self.report.event("finished", **summary)
         raise ClientExit(ExitCode.OK, f"run {self.s.run_id!r} finished")
-
-    def wallet(self) -> Pubkey:
-        return self.s.wallet.pubkey()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from client.p2p.allowlist import StaticMembers
+from client.p2p.allowlist import StaticMembers, hint_addresses
 from client.p2p.gossip import GOSSIP_ALPN
 from client.p2p.identity import P2PIdentity
 from client.p2p.node import P2PNode, PeerUnreachable
@@ -24,8 +24,7 @@ def registered_hint(state: Any, signer: bytes) -> tuple[bytes, list[str]] | None
     for i in range(int(state.num_clients)):
         c = state.clients[i]
         if bytes(c.signer) == signer and int(c.active) != 0:
-            text = bytes(c.addr_hint).split(b"\x00", 1)[0].decode("utf-8", errors="replace")
-            return bytes(c.p2p), [h for h in text.split(",") if h]
+            return bytes(c.p2p), hint_addresses(c.addr_hint)
     return None
 
 
