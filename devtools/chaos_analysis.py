@@ -268,10 +268,13 @@ def checkpoint_problems(a: Analysis) -> list[str]:
     and the run ends on one its last epoch did not start from."""
     out = []
     epochs = sorted(a.epoch_checkpoints)
+    # a one-round epoch applies nothing (Cooldown applies the step its last round's witnesses vouched for,
+    # and a round at height 0 vouches for none), so its checkpoint is the one it started from
+    applied_any = {e: any(r.height >= 1 for r in a.rounds if r.epoch == e) for e in epochs}
     for prev, cur in zip(epochs, epochs[1:], strict=False):
-        if a.epoch_checkpoints[cur] == a.epoch_checkpoints[prev]:
+        if applied_any[prev] and a.epoch_checkpoints[cur] == a.epoch_checkpoints[prev]:
             out.append(f"epoch {cur} started from epoch {prev}'s checkpoint {a.epoch_checkpoints[cur]}")
-    if epochs and a.final_checkpoint == a.epoch_checkpoints[epochs[-1]]:
+    if epochs and applied_any[epochs[-1]] and a.final_checkpoint == a.epoch_checkpoints[epochs[-1]]:
         out.append(f"the last epoch ({epochs[-1]}) posted no new checkpoint")
     missing = [e for e in range(max(epochs, default=-1) + 1) if e not in a.epoch_checkpoints]
     if missing:

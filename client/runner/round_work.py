@@ -2,9 +2,9 @@
 
 A round (facts §2.9, §3.3-3.5): apply the consensus results of step S-2, health-check who the last
 witnesses did not see (when elected), train the assigned batch of S and publish it while gathering and
-validating S-1's results, gossip `finished`, post the witness when elected, and apply S-1 as soon as the
-witness set is final. Faults a test wants to inject (a garbage result, another model) go in through the
-two hooks, never through product switches.
+validating S-1's results, gossip `finished` as soon as S is trained (not when the gathering ends), post
+the witness when elected, and apply S-1 as soon as the witness set is final. Faults a test wants to
+inject (a garbage result, another model) go in through the two hooks, never through product switches.
 """
 from __future__ import annotations
 
@@ -63,11 +63,15 @@ class RoundWork:
             if height >= 1 else None
         try:
             loss, tps = await phase_train.train(ctx, ts, book, st, step, self.wire_hook)
+            # `finished` means "trained S and alive", said before our own gathering of S-1 is done: gathering
+            # waits up to the deadline for a dead trainer that the chain still lists, and a `finished` held
+            # back that long arrived after the witnesses posted, so honest trainers were left out of their
+            # participant sets and dropped (the CI failure of test_kill_9_mid_round_then_rejoin)
+            await ctx.p2p.say("finished", step)
             report = await gather if gather is not None else WitnessReport()
         finally:
             if gather is not None and not gather.done():
                 gather.cancel()
-        await ctx.p2p.say("finished", step, report.merkle)
         witness = await phase_witness.post_witness(ctx, book, step, report, loss, tps, round_started) \
             if elected else False
         if height >= 1:
