@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from solders.keypair import Keypair
+from solders.system_program import TransferParams, transfer
 
 from coordinator_sdk.treasurer_codec import run_index
 from coordinator_sdk.treasurer_svm import EPOCH_CONFIG, TreasurerSvm
@@ -50,6 +51,12 @@ def measure(n: int) -> dict[str, int]:
     for u in (first, last):
         h.token_account(u.pubkey(), tr.mint)
     out["participant_create"] = h.participant(tr, first).cu
+    squatted = users[1] if n > 2 else h.fund(Keypair())  # its PDA pre-funded: transfer, allocate, assign
+    part = h.tcodec.participant_pda(tr.run, squatted.pubkey())
+    assert h.send(transfer(TransferParams(from_pubkey=h.payer.pubkey(), to_pubkey=part, lamports=890_880))).ok
+    res = h.participant(tr, squatted)
+    assert res.ok and h.svm.get_account(part).owner == h.tcodec.program_id, res.error
+    out["participant_create (pre-funded address)"] = res.cu
     assert h.participant(tr, last).ok
     out["participant_claim (claimant 1st client)"] = h.claim(tr, first, 1).cu
     out["participant_claim (claimant last client)"] = h.claim(tr, last, 1).cu

@@ -77,6 +77,7 @@ def test_prefunded_run_pda_does_not_block_run_create() -> None:
     h = TreasurerSvm()
     run = h.tcodec.run_for("squatted")
     prefund(h, run)
+    prefund(h, h.codec.instance_pda("squatted"))  # the coordinator's own PDA of the run too (its create_pda)
     tr = h.treasury_run("squatted")  # run_create, then configured through run_update
     acc = h.svm.get_account(run)
     assert tr.run == run and acc.owner == h.tcodec.program_id and acc.lamports == rent(h, RUN_SIZE)
