@@ -24,7 +24,6 @@ uint64_t check_slot_hashes(const SolParameters *p, uint64_t i) {
     return sol_pubkey_eq(p->ka[i].key, &SLOT_HASHES_ID) ? SOL_SUCCESS : E_WRONG_SYSVAR;
 }
 
-
 uint64_t find_instance_address(const uint8_t *run_id, uint64_t len, const SolPubkey *program_id, SolPubkey *out,
                                uint8_t *bump) {
     SolSignerSeed seeds[2] = {{SEED_COORDINATOR, sizeof(SEED_COORDINATOR)}, {run_id, len}};
