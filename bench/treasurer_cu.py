@@ -2,13 +2,14 @@
 LiteSVM's SPL Token 3.5.0 / ATA 1.1.1), with the claimant first or last among N registered clients (a claim
 scans the coordinator's client list for the user).
 
-    .venv/bin/python -m bench.treasurer_cu [--clients 3 256]     (also printed by bench.program_cu)
+    .venv/bin/python -m bench.treasurer_cu [--clients 3 64 256]     (also printed by bench.program_cu)
 """
 from __future__ import annotations
 
 import argparse
 
 from solders.keypair import Keypair
+from solders.system_program import TransferParams, transfer
 
 from coordinator_sdk.treasurer_codec import run_index
 from coordinator_sdk.treasurer_svm import EPOCH_CONFIG, TreasurerSvm
@@ -39,11 +40,23 @@ def measure(n: int) -> dict[str, int]:
                    epoch_rates=(900, 0))
     assert res.ok, res.error
     out["run_update(metadata, model, progress, rates)"] = res.cu
+    # Every field at once, ending with the unpause (Paused -> WaitingForMembers): seven CPIs, the most a
+    # run_update makes. Recurring (an operator's reconfigure-and-resume), so under the 30k budget.
+    res = h.update(tr, metadata=("cu", "a run paid in tokens", 10**6, 256), config=cfg, model=model, progress=18,
+                   checkpoint="hf://psyche/cu-probe@main", epoch_rates=(900, 0), paused=False)
+    assert res.ok, res.error
+    out["run_update (every field)"] = res.cu
     h.mint_to(tr.mint, tr.mint_authority, tr.vault, 10**12)
     first, last = users[0], users[-1]
     for u in (first, last):
         h.token_account(u.pubkey(), tr.mint)
     out["participant_create"] = h.participant(tr, first).cu
+    squatted = users[1] if n > 2 else h.fund(Keypair())  # its PDA pre-funded: transfer, allocate, assign
+    part = h.tcodec.participant_pda(tr.run, squatted.pubkey())
+    assert h.send(transfer(TransferParams(from_pubkey=h.payer.pubkey(), to_pubkey=part, lamports=890_880))).ok
+    res = h.participant(tr, squatted)
+    assert res.ok and h.svm.get_account(part).owner == h.tcodec.program_id, res.error
+    out["participant_create (pre-funded address)"] = res.cu
     assert h.participant(tr, last).ok
     out["participant_claim (claimant 1st client)"] = h.claim(tr, first, 1).cu
     out["participant_claim (claimant last client)"] = h.claim(tr, last, 1).cu
@@ -73,7 +86,7 @@ def report(clients: list[int]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--clients", type=int, nargs="+", default=[3, 256])
+    ap.add_argument("--clients", type=int, nargs="+", default=[3, 64, 256])
     report(ap.parse_args().clients)
 
 

@@ -87,7 +87,9 @@ class Treasurer:
 
     # ---- reading ------------------------------------------------------------------------------------
     async def raw(self, key: Pubkey) -> bytes | None:
-        return await self.coordinator._raw(key)
+        """An account's data; None when it does not exist or has none: anyone can send lamports to a PDA
+        before it is created (the treasurer takes such an address over), and that is still no record."""
+        return await self.coordinator._raw(key) or None
 
     async def fetch_run(self) -> Any:
         raw = await self.raw(self.run)
@@ -125,7 +127,7 @@ class Treasurer:
         for i in range(0, len(keys), 100):
             chunk = keys[i:i + 100]
             values = (await self.pool.call(lambda c, chunk=chunk: c.get_multiple_accounts(chunk))).value
-            out += [bytes(v.data) if v is not None else None for v in values]
+            out += [bytes(v.data) or None if v is not None else None for v in values]  # no data: as in raw()
         return out
 
     async def token_balances(self, owners: list[Pubkey]) -> dict[Pubkey, int]:

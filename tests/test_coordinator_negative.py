@@ -97,6 +97,17 @@ def test_forged_instance_pda(h, run) -> None:
     expect(h, run, "InvalidPda", lambda: h.send(ix, [run.owner]), forged)
 
 
+def test_instance_with_a_changed_bump(h, run) -> None:
+    """load_run re-derives the instance address from its stored run id and bump (the PDA hash): the real
+    instance with its bump byte changed is not at its PDA."""
+    acc = h.raw(run.instance)
+    data = bytearray(acc.data)
+    data[8] ^= 1  # RunInstance.bump
+    h.svm.set_account(run.instance, Account(acc.lamports, bytes(data), acc.owner, False, 0))
+    ix = h.codec.owner_ix("set_future_epoch_rates", run.owner.pubkey(), run.instance, run.account, 1, 1)
+    expect(h, run, "InvalidPda", lambda: h.send(ix, [run.owner]))
+
+
 def test_wrong_discriminator(h, run) -> None:
     fake = _copy_to_new_key(h, run.account, mutate=lambda d: d.__setitem__(0, d[0] ^ 0xFF))
     ix = h.codec.owner_ix("set_future_epoch_rates", run.owner.pubkey(), run.instance, fake, 1, 1)

@@ -34,8 +34,8 @@ def test_run_create_checks() -> None:
     fails_with(h, replace_account(ix, 0, signer=False), [], "MissingSigner")
     a, acc, ix = _create(h)
     _fails(h, *_create(h, rate=0), "InvalidRate")
-    a2, acc2, ix2 = _create(h, index=run_index("admin-run") + 1)  # the Run PDA of another index
-    _fails(h, a2, acc2, replace_account(ix2, 1, key=h.tcodec.run_for("admin-run")), "InvalidPda")
+    other_index_pda = h.tcodec.run_pda(run_index("admin-run") + 1)  # the Run PDA of another index
+    _fails(h, a, acc, replace_account(ix, 1, key=other_index_pda), "InvalidPda")
     _fails(h, a, acc, replace_account(ix, 3, key=Keypair().pubkey()), "InvalidMint")
     _fails(h, a, acc, replace_account(ix, 7, key=TOKEN_2022), "WrongTokenProgram")
     _fails(h, a, acc, replace_account(ix, 8, key=SYSTEM_PROGRAM), "WrongAssociatedTokenProgram")
@@ -55,6 +55,19 @@ def test_run_id_length_is_checked() -> None:
     _fails(h, a, acc, Instruction(ix.program_id, long_id, ix.accounts), "RunIdInvalidLength")
     empty = data[:16] + (0).to_bytes(4, "little") + data[16 + 4 + 32:]
     _fails(h, a, acc, Instruction(ix.program_id, empty, ix.accounts), "RunIdInvalidLength")
+
+
+def test_run_create_binds_the_index_to_the_run_id() -> None:
+    """A run whose index is not run_index(run_id) would sit at another run id's Run address, where every
+    lookup by run id (the SDK's run_for, the CLI) finds it: refused, whichever address it names."""
+    h = TreasurerSvm()
+    victim = run_index("victim-run")
+    for run_id, index in (("junk", victim), ("admin-run", run_index("admin-run") + 1), ("admin-run", 0)):
+        a, acc, ix = _create(h, run_id=run_id, index=index)
+        _fails(h, a, acc, ix, "RunIndexMismatch")
+    assert h.svm.get_account(h.tcodec.run_pda(victim)) is None
+    a, acc, ix = _create(h, run_id="victim-run")
+    assert h.send([h.create_account_ix(a, acc), ix], [a, acc]).ok
 
 
 def test_run_create_refuses_a_second_run_at_the_same_pda() -> None:

@@ -15,10 +15,18 @@ from solders.keypair import Keypair
 
 from client.cli import main
 from coordinator_sdk.client import Coordinator
-from coordinator_sdk.treasurer import Treasurer
+from coordinator_sdk.treasurer import Treasurer, default_treasurer_codec
 
 PER_POINT = 1000
 RUN_ID = "tokens-e2e"
+
+
+async def prefund(url: str, *keys) -> None:
+    from solana.rpc.async_api import AsyncClient
+
+    async with AsyncClient(url) as client:
+        for key in keys:
+            await client.confirm_transaction((await client.request_airdrop(key, 890_880)).value)
 
 
 def invoke(*args: str):
@@ -41,6 +49,12 @@ def test_treasurer_run_with_three_clients(net: Localnet, tmp_path) -> None:
     mint = re.search(r"mint (\w+)", res.output).group(1)
     res = invoke("token", "mint", mint, "5000", "-k", op_path, "-u", net.url)
     assert res.exit_code == 0 and "balance 5000.000000" in res.output, res.output
+
+    # Squatters pre-fund the run's Run PDA and a client's Participant PDA (plain lamports, here by airdrop):
+    # neither blocks run_create nor that client's `psyche rewards claim`.
+    codec = default_treasurer_codec()
+    asyncio.run(prefund(net.url, codec.run_for(RUN_ID), codec.participant_pda(codec.run_for(RUN_ID),
+                                                                              clients[0][0].pubkey())))
 
     async def create() -> None:
         from solders.pubkey import Pubkey
@@ -100,6 +114,9 @@ def test_cli_refusals(net: Localnet, tmp_path) -> None:
     assert res.exit_code == 2 and "only runs against a local validator" in res.output
     res = invoke("rewards", "show", "--run-id", "no-such-run", "-u", net.url)
     assert res.exit_code == 3 and "no treasurer run" in res.output
+    asyncio.run(prefund(net.url, default_treasurer_codec().run_for("squatted-run")))  # lamports, no Run yet
+    res = invoke("rewards", "show", "--run-id", "squatted-run", "-u", net.url)
+    assert res.exit_code == 3 and "no treasurer run" in res.output, res.output
     res = invoke("rewards", "claim", "--run-id", "x", "-k", str(tmp_path / "missing.json"), "-u", net.url)
     assert res.exit_code == 9 and "wallet" in res.output
     res = invoke("token", "mint", "11111111111111111111111111111111", "1", "-k", path, "-u", net.url)

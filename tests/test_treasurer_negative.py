@@ -203,3 +203,22 @@ def test_frozen_vault(w) -> None:
     h = w.h
     assert h.send(spl.freeze_ix(w.tr.vault, w.tr.mint, w.tr.mint_authority.pubkey()), [w.tr.mint_authority]).ok
     fails_with(h, claim_ix(w), [w.users[0]], "TokenAccountFrozen")
+
+
+def test_pda_checks_hash_the_stored_seeds(w) -> None:
+    """The Run and Participant addresses are re-derived from their stored seeds (sha256, sol_pda_matches):
+    a program-owned copy of a user's record at another address, or a record whose stored bump was changed,
+    is not at its PDA."""
+    h, u = w.h, w.users[0]
+    part = h.tcodec.participant_pda(w.tr.run, u.pubkey())
+    copy = Keypair().pubkey()
+    h.svm.set_account(copy, Account(10**9, bytes(h.svm.get_account(part).data), h.tcodec.program_id, False, 0))
+    fails_with(h, replace_account(claim_ix(w), 2, key=copy), [u], "InvalidPda")
+    for key, bump_offset in ((part, 8), (w.tr.run, 8)):  # Participant.bump, Run.bump
+        raw = bytearray(h.svm.get_account(key).data)
+        raw[bump_offset] ^= 1
+        set_data(h, key, bytes(raw))
+        fails_with(h, claim_ix(w), [u], "InvalidPda")
+        raw[bump_offset] ^= 1
+        set_data(h, key, bytes(raw))
+    assert h.claim(w.tr, u, POINTS).ok

@@ -24,12 +24,6 @@ uint64_t check_slot_hashes(const SolParameters *p, uint64_t i) {
     return sol_pubkey_eq(p->ka[i].key, &SLOT_HASHES_ID) ? SOL_SUCCESS : E_WRONG_SYSVAR;
 }
 
-uint64_t instance_address(const uint8_t *run_id, uint64_t len, uint8_t bump, const SolPubkey *program_id,
-                          SolPubkey *out) {
-    SolSignerSeed seeds[3] = {{SEED_COORDINATOR, sizeof(SEED_COORDINATOR)}, {run_id, len}, {&bump, 1}};
-    return sol_create_program_address(seeds, 3, program_id, out);
-}
-
 uint64_t find_instance_address(const uint8_t *run_id, uint64_t len, const SolPubkey *program_id, SolPubkey *out,
                                uint8_t *bump) {
     SolSignerSeed seeds[2] = {{SEED_COORDINATOR, sizeof(SEED_COORDINATOR)}, {run_id, len}};
@@ -51,10 +45,11 @@ uint64_t load_run(const SolParameters *p, uint64_t inst_i, uint64_t acc_i, bool 
     if (ca->discriminator != DISC_COORDINATOR_ACCOUNT) return E_WRONG_DISCRIMINATOR;
     if (ca->version != ACCOUNT_VERSION) return E_NOT_INITIALIZED;
     if (ri->run_id_len == 0 || ri->run_id_len > RUN_ID_MAX) return E_RUN_ID_INVALID_LENGTH;
-    SolPubkey expected;
-    if (instance_address(ri->run_id, ri->run_id_len, ri->bump, p->program_id, &expected) ||
-        !sol_pubkey_eq(&expected, inst->key))
-        return E_INVALID_PDA;
+    /* The instance's address re-derived from its stored run id and bump (the hash, sol_pda_matches: every
+     * owner instruction the treasurer forwards pays this once per CPI). */
+    uint8_t bump = ri->bump;
+    SolSignerSeed seeds[3] = {{SEED_COORDINATOR, sizeof(SEED_COORDINATOR)}, {ri->run_id, ri->run_id_len}, {&bump, 1}};
+    if (!sol_pda_matches(seeds, 3, p->program_id, inst->key)) return E_INVALID_PDA;
     if (!sol_pubkey_eq(&ri->coordinator_account, acc->key) || !sol_pubkey_eq(&ca->instance, inst->key))
         return E_ACCOUNT_MISMATCH;
     if (writable && !acc->is_writable) return E_NOT_WRITABLE;

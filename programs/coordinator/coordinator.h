@@ -242,8 +242,6 @@ uint32_t witness_quorum(uint32_t n_witnesses, uint32_t witness_nodes);
 bool bloom_contains(const uint8_t *bloom, const uint8_t *item); /* item: >= 8 bytes */
 uint64_t get_clock(uint64_t *now, uint64_t *slot);
 uint64_t check_slot_hashes(const SolParameters *p, uint64_t i);
-uint64_t instance_address(const uint8_t *run_id, uint64_t len, uint8_t bump, const SolPubkey *program_id,
-                          SolPubkey *out);
 uint64_t find_instance_address(const uint8_t *run_id, uint64_t len, const SolPubkey *program_id, SolPubkey *out,
                                uint8_t *bump);
 uint64_t bump_nonce(CoordinatorAccount *a);

@@ -128,6 +128,31 @@ static inline bool sol_pubkey_eq(const SolPubkey *a, const SolPubkey *b) {
     return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
 }
 
+/* Is `key` the program address of `seeds` (bump included) under `program_id`? The hash that
+ * sol_create_program_address computes, sha256(seeds | program_id | "ProgramDerivedAddress"), compared with
+ * the key (~150 CU instead of that syscall's 1,500). The syscall's one extra step, refusing a hash that lies
+ * on the ed25519 curve, decides which addresses may be *chosen* and was done when the account was created
+ * (sol_try_find_program_address picked its bump); to recognise an existing account the hash comparison is
+ * the whole check. At most 4 seeds (the 512-byte stack). */
+static inline bool sol_pda_matches(const SolSignerSeed *seeds, uint64_t n, const SolPubkey *program_id,
+                                   const SolPubkey *key) {
+    static const uint8_t marker[] = {'P', 'r', 'o', 'g', 'r', 'a', 'm', 'D', 'e', 'r', 'i', 'v', 'e',
+                                     'd', 'A', 'd', 'd', 'r', 'e', 's', 's'};
+    if (n > 4) return false;
+    SolBytes parts[6];
+    for (uint64_t i = 0; i < n; i++) {
+        if (seeds[i].len > SOL_MAX_SEED_LEN) return false;
+        parts[i] = seeds[i];
+    }
+    parts[n].addr = program_id->x;
+    parts[n].len = SOL_PUBKEY_BYTES;
+    parts[n + 1].addr = marker;
+    parts[n + 1].len = sizeof(marker);
+    SolPubkey hash;
+    if (sol_sha256(parts, n + 2, hash.x)) return false;
+    return sol_pubkey_eq(&hash, key);
+}
+
 /* Unaligned little-endian readers for instruction data (the VM allows unaligned loads; these keep the
  * intent explicit and avoid strict-aliasing surprises). */
 static inline uint64_t sol_read_u64(const uint8_t *p) {

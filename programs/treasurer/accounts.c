@@ -13,13 +13,8 @@ uint64_t require_signer(const SolParameters *p, uint64_t i) {
     return p->ka[i].is_signer ? SOL_SUCCESS : T_MISSING_SIGNER;
 }
 
-uint64_t run_address(const Run *run, const SolPubkey *program_id, SolPubkey *out) {
-    uint8_t bump = run->bump;
-    SolSignerSeed seeds[3] = {{(const uint8_t *)"Run", 3}, {(const uint8_t *)&run->index, 8}, {&bump, 1}};
-    return sol_create_program_address(seeds, 3, program_id, out);
-}
-
-/* The Run at account i: owned by this program, exactly sized, the Run discriminator, at its PDA. */
+/* The Run at account i: owned by this program, exactly sized, the Run discriminator, at its PDA (the
+ * stored index and bump hashed: sol_pda_matches). */
 uint64_t load_run(const SolParameters *p, uint64_t i, Run **out) {
     if (p->ka_num <= i) return T_NOT_ENOUGH_ACCOUNTS;
     SolAccountInfo *acc = &p->ka[i];
@@ -27,26 +22,56 @@ uint64_t load_run(const SolParameters *p, uint64_t i, Run **out) {
     if (acc->data_len != sizeof(Run)) return T_WRONG_ACCOUNT_SIZE;
     Run *run = (Run *)acc->data;
     if (run->discriminator != DISC_RUN) return T_WRONG_DISCRIMINATOR;
-    SolPubkey expected;
-    if (run_address(run, p->program_id, &expected) || !sol_pubkey_eq(&expected, acc->key)) return T_INVALID_PDA;
+    SolSignerSeed seeds[3] = {{(const uint8_t *)"Run", 3}, {(const uint8_t *)&run->index, 8}, {&run->bump, 1}};
+    if (!sol_pda_matches(seeds, 3, p->program_id, acc->key)) return T_INVALID_PDA;
     *out = run;
     return SOL_SUCCESS;
 }
 
-/* CPI System CreateAccount for a PDA of this program, funded by `payer` with the rent-exempt minimum at
- * the default rent (a cluster with other rent parameters makes the CPI fail, never under-funds). */
-uint64_t create_pda(const SolParameters *p, const PdaCreate *req) {
-    if (!sol_is_system_program(req->sys->key)) return T_NOT_SYSTEM_PROGRAM;
-    if (*req->target->lamports != 0 || req->target->data_len != 0) return T_ALREADY_INITIALIZED;
-    uint64_t lamports = (req->space + 128) * 6960, space = req->space;
-    uint8_t data[52];
-    uint32_t create = 0;
-    sol_memcpy(data, &create, 4);
-    sol_memcpy(data + 4, &lamports, 8);
-    sol_memcpy(data + 12, &space, 8);
-    sol_memcpy(data + 20, p->program_id->x, 32);
+/* One System program instruction for the new PDA, signed by its seeds (and by the payer when it pays). */
+static uint64_t system_call(const SolParameters *p, const PdaCreate *req, const uint8_t *data, uint64_t len,
+                            bool with_payer) {
     SolAccountMeta metas[2] = {{req->payer->key, true, true}, {req->target->key, true, true}};
-    SolInstruction ix = {req->sys->key, metas, 2, data, sizeof(data)};
+    SolInstruction ix = {req->sys->key, with_payer ? metas : metas + 1, with_payer ? 2 : 1, (uint8_t *)data, len};
     SolSignerSeeds signer = {req->seeds, req->n_seeds};
     return sol_invoke_signed_c(&ix, p->ka, p->ka_num, &signer, 1);
+}
+
+/* Create a PDA of this program funded by `payer` with the rent-exempt minimum at the default rent (a
+ * cluster with other rent parameters makes the CPI fail, never under-funds). Anyone can send lamports to
+ * an address, and System CreateAccount refuses one that holds any: so a target that holds lamports but no
+ * data and still belongs to the System program (pre-funded to squat a user's Participant or a run id's Run)
+ * is taken over the way the System program allows, as the coordinator's create_pda does: transfer the
+ * shortfall, allocate, assign. A target with data or another owner is AlreadyInitialized. */
+uint64_t create_pda(const SolParameters *p, const PdaCreate *req) {
+    SolAccountInfo *target = req->target;
+    uint64_t space = req->space;
+    if (!sol_is_system_program(req->sys->key)) return T_NOT_SYSTEM_PROGRAM;
+    if (target->data_len != 0) return T_ALREADY_INITIALIZED;
+    uint64_t lamports = (space + 128) * 6960, held = *target->lamports;
+    uint8_t data[52];
+    if (held == 0) {
+        uint32_t create = 0;
+        sol_memcpy(data, &create, 4);
+        sol_memcpy(data + 4, &lamports, 8);
+        sol_memcpy(data + 12, &space, 8);
+        sol_memcpy(data + 20, p->program_id->x, 32);
+        return system_call(p, req, data, 52, true);
+    }
+    if (!sol_is_system_program(target->owner)) return T_ALREADY_INITIALIZED;
+    uint64_t err;
+    if (held < lamports) {
+        uint32_t transfer = 2;
+        uint64_t shortfall = lamports - held;
+        sol_memcpy(data, &transfer, 4);
+        sol_memcpy(data + 4, &shortfall, 8);
+        if ((err = system_call(p, req, data, 12, true))) return err;
+    }
+    uint32_t allocate = 8, assign = 1;
+    sol_memcpy(data, &allocate, 4);
+    sol_memcpy(data + 4, &space, 8);
+    if ((err = system_call(p, req, data, 12, false))) return err;
+    sol_memcpy(data, &assign, 4);
+    sol_memcpy(data + 4, p->program_id->x, 32);
+    return system_call(p, req, data, 36, false);
 }

@@ -43,11 +43,8 @@ static uint64_t load_participant(const SolParameters *p, uint64_t i, const SolPu
     Participant *pt = (Participant *)acc->data;
     if (pt->discriminator != DISC_PARTICIPANT) return T_WRONG_DISCRIMINATOR;
     if (!sol_pubkey_eq(&pt->run, run) || !sol_pubkey_eq(&pt->user, user)) return T_INVALID_PDA;
-    uint8_t bump = pt->bump;
-    SolPubkey expected;
-    SolSignerSeed seeds[4] = {{(const uint8_t *)"Participant", 11}, {run->x, 32}, {user->x, 32}, {&bump, 1}};
-    if (sol_create_program_address(seeds, 4, p->program_id, &expected) || !sol_pubkey_eq(&expected, acc->key))
-        return T_INVALID_PDA;
+    SolSignerSeed seeds[4] = {{(const uint8_t *)"Participant", 11}, {run->x, 32}, {user->x, 32}, {&pt->bump, 1}};
+    if (!sol_pda_matches(seeds, 4, p->program_id, acc->key)) return T_INVALID_PDA;
     *out = pt;
     return SOL_SUCCESS;
 }

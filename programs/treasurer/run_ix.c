@@ -1,6 +1,15 @@
 /* run_create and run_update: the Run PDA, its vault, and the coordinator run it administers. */
 #include "treasurer.h"
 
+/* The Run of a run id lives at ["Run", index]: index must be the first 8 bytes of sha256(run_id), little-endian
+ * (Psyche's compute_deterministic_treasurer_index, the SDK's run_index), or a junk run could occupy another run
+ * id's address and every lookup by run id would find it. */
+static bool index_of_run_id(uint64_t index, const uint8_t *run_id, uint64_t len) {
+    SolBytes part = {run_id, len};
+    uint8_t hash[32];
+    return sol_sha256(&part, 1, hash) == 0 && sol_read_u64(hash) == index;
+}
+
 /* run_create(index: u64, run_id: string<=32, main_authority: pubkey, join_authority: pubkey,
  *            collateral_per_point: u64)
  * accounts: payer (signer, w), run (w), run_collateral (w, the Run's associated token account),
@@ -19,6 +28,7 @@ uint64_t ix_run_create(const SolParameters *p, Args *args) {
     if (!args_done(args)) return T_INVALID_INSTRUCTION;
     if (id_len == 0) return T_RUN_ID_INVALID_LENGTH;
     if (rate == 0) return T_INVALID_RATE;
+    if (!index_of_run_id(index, run_id, id_len)) return T_RUN_INDEX_MISMATCH;
     SolAccountInfo *payer = &p->ka[0], *run = &p->ka[1], *vault = &p->ka[2], *mint = &p->ka[3];
     SolAccountInfo *instance = &p->ka[4], *account = &p->ka[5], *coordinator = &p->ka[6], *token = &p->ka[7];
     SolAccountInfo *ata = &p->ka[8], *sys = &p->ka[9];

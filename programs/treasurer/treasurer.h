@@ -27,7 +27,7 @@ enum {
     T_WRONG_ASSOCIATED_TOKEN_PROGRAM, T_WRONG_COORDINATOR_PROGRAM, T_INVALID_MINT, T_WRONG_MINT,
     T_TOKEN_ACCOUNT_INVALID, T_TOKEN_ACCOUNT_WRONG_OWNER, T_TOKEN_ACCOUNT_DELEGATED, T_TOKEN_ACCOUNT_FROZEN,
     T_COORDINATOR_ACCOUNT_INVALID, T_NOT_A_CLIENT, T_NOTHING_TO_CLAIM, T_CLAIM_EXCEEDS_EARNED,
-    T_VAULT_UNDERFUNDED, T_ARITHMETIC_OVERFLOW, T_INVALID_RATE, T_NOTHING_TO_UPDATE,
+    T_VAULT_UNDERFUNDED, T_ARITHMETIC_OVERFLOW, T_INVALID_RATE, T_NOTHING_TO_UPDATE, T_RUN_INDEX_MISMATCH,
 };
 
 #define RUN_ID_MAX 32
@@ -67,7 +67,6 @@ extern const SolPubkey COORDINATOR_PROGRAM_ID, TOKEN_PROGRAM_ID, ATA_PROGRAM_ID;
 /* ---- helpers (accounts.c) --------------------------------------------------------------------------- */
 uint64_t require_signer(const SolParameters *p, uint64_t i);
 uint64_t load_run(const SolParameters *p, uint64_t i, Run **out);
-uint64_t run_address(const Run *run, const SolPubkey *program_id, SolPubkey *out);
 typedef struct {
     SolAccountInfo *payer, *target, *sys;
     uint64_t space;
