@@ -191,13 +191,12 @@ def warmup_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
 
 def early_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
     """Rounds that end early because the elected witnesses still pending left (the scan of all 32 slots): the
-    last post after another elected witness withdrew, the withdrawal of the last pending one, and a health check
-    that drops the last pending one (the previous round's witnesses saw nobody)."""
+    last post after another elected witness withdrew, a health check that drops the last pending one (the
+    others posted participant bits without it), and the withdrawal of the last pending one."""
     s = Scenario(h, n, f"cu-early-{n}")
     s.start()
     s.warmup_votes()
     out: dict[str, int] = {}
-    signers = {bytes(u.pubkey()) for u in s.users}
 
     def pending() -> list[int]:
         st = s.state()

@@ -21,8 +21,9 @@ CONFIG = dict(warmup_time=30, cooldown_time=2, max_round_train_time=20, round_wi
 
 
 async def play_epoch(reader: Coordinator, clients: list[Coordinator], timeout: float = 120.0) -> None:
-    """Clients join, witness the warmup and play rounds (the elected witnesses post participant bits: everyone trained) until the
-    epoch ends and points are paid; `reader` only reads the state. Prints one line per phase change."""
+    """Clients join, witness the warmup and play rounds (the elected witnesses post participant bits: everyone
+    trained) until the epoch ends and points are paid; `reader` only reads the state. Prints one line per phase
+    change."""
     for c in clients:
         await c.join_run(Keypair().pubkey(), "127.0.0.1:0")
     by_key = {c.wallet.pubkey(): c for c in clients}

@@ -2,8 +2,6 @@
 program (LiteSVM, deployed through the loader). Every test here failed on the program before the fix."""
 from __future__ import annotations
 
-import hashlib
-
 from solders.account import Account
 from solders.instruction import AccountMeta
 from solders.keypair import Keypair
