@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 from test_coordinator_security import GOAL, Drive
 
+from coordinator_sdk.events import decode_logs
 from coordinator_sdk.litesvm_harness import CoordinatorSvm
 
 COOLDOWN = 5
@@ -88,4 +89,5 @@ def test_the_round_end_drops_without_any_report_and_logs_the_mask() -> None:
     d.h.advance(d.cfg["round_witness_time"])
     res = d.tick()
     assert exited_dropped(d) == set(signers[2:])
-    assert any("absent" in line or "YWJzZW50" in line for line in res.logs)  # ("absent", height, mask)
+    events = [e for e in decode_logs(res.logs, d.h.codec.program_id) if e.kind == "absent"]
+    assert [(e.fields["height"], e.fields["indices"]) for e in events] == [(0, [2, 3])]
