@@ -5,20 +5,20 @@
 
 Worst cases: the round-ending tick with every elected witness but one silent (each is penalised), the
 epoch-ending tick that pays every client of a full epoch, join_run into a full registry (the eviction scan),
-health checks that test every bloom, withdrawals in Warmup (compaction and vote remapping), a round-ending
-tick that moves almost every client out, a witness, withdrawal or health check that ends RoundTrain early
-because the elected witnesses still pending left (a scan of every elected slot).
+health checks that test every witness's participant bits, withdrawals in Warmup (compaction and vote
+remapping), a round-ending tick that moves almost every client out, one that drops every client a quorum of
+witnesses left out (all of them), a witness, withdrawal or health check that ends RoundTrain early because the
+elected witnesses still pending left (a scan of every elected slot).
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 from collections.abc import Callable
 
 from solders.keypair import Keypair
 
-from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run
+from coordinator_sdk.participation import participants_bitmap
 from coordinator_sdk.shuffle import elected_witnesses, witness_slots
 
 GOAL, WITNESS_GOAL = 30_000, 20_000
@@ -64,23 +64,10 @@ class Scenario:
         return cus[-1]
 
     def witness_args(self, missing: set[bytes] = frozenset()) -> tuple:
+        """Participant bits for every client of the round but `missing`."""
         st = self.state()
-        bloom = Bloom([1, 2, 3, 4, 5, 6, 7, 8])
-        for i in range(st.num_epoch_clients):
-            signer = bytes(st.epoch_clients[i].signer)
-            if signer not in missing:
-                bloom.add(hashlib.sha256(signer).digest())
-        return list(bloom.to_bytes()), [0] * 192, [7] * 32, st.step, 2.0, 3.0, 4.0
-
-    def not_a_false_positive(self) -> bytes:
-        """A client the others' bloom does not contain by accident (at 256 clients a 1024-bit bloom answers
-        yes for ~30% of absent items), so that leaving it out really makes it absent."""
-        signers = [bytes(u.pubkey()) for u in self.users]
-        for k in reversed(signers[1:]):
-            bloom = Bloom.from_bytes(bytes(self.witness_args({k})[0]))
-            if not bloom.contains(hashlib.sha256(k).digest()):
-                return k
-        raise AssertionError("every client is a false positive")
+        seen = [i for i in range(st.num_epoch_clients) if bytes(st.epoch_clients[i].signer) not in missing]
+        return list(participants_bitmap(seen)), [0] * 192, [7] * 32, st.step, 2.0, 3.0, 4.0
 
     def witnesses(self, posting: int | None = None, missing: set[bytes] = frozenset()) -> list[int]:
         """The first `posting` elected witnesses (all when None) post, each in its own slot."""
@@ -114,7 +101,7 @@ def main_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
     out["warmup_witness (the last one starts round 0)"] = s.warmup_votes()
     out["witness (max over the round)"] = max(s.witnesses())
     out["tick: RoundWitness -> next round"] = s.end_round()
-    lazy = s.not_a_false_positive()
+    lazy = bytes(s.users[-1].pubkey())  # any client: the participant bits are exact
     s.witnesses(posting=1, missing={lazy})
     h.advance(s.cfg["max_round_train_time"])
     out["tick: RoundTrain -> RoundWitness (timeout)"] = s.tick()
@@ -122,19 +109,18 @@ def main_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
     out["tick: RoundWitness -> next round (all silent but 1)"] = s.tick()
     st = s.state()
     assert st.run_state == 3 and st.rounds[st.rounds_head].height == 2
-    out["health_check (refused: a lone witness)"] = h.client(s.run, "health_check", s.users[0], 0).cu
+    out["health_check (refused: too few posted)"] = h.client(s.run, "health_check", s.users[0], 0).cu
     s.witnesses(missing={lazy})
-    s.end_round()
     seen = h.client(s.run, "health_check", s.users[0], 0)
     assert not seen.ok and seen.error_name == "ClientIsHealthy"
     out["health_check (refused: every witness saw it)"] = seen.cu
+    st = s.state()
     lazy_i = [bytes(st.epoch_clients[i].signer) for i in range(st.num_epoch_clients)].index(lazy)
     drop = h.client(s.run, "health_check", s.users[0], lazy_i)
     assert drop.ok, drop.logs[-3:]
     out["health_check (drops the client)"] = drop.cu
     out["withdraw"] = h.client(s.run, "withdraw", s.users[1]).cu
     out["set_paused(true): pending pause"] = h.owner(s.run, "set_paused", True).cu
-    s.witnesses()
     out["tick: RoundWitness -> Cooldown (pending pause)"] = s.end_round()
     out.update(checkpoint_votes(s))
     h.advance(s.cfg["cooldown_time"])
@@ -205,13 +191,12 @@ def warmup_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
 
 def early_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
     """Rounds that end early because the elected witnesses still pending left (the scan of all 32 slots): the
-    last post after another elected witness withdrew, the withdrawal of the last pending one, and a health check
-    that drops the last pending one (the previous round's witnesses saw nobody)."""
+    last post after another elected witness withdrew, a health check that drops the last pending one (the
+    others posted participant bits without it), and the withdrawal of the last pending one."""
     s = Scenario(h, n, f"cu-early-{n}")
     s.start()
     s.warmup_votes()
     out: dict[str, int] = {}
-    signers = {bytes(u.pubkey()) for u in s.users}
 
     def pending() -> list[int]:
         st = s.state()
@@ -234,24 +219,47 @@ def early_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
     moved(h.client(s.run, "witness", signer_of(last), *s.witness_args()),
           "witness (last post, one elected left: early move)")
     s.end_round()
-    s.witnesses(posting=len(pending()) - 1, missing=set(signers))  # blooms without anybody: all can be dropped
-    [last] = pending()
-    moved(h.client(s.run, "withdraw", signer_of(last)), "withdraw (the last pending witness: early move)")
-    s.end_round()
     st = s.state()
-    assert st.run_state == 3 and st.rounds[st.rounds_head].height == 2
+    assert st.run_state == 3 and st.rounds[st.rounds_head].height == 1
     target = pending()[-1]
     reporter = next(i for i in range(st.num_epoch_clients) if st.epoch_clients[i].state == 0 and i != target)
-    for i in pending()[:-1]:
+    gone = {bytes(st.epoch_clients[target].signer)}
+    for i in pending()[:-1]:  # the others post participant bits without the target
         h.advance(0)
-        assert h.client(s.run, "witness", signer_of(i), *s.witness_args()).ok
+        assert h.client(s.run, "witness", signer_of(i), *s.witness_args(gone)).ok
     moved(h.client(s.run, "health_check", signer_of(reporter), target),
           "health_check (drops the last pending witness: early)")
     assert s.state().epoch_clients[target].state == 1
+    s.end_round()
+    s.witnesses(posting=len(pending()) - 1)
+    [last] = pending()
+    moved(h.client(s.run, "withdraw", signer_of(last)), "withdraw (the last pending witness: early move)")
     return out
 
 
-SCENARIOS: list[Callable[[CoordinatorSvm, int], dict[str, int]]] = [main_run, epoch_end_run, warmup_run, early_run]
+def absent_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
+    """The round-ending tick that drops whoever a quorum of the witnesses left out: an eighth of the clients
+    (issue 21: 32 of 256), then everyone (the drop scan and the compaction of every client)."""
+    s = Scenario(h, n, f"cu-absent-{n}")
+    s.start()
+    s.warmup_votes()
+    st = s.state()
+    signers = [bytes(st.epoch_clients[i].signer) for i in range(st.num_epoch_clients)]
+    absent = set(signers[-max(1, n // 8):])
+    s.witnesses(missing=absent)
+    out = {"tick: RoundWitness -> next round (1/8 absent: dropped)": s.end_round()}
+    st = s.state()
+    exited = {bytes(st.exited_clients[i].signer) for i in range(st.num_exited_clients)
+              if st.exited_clients[i].state == 1}
+    assert st.run_state == 3 and exited == absent and st.num_epoch_clients == n - len(absent)
+    s.witnesses(missing=set(signers))
+    out["tick: RoundWitness -> Cooldown (nobody seen: all out)"] = s.end_round()
+    assert s.state().run_state == 5 and s.state().num_epoch_clients == 0
+    return out
+
+
+SCENARIOS: list[Callable[[CoordinatorSvm, int], dict[str, int]]] = [main_run, epoch_end_run, warmup_run, early_run,
+                                                                    absent_run]
 
 
 def measure(n: int) -> dict[str, int]:

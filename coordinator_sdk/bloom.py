@@ -1,8 +1,9 @@
-"""The witnesses' bloom filter: 1024 bits, 8 keyed FNV-1a-64 hashes, keys sent along with the bits.
+"""The witnesses' broadcast bloom filter: 1024 bits, 8 keyed FNV-1a-64 hashes, keys sent along with the bits.
 Layout (little-endian, 192 bytes): keys[8] u64, then bits as words[16] u64 (bit i = bit i%64 of word i/64).
-An item's positions hash its first 8 bytes (ITEM_PREFIX): items are digests (sha256 of a signer, a
-commitment), so 64 bits are ample for 1024 bits, and the program's health check, which may test 32 blooms
-of 8 keys, stays cheap."""
+An item's positions hash its first 8 bytes (ITEM_PREFIX): items are digests (result commitments), so 64 bits
+are ample for 1024 bits. Only clients read it, to tell which commitment a witness saw for a trainer its exact
+participant bits list (coordinator_sdk.participation): at 256 items it answers "yes" for ~30% of absent
+items, which is why who trained is no longer a bloom."""
 from __future__ import annotations
 
 import secrets

@@ -167,9 +167,10 @@ class Coordinator:
     async def warmup_witness(self) -> str:
         return await self._client("warmup_witness")
 
-    async def witness(self, participant_bloom: bytes, broadcast_bloom: bytes, broadcast_merkle: bytes, step: int,
+    async def witness(self, participants: bytes, broadcast_bloom: bytes, broadcast_merkle: bytes, step: int,
                       loss: float = 0.0, tokens_per_sec: float = 0.0, bandwidth_per_sec: float = 0.0) -> str:
-        return await self._client("witness", list(participant_bloom), list(broadcast_bloom), list(broadcast_merkle),
+        """participants: 32 bytes, one bit per epoch client of the round (coordinator_sdk.participation)."""
+        return await self._client("witness", list(participants), list(broadcast_bloom), list(broadcast_merkle),
                                   step, loss, tokens_per_sec, bandwidth_per_sec)
 
     async def health_check(self, target_index: int) -> str:

@@ -1,11 +1,10 @@
-"""Deciding from witnesses' bloom filters: the quorum, whether a trainer delivered (health), and which
-commitment per batch is the consensus one."""
+"""Deciding from witnesses' posts: the quorum, and which commitment per batch is the consensus one (who
+trained is exact: coordinator_sdk.participation)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from coordinator_sdk.bloom import Bloom
-from coordinator_sdk.shuffle import sha256
 
 
 def witness_quorum(n_witnesses: int, witness_nodes: int = 0) -> int:
@@ -19,13 +18,6 @@ def witness_quorum(n_witnesses: int, witness_nodes: int = 0) -> int:
     if w == 3:
         return 2
     return max(1, 2 * w // 3)
-
-
-def trainer_healthy(signer: bytes, participant_blooms: Sequence[Bloom], witness_nodes: int = 0) -> bool:
-    """Delivered in the witnessed round: found in at least a quorum of the witnesses' participant blooms."""
-    item = sha256(signer)
-    score = sum(b.contains(item) for b in participant_blooms)
-    return score >= witness_quorum(len(participant_blooms), witness_nodes)
 
 
 def consensus_commitment(commitments: Sequence[bytes], broadcast_blooms: Sequence[Bloom],

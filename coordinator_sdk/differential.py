@@ -18,6 +18,7 @@ from coordinator_sdk.events import decode_logs
 from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run, TxResult
 from coordinator_sdk.model import Config, Machine, ModelError
 from coordinator_sdk.model.state import State
+from coordinator_sdk.participation import MAX_CLIENTS, participants_bitmap
 from coordinator_sdk.shuffle import witness_order, witness_slots
 
 
@@ -205,13 +206,18 @@ class DiffRun:
                                                               self.now, seed, args[3], slot)}[name]
         return self._apply(name, lambda: self.h.client(self.run, name, user, *args), model)
 
-    def witness(self, user: Keypair, delivered: list[bytes], step: int | None = None) -> Step:
-        participant = Bloom([3, 1, 4, 1, 5, 9, 2, 6])
-        for signer in delivered:
-            participant.add(hashlib.sha256(signer).digest())
+    def witness(self, user: Keypair, delivered: list[bytes], step: int | None = None, stray: bool = False) -> Step:
+        """Post participant bits for the `delivered` signers, by their index in the current round; `stray`
+        also sets the bit just past the round's clients (the program refuses it: ParticipantOutOfRange)."""
+        st = self.chain_state()
+        seen = set(delivered)
+        indices = [i for i in range(min(int(st.num_epoch_clients), MAX_CLIENTS))
+                   if bytes(st.epoch_clients[i].signer) in seen]
+        if stray:
+            indices.append(min(int(st.rounds[st.rounds_head].clients_len), MAX_CLIENTS - 1))
         merkle = hashlib.sha256(bytes(user.pubkey()) + self.now.to_bytes(8, "little")).digest()
-        return self.client("witness", user, list(participant.to_bytes()), list(Bloom([0] * 8).to_bytes()),
-                           list(merkle), self.chain_state().step if step is None else step, 0.0, 0.0, 0.0)
+        return self.client("witness", user, list(participants_bitmap(indices)), list(Bloom([0] * 8).to_bytes()),
+                           list(merkle), st.step if step is None else step, 0.0, 0.0, 0.0)
 
     def slot_hashes(self) -> bytes:
         acc = self.h.svm.get_account(SLOT_HASHES)

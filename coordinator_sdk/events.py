@@ -8,6 +8,9 @@ count (another program could log look-alike data in the same transaction). Recor
     join      signer32 p2p32                      a client registered (or re-registered) for the run
     witness   signer32 metadata16                 metadata = step u32, loss f32, tokens/s f32, bandwidth f32
     drop      target32 reporter32                 a health check dropped `target`
+    absent    height u32, mask32                  the tick that ended round `height` dropped the clients a
+                                                  quorum of its witnesses left out (bit i: epoch client i of
+                                                  that round, see coordinator_sdk.participation)
     state     run_state u8, step u32, epoch u32   the run moved to another phase
     epoch_end epoch u32, step u32, clients u32    an epoch closed and its rewards were paid
     checkpoint_vote    signer32 vote u64, votes u32, healthy u32
@@ -76,6 +79,10 @@ def decode_record(parts: list[bytes]) -> tuple[str, dict[str, Any]] | None:
                       "bandwidth": _finite(bandwidth)}
     if kind == "drop" and sizes == [32, 32]:
         return kind, {"wallet": _key(rest[0]), "reporter": _key(rest[1])}
+    if kind == "absent" and sizes == [4, 32]:
+        mask = rest[1]
+        return kind, {"height": struct.unpack("<I", rest[0])[0],
+                      "indices": [i for i in range(256) if mask[i // 8] >> (i % 8) & 1]}
     if kind == "state" and sizes == [1, 4, 4]:
         state = rest[0][0]
         return kind, {"phase": PHASES[state] if state < len(PHASES) else f"state {state}",

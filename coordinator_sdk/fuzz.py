@@ -5,13 +5,11 @@ Divergence when the two disagree on an error or on any decoded field. The same o
 hypothesis test in CI and bench/fuzz_program.py's long runs."""
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import replace
 
 from solders.keypair import Keypair
 
-from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.differential import DiffRun
 from coordinator_sdk.litesvm_harness import CoordinatorSvm
 from coordinator_sdk.model import Config
@@ -103,9 +101,9 @@ def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
         d.client("checkpoint", user, checkpoint_ref(mask, dt))
     elif name in ("withdraw", "tick", "warmup_witness"):
         d.client(name, user)
-    elif name == "witness":
-        delivered = [bytes(k.pubkey()) for i, k in enumerate(users) if not mask >> (i + 1) & 1]
-        d.witness(user, delivered, step=max(0, d.chain_state().step + offset))
+    elif name == "witness":  # dt 0 or 12: the mask's users delivered nothing; dt 5: a bit past the round's clients
+        delivered = [bytes(k.pubkey()) for i, k in enumerate(users) if dt % 12 or not mask >> (i + 1) & 1]
+        d.witness(user, delivered, step=max(0, d.chain_state().step + offset), stray=dt == 5)
     elif name == "health_check":
         d.client("health_check", user, mask % (USERS + 1))
     elif name == "play_round":  # drives runs deep: every healthy elected witness posts, then time runs out
@@ -156,29 +154,22 @@ def _play_round(d: DiffRun, users: list[Keypair], mask: int, dt: int) -> None:
         return
     r = st.rounds[st.rounds_head]
     by_key = {bytes(k.pubkey()): k for k in users}
-    delivered = [bytes(k.pubkey()) for i, k in enumerate(users) if not mask >> (i + 1) & 1]
+    # with dt % 4 == 0 the mask's users delivered nothing: the round's end (or a report first) drops them
+    delivered = [bytes(k.pubkey()) for i, k in enumerate(users) if dt % 4 or not mask >> (i + 1) & 1]
     for i in elected_witnesses(r.clients_len, r.random_seed, st.config.witness_nodes) if r.clients_len else []:
         c = st.epoch_clients[i]
         if c.state == 0 and not mask & 1:  # mask & 1: the elected witnesses stay silent this round
             d.h.advance(0)
             d.witness(by_key[bytes(c.signer)], delivered)
-    _advance(d, dt + st.config.round_witness_time + (0 if mask & 1 == 0 else st.config.max_round_train_time))
-    d.client("tick", users[0])
     st = d.chain_state()
     signers = [bytes(st.epoch_clients[i].signer) for i in range(st.num_epoch_clients)]
     missed = [signers.index(k) for k in by_key if k not in delivered and k in signers]
     if missed and st.run_state in (3, 4):  # report the first client the witnesses did not see
         d.client("health_check", users[dt % len(users)], missed[0])
-    if st.run_state == 5:  # the epoch ended: its clients vote at once
+    _advance(d, dt + st.config.round_witness_time + (0 if mask & 1 == 0 else st.config.max_round_train_time))
+    d.client("tick", users[0])
+    if d.chain_state().run_state == 5:  # the epoch ended: its clients vote at once
         _vote_checkpoints(d, users, mask, dt)
-
-
-def _missed_before(st, index: int) -> int:
-    """How many of the previous round's witnesses posted a participant bloom without epoch client `index`."""
-    prev = st.rounds[(st.rounds_head + 3) % 4]
-    item = hashlib.sha256(bytes(st.epoch_clients[index].signer)).digest()
-    return sum(not Bloom.from_bytes(bytes(w.participant_bloom)).contains(item)
-               for w in prev.witnesses[:min(prev.num_witnesses, 32)])
 
 
 def _pending_witnesses(st) -> list[int]:
@@ -189,42 +180,22 @@ def _pending_witnesses(st) -> list[int]:
     return [i for i in chosen if i not in posted and i < st.num_epoch_clients and st.epoch_clients[i].state == 0]
 
 
-def _round_seeing_nobody(d: DiffRun, users: list[Keypair]) -> None:
-    """Every healthy elected witness posts an empty participant bloom, then the round runs out: in the next
-    round (from height 2 on) a health check can drop any client."""
-    st = d.chain_state()
-    by_key = {bytes(k.pubkey()): k for k in users}
-    for i in _pending_witnesses(st):
-        d.h.advance(0)
-        d.witness(by_key[bytes(st.epoch_clients[i].signer)], [])
-    if d.chain_state().run_state == 3:
-        _advance(d, st.config.max_round_train_time)
-        d.client("tick", users[0])
-    _advance(d, st.config.round_witness_time)
-    d.client("tick", users[0])
-
-
 def _depart(d: DiffRun, users: list[Keypair], u: int, mask: int, dt: int) -> None:
     """In RoundTrain, one healthy elected witness that has not posted leaves: it withdraws (mask & 1), or a
-    healthy client reports it (first, unless the previous round's witnesses missed a pending witness, rounds
-    whose witnesses saw nobody are played until height 2, so that the report drops it). Before, some of the
-    other pending witnesses post (all with mask & 2, else dt of them); with mask & 4 the rest post after. The
+    healthy client reports it once the others posted (the others' participant bits leave it out, so the
+    report drops it when they make a quorum of the round's elected witnesses). Before, some of the other
+    pending witnesses post (all with mask & 2, else dt of them); with mask & 4 the rest post after. The
     round may move to RoundWitness at the leave or at the last post."""
-    for _ in range(2 if not mask & 1 else 0):
-        st = d.chain_state()
-        if st.run_state != 3 or st.rounds[st.rounds_head].height >= 2 and \
-                any(_missed_before(st, i) for i in _pending_witnesses(st)):
-            break
-        _round_seeing_nobody(d, users)
     st = d.chain_state()
     pending = _pending_witnesses(st) if st.run_state == 3 else []
     if not pending:
         return
     by_key = {bytes(k.pubkey()): k for k in users}
-    leaver = pending[u % len(pending)] if mask & 1 else max(pending, key=lambda i: _missed_before(st, i))
+    leaver = pending[u % len(pending)]
     others = [i for i in pending if i != leaver]
     k = len(others) if mask & 2 else dt % (len(others) + 1)
-    delivered = [bytes(key.pubkey()) for i, key in enumerate(users) if not mask >> (i + 1) & 1]
+    gone = bytes(st.epoch_clients[leaver].signer)
+    delivered = [bytes(key.pubkey()) for key in users if mask & 1 or bytes(key.pubkey()) != gone]
     signer = {i: by_key[bytes(st.epoch_clients[i].signer)] for i in pending}
     for i in others[:k]:
         d.h.advance(0)

@@ -15,6 +15,7 @@ from coordinator_sdk import spl_token as spl
 from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.codec import ANYONE
 from coordinator_sdk.litesvm_harness import CoordinatorSvm, TxResult
+from coordinator_sdk.participation import participants_bitmap
 from coordinator_sdk.shuffle import elected_witnesses
 from coordinator_sdk.treasurer_codec import TreasurerCodec, run_index
 from programs.deploy import deploy_named
@@ -128,13 +129,11 @@ class TreasurerSvm(CoordinatorSvm):
             if st.run_state == 3:  # RoundTrain: the elected witnesses post
                 r = st.rounds[st.rounds_head]
                 epoch = [bytes(st.epoch_clients[i].signer) for i in range(st.num_epoch_clients)]
-                bloom = Bloom([3, 1, 4, 1, 5, 9, 2, 6])
-                for k in epoch:
-                    bloom.add(hashlib.sha256(k).digest())
+                everyone = list(participants_bitmap(range(r.clients_len)))  # every client of the round trained
                 for i in elected_witnesses(r.clients_len, r.random_seed, st.config.witness_nodes):
                     self.advance(0)  # a new slot, same second: 32 witnesses fit any round time
                     merkle = hashlib.sha256(epoch[i] + self.now.to_bytes(8, "little")).digest()
-                    res = self.client(tr, "witness", by_key[epoch[i]], list(bloom.to_bytes()),
+                    res = self.client(tr, "witness", by_key[epoch[i]], everyone,
                                       list(Bloom([0] * 8).to_bytes()), list(merkle), st.step, 0.0, 0.0, 0.0)
                     assert res.ok, f"witness failed: {res.error_name} {res.error}\n" + "\n".join(res.logs)
             elif st.run_state in (1, 6, 7) and st.epoch > start.epoch:  # WaitingForMembers / Finished / Paused

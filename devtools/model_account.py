@@ -81,7 +81,7 @@ class ModelAccount:
             for w, wit in enumerate(r.witnesses):
                 ow = out["witnesses"][w]
                 ow["client_index"] = wit.client_index
-                _put(ow["participant_bloom"], wit.participant_bloom)
+                _put(ow["participants"], wit.participants)
                 _put(ow["broadcast_bloom"], wit.broadcast_bloom)
                 _put(ow["broadcast_merkle"], wit.broadcast_merkle)
         rec["num_clients"] = len(s.clients)

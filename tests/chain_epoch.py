@@ -1,10 +1,9 @@
-"""Play a run's epoch over JSON-RPC without training: clients join, witness the warmup and post bloom
-filters as elected witnesses until the epoch ends and points are paid. Tests that need points on chain fast
+"""Play a run's epoch over JSON-RPC without training: clients join, witness the warmup and post participant
+bits as elected witnesses until the epoch ends and points are paid. Tests that need points on chain fast
 (the treasurer's) use it; `psyche run-client` is what does this around real training."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 
 from solders.keypair import Keypair
@@ -12,6 +11,7 @@ from solders.keypair import Keypair
 from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.client import Coordinator
 from coordinator_sdk.model.state import RunState
+from coordinator_sdk.participation import participants_bitmap
 from coordinator_sdk.shuffle import elected_witnesses
 
 CONFIG = dict(warmup_time=30, cooldown_time=2, max_round_train_time=20, round_witness_time=1,
@@ -21,8 +21,9 @@ CONFIG = dict(warmup_time=30, cooldown_time=2, max_round_train_time=20, round_wi
 
 
 async def play_epoch(reader: Coordinator, clients: list[Coordinator], timeout: float = 120.0) -> None:
-    """Clients join, witness the warmup and play rounds (the elected witnesses post bloom filters) until the
-    epoch ends and points are paid; `reader` only reads the state. Prints one line per phase change."""
+    """Clients join, witness the warmup and play rounds (the elected witnesses post participant bits: everyone
+    trained) until the epoch ends and points are paid; `reader` only reads the state. Prints one line per phase
+    change."""
     for c in clients:
         await c.join_run(Keypair().pubkey(), "127.0.0.1:0")
     by_key = {c.wallet.pubkey(): c for c in clients}
@@ -44,12 +45,9 @@ async def play_epoch(reader: Coordinator, clients: list[Coordinator], timeout: f
             continue
         if phase == "RoundTrain":
             r = st.rounds[st.rounds_head]
-            everyone = [bytes(st.epoch_clients[i].signer) for i in range(st.num_epoch_clients)]
-            bloom = Bloom.random()
-            for k in everyone:
-                bloom.add(hashlib.sha256(k).digest())
+            everyone = participants_bitmap(range(r.clients_len))
             for i in elected_witnesses(r.clients_len, r.random_seed, st.config.witness_nodes):
-                await by_key[st.epoch_clients[i].signer].witness(bloom.to_bytes(), Bloom.random().to_bytes(),
+                await by_key[st.epoch_clients[i].signer].witness(everyone, Bloom.random().to_bytes(),
                                                                  bytes(32), st.step)
             continue
         await asyncio.sleep(0.5)

@@ -29,7 +29,7 @@ def test_fixed_sequences_reach_deep_states() -> None:
     votes = [("checkpoint", 0, 0b0111, 0, 0, 0)] + [("checkpoint", u, 0b0001, 0, 0, 0) for u in range(4)]
     rounds = []
     for _ in range(12):
-        rounds += [("witness", u, 0b1111, 0, 0, 0) for u in range(4)] + [("advance", 0, 0, 0, 3, 0),
+        rounds += [("witness", u, 0b0001, 0, 1, 0) for u in range(4)] + [("advance", 0, 0, 0, 3, 0),
                                                                           ("tick", 1, 0, 0, 0, 0)] + votes
     coverage = Coverage()
     for config in range(len(CONFIGS)):
@@ -40,7 +40,7 @@ def test_fixed_sequences_reach_deep_states() -> None:
 
 def test_fixed_sequences_leave_rounds_early() -> None:
     """Elected witnesses leave rounds in which others posted: a report drops one after every other pending
-    witness posted (the run first plays rounds whose witnesses saw nobody), one withdraws after the others
+    witness posted participant bits without it, one withdraws after the others
     posted, one withdraws before anyone posted and the rest post after. Each moves RoundTrain on at once."""
     warm = [("join", u, 0, 0, 0, 0) for u in range(4)] + [("advance", 0, 0, 0, 2, 0), ("tick", 0, 0, 0, 0, 0)]
     warm += [("warmup_witness", u, 0, 0, 0, 0) for u in range(4)]

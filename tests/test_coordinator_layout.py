@@ -79,13 +79,15 @@ def test_program_written_fields_decode_through_the_idl() -> None:
                                                                                                        31, 32)
     by_signer = {bytes(u.pubkey()): u for u in users}
     elected = by_signer[bytes(st.epoch_clients[elected_witnesses(2, r.random_seed, 1)[0]].signer)]
-    participant, broadcast, merkle = bytes(range(192)), bytes(reversed(range(192))), hashlib.sha256(b"m").digest()
+    participant = bytes([0b10]) + bytes(31)  # 2 clients: only bits 0 and 1 may be set
+    broadcast, merkle = bytes(reversed(range(192))), hashlib.sha256(b"m").digest()
     h.advance(1)
     res = h.client(run, "witness", elected, list(participant), list(broadcast), list(merkle), st.step, 1.5, 2.5, 3.5)
     assert res.ok, res.error
     w = h.state(run).rounds[st.rounds_head].witnesses[0]
-    assert (bytes(w.participant_bloom), bytes(w.broadcast_bloom), bytes(w.broadcast_merkle)) == (participant,
-                                                                                                  broadcast, merkle)
+    assert (bytes(w.participants), bytes(w.broadcast_bloom), bytes(w.broadcast_merkle)) == (participant, broadcast,
+                                                                                             merkle)
+    assert bytes(w.reserved) == bytes(160)
     assert any(line.startswith("Program data: d2l0bmVzcw==") for line in res.logs)  # "witness" event
     assert PROGRAM_ID == h.codec.program_id
 

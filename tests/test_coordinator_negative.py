@@ -11,6 +11,7 @@ from solders.system_program import CreateAccountParams, create_account
 
 from coordinator_sdk.codec import ANYONE
 from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run
+from coordinator_sdk.participation import participants_bitmap
 
 CFG = dict(warmup_time=10, cooldown_time=5, max_round_train_time=20, round_witness_time=2,
            global_batch_size_warmup_tokens=0, epoch_time=200, total_steps=100, max_seq_len=512, init_min_clients=2,
@@ -201,15 +202,26 @@ def test_state_rules(h, run) -> None:
     expect(h, run, "NotPaused", lambda: h.owner(run, "set_paused", False))
     expect(h, run, "NotHalted", lambda: h.send(h.codec.ix("close_run", accounts={
         "authority": run.owner.pubkey(), "instance": run.instance, "coordinator_account": run.account}), [run.owner]))
-    expect(h, run, "HealthCheckTooEarly", lambda: h.client(run, "health_check", users[0], 1))
+    expect(h, run, "ClientIsHealthy", lambda: h.client(run, "health_check", users[0], 1))  # nobody posted yet
+    expect(h, run, "NotAnEpochClient", lambda: h.client(run, "health_check", users[0], 4))
     expect(h, run, "SignerNotAClient", lambda: h.client(run, "withdraw", h.fund(Keypair())))
     h.advance(CFG["max_round_train_time"])
     assert h.client(run, "tick", users[0]).ok  # -> RoundWitness: a warmup witness is now out of place
     expect(h, run, "WrongState", lambda: h.client(run, "warmup_witness", users[0]))
 
 
-def _witness_args(step: int = 1) -> tuple:
-    return [0] * 192, [0] * 192, [0] * 32, step, 0.0, 0.0, 0.0
+def test_health_checks_only_while_a_round_is_in_progress(h, run) -> None:
+    users = [h.fund(Keypair()) for _ in range(4)]
+    assert h.owner(run, "set_paused", False).ok
+    for u in users:
+        assert h.join(run, u).ok
+    h.advance(2)
+    assert h.client(run, "tick", users[0]).ok and h.state(run).run_state == 2  # Warmup
+    expect(h, run, "HealthCheckTooEarly", lambda: h.client(run, "health_check", users[0], 1))
+
+
+def _witness_args(step: int = 1, participants: bytes = bytes(32)) -> tuple:
+    return list(participants), [0] * 192, [0] * 32, step, 0.0, 0.0, 0.0
 
 
 def test_witness_rules(h, run) -> None:
@@ -228,8 +240,11 @@ def test_witness_rules(h, run) -> None:
     assert st.step == 1
     expect(h, run, "StaleRound", lambda: h.client(run, "witness", elected, *_witness_args(step=0)))
     expect(h, run, "StaleRound", lambda: h.client(run, "witness", elected, *_witness_args(step=2)))
+    for past in (4, 5, 255):  # the round has 4 clients: a bit at 4 or beyond names nobody of it
+        expect(h, run, "ParticipantOutOfRange",
+               lambda past=past: h.client(run, "witness", elected, *_witness_args(1, participants_bitmap([0, past]))))
     h.advance(1)
-    assert h.client(run, "witness", elected, *_witness_args()).ok  # 1 of 1 -> RoundWitness
+    assert h.client(run, "witness", elected, *_witness_args(1, participants_bitmap(range(4)))).ok  # -> RoundWitness
     expect(h, run, "DuplicateWitness", lambda: h.client(run, "witness", elected, *_witness_args()))
     short = Instruction(h.codec.program_id, bytes(h.codec.client_ix("witness", elected.pubkey(), run.instance,
                                                                    run.account, *_witness_args()).data)[:-3],

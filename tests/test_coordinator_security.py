@@ -2,28 +2,19 @@
 program (LiteSVM, deployed through the loader). Every test here failed on the program before the fix."""
 from __future__ import annotations
 
-import hashlib
-
 from solders.account import Account
 from solders.instruction import AccountMeta
 from solders.keypair import Keypair
 from solders.system_program import ID as SYSTEM_PROGRAM
 from test_coordinator_negative import CFG, expect, with_metas
 
-from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.codec import ANYONE
 from coordinator_sdk.differential import next_round_seed
 from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run
+from coordinator_sdk.participation import participants_bitmap
 from coordinator_sdk.shuffle import elected_witnesses
 
 GOAL = 30_000
-
-
-def bloom_of(signers: list[bytes]) -> list[int]:
-    b = Bloom([11, 12, 13, 14, 15, 16, 17, 18])
-    for s in signers:
-        b.add(hashlib.sha256(s).digest())
-    return list(b.to_bytes())
 
 
 class Drive:
@@ -74,9 +65,14 @@ class Drive:
         signers = self.epoch_signers()
         return [signers[i] for i in elected_witnesses(r.clients_len, r.random_seed, st.config.witness_nodes)]
 
+    def bits(self, delivered: list[bytes]) -> list[int]:
+        """Participant bits for the `delivered` signers, by their index in the current round."""
+        seen = set(delivered)
+        return list(participants_bitmap(i for i, k in enumerate(self.epoch_signers()) if k in seen))
+
     def witness(self, signer: bytes, delivered: list[bytes], merkle: bytes = bytes(32)):
         self.h.advance(0)
-        return self.h.client(self.run, "witness", self.by_key[signer], bloom_of(delivered), [0] * 192,
+        return self.h.client(self.run, "witness", self.by_key[signer], self.bits(delivered), [0] * 192,
                              list(merkle), self.st().step, 0.0, 0.0, 0.0)
 
     def play_round(self, posting: list[bytes] | None = None, delivered: list[bytes] | None = None) -> None:
@@ -155,11 +151,10 @@ def test_full_registry_evicts_dropped_sybils_and_keeps_earners() -> None:
     honest, sybils = d.users[:2], d.users[2:]
     d.to_round()
     good = [bytes(u.pubkey()) for u in honest]
-    d.play_round(delivered=good)  # honest witnesses never see the sybils train
-    d.play_round(delivered=good)
-    signers = d.epoch_signers()
-    for s in sybils:
-        d.ok(d.h.client(d.run, "health_check", honest[0], signers.index(bytes(s.pubkey()))))
+    d.play_round(delivered=good)  # honest witnesses never see the sybils train: the round's end drops them
+    st = d.st()
+    assert {bytes(st.exited_clients[i].signer) for i in range(st.num_exited_clients)
+            if st.exited_clients[i].state == 1} == {bytes(s.pubkey()) for s in sybils}
     while d.st().run_state in (3, 4):
         d.play_round(posting=[k for k in d.elected() if k in good], delivered=good)
     d.h.advance(d.cfg["cooldown_time"])
@@ -183,12 +178,13 @@ def test_a_lone_witness_cannot_drop_the_others() -> None:
     d.to_round()
     d.play_round()
     attacker = d.elected()[0]
-    d.play_round(posting=[attacker], delivered=[attacker])  # the other elected witnesses stay silent
-    st = d.st()
-    assert st.run_state == 3 and st.rounds[st.rounds_head].height == 2
+    d.ok(d.witness(attacker, [attacker]))  # the other elected witnesses stay silent
     victim = next(i for i, k in enumerate(d.epoch_signers()) if k != attacker)
     expect(d.h, d.run, "ClientIsHealthy",
            lambda: d.h.client(d.run, "health_check", d.by_key[attacker], victim))
+    d.play_round(posting=[])  # nor does the round's end: 1 of 4 elected witnesses is under the quorum (2)
+    st = d.st()
+    assert st.run_state == 3 and st.num_epoch_clients == 4 and st.num_exited_clients == 0
 
 
 # ---- 5: grants die with the run ---------------------------------------------------------------------------
@@ -298,8 +294,8 @@ def test_a_dropped_client_cannot_report_others() -> None:
     d.to_round()
     signers = d.epoch_signers()
     lazy = signers[3]
-    d.play_round(delivered=signers[:3])
-    d.play_round(delivered=signers[:3])
+    for k in signers[:3]:
+        d.ok(d.witness(k, signers[:3]))
     d.ok(d.h.client(d.run, "health_check", d.by_key[signers[0]], 3))
     expect(d.h, d.run, "ClientNotHealthy", lambda: d.h.client(d.run, "health_check", d.by_key[lazy], 0))
 

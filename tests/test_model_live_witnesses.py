@@ -5,7 +5,7 @@ differential fuzz checks they agree."""
 from __future__ import annotations
 
 from test_model_checkpoint_quorum import config, start_epoch
-from test_model_scenarios import CFG, Run, seed_at
+from test_model_scenarios import CFG, NO_BROADCAST, Run, seed_at
 
 from coordinator_sdk.model import RunState
 from coordinator_sdk.model.state import ClientState
@@ -32,7 +32,7 @@ def signers(run: Run) -> list[bytes]:
 
 def witness(run: Run, signer: bytes, delivered: list[bytes] | None = None) -> None:
     delivered = signers(run) if delivered is None else delivered
-    run.m.witness(signer, run.bloom_with(delivered), run.bloom_with([]), bytes(32), run.at(1), seed_at(run.now))
+    run.m.witness(signer, run.bits_of(delivered), NO_BROADCAST, bytes(32), run.at(1), seed_at(run.now))
 
 
 def withdraw(run: Run, signer: bytes) -> None:
@@ -57,17 +57,6 @@ def end_round(run: Run) -> None:
     run.tick(1)
 
 
-def with_a_lazy_client(run: Run) -> list[bytes]:
-    """Rounds 0 and 1 witnessed in full by blooms without epoch client 2; the run is in round 2's RoundTrain."""
-    keys = signers(run)
-    for _ in range(2):
-        run.witness_round(delivered=keys[:2])
-        assert run.s.run_state == RunState.RoundWitness
-        run.tick(CFG.round_witness_time)
-    assert run.s.run_state == RunState.RoundTrain and run.s.current_round.height == 2
-    return keys
-
-
 def test_two_posted_the_third_withdraws_round_witness_at_once() -> None:
     run = live_run()
     a, b, c = elected(run)
@@ -84,7 +73,7 @@ def test_two_posted_the_third_withdraws_round_witness_at_once() -> None:
 
 def test_two_posted_the_third_is_dropped_round_witness_at_once() -> None:
     run = live_run()
-    keys = with_a_lazy_client(run)
+    keys = signers(run)
     witness(run, keys[0], keys[:2])
     witness(run, keys[1], keys[:2])
     assert run.s.run_state == RunState.RoundTrain
@@ -109,14 +98,17 @@ def test_the_third_withdraws_first_round_witness_at_the_second_post() -> None:
     assert [slashed(run, k) for k in (a, b, c)] == [0, 0, 0]
 
 
-def test_the_third_is_dropped_first_round_witness_at_the_second_post() -> None:
-    run = live_run()
-    keys = with_a_lazy_client(run)
-    health_check(run, keys[1], 2)
-    assert run.s.run_state == RunState.RoundTrain
-    witness(run, keys[0], keys[:2])
-    assert run.s.run_state == RunState.RoundTrain
-    witness(run, keys[1], keys[:2])
+def test_one_is_dropped_first_round_witness_at_the_last_post() -> None:
+    """Four elected (quorum 2): two post without the fourth and a report drops it; the round still waits for
+    the third, and moves at its post."""
+    run = live_run(4)
+    keys = signers(run)
+    witness(run, keys[0], keys[:3])
+    witness(run, keys[1], keys[:3])
+    health_check(run, keys[1], 3)
+    assert run.s.epoch_state.clients[3].state == ClientState.Dropped
+    assert run.s.run_state == RunState.RoundTrain  # the third has not posted
+    witness(run, keys[2], keys[:3])
     assert moved_now(run)
 
 

@@ -6,16 +6,17 @@ import hashlib
 
 import pytest
 
-from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.model import Config, Machine, ModelError, RunState
 from coordinator_sdk.model import errors as E
 from coordinator_sdk.model.state import ClientState
+from coordinator_sdk.participation import participants_bitmap
 from coordinator_sdk.shuffle import elected_witnesses
 
 CFG = Config(warmup_time=10, cooldown_time=5, max_round_train_time=20, round_witness_time=2, epoch_time=200,
              total_steps=12, init_min_clients=4, min_clients=2, witness_nodes=0, global_batch_size_start=8,
              global_batch_size_end=8, waiting_for_members_extra_time=1)
 KEYS = [bytes([i]) * 32 for i in range(1, 6)]
+NO_BROADCAST = bytes(192)  # the chain stores the broadcast bloom without reading it
 
 
 def seed_at(now: int) -> int:
@@ -44,11 +45,10 @@ class Run:
     def tick(self, dt: int) -> None:
         self.m.tick(self.at(dt), seed_at(self.now))
 
-    def bloom_with(self, signers) -> bytes:
-        b = Bloom([1, 2, 3, 4, 5, 6, 7, 8])
-        for k in signers:
-            b.add(hashlib.sha256(k).digest())
-        return b.to_bytes()
+    def bits_of(self, signers) -> bytes:
+        """Participant bits for `signers`, by their index in the current round."""
+        seen = set(signers)
+        return participants_bitmap(i for i, c in enumerate(self.s.epoch_state.clients) if c.signer in seen)
 
     def witness_round(self, delivered=None, skip=()) -> list[int]:
         r = self.s.current_round
@@ -58,7 +58,7 @@ class Run:
         for i in chosen:
             if i in skip or clients[i].state != ClientState.Healthy:  # dropped clients may not witness
                 continue
-            self.m.witness(clients[i].signer, self.bloom_with(delivered), self.bloom_with([]), bytes(32),
+            self.m.witness(clients[i].signer, self.bits_of(delivered), NO_BROADCAST, bytes(32),
                            self.at(1), seed_at(self.now))
         return chosen
 
@@ -157,25 +157,72 @@ def test_run_finishes_at_total_steps() -> None:
         run.m.join_run(KEYS[4], KEYS[4], b"", run.now, 1)
 
 
-def test_health_check_drops_a_client_that_never_delivered() -> None:
+def test_health_check_drops_now_a_client_the_rounds_witnesses_left_out() -> None:
     run = Run()
     to_first_round(run)
     clients = [c.signer for c in run.s.epoch_state.clients]
     lazy = clients[2]
-    for _ in range(2):
-        run.witness_round(delivered=[k for k in clients if k != lazy])
-        run.tick(CFG.round_witness_time)
-    assert run.s.current_round.height == 2
+    run.witness_round(delivered=[k for k in clients if k != lazy], skip=(2,))
     reporter = clients[0]
     with pytest.raises(E.ClientIsHealthy):
         run.m.health_check(reporter, 1, run.at(0), seed_at(run.now))
-    run.m.health_check(reporter, 2, run.at(0), seed_at(run.now))
+    run.m.health_check(reporter, 2, run.at(0), seed_at(run.now))  # in round 0: no round is too early
     assert run.s.epoch_state.clients[2].state == ClientState.Dropped
-    run.witness_round(delivered=[k for k in clients if k != lazy])
     assert run.s.run_state == RunState.RoundWitness  # the dropped client was elected: the round does not wait
     run.tick(CFG.round_witness_time)
     assert lazy not in [c.signer for c in run.s.epoch_state.clients]
     assert lazy in [c.signer for c in run.s.epoch_state.exited_clients]
+
+
+def test_the_round_end_drops_whoever_a_quorum_left_out_without_any_report() -> None:
+    run = Run()
+    to_first_round(run)
+    clients = [c.signer for c in run.s.epoch_state.clients]
+    run.witness_round(delivered=clients[:3])
+    assert all(c.state == ClientState.Healthy for c in run.s.epoch_state.clients)
+    run.tick(CFG.round_witness_time)
+    assert [c.signer for c in run.s.epoch_state.exited_clients] == [clients[3]]
+    assert run.s.epoch_state.exited_clients[0].state == ClientState.Dropped
+
+
+@pytest.mark.parametrize("skipped", [(0, 2), (0,), (2,), (1,)])
+def test_every_round_counts_first_and_last_included(skipped: tuple[int, ...]) -> None:
+    """Issue 21, item 6: a 3-round epoch whose witnesses left client 3 out of the rounds in `skipped` (the
+    first and the last among them): it is not paid; the honest clients are paid in full."""
+    run = Run(Config(**{**CFG.__dict__, "total_steps": 4}))
+    to_first_round(run)
+    clients = [c.signer for c in run.s.epoch_state.clients]
+    for height in range(3):
+        assert run.s.current_round.height == height
+        run.witness_round(delivered=clients[:3] if height in skipped else clients)
+        run.tick(CFG.round_witness_time)
+    assert run.s.run_state == RunState.Cooldown
+    run.tick(CFG.cooldown_time)
+    earned = {c.signer: c.earned for c in run.s.clients}
+    assert [earned[k] for k in clients] == [250, 250, 250, 0]
+
+
+def test_a_witness_may_not_mark_a_client_past_the_rounds_count() -> None:
+    run = Run()
+    to_first_round(run)
+    r = run.s.current_round
+    i = elected_witnesses(r.clients_len, r.random_seed, 0)[0]
+    before = (run.s.nonce, repr(run.s))
+    with pytest.raises(E.ParticipantOutOfRange):
+        run.m.witness(run.s.epoch_state.clients[i].signer, participants_bitmap([0, r.clients_len]), NO_BROADCAST,
+                      bytes(32), run.now, 1)
+    assert (run.s.nonce, repr(run.s)) == before
+    run.m.witness(run.s.epoch_state.clients[i].signer, participants_bitmap(range(r.clients_len)), NO_BROADCAST,
+                  bytes(32), run.now, 1)
+
+
+def test_health_checks_only_while_a_round_is_in_progress() -> None:
+    run = Run()
+    run.join_all()
+    run.tick(2)
+    assert run.s.run_state == RunState.Warmup
+    with pytest.raises(E.HealthCheckTooEarly):
+        run.m.health_check(KEYS[0], 1, run.now, 1)
 
 
 def test_refusals_change_nothing() -> None:
@@ -189,7 +236,8 @@ def test_refusals_change_nothing() -> None:
     cases = [
         (E.SignerNotAClient, lambda: run.m.witness(outsider, b"", b"", bytes(32), run.now, 1)),
         (E.NotHalted, lambda: run.m.update_config(CFG)),
-        (E.HealthCheckTooEarly, lambda: run.m.health_check(KEYS[0], 1, run.now, 1)),
+        (E.ClientIsHealthy, lambda: run.m.health_check(KEYS[0], 1, run.now, 1)),  # nobody posted yet
+        (E.NotAnEpochClient, lambda: run.m.health_check(KEYS[0], 4, run.now, 1)),
         (E.NotPaused, lambda: run.m.set_paused(False, run.now, 1)),
     ]
     if not_chosen:
@@ -200,10 +248,10 @@ def test_refusals_change_nothing() -> None:
             call()
         assert (run.s.nonce, repr(run.s)) == before
     i = chosen[0]
-    run.m.witness(run.s.epoch_state.clients[i].signer, run.bloom_with([]), run.bloom_with([]), bytes(32),
+    run.m.witness(run.s.epoch_state.clients[i].signer, run.bits_of([]), NO_BROADCAST, bytes(32),
                   run.now, 1)
     with pytest.raises(E.DuplicateWitness):
-        run.m.witness(run.s.epoch_state.clients[i].signer, run.bloom_with([]), run.bloom_with([]), bytes(32),
+        run.m.witness(run.s.epoch_state.clients[i].signer, run.bits_of([]), NO_BROADCAST, bytes(32),
                       run.now, 1)
 
 

@@ -1,5 +1,5 @@
 """Unit tests of the runner's small parts: the change notifier, when a witness posts, who ticks and when,
-the participant bloom, and the liveness probe that refuses a second process on a running wallet."""
+the participant bits and who they name, and the liveness probe that refuses a second process on a running wallet."""
 from __future__ import annotations
 
 import asyncio
@@ -16,9 +16,10 @@ from client.runner.liveness import p2p_key_alive
 from client.runner.phase_witness import chain_deadline, post_lead_s
 from client.runner.ticking import IN_FLIGHT_GRACE_S, TickPolicy
 from client.runner.watch import Watch
-from client.runner.witnessing import WitnessReport
+from client.runner.witnessing import WitnessReport, consensus_results, round_signers
+from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.model.state import RunState
-from coordinator_sdk.shuffle import sha256
+from coordinator_sdk.participation import participant_indices, participants_bitmap
 
 
 def test_watch_wakes_waiters_on_publish_and_poke_and_honours_deadlines() -> None:
@@ -46,15 +47,47 @@ def test_witness_posts_before_the_round_deadline(round_time: int, lead: float) -
     assert chain_deadline(st) == 100 + round_time - lead
 
 
-def test_participant_bloom_needs_delivery_and_this_rounds_finished() -> None:
-    a, b, c = os.urandom(32), os.urandom(32), os.urandom(32)
+def test_participant_bits_need_this_rounds_finished_and_the_previous_delivery() -> None:
+    a, b, c, d = (os.urandom(32) for _ in range(4))
+    trainers = [(b"k" + x[:31], x) for x in (a, b, c, d)]  # (p2p key, signer) in the round's order
+    finished = {trainers[i][0] for i in (0, 2, 3)}
     r = WitnessReport()
     r.add(a, b"\x01" * 32)
     r.add(b, b"\x02" * 32)
-    bloom = r.participant({a, c})  # b delivered S-1 but never finished S (it died): left out
-    assert bloom.contains(sha256(a)) and not bloom.contains(sha256(b)) and not bloom.contains(sha256(c))
-    everyone = r.participant(None)
-    assert everyone.contains(sha256(a)) and everyone.contains(sha256(b))
+    # b delivered S-1 but never finished S (it died); c finished S but did not deliver S-1; d is new
+    assert participant_indices(r.participants(trainers, finished, {a, b, c})) == [0, 3]
+    assert participant_indices(r.participants(trainers, finished, None)) == [0, 2, 3]  # the epoch's first round
+
+
+def _epoch_client(signer: bytes, registry: int, exited: int = 0) -> SimpleNamespace:
+    return SimpleNamespace(signer=signer, registry_index=registry, exited_height=exited)
+
+
+def test_round_signers_rebuild_a_past_rounds_order_after_compaction() -> None:
+    """Registry order 0..4: client r1 withdrew in Warmup (height 0), r3 was dropped at round 0's end, r4 at
+    round 1's end. Round 0 had [r0 r2 r3 r4], round 1 [r0 r2 r4], round 2 [r0 r2]."""
+    k = [bytes([i]) * 32 for i in range(5)]
+    st = SimpleNamespace(num_epoch_clients=2, epoch_clients=[_epoch_client(k[0], 0), _epoch_client(k[2], 2)],
+                         num_exited_clients=3, exited_clients=[_epoch_client(k[1], 1, 0), _epoch_client(k[3], 3, 0),
+                                                               _epoch_client(k[4], 4, 1)])
+    rounds = [SimpleNamespace(height=h, clients_len=n) for h, n in ((0, 4), (1, 3), (2, 2))]
+    assert [round_signers(st, r) for r in rounds] == [[k[0], k[2], k[3], k[4]], [k[0], k[2], k[4]], [k[0], k[2]]]
+
+
+def test_consensus_needs_the_witness_to_list_the_trainer_not_only_its_bloom() -> None:
+    """A commitment every broadcast bloom holds counts only from witnesses whose exact participant bits list
+    its trainer: a saturated bloom cannot vouch for a result its witness never received."""
+    s0, s1 = b"S" * 32, b"T" * 32
+    c0, c1 = b"\x10" * 32, b"\x11" * 32
+    bloom = Bloom([1, 2, 3, 4, 5, 6, 7, 8])
+    bloom.add(c0)
+    bloom.add(c1)
+    witnesses = [SimpleNamespace(participants=participants_bitmap(bits), broadcast_bloom=bloom.to_bytes())
+                 for bits in ([0], [0], [0, 1])]
+    rnd = SimpleNamespace(num_witnesses=3, witnesses=witnesses)
+    trainers = [(b"p0", s0), (b"p1", s1)]
+    chosen = consensus_results({b"p0": c0, b"p1": c1}, trainers, rnd, [s0, s1], 0)
+    assert chosen == {b"p0": c0}  # p1: 1 witness of 3 listed it, under the quorum of 2
 
 
 class _P2P:

@@ -71,7 +71,7 @@ def test_a_run_over_json_rpc_with_stream_and_named_errors(net: Localnet, tmp_pat
         by_key = {c.wallet.pubkey(): c for c in clients}
         loser = by_key[st.epoch_clients[1 - chosen[0]].signer]
         with pytest.raises(CoordinatorCodec().errors["WitnessNotElected"]) as info:
-            await loser.witness(bytes(192), bytes(192), bytes(32), st.step)
+            await loser.witness(bytes(32), bytes(192), bytes(32), st.step)
         err = info.value
         assert isinstance(err, ProgramError) and type(err).__name__ == "WitnessNotElected"
         assert err.code == 6024 and any("custom program error" in line for line in err.logs)

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from coordinator_sdk.assignment import assign_batches, batch_size
 from coordinator_sdk.bloom import N_BITS, SIZE, Bloom, fnv1a64
-from coordinator_sdk.consensus import consensus_commitment, trainer_healthy, witness_quorum
+from coordinator_sdk.consensus import consensus_commitment, witness_quorum
 from coordinator_sdk.merkle import EMPTY_ROOT, merkle_root
+from coordinator_sdk.participation import absentees, has_participant, in_range, participant_indices, participants_bitmap
 from coordinator_sdk.shuffle import (
     Lcg,
     compute_shuffled_index,
@@ -127,16 +128,26 @@ def _bloom_with(*items: bytes) -> Bloom:
     return b
 
 
-def test_consensus_and_health() -> None:
+def test_consensus_commitment() -> None:
     good, bad = b"G" * 32, b"B" * 32
     blooms = [_bloom_with(good), _bloom_with(good), _bloom_with(bad)]
     assert consensus_commitment([bad, good], blooms) == good      # 2 of 3 >= quorum 2
     assert consensus_commitment([bad], blooms) is None             # 1 < quorum
     assert consensus_commitment([], blooms) is None
-    signer = b"S" * 32
-    participant = [_bloom_with(hashlib.sha256(signer).digest())] * 2 + [_bloom_with()]
-    assert trainer_healthy(signer, participant)
-    assert not trainer_healthy(b"T" * 32, participant)
+
+
+def test_participant_bits_layout_range_and_absentees() -> None:
+    bits = participants_bitmap([0, 9, 63, 64, 255])
+    assert len(bits) == 32 and bits[0] == 1 and bits[1] == 2 and bits[7] == 0x80 and bits[8] == 1 and bits[31] == 0x80
+    assert int.from_bytes(bits[:8], "little") == 1 | 1 << 9 | 1 << 63  # u64 word i // 64, bit i % 64 (the program's)
+    assert participant_indices(bits) == [0, 9, 63, 64, 255]
+    assert has_participant(bits, 9) and not has_participant(bits, 8)
+    assert in_range(bits, 256) and not in_range(bits, 255) and in_range(participants_bitmap([3]), 4)
+    with pytest.raises(ValueError):
+        participants_bitmap([256])
+    posted = [participants_bitmap([0, 1, 2]), participants_bitmap([0, 1]), participants_bitmap([0])]
+    assert absentees(posted, 4, 2) == [2, 3]   # 2: left out by 2 of 3; 3 (never listed) by all
+    assert absentees(posted[:1], 4, 2) == []   # fewer posts than the quorum decide nothing
 
 
 GOLDEN_SHUFFLE_10 = [0, 6, 4, 5, 2, 9, 7, 8, 3, 1]

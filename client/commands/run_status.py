@@ -8,14 +8,12 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import fields
-from hashlib import sha256  # the witnesses' participant bloom holds sha256(signer) digests
 from typing import Any
 
 import click
 
 from client.cli_common import CommandFailed, ExitCode, emit_json, output_option, url_option, validate_run_id
-from client.runner.witnessing import round_at
-from coordinator_sdk.bloom import Bloom
+from client.runner.witnessing import round_at, round_signers, witness_participants
 from coordinator_sdk.deadlines import tick_due_at
 from coordinator_sdk.events import PHASES
 from coordinator_sdk.model.state import Config, RunState
@@ -29,15 +27,19 @@ def _text(raw: Any, n: int) -> str:
 
 
 def _delivered_heights(st: Any) -> dict[bytes, int]:
-    """sha256(signer) -> the newest round height (of the 4 kept) whose witnesses saw that client's result."""
+    """signer -> the newest round height (of the 4 kept, this epoch) some witness listed that client in."""
     heights: dict[bytes, int] = {}
+    current = int(st.rounds[st.rounds_head].height)
     for back in range(4):
         rr = round_at(st, back)
-        blooms = [Bloom.from_bytes(bytes(rr.witnesses[w].participant_bloom)) for w in range(int(rr.num_witnesses))]
-        for i in range(int(st.num_epoch_clients)):
-            digest = sha256(bytes(st.epoch_clients[i].signer)).digest()
-            if any(b.contains(digest) for b in blooms):
-                heights[digest] = max(heights.get(digest, -1), int(rr.height))
+        if int(rr.height) > current or (back and int(rr.height) == current):
+            continue  # a slot not (re)used this epoch
+        seen = [0] * 32
+        for bits in witness_participants(rr):
+            seen = [a | b for a, b in zip(seen, bits, strict=True)]
+        for i, signer in enumerate(round_signers(st, rr)):
+            if seen[i // 8] >> (i % 8) & 1:
+                heights[signer] = max(heights.get(signer, -1), int(rr.height))
     return heights
 
 
@@ -76,7 +78,7 @@ def run_snapshot(st: Any, now: float | None = None) -> dict[str, Any]:
         clients.append({"wallet": str(Pubkey(key)), "p2p": bytes(c.p2p).hex(), "addr": _text(c.addr_hint, 64)
                         .split("\x00")[0], "state": epoch_state.get(key, "registered" if int(c.active) == int(
                             st.next_active) else "idle"), "earned": int(c.earned), "penalised": int(c.slashed),
-                        "last_round": delivered.get(sha256(key).digest())})
+                        "last_round": delivered.get(key)})
     witnesses = []
     if in_round and int(r.clients_len):
         posted = {int(r.witnesses[w].client_index) for w in range(int(r.num_witnesses))}

@@ -11,7 +11,7 @@ from typing import Any
 
 from client.runner.context import RunnerContext
 from client.runner.training_state import RoundBook, TrainingState
-from client.runner.witnessing import consensus_results, elected_unposted
+from client.runner.witnessing import consensus_results, elected_unposted, round_signers
 from coordinator_sdk.model.state import RunState
 
 
@@ -21,10 +21,11 @@ async def apply(ctx: RunnerContext, ts: TrainingState, book: RoundBook, step: in
     if step in book.applied:
         return book.applied[step]
     exchange = ctx.p2p.exchange
-    trainers = [k for k, _ in book.trainers_of.get(step, [])]
+    trainers = book.trainers_of.get(step, [])
     if exchange is None or not trainers or ts.trainer is None:
         return 0
-    chosen = consensus_results(exchange.announced(step), trainers, witnessing_round, int(st.config.witness_nodes))
+    chosen = consensus_results(exchange.announced(step), trainers, witnessing_round,
+                               round_signers(st, witnessing_round), int(st.config.witness_nodes))
     have = book.results.get(step, {})
     ready = []
     for key in sorted(chosen):

@@ -18,7 +18,7 @@ from solders.pubkey import Pubkey
 
 from client.runner.context import RunnerContext, first_line, send_while
 from client.runner.training_state import RoundBook
-from client.runner.witnessing import WitnessReport, healthy_signers, unhealthy_clients
+from client.runner.witnessing import WitnessReport, absent_witnesses, healthy_signers
 from coordinator_sdk.model.state import RunState
 from coordinator_sdk.program_errors import TransactionFailed
 
@@ -77,9 +77,10 @@ async def gather(ctx: RunnerContext, book: RoundBook, step: int, current: int, d
 
 
 async def post_witness(ctx: RunnerContext, book: RoundBook, step: int, report: WitnessReport, loss: float | None,
-                       tps: float | None, round_started: float) -> bool | str:
+                       tps: float | None, round_started: float, height: int) -> bool | str:
     """Wait for the moment described in the module docstring, then post. True: landed; 'missed': the round
-    moved on first; 'refused (...)': the program said no."""
+    moved on first; 'refused (...)': the program said no. `height`: the round's height in its epoch (at 0 no
+    earlier round's delivery is asked for: the book may still hold the previous epoch's last round)."""
     trainers = book.trainers_of.get(step, [])
     half_at: float | None = None
     deadline = chain_deadline(ctx.state)
@@ -108,12 +109,13 @@ async def post_witness(ctx: RunnerContext, book: RoundBook, step: int, report: W
     cur = ctx.state
     if int(cur.step) != step or int(cur.run_state) not in (RunState.RoundTrain, RunState.RoundWitness):
         return "missed"
-    still_going = ctx.p2p.senders("finished", step) if book.trainers_of.get(step - 1) else None
-    signers_going = None if still_going is None else {s for k, s in trainers if k in still_going}
+    before = book.trainers_of.get(step - 1) if height > 0 else None
+    previous = None if before is None else {s for _, s in before}
     ctx.in_flight.add(("witness", step))
     try:
         await ctx.p2p.say(WITNESSING, step)
-        participant, broadcast = report.participant(signers_going).to_bytes(), report.broadcast.to_bytes()
+        participant = report.participants(trainers, ctx.p2p.senders("finished", step), previous)
+        broadcast = report.broadcast.to_bytes()
 
         def open_round() -> bool:
             cur = ctx.state
@@ -131,8 +133,9 @@ async def post_witness(ctx: RunnerContext, book: RoundBook, step: int, report: W
 
 
 async def health_checks(ctx: RunnerContext, st: Any) -> None:
-    """Report every healthy-marked client that too few of the previous round's witnesses saw deliver."""
-    for i in unhealthy_clients(st, ctx.me):
+    """Report every elected witness of the round that has not posted and that a quorum of the round's witnesses
+    already left out: the round then stops waiting for it (the round's end would drop it anyway)."""
+    for i in absent_witnesses(st, ctx.me):
         who = str(Pubkey(bytes(st.epoch_clients[i].signer)))
         try:
             await ctx.backend.health_check(i)

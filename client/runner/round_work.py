@@ -1,10 +1,11 @@
 """The work of each phase for one client, in order: warmup, each round, cooldown (one module per phase).
 
-A round (facts §2.9, §3.3-3.5): apply the consensus results of step S-2, health-check who the last
-witnesses did not see (when elected), train the assigned batch of S and publish it while gathering and
-validating S-1's results, gossip `finished` as soon as S is trained (not when the gathering ends), post
-the witness when elected, and apply S-1 as soon as the witness set is final. Faults a test wants to
-inject (a garbage result, another model) go in through the two hooks, never through product switches.
+A round (facts §2.9, §3.3-3.5): apply the consensus results of step S-2, train the assigned batch of S and
+publish it while gathering and validating S-1's results, gossip `finished` as soon as S is trained (not when
+the gathering ends), post the witness when elected (then report elected witnesses a quorum already left
+out), and apply S-1 as soon as the witness set is final. The chain itself drops, when each round ends,
+whoever a quorum of its witnesses left out. Faults a test wants to inject (a garbage result, another model)
+go in through the two hooks, never through product switches.
 """
 from __future__ import annotations
 
@@ -56,8 +57,6 @@ class RoundWork:
         applied = await phase_apply.apply(ctx, ts, book, step - 2, round_at(st, 1), st) if height >= 2 else 0
         apply_s = time.monotonic() - t_start
         elected = is_elected(st, ctx.me)
-        if height >= 2 and elected:
-            await phase_witness.health_checks(ctx, st)
         deadline = phase_witness.chain_deadline(st)
         gather = asyncio.create_task(phase_witness.gather(ctx, book, step - 1, step, deadline)) \
             if height >= 1 else None
@@ -72,8 +71,10 @@ class RoundWork:
         finally:
             if gather is not None and not gather.done():
                 gather.cancel()
-        witness = await phase_witness.post_witness(ctx, book, step, report, loss, tps, round_started) \
+        witness = await phase_witness.post_witness(ctx, book, step, report, loss, tps, round_started, height) \
             if elected else False
+        if witness is True and int(ctx.state.step) == step:  # a witness gone silent no longer holds the round
+            await phase_witness.health_checks(ctx, ctx.state)
         if height >= 1:
             await phase_apply.apply_once_witnessed(ctx, ts, book, step - 1, step)
         ctx.report.event("round", epoch=epoch, step=step, height=height,

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coordinator_sdk.bloom import Bloom
-from coordinator_sdk.consensus import consensus_commitment, trainer_healthy
+from coordinator_sdk.consensus import witness_quorum
 from coordinator_sdk.merkle import merkle_root
 from coordinator_sdk.model.state import NUM_ROUNDS, ClientState
-from coordinator_sdk.shuffle import elected_witnesses, sha256
+from coordinator_sdk.participation import absent_count, has_participant, participants_bitmap
+from coordinator_sdk.shuffle import elected_witnesses, witness_slots
 
 
 def round_at(state: Any, back: int) -> Any:
@@ -64,6 +65,25 @@ def witness_blooms(rnd: Any, which: str) -> list[Bloom]:
     return [Bloom.from_bytes(bytes(getattr(rnd.witnesses[w], which))) for w in range(int(rnd.num_witnesses))]
 
 
+def witness_participants(rnd: Any) -> list[bytes]:
+    """The participant bits each posted witness of `rnd` sent (one bit per client of that round)."""
+    return [bytes(rnd.witnesses[w].participants) for w in range(min(int(rnd.num_witnesses), 32))]
+
+
+def round_signers(state: Any, rnd: Any) -> list[bytes]:
+    """The signers of a kept round of this epoch in its index order, the order its participant bits use. The
+    chain lists an epoch's clients by registry slot and removes clients only between rounds (to exited_clients,
+    with the height of the last round they were in), so a round's list is the current list plus those that
+    left after it, by registry slot; warmup leavers (also height 0) are the earliest exits, left out by count."""
+    height = int(rnd.height)
+    current = [(int(state.epoch_clients[i].registry_index), bytes(state.epoch_clients[i].signer))
+               for i in range(int(state.num_epoch_clients))]
+    left = [(int(c.registry_index), bytes(c.signer)) for c in
+            (state.exited_clients[i] for i in range(int(state.num_exited_clients))) if int(c.exited_height) >= height]
+    extra = len(current) + len(left) - int(rnd.clients_len)
+    return [signer for _, signer in sorted(current + left[max(0, extra):])]
+
+
 @dataclass
 class WitnessReport:
     """What this client saw of one step's results: who delivered a valid result, the broadcast bloom of
@@ -79,45 +99,56 @@ class WitnessReport:
             self.broadcast.add(commitment)
             self.commitments.append(commitment)
 
-    def participant(self, still_going: set[bytes] | None) -> Bloom:
-        """The participant bloom: trainers that delivered the previous step AND (when `still_going` is given)
-        said `finished` this round. Why both: a trainer that died after delivering S-1 is then missing from
-        this round's blooms, so the next round's health check drops it one round sooner, and the rounds
-        after it no longer wait for it."""
-        bloom = Bloom.random()
-        for signer in self.delivered:
-            if still_going is None or signer in still_going:
-                bloom.add(sha256(signer))
-        return bloom
+    def participants(self, trainers: list[tuple[bytes, bytes]], finished: set[bytes],
+                     previous: set[bytes] | None) -> bytes:
+        """This round's participant bits, one per trainer of the round (its index in `trainers`, the chain's
+        order for the round): set when it said `finished` this round (`finished`: P2P keys) and, when it also
+        trained the previous round of this epoch (`previous`: signers; None in the epoch's first round), we
+        validated its result of that round. Why both: every round counts on chain (the round's end drops a
+        client a quorum of witnesses left out), so a trainer that skipped this round or did not deliver the
+        last one is left out, and one that died after delivering is dropped a round sooner."""
+        delivered = set(self.delivered)
+        return participants_bitmap(i for i, (key, signer) in enumerate(trainers) if key in finished
+                                   and (previous is None or signer not in previous or signer in delivered))
 
     @property
     def merkle(self) -> bytes:
         return merkle_root(self.commitments) if self.commitments else bytes(32)
 
 
-def consensus_results(announced: dict[bytes, bytes], trainers: list[bytes], witnessing_round: Any,
-                      witness_nodes: int) -> dict[bytes, bytes]:
-    """p2p key -> commitment of every trainer whose announced result a quorum of the witnessing round's
-    broadcast blooms vouch for. A trainer's batch is its own, so each batch has one candidate."""
+def consensus_results(announced: dict[bytes, bytes], trainers: list[tuple[bytes, bytes]], witnessing_round: Any,
+                      witnessing_signers: list[bytes], witness_nodes: int) -> dict[bytes, bytes]:
+    """p2p key -> commitment of every trainer (p2p key, signer) whose announced result a quorum of the
+    witnessing round's witnesses vouch for: a witness vouches when its exact participant bits list the trainer
+    (by its index in `witnessing_signers`, that round's order) and its broadcast bloom holds the commitment. So
+    a saturated bloom (at 256 commitments a 1024-bit bloom answers "yes" for ~30% of absent items) can no longer
+    credit a result no witness received: the bloom only tells which commitment. The quorum is over every
+    posted witness, as before. A trainer's batch is its own, so each batch has one candidate."""
     blooms = witness_blooms(witnessing_round, "broadcast_bloom")
     if not blooms:
         return {}
+    bits = witness_participants(witnessing_round)
+    index = {signer: i for i, signer in enumerate(witnessing_signers)}
+    quorum = witness_quorum(len(blooms), witness_nodes)
     out = {}
-    for key in sorted(trainers):
-        c = announced.get(key)
-        if c is not None and consensus_commitment([c], blooms, witness_nodes) == c:
+    for key, signer in sorted(trainers):
+        c, i = announced.get(key), index.get(signer)
+        if c is None or i is None:
+            continue
+        if sum(has_participant(b, i) and bloom.contains(c) for b, bloom in zip(bits, blooms, strict=True)) >= quorum:
             out[key] = c
     return out
 
 
-def unhealthy_clients(state: Any, me: bytes) -> list[int]:
-    """Epoch indices of healthy-marked clients other than `me` that fewer than a quorum of the previous
-    round's witnesses saw deliver: the health checks an elected witness sends."""
-    prev = round_at(state, 1)
-    blooms = witness_blooms(prev, "participant_bloom")
-    if not blooms:
-        return []
+def absent_witnesses(state: Any, me: bytes) -> list[int]:
+    """Epoch indices of the current round's elected witnesses, healthy and not yet posted (other than `me`),
+    that a quorum of the round's elected witnesses already left out of their participant bits: the health
+    checks that stop the round waiting for them (the round's end would drop them anyway)."""
+    r = state.rounds[state.rounds_head]
+    bits = witness_participants(r)
     wn = int(state.config.witness_nodes)
-    return [i for i in range(int(state.num_epoch_clients))
-            if int(state.epoch_clients[i].state) == 0 and bytes(state.epoch_clients[i].signer) != me
-            and not trainer_healthy(bytes(state.epoch_clients[i].signer), blooms, wn)]
+    quorum = witness_quorum(witness_slots(wn, int(r.clients_len)), wn)
+    if len(bits) < quorum:
+        return []
+    return [i for i in elected_unposted(state) if bytes(state.epoch_clients[i].signer) != me
+            and absent_count(bits, i) >= quorum]

@@ -1,8 +1,9 @@
 """The transitions of the coordinator state machine (psyche-facts §2.3–§3.5 plus this project's changes:
 points only for epochs that complete, an idle-witness penalty, exact-integer batch ramp, and the hardening
 rules of issue 14: seeds from a later slot, healthy-only actions, unique P2P keys, eviction of the least
-useful registry slot, health quorum over the elected witnesses; and a round that stops waiting for elected
-witnesses that withdrew or were dropped).
+useful registry slot, health quorum over the elected witnesses; a round that stops waiting for elected
+witnesses that withdrew or were dropped; and, issue 21, exact participant bits and every round counting:
+the tick that ends a round's witnessing drops whoever a quorum of its elected witnesses left out).
 
 Every public method is one instruction: it either raises a ModelError and leaves the state untouched,
 or applies fully and bumps `nonce`. Time is the chain's `unix_timestamp`; `seed` is the round seed the
@@ -15,7 +16,6 @@ import hashlib
 from collections.abc import Callable
 
 from coordinator_sdk.assignment import batch_size
-from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.consensus import witness_quorum
 from coordinator_sdk.model import errors as E
 from coordinator_sdk.model.state import (
@@ -33,6 +33,7 @@ from coordinator_sdk.model.state import (
     State,
     Witness,
 )
+from coordinator_sdk.participation import absent_count, absentees, in_range
 from coordinator_sdk.shuffle import is_witness, witness_order, witness_slots
 
 ACTIVE = (RunState.RoundTrain, RunState.RoundWitness, RunState.Cooldown)
@@ -187,8 +188,9 @@ class Machine:
         _tick(s, now, seed, slot)  # starts round 0 once every slot voted and the seed is ready
 
     @_instruction
-    def witness(self, s: State, signer: bytes, participant: bytes, broadcast: bytes, merkle: bytes,
+    def witness(self, s: State, signer: bytes, participants: bytes, broadcast: bytes, merkle: bytes,
                 now: int, seed: int, step: int | None = None, slot: int | None = None) -> None:
+        """`participants`: one bit per epoch client of the round (coordinator_sdk.participation)."""
         if s.halted():
             raise E.Halted(f"the run is {s.run_state.name}")
         if s.run_state not in (RunState.RoundTrain, RunState.RoundWitness):
@@ -197,13 +199,15 @@ class Machine:
         if step is not None and step != s.step:
             raise E.StaleRound(f"the witness is for step {step}, the current round is step {s.step}")
         round_ = s.current_round
+        if not in_range(participants, round_.clients_len):
+            raise E.ParticipantOutOfRange(f"participant bits past the round's {round_.clients_len} clients")
         if not is_witness(index, round_.clients_len, round_.random_seed, s.config.witness_nodes):
             raise E.WitnessNotElected(f"client {index} is not a witness of round {round_.height}")
         if any(w.client_index == index for w in round_.witnesses):
             raise E.DuplicateWitness(f"client {index} already witnessed round {round_.height}")
         if len(round_.witnesses) >= MAX_WITNESSES:
             raise E.WitnessesFull("32 witnesses already")
-        round_.witnesses.append(Witness(index, participant, broadcast, merkle))
+        round_.witnesses.append(Witness(index, participants, broadcast, merkle))
         if slot is not None:
             s.seed_slot = slot  # the next seed needs a slot hash this witness cannot know yet
         _tick(s, now, seed, slot)  # RoundTrain moves on once every elected witness posted or left
@@ -211,21 +215,20 @@ class Machine:
     @_instruction
     def health_check(self, s: State, reporter: bytes, target_index: int, now: int, seed: int,
                      slot: int | None = None) -> None:
+        """Drops now, in any round, a client a quorum of the current round's elected witnesses (posted or not)
+        left out of their participant bits: the round-ending tick would drop it anyway (_drop_absent); this
+        only stops the round waiting for an elected witness that is gone."""
         if s.halted():
             raise E.Halted(f"the run is {s.run_state.name}")
         _require_healthy(s, _epoch_index(s, reporter))
-        prev = s.previous_round(1)
-        if s.run_state not in (RunState.RoundTrain, RunState.RoundWitness) or prev is None \
-                or s.current_round.height < 2:
-            raise E.HealthCheckTooEarly("health checks start at round height 2")
-        if not 0 <= target_index < len(s.epoch_state.clients):
+        if s.run_state not in (RunState.RoundTrain, RunState.RoundWitness):
+            raise E.HealthCheckTooEarly("health checks only while a round is in progress")
+        r = s.current_round
+        if not 0 <= target_index < min(len(s.epoch_state.clients), r.clients_len):
             raise E.NotAnEpochClient(f"no epoch client at index {target_index}")
         target = s.epoch_state.clients[target_index]
-        blooms = [Bloom.from_bytes(w.participant_bloom) for w in prev.witnesses]
-        # dropping takes a quorum of the witnesses elected for that round (posted or not) that did not see it
-        item = hashlib.sha256(target.signer).digest()
-        absent = sum(not b.contains(item) for b in blooms)
-        if absent < witness_quorum(witness_slots(s.config.witness_nodes, prev.clients_len), s.config.witness_nodes):
+        absent = absent_count([w.participants for w in r.witnesses], target_index)
+        if absent < _round_quorum(s, r):
             raise E.ClientIsHealthy(f"too few of the round's elected witnesses missed client {target_index}")
         if target.state == ClientState.Healthy:
             target.state = ClientState.Dropped
@@ -328,7 +331,7 @@ def _move_to_exited(s: State, height: int) -> None:
     s.epoch_state.clients = keep
     if s.run_state == RunState.Warmup:
         r = s.current_round
-        r.witnesses = [Witness(remap[w.client_index], w.participant_bloom, w.broadcast_bloom, w.broadcast_merkle)
+        r.witnesses = [Witness(remap[w.client_index], w.participants, w.broadcast_bloom, w.broadcast_merkle)
                        for w in r.witnesses if w.client_index in remap]
 
 
@@ -378,6 +381,21 @@ def _round_witnessed(s: State) -> bool:
                                                                                    r.clients_len)])
 
 
+def _round_quorum(s: State, r: Round) -> int:
+    """Absences that drop a client: a quorum of the round's elected witnesses, posted or not."""
+    return witness_quorum(witness_slots(s.config.witness_nodes, r.clients_len), s.config.witness_nodes)
+
+
+def _drop_absent(s: State) -> None:
+    """Every round counts, the epoch's first and last included: when a round's witnessing ends, each healthy
+    client of the round that a quorum of its elected witnesses left out is Dropped (so not paid), before
+    compaction moves the indices the bits are keyed by."""
+    r, clients = s.current_round, s.epoch_state.clients
+    for i in absentees([w.participants for w in r.witnesses], r.clients_len, _round_quorum(s, r)):
+        if i < len(clients) and clients[i].state == ClientState.Healthy:
+            clients[i].state = ClientState.Dropped
+
+
 def _end_epoch_rewards(s: State) -> None:
     n = s.epoch_state.clients_at_start
     if n == 0:
@@ -421,6 +439,7 @@ def _tick(s: State, now: int, seed: int, slot: int | None = None) -> None:
             return
         r = s.current_round
         _penalize_idle_witnesses(s)
+        _drop_absent(s)
         es.first_round = False
         s.step += 1
         _move_to_exited(s, r.height)

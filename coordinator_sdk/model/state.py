@@ -69,8 +69,10 @@ class Config:
 
 @dataclass
 class Witness:
+    """participants: one bit per epoch client of the round (coordinator_sdk.participation); b"" for a
+    warmup vote, which stores only its index."""
     client_index: int
-    participant_bloom: bytes
+    participants: bytes
     broadcast_bloom: bytes
     broadcast_merkle: bytes
 

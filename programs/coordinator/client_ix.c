@@ -214,13 +214,14 @@ uint64_t ix_warmup_witness(const SolParameters *p, Args *args) {
     return bump_nonce(a);
 }
 
-/* witness(participant_bloom[192], broadcast_bloom[192], broadcast_merkle[32], step u32, loss f32,
- *         tokens_per_sec f32, bandwidth_per_sec f32) -- the metadata is for indexers (logged, not stored) */
+/* witness(participants[32], broadcast_bloom[192], broadcast_merkle[32], step u32, loss f32,
+ *         tokens_per_sec f32, bandwidth_per_sec f32) -- participants: one bit per epoch client of the round
+ * (see Witness); the metadata is for indexers (logged, not stored) */
 uint64_t ix_witness(const SolParameters *p, Args *args) {
     Ctx ctx;
     uint64_t err = load_client(p, &ctx, 3);
     if (err) return err;
-    const uint8_t *participant = args_take(args, BLOOM_BYTES), *broadcast = args_take(args, BLOOM_BYTES);
+    const uint8_t *participants = args_take(args, PARTICIPANT_BYTES), *broadcast = args_take(args, BLOOM_BYTES);
     const uint8_t *merkle = args_take(args, 32), *metadata = args_take(args, 16);
     if (!args_done(args)) return E_INVALID_INSTRUCTION;
     CoordinatorAccount *a = ctx.acc;
@@ -230,6 +231,7 @@ uint64_t ix_witness(const SolParameters *p, Args *args) {
     if ((err = healthy_epoch_client(&ctx, &index))) return err;
     if (sol_read_u32(metadata) != a->step) return E_STALE_ROUND; /* a witness meant for another round */
     Round *r = &a->rounds[a->rounds_head];
+    if (!participants_in_range(participants, r->clients_len)) return E_PARTICIPANT_OUT_OF_RANGE;
     uint32_t slots = witness_slots(a->config.witness_nodes, r->clients_len);
     if ((uint64_t)index >= r->clients_len) return E_WITNESS_NOT_ELECTED;
     int64_t slot = elected_slot(a, (uint64_t)index);
@@ -240,7 +242,7 @@ uint64_t ix_witness(const SolParameters *p, Args *args) {
     r->posted_slots |= 1U << slot;
     Witness *w = &r->witnesses[r->num_witnesses++];
     w->client_index = (uint16_t)index;
-    sol_memcpy(w->participant_bloom, participant, BLOOM_BYTES);
+    sol_memcpy(w->participants, participants, PARTICIPANT_BYTES);
     sol_memcpy(w->broadcast_bloom, broadcast, BLOOM_BYTES);
     sol_memcpy(w->broadcast_merkle, merkle, 32);
     SolBytes event[3] = {{(const uint8_t *)"witness", 7}, {ctx.signer->key->x, 32}, {metadata, 16}};
@@ -251,8 +253,12 @@ uint64_t ix_witness(const SolParameters *p, Args *args) {
     return bump_nonce(a);
 }
 
-/* health_check(target_index: u16): a quorum of the witnesses elected for the previous round posted participant
- * blooms without the target -> Dropped. */
+/* health_check(target_index: u16): a quorum of the witnesses elected for the current round posted participant
+ * bits without the target -> Dropped now, in any round of the epoch (the round-ending tick drops every such
+ * client anyway, see drop_absent; this only stops the round waiting for an elected witness that is gone).
+ * Dropping takes a quorum of the witnesses elected, posted or not, that left the target out: when most
+ * elected witnesses stay silent, one witness alone cannot drop anybody. Counting stops once the outcome is
+ * known. The round's indices hold: compaction runs only between rounds. */
 uint64_t ix_health_check(const SolParameters *p, Args *args) {
     Ctx ctx;
     uint64_t err = load_client(p, &ctx, 3);
@@ -263,24 +269,15 @@ uint64_t ix_health_check(const SolParameters *p, Args *args) {
     if (is_halted(a)) return E_HALTED;
     int64_t reporter;
     if ((err = healthy_epoch_client(&ctx, &reporter))) return err;
-    const Round *cur = &a->rounds[a->rounds_head];
-    if ((a->run_state != RS_ROUND_TRAIN && a->run_state != RS_ROUND_WITNESS) || a->first_round || cur->height < 2)
-        return E_HEALTH_CHECK_TOO_EARLY;
-    if (target >= a->num_epoch_clients) return E_NOT_AN_EPOCH_CLIENT;
-    const Round *prev = &a->rounds[(a->rounds_head + NUM_ROUNDS - 1) % NUM_ROUNDS];
-    uint8_t item[32];
-    SolBytes s[1] = {{a->epoch_clients[target].signer.x, 32}};
-    sol_sha256(s, 1, item);
-    /* Dropping takes a quorum of the witnesses elected for that round, posted or not, that did not see the
-     * target: when most elected witnesses stay silent, one witness alone cannot drop anybody.
-    * Counting stops as soon as the outcome is known. */
-    uint32_t quorum = witness_quorum(witness_slots(a->config.witness_nodes, prev->clients_len),
-                                     a->config.witness_nodes);
-    uint32_t posted = prev->num_witnesses < MAX_WITNESSES ? prev->num_witnesses : MAX_WITNESSES;
+    if (a->run_state != RS_ROUND_TRAIN && a->run_state != RS_ROUND_WITNESS) return E_HEALTH_CHECK_TOO_EARLY;
+    const Round *r = &a->rounds[a->rounds_head];
+    if (target >= a->num_epoch_clients || target >= r->clients_len) return E_NOT_AN_EPOCH_CLIENT;
+    uint32_t quorum = witness_quorum(witness_slots(a->config.witness_nodes, r->clients_len), a->config.witness_nodes);
+    uint32_t posted = r->num_witnesses < MAX_WITNESSES ? r->num_witnesses : MAX_WITNESSES;
     if (posted < quorum) return E_CLIENT_IS_HEALTHY;
-    uint32_t absent = 0, present = 0;
+    uint32_t absent = 0, present = 0, byte = target / 8, bit = target % 8;
     for (uint32_t w = 0; w < posted && absent < quorum; w++) {
-        if (!bloom_contains(prev->witnesses[w].participant_bloom, item)) absent++;
+        if (!((r->witnesses[w].participants[byte] >> bit) & 1)) absent++;
         else if (++present > posted - quorum) return E_CLIENT_IS_HEALTHY;
     }
     if (absent < quorum) return E_CLIENT_IS_HEALTHY;

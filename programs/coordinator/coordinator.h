@@ -17,6 +17,7 @@
 #define ADDR_HINT_MAX 64
 #define CHECKPOINT_MAX 127
 #define BLOOM_BYTES 192
+#define PARTICIPANT_BYTES (MAX_CLIENTS / 8) /* one bit per epoch client of the round */
 #define ACCOUNT_VERSION 1
 
 enum { RS_UNINITIALIZED = 0, RS_WAITING_FOR_MEMBERS, RS_WARMUP, RS_ROUND_TRAIN, RS_ROUND_WITNESS, RS_COOLDOWN,
@@ -56,6 +57,7 @@ enum {
     E_WITNESSES_FULL, E_HEALTH_CHECK_TOO_EARLY, E_CLIENT_IS_HEALTHY, E_NOT_AN_EPOCH_CLIENT,
     E_ARITHMETIC_OVERFLOW, E_NOT_AUTHORIZED, E_INVALID_ARGUMENT, E_NOT_SYSTEM_PROGRAM, E_ACCOUNT_NOT_ZEROED,
     E_WRONG_SYSVAR, E_STALE_ROUND, E_INVALID_MODEL, E_INVALID_PROGRESS, E_CLIENT_NOT_HEALTHY, E_P2P_KEY_TAKEN,
+    E_PARTICIPANT_OUT_OF_RANGE,
 };
 
 /* ---- layouts ----------------------------------------------------------------------------------------- */
@@ -68,10 +70,15 @@ typedef struct {
     uint8_t _pad[5];
 } Config; /* 72 bytes */
 
+/* participants: bit i (byte i / 8, bit i % 8) says epoch client i of this round trained it, as this witness
+ * saw; exact, where a 1024-bit bloom of 256 clients answered "present" for ~1 absent client in 5. Indexed by
+ * the round's epoch-client index, which holds for the whole round (compaction runs only between rounds);
+ * bits at or past the round's clients_len are refused. The bloom's other 160 bytes are reserved (zero). */
 typedef struct {
     uint16_t client_index;
     uint8_t _pad[6];
-    uint8_t participant_bloom[BLOOM_BYTES];
+    uint8_t participants[PARTICIPANT_BYTES];
+    uint8_t _reserved[BLOOM_BYTES - PARTICIPANT_BYTES];
     uint8_t broadcast_bloom[BLOOM_BYTES];
     uint8_t broadcast_merkle[32];
 } Witness; /* 424 */
@@ -239,7 +246,8 @@ const RegisteredClient *registry_entry(const CoordinatorAccount *a, const EpochC
 uint64_t batch_size(const CoordinatorAccount *a, uint64_t data_index);
 uint32_t witness_slots(uint32_t witness_nodes, uint32_t n_clients);
 uint32_t witness_quorum(uint32_t n_witnesses, uint32_t witness_nodes);
-bool bloom_contains(const uint8_t *bloom, const uint8_t *item); /* item: >= 8 bytes */
+bool participants_in_range(const uint8_t *bits, uint32_t clients_len);
+uint32_t absent_mask(const Round *r, uint32_t quorum, uint64_t out[PARTICIPANT_BYTES / 8]);
 uint64_t get_clock(uint64_t *now, uint64_t *slot);
 uint64_t check_slot_hashes(const SolParameters *p, uint64_t i);
 uint64_t find_instance_address(const uint8_t *run_id, uint64_t len, const SolPubkey *program_id, SolPubkey *out,

@@ -1,5 +1,5 @@
 /* Deterministic arithmetic shared with coordinator_sdk (shuffle.py, bloom.py, assignment.py, consensus.py):
- * swap-or-not witness election, keyed-FNV bloom lookups, quorum, the batch-size ramp and the round seed. */
+ * swap-or-not witness election, participant-bit counts, quorum, the batch-size ramp and the round seed. */
 #include "coordinator.h"
 
 static const uint8_t WITNESS_SALT[7] = {'w', 'i', 't', 'n', 'e', 's', 's'};
@@ -63,28 +63,47 @@ uint32_t witness_quorum(uint32_t n_witnesses, uint32_t witness_nodes) {
     return q ? q : 1;
 }
 
-/* Bloom positions hash the first 8 bytes of an item (items are sha256 digests: 64 bits are plenty for 1024
- * bits, and a health check tests up to 32 blooms x 8 keys, which bounds it at ~11k CU): FNV-1a-64 from the
- * key, a byte at a time out of one u64 load, unrolled. */
-static inline uint64_t fnv8(uint64_t h, uint64_t v) {
-    const uint64_t prime = 0x100000001b3ULL;
-#pragma clang loop unroll(full)
-    for (int b = 0; b < 8; b++) {
-        h = (h ^ (v & 0xff)) * prime;
-        v >>= 8;
-    }
-    return h;
-}
-
-/* 8 keyed hashes into 1024 bits; layout: keys[8] u64 then words[16] u64. */
-bool bloom_contains(const uint8_t *bloom, const uint8_t *item) {
-    uint64_t v = load_u64(item);
-    for (int k = 0; k < 8; k++) {
-        uint64_t pos = fnv8(load_u64(bloom + 8 * k), v) % 1024;
-        uint64_t word = load_u64(bloom + 64 + 8 * (pos / 64));
-        if (!((word >> (pos % 64)) & 1)) return false;
+/* A witness's participant bits are exact: nothing may be set at or past the round's clients_len (a bit there
+ * would name nobody, or a client of another round's order). */
+bool participants_in_range(const uint8_t *bits, uint32_t clients_len) {
+    for (uint32_t w = 0; w < PARTICIPANT_BYTES / 8; w++) {
+        uint64_t word = load_u64(bits + 8 * w), first = 64 * w;
+        if (clients_len >= first + 64) continue;
+        if (clients_len <= first ? word != 0 : (word >> (clients_len - first)) != 0) return false;
     }
     return true;
+}
+
+/* out: bit i set when at least `quorum` of the round's posted witnesses left epoch client i (i < clients_len)
+ * out of their participant bits; all clear when fewer than `quorum` posted. A bit-sliced count: per 64
+ * clients, six u64 counter planes take one witness word at a time (~25 ops), so 32 witnesses x 256 clients
+ * cost ~3k CU where a bit-by-bit count would cost ~40k. Returns how many bits are set. */
+uint32_t absent_mask(const Round *r, uint32_t quorum, uint64_t out[PARTICIPANT_BYTES / 8]) {
+    uint32_t posted = r->num_witnesses < MAX_WITNESSES ? r->num_witnesses : MAX_WITNESSES, dropped = 0;
+    uint32_t n = r->clients_len < MAX_CLIENTS ? r->clients_len : MAX_CLIENTS;
+    for (uint32_t w = 0; w < PARTICIPANT_BYTES / 8; w++) {
+        out[w] = 0;
+        uint32_t first = 64 * w;
+        if (posted < quorum || quorum == 0 || n <= first) continue;
+        uint64_t c[6] = {0, 0, 0, 0, 0, 0}; /* counts up to 32 < 64 */
+        for (uint32_t k = 0; k < posted; k++) {
+            uint64_t carry = ~load_u64(r->witnesses[k].participants + 8 * w);
+            for (uint32_t b = 0; b < 6 && carry; b++) {
+                uint64_t t = c[b] & carry;
+                c[b] ^= carry;
+                carry = t;
+            }
+        }
+        uint64_t gt = 0, eq = ~0ULL; /* count > quorum's high bits so far, == so far */
+        for (int b = 5; b >= 0; b--) {
+            if ((quorum >> b) & 1) eq &= c[b];
+            else gt |= eq & c[b], eq &= ~c[b];
+        }
+        uint64_t valid = n >= first + 64 ? ~0ULL : (1ULL << (n - first)) - 1;
+        out[w] = (gt | eq) & valid;
+        for (uint64_t x = out[w]; x; x &= x - 1) dropped++;
+    }
+    return dropped;
 }
 
 /* Sequences in the round starting at data_index: linear ramp start -> end over the warmup tokens, rounded

@@ -144,6 +144,33 @@ static bool round_witnessed(const CoordinatorAccount *a) {
     return true;
 }
 
+/* Every round counts, the epoch's first and last included: when a round's witnessing ends, each healthy client
+ * of the round that a quorum of the round's elected witnesses (posted or not) left out of their participant
+ * bits is Dropped (so not paid for the epoch), before compaction moves the indices the bits are keyed by.
+ * Event ("absent", height u32, mask[32]): bit i, epoch client i of that round, when any was dropped. */
+SOL_NOINLINE static void drop_absent(CoordinatorAccount *a) {
+    const Round *r = &a->rounds[a->rounds_head];
+    uint64_t mask[PARTICIPANT_BYTES / 8];
+    uint32_t quorum = witness_quorum(witness_slots(a->config.witness_nodes, r->clients_len), a->config.witness_nodes);
+    if (absent_mask(r, quorum, mask) == 0) return;
+    uint32_t dropped = 0;
+    for (uint32_t w = 0; w < PARTICIPANT_BYTES / 8; w++)
+        for (uint32_t b = 0; b < 64 && (mask[w] >> b); b++) { /* no ctz on SBF: stop past the top bit */
+            uint32_t i = 64 * w + b;
+            if (!((mask[w] >> b) & 1)) continue;
+            if (i >= a->num_epoch_clients || a->epoch_clients[i].state != CS_HEALTHY) {
+                mask[w] &= ~(1ULL << b); /* withdrew or already dropped: not this round's drop */
+                continue;
+            }
+            a->epoch_clients[i].state = CS_DROPPED;
+            dropped++;
+        }
+    if (dropped == 0) return;
+    SolBytes event[3] = {{(const uint8_t *)"absent", 6}, {(const uint8_t *)&r->height, 4},
+                         {(const uint8_t *)mask, PARTICIPANT_BYTES}};
+    sol_log_data(event, 3);
+}
+
 SOL_NOINLINE static void end_epoch_rewards(CoordinatorAccount *a) {
     if (a->clients_at_start == 0) return;
     uint64_t share = a->earning_rate / a->clients_at_start;
@@ -193,6 +220,7 @@ SOL_NOINLINE static uint64_t tick_round_witness(CoordinatorAccount *a, const Cha
     if (!timed_out(a, now, a->config.round_witness_time) || !seed_ready(a, ch)) return SOL_SUCCESS;
     const Round *r = &a->rounds[a->rounds_head];
     penalize_idle_witnesses(a);
+    drop_absent(a);
     a->first_round = 0;
     a->step += 1;
     move_to_exited(a, r->height);
