@@ -48,10 +48,10 @@ static uint64_t check_authorization(const SolParameters *p, const Ctx *ctx) {
 }
 
 /* When the registry is full, a newcomer takes the slot of the least useful client that may be evicted.
- * Never evicted: a healthy client of the epoch in progress, and a client with earned points (points are
- * never dropped). Among the rest: one not waiting for the next epoch before one that is, then the most
- * penalised, then the longest since it last joined, then round-robin from evict_cursor (so a newcomer's
- * slot is not the next one taken). So wallets that rejoin every epoch or were penalised cannot lock a run:
+ * Never evicted: a healthy client of the epoch in progress. Among the rest: one not waiting for the next
+ * epoch before one that is, then one without earned points before one with (whose points the joiner must
+ * bank in its points PDA, see bank_points), then the most penalised, then the longest since it last joined,
+ * then round-robin from evict_cursor (so a newcomer's slot is not the next one taken). So wallets that rejoin every epoch or were penalised cannot lock a run:
  * each newcomer displaces one of them, and only after every other tied slot was taken is it displaced. */
 static bool epoch_in_progress(const CoordinatorAccount *a) {
     return a->run_state == RS_WARMUP || a->run_state == RS_ROUND_TRAIN || a->run_state == RS_ROUND_WITNESS ||
@@ -69,19 +69,21 @@ static int64_t evictable_slot(CoordinatorAccount *a) {
     uint64_t n = a->num_clients < MAX_CLIENTS ? a->num_clients : MAX_CLIENTS;
     if (n == 0) return -1;
     int64_t best = -1;
-    bool best_pending = false;
+    bool best_pending = false, best_earner = false;
     uint64_t best_slashed = 0, best_active = 0, next = a->next_active;
     uint64_t i = a->evict_cursor % n;
     for (uint64_t j = 0; j < n; j++, i = i + 1 == n ? 0 : i + 1) {
         const RegisteredClient *c = &a->clients[i];
-        if (busy[i] || c->earned != 0) continue;
-        bool pending = c->active == next;
+        if (busy[i]) continue;
+        bool pending = c->active == next, earner = c->earned != 0;
         bool better = best < 0 || (pending != best_pending ? !pending
+                                   : earner != best_earner ? !earner
                                    : c->slashed != best_slashed ? c->slashed > best_slashed
                                                                 : c->active < best_active);
         if (better) {
             best = (int64_t)i;
             best_pending = pending;
+            best_earner = earner;
             best_slashed = c->slashed;
             best_active = c->active;
         }
@@ -120,7 +122,8 @@ static void release_p2p(CoordinatorAccount *a, const SolPubkey *signer, const So
 }
 
 /* join_run(p2p: pubkey, addr_hint: string<=64); accounts: user, instance, account, authorization, SlotHashes,
- * [the P2P key as signer: proves the claim, see release_p2p] */
+ * [the P2P key as signer: proves the claim, see release_p2p; any non-signer stands in for it when the next
+ * two are needed], [the evictee's points PDA (w), System program: when the slot taken holds points] */
 uint64_t ix_join_run(const SolParameters *p, Args *args) {
     Ctx ctx;
     uint64_t err = load_client(p, &ctx, 4);
@@ -146,6 +149,7 @@ uint64_t ix_join_run(const SolParameters *p, Args *args) {
         } else {
             i = evictable_slot(a);
             if (i < 0) return a->num_clients >= MAX_CLIENTS ? E_CLIENTS_FULL : E_MORE_CLIENTS_THAN_BATCHES;
+            if ((err = bank_points(p, a, (uint64_t)i))) return err;
             sol_memset(&a->clients[i], 0, sizeof(RegisteredClient));
         }
         a->clients[i].signer = *ctx.signer->key;
