@@ -58,6 +58,26 @@ static bool epoch_in_progress(const CoordinatorAccount *a) {
            a->run_state == RS_COOLDOWN;
 }
 
+typedef struct {
+    int64_t slot;
+    uint64_t rank, slashed, active; /* rank: 2 x waiting for the next epoch + has earned points; 4: none yet */
+} Evictee;
+
+/* Slots [from, to) against the best so far; the first of equals (in the scan order) stays. Kept lean: at a
+ * full registry this loop is most of join_run's cost. */
+static void consider(const CoordinatorAccount *a, const uint8_t *busy, uint64_t from, uint64_t to, Evictee *b) {
+    uint64_t next = a->next_active;
+    const RegisteredClient *c = &a->clients[from];
+    for (uint64_t i = from; i < to; i++, c++) {
+        if (busy[i]) continue;
+        uint64_t rank = (uint64_t)(c->active == next) * 2 + (c->earned != 0);
+        if (rank > b->rank) continue;
+        if (rank == b->rank && (c->slashed < b->slashed || (c->slashed == b->slashed && c->active >= b->active)))
+            continue;
+        b->slot = (int64_t)i, b->rank = rank, b->slashed = c->slashed, b->active = c->active;
+    }
+}
+
 static int64_t evictable_slot(CoordinatorAccount *a) {
     uint8_t *busy = (uint8_t *)(SOL_HEAP_START + HEAP_SCRATCH_U16); /* registry slots of healthy epoch clients */
     sol_memset(busy, 0, MAX_CLIENTS);
@@ -68,28 +88,12 @@ static int64_t evictable_slot(CoordinatorAccount *a) {
         }
     uint64_t n = a->num_clients < MAX_CLIENTS ? a->num_clients : MAX_CLIENTS;
     if (n == 0) return -1;
-    int64_t best = -1;
-    bool best_pending = false, best_earner = false;
-    uint64_t best_slashed = 0, best_active = 0, next = a->next_active;
-    uint64_t i = a->evict_cursor % n;
-    for (uint64_t j = 0; j < n; j++, i = i + 1 == n ? 0 : i + 1) {
-        const RegisteredClient *c = &a->clients[i];
-        if (busy[i]) continue;
-        bool pending = c->active == next, earner = c->earned != 0;
-        bool better = best < 0 || (pending != best_pending ? !pending
-                                   : earner != best_earner ? !earner
-                                   : c->slashed != best_slashed ? c->slashed > best_slashed
-                                                                : c->active < best_active);
-        if (better) {
-            best = (int64_t)i;
-            best_pending = pending;
-            best_earner = earner;
-            best_slashed = c->slashed;
-            best_active = c->active;
-        }
-    }
-    if (best >= 0) a->evict_cursor = (uint32_t)(((uint64_t)best + 1) % n);
-    return best;
+    uint64_t cursor = a->evict_cursor % n;
+    Evictee best = {-1, 4, 0, 0};
+    consider(a, busy, cursor, n, &best); /* round-robin from evict_cursor */
+    consider(a, busy, 0, cursor, &best);
+    if (best.slot >= 0) a->evict_cursor = (uint32_t)(((uint64_t)best.slot + 1) % n);
+    return best.slot;
 }
 
 /* One pass over the registry: the signer's slot (or -1), and whether another client holds this P2P key in
