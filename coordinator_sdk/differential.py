@@ -199,15 +199,17 @@ class DiffRun:
         key = bytes(p2p_keypair.pubkey()) if p2p_keypair else p2p or bytes(user.pubkey())
         self.wallets.add(bytes(user.pubkey()))
         out = evictee(self.chain_state(), user.pubkey())  # the SDK's prediction of the slot the join takes
-        self.banks += out is not None
+        predicted = out
         if forge_points is not None:
             out = forge_points
         ix = self.h.codec.join_run(user.pubkey(), self.run.instance, self.run.account, Pubkey.from_bytes(key),
                                    "127.0.0.1:4000", prove_p2p=p2p_keypair is not None, evictee=out)
-        return self._apply("join_run", lambda: self.h.send(ix, [user, *([p2p_keypair] if p2p_keypair else [])]),
+        step = self._apply("join_run", lambda: self.h.send(ix, [user, *([p2p_keypair] if p2p_keypair else [])]),
                            lambda seed, slot: self.m.join_run(bytes(user.pubkey()), key, b"127.0.0.1:4000", self.now,
                                                               seed, slot, p2p_proven=p2p_keypair is not None,
                                                               points_for=forge_points and bytes(forge_points)))
+        self.banks += predicted is not None and step.chain.ok
+        return step
 
     def client(self, name: str, user: Keypair, *args: Any) -> Step:
         signer = bytes(user.pubkey())
