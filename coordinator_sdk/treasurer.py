@@ -141,9 +141,12 @@ class Treasurer:
         return (await self._rewards_for([user]))[0]
 
     async def rewards_table(self) -> list[Rewards]:
-        """Every client registered in the run's coordinator account, in registry order."""
+        """Every client registered in the run's coordinator account, in registry order, then every wallet
+        whose slot a newcomer took (its points banked)."""
         st = await self.coordinator.fetch_state()
-        return await self._rewards_for([Pubkey.from_bytes(bytes(c.signer)) for c in st.clients[:st.num_clients]])
+        registered = [bytes(c.signer) for c in st.clients[:st.num_clients]]
+        evicted = sorted(set(await self.coordinator.banked_points()) - set(registered))
+        return await self._rewards_for([Pubkey.from_bytes(k) for k in registered + evicted])
 
     async def _rewards_for(self, users: list[Pubkey]) -> list[Rewards]:
         run = await self.fetch_run()

@@ -189,6 +189,8 @@ def test_an_evicted_earner_is_shown_and_paid_its_banked_points(net: Localnet, tm
     res = invoke("rewards", "show", "--run-id", run_id, gone, "--json", "-u", net.url)
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["participants"][0]["claimable_points"] == 300
+    res = invoke("rewards", "show", "--run-id", run_id, "--json", "-u", net.url)  # everyone, the evictee too
+    assert {p["user"]: p["earned"] for p in json.loads(res.output)["participants"]}[gone] == 300
     path = next(p for kp, p in clients if str(kp.pubkey()) == gone)
     res = invoke("rewards", "claim", "--run-id", run_id, "-k", path, "-u", net.url)
     assert res.exit_code == 0 and "claimed 300 points" in res.output, res.output
