@@ -3,6 +3,7 @@ wallet's ClientPoints PDA ["points", coordinator account, wallet], and the treas
 exactly once. Before, 256 wallets that each earned a point and left held the registry at ClientsFull forever."""
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import pytest
@@ -15,6 +16,9 @@ from treasurer_helpers import fails_with, snapshot
 
 from coordinator_sdk import spl_token as spl
 from coordinator_sdk.fuzz import CONFIGS, FuzzWorld, apply
+from coordinator_sdk.model import Config, Machine
+from coordinator_sdk.model import errors as E
+from coordinator_sdk.model.state import RegisteredClient, RunState, State
 from coordinator_sdk.points import evictee
 from coordinator_sdk.treasurer_svm import EPOCH_CONFIG, TreasurerSvm, TreasuryRun
 
@@ -223,3 +227,44 @@ def test_the_idl_decodes_a_points_account() -> None:
     rec = h.codec.decode(raw)
     assert (rec.earned, rec.slashed) == h.banked(tr, victim) and rec.signer == victim
     assert rec.coordinator_account == tr.account and h.codec.program.account["ClientPoints"].size == len(raw)
+
+
+# ---- the model's rules (the differential tests hold the program to them) ------------------------------------
+def _model(slots: list[tuple[bytes, int, int]], banked: dict | None = None) -> Machine:
+    """A halted-free model run in WaitingForMembers whose registry of len(slots) slots is full: (signer,
+    earned, slashed) per slot, none waiting for the next epoch."""
+    cfg = Config(global_batch_size_start=len(slots), global_batch_size_end=len(slots))
+    st = State(run_state=RunState.WaitingForMembers, config=cfg, next_active=2,
+               clients=[RegisteredClient(k, k, active=1, earned=e, slashed=s) for k, e, s in slots])
+    st.banked = dict(banked or {})
+    return Machine(st)
+
+
+def test_model_evicts_a_slot_without_points_before_an_earner_and_banks_an_earner() -> None:
+    a, b, c, d = (bytes([i]) * 32 for i in range(1, 5))
+    m = _model([(a, 5, 0), (b, 0, 9)])
+    m.join_run(c, c, b"", 0, 1)  # b: no earned points (most penalised too), taken first; no PDA to create
+    assert [x.signer for x in m.state.clients] == [a, c] and m.state.banked == {}
+    m.join_run(d, d, b"", 0, 1)  # c just joined (protected): the earner's slot is taken, its points banked
+    assert [x.signer for x in m.state.clients] == [d, c] and m.state.banked == {a: (5, 0)}
+
+
+def test_model_banks_penalties_only_where_points_are_banked() -> None:
+    a, b, c = (bytes([i]) * 32 for i in range(1, 4))
+    m = _model([(a, 0, 4)])
+    m.join_run(b, b, b"", 0, 1)
+    assert m.state.banked == {}  # nothing to penalise anywhere: dropped with the slot, as before banking
+    m = _model([(a, 0, 4)], banked={a: (10, 1)})
+    m.join_run(c, c, b"", 0, 1)
+    assert m.state.banked == {a: (10, 5)}
+
+
+def test_model_refuses_another_wallets_points_pda_and_changes_nothing() -> None:
+    a, b = (bytes([i]) * 32 for i in range(1, 3))
+    m = _model([(a, 5, 0)])
+    before = copy.deepcopy(m.state)
+    with pytest.raises(E.WrongPointsAccount):
+        m.join_run(b, b, b"", 0, 1, points_for=b)
+    assert m.state == before
+    m.join_run(b, b, b"", 0, 1, points_for=a)
+    assert m.state.banked == {a: (5, 0)}
