@@ -157,10 +157,20 @@ def test_a_join_that_evicts_an_earner_needs_that_wallets_points_pda(small) -> No
              joiner, "WrongPointsAccount")  # the PDA must be writable
     h.svm.set_account(pda, Account(10**7, b"", SYSTEM_PROGRAM, False, 0))  # squatted: pre-funded, empty
     _refused(h, tr, ro, joiner, "NotWritable")  # the payer of a new PDA must be writable
+    no_system = Instruction(ok_ix.program_id, ok_ix.data, [*ok_ix.accounts[:7], AccountMeta(tr.account, False, False)])
+    _refused(h, tr, no_system, joiner, "NotSystemProgram")
     before = _slot(h, tr, victim).earned
     assert h.send(ok_ix, [joiner]).ok  # a pre-funded address is taken over, as accounts.c create_pda does
     assert h.banked(tr, victim) == (before, 0)
     assert h.svm.get_account(pda).owner == h.codec.program_id
+    # the next join takes another earner's slot: the first evictee's real record is not that wallet's
+    second = h.fund(Keypair(), 10**9)
+    nxt = evictee(h.state(tr), second.pubkey())
+    assert nxt not in (None, victim)
+    _refused(h, tr, _join_ix(h, tr, second, pda, nxt), second, "WrongPointsAccount")
+    copy_at = Keypair().pubkey()  # a copy of a record, with data, not owned by the program
+    h.svm.set_account(copy_at, Account(10**7, bytes(h.svm.get_account(pda).data), SYSTEM_PROGRAM, False, 0))
+    _refused(h, tr, _join_ix(h, tr, second, copy_at, nxt), second, "WrongPointsAccount")
 
 
 def test_the_treasurer_refuses_a_forged_points_account(small) -> None:
@@ -175,9 +185,13 @@ def test_the_treasurer_refuses_a_forged_points_account(small) -> None:
     fake_owner = Keypair().pubkey()
     h.svm.set_account(fake_owner, Account(10**7, h.svm.get_account(h.codec.points_pda(tr.account, victim_key)).data,
                                           SYSTEM_PROGRAM, False, 0))  # a copy of the record, not the coordinator's
+    real = bytes(h.svm.get_account(h.codec.points_pda(tr.account, victim_key)).data)
+    moved, blank = Keypair().pubkey(), Keypair().pubkey()
+    h.svm.set_account(moved, Account(10**7, real, h.codec.program_id, False, 0))  # the record elsewhere
+    h.svm.set_account(blank, Account(10**7, bytes(96), h.codec.program_id, False, 0))
     cases = [(fake_owner, "WrongOwner"),
              (h.codec.points_pda(tr.account, joiner.pubkey()), "WrongOwner"),  # nonexistent: the System program's
-             (tr.account, "WrongAccountSize")]
+             (tr.account, "WrongAccountSize"), (blank, "WrongDiscriminator"), (moved, "InvalidPda")]
     for key, name in cases:
         fails_with(h, h.tcodec.participant_claim(victim_key, tr.run, tr.account, tr.mint, 1, user_collateral=ata,
                                                  banked=key), [victim], name)
