@@ -15,6 +15,7 @@ from solders.system_program import ID as SYSTEM_PROGRAM
 from treasurer_helpers import fails_with, snapshot
 
 from coordinator_sdk import spl_token as spl
+from coordinator_sdk.events import decode_logs
 from coordinator_sdk.fuzz import CONFIGS, FuzzWorld, apply
 from coordinator_sdk.model import Config, Machine
 from coordinator_sdk.model import errors as E
@@ -81,8 +82,10 @@ def test_256_past_earners_no_longer_lock_the_registry_and_the_evictee_is_paid_on
     second = h.fund(Keypair(), 10**9)
     other = evictee(h.state(tr), second.pubkey())
     assert other not in (None, out)
-    assert h.join(tr, second).ok
-    assert h.banked(tr, out) == (points, 0) and h.banked(tr, other)[0] > 0
+    res = h.join(tr, second)
+    assert res.ok and h.banked(tr, out) == (points, 0) and h.banked(tr, other)[0] > 0
+    banks = [e for e in decode_logs(res.logs, h.codec.program_id) if e.kind == "bank"]
+    assert [(e.fields["wallet"], e.fields["earned"]) for e in banks] == [(str(other), h.banked(tr, other)[0])]
 
 
 def test_an_evicted_wallet_rejoins_keeps_its_bank_and_claims_slot_plus_bank() -> None:

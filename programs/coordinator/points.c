@@ -36,16 +36,15 @@ uint64_t bank_points(const SolParameters *p, CoordinatorAccount *a, uint64_t slo
     SolAccountInfo *acc = &p->ka[6];
     uint64_t err;
     if (acc->data_len == 0) {
-        SolSignerSeed find[2] = {{SEED_POINTS, sizeof(SEED_POINTS)}, {p->ka[2].key->x, 32}};
-        SolSignerSeed seeds[4] = {find[0], find[1], {c->signer.x, 32}, {0, 1}};
-        SolPubkey expected;
         uint8_t bump;
+        SolSignerSeed seeds[4] = {{SEED_POINTS, sizeof(SEED_POINTS)}, {p->ka[2].key->x, 32}, {c->signer.x, 32},
+                                  {&bump, 1}};
+        SolPubkey expected; /* the canonical bump only: a second record at another bump would split the points */
         if (sol_try_find_program_address(seeds, 3, p->program_id, &expected, &bump) ||
             !sol_pubkey_eq(&expected, acc->key))
             return E_WRONG_POINTS_ACCOUNT;
         if (c->earned == 0) return SOL_SUCCESS;
         if (!p->ka[0].is_writable) return E_NOT_WRITABLE;
-        seeds[3].addr = &bump;
         PdaCreate req = {&p->ka[0], acc, &p->ka[7], sizeof(ClientPoints), seeds, 4};
         if ((err = create_pda(p, &req))) return err;
         ClientPoints *cp = (ClientPoints *)acc->data;
