@@ -16,9 +16,11 @@ import argparse
 from collections.abc import Callable
 
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 
 from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run
 from coordinator_sdk.participation import participants_bitmap
+from coordinator_sdk.points import evictee
 from coordinator_sdk.shuffle import elected_witnesses, witness_slots
 
 GOAL, WITNESS_GOAL = 30_000, 20_000
@@ -258,8 +260,33 @@ def absent_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
     return out
 
 
+def bank_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
+    """A registry of n slots full of clients that all earned points in a played epoch: a newcomer evicts one
+    (slot 0: all tie, evict_cursor is 0) and banks its points in a new points PDA. Creating it searches the
+    PDA's bump, 1,500 CU per step below 255; slot 0's wallet is picked with bump 255, the figure without it."""
+    s = Scenario(h, n, f"cu-bank-{n}", epoch_time=30, global_batch_size_start=n, global_batch_size_end=n)
+    while Pubkey.find_program_address([b"points", bytes(s.run.account), bytes(s.users[0].pubkey())],
+                                      h.codec.program_id)[1] != 255:
+        s.users[0] = h.fund(Keypair(), 10**8)
+    s.by_signer = {bytes(u.pubkey()): u for u in s.users}
+    s.start()
+    s.warmup_votes()
+    while s.state().run_state in (3, 4):
+        s.witnesses()
+        s.end_round()
+    h.advance(s.cfg["cooldown_time"])
+    s.tick()
+    st = s.state()
+    assert st.run_state == 1 and all(st.clients[i].earned > 0 for i in range(n))
+    newcomer = h.fund(Keypair(), 10**8)
+    assert evictee(st, newcomer.pubkey()) == s.users[0].pubkey()
+    res = h.join(s.run, newcomer)
+    assert res.ok and h.banked(s.run, s.users[0].pubkey())[0] > 0, res.logs[-3:]
+    return {"join_run (full registry of earners: banks the evictee)": res.cu}
+
+
 SCENARIOS: list[Callable[[CoordinatorSvm, int], dict[str, int]]] = [main_run, epoch_end_run, warmup_run, early_run,
-                                                                    absent_run]
+                                                                    absent_run, bank_run]
 
 
 def measure(n: int) -> dict[str, int]:

@@ -11,6 +11,7 @@ import argparse
 from solders.keypair import Keypair
 from solders.system_program import TransferParams, transfer
 
+from coordinator_sdk.points import evictee
 from coordinator_sdk.treasurer_codec import run_index
 from coordinator_sdk.treasurer_svm import EPOCH_CONFIG, TreasurerSvm
 
@@ -61,7 +62,29 @@ def measure(n: int) -> dict[str, int]:
     out["participant_claim (claimant 1st client)"] = h.claim(tr, first, 1).cu
     out["participant_claim (claimant last client)"] = h.claim(tr, last, 1).cu
     assert h.tcodec.run_pda(run_index(f"cu-{n}")) == tr.run
+    out.update(banked_claim(n))
     return out
+
+
+def banked_claim(n: int) -> dict[str, int]:
+    """A claim by a wallet whose registry slot a newcomer took (a full registry of n earners): no slot in
+    the coordinator account (a scan of all n), its points in the points PDA (checked, one PDA derivation)."""
+    h = TreasurerSvm()
+    cfg = {**EPOCH_CONFIG, "init_min_clients": n, "min_clients": 2, "global_batch_size_start": n,
+           "global_batch_size_end": n}
+    tr = h.treasury_run(f"cu-bank-{n}", config=cfg)
+    users = [h.fund(Keypair(), 10**8) for _ in range(n)]
+    h.play_epoch(tr, users)
+    h.mint_to(tr.mint, tr.mint_authority, tr.vault, 10**12)
+    newcomer = h.fund(Keypair(), 10**8)
+    gone = evictee(h.state(tr), newcomer.pubkey())
+    assert h.join(tr, newcomer).ok
+    user = next(u for u in users if u.pubkey() == gone)
+    h.token_account(gone, tr.mint)
+    assert h.participant(tr, user).ok
+    res = h.claim(tr, user, 1, banked=True)
+    assert res.ok, res.logs[-3:]
+    return {"participant_claim (evicted: banked points only)": res.cu}
 
 
 def treasurer_cu(h: TreasurerSvm, logs: list[str]) -> int:

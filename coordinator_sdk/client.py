@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from solana.rpc.types import MemcmpOpts
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
@@ -13,6 +14,7 @@ from solders.system_program import CreateAccountParams, create_account
 from coordinator_sdk.account_stream import AccountStream
 from coordinator_sdk.codec import ANYONE, CoordinatorCodec
 from coordinator_sdk.keypair_file import read_keypair
+from coordinator_sdk.points import CLIENT_POINTS_SIZE, decode_banked, evictee
 from coordinator_sdk.rpc_pool import RpcPool
 from coordinator_sdk.sender import TransactionSender
 
@@ -76,6 +78,15 @@ class Coordinator:
         if raw is None:
             raise RunNotFound(f"the coordinator account of run {self.run_id!r} is gone")
         return self.codec.decode_state(raw)
+
+    async def banked_points(self) -> dict[bytes, tuple[int, int]]:
+        """Wallet -> (earned, slashed) banked in this run when newcomers took their registry slots: every
+        ClientPoints PDA of the coordinator account (getProgramAccounts, size + account filters)."""
+        account = await self.account_key()
+        res = await self.pool.call(lambda c: c.get_program_accounts(
+            self.codec.program_id, encoding="base64",
+            filters=[CLIENT_POINTS_SIZE, MemcmpOpts(offset=8, bytes=str(account))]))
+        return {bytes(a.account.data)[40:72]: decode_banked(bytes(a.account.data)) for a in res.value}
 
     async def states(self, poll_interval: float = 1.0) -> AccountStream:
         """Decoded states as they change (use `async with`); only strictly newer nonces come out."""
@@ -151,11 +162,15 @@ class Coordinator:
     async def join_run(self, p2p: Pubkey, addr_hint: str, grantee: Pubkey = ANYONE,
                        p2p_keypair: Keypair | None = None) -> str:
         """Join (or rejoin) with P2P key `p2p`. A P2P key is unique in a run; passing its keypair (an ed25519
-        iroh secret key) proves the claim and takes the key back from a wallet that registered it first."""
+        iroh secret key) proves the claim and takes the key back from a wallet that registered it first.
+        A join into a full registry passes the points PDA of the wallet whose slot it takes, predicted from the
+        account as read now (if the registry changes before it lands, the program refuses with
+        WrongPointsAccount and a retry predicts again)."""
         if p2p_keypair is not None and p2p_keypair.pubkey() != p2p:
             raise ValueError("p2p_keypair does not match p2p")
+        out = evictee(await self.fetch_state(), self.wallet.pubkey())
         ix = self.codec.join_run(self.wallet.pubkey(), self.instance, await self.account_key(), p2p, addr_hint,
-                                 grantee, prove_p2p=p2p_keypair is not None)
+                                 grantee, prove_p2p=p2p_keypair is not None, evictee=out)
         return await self._send(ix, *([p2p_keypair] if p2p_keypair else []))
 
     async def withdraw(self) -> str:

@@ -18,6 +18,7 @@ from solders.system_program import ID as SYSTEM_PROGRAM
 from solders.sysvar import SLOT_HASHES
 
 from coordinator_sdk.fast_decode import LayoutCompiler, decode
+from coordinator_sdk.points import points_pda
 from coordinator_sdk.program_errors import ErrorMap
 from programs.deploy import program_id_for
 
@@ -84,15 +85,26 @@ class CoordinatorCodec:
         return self.ix(name, grantee, accounts=accounts)
 
     def join_run(self, user: Pubkey, instance: Pubkey, account: Pubkey, p2p: Pubkey, addr_hint: str,
-                 grantee: Pubkey = ANYONE, prove_p2p: bool = False) -> Instruction:
+                 grantee: Pubkey = ANYONE, prove_p2p: bool = False, evictee: Pubkey | None = None) -> Instruction:
         """`prove_p2p`: the P2P key also signs (a 6th account), which lets the claim take the key back from
-        a client that registered it without holding it."""
+        a client that registered it without holding it. `evictee`: the wallet whose slot (holding points) the
+        join takes (coordinator_sdk.points.evictee): its points PDA and the System program follow as 7th and
+        8th accounts (a non-signer stands in for the 6th), and the user becomes writable to pay the PDA's rent."""
         accounts = {"user": user, "instance": instance, "coordinator_account": account,
                     "authorization": self.authorization_pda(instance, grantee, account), "slot_hashes": SLOT_HASHES}
         ix = self.ix("join_run", p2p, addr_hint, accounts=accounts)
-        if not prove_p2p:
-            return ix
-        return Instruction(ix.program_id, ix.data, [*ix.accounts, AccountMeta(p2p, True, False)])
+        metas = list(ix.accounts)
+        if prove_p2p or evictee is not None:
+            metas.append(AccountMeta(p2p, True, False) if prove_p2p else AccountMeta(SYSTEM_PROGRAM, False, False))
+        if evictee is not None:
+            metas[0] = AccountMeta(user, True, True)
+            metas += [AccountMeta(self.points_pda(account, evictee), False, True),
+                      AccountMeta(SYSTEM_PROGRAM, False, False)]
+        return Instruction(ix.program_id, ix.data, metas)
+
+    def points_pda(self, account: Pubkey, wallet: Pubkey) -> Pubkey:
+        """["points", coordinator account, wallet]: the wallet's banked points (coordinator_sdk.points)."""
+        return points_pda(account, wallet, self.program_id)
 
     def client_ix(self, name: str, user: Pubkey, instance: Pubkey, account: Pubkey, *args: Any) -> Instruction:
         return self.ix(name, *args, accounts={"user": user, "instance": instance, "coordinator_account": account,

@@ -19,6 +19,7 @@ from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run, TxResult
 from coordinator_sdk.model import Config, Machine, ModelError
 from coordinator_sdk.model.state import State
 from coordinator_sdk.participation import MAX_CLIENTS, participants_bitmap
+from coordinator_sdk.points import evictee
 from coordinator_sdk.shuffle import witness_order, witness_slots
 
 
@@ -115,6 +116,8 @@ class DiffRun:
         # RoundTrain -> RoundWitness before the timeout with elected witnesses unposted (they had left)
         self.leaves_after_posts = 0
         self.early_moves: dict[str, int] = {}
+        self.wallets: set[bytes] = set()  # every wallet that tried to join: their points PDAs are compared
+        self.banks = 0  # joins that banked an evicted slot's points
         self.check()
 
     @property
@@ -164,6 +167,10 @@ class DiffRun:
 
     def check(self, where: str = "") -> None:
         diffs = compare(self.m.state, self.chain_state())
+        for w in sorted(self.wallets | set(self.m.state.banked)):
+            m, c = self.m.state.banked.get(w, (0, 0)), self.h.banked(self.run, Pubkey.from_bytes(w))
+            if m != c:
+                diffs.append(f"banked[{w.hex()[:8]}]: model {m!r} != chain {c!r}")
         if diffs:
             raise Divergence(f"after {where or 'setup'}:\n  " + "\n  ".join(diffs))
 
@@ -186,14 +193,24 @@ class DiffRun:
         return self._apply("set_paused", lambda: self.h.owner(self.run, "set_paused", paused),
                            lambda seed, slot: self.m.set_paused(paused, self.now, seed, slot))
 
-    def join(self, user: Keypair, p2p: bytes | None = None, p2p_keypair: Keypair | None = None) -> Step:
-        """Join with P2P key `p2p` (default: the wallet's key); `p2p_keypair` signs too, proving the claim."""
+    def join(self, user: Keypair, p2p: bytes | None = None, p2p_keypair: Keypair | None = None,
+             forge_points: Pubkey | None = None) -> Step:
+        """Join with P2P key `p2p` (default: the wallet's key); `p2p_keypair` signs too, proving the claim.
+        `forge_points`: pass this wallet's points PDA instead of the evictee's (refused when the slot has points)."""
         key = bytes(p2p_keypair.pubkey()) if p2p_keypair else p2p or bytes(user.pubkey())
+        self.wallets.add(bytes(user.pubkey()))
+        out = evictee(self.chain_state(), user.pubkey())  # the SDK's prediction of the slot the join takes
+        predicted = out
+        if forge_points is not None:
+            out = forge_points
         ix = self.h.codec.join_run(user.pubkey(), self.run.instance, self.run.account, Pubkey.from_bytes(key),
-                                   "127.0.0.1:4000", prove_p2p=p2p_keypair is not None)
-        return self._apply("join_run", lambda: self.h.send(ix, [user, *([p2p_keypair] if p2p_keypair else [])]),
+                                   "127.0.0.1:4000", prove_p2p=p2p_keypair is not None, evictee=out)
+        step = self._apply("join_run", lambda: self.h.send(ix, [user, *([p2p_keypair] if p2p_keypair else [])]),
                            lambda seed, slot: self.m.join_run(bytes(user.pubkey()), key, b"127.0.0.1:4000", self.now,
-                                                              seed, slot, p2p_proven=p2p_keypair is not None))
+                                                              seed, slot, p2p_proven=p2p_keypair is not None,
+                                                              points_for=forge_points and bytes(forge_points)))
+        self.banks += predicted is not None and step.chain.ok
+        return step
 
     def client(self, name: str, user: Keypair, *args: Any) -> Step:
         signer = bytes(user.pubkey())

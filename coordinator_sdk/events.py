@@ -6,6 +6,8 @@ inside the program's invocation. Only records logged while the coordinator progr
 count (another program could log look-alike data in the same transaction). Records:
 
     join      signer32 p2p32                      a client registered (or re-registered) for the run
+    bank      signer32 earned u64, slashed u64    a join took this wallet's registry slot and banked its
+                                                  points in its ClientPoints PDA (added to what was there)
     witness   signer32 metadata16                 metadata = step u32, loss f32, tokens/s f32, bandwidth f32
     drop      target32 reporter32                 a health check dropped `target`
     absent    height u32, mask32                  the tick that ended round `height` dropped the clients a
@@ -73,6 +75,9 @@ def decode_record(parts: list[bytes]) -> tuple[str, dict[str, Any]] | None:
     sizes = [len(p) for p in rest]
     if kind == "join" and sizes == [32, 32]:
         return kind, {"wallet": _key(rest[0]), "p2p": rest[1].hex()}
+    if kind == "bank" and sizes == [32, 8, 8]:
+        earned, slashed = struct.unpack("<QQ", rest[1] + rest[2])
+        return kind, {"wallet": _key(rest[0]), "earned": earned, "slashed": slashed}
     if kind == "witness" and sizes == [32, 16]:
         step, loss, tps, bandwidth = struct.unpack("<Ifff", rest[1])
         return kind, {"wallet": _key(rest[0]), "step": step, "loss": _finite(loss), "tokens_per_sec": _finite(tps),

@@ -93,8 +93,8 @@ def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
                 user = by_key.get(bytes(st.epoch_clients[chosen[u % len(chosen)]].signer), user)
         elif name in ("warmup_witness", "checkpoint") and st.num_epoch_clients:
             user = by_key.get(bytes(st.epoch_clients[u % st.num_epoch_clients].signer), user)
-    if name == "join":
-        d.join(user)
+    if name == "join":  # dt == 5: with another wallet's points PDA (refused when the slot taken has points)
+        d.join(user, forge_points=users[(u + 1) % USERS].pubkey() if dt == 5 else None)
     elif name == "join_p2p":  # claim another user's P2P key; with mask & 2, prove a claim to one's own wallet key
         d.join(user, p2p_keypair=user) if mask & 2 else d.join(user, p2p=bytes(users[(u + 1) % USERS].pubkey()))
     elif name == "checkpoint":
@@ -239,6 +239,7 @@ class Coverage:
         self.adopted = 0  # checkpoint votes that changed the run's checkpoint
         self.leaves_after_posts = 0  # withdraw / health_check accepted in RoundTrain after a witness posted
         self.early_moves: dict[str, int] = {}  # RoundTrain -> RoundWitness early because the rest had left, by ix
+        self.banked = 0  # sequences that ended with some wallet's points banked (its slot given to a newcomer)
 
     def record(self, name: str, ok: bool, state) -> None:
         (self.accepted if ok else self.refused)[name] = (self.accepted if ok else self.refused).get(name, 0) + 1
@@ -249,6 +250,7 @@ class Coverage:
         self.votes = [a + b for a, b in zip(self.votes, votes, strict=True)]
         if d is not None:
             self.leaves_after_posts += d.leaves_after_posts
+            self.banked += bool(d.m.state.banked)
             for name, n in d.early_moves.items():
                 self.early_moves[name] = self.early_moves.get(name, 0) + n
         exited = [state.exited_clients[i].state for i in range(state.num_exited_clients)]

@@ -19,6 +19,7 @@ from solders.system_program import CreateAccountParams, create_account
 from solders.transaction import Transaction
 
 from coordinator_sdk.codec import ANYONE, CoordinatorCodec
+from coordinator_sdk.points import decode_banked, evictee
 from programs.deploy import deploy_named
 
 
@@ -133,7 +134,16 @@ class CoordinatorSvm:
         return self.send(self.codec.client_ix(name, user.pubkey(), run.instance, run.account, *args), [user])
 
     def join(self, run: Run, user: Keypair, addr: str = "127.0.0.1:4000") -> TxResult:
-        return self.send(self.codec.join_run(user.pubkey(), run.instance, run.account, user.pubkey(), addr), [user])
+        """Join with the wallet's key as P2P key, passing the points PDA of the slot's holder when the join
+        evicts a client with points (as Coordinator.join_run does)."""
+        out = evictee(self.state(run), user.pubkey())
+        return self.send(self.codec.join_run(user.pubkey(), run.instance, run.account, user.pubkey(), addr,
+                                             evictee=out), [user])
+
+    def banked(self, run: Run, wallet: Pubkey) -> tuple[int, int]:
+        """(earned, slashed) banked in `wallet`'s points PDA of `run` ((0, 0) when it does not exist)."""
+        acc = self.svm.get_account(self.codec.points_pda(run.account, wallet))
+        return decode_banked(bytes(acc.data) if acc is not None else None)
 
     def state(self, run: Run) -> Any:
         return self.codec.decode_state(bytes(self.svm.get_account(run.account).data))

@@ -15,6 +15,7 @@ from coordinator_sdk import spl_token as spl
 from coordinator_sdk.client import Coordinator, RunNotFound
 from coordinator_sdk.codec import ANYONE
 from coordinator_sdk.keypair_file import read_keypair
+from coordinator_sdk.points import decode_banked
 from coordinator_sdk.sender import TransactionSender
 from coordinator_sdk.treasurer_codec import TreasurerCodec
 
@@ -54,6 +55,8 @@ class Rewards:
     claimed_amount: int
     claimable_amount: int
     decimals: int
+    banked_earned: int = 0  # of earned/penalised: banked when a newcomer took the wallet's registry slot
+    banked_penalised: int = 0
 
     def as_json(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}  # (asdict deep-copies: Pubkey can't)
@@ -140,9 +143,12 @@ class Treasurer:
         return (await self._rewards_for([user]))[0]
 
     async def rewards_table(self) -> list[Rewards]:
-        """Every client registered in the run's coordinator account, in registry order."""
+        """Every client registered in the run's coordinator account, in registry order, then every wallet
+        whose slot a newcomer took (its points banked)."""
         st = await self.coordinator.fetch_state()
-        return await self._rewards_for([Pubkey.from_bytes(bytes(c.signer)) for c in st.clients[:st.num_clients]])
+        registered = [bytes(c.signer) for c in st.clients[:st.num_clients]]
+        evicted = sorted(set(await self.coordinator.banked_points()) - set(registered))
+        return await self._rewards_for([Pubkey.from_bytes(k) for k in registered + evicted])
 
     async def _rewards_for(self, users: list[Pubkey]) -> list[Rewards]:
         run = await self.fetch_run()
@@ -150,15 +156,18 @@ class Treasurer:
         st = await self.coordinator.fetch_state()
         points = {bytes(c.signer): (int(c.earned), int(c.slashed)) for c in st.clients[:st.num_clients]}
         records = await self.many([self.codec.participant_pda(self.run, u) for u in users])
+        banks = await self.many([self.codec.coordinator.points_pda(run.coordinator_account, u) for u in users])
         rate, out = int(run.collateral_per_point), []
-        for user, raw in zip(users, records, strict=True):
-            earned, slashed = points.get(bytes(user), (0, 0))
+        for user, raw, bank in zip(users, records, banks, strict=True):
+            banked_earned, banked_slashed = decode_banked(bank)
+            earned, slashed = (v + b for v, b in zip(points.get(bytes(user), (0, 0)), (banked_earned, banked_slashed),
+                                                     strict=True))
             part = self.codec.decode_participant(raw) if raw else None
             claimed = int(part.claimed_earned_points) if part else 0
             claimed_amount = int(part.claimed_collateral_amount) if part else 0
             claimable = max(0, max(0, earned - slashed) - claimed)
             out.append(Rewards(user, earned, slashed, claimed, claimable, rate, claimed_amount, claimable * rate,
-                               decimals))
+                               decimals, banked_earned, banked_slashed))
         return out
 
     # ---- the operator -------------------------------------------------------------------------------
@@ -242,10 +251,16 @@ class Treasurer:
     async def participant_create(self) -> str:
         return await self.sender.send([self.codec.participant_create(self.wallet.pubkey(), self.run)], [self.wallet])
 
+    async def _has_bank(self, account: Pubkey) -> bool:
+        """Whether the wallet has banked points (its coordinator points PDA exists): claims then count them."""
+        return await self._raw(self.codec.coordinator.points_pda(account, self.wallet.pubkey())) is not None
+
     async def participant_claim(self, points: int) -> str:
         run = await self.fetch_run()
+        banked = await self._has_bank(run.coordinator_account)
         return await self.sender.send([self.codec.participant_claim(
-            self.wallet.pubkey(), self.run, run.coordinator_account, run.collateral_mint, points)], [self.wallet])
+            self.wallet.pubkey(), self.run, run.coordinator_account, run.collateral_mint, points, banked=banked)],
+            [self.wallet])
 
     async def claim_all(self) -> tuple[str | None, Rewards]:
         """Create the participant record and the token account if missing, then claim everything claimable
@@ -261,5 +276,6 @@ class Treasurer:
         if await self.token_account(spl.associated_token_address(me, run.collateral_mint)) is None:
             ixs.append(spl.create_ata_idempotent(me, me, run.collateral_mint))
         ixs.append(self.codec.participant_claim(me, self.run, run.coordinator_account, run.collateral_mint,
-                                                standing.claimable_points))
+                                                standing.claimable_points, banked=standing.banked_earned > 0 or
+                                                standing.banked_penalised > 0))
         return await self.sender.send(ixs, [self.wallet]), standing

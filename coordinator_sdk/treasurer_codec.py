@@ -11,7 +11,7 @@ from typing import Any
 
 from anchorpy import Context, Idl, Program, Provider, Wallet
 from solana.rpc.async_api import AsyncClient
-from solders.instruction import Instruction
+from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import ID as SYSTEM_PROGRAM
@@ -95,12 +95,18 @@ class TreasurerCodec:
             "user": user, "run": run, "participant": self.participant_pda(run, user), "system_program": SYSTEM_PROGRAM})
 
     def participant_claim(self, user: Pubkey, run: Pubkey, coordinator_account: Pubkey, mint: Pubkey, points: int,
-                          user_collateral: Pubkey | None = None) -> Instruction:
-        return self.ix("participant_claim", points, accounts={
+                          user_collateral: Pubkey | None = None, banked: bool | Pubkey = False) -> Instruction:
+        """`banked`: also count the user's banked points (True: its coordinator points PDA, as a 9th account;
+        a Pubkey: that account instead, for tests of the checks)."""
+        ix = self.ix("participant_claim", points, accounts={
             "user": user, "run": run, "participant": self.participant_pda(run, user),
             "coordinator_account": coordinator_account, "run_collateral": self.vault(run, mint),
             "user_collateral": user_collateral or associated_token_address(user, mint), "collateral_mint": mint,
             "token_program": TOKEN_PROGRAM})
+        if banked is False:
+            return ix
+        key = self.coordinator.points_pda(coordinator_account, user) if banked is True else banked
+        return Instruction(ix.program_id, ix.data, [*ix.accounts, AccountMeta(key, False, False)])
 
     # ---- accounts -----------------------------------------------------------------------------------
     def decode_run(self, raw: bytes) -> Any:

@@ -163,3 +163,53 @@ def test_run_create_treasurer_from_run_toml(net: Localnet, tmp_path) -> None:
     assert res.exit_code == 0, res.output
     res = invoke("run", "fund", "toml-run", "2.5", "-k", op_path, "-u", net.url)
     assert res.exit_code == 0 and "vault balance 2.500000" in res.output, res.output
+
+
+def test_an_evicted_earner_is_shown_and_paid_its_banked_points(net: Localnet, tmp_path) -> None:
+    """A registry of 3 slots, 3 clients earn in an epoch; a newcomer's join (the SDK passes the evictee's
+    points PDA) takes a slot; `psyche run status` and `psyche rewards show` still count the evictee's points
+    (banked), and `psyche rewards claim` pays them once."""
+    operator, _ = asyncio.run(funded_wallet_file(net.url, tmp_path, "bank-operator"))
+    clients = [asyncio.run(funded_wallet_file(net.url, tmp_path, f"bank{i}")) for i in range(4)]
+    mint = re.search(r"mint (\w+)", invoke("token", "create-mint", "-k", str(tmp_path / "bank-operator.json"),
+                                           "-u", net.url).output).group(1)
+    run_id = "tokens-bank"
+    config = {**CONFIG, "global_batch_size_start": 3, "global_batch_size_end": 3, "total_steps": 1000,
+              "epoch_time": 15, "max_round_train_time": 10, "warmup_time": 10}
+
+    async def setup_and_play() -> str:
+        from solders.pubkey import Pubkey
+
+        async with Treasurer(net.url, run_id, operator) as t:
+            await t.create_run(Pubkey.from_string(mint), collateral_per_point=PER_POINT)
+            await t.update(config=config, epoch_rates=(900, 0))
+            await t.set_paused(False)
+        players = [Coordinator(net.url, run_id, kp) for kp, _ in clients[:3]]
+        await play_epoch(players[0], players)
+        for p in players:
+            await p.close()
+        async with Coordinator(net.url, run_id, clients[3][0]) as newcomer:
+            from coordinator_sdk.points import evictee
+
+            gone = evictee(await newcomer.fetch_state(), newcomer.wallet.pubkey())
+            await newcomer.join_run(Keypair().pubkey(), "127.0.0.1:0")
+            assert (await newcomer.banked_points())[bytes(gone)] == (300, 0)
+        return str(gone)
+
+    gone = asyncio.run(setup_and_play())
+    assert invoke("token", "mint", mint, "10", "-k", str(tmp_path / "bank-operator.json"), "-u", net.url).exit_code == 0
+    assert invoke("run", "fund", run_id, "10", "-k", str(tmp_path / "bank-operator.json"), "-u", net.url).exit_code == 0
+    res = invoke("run", "status", run_id, "--json", "-u", net.url)
+    assert res.exit_code == 0, res.output
+    shown = {c["wallet"]: c for c in json.loads(res.output)["clients"]}
+    assert (shown[gone]["state"], shown[gone]["earned"], shown[gone]["banked_earned"]) == ("evicted", 300, 300)
+    res = invoke("rewards", "show", "--run-id", run_id, gone, "--json", "-u", net.url)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["participants"][0]["claimable_points"] == 300
+    res = invoke("rewards", "show", "--run-id", run_id, "--json", "-u", net.url)  # everyone, the evictee too
+    assert {p["user"]: p["earned"] for p in json.loads(res.output)["participants"]}[gone] == 300
+    path = next(p for kp, p in clients if str(kp.pubkey()) == gone)
+    res = invoke("rewards", "claim", "--run-id", run_id, "-k", path, "-u", net.url)
+    assert res.exit_code == 0 and "claimed 300 points" in res.output, res.output
+    again = invoke("rewards", "claim", "--run-id", run_id, "-k", path, "-u", net.url)
+    assert again.exit_code == 0 and "nothing to claim" in again.output, again.output

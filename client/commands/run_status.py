@@ -57,8 +57,13 @@ def phase_name(st: Any) -> str:
     return PHASES[state]
 
 
-def run_snapshot(st: Any, now: float | None = None) -> dict[str, Any]:
-    """The run as plain JSON data. `last_round` per client: the newest kept round a witness saw it deliver."""
+def run_snapshot(st: Any, now: float | None = None, banked: dict[bytes, tuple[int, int]] | None = None
+                 ) -> dict[str, Any]:
+    """The run as plain JSON data. `last_round` per client: the newest kept round a witness saw it deliver.
+    `banked`: wallet -> (earned, slashed) banked when newcomers took their slots (Coordinator.banked_points):
+    a registered client's earned/penalised include its banked points, and wallets with only banked points
+    are listed as "evicted"."""
+    banked = banked or {}
     now = time.time() if now is None else now
     due = tick_due_at(st)
     r = st.rounds[st.rounds_head]
@@ -75,10 +80,18 @@ def run_snapshot(st: Any, now: float | None = None) -> dict[str, Any]:
     for i in range(int(st.num_clients)):
         c = st.clients[i]
         key = bytes(c.signer)
+        bank_e, bank_s = banked.get(key, (0, 0))
         clients.append({"wallet": str(Pubkey(key)), "p2p": bytes(c.p2p).hex(), "addr": _text(c.addr_hint, 64)
                         .split("\x00")[0], "state": epoch_state.get(key, "registered" if int(c.active) == int(
-                            st.next_active) else "idle"), "earned": int(c.earned), "penalised": int(c.slashed),
+                            st.next_active) else "idle"), "earned": int(c.earned) + bank_e,
+                        "penalised": int(c.slashed) + bank_s, "banked_earned": bank_e, "banked_penalised": bank_s,
                         "last_round": delivered.get(key)})
+    registered = {bytes(st.clients[i].signer) for i in range(int(st.num_clients))}
+    for key, (bank_e, bank_s) in sorted(banked.items()):
+        if key not in registered:
+            clients.append({"wallet": str(Pubkey(key)), "p2p": None, "addr": "", "state": "evicted",
+                            "earned": bank_e, "penalised": bank_s, "banked_earned": bank_e,
+                            "banked_penalised": bank_s, "last_round": None})
     witnesses = []
     if in_round and int(r.clients_len):
         posted = {int(r.witnesses[w].client_index) for w in range(int(r.num_witnesses))}
@@ -109,7 +122,7 @@ def run_summary(st: Any, account: str) -> dict[str, Any]:
     """One line of `psyche run list` (and the dashboard's run list)."""
     s = run_snapshot(st)
     return {k: s[k] for k in ("run_id", "name", "phase", "epoch", "step", "total_steps", "epoch_clients")} | {
-        "account": account, "clients": len(s["clients"])}
+        "account": account, "clients": int(st.num_clients)}
 
 
 def render(s: dict[str, Any]) -> str:
@@ -118,7 +131,8 @@ def render(s: dict[str, Any]) -> str:
              f"  phase {s['phase']}{left}{' [pause pending]' if s['pending_pause'] else ''}   epoch {s['epoch']}"
              f"   step {s['step']}/{s['total_steps']}" + (f"   round {s['round']}" if s['round'] is not None else ""),
              f"  checkpoint {s['checkpoint'] or '-'}",
-             f"  clients ({len(s['clients'])} registered, {s['epoch_clients']} in this epoch):"]
+             f"  clients ({sum(c['state'] != 'evicted' for c in s['clients'])} registered, {s['epoch_clients']} in"
+             f" this epoch; earned/penalised include points banked when a newcomer took a slot):"]
     for c in s["clients"]:
         lines.append(f"    {c['wallet']:<44}  {c['state']:<10}  earned {c['earned']:>8}  penalised {c['penalised']:>6}")
     if s["witnesses"]:
@@ -141,7 +155,7 @@ def status(run_id: str, output: str, as_json: bool, watch: bool, url: str) -> No
     from coordinator_sdk.rpc_pool import AllEndpointsFailed
 
     async def once(c) -> dict[str, Any]:
-        return run_snapshot(await c.fetch_state())
+        return run_snapshot(await c.fetch_state(), banked=await c.banked_points())
 
     async def main() -> None:
         async with Coordinator(url, run_id, Keypair()) as c:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from coordinator_sdk.assignment import batch_size
 from coordinator_sdk.consensus import witness_quorum
 from coordinator_sdk.model import errors as E
+from coordinator_sdk.model.registry import bank, evictable_slot
 from coordinator_sdk.model.state import (
     MAX_CLIENTS,
     MAX_WITNESSES,
@@ -126,9 +127,11 @@ class Machine:
     # ---- clients ------------------------------------------------------------------------------------
     @_instruction
     def join_run(self, s: State, signer: bytes, p2p: bytes, addr_hint: bytes, now: int, seed: int,
-                 slot: int | None = None, p2p_proven: bool = False) -> None:
+                 slot: int | None = None, p2p_proven: bool = False, points_for: bytes | None = None) -> None:
         """`p2p_proven`: the P2P key signed the transaction; such a claim takes the key from registry entries
-        that hold it without the proof (they fall back to their signer key)."""
+        that hold it without the proof (they fall back to their signer key). `points_for`: the wallet whose
+        points PDA the join passed, None for the evicted wallet's own (what the SDK passes); a slot with
+        points is only taken with its own wallet's PDA."""
         if s.run_state == RunState.Finished:
             raise E.RunFinished("the run is finished")
         holders = [c for c in s.clients if c.p2p == p2p and c.signer != signer]
@@ -142,11 +145,12 @@ class Machine:
             if len(s.clients) < min(s.config.global_batch_size_end, MAX_CLIENTS):
                 s.clients.append(known)
             else:
-                slot_i = _evictable_slot(s)
+                slot_i = evictable_slot(s)
                 if slot_i is None:
                     if len(s.clients) >= MAX_CLIENTS:
                         raise E.ClientsFull(f"{MAX_CLIENTS} clients are registered")
                     raise E.MoreClientsThanBatches(f"only {s.config.global_batch_size_end} samples per round")
+                bank(s, s.clients[slot_i], points_for)
                 s.clients[slot_i] = known
         known.p2p, known.addr_hint, known.active = p2p, addr_hint, s.next_active
         if not s.halted():
@@ -277,25 +281,6 @@ def _require_healthy(s: State, index: int) -> int:
 def _ready(s: State, slot: int | None) -> bool:
     """A round may start only in a slot after seed_slot, whose hash nobody could know when it was fixed."""
     return slot is None or slot > s.seed_slot
-
-
-def _evictable_slot(s: State) -> int | None:
-    """The least useful registry slot a newcomer may take: never a healthy client of the epoch in progress,
-    never one with earned points; then not-waiting before waiting for the next epoch, most penalised,
-    longest since it last joined, then round-robin from evict_cursor (a newcomer is not the next one out)."""
-    busy = set()
-    if s.run_state in IN_EPOCH:
-        busy = {c.registry_index for c in s.epoch_state.clients
-                if c.state == ClientState.Healthy and s.registry_entry(c) is not None}
-    n = len(s.clients)
-    order = [(s.evict_cursor % n + j) % n for j in range(n)] if n else []
-    candidates = [i for i in order if i not in busy and s.clients[i].earned == 0]
-    if not candidates:
-        return None
-    best = min(candidates, key=lambda i: (s.clients[i].active == s.next_active, -s.clients[i].slashed,
-                                          s.clients[i].active, order.index(i)))
-    s.evict_cursor = (best + 1) % n
-    return best
 
 
 def _change(s: State, new: RunState, now: int) -> None:

@@ -145,6 +145,9 @@ class State:
     # checkpoint votes by epoch-client index (checkpoint_vote of the reference; 0: no vote), cleared when an
     # epoch starts; only Cooldown takes votes
     checkpoint_votes: list[int] = field(default_factory=lambda: [0] * MAX_CLIENTS)
+    # (earned, slashed) banked per wallet when its registry slot was given to a newcomer (the program's
+    # ClientPoints PDAs); a wallet's points are its slot's plus these
+    banked: dict[bytes, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def current_round(self) -> Round:

@@ -48,14 +48,34 @@ static uint64_t check_authorization(const SolParameters *p, const Ctx *ctx) {
 }
 
 /* When the registry is full, a newcomer takes the slot of the least useful client that may be evicted.
- * Never evicted: a healthy client of the epoch in progress, and a client with earned points (points are
- * never dropped). Among the rest: one not waiting for the next epoch before one that is, then the most
- * penalised, then the longest since it last joined, then round-robin from evict_cursor (so a newcomer's
- * slot is not the next one taken). So wallets that rejoin every epoch or were penalised cannot lock a run:
+ * Never evicted: a healthy client of the epoch in progress. Among the rest: one not waiting for the next
+ * epoch before one that is, then one without earned points before one with (whose points the joiner must
+ * bank in its points PDA, see bank_points), then the most penalised, then the longest since it last joined,
+ * then round-robin from evict_cursor (so a newcomer's slot is not the next one taken). So wallets that rejoin every epoch or were penalised cannot lock a run:
  * each newcomer displaces one of them, and only after every other tied slot was taken is it displaced. */
 static bool epoch_in_progress(const CoordinatorAccount *a) {
     return a->run_state == RS_WARMUP || a->run_state == RS_ROUND_TRAIN || a->run_state == RS_ROUND_WITNESS ||
            a->run_state == RS_COOLDOWN;
+}
+
+typedef struct {
+    int64_t slot;
+    uint64_t rank, slashed, active; /* rank: 2 x waiting for the next epoch + has earned points; 4: none yet */
+} Evictee;
+
+/* Slots [from, to) against the best so far; the first of equals (in the scan order) stays. Kept lean: at a
+ * full registry this loop is most of join_run's cost. */
+static void consider(const CoordinatorAccount *a, const uint8_t *busy, uint64_t from, uint64_t to, Evictee *b) {
+    uint64_t next = a->next_active;
+    const RegisteredClient *c = &a->clients[from];
+    for (uint64_t i = from; i < to; i++, c++) {
+        if (busy[i]) continue;
+        uint64_t rank = (uint64_t)(c->active == next) * 2 + (c->earned != 0);
+        if (rank > b->rank) continue;
+        if (rank == b->rank && (c->slashed < b->slashed || (c->slashed == b->slashed && c->active >= b->active)))
+            continue;
+        b->slot = (int64_t)i, b->rank = rank, b->slashed = c->slashed, b->active = c->active;
+    }
 }
 
 static int64_t evictable_slot(CoordinatorAccount *a) {
@@ -68,26 +88,12 @@ static int64_t evictable_slot(CoordinatorAccount *a) {
         }
     uint64_t n = a->num_clients < MAX_CLIENTS ? a->num_clients : MAX_CLIENTS;
     if (n == 0) return -1;
-    int64_t best = -1;
-    bool best_pending = false;
-    uint64_t best_slashed = 0, best_active = 0, next = a->next_active;
-    uint64_t i = a->evict_cursor % n;
-    for (uint64_t j = 0; j < n; j++, i = i + 1 == n ? 0 : i + 1) {
-        const RegisteredClient *c = &a->clients[i];
-        if (busy[i] || c->earned != 0) continue;
-        bool pending = c->active == next;
-        bool better = best < 0 || (pending != best_pending ? !pending
-                                   : c->slashed != best_slashed ? c->slashed > best_slashed
-                                                                : c->active < best_active);
-        if (better) {
-            best = (int64_t)i;
-            best_pending = pending;
-            best_slashed = c->slashed;
-            best_active = c->active;
-        }
-    }
-    if (best >= 0) a->evict_cursor = (uint32_t)(((uint64_t)best + 1) % n);
-    return best;
+    uint64_t cursor = a->evict_cursor % n;
+    Evictee best = {-1, 4, 0, 0};
+    consider(a, busy, cursor, n, &best); /* round-robin from evict_cursor */
+    consider(a, busy, 0, cursor, &best);
+    if (best.slot >= 0) a->evict_cursor = (uint32_t)(((uint64_t)best.slot + 1) % n);
+    return best.slot;
 }
 
 /* One pass over the registry: the signer's slot (or -1), and whether another client holds this P2P key in
@@ -120,7 +126,8 @@ static void release_p2p(CoordinatorAccount *a, const SolPubkey *signer, const So
 }
 
 /* join_run(p2p: pubkey, addr_hint: string<=64); accounts: user, instance, account, authorization, SlotHashes,
- * [the P2P key as signer: proves the claim, see release_p2p] */
+ * [the P2P key as signer: proves the claim, see release_p2p; any non-signer stands in for it when the next
+ * two are needed], [the evictee's points PDA (w), System program: when the slot taken holds points] */
 uint64_t ix_join_run(const SolParameters *p, Args *args) {
     Ctx ctx;
     uint64_t err = load_client(p, &ctx, 4);
@@ -146,6 +153,7 @@ uint64_t ix_join_run(const SolParameters *p, Args *args) {
         } else {
             i = evictable_slot(a);
             if (i < 0) return a->num_clients >= MAX_CLIENTS ? E_CLIENTS_FULL : E_MORE_CLIENTS_THAN_BATCHES;
+            if ((err = bank_points(p, a, (uint64_t)i))) return err;
             sol_memset(&a->clients[i], 0, sizeof(RegisteredClient));
         }
         a->clients[i].signer = *ctx.signer->key;

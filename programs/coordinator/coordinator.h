@@ -6,7 +6,7 @@
  */
 #ifndef COORDINATOR_H
 #define COORDINATOR_H
-#define SOL_MAX_ACCOUNTS 6
+#define SOL_MAX_ACCOUNTS 8 /* join_run: 5 + the P2P proof + an evictee's points PDA and the System program */
 #include "sol_sdk.h"
 
 /* ---- sizes and constants ----------------------------------------------------------------------------- */
@@ -46,6 +46,7 @@ enum { CS_HEALTHY = 0, CS_DROPPED, CS_WITHDRAWN, CS_EJECTED };
 #define DISC_RUN_INSTANCE 0x0fba572748ffcb9cULL
 #define DISC_COORDINATOR_ACCOUNT 0x2b569b2c37b121efULL
 #define DISC_AUTHORIZATION 0x4b20a8c3f3a84403ULL
+#define DISC_CLIENT_POINTS 0xb3bc853ecdc585a0ULL
 
 /* ---- custom errors (Anchor-style, >= 6000; names and messages are in the IDL) ----------------------- */
 enum {
@@ -58,6 +59,7 @@ enum {
     E_ARITHMETIC_OVERFLOW, E_NOT_AUTHORIZED, E_INVALID_ARGUMENT, E_NOT_SYSTEM_PROGRAM, E_ACCOUNT_NOT_ZEROED,
     E_WRONG_SYSVAR, E_STALE_ROUND, E_INVALID_MODEL, E_INVALID_PROGRESS, E_CLIENT_NOT_HEALTHY, E_P2P_KEY_TAKEN,
     E_PARTICIPANT_OUT_OF_RANGE,
+    E_WRONG_POINTS_ACCOUNT,
 };
 
 /* ---- layouts ----------------------------------------------------------------------------------------- */
@@ -189,6 +191,18 @@ typedef struct {
     uint8_t _pad[7];
 } Authorization; /* 80 */
 
+/* PDA ["points", coordinator_account, signer]: the points of a wallet whose registry slot a newcomer took.
+ * join_run banks the evicted slot's earned/slashed here (creating it, the joiner paying rent), so that slots
+ * can be reused without anyone losing points; a returning wallet earns anew in its new slot and keeps these.
+ * The treasurer pays claims on slot + banked points. */
+typedef struct {
+    uint64_t discriminator;
+    SolPubkey coordinator_account, signer;
+    uint64_t earned, slashed;
+    uint8_t bump;
+    uint8_t _pad[7];
+} ClientPoints; /* 96 */
+
 sol_assert_static(sizeof(Config) == 72, config_size);
 sol_assert_static(sizeof(RunMetadata) == 368, metadata_size);
 sol_assert_static(sizeof(ModelDescription) == 232, model_size);
@@ -198,11 +212,14 @@ sol_assert_static(sizeof(EpochClient) == 72, epoch_client_size);
 sol_assert_static(sizeof(RegisteredClient) == 152, registered_client_size);
 sol_assert_static(sizeof(RunInstance) == 144, instance_size);
 sol_assert_static(sizeof(Authorization) == 80, authorization_size);
+sol_assert_static(sizeof(ClientPoints) == 96, client_points_size);
 sol_assert_static(sizeof(CoordinatorAccount) == 134592, account_size); /* == the IDL's size (tested) */
 sol_assert_static(__builtin_offsetof(CoordinatorAccount, checkpoint_votes) % 8 == 0, votes_aligned);
 
 /* Heap scratch offsets (SOL_HEAP_START + offset), disjoint per user. */
+#define HEAP_ACCOUNTS 0 /* the entrypoint's SolAccountInfo array (8 x 56 bytes: too big for a 512-byte frame) */
 #define HEAP_SCRATCH_U16 1024 /* 256 u16: partial Fisher-Yates in elections, index remaps in compaction */
+#define HEAP_ZEROES 2048 /* from here to the heap's end is never written: init_run compares accounts with it */
 
 /* An unaligned little-endian u64 load as one instruction (SBPF allows unaligned loads); sol_read_u64 goes
  * through the memcpy syscall, ~10x dearer, which matters in the bloom and election loops. */
@@ -260,5 +277,6 @@ typedef struct {
     uint64_t n_seeds;
 } PdaCreate;
 uint64_t create_pda(const SolParameters *p, const PdaCreate *req);
+uint64_t bank_points(const SolParameters *p, CoordinatorAccount *a, uint64_t slot); /* points.c */
 
 #endif

@@ -32,8 +32,7 @@ static void log_state_change(const SolParameters *p, uint8_t before) {
 }
 
 uint64_t entrypoint(const uint8_t *input) {
-    SolAccountInfo accounts[SOL_MAX_ACCOUNTS];
-    SolParameters p = {.ka = accounts};
+    SolParameters p = {.ka = (SolAccountInfo *)(SOL_HEAP_START + HEAP_ACCOUNTS)};
     if (!sol_deserialize(input, &p)) return SOL_ERR_INVALID_ARGUMENT;
     if (p.data_len < 8) return E_INVALID_INSTRUCTION;
     Args args = {p.data + 8, p.data_len - 8, 0, false};

@@ -25,8 +25,9 @@ uint64_t ix_init_run(const SolParameters *p, Args *args) {
     if (acc->data_len != sizeof(CoordinatorAccount)) return E_WRONG_ACCOUNT_SIZE;
     CoordinatorAccount *ca = (CoordinatorAccount *)acc->data;
     if (ca->discriminator != 0) return E_ALREADY_INITIALIZED;
-    for (uint64_t off = 0; off < sizeof(CoordinatorAccount); off += SOL_HEAP_SIZE) { /* heap = zeroes */
-        uint64_t n = sizeof(CoordinatorAccount) - off < SOL_HEAP_SIZE ? sizeof(CoordinatorAccount) - off : SOL_HEAP_SIZE;
+    const uint64_t chunk = SOL_HEAP_SIZE - HEAP_ZEROES; /* the untouched top of the heap: zeroes */
+    for (uint64_t off = 0; off < sizeof(CoordinatorAccount); off += chunk) {
+        uint64_t n = sizeof(CoordinatorAccount) - off < chunk ? sizeof(CoordinatorAccount) - off : chunk;
         if (!sol_memeq(acc->data + off, SOL_HEAP_START + SOL_HEAP_SIZE - n, n)) return E_ACCOUNT_NOT_ZEROED;
     }
     SolPubkey expected;

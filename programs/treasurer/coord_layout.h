@@ -17,6 +17,14 @@
 #define RC_OFF_SIGNER 0
 #define RC_OFF_EARNED 136
 #define RC_OFF_SLASHED 144
+/* A wallet's banked points: ClientPoints, PDA ["points", coordinator account, wallet] of the coordinator. */
+#define CP_SIZE 96
+#define CP_DISCRIMINATOR 0xb3bc853ecdc585a0ULL
+#define CP_OFF_ACCOUNT 8
+#define CP_OFF_SIGNER 40
+#define CP_OFF_EARNED 72
+#define CP_OFF_SLASHED 80
+#define CP_OFF_BUMP 88
 /* The coordinator instructions the treasurer calls by CPI (its Anchor discriminators). */
 #define CIX_INIT_RUN 0x2a65dfe6ac796994ULL
 #define CIX_UPDATE_CONFIG 0x63db530abffc9e1dULL

@@ -67,3 +67,28 @@ uint64_t coordinator_points(const SolAccountInfo *account, const Run *run, const
     }
     return T_NOT_A_CLIENT;
 }
+
+/* Add the user's banked points (the coordinator's ClientPoints PDA, see coord_layout.h) to earned/slashed,
+ * after checking that the account is the coordinator's (owner, size, discriminator) record of this run's
+ * coordinator account and this user, at the address its stored bump gives. */
+uint64_t banked_points(const SolAccountInfo *points, const Run *run, const SolPubkey *user, uint64_t *earned,
+                       uint64_t *slashed) {
+    if (!sol_pubkey_eq(points->owner, &COORDINATOR_PROGRAM_ID)) return T_WRONG_OWNER;
+    if (points->data_len != CP_SIZE) return T_WRONG_ACCOUNT_SIZE;
+    const uint8_t *d = points->data;
+    if (sol_read_u64(d) != CP_DISCRIMINATOR) return T_WRONG_DISCRIMINATOR;
+    if (!sol_pubkey_eq((const SolPubkey *)(d + CP_OFF_ACCOUNT), &run->coordinator_account) ||
+        !sol_pubkey_eq((const SolPubkey *)(d + CP_OFF_SIGNER), user))
+        return T_ACCOUNT_MISMATCH;
+    uint8_t bump = d[CP_OFF_BUMP];
+    SolSignerSeed seeds[4] = {{(const uint8_t *)"points", 6}, {run->coordinator_account.x, 32}, {user->x, 32},
+                              {&bump, 1}};
+    SolPubkey expected;
+    if (sol_create_program_address(seeds, 4, &COORDINATOR_PROGRAM_ID, &expected) ||
+        !sol_pubkey_eq(&expected, points->key))
+        return T_INVALID_PDA;
+    uint64_t e = *earned + sol_read_u64(d + CP_OFF_EARNED), s = *slashed + sol_read_u64(d + CP_OFF_SLASHED);
+    *earned = e < *earned ? UINT64_MAX : e; /* saturating, as the coordinator's counters */
+    *slashed = s < *slashed ? UINT64_MAX : s;
+    return SOL_SUCCESS;
+}

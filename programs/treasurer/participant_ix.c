@@ -50,9 +50,12 @@ static uint64_t load_participant(const SolParameters *p, uint64_t i, const SolPu
 }
 
 /* participant_claim(points: u64): pays points x collateral_per_point from the vault to the user's token
- * account. Claimable = earned - slashed (penalties) - already claimed, read from the run's coordinator account.
+ * account. Claimable = earned - slashed (penalties) - already claimed, where earned and slashed are the user's
+ * registry slot in the run's coordinator account plus, when given, its banked points (the coordinator's
+ * ClientPoints PDA, filled when a newcomer took the user's slot). Points only move from slot to bank, so the
+ * sum never counts one twice; leaving the bank out only lowers what is claimable.
  * accounts: user (signer), run (w), participant (w), coordinator_account, run_collateral (w),
- *           user_collateral (w), collateral_mint, token_program */
+ *           user_collateral (w), collateral_mint, token_program, [points PDA] */
 uint64_t ix_participant_claim(const SolParameters *p, Args *args) {
     uint64_t points = args_u64(args);
     if (!args_done(args)) return T_INVALID_INSTRUCTION;
@@ -72,7 +75,9 @@ uint64_t ix_participant_claim(const SolParameters *p, Args *args) {
     if ((err = check_mint(mint, &decimals))) return err;
     if (!sol_pubkey_eq(vault->key, &run->collateral_vault)) return T_ACCOUNT_MISMATCH;
     uint64_t earned = 0, slashed = 0, vault_amount = 0, dest_amount = 0;
-    if ((err = coordinator_points(&p->ka[3], run, user->key, &earned, &slashed))) return err;
+    err = coordinator_points(&p->ka[3], run, user->key, &earned, &slashed);
+    if (err && !(err == T_NOT_A_CLIENT && p->ka_num > 8)) return err; /* evicted: its points are all banked */
+    if (p->ka_num > 8 && (err = banked_points(&p->ka[8], run, user->key, &earned, &slashed))) return err;
     if ((err = check_token_account(vault, &run->collateral_mint, run_acc->key, &vault_amount))) return err;
     if ((err = check_token_account(dest, &run->collateral_mint, user->key, &dest_amount))) return err;
     if (points == 0) return T_NOTHING_TO_CLAIM;

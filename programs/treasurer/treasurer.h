@@ -113,6 +113,8 @@ typedef struct {
 uint64_t coordinator_owner_call(const SolParameters *p, const OwnerCall *c);
 uint64_t coordinator_points(const SolAccountInfo *account, const Run *run, const SolPubkey *user, uint64_t *earned,
                             uint64_t *slashed);
+uint64_t banked_points(const SolAccountInfo *points, const Run *run, const SolPubkey *user, uint64_t *earned,
+                       uint64_t *slashed);
 
 #include "coord_layout.h" /* the coordinator instructions the treasurer calls (CIX_*) */
 
