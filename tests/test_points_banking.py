@@ -218,7 +218,7 @@ def test_program_and_model_agree_on_banking_and_on_forged_points_accounts() -> N
     for _ in range(40):  # rounds until the epoch's time is up and its cooldown pays the two clients
         if d.chain_state().epoch >= 1:
             break
-        for op in [("witness", 0, 0b11, 0, 0, 0), ("witness", 1, 0b11, 0, 0, 0), ("advance", 0, 0, 0, 3, 0),
+        for op in [("witness", 0, 0b1, 0, 1, 0), ("witness", 1, 0b1, 0, 1, 0), ("advance", 0, 0, 0, 3, 0),
                    ("tick", 1, 0, 0, 0, 0)]:
             apply(d, users, op)
     st = d.chain_state()
