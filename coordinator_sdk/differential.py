@@ -22,14 +22,12 @@ from coordinator_sdk.shuffle import witness_order, witness_slots
 
 
 def next_round_seed(prev_seed: int, slot_hashes: list[tuple[int, bytes]], seed_slot: int) -> int:
-    """The program's round seed: sha256(prev seed || SlotHashes entry of the oldest slot >= seed_slot)[:8]
-    (entries newest first; the newest when none is that recent; zeroes when there are none)."""
-    entry = bytes(40)
-    if slot_hashes:
-        fresh = [(s, h) for s, h in slot_hashes if s >= seed_slot]
-        slot, h = fresh[-1] if fresh else slot_hashes[0]
-        entry = slot.to_bytes(8, "little") + bytes(h)
-    return int.from_bytes(hashlib.sha256(prev_seed.to_bytes(8, "little") + entry).digest()[:8], "little")
+    """The program's round seed: sha256(prev seed || seed_slot u64 || hash of seed_slot)[:8], the hash taken
+    from SlotHashes (32 zero bytes when seed_slot's entry is not there). Nothing else enters it: not who
+    posted during the round, nor when the round's last tick landed."""
+    h = next((bytes(h) for s, h in slot_hashes if s == seed_slot), bytes(32))
+    data = prev_seed.to_bytes(8, "little") + seed_slot.to_bytes(8, "little") + h
+    return int.from_bytes(hashlib.sha256(data).digest()[:8], "little")
 
 
 class Divergence(AssertionError):
