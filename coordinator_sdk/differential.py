@@ -9,6 +9,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from solders.account import Account
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.sysvar import SLOT_HASHES
@@ -32,6 +34,22 @@ def next_round_seed(prev_seed: int, slot_hashes: list[tuple[int, bytes]], seed_s
 
 class Divergence(AssertionError):
     """The program and the model disagree; the message lists every differing field."""
+
+
+class InvariantBroken(Divergence):
+    """Program and model agree on a state that breaks an invariant (e.g. two entries share a P2P key)."""
+
+
+def shared_p2p_keys(chain: Any) -> list[str]:
+    """Invariant: no two registry entries and no two epoch entries share a P2P key (off-chain lookups are
+    keyed by it: a second holder hijacks the first one's address and batch)."""
+    out = []
+    for name, n, entries in (("clients", chain.num_clients, chain.clients),
+                             ("epoch_clients", chain.num_epoch_clients, chain.epoch_clients)):
+        keys = [bytes(entries[i].p2p) for i in range(min(n, 256))]
+        dup = {k for k in keys if keys.count(k) > 1}
+        out += [f"{name}[{i}] shares its P2P key" for i, k in enumerate(keys) if k in dup]
+    return out
 
 
 def _cfg_dict(cfg: Config) -> dict[str, int]:
@@ -112,6 +130,7 @@ class DiffRun:
         # RoundTrain -> RoundWitness before the timeout with elected witnesses unposted (they had left)
         self.leaves_after_posts = 0
         self.early_moves: dict[str, int] = {}
+        self.p2p_keys = [Keypair() for _ in range(8)]  # node keys distinct from the wallets (fuzz P2P claims)
         self.check()
 
     @property
@@ -160,9 +179,31 @@ class DiffRun:
             self.early_moves[name] = self.early_moves.get(name, 0) + 1
 
     def check(self, where: str = "") -> None:
-        diffs = compare(self.m.state, self.chain_state())
+        chain = self.chain_state()
+        diffs = compare(self.m.state, chain)
         if diffs:
             raise Divergence(f"after {where or 'setup'}:\n  " + "\n  ".join(diffs))
+        broken = shared_p2p_keys(chain)
+        if broken:
+            raise InvariantBroken(f"after {where or 'setup'}:\n  " + "\n  ".join(broken))
+
+    def poke(self, field: str, value: int) -> None:
+        """Write a counter on both sides alike (the account's bytes and the model's state): the edges of
+        the integer types, which no sequence of a test's length reaches, get the same refusals on both.
+        `data_index` is the current round's."""
+        acc = self.h.svm.get_account(self.run.account)
+        raw = bytearray(bytes(acc.data))
+        arr = np.frombuffer(raw, dtype=self.h.codec._compiler.struct("CoordinatorAccount"), offset=8, count=1)
+        s = self.m.state
+        if field == "data_index":
+            arr["rounds"]["data_index"][0, int(arr["rounds_head"][0])] = value
+            s.current_round.data_index = value
+        else:
+            arr[field][0] = value
+            setattr(s, field, value)
+        self.h.svm.set_account(self.run.account, Account(acc.lamports, bytes(raw), acc.owner, acc.executable,
+                                                         acc.rent_epoch))
+        self.check(f"poke {field}={value}")
 
     # ---- instructions -------------------------------------------------------------------------------
     def update_progress(self, step: int) -> Step:
