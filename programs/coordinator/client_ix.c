@@ -106,15 +106,18 @@ static int64_t scan_registry(const CoordinatorAccount *a, const SolPubkey *signe
                              P2pScan *s) {
     int64_t self = -1;
     s->in_registry = s->in_epoch = s->owned = s->squatted = false;
+    /* the first 8 bytes of each key, held in registers, screen the four comparisons per entry */
+    uint64_t s0 = load_u64(signer->x), k0 = load_u64(p2p->x);
     for (uint64_t i = 0; i < a->num_clients && i < MAX_CLIENTS; i++) {
         const RegisteredClient *c = &a->clients[i];
-        if (sol_pubkey_eq(&c->signer, signer)) {
+        uint64_t cs = load_u64(c->signer.x), cp = load_u64(c->p2p.x);
+        if (cs == s0 && sol_pubkey_eq(&c->signer, signer)) {
             self = (int64_t)i;
             continue;
         }
-        if (sol_pubkey_eq(&c->p2p, p2p)) s->in_registry = true;
-        if (sol_pubkey_eq(&c->signer, p2p)) s->owned = true;
-        if (sol_pubkey_eq(&c->p2p, signer)) s->squatted = true;
+        if (cp == k0 && sol_pubkey_eq(&c->p2p, p2p)) s->in_registry = true;
+        if (cs == k0 && sol_pubkey_eq(&c->signer, p2p)) s->owned = true;
+        if (cp == s0 && sol_pubkey_eq(&c->p2p, signer)) s->squatted = true;
     }
     for (uint64_t i = 0; i < a->num_epoch_clients && i < MAX_CLIENTS; i++) {
         const EpochClient *c = &a->epoch_clients[i];
@@ -218,15 +221,13 @@ uint64_t ix_warmup_witness(const SolParameters *p, Args *args) {
         return E_WRONG_STATE;
     }
     if ((err = healthy_epoch_client(&ctx, &index))) return err;
-    /* A repeated vote adds nothing but is not an error: it only ticks, so a client may safely repeat it. */
+    /* A repeated vote adds nothing but is not an error: it only ticks, so a client may safely repeat it. So
+     * does a vote past 32 (every witness slot voted; round 0 waits for a slot after the Warmup's, see tick). */
     Round *r = &a->rounds[a->rounds_head];
     bool repeated = false;
     for (uint32_t w = 0; w < r->num_witnesses; w++)
         if (r->witnesses[w].client_index == index) repeated = true;
-    if (!repeated) {
-        if (r->num_witnesses >= MAX_WITNESSES) return E_WITNESSES_FULL;
-        r->witnesses[r->num_witnesses++].client_index = (uint16_t)index;
-    }
+    if (!repeated && r->num_witnesses < MAX_WITNESSES) r->witnesses[r->num_witnesses++].client_index = (uint16_t)index;
     if ((err = tick_now(&ctx, 3))) return err; /* starts round 0 once every slot voted and the seed is ready */
     return bump_nonce(a);
 }

@@ -239,7 +239,9 @@ SOL_NOINLINE static uint64_t tick_cooldown(CoordinatorAccount *a, uint64_t now) 
 
 uint64_t tick(CoordinatorAccount *a, const Chain *ch) {
     uint64_t now = ch->now;
-    capture_seed(a, ch); /* while the entry of seed_slot is in SlotHashes, whoever comes first */
+    /* while the entry of seed_slot is in SlotHashes, whoever comes first (only a phase a round follows) */
+    if (a->run_state == RS_WARMUP || a->run_state == RS_ROUND_TRAIN || a->run_state == RS_ROUND_WITNESS)
+        capture_seed(a, ch);
     switch (a->run_state) {
         case RS_WAITING_FOR_MEMBERS: return tick_waiting(a, ch);
         case RS_WARMUP: {
