@@ -268,3 +268,20 @@ def test_a_data_index_at_u64_max_refuses_the_next_round_and_the_epoch_end() -> N
     assert d.chain_state().run_state == 5
     d.h.advance(BASE.cooldown_time)
     _refused_alike(d, "ArithmeticOverflow", lambda: d.client("tick", users[1]))
+
+
+def test_round_0_waits_for_a_slot_after_the_warmups_and_votes_past_32_only_tick() -> None:
+    """Votes completing in the Warmup's own slot cannot start round 0 (its seed is that slot's hash, which does
+    not exist yet); further votes in that slot are accepted and ignored; the next tick in a later slot starts it."""
+    d = Drive(CoordinatorSvm(), 40, run_id="warm-slot", witness_nodes=0)
+    d.to_warmup()
+    warmup_slot = d.st().seed_slot
+    for k in d.epoch_signers():  # all 40, in the Warmup's slot
+        d.ok(d.h.client(d.run, "warmup_witness", d.by_key[k]))
+    st = d.st()
+    assert st.run_state == 2 and st.rounds[0].num_witnesses == 32 and d.h.slot == warmup_slot
+    d.h.advance(0)
+    d.tick()
+    st = d.st()
+    assert st.run_state == 3 and st.rounds[0].height == 0
+    assert st.rounds[0].random_seed == next_round_seed(0, d.h.svm.get_slot_hashes(), warmup_slot)

@@ -115,6 +115,7 @@ def test_a_late_witness_cannot_steer_the_next_seed() -> None:
     round_slot = start.seed_slot  # the slot the round began in
     first, last = d.elected()
     d.ok(d.witness(first, d.epoch_signers()))  # a later slot: this instruction captures the seed
+    assert any(s == round_slot for s, _ in d.h.svm.get_slot_hashes())  # the real hash, not the fallback
     want = next_round_seed(start.rounds[start.rounds_head].random_seed, d.h.svm.get_slot_hashes(), round_slot)
     st = d.st()
     assert st.seed_captured == 1 and st.next_seed == want and st.seed_slot == round_slot
