@@ -8,6 +8,7 @@ from solders.keypair import Keypair
 from test_coordinator_negative import expect
 from test_coordinator_security import Drive
 
+from coordinator_sdk.deadlines import tick_due_at
 from coordinator_sdk.differential import DiffRun, next_round_seed, shared_p2p_keys
 from coordinator_sdk.fuzz import BASE
 from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run
@@ -280,6 +281,7 @@ def test_round_0_waits_for_a_slot_after_the_warmups_and_votes_past_32_only_tick(
         d.ok(d.h.client(d.run, "warmup_witness", d.by_key[k]))
     st = d.st()
     assert st.run_state == 2 and st.rounds[0].num_witnesses == 32 and d.h.slot == warmup_slot
+    assert tick_due_at(st) == st.run_state_start_unix_timestamp + 1  # clients tick at once, not at the timeout
     d.h.advance(0)
     d.tick()
     st = d.st()
