@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordinator_sdk.model.state import RunState
+from coordinator_sdk.shuffle import witness_slots
 
 
 def tick_due_at(st: Any) -> float | None:
@@ -21,5 +22,13 @@ def tick_due_at(st: Any) -> float | None:
         if rs not in durations:
             return None
         duration = int(durations[rs])
+        if rs == RunState.Warmup and _warmup_voted(st):
+            duration = 0  # every slot voted in the Warmup's own slot: a tick in a later slot starts round 0
     start = int(st.run_state_start_unix_timestamp)
     return float(max(start + duration, start + 1))
+
+
+def _warmup_voted(st: Any) -> bool:
+    """Every witness slot of the Warmup voted: round 0 then waits only for a slot after the Warmup's."""
+    slots = witness_slots(int(st.config.witness_nodes), int(st.num_epoch_clients))
+    return slots > 0 and int(st.rounds[int(st.rounds_head)].num_witnesses) >= slots

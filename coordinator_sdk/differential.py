@@ -9,6 +9,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from solders.account import Account
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.sysvar import SLOT_HASHES
@@ -24,18 +26,32 @@ from coordinator_sdk.shuffle import witness_order, witness_slots
 
 
 def next_round_seed(prev_seed: int, slot_hashes: list[tuple[int, bytes]], seed_slot: int) -> int:
-    """The program's round seed: sha256(prev seed || SlotHashes entry of the oldest slot >= seed_slot)[:8]
-    (entries newest first; the newest when none is that recent; zeroes when there are none)."""
-    entry = bytes(40)
-    if slot_hashes:
-        fresh = [(s, h) for s, h in slot_hashes if s >= seed_slot]
-        slot, h = fresh[-1] if fresh else slot_hashes[0]
-        entry = slot.to_bytes(8, "little") + bytes(h)
-    return int.from_bytes(hashlib.sha256(prev_seed.to_bytes(8, "little") + entry).digest()[:8], "little")
+    """The program's round seed: sha256(prev seed || seed_slot u64 || hash of seed_slot)[:8], the hash taken
+    from SlotHashes (32 zero bytes when seed_slot's entry is not there). Nothing else enters it: not who
+    posted during the round, nor when the round's last tick landed."""
+    h = next((bytes(h) for s, h in slot_hashes if s == seed_slot), bytes(32))
+    data = prev_seed.to_bytes(8, "little") + seed_slot.to_bytes(8, "little") + h
+    return int.from_bytes(hashlib.sha256(data).digest()[:8], "little")
 
 
 class Divergence(AssertionError):
     """The program and the model disagree; the message lists every differing field."""
+
+
+class InvariantBroken(Divergence):
+    """Program and model agree on a state that breaks an invariant (e.g. two entries share a P2P key)."""
+
+
+def shared_p2p_keys(chain: Any) -> list[str]:
+    """Invariant: no two registry entries and no two epoch entries share a P2P key (off-chain lookups are
+    keyed by it: a second holder hijacks the first one's address and batch)."""
+    out = []
+    for name, n, entries in (("clients", chain.num_clients, chain.clients),
+                             ("epoch_clients", chain.num_epoch_clients, chain.epoch_clients)):
+        keys = [bytes(entries[i].p2p) for i in range(min(n, 256))]
+        dup = {k for k in keys if keys.count(k) > 1}
+        out += [f"{name}[{i}] shares its P2P key" for i, k in enumerate(keys) if k in dup]
+    return out
 
 
 def _cfg_dict(cfg: Config) -> dict[str, int]:
@@ -118,6 +134,7 @@ class DiffRun:
         self.early_moves: dict[str, int] = {}
         self.wallets: set[bytes] = set()  # every wallet that tried to join: their points PDAs are compared
         self.banks = 0  # joins that banked an evicted slot's points
+        self.p2p_keys = [Keypair() for _ in range(8)]  # node keys distinct from the wallets (fuzz P2P claims)
         self.check()
 
     @property
@@ -166,13 +183,35 @@ class DiffRun:
             self.early_moves[name] = self.early_moves.get(name, 0) + 1
 
     def check(self, where: str = "") -> None:
-        diffs = compare(self.m.state, self.chain_state())
+        chain = self.chain_state()
+        diffs = compare(self.m.state, chain)
         for w in sorted(self.wallets | set(self.m.state.banked)):
             m, c = self.m.state.banked.get(w, (0, 0)), self.h.banked(self.run, Pubkey.from_bytes(w))
             if m != c:
                 diffs.append(f"banked[{w.hex()[:8]}]: model {m!r} != chain {c!r}")
         if diffs:
             raise Divergence(f"after {where or 'setup'}:\n  " + "\n  ".join(diffs))
+        broken = shared_p2p_keys(chain)
+        if broken:
+            raise InvariantBroken(f"after {where or 'setup'}:\n  " + "\n  ".join(broken))
+
+    def poke(self, field: str, value: int) -> None:
+        """Write a counter on both sides alike (the account's bytes and the model's state): the edges of
+        the integer types, which no sequence of a test's length reaches, get the same refusals on both.
+        `data_index` is the current round's."""
+        acc = self.h.svm.get_account(self.run.account)
+        raw = bytearray(bytes(acc.data))
+        arr = np.frombuffer(raw, dtype=self.h.codec._compiler.struct("CoordinatorAccount"), offset=8, count=1)
+        s = self.m.state
+        if field == "data_index":
+            arr["rounds"]["data_index"][0, int(arr["rounds_head"][0])] = value
+            s.current_round.data_index = value
+        else:
+            arr[field][0] = value
+            setattr(s, field, value)
+        self.h.svm.set_account(self.run.account, Account(acc.lamports, bytes(raw), acc.owner, acc.executable,
+                                                         acc.rent_epoch))
+        self.check(f"poke {field}={value}")
 
     # ---- instructions -------------------------------------------------------------------------------
     def update_progress(self, step: int) -> Step:

@@ -22,7 +22,8 @@ U64, U32, U16, U8 = 2**64 - 1, 2**32 - 1, 2**16 - 1, 2**8 - 1
 CONFIGS = [BASE, replace(BASE, witness_nodes=1), replace(BASE, witness_nodes=2, min_clients=2, init_min_clients=3),
            replace(BASE, global_batch_size_start=2, global_batch_size_end=6, global_batch_size_warmup_tokens=64 * 12),
            replace(BASE, global_batch_size_start=2, global_batch_size_end=2),  # 5 users, 2 slots: evictions
-           replace(BASE, epoch_time=U64)]  # the epoch-end check must not wrap
+           replace(BASE, epoch_time=U64),  # the epoch-end check must not wrap
+           replace(BASE, total_steps=U32, epoch_time=10)]  # steps near u32::MAX (update_progress edges): last_step
 
 
 def _boundary_configs() -> list[Config]:
@@ -39,8 +40,14 @@ def _boundary_configs() -> list[Config]:
 CONFIG_CHOICES = CONFIGS + _boundary_configs()  # what update_config ops pick from (index len: epoch_time 0)
 USERS = 5  # user 4 is usually an outsider: it only joins if the sequence says so
 OPS = ("join", "withdraw", "tick", "warmup_witness", "witness", "health_check", "pause", "resume", "advance",
-       "update_progress", "update_config", "checkpoint", "join_p2p", "play_round", "set_checkpoint", "depart")
-WEIGHTS = (3, 0.5, 4, 3, 8, 1, 0.3, 0.6, 6, 0.3, 0.3, 1.5, 0.3, 1.5, 0.3, 1.5)
+       "update_progress", "update_config", "checkpoint", "join_p2p", "play_round", "set_checkpoint", "depart",
+       "p2p_squat", "edge")
+WEIGHTS = (3, 0.5, 4, 3, 8, 1, 0.3, 0.6, 6, 0.3, 0.3, 1.5, 0.6, 1.5, 0.3, 1.5, 0.4, 0.5)
+# "edge" writes one counter near the top of its type on both sides (state no instruction sequence reaches in a
+# test's length): the next nonce bump, epoch start, round or epoch-end data index must then be refused alike,
+# and the epoch's last_step (step + 2) must not wrap.
+EDGE_FIELDS = {"nonce": U64, "next_active": U64, "epoch_start_data_index": U64, "data_index": U64, "step": U32}
+EDGE_GAPS = (0, 1, 2, 64)  # the type's max minus these
 Op = tuple
 # Checkpoint votes: a few references, so that some win a majority and some do not; the first is what honest
 # clients agree on, the others are diverged weights. dt == 12 sends one past the 127-byte limit.
@@ -95,15 +102,25 @@ def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
             user = by_key.get(bytes(st.epoch_clients[u % st.num_epoch_clients].signer), user)
     if name == "join":  # dt == 5: with another wallet's points PDA (refused when the slot taken has points)
         d.join(user, forge_points=users[(u + 1) % USERS].pubkey() if dt == 5 else None)
-    elif name == "join_p2p":  # claim another user's P2P key; with mask & 2, prove a claim to one's own wallet key
-        d.join(user, p2p_keypair=user) if mask & 2 else d.join(user, p2p=bytes(users[(u + 1) % USERS].pubkey()))
+    elif name == "join_p2p":  # claim a wallet key (mask & 4: a node key) of its own (mask & 8) or the next
+        owner = u if mask & 8 else (u + 1) % USERS  # user's; with mask & 2 the key signs too (a proven claim)
+        key = d.p2p_keys[owner] if mask & 4 else users[owner]
+        d.join(user, p2p_keypair=key) if mask & 2 else d.join(user, p2p=bytes(key.pubkey()))
+    elif name == "p2p_squat":
+        _p2p_squat(d, users, u, mask)
+    elif name == "edge":
+        field = list(EDGE_FIELDS)[u % len(EDGE_FIELDS)]
+        value = EDGE_FIELDS[field] - EDGE_GAPS[mask % len(EDGE_GAPS)]
+        if field == "step":  # as reachable: below total_steps (reaching it ends the epoch, then the run)
+            value = max(1, min(value, d.m.state.config.total_steps - 1))
+        d.poke(field, value)
     elif name == "checkpoint":
         d.client("checkpoint", user, checkpoint_ref(mask, dt))
     elif name in ("withdraw", "tick", "warmup_witness"):
         d.client(name, user)
     elif name == "witness":  # dt 0 or 12: the mask's users delivered nothing; dt 5: a bit past the round's clients
         delivered = [bytes(k.pubkey()) for i, k in enumerate(users) if dt % 12 or not mask >> (i + 1) & 1]
-        d.witness(user, delivered, step=max(0, d.chain_state().step + offset), stray=dt == 5)
+        d.witness(user, delivered, step=min(U32, max(0, d.chain_state().step + offset)), stray=dt == 5)
     elif name == "health_check":
         d.client("health_check", user, mask % (USERS + 1))
     elif name == "play_round":  # drives runs deep: every healthy elected witness posts, then time runs out
@@ -116,12 +133,26 @@ def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
         d.set_paused(False)
     elif name == "advance":
         d.h.advance(dt)
-    elif name == "update_progress":
-        d.update_progress(dt)
+    elif name == "update_progress":  # mask & 8: steps at the top of the u32 range
+        d.update_progress(U32 - dt % 4 if mask & 8 else dt)
     elif name == "set_checkpoint":
         d.set_checkpoint("sha256:x@/initial" + "/w" * (dt * 6))  # 17..161 bytes: past the 127-byte limit too
     elif name == "update_config":
         d.update_config(CONFIG_CHOICES[cfg_i] if cfg_i < len(CONFIG_CHOICES) else replace(BASE, epoch_time=0))
+
+
+def _p2p_squat(d: DiffRun, users: list[Keypair], u: int, mask: int) -> None:
+    """The squat chain of issue 21: wallet A registers V's node key, wallet B registers A's wallet key (with
+    mask & 1 before A joins), then V proves its node key, so A's entry falls back to its wallet key; with
+    mask & 2, A then proves its wallet key. No two registry or epoch entries may end up sharing a key."""
+    a, b, v = u, (u + 2) % USERS, (u + 1) % USERS
+    steps = [lambda: d.join(users[a], p2p=bytes(d.p2p_keys[v].pubkey())),
+             lambda: d.join(users[b], p2p=bytes(users[a].pubkey()))]
+    for step in reversed(steps) if mask & 1 else steps:
+        step()
+    d.join(users[v], p2p_keypair=d.p2p_keys[v])
+    if mask & 2:
+        d.join(users[a], p2p_keypair=users[a])
 
 
 def _advance(d: DiffRun, seconds: int) -> None:
@@ -267,7 +298,7 @@ def run_sequence(world: FuzzWorld, config_index: int, ops: list[Op], coverage: C
         st = d.chain_state()
         before, checkpoint = st.nonce, d.m.state.checkpoint
         apply(d, users, op)
-        if coverage is not None and op[0] != "advance":
+        if coverage is not None and op[0] not in ("advance", "edge"):  # no instruction: nothing to count
             state = d.chain_state()
             coverage.record(op[0], state.nonce != before, state)
             coverage.adopted += op[0] in ("checkpoint", "play_round") and d.m.state.checkpoint != checkpoint

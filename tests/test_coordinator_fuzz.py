@@ -23,6 +23,7 @@ def test_program_matches_model_on_random_sequences(config: int, ops: list) -> No
 def test_fixed_sequences_reach_deep_states() -> None:
     """Sequences that surely get past warmup, so rounds, witnesses and epochs are exercised every run."""
     warm = [("join", u, 0, 0, 0, 0) for u in range(4)] + [("advance", 0, 0, 0, 2, 0), ("tick", 0, 0, 0, 0, 0)]
+    warm += [("advance", 0, 0, 0, 0, 0)]  # round 0 starts in a slot after the Warmup's (its seed is that hash)
     warm += [("warmup_witness", u, 0, 0, 0, 0) for u in range(4)]
     # after each round, checkpoint votes (mask & 1: by epoch client u), refused until the epoch's Cooldown: a
     # diverged one (mask 0b0111), then the agreed one
@@ -43,6 +44,7 @@ def test_fixed_sequences_leave_rounds_early() -> None:
     witness posted participant bits without it, one withdraws after the others
     posted, one withdraws before anyone posted and the rest post after. Each moves RoundTrain on at once."""
     warm = [("join", u, 0, 0, 0, 0) for u in range(4)] + [("advance", 0, 0, 0, 2, 0), ("tick", 0, 0, 0, 0, 0)]
+    warm += [("advance", 0, 0, 0, 0, 0)]  # round 0 starts in a slot after the Warmup's (its seed is that hash)
     warm += [("warmup_witness", u, 0, 0, 0, 0) for u in range(4)]
     next_round = [("advance", 0, 0, 0, 3, 0), ("tick", 1, 0, 0, 0, 0)]
     ops = warm + [("depart", 0, 0b0010, 0, 0, 0)] + next_round + [("depart", 1, 0b0011, 0, 0, 0)] + next_round

@@ -102,28 +102,28 @@ def test_a_256_client_epoch_ends_within_the_compute_goal() -> None:
 
 
 # ---- 2: the last witness cannot choose the next election --------------------------------------------------
-def test_a_late_witness_cannot_end_the_round_nor_steer_its_seed() -> None:
+def test_a_late_witness_cannot_steer_the_next_seed() -> None:
+    """Issue 21: the next seed is fixed by the hash of the slot the round began in, so a late witness (which
+    may now end the round in its own transaction) posts into a seed everyone already knows."""
     d = Drive(CoordinatorSvm(), 3, witness_nodes=2, min_clients=2)
     d.to_round()
+    start = d.st()
+    round_slot = start.seed_slot  # the slot the round began in
     first, last = d.elected()
-    d.ok(d.witness(first, d.epoch_signers()))
+    d.ok(d.witness(first, d.epoch_signers()))  # a later slot: this instruction captures the seed
+    assert any(s == round_slot for s, _ in d.h.svm.get_slot_hashes())  # the real hash, not the fallback
+    want = next_round_seed(start.rounds[start.rounds_head].random_seed, d.h.svm.get_slot_hashes(), round_slot)
+    st = d.st()
+    assert st.seed_captured == 1 and st.next_seed == want and st.seed_slot == round_slot
     d.h.advance(d.cfg["max_round_train_time"])
     d.tick()
-    d.h.advance(d.cfg["round_witness_time"])  # the round may end now: the next to land would end it
+    d.h.advance(d.cfg["round_witness_time"])  # the round may end now: the next to land ends it
     before = d.st()
     d.ok(d.witness(last, d.epoch_signers(), merkle=b"\xee" * 32))
     st = d.st()
-    assert st.run_state == 4 and st.step == before.step  # not in the witness's own slot
-    witness_slot = st.seed_slot
-    assert witness_slot == d.h.slot
-    d.h.advance(0)
-    d.tick()
-    st = d.st()
-    assert st.step == before.step + 1 and st.run_state == 3
-    prev_seed = before.rounds[before.rounds_head].random_seed
-    # the seed is the hash of a slot at/after the witness landed: its merkle root and timing play no part
-    assert st.rounds[st.rounds_head].random_seed == next_round_seed(prev_seed, d.h.svm.get_slot_hashes(),
-                                                                    witness_slot)
+    assert st.step == before.step + 1 and st.run_state == 3  # the late witness's own tick started the round
+    assert st.rounds[st.rounds_head].random_seed == want  # its merkle root and timing played no part
+    assert st.seed_slot == d.h.slot and st.seed_captured == 0  # the round after: this slot's hash
 
 
 # ---- 3: 256 sybils cannot lock an open run; points are never dropped ------------------------------------

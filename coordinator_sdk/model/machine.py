@@ -23,6 +23,7 @@ from coordinator_sdk.model.state import (
     MAX_CLIENTS,
     MAX_WITNESSES,
     NUM_ROUNDS,
+    U32_MAX,
     U64_MAX,
     ClientState,
     Config,
@@ -46,6 +47,8 @@ def _instruction(fn: Callable) -> Callable:
     def run(self: Machine, *args, **kwargs):
         draft = copy.deepcopy(self.state)
         result = fn(self, draft, *args, **kwargs)
+        if draft.nonce >= U64_MAX:  # the chain bumps the nonce last, with a checked add
+            raise E.ArithmeticOverflow("the nonce is at u64::MAX")
         draft.nonce += 1
         self.state = draft
         return result
@@ -121,24 +124,31 @@ class Machine:
         if s.run_state != RunState.Paused:
             raise E.NotPaused(f"the run is {s.run_state.name}, not paused")
         _change(s, RunState.Finished if s.step >= s.config.total_steps else RunState.WaitingForMembers, now)
-        s.next_active += 1  # everyone joins again after a pause
+        s.next_active = _add_u64(s.next_active, 1)  # everyone joins again after a pause
         _tick(s, now, seed, slot)
 
     # ---- clients ------------------------------------------------------------------------------------
     @_instruction
     def join_run(self, s: State, signer: bytes, p2p: bytes, addr_hint: bytes, now: int, seed: int,
                  slot: int | None = None, p2p_proven: bool = False, points_for: bytes | None = None) -> None:
-        """`p2p_proven`: the P2P key signed the transaction; such a claim takes the key from registry entries
-        that hold it without the proof (they fall back to their signer key). `points_for`: the wallet whose
-        points PDA the join passed, None for the evicted wallet's own (what the SDK passes); a slot with
-        points is only taken with its own wallet's PDA."""
+        """`p2p_proven`: the P2P key signed the transaction (the wallet's own key always does); such a claim
+        takes the key from registry entries that hold it without the proof, and a wallet's join takes its own
+        wallet key back from entries that registered it as their P2P key (they fall back to their signer key).
+        Another registered wallet's key is never taken: so the key an entry falls back to is nobody else's, and
+        no two registry entries (hence no two epoch entries, copied from them) share a P2P key.
+        `points_for`: the wallet whose points PDA the join passed, None for the evicted wallet's own (what the
+        SDK passes); a slot with points is only taken with its own wallet's PDA."""
         if s.run_state == RunState.Finished:
             raise E.RunFinished("the run is finished")
-        holders = [c for c in s.clients if c.p2p == p2p and c.signer != signer]
-        if (holders or any(c.p2p == p2p and c.signer != signer for c in s.epoch_state.clients)) and not p2p_proven:
-            raise E.P2pKeyTaken("another client already holds this P2P key")
-        for c in holders:
-            c.p2p = c.signer
+        others = [c for c in s.clients if c.signer != signer]
+        proven = p2p_proven or p2p == signer
+        held = any(c.p2p == p2p for c in others) or \
+            any(c.p2p == p2p and c.signer != signer for c in s.epoch_state.clients)
+        if any(c.signer == p2p for c in others) or (held and not proven):
+            raise E.P2pKeyTaken("another client already holds this P2P key, or it is another wallet's key")
+        for c in others:
+            if c.p2p in (p2p, signer):
+                c.p2p = c.signer
         known = next((c for c in s.clients if c.signer == signer), None)
         if known is None:
             known = RegisteredClient(signer, p2p)
@@ -185,9 +195,8 @@ class Machine:
             raise E.WrongState(f"warmup witnesses only in Warmup, the run is {s.run_state.name}")
         _require_healthy(s, index)
         round_ = s.current_round
-        if all(w.client_index != index for w in round_.witnesses):  # a repeated vote only ticks
-            if len(round_.witnesses) >= MAX_WITNESSES:
-                raise E.WitnessesFull("32 witnesses already")
+        # a repeated vote only ticks, and so does one past 32 (round 0 may wait for a later slot)
+        if all(w.client_index != index for w in round_.witnesses) and len(round_.witnesses) < MAX_WITNESSES:
             round_.witnesses.append(Witness(index, b"", b"", bytes(32)))
         _tick(s, now, seed, slot)  # starts round 0 once every slot voted and the seed is ready
 
@@ -211,9 +220,7 @@ class Machine:
             raise E.DuplicateWitness(f"client {index} already witnessed round {round_.height}")
         if len(round_.witnesses) >= MAX_WITNESSES:
             raise E.WitnessesFull("32 witnesses already")
-        round_.witnesses.append(Witness(index, participants, broadcast, merkle))
-        if slot is not None:
-            s.seed_slot = slot  # the next seed needs a slot hash this witness cannot know yet
+        round_.witnesses.append(Witness(index, participants, broadcast, merkle))  # seed_slot stays: no re-roll
         _tick(s, now, seed, slot)  # RoundTrain moves on once every elected witness posted or left
 
     @_instruction
@@ -279,8 +286,16 @@ def _require_healthy(s: State, index: int) -> int:
 
 
 def _ready(s: State, slot: int | None) -> bool:
-    """A round may start only in a slot after seed_slot, whose hash nobody could know when it was fixed."""
+    """A round may start only in a slot after seed_slot (where the current round or the Warmup began): the
+    next round's seed is that slot's hash, which exists from the next slot on."""
     return slot is None or slot > s.seed_slot
+
+
+def _add_u64(a: int, b: int) -> int:
+    """a + b as the chain's checked u64 add: ArithmeticOverflow past u64::MAX."""
+    if a + b > U64_MAX:
+        raise E.ArithmeticOverflow(f"{a} + {b} overflows a u64")
+    return a + b
 
 
 def _change(s: State, new: RunState, now: int) -> None:
@@ -330,14 +345,14 @@ def _start_round_train(s: State, now: int, seed: int, slot: int | None) -> None:
     es = s.epoch_state
     if es.first_round:
         es.rounds_head, height, data_index = 0, 0, s.epoch_start_data_index
-        s.next_active += 1  # the next epoch's members must join again
+        s.next_active = _add_u64(s.next_active, 1)  # the next epoch's members must join again
     else:
         prev = s.current_round
         es.rounds_head = (es.rounds_head + 1) % NUM_ROUNDS
-        height, data_index = prev.height + 1, prev.data_index + _target_batch(s, prev)
+        height, data_index = prev.height + 1, _add_u64(prev.data_index, _target_batch(s, prev))
     es.rounds[es.rounds_head] = Round([], data_index, seed, height, len(es.clients))
     if slot is not None:
-        s.seed_slot = slot
+        s.seed_slot = slot  # the round after this one: this slot's hash, unknown to all yet
     _change(s, RunState.RoundTrain, now)
 
 
@@ -412,7 +427,7 @@ def _tick(s: State, now: int, seed: int, slot: int | None = None) -> None:
         _move_to_exited(s, 0)
         slots = witness_slots(cfg.witness_nodes, len(s.epoch_state.clients))
         voted = slots > 0 and len(s.current_round.witnesses) >= slots
-        if _timed_out(s, now, cfg.warmup_time) or voted:  # round 0 is not held back for a later slot
+        if (_timed_out(s, now, cfg.warmup_time) or voted) and _ready(s, slot):  # round 0: the warmup slot's hash
             _start_round_train(s, now, seed, slot)
         if len(s.epoch_state.clients) < cfg.min_clients:
             _change(s, RunState.Finished if s.step >= cfg.total_steps else RunState.WaitingForMembers, now)
@@ -434,7 +449,7 @@ def _tick(s: State, now: int, seed: int, slot: int | None = None) -> None:
             _change(s, RunState.Cooldown, now)
             return
         if now != es.start_timestamp and now >= es.start_timestamp + cfg.epoch_time and es.last_step == 0:
-            es.last_step = s.step + 2
+            es.last_step = min(s.step + 2, U32_MAX)  # saturating (a u32); total_steps ends the run first
         if (es.last_step and s.step >= es.last_step) or len(es.clients) < cfg.min_clients \
                 or n_witnesses < witness_quorum(n_witnesses, cfg.witness_nodes) \
                 or s.step >= cfg.total_steps or s.pending_pause:
@@ -445,7 +460,7 @@ def _tick(s: State, now: int, seed: int, slot: int | None = None) -> None:
         if not _timed_out(s, now, cfg.cooldown_time):
             return
         r = s.current_round
-        s.epoch_start_data_index = r.data_index + _target_batch(s, r)
+        s.epoch_start_data_index = _add_u64(r.data_index, _target_batch(s, r))
         s.epoch += 1
         _end_epoch_rewards(s)
         _move_to_exited(s, r.height)

@@ -7,6 +7,7 @@ from enum import IntEnum
 MAX_CLIENTS = 256
 MAX_WITNESSES = 32
 NUM_ROUNDS = 4
+U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
 
 
@@ -141,7 +142,7 @@ class State:
     nonce: int = 0
     checkpoint: bytes = b""
     evict_cursor: int = 0  # ties between evictable registry slots go round-robin from here
-    seed_slot: int = 0  # the slot of the last input that fixed the next round; its seed needs a later slot
+    seed_slot: int = 0  # where the current round (or the Warmup) began: the next seed is this slot's hash
     # checkpoint votes by epoch-client index (checkpoint_vote of the reference; 0: no vote), cleared when an
     # epoch starts; only Cooldown takes votes
     checkpoint_votes: list[int] = field(default_factory=lambda: [0] * MAX_CLIENTS)

@@ -96,32 +96,51 @@ static int64_t evictable_slot(CoordinatorAccount *a) {
     return best.slot;
 }
 
-/* One pass over the registry: the signer's slot (or -1), and whether another client holds this P2P key in
- * the registry or in the epoch's list: off-chain lookups are keyed by it, so a second holder would hijack
- * the first one's address and batch. */
+/* P2P keys are unique: no two registry entries and no two epoch entries share one (off-chain lookups are keyed
+ * by it, so a second holder would hijack the first one's address and batch). A wallet key belongs to its
+ * wallet: no entry holds another registered wallet's signer key as its P2P key, so the key an entry falls back
+ * to (its own signer key, see release_p2p) is never held by anyone else. One pass over the registry and the
+ * epoch's list: the signer's slot (or -1), and who else holds or owns the claimed key. */
+typedef struct {
+    bool in_registry; /* another entry holds p2p as its P2P key */
+    bool in_epoch;    /* another client of the epoch's list holds it */
+    bool owned;       /* p2p is another registered wallet's signer key: never to be taken */
+    bool squatted;    /* another entry holds the signer's own wallet key as its P2P key */
+} P2pScan;
+
 static int64_t scan_registry(const CoordinatorAccount *a, const SolPubkey *signer, const SolPubkey *p2p,
-                             bool *in_registry, bool *in_epoch) {
+                             P2pScan *s) {
     int64_t self = -1;
-    *in_registry = *in_epoch = false;
+    s->in_registry = s->in_epoch = s->owned = s->squatted = false;
+    /* the first 8 bytes of each key, held in registers, screen the four comparisons per entry */
+    uint64_t s0 = load_u64(signer->x), k0 = load_u64(p2p->x);
     for (uint64_t i = 0; i < a->num_clients && i < MAX_CLIENTS; i++) {
         const RegisteredClient *c = &a->clients[i];
-        if (sol_pubkey_eq(&c->signer, signer)) self = (int64_t)i;
-        else if (sol_pubkey_eq(&c->p2p, p2p)) *in_registry = true;
+        uint64_t cs = load_u64(c->signer.x), cp = load_u64(c->p2p.x);
+        if (cs == s0 && sol_pubkey_eq(&c->signer, signer)) {
+            self = (int64_t)i;
+            continue;
+        }
+        if (cp == k0 && sol_pubkey_eq(&c->p2p, p2p)) s->in_registry = true;
+        if (cs == k0 && sol_pubkey_eq(&c->signer, p2p)) s->owned = true;
+        if (cp == s0 && sol_pubkey_eq(&c->p2p, signer)) s->squatted = true;
     }
     for (uint64_t i = 0; i < a->num_epoch_clients && i < MAX_CLIENTS; i++) {
         const EpochClient *c = &a->epoch_clients[i];
-        if (sol_pubkey_eq(&c->p2p, p2p) && !sol_pubkey_eq(&c->signer, signer)) *in_epoch = true;
+        if (sol_pubkey_eq(&c->p2p, p2p) && !sol_pubkey_eq(&c->signer, signer)) s->in_epoch = true;
     }
     return self;
 }
 
-/* A claim proven by the P2P key's own signature (it signs the transaction, as the optional 6th account) takes
- * the key from clients that registered it without holding it: their registry entries fall back to their
- * signer key (the current epoch's list keeps its copy until the epoch ends). Without the proof, first come. */
+/* A claim proven by the P2P key's own signature (the wallet's own key, or the optional 6th account) takes the
+ * key from clients that registered it without holding it, and a wallet's join takes its own wallet key back
+ * from anyone who registered it as a P2P key: their registry entries fall back to their signer key (the
+ * current epoch's list keeps its copy until the epoch ends). Without the proof, first come. */
 static void release_p2p(CoordinatorAccount *a, const SolPubkey *signer, const SolPubkey *p2p) {
     for (uint64_t i = 0; i < a->num_clients && i < MAX_CLIENTS; i++) {
         RegisteredClient *c = &a->clients[i];
-        if (sol_pubkey_eq(&c->p2p, p2p) && !sol_pubkey_eq(&c->signer, signer)) copy_key(&c->p2p, &c->signer);
+        if (sol_pubkey_eq(&c->signer, signer)) continue;
+        if (sol_pubkey_eq(&c->p2p, p2p) || sol_pubkey_eq(&c->p2p, signer)) copy_key(&c->p2p, &c->signer);
     }
 }
 
@@ -141,11 +160,12 @@ uint64_t ix_join_run(const SolParameters *p, Args *args) {
     if ((err = check_authorization(p, &ctx))) return err;
     CoordinatorAccount *a = ctx.acc;
     if (a->run_state == RS_FINISHED) return E_RUN_FINISHED;
-    bool in_registry, in_epoch;
-    int64_t i = scan_registry(a, ctx.signer->key, (const SolPubkey *)p2p, &in_registry, &in_epoch);
-    bool proven = p->ka_num > 5 && p->ka[5].is_signer && sol_pubkey_eq(p->ka[5].key, (const SolPubkey *)p2p);
-    if ((in_registry || in_epoch) && !proven) return E_P2P_KEY_TAKEN;
-    if (in_registry) release_p2p(a, ctx.signer->key, (const SolPubkey *)p2p);
+    P2pScan scan;
+    int64_t i = scan_registry(a, ctx.signer->key, (const SolPubkey *)p2p, &scan);
+    bool proven = sol_pubkey_eq(ctx.signer->key, (const SolPubkey *)p2p) ||
+                  (p->ka_num > 5 && p->ka[5].is_signer && sol_pubkey_eq(p->ka[5].key, (const SolPubkey *)p2p));
+    if (scan.owned || ((scan.in_registry || scan.in_epoch) && !proven)) return E_P2P_KEY_TAKEN;
+    if (scan.in_registry || scan.squatted) release_p2p(a, ctx.signer->key, (const SolPubkey *)p2p);
     if (i < 0) {
         uint32_t limit = a->config.global_batch_size_end < MAX_CLIENTS ? a->config.global_batch_size_end : MAX_CLIENTS;
         if (a->num_clients < limit) {
@@ -209,15 +229,13 @@ uint64_t ix_warmup_witness(const SolParameters *p, Args *args) {
         return E_WRONG_STATE;
     }
     if ((err = healthy_epoch_client(&ctx, &index))) return err;
-    /* A repeated vote adds nothing but is not an error: it only ticks, so a client may safely repeat it. */
+    /* A repeated vote adds nothing but is not an error: it only ticks, so a client may safely repeat it. So
+     * does a vote past 32 (every witness slot voted; round 0 waits for a slot after the Warmup's, see tick). */
     Round *r = &a->rounds[a->rounds_head];
     bool repeated = false;
     for (uint32_t w = 0; w < r->num_witnesses; w++)
         if (r->witnesses[w].client_index == index) repeated = true;
-    if (!repeated) {
-        if (r->num_witnesses >= MAX_WITNESSES) return E_WITNESSES_FULL;
-        r->witnesses[r->num_witnesses++].client_index = (uint16_t)index;
-    }
+    if (!repeated && r->num_witnesses < MAX_WITNESSES) r->witnesses[r->num_witnesses++].client_index = (uint16_t)index;
     if ((err = tick_now(&ctx, 3))) return err; /* starts round 0 once every slot voted and the seed is ready */
     return bump_nonce(a);
 }
@@ -255,7 +273,6 @@ uint64_t ix_witness(const SolParameters *p, Args *args) {
     sol_memcpy(w->broadcast_merkle, merkle, 32);
     SolBytes event[3] = {{(const uint8_t *)"witness", 7}, {ctx.signer->key->x, 32}, {metadata, 16}};
     sol_log_data(event, 3);
-    a->seed_slot = ctx.slot; /* the next round's seed comes from a slot hash this witness cannot know yet */
     /* the tick moves RoundTrain on once every elected witness posted or left (round_witnessed) */
     if ((err = tick_now(&ctx, 3))) return err;
     return bump_nonce(a);

@@ -153,18 +153,22 @@ typedef struct {
     uint8_t checkpoint[CHECKPOINT_MAX + 1];
     /* The current round's elected witnesses (epoch-client indices in slot order), drawn once when the round
      * starts, so that witness verification and the idle-witness penalty are O(32) lookups. seed_slot: the
-     * slot of the last input that fixed the next round (round start, then each witness); the next round's
-     * seed uses the SlotHashes entry of a slot >= seed_slot, unknown to whoever sent that input. */
+     * slot in which the current round (or the Warmup) began; the next round's seed is fixed by the hash of
+     * that slot alone, which nobody knew when the round began and nothing done during the round can change
+     * (see capture_seed). seed_captured / next_seed: that seed, computed by the first instruction of a later
+     * slot while the entry is in SlotHashes (every party captures the same value). */
     uint64_t seed_slot;
     uint16_t elected_count;
-    uint8_t _pad2[6];
+    uint8_t seed_captured;
+    uint8_t _pad2[5];
     uint16_t elected[MAX_WITNESSES];
     /* The checkpoint votes of the epoch in progress, by epoch-client index (see ix_checkpoint): the first 8
      * bytes of sha256(reference) as a LE u64, 0 for no vote (a hash whose first 8 bytes are all 0 votes 1).
      * Cleared when an epoch starts (WaitingForMembers -> Warmup); votes are only taken in Cooldown, when the
      * epoch-client indices no longer move. */
     uint64_t checkpoint_votes[MAX_CLIENTS];
-    uint8_t _reserved_election[864];
+    uint64_t next_seed;
+    uint8_t _reserved_election[856];
     Round rounds[NUM_ROUNDS];
     RegisteredClient clients[MAX_CLIENTS];
     EpochClient epoch_clients[MAX_CLIENTS];
@@ -255,8 +259,10 @@ typedef struct {
 uint64_t tick(CoordinatorAccount *a, const Chain *ch);
 void change_state(CoordinatorAccount *a, uint8_t state, uint64_t now);
 bool seed_ready(const CoordinatorAccount *a, const Chain *ch);
+void set_seed_slot(CoordinatorAccount *a, uint64_t slot);
+void capture_seed(CoordinatorAccount *a, const Chain *ch);
 uint64_t start_round_train(CoordinatorAccount *a, const Chain *ch);
-uint64_t round_seed(const CoordinatorAccount *a, const Chain *ch);
+uint64_t round_seed(CoordinatorAccount *a, const Chain *ch);
 void elect_witnesses(CoordinatorAccount *a, uint32_t count, uint64_t round_seed);
 int64_t elected_slot(const CoordinatorAccount *a, uint64_t index);
 const RegisteredClient *registry_entry(const CoordinatorAccount *a, const EpochClient *c);

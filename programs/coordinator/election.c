@@ -119,37 +119,55 @@ uint64_t batch_size(const CoordinatorAccount *a, uint64_t data_index) {
     return num / (2 * warm);
 }
 
-/* A round may start only in a slot after seed_slot (the slot of the last input that could steer it): then
- * SlotHashes holds the hash of a slot >= seed_slot, which whoever sent that input could not know. */
+/* A round may start only in a slot after seed_slot (the slot in which the current round began): only then can
+ * the hash of that slot exist, and the next round's seed is made of it. */
 bool seed_ready(const CoordinatorAccount *a, const Chain *ch) { return ch->slot > a->seed_slot; }
 
-/* The SlotHashes entry (slot u64, hash[32]) of the oldest slot >= seed_slot; entries are newest first, so a
- * binary search. When none is that recent (a validator without slot history, as LiteSVM and the localnet)
- * the newest entry, or zeroes. */
-static const uint8_t *seed_entry(const CoordinatorAccount *a, const SolAccountInfo *sh) {
-    static const uint8_t zero[40] = {0};
-    if (!sh || sh->data_len < 8) return zero;
-    uint64_t n = load_u64(sh->data), fit = (sh->data_len - 8) / 40;
-    if (n > fit) n = fit;
-    if (n == 0) return zero;
-    const uint8_t *e = sh->data + 8;
-    if (load_u64(e) < a->seed_slot) return e; /* even the newest is older */
-    uint64_t lo = 0, hi = n - 1; /* invariant: entry lo has slot >= seed_slot; find the last such */
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo + 1) / 2;
-        if (load_u64(e + 40 * mid) >= a->seed_slot) lo = mid;
-        else hi = mid - 1;
-    }
-    return e + 40 * lo;
+/* A round (or the Warmup) began in `slot`: the next round's seed will be made of that slot's hash. */
+void set_seed_slot(CoordinatorAccount *a, uint64_t slot) {
+    a->seed_slot = slot;
+    a->seed_captured = 0;
+    a->next_seed = 0;
 }
 
-/* The seed of the round about to start: sha256(previous seed || SlotHashes entry of the oldest slot >=
- * seed_slot)[:8]. Nothing a client sends enters it: the last witness (or whoever started the round) fixed
- * seed_slot before the hash of that slot existed, and the ticker cannot pick the entry. */
-uint64_t round_seed(const CoordinatorAccount *a, const Chain *ch) {
+/* The SlotHashes entry (slot u64, hash[32]) of exactly seed_slot; entries are newest first (slots descending),
+ * so a binary search. 0 when it is not there: it left the 512-entry window, or the sysvar has no history. */
+static const uint8_t *seed_entry(const CoordinatorAccount *a, const SolAccountInfo *sh) {
+    if (!sh || sh->data_len < 8) return 0;
+    uint64_t n = load_u64(sh->data), fit = (sh->data_len - 8) / 40;
+    if (n > fit) n = fit;
+    const uint8_t *e = sh->data + 8;
+    uint64_t lo = 0, hi = n; /* entries [lo, hi) may hold it */
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2, s = load_u64(e + 40 * mid);
+        if (s == a->seed_slot) return e + 40 * mid;
+        if (s > a->seed_slot) lo = mid + 1;
+        else hi = mid;
+    }
+    return 0;
+}
+
+/* The next round's seed is sha256(current round's seed || seed_slot u64 || hash of seed_slot)[:8]: inputs all
+ * fixed when the current round began, before any of its witnesses acted. The first instruction (any, from
+ * anyone) that ticks in a later slot captures it while the entry is in SlotHashes; every party computes the
+ * same value, so neither a witness (posting or not) nor the ticker (by its timing) can choose among seeds.
+ * When the entry is gone before anyone captured it (nobody sent anything for 512 slots), the hash is taken
+ * as 32 zero bytes: deterministic, and still no party's choice. */
+void capture_seed(CoordinatorAccount *a, const Chain *ch) {
+    if (a->seed_captured || !seed_ready(a, ch)) return;
+    static const uint8_t zero[32] = {0};
+    const uint8_t *entry = seed_entry(a, ch->slot_hashes);
     const Round *cur = &a->rounds[a->rounds_head];
-    SolBytes parts[2] = {{(const uint8_t *)&cur->random_seed, 8}, {seed_entry(a, ch->slot_hashes), 40}};
+    SolBytes parts[3] = {{(const uint8_t *)&cur->random_seed, 8}, {(const uint8_t *)&a->seed_slot, 8},
+                         {entry ? entry + 8 : zero, 32}};
     uint8_t digest[32];
-    sol_sha256(parts, 2, digest);
-    return load_u64(digest);
+    sol_sha256(parts, 3, digest);
+    a->next_seed = load_u64(digest);
+    a->seed_captured = 1;
+}
+
+/* The seed of the round about to start (the tick captured it first; a round only starts once seed_ready). */
+uint64_t round_seed(CoordinatorAccount *a, const Chain *ch) {
+    capture_seed(a, ch);
+    return a->next_seed;
 }

@@ -105,7 +105,7 @@ uint64_t start_round_train(CoordinatorAccount *a, const Chain *ch) {
     r->clients_len = (uint16_t)a->num_epoch_clients;
     r->posted_slots = 0;
     elect_witnesses(a, r->clients_len, seed);
-    a->seed_slot = ch->slot;
+    set_seed_slot(a, ch->slot); /* the round after this one: the hash of this slot, unknown to all yet */
     change_state(a, RS_ROUND_TRAIN, ch->now);
     return SOL_SUCCESS;
 }
@@ -210,7 +210,7 @@ SOL_NOINLINE static uint64_t tick_waiting(CoordinatorAccount *a, const Chain *ch
     a->clients_at_start = a->num_epoch_clients;
     a->earning_rate = a->future_earning_rate;
     a->slashing_rate = a->future_slashing_rate;
-    a->seed_slot = ch->slot; /* round 0's seed: the hash of this slot, unknown to whoever sent this */
+    set_seed_slot(a, ch->slot); /* round 0's seed: the hash of this slot, unknown to whoever sent this */
     change_state(a, RS_WARMUP, now);
     return SOL_SUCCESS;
 }
@@ -230,8 +230,10 @@ SOL_NOINLINE static uint64_t tick_round_witness(CoordinatorAccount *a, const Cha
         change_state(a, RS_COOLDOWN, now);
         return SOL_SUCCESS;
     }
+    /* two more steps, saturating: past u32::MAX - 2 the run ends by total_steps (a u32) first; a refusal here
+     * would stall the run for good, since every way out of RoundWitness is this tick */
     if (a->last_step == 0 && reached(now, a->start_timestamp, a->config.epoch_time))
-        a->last_step = a->step + 2;
+        a->last_step = a->step <= UINT32_MAX - 2 ? a->step + 2 : UINT32_MAX;
     if ((a->last_step && a->step >= a->last_step) || a->num_epoch_clients < a->config.min_clients ||
         n < witness_quorum(n, a->config.witness_nodes) || a->step >= a->config.total_steps || a->pending_pause) {
         change_state(a, RS_COOLDOWN, now);
@@ -265,17 +267,19 @@ SOL_NOINLINE static uint64_t tick_cooldown(CoordinatorAccount *a, uint64_t now) 
 
 uint64_t tick(CoordinatorAccount *a, const Chain *ch) {
     uint64_t now = ch->now;
+    /* while the entry of seed_slot is in SlotHashes, whoever comes first (only a phase a round follows) */
+    if (a->run_state == RS_WARMUP || a->run_state == RS_ROUND_TRAIN || a->run_state == RS_ROUND_WITNESS)
+        capture_seed(a, ch);
     switch (a->run_state) {
         case RS_WAITING_FOR_MEMBERS: return tick_waiting(a, ch);
         case RS_WARMUP: {
             /* leavers go first (their warmup votes with them); round 0 starts when the warmup timed out or
-             * every witness slot voted. Its seed is the hash of the slot that began the warmup, known only
-             * from the next slot on: votes completing in that very slot get the newest older entry (one
-             * re-roll for the last voter, who cannot choose the slot the warmup began in). */
+             * every witness slot voted, in a slot after the one that began the warmup: its seed is that
+             * slot's hash, whoever votes last and whenever the tick lands. */
             move_to_exited(a, 0);
             uint32_t slots = witness_slots(a->config.witness_nodes, a->num_epoch_clients);
             bool voted = slots > 0 && a->rounds[a->rounds_head].num_witnesses >= slots;
-            if (timed_out(a, now, a->config.warmup_time) || voted) {
+            if ((timed_out(a, now, a->config.warmup_time) || voted) && seed_ready(a, ch)) {
                 uint64_t err = start_round_train(a, ch);
                 if (err) return err;
             }
