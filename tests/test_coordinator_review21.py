@@ -13,6 +13,7 @@ from coordinator_sdk.differential import DiffRun, next_round_seed, shared_p2p_ke
 from coordinator_sdk.fuzz import BASE
 from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run
 from coordinator_sdk.model import Config
+from coordinator_sdk.participation import participants_bitmap
 
 GOOD, EVIL = "sha256:agreed@p2p", "sha256:mine@6.6.6.6"
 U32, U64 = 2**32 - 1, 2**64 - 1
@@ -165,7 +166,8 @@ def test_a_seed_never_captured_falls_back_to_a_fixed_value() -> None:
     d.to_round()
     start = d.st()
     for k in d.elected():  # all in the round's own slot: nothing can capture the seed yet
-        d.ok(d.h.client(d.run, "witness", d.by_key[k], [0] * 192, [0] * 192, [0] * 32, start.step, 0.0, 0.0, 0.0))
+        d.ok(d.h.client(d.run, "witness", d.by_key[k], list(participants_bitmap(range(start.rounds[0].clients_len))),
+                        [0] * 192, [0] * 32, start.step, 0.0, 0.0, 0.0))
     assert d.st().run_state == 4 and d.st().seed_captured == 0
     for _ in range(520):
         d.h.advance(0)

@@ -4,6 +4,8 @@ clients that delivered nothing is dropped when the round ends and none is paid (
 two agree."""
 from __future__ import annotations
 
+import hashlib
+
 from test_model_scenarios import CFG, KEYS, Run, seed_at
 
 from coordinator_sdk.model import Config, RunState
@@ -17,7 +19,7 @@ def test_256_clients_32_absent_all_dropped_none_paid() -> None:
     cfg = Config(**{**CFG.__dict__, "init_min_clients": N, "min_clients": 1, "global_batch_size_start": N,
                     "global_batch_size_end": N, "max_round_train_time": 100})  # a witness per second
     run = Run(cfg)
-    keys = [i.to_bytes(2, "little") * 16 for i in range(1, N + 1)]
+    keys = [hashlib.sha256(i.to_bytes(2, "little")).digest() for i in range(1, N + 1)]  # reversed: nobody's key
     assert not set(keys) & set(KEYS)
     run.join_all(keys)
     run.tick(2)

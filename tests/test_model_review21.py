@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 from test_model_checkpoint_quorum import GOOD, config, in_cooldown, start_epoch, vote
-from test_model_scenarios import CFG, KEYS, Run, seed_at
+from test_model_scenarios import CFG, KEYS, NO_BROADCAST, Run, seed_at
 
 from coordinator_sdk.model import Config, Machine, RunState
 from coordinator_sdk.model import errors as E
 from coordinator_sdk.model.state import U32_MAX, U64_MAX
+from coordinator_sdk.participation import participants_bitmap
 
 EVIL = b"sha256:mine@6.6.6.6"
 A, B, V, NODE = KEYS[0], KEYS[1], KEYS[2], b"\xee" * 32
@@ -100,7 +101,8 @@ def test_a_witness_post_does_not_move_seed_slot_and_round_0_waits_for_a_later_sl
     assert run.s.run_state == RunState.RoundTrain and run.s.seed_slot == 12
     r = run.s.current_round
     for c in run.s.epoch_state.clients:
-        run.m.witness(c.signer, run.bloom_with([]), run.bloom_with([]), bytes(32), run.at(1), 0, slot=13 + r.height)
+        run.m.witness(c.signer, participants_bitmap(range(r.clients_len)), NO_BROADCAST, bytes(32), run.at(1), 0,
+                      slot=13 + r.height)
     assert run.s.run_state == RunState.RoundWitness and run.s.seed_slot == 12  # the posts did not move it
 
 
