@@ -27,7 +27,7 @@ uint64_t check_slot_hashes(const SolParameters *p, uint64_t i) {
 uint64_t find_instance_address(const uint8_t *run_id, uint64_t len, const SolPubkey *program_id, SolPubkey *out,
                                uint8_t *bump) {
     SolSignerSeed seeds[2] = {{SEED_COORDINATOR, sizeof(SEED_COORDINATOR)}, {run_id, len}};
-    return sol_try_find_program_address(seeds, 2, program_id, out, bump);
+    return sol_find_pda(seeds, 2, program_id, out, bump);
 }
 
 /* Validate the (instance, coordinator account) pair of a run and fill ctx. */

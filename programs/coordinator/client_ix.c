@@ -38,11 +38,10 @@ static uint64_t check_authorization(const SolParameters *p, const Ctx *ctx) {
     if (a->discriminator != DISC_AUTHORIZATION || !sol_pubkey_eq(&a->instance, p->ka[1].key)) return E_NOT_AUTHORIZED;
     static const SolPubkey ANYONE = {{0}};
     if (!sol_pubkey_eq(&a->grantee, ctx->signer->key) && !sol_pubkey_eq(&a->grantee, &ANYONE)) return E_NOT_AUTHORIZED;
-    SolPubkey expected;
     uint8_t bump = a->bump;
     SolSignerSeed seeds[5] = {{(const uint8_t *)"authorization", 13}, {p->ka[1].key->x, 32}, {p->ka[2].key->x, 32},
                               {a->grantee.x, 32}, {&bump, 1}};
-    if (sol_create_program_address(seeds, 5, p->program_id, &expected) || !sol_pubkey_eq(&expected, au->key))
+    if (!sol_pda_matches(seeds, 5, p->program_id, au->key))
         return E_INVALID_PDA;
     return SOL_SUCCESS;
 }

@@ -155,7 +155,7 @@ static uint64_t load_join_authority(const SolParameters *p, Ctx *ctx, SolPubkey 
     if (!p->ka[0].is_writable || !p->ka[2].is_writable) return E_NOT_WRITABLE;
     SolSignerSeed seeds[4] = {{SEED_AUTHORIZATION, sizeof(SEED_AUTHORIZATION)}, {inst->key->x, 32},
                               {ctx->inst->coordinator_account.x, 32}, {grantee, 32}};
-    if (sol_try_find_program_address(seeds, 4, p->program_id, expected, bump)) return E_INVALID_PDA;
+    if (sol_find_pda(seeds, 4, p->program_id, expected, bump)) return E_INVALID_PDA;
     return sol_pubkey_eq(expected, p->ka[2].key) ? SOL_SUCCESS : E_INVALID_PDA;
 }
 

@@ -18,8 +18,7 @@ static uint64_t check_existing(const SolParameters *p, const SolAccountInfo *acc
         return E_WRONG_POINTS_ACCOUNT;
     uint8_t bump = cp->bump;
     SolSignerSeed seeds[4] = {{SEED_POINTS, sizeof(SEED_POINTS)}, {p->ka[2].key->x, 32}, {signer->x, 32}, {&bump, 1}};
-    SolPubkey expected;
-    if (sol_create_program_address(seeds, 4, p->program_id, &expected) || !sol_pubkey_eq(&expected, acc->key))
+    if (!sol_pda_matches(seeds, 4, p->program_id, acc->key))
         return E_WRONG_POINTS_ACCOUNT;
     return SOL_SUCCESS;
 }
@@ -40,7 +39,7 @@ uint64_t bank_points(const SolParameters *p, CoordinatorAccount *a, uint64_t slo
         SolSignerSeed seeds[4] = {{SEED_POINTS, sizeof(SEED_POINTS)}, {p->ka[2].key->x, 32}, {c->signer.x, 32},
                                   {&bump, 1}};
         SolPubkey expected; /* the canonical bump only: a second record at another bump would split the points */
-        if (sol_try_find_program_address(seeds, 3, p->program_id, &expected, &bump) ||
+        if (sol_find_pda(seeds, 3, p->program_id, &expected, &bump) ||
             !sol_pubkey_eq(&expected, acc->key))
             return E_WRONG_POINTS_ACCOUNT;
         if (c->earned == 0) return SOL_SUCCESS;

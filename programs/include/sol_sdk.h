@@ -94,6 +94,9 @@ void sol_log_pubkey(const SolPubkey *key);
 void sol_log_compute_units_(void);
 void sol_log_data(const SolBytes *fields, uint64_t count);
 uint64_t sol_sha256(const SolBytes *vals, uint64_t count, uint8_t *result32);
+/* 0 when `point` is a valid compressed point of curve `curve_id` (0 = edwards25519), 1 when not; `result` is
+ * unused by the runtime (159 CU). */
+uint64_t sol_curve_validate_point(uint64_t curve_id, const uint8_t *point, uint8_t *result);
 uint64_t sol_get_clock_sysvar(SolClock *out);
 uint64_t sol_create_program_address(const SolSignerSeed *seeds, uint64_t n, const SolPubkey *program_id,
                                     SolPubkey *out);
@@ -132,14 +135,14 @@ static inline bool sol_pubkey_eq(const SolPubkey *a, const SolPubkey *b) {
  * sol_create_program_address computes, sha256(seeds | program_id | "ProgramDerivedAddress"), compared with
  * the key (~150 CU instead of that syscall's 1,500). The syscall's one extra step, refusing a hash that lies
  * on the ed25519 curve, decides which addresses may be *chosen* and was done when the account was created
- * (sol_try_find_program_address picked its bump); to recognise an existing account the hash comparison is
- * the whole check. At most 4 seeds (the 512-byte stack). */
+ * (sol_find_pda picked its bump); to recognise an existing account the hash comparison is
+ * the whole check. At most 5 seeds (the bump included). */
 static inline bool sol_pda_matches(const SolSignerSeed *seeds, uint64_t n, const SolPubkey *program_id,
                                    const SolPubkey *key) {
     static const uint8_t marker[] = {'P', 'r', 'o', 'g', 'r', 'a', 'm', 'D', 'e', 'r', 'i', 'v', 'e',
                                      'd', 'A', 'd', 'd', 'r', 'e', 's', 's'};
-    if (n > 4) return false;
-    SolBytes parts[6];
+    if (n > 5) return false;
+    SolBytes parts[7];
     for (uint64_t i = 0; i < n; i++) {
         if (seeds[i].len > SOL_MAX_SEED_LEN) return false;
         parts[i] = seeds[i];
@@ -151,6 +154,43 @@ static inline bool sol_pda_matches(const SolSignerSeed *seeds, uint64_t n, const
     SolPubkey hash;
     if (sol_sha256(parts, n + 2, hash.x)) return false;
     return sol_pubkey_eq(&hash, key);
+}
+
+#define SOL_CURVE25519_EDWARDS 0
+
+/* The canonical program address of `seeds` under `program_id` and its bump: exactly what
+ * sol_try_find_program_address returns (bumps 255 down to 1, the first whose hash
+ * sha256(seeds | bump | program_id | "ProgramDerivedAddress") is NOT an edwards25519 point), computed from the
+ * sha256 and curve-validation syscalls: ~350 CU per bump tried instead of that syscall's 1,500, so a wallet
+ * whose canonical bump is low no longer costs thousands of CU more. Returns 0 on success, 1 when no bump
+ * qualifies or the seeds are unusable (more than 4, or one longer than 32 bytes). Not inlined: one copy per
+ * program, and its ~200 bytes of stack stay out of the callers' frames. */
+static inline SOL_NOINLINE uint64_t sol_find_pda(const SolSignerSeed *seeds, uint64_t n,
+                                                 const SolPubkey *program_id, SolPubkey *out, uint8_t *bump) {
+    static const uint8_t marker[] = {'P', 'r', 'o', 'g', 'r', 'a', 'm', 'D', 'e', 'r', 'i', 'v', 'e',
+                                     'd', 'A', 'd', 'd', 'r', 'e', 's', 's'};
+    if (n > 4) return 1;
+    SolBytes parts[7];
+    for (uint64_t i = 0; i < n; i++) {
+        if (seeds[i].len > SOL_MAX_SEED_LEN) return 1;
+        parts[i] = seeds[i];
+    }
+    uint8_t b = 255;
+    parts[n].addr = &b;
+    parts[n].len = 1;
+    parts[n + 1].addr = program_id->x;
+    parts[n + 1].len = SOL_PUBKEY_BYTES;
+    parts[n + 2].addr = marker;
+    parts[n + 2].len = sizeof(marker);
+    for (; b > 0; b--) {
+        if (sol_sha256(parts, n + 3, out->x)) return 1;
+        uint8_t unused;
+        if (sol_curve_validate_point(SOL_CURVE25519_EDWARDS, out->x, &unused) != 0) {
+            *bump = b;
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* Unaligned little-endian readers for instruction data (the VM allows unaligned loads; these keep the

@@ -8,7 +8,7 @@ SYSCALLS: frozenset[str] = frozenset({
     "abort", "sol_panic_",
     "sol_log_", "sol_log_64_", "sol_log_compute_units_", "sol_log_pubkey", "sol_log_data",
     "sol_create_program_address", "sol_try_find_program_address",
-    "sol_sha256", "sol_keccak256", "sol_secp256k1_recover",
+    "sol_sha256", "sol_keccak256", "sol_curve_validate_point", "sol_secp256k1_recover",
     "sol_get_clock_sysvar", "sol_get_epoch_schedule_sysvar", "sol_get_rent_sysvar",
     "sol_memcpy_", "sol_memmove_", "sol_memcmp_", "sol_memset_",
     "sol_invoke_signed_c", "sol_invoke_signed_rust",

@@ -83,9 +83,7 @@ uint64_t banked_points(const SolAccountInfo *points, const Run *run, const SolPu
     uint8_t bump = d[CP_OFF_BUMP];
     SolSignerSeed seeds[4] = {{(const uint8_t *)"points", 6}, {run->coordinator_account.x, 32}, {user->x, 32},
                               {&bump, 1}};
-    SolPubkey expected;
-    if (sol_create_program_address(seeds, 4, &COORDINATOR_PROGRAM_ID, &expected) ||
-        !sol_pubkey_eq(&expected, points->key))
+    if (!sol_pda_matches(seeds, 4, &COORDINATOR_PROGRAM_ID, points->key))
         return T_INVALID_PDA;
     uint64_t e = *earned + sol_read_u64(d + CP_OFF_EARNED), s = *slashed + sol_read_u64(d + CP_OFF_SLASHED);
     *earned = e < *earned ? UINT64_MAX : e; /* saturating, as the coordinator's counters */

@@ -4,7 +4,7 @@
 static uint64_t participant_find(const SolPubkey *run, const SolPubkey *user, const SolPubkey *program_id,
                                  SolPubkey *out, uint8_t *bump) {
     SolSignerSeed seeds[3] = {{(const uint8_t *)"Participant", 11}, {run->x, 32}, {user->x, 32}};
-    return sol_try_find_program_address(seeds, 3, program_id, out, bump);
+    return sol_find_pda(seeds, 3, program_id, out, bump);
 }
 
 /* participant_create(): accounts: user (signer, w, pays), run, participant (w), system_program */

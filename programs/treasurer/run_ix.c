@@ -40,7 +40,7 @@ uint64_t ix_run_create(const SolParameters *p, Args *args) {
     SolPubkey expected;
     uint8_t bump;
     SolSignerSeed find[2] = {{(const uint8_t *)"Run", 3}, {(const uint8_t *)&index, 8}};
-    if (sol_try_find_program_address(find, 2, p->program_id, &expected, &bump) || !sol_pubkey_eq(&expected, run->key))
+    if (sol_find_pda(find, 2, p->program_id, &expected, &bump) || !sol_pubkey_eq(&expected, run->key))
         return T_INVALID_PDA;
     SolSignerSeed seeds[3] = {{(const uint8_t *)"Run", 3}, {(const uint8_t *)&index, 8}, {&bump, 1}};
     PdaCreate req = {payer, run, sys, sizeof(Run), seeds, 3};

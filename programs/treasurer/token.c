@@ -50,7 +50,7 @@ uint64_t create_vault(const SolParameters *p, const VaultCreate *r) {
     SolPubkey expected;
     uint8_t bump;
     SolSignerSeed seeds[3] = {{owner->key->x, 32}, {TOKEN_PROGRAM_ID.x, 32}, {mint->key->x, 32}};
-    if (sol_try_find_program_address(seeds, 3, &ATA_PROGRAM_ID, &expected, &bump) ||
+    if (sol_find_pda(seeds, 3, &ATA_PROGRAM_ID, &expected, &bump) ||
         !sol_pubkey_eq(&expected, vault->key))
         return T_INVALID_PDA;
     uint8_t data[1] = {ATA_IX_CREATE_IDEMPOTENT};
