@@ -10,11 +10,14 @@ import random
 import struct
 
 import pytest
-from solders.instruction import AccountMeta
+from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import ID as SYSTEM_PROGRAM
+from treasurer_helpers import fails_with
 
+from coordinator_sdk.points import evictee
+from coordinator_sdk.treasurer_svm import EPOCH_CONFIG, TreasurerSvm
 from tests.test_hello_program import ERR, Hello
 
 MARKER = b"ProgramDerivedAddress"
@@ -73,10 +76,11 @@ def test_on_chain_bump_is_solders_canonical_bump(hello: Hello, seed: int) -> Non
     assert 0 < cu[low] - cu[255] <= 450 * (255 - low), cu
 
 
-def _lower_off_curve_bump(pid: Pubkey, user: Keypair, below: int) -> tuple[Pubkey, int]:
+def _lower_off_curve_bump(pid: Pubkey, seeds: list[bytes], below: int) -> Pubkey:
+    """A valid program address of `seeds` at a bump lower than the canonical `below`."""
     for b in range(below - 1, 0, -1):
         try:
-            return Pubkey.create_program_address([b"hello", bytes(user.pubkey()), bytes([b])], pid), b
+            return Pubkey.create_program_address([*seeds, bytes([b])], pid)
         except Exception:  # on the curve: not a program address, try the next bump
             continue
     raise AssertionError("no lower bump")
@@ -90,7 +94,7 @@ def test_non_canonical_bumps_are_refused(hello: Hello) -> None:
                 if _bump(hello.pid, kp) <= 252)
     hello.svm.airdrop(user.pubkey(), 10**9)
     canonical = _bump(hello.pid, user)
-    lower, _ = _lower_off_curve_bump(hello.pid, user, canonical)
+    lower = _lower_off_curve_bump(hello.pid, [b"hello", bytes(user.pubkey())], canonical)
     on_curve = Pubkey(hashlib.sha256(b"hello" + bytes(user.pubkey()) + bytes([255]) + bytes(hello.pid)
                                      + MARKER).digest())
     assert on_curve.is_on_curve()  # the 255 hash is a curve point: that is why the bump is lower
@@ -99,3 +103,57 @@ def test_non_canonical_bumps_are_refused(hello: Hello) -> None:
         assert hello.custom_error(res) == ERR["wrong_pda"]
         assert hello.svm.get_account(pda) is None
         assert hello.svm.get_balance(user.pubkey()) == 10**9
+
+
+def test_banking_creates_the_points_pda_only_at_its_canonical_bump() -> None:
+    """join_run's bank_points (programs/coordinator/points.c): every wallet's points PDA has a bump below 255,
+    so the search walks past an on-curve hash; the address at a lower valid bump is WrongPointsAccount
+    (a second record would split the wallet's points), the canonical one is created with solders' bump."""
+    h = TreasurerSvm()
+    cfg = {**EPOCH_CONFIG, "global_batch_size_start": 4, "global_batch_size_end": 4, "witness_nodes": 1,
+           "min_clients": 1}
+    tr = h.treasury_run("pda-bank", config=cfg, rates=(3_600, 0))
+    pid = h.codec.program_id
+
+    def bump(kp: Keypair) -> int:
+        return Pubkey.find_program_address([b"points", bytes(tr.account), bytes(kp.pubkey())], pid)[1]
+
+    users = []
+    while len(users) < 4:
+        kp = Keypair()
+        if bump(kp) < 255:
+            users.append(h.fund(kp, 10**9))
+    h.play_epoch(tr, users)
+    newcomer = h.fund(Keypair(), 10**9)
+    out = evictee(h.state(tr), newcomer.pubkey())
+    victim = next(u for u in users if u.pubkey() == out)
+    canonical = bump(victim)
+    ix = h.codec.join_run(newcomer.pubkey(), tr.instance, tr.account, newcomer.pubkey(), "127.0.0.1:4000",
+                          evictee=out)
+    metas = list(ix.accounts)
+    lower = _lower_off_curve_bump(pid, [b"points", bytes(tr.account), bytes(out)], canonical)
+    metas[6] = AccountMeta(lower, False, True)
+    fails_with(h, Instruction(ix.program_id, ix.data, metas), [newcomer], "WrongPointsAccount")
+    assert h.send(ix, [newcomer]).ok
+    raw = bytes(h.svm.get_account(h.codec.points_pda(tr.account, out)).data)
+    assert raw[88] == canonical and h.banked(tr, out)[0] > 0
+
+
+def test_participant_pda_only_at_its_canonical_bump() -> None:
+    """participant_create (programs/treasurer/participant_ix.c): a Participant address at a lower valid bump
+    than the canonical one is InvalidPda, accounts unchanged; the canonical one is created."""
+    h = TreasurerSvm()
+    tr = h.treasury_run("pda-participant")
+    pid = h.tcodec.program_id
+    while True:
+        user = Keypair()
+        pda, canonical = Pubkey.find_program_address([b"Participant", bytes(tr.run), bytes(user.pubkey())], pid)
+        if canonical < 255:
+            break
+    h.fund(user, 10**9)
+    ix = h.tcodec.participant_create(user.pubkey(), tr.run)
+    metas = list(ix.accounts)
+    metas[2] = AccountMeta(_lower_off_curve_bump(pid, [b"Participant", bytes(tr.run), bytes(user.pubkey())],
+                                                 canonical), False, True)
+    fails_with(h, Instruction(ix.program_id, ix.data, metas), [user], "InvalidPda")
+    assert h.participant(tr, user).ok and h.svm.get_account(pda).owner == pid
