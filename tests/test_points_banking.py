@@ -63,10 +63,10 @@ def test_256_past_earners_no_longer_lock_the_registry_and_the_evictee_is_paid_on
     victim = next(u for u in users if u.pubkey() == out)
     points = _slot(h, tr, out).earned
     res = h.join(tr, newcomer)
-    # the first banking of a wallet searches its PDA's bump: ~320 CU per step below 255 (sol_find_pda), within
-    # the goal down to bump ~234 (all but 1 wallet in 2 million)
+    # the first banking of a wallet searches its PDA's bump: ~340 CU per step below 255 (sol_find_pda), within
+    # the goal down to bump ~227 (all but 1 wallet in 500 million)
     bump = Pubkey.find_program_address([b"points", bytes(tr.account), bytes(out)], h.codec.program_id)[1]
-    assert res.ok and res.cu <= JOIN_CU_GOAL + 330 * max(0, 234 - bump), (res.error_name, res.cu, bump)
+    assert res.ok and res.cu <= JOIN_CU_GOAL + 340 * max(0, 227 - bump), (res.error_name, res.cu, bump)
     assert _slot(h, tr, out) is None and _slot(h, tr, newcomer.pubkey()) is not None
     assert h.banked(tr, out) == (points, 0)
     assert h.state(tr).num_clients == 256
