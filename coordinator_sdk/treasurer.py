@@ -12,7 +12,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from coordinator_sdk import spl_token as spl
-from coordinator_sdk.client import Coordinator, RunNotFound
+from coordinator_sdk.client import Coordinator, RunNotFound, default_codec, default_program_ids
 from coordinator_sdk.codec import ANYONE
 from coordinator_sdk.keypair_file import read_keypair
 from coordinator_sdk.points import decode_banked
@@ -23,9 +23,11 @@ _CODEC: TreasurerCodec | None = None
 
 
 def default_treasurer_codec() -> TreasurerCodec:
+    """The treasurer codec at the process's default ids (coordinator_sdk.client.use_program_ids)."""
     global _CODEC
-    if _CODEC is None:
-        _CODEC = TreasurerCodec()
+    coordinator, tid = default_codec(), default_program_ids()["treasurer"]
+    if _CODEC is None or _CODEC.coordinator is not coordinator or (tid is not None and _CODEC.program_id != tid):
+        _CODEC = TreasurerCodec(coordinator=coordinator) if tid is None else TreasurerCodec(tid, coordinator)
     return _CODEC
 
 
