@@ -82,7 +82,8 @@ class Coordinator:
     async def fetch_instance(self) -> Any:
         raw = await self._raw(self.instance)
         if raw is None:
-            raise RunNotFound(f"no run {self.run_id!r} (instance {self.instance} does not exist)")
+            raise RunNotFound(f"no run {self.run_id!r} (instance {self.instance} of coordinator program "
+                              f"{self.codec.program_id} does not exist)")
         return self.codec.decode(raw)
 
     async def account_key(self) -> Pubkey:

@@ -45,6 +45,12 @@ class NotATreasurerRun(RunNotFound):
     """The run exists on the coordinator but no treasurer Run administers it (or the reverse)."""
 
 
+class WrongCoordinator(NotATreasurerRun):
+    """The treasurer Run of this run id is bound (at run_create) to another coordinator program than the one
+    configured: anyone can create a Run bound to a coordinator of their own, whose points it pays, so a client
+    must never fund, claim from or steer it believing it is the configured coordinator's run."""
+
+
 @dataclass(frozen=True)
 class Rewards:
     """One participant's standing: points from the coordinator, what was claimed, what is claimable."""
@@ -99,8 +105,14 @@ class Treasurer:
     async def fetch_run(self) -> Any:
         raw = await self.raw(self.run)
         if raw is None:
-            raise NotATreasurerRun(f"no treasurer run for {self.run_id!r} (Run account {self.run} does not exist)")
-        return self.codec.decode_run(raw)
+            raise NotATreasurerRun(f"no treasurer run for {self.run_id!r} (Run account {self.run} of treasurer "
+                                   f"program {self.codec.program_id} does not exist)")
+        run = self.codec.decode_run(raw)
+        if run.coordinator_program != self.codec.coordinator.program_id:
+            raise WrongCoordinator(f"treasurer run {self.run_id!r} administers coordinator program "
+                                   f"{run.coordinator_program}, not {self.codec.coordinator.program_id} (the one "
+                                   "configured); refusing to use it")
+        return run
 
     async def fetch_participant(self, user: Pubkey) -> Any | None:
         raw = await self.raw(self.codec.participant_pda(self.run, user))
