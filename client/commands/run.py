@@ -93,7 +93,7 @@ async def _afford(c: Any, treasurer: bool, open_to_all: bool, paused: bool) -> N
     click.echo(f"{cost.describe()}; wallet {who} has {sol(balance)} SOL")
     if balance < cost.total:
         raise CommandFailed(f"run create needs {sol(cost.total)} SOL, the wallet {who} has {sol(balance)} SOL "
-                            f"(fund it: psyche airdrop {sol(cost.total - balance + 1)} {who})", ExitCode.WALLET)
+                            f"(fund it: psyche airdrop {sol(cost.total - balance)} {who})", ExitCode.WALLET)
 
 
 @run.command("create")
