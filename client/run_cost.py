@@ -33,7 +33,7 @@ def sol(lamports: int) -> str:
     return f"{lamports / LAMPORTS_PER_SOL:.9f}".rstrip("0").rstrip(".") if lamports else "0"
 
 
-def transactions(treasurer: bool, open_to_all: bool, paused: bool) -> list[int]:
+def transactions(open_to_all: bool, paused: bool) -> list[int]:
     """Signatures per transaction `run create` sends: create (wallet + the new coordinator account), then
     authorize (open runs), config, metadata, model, checkpoint, rates, and resume unless --paused."""
     sigs = [2]
@@ -51,7 +51,7 @@ async def run_create_cost(rent: Callable[[int], Awaitable[int]], account_sizes: 
     if treasurer:
         names += ["treasurer Run", "reward vault"]
     items = {name: await rent(account_sizes[name]) for name in names}
-    n_sigs = sum(transactions(treasurer, open_to_all, paused))
+    n_sigs = sum(transactions(open_to_all, paused))
     items[f"fees ({n_sigs} signatures)"] = n_sigs * fee_per_signature
     return Cost(items)
 

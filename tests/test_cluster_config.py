@@ -64,7 +64,8 @@ def test_env_beats_files_and_flags_beat_env(tmp_path) -> None:
     env |= {"PSYCHE_COORDINATOR_PROGRAM": B, "PSYCHE_TREASURER_PROGRAM": C, "PSYCHE_KEYPAIR": "/env.json",
             "PSYCHE_URL": "testnet"}
     cfg = resolve({}, env)
-    assert cfg.values["coordinator_program"] == B and cfg.sources["coordinator_program"] == "env PSYCHE_COORDINATOR_PROGRAM"
+    assert cfg.values["coordinator_program"] == B
+    assert cfg.sources["coordinator_program"] == "env PSYCHE_COORDINATOR_PROGRAM"
     assert cfg.values["treasurer_program"] == C and cfg.values["keypair"] == "/env.json"
     assert cfg.values["url"] == "testnet" and cfg.sources["url"] == "env PSYCHE_URL"
     cfg = resolve({"coordinator_program": D, "url": "devnet", "keypair": "/flag.json"}, env)
