@@ -7,6 +7,7 @@ import sys
 import click
 
 from client.cli_common import run_main
+from client.commands.config import config
 from client.commands.dashboard import dashboard
 from client.commands.data import data
 from client.commands.program import program
@@ -25,7 +26,8 @@ def main() -> None:
 
 
 run.add_command(fund)  # `psyche run fund ID AMOUNT` (client/commands/treasury.py)
-for command in (program, localnet, keygen, pubkey, airdrop, balance, data, run_client, run, token, rewards, dashboard):
+for command in (program, localnet, keygen, pubkey, airdrop, balance, data, run_client, run, token, rewards, dashboard,
+                config):
     main.add_command(command)
 
 

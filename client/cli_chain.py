@@ -133,3 +133,18 @@ def chain_errors(wallet: Pubkey | None = None) -> Iterator[None]:
         if failure is None:
             raise
         raise failure from None
+
+
+async def require_program(pool: Any, program_id: Pubkey, what: str) -> None:
+    """Fail in one line, before any transaction, when nothing executable lives at the configured program id:
+    otherwise a wrong `--coordinator-program` would surface as the runtime's bare "ProgramAccountNotFound"
+    (or, for a read, as a run that "does not exist")."""
+    from client.cluster_config import ENV
+
+    acc = (await pool.call(lambda c: c.get_account_info(program_id))).value
+    if acc is None or not acc.executable:
+        flag = f"--{what}-program"
+        state = "no account" if acc is None else "an account that is not an executable program"
+        raise CommandFailed(f"the {what} program id {program_id} holds {state} on this cluster: deploy it there "
+                            f"or point {flag} / {ENV[what + '_program']} / the psyche config at where it is "
+                            "(`psyche config show` prints what is used)", ExitCode.ERROR)

@@ -83,20 +83,33 @@ def derive_ws_url(rpc_url: str) -> str:
     return urlunsplit((scheme, netloc, parts.path or "", parts.query, ""))
 
 
-def _url_callback(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    return resolve_url(value)
+def _url_callback(ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+    """The URL by flag > PSYCHE_URL > psyche config > Solana CLI config > localhost (client.cluster_config);
+    the program ids resolve (and become the SDK's defaults) at the same time."""
+    from client.cluster_config import from_context
+
+    return resolve_url(from_context(ctx, url=value).values["url"])
+
+
+def _keypair_callback(ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+    from client.cluster_config import from_context
+
+    return from_context(ctx, keypair=value, install_ids=False).values["keypair"]
 
 
 def url_option(f: F) -> F:
-    return click.option("-u", "--url", envvar="PSYCHE_URL", default="localhost", show_default=True,
-                        callback=_url_callback, metavar="URL_OR_MONIKER",
-                        help="JSON-RPC URL or moniker (localhost, devnet, mainnet-beta). Env PSYCHE_URL.")(f)
+    from client.cluster_config import program_options
+
+    f = click.option("-u", "--url", default=None, callback=_url_callback, metavar="URL_OR_MONIKER",
+                     help="JSON-RPC URL or moniker (localhost, devnet, mainnet-beta). Env PSYCHE_URL; default: "
+                     "psyche config, Solana CLI config, localhost.")(f)
+    return program_options(f)
 
 
 def keypair_option(f: F) -> F:
-    return click.option("-k", "--keypair", "keypair_path", envvar="PSYCHE_KEYPAIR", default=str(DEFAULT_WALLET),
-                        show_default=True, metavar="KEYPAIR",
-                        help="Wallet keypair file (Solana CLI JSON). Env PSYCHE_KEYPAIR.")(f)
+    return click.option("-k", "--keypair", "keypair_path", default=None, callback=_keypair_callback,
+                        metavar="KEYPAIR", help="Wallet keypair file (Solana CLI JSON). Env PSYCHE_KEYPAIR; "
+                        "default: psyche config, Solana CLI config, ~/.config/solana/id.json.")(f)
 
 
 def output_option(f: F) -> F:

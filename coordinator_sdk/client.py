@@ -12,19 +12,36 @@ from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
 
 from coordinator_sdk.account_stream import AccountStream
-from coordinator_sdk.codec import ANYONE, CoordinatorCodec
+from coordinator_sdk.codec import ANYONE, LOCALNET_PROGRAM_ID, CoordinatorCodec
 from coordinator_sdk.keypair_file import read_keypair
 from coordinator_sdk.points import CLIENT_POINTS_SIZE, decode_banked, evictee
 from coordinator_sdk.rpc_pool import RpcPool
 from coordinator_sdk.sender import TransactionSender
 
 _CODEC: CoordinatorCodec | None = None
+_DEFAULT_IDS: dict[str, Pubkey | None] = {"coordinator": None, "treasurer": None}
+
+
+def use_program_ids(coordinator: Pubkey | None, treasurer: Pubkey | None = None) -> None:
+    """Make `coordinator` / `treasurer` (None: the localnet's) the program ids of every Coordinator and
+    Treasurer built without an explicit codec in this process: the CLI calls it once per command with the
+    resolved configuration (client.cluster_config), so programs deployed at any id are reached."""
+    global _CODEC
+    _DEFAULT_IDS.update(coordinator=coordinator, treasurer=treasurer)
+    if _CODEC is not None and _CODEC.program_id != (coordinator or LOCALNET_PROGRAM_ID):
+        _CODEC = None
+
+
+def default_program_ids() -> dict[str, Pubkey | None]:
+    """The ids `use_program_ids` set (None: the localnet's)."""
+    return dict(_DEFAULT_IDS)
 
 
 def default_codec() -> CoordinatorCodec:
     global _CODEC
     if _CODEC is None:
-        _CODEC = CoordinatorCodec()
+        pid = _DEFAULT_IDS["coordinator"]
+        _CODEC = CoordinatorCodec() if pid is None else CoordinatorCodec(pid)
     return _CODEC
 
 
@@ -65,7 +82,8 @@ class Coordinator:
     async def fetch_instance(self) -> Any:
         raw = await self._raw(self.instance)
         if raw is None:
-            raise RunNotFound(f"no run {self.run_id!r} (instance {self.instance} does not exist)")
+            raise RunNotFound(f"no run {self.run_id!r} (instance {self.instance} of coordinator program "
+                              f"{self.codec.program_id} does not exist)")
         return self.codec.decode(raw)
 
     async def account_key(self) -> Pubkey:

@@ -23,7 +23,8 @@ from coordinator_sdk.program_errors import ErrorMap
 from programs.deploy import program_id_for
 
 IDL_PATH = Path(__file__).resolve().parent.parent / "programs" / "coordinator" / "idl.json"
-PROGRAM_ID = program_id_for("coordinator")
+LOCALNET_PROGRAM_ID = program_id_for("coordinator")  # the default; programs deployed elsewhere: pass program_id
+PROGRAM_ID = LOCALNET_PROGRAM_ID  # (older name, kept for tests and benches)
 ANYONE = Pubkey.default()  # an authorization granted to the all-zero key lets anyone join
 ACCOUNT_DISCRIMINATOR = hashlib.sha256(b"account:CoordinatorAccount").digest()[:8]
 

@@ -20,7 +20,7 @@ from solders.transaction import Transaction
 
 from coordinator_sdk.codec import ANYONE, CoordinatorCodec
 from coordinator_sdk.points import decode_banked, evictee
-from programs.deploy import deploy_named
+from programs.deploy import deploy_named, deploy_via_loader, so_path
 
 
 @dataclass
@@ -49,12 +49,19 @@ class Run:
 
 
 class CoordinatorSvm:
-    def __init__(self, now: int = 1_700_000_000) -> None:
+    def __init__(self, now: int = 1_700_000_000, coordinator_id: Pubkey | None = None) -> None:
+        """`coordinator_id`: deploy the coordinator there instead of at its localnet id (a program deployed
+        elsewhere, as on a real cluster)."""
         self.svm = LiteSVM()
         self.payer = Keypair()
         self.svm.airdrop(self.payer.pubkey(), 10**14)  # LiteSVM's faucet holds about 1e15
-        self.codec = CODEC
-        self.deployed = deploy_named(self.svm, "coordinator", self.payer)
+        if coordinator_id is None:
+            self.codec = CODEC
+            self.deployed = deploy_named(self.svm, "coordinator", self.payer)
+        else:
+            self.codec = CoordinatorCodec(coordinator_id)
+            self.deployed = deploy_via_loader(self.svm, so_path("coordinator").read_bytes(), coordinator_id,
+                                              self.payer)
         self.now = now
         self.set_time(now)
 

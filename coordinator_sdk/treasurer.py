@@ -12,7 +12,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from coordinator_sdk import spl_token as spl
-from coordinator_sdk.client import Coordinator, RunNotFound
+from coordinator_sdk.client import Coordinator, RunNotFound, default_codec, default_program_ids
 from coordinator_sdk.codec import ANYONE
 from coordinator_sdk.keypair_file import read_keypair
 from coordinator_sdk.points import decode_banked
@@ -23,9 +23,11 @@ _CODEC: TreasurerCodec | None = None
 
 
 def default_treasurer_codec() -> TreasurerCodec:
+    """The treasurer codec at the process's default ids (coordinator_sdk.client.use_program_ids)."""
     global _CODEC
-    if _CODEC is None:
-        _CODEC = TreasurerCodec()
+    coordinator, tid = default_codec(), default_program_ids()["treasurer"]
+    if _CODEC is None or _CODEC.coordinator is not coordinator or (tid is not None and _CODEC.program_id != tid):
+        _CODEC = TreasurerCodec(coordinator=coordinator) if tid is None else TreasurerCodec(tid, coordinator)
     return _CODEC
 
 
@@ -41,6 +43,12 @@ async def administered_by_treasurer(coordinator: Coordinator, codec: TreasurerCo
 
 class NotATreasurerRun(RunNotFound):
     """The run exists on the coordinator but no treasurer Run administers it (or the reverse)."""
+
+
+class WrongCoordinator(NotATreasurerRun):
+    """The treasurer Run of this run id is bound (at run_create) to another coordinator program than the one
+    configured: anyone can create a Run bound to a coordinator of their own, whose points it pays, so a client
+    must never fund, claim from or steer it believing it is the configured coordinator's run."""
 
 
 @dataclass(frozen=True)
@@ -97,8 +105,14 @@ class Treasurer:
     async def fetch_run(self) -> Any:
         raw = await self.raw(self.run)
         if raw is None:
-            raise NotATreasurerRun(f"no treasurer run for {self.run_id!r} (Run account {self.run} does not exist)")
-        return self.codec.decode_run(raw)
+            raise NotATreasurerRun(f"no treasurer run for {self.run_id!r} (Run account {self.run} of treasurer "
+                                   f"program {self.codec.program_id} does not exist)")
+        run = self.codec.decode_run(raw)
+        if run.coordinator_program != self.codec.coordinator.program_id:
+            raise WrongCoordinator(f"treasurer run {self.run_id!r} administers coordinator program "
+                                   f"{run.coordinator_program}, not {self.codec.coordinator.program_id} (the one "
+                                   "configured); refusing to use it")
+        return run
 
     async def fetch_participant(self, user: Pubkey) -> Any | None:
         raw = await self.raw(self.codec.participant_pda(self.run, user))

@@ -23,7 +23,8 @@ from coordinator_sdk.spl_token import ATA_PROGRAM, TOKEN_PROGRAM, associated_tok
 from programs.deploy import program_id_for
 
 IDL_PATH = Path(__file__).resolve().parent.parent / "programs" / "treasurer" / "idl.json"
-PROGRAM_ID = program_id_for("treasurer")
+LOCALNET_PROGRAM_ID = program_id_for("treasurer")  # the default; programs deployed elsewhere: pass program_id
+PROGRAM_ID = LOCALNET_PROGRAM_ID  # (older name, kept for tests and benches)
 RUN_DISCRIMINATOR = hashlib.sha256(b"account:Run").digest()[:8]
 PARTICIPANT_DISCRIMINATOR = hashlib.sha256(b"account:Participant").digest()[:8]
 

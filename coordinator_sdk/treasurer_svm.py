@@ -18,7 +18,7 @@ from coordinator_sdk.litesvm_harness import CoordinatorSvm, TxResult
 from coordinator_sdk.participation import participants_bitmap
 from coordinator_sdk.shuffle import elected_witnesses
 from coordinator_sdk.treasurer_codec import TreasurerCodec, run_index
-from programs.deploy import deploy_named
+from programs.deploy import deploy_named, deploy_via_loader, so_path
 
 # A short epoch: 2 rounds, every client witnesses (witness_nodes 0), points paid at the epoch's end.
 EPOCH_CONFIG = dict(warmup_time=10, cooldown_time=5, max_round_train_time=20, round_witness_time=2,
@@ -42,10 +42,16 @@ class TreasuryRun:
 
 
 class TreasurerSvm(CoordinatorSvm):
-    def __init__(self, now: int = 1_700_000_000) -> None:
-        super().__init__(now)
-        self.tcodec = TreasurerCodec(coordinator=self.codec)
-        self.treasurer = deploy_named(self.svm, "treasurer", self.payer)
+    def __init__(self, now: int = 1_700_000_000, coordinator_id: Pubkey | None = None,
+                 treasurer_id: Pubkey | None = None) -> None:
+        """`coordinator_id` / `treasurer_id`: deploy the programs at these ids instead of the localnet's."""
+        super().__init__(now, coordinator_id)
+        if treasurer_id is None:
+            self.tcodec = TreasurerCodec(coordinator=self.codec)
+            self.treasurer = deploy_named(self.svm, "treasurer", self.payer)
+        else:
+            self.tcodec = TreasurerCodec(treasurer_id, coordinator=self.codec)
+            self.treasurer = deploy_via_loader(self.svm, so_path("treasurer").read_bytes(), treasurer_id, self.payer)
 
     def error_name(self, res: TxResult) -> str | None:
         cls = self.tcodec.errors.by_code.get(res.error_code)

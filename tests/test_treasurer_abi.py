@@ -44,10 +44,13 @@ def test_account_sizes_match_the_c_structs() -> None:
     assert "sizeof(Run) == 336" in HEADER and "sizeof(Participant) == 128" in HEADER
 
 
-def test_coordinator_program_id_compiled_in() -> None:
-    src = (SRC / "accounts.c").read_text()
-    body = re.search(r"COORDINATOR_PROGRAM_ID = \{\{([^}]*)\}\}", src).group(1)
-    assert bytes(int(x) for x in body.split(",")) == bytes(COORDINATOR_ID)
+def test_no_coordinator_program_id_compiled_in() -> None:
+    """The coordinator's id is bound per Run at run_create (Run.coordinator_program), not built into the .so."""
+    assert "COORDINATOR_PROGRAM_ID" not in "".join(p.read_text() for p in SRC.glob("*.[ch]"))
+    run = next(a for a in TreasurerCodec().idl_json["accounts"] if a["name"] == "Run")
+    fields = [f["name"] for f in run["type"]["fields"]]
+    assert fields[-2:] == ["coordinatorProgram", "reserved"]
+    assert bytes(COORDINATOR_ID) not in (SRC.parent / "deploy" / "treasurer.so").read_bytes()
 
 
 def test_deterministic_index_is_the_first_8_bytes_of_sha256() -> None:

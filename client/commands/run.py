@@ -34,16 +34,18 @@ def run() -> None:
 async def _with_coordinator(url: str, run_id: str, keypair: Any, work, treasurer: bool | None = None) -> Any:
     """Run `work` with the run's administrator: a Coordinator, or a Treasurer when the treasurer program
     administers the run (`treasurer` None: detected from the run's main authority)."""
-    from client.cli_chain import chain_failure, quiet_rpc_warnings
+    from client.cli_chain import chain_failure, quiet_rpc_warnings, require_program
     from coordinator_sdk.client import Coordinator
-    from coordinator_sdk.treasurer import Treasurer, administered_by_treasurer
+    from coordinator_sdk.treasurer import Treasurer, administered_by_treasurer, default_treasurer_codec
 
     async with Coordinator(url, run_id, keypair) as c:
         try:
             with quiet_rpc_warnings():
+                await require_program(c.pool, c.codec.program_id, "coordinator")
                 if treasurer is None:
                     treasurer = await administered_by_treasurer(c)
                 if treasurer:
+                    await require_program(c.pool, default_treasurer_codec().program_id, "treasurer")
                     async with Treasurer(url, run_id, keypair) as t:
                         return await work(t)
                 return await work(c)
@@ -74,6 +76,24 @@ def _wallet_or_none(path: str) -> Any:
 
     p = Path(path).expanduser()
     return load_wallet(p) if p.exists() else Keypair()  # read-only commands need no wallet
+
+
+async def _afford(c: Any, treasurer: bool, open_to_all: bool, paused: bool) -> None:
+    """Say what creating the run costs (rent of every account it creates, base fees) and refuse, before any
+    transaction, when the wallet holds less (exit 9, like every other wallet-without-SOL failure)."""
+    from client.run_cost import run_create_cost, sizes, sol
+
+    async def rent(size: int) -> int:
+        return (await c.pool.call(lambda cl: cl.get_minimum_balance_for_rent_exemption(size))).value
+
+    codecs = (c.codec.coordinator, c.codec) if treasurer else (c.codec, None)
+    cost = await run_create_cost(rent, sizes(*codecs), treasurer, open_to_all, paused)
+    who = c.wallet.pubkey()
+    balance = (await c.pool.call(lambda cl: cl.get_balance(who))).value
+    click.echo(f"{cost.describe()}; wallet {who} has {sol(balance)} SOL")
+    if balance < cost.total:
+        raise CommandFailed(f"run create needs {sol(cost.total)} SOL, the wallet {who} has {sol(balance)} SOL "
+                            f"(fund it: psyche airdrop {sol(cost.total - balance)} {who})", ExitCode.WALLET)
 
 
 @run.command("create")
@@ -122,6 +142,7 @@ def create(run_id: str, config_path: Path, paused: bool, treasurer: bool, mint: 
     async def work(c) -> dict[str, Any]:
         if await c._raw(c.instance) is not None:
             raise CommandFailed(f"run id {run_id!r} is already used on this cluster (instance {c.instance})")
+        await _afford(c, treasurer, rc.open_to_all, paused)
         if mint_key is not None:
             account = await c.create_run(mint_key, collateral_per_point=collateral_per_point, open_to_all=False)
         else:

@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
-from client.cli_common import DEFAULT_WALLET, CommandFailed, ExitCode, derive_ws_url, load_wallet, resolve_url
+from client.cli_common import CommandFailed, ExitCode, derive_ws_url, load_wallet, resolve_url, url_option
+
+DEPRECATED_WALLET_ENV = "PSYCHE_WALLET"
 
 
 def _bind(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -17,12 +19,27 @@ def _bind(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     return value
 
 
+def _wallet(ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+    """The wallet like every other command's (client.cluster_config), except that PSYCHE_WALLET, the name
+    run-client alone read before PSYCHE_KEYPAIR was everyone's, still counts (below PSYCHE_KEYPAIR) with a
+    one-line notice on stderr."""
+    import os
+
+    from client.cluster_config import ENV, from_context
+
+    old = os.environ.get(DEPRECATED_WALLET_ENV)
+    if value is None and old and not os.environ.get(ENV["keypair"]):
+        click.echo(f"note: {DEPRECATED_WALLET_ENV} is deprecated; use {ENV['keypair']} (same meaning)", err=True)
+        value = old
+    return from_context(ctx, keypair=value, install_ids=False).values["keypair"]
+
+
 @click.command("run-client")
 @click.option("--run-id", envvar="PSYCHE_RUN_ID", required=True, help="The run to join. Env PSYCHE_RUN_ID.")
-@click.option("-k", "--wallet", "--keypair", "wallet", envvar="PSYCHE_WALLET", default=str(DEFAULT_WALLET),
-              show_default=True, help="Wallet keypair (Solana CLI JSON). Env PSYCHE_WALLET.")
-@click.option("-u", "--url", envvar="PSYCHE_URL", default="localhost", show_default=True,
-              help="RPC URL or moniker (localhost, devnet, mainnet-beta). Env PSYCHE_URL.")
+@click.option("-k", "--keypair", "--wallet", "wallet", default=None, callback=_wallet,
+              help="Wallet keypair (Solana CLI JSON). Env PSYCHE_KEYPAIR (PSYCHE_WALLET: deprecated alias); "
+              "default: psyche config, Solana CLI config, ~/.config/solana/id.json.")
+@url_option
 @click.option("--ws-url", envvar="PSYCHE_WS_URL", default=None,
               help="Websocket URL (default: derived from --url, port + 1). Env PSYCHE_WS_URL.")
 @click.option("--rpc-fallback", multiple=True, envvar="PSYCHE_RPC_FALLBACK", metavar="URL",
@@ -61,7 +78,7 @@ def run_client(run_id: str, wallet: str, url: str, ws_url: str | None, rpc_fallb
     from client.runner.settings import ClientSettings
 
     validate_run_id(run_id)
-    rpc = [resolve_url(url)] + [resolve_url(u) for f in rpc_fallback for u in f.split()]
+    rpc = [url] + [resolve_url(u) for f in rpc_fallback for u in f.split()]
     kp = load_wallet(wallet)
     try:
         identity = P2PIdentity.from_keypair_file(p2p_key) if p2p_key else derive_p2p_identity(kp, run_id)

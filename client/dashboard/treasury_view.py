@@ -27,13 +27,16 @@ def treasurer_run_for(run_id: str, main_authority: Pubkey) -> Pubkey | None:
 
 
 async def treasury_view(rpc: Any, run: Pubkey, wallets: list[str]) -> dict[str, Any] | None:
-    """The treasury of treasurer Run `run`, with `claimed` points per wallet; None if the Run is gone."""
+    """The treasury of treasurer Run `run`, with `claimed` points per wallet; None if the Run is gone or
+    bound to another coordinator program than the configured one."""
     codec = default_treasurer_codec()
     users = [Pubkey.from_string(w) for w in wallets]
     raws = await accounts(rpc, [run, *(codec.participant_pda(run, u) for u in users)])
     if raws[0] is None:
         return None
     state = codec.decode_run(raws[0])
+    if state.coordinator_program != codec.coordinator.program_id:
+        return None  # a Run bound to another coordinator is not this run's treasury (whoever made it)
     vault_raw, mint_raw = await accounts(rpc, [state.collateral_vault, state.collateral_mint])
     claimed = {w: int(codec.decode_participant(raw).claimed_earned_points) if raw else 0
                for w, raw in zip(wallets, raws[1:], strict=True)}

@@ -1,8 +1,6 @@
 /* Shared account checks: signers, the Run PDA (owner, size, discriminator, re-derived address), PDA creation. */
 #include "treasurer.h"
 
-const SolPubkey COORDINATOR_PROGRAM_ID = {{27, 232, 101, 150, 51, 55, 90, 189, 0, 110, 121, 78, 103, 92, 67, 118, 230,
-                                           99, 10, 181, 245, 249, 196, 33, 238, 57, 139, 30, 164, 99, 223, 5}};
 const SolPubkey TOKEN_PROGRAM_ID = {{6, 221, 246, 225, 215, 101, 161, 147, 217, 203, 225, 70, 206, 235, 121, 172, 28,
                                      180, 133, 237, 95, 91, 55, 145, 58, 140, 245, 133, 126, 255, 0, 169}};
 const SolPubkey ATA_PROGRAM_ID = {{140, 151, 37, 143, 78, 36, 137, 241, 187, 61, 16, 41, 20, 142, 13, 131, 11, 90, 19,

@@ -25,7 +25,7 @@ uint64_t coordinator_init_run(const SolParameters *p, const InitRunCpi *req) {
     n += 64;
     SolAccountMeta metas[4] = {{req->payer->key, true, true}, {req->instance->key, true, false},
                                {req->account->key, true, req->account->is_signer}, {req->sys->key, false, false}};
-    SolInstruction ix = {(SolPubkey *)&COORDINATOR_PROGRAM_ID, metas, 4, data, n};
+    SolInstruction ix = {(SolPubkey *)req->program, metas, 4, data, n};
     return sol_invoke_signed_c(&ix, p->ka, p->ka_num, 0, 0);
 }
 
@@ -37,7 +37,7 @@ uint64_t coordinator_owner_call(const SolParameters *p, const OwnerCall *c) {
     sol_memcpy(data + 8, c->args, c->len);
     SolAccountMeta metas[4] = {{c->run->key, false, true}, {c->instance->key, false, false},
                                {c->account->key, true, false}, {c->slot_hashes ? c->slot_hashes->key : 0, false, false}};
-    SolInstruction ix = {(SolPubkey *)&COORDINATOR_PROGRAM_ID, metas, c->slot_hashes ? 4 : 3, data, 8 + c->len};
+    SolInstruction ix = {(SolPubkey *)c->program, metas, c->slot_hashes ? 4 : 3, data, 8 + c->len};
     return sol_invoke_signed_c(&ix, p->ka, p->ka_num, c->signer, 1);
 }
 
@@ -45,7 +45,7 @@ uint64_t coordinator_owner_call(const SolParameters *p, const OwnerCall *c) {
  * coordinator's (owner, size, discriminator, version), the one this Run created (key, instance, run id). */
 uint64_t coordinator_points(const SolAccountInfo *account, const Run *run, const SolPubkey *user, uint64_t *earned,
                             uint64_t *slashed) {
-    if (!sol_pubkey_eq(account->owner, &COORDINATOR_PROGRAM_ID)) return T_WRONG_OWNER;
+    if (!sol_pubkey_eq(account->owner, &run->coordinator_program)) return T_WRONG_OWNER;
     if (account->data_len != CA_SIZE) return T_WRONG_ACCOUNT_SIZE;
     const uint8_t *d = account->data;
     if (sol_read_u64(d) != CA_DISCRIMINATOR) return T_WRONG_DISCRIMINATOR;
@@ -73,7 +73,7 @@ uint64_t coordinator_points(const SolAccountInfo *account, const Run *run, const
  * coordinator account and this user, at the address its stored bump gives. */
 uint64_t banked_points(const SolAccountInfo *points, const Run *run, const SolPubkey *user, uint64_t *earned,
                        uint64_t *slashed) {
-    if (!sol_pubkey_eq(points->owner, &COORDINATOR_PROGRAM_ID)) return T_WRONG_OWNER;
+    if (!sol_pubkey_eq(points->owner, &run->coordinator_program)) return T_WRONG_OWNER;
     if (points->data_len != CP_SIZE) return T_WRONG_ACCOUNT_SIZE;
     const uint8_t *d = points->data;
     if (sol_read_u64(d) != CP_DISCRIMINATOR) return T_WRONG_DISCRIMINATOR;
@@ -83,7 +83,7 @@ uint64_t banked_points(const SolAccountInfo *points, const Run *run, const SolPu
     uint8_t bump = d[CP_OFF_BUMP];
     SolSignerSeed seeds[4] = {{(const uint8_t *)"points", 6}, {run->coordinator_account.x, 32}, {user->x, 32},
                               {&bump, 1}};
-    if (!sol_pda_matches(seeds, 4, &COORDINATOR_PROGRAM_ID, points->key))
+    if (!sol_pda_matches(seeds, 4, &run->coordinator_program, points->key))
         return T_INVALID_PDA;
     uint64_t e = *earned + sol_read_u64(d + CP_OFF_EARNED), s = *slashed + sol_read_u64(d + CP_OFF_SLASHED);
     *earned = e < *earned ? UINT64_MAX : e; /* saturating, as the coordinator's counters */

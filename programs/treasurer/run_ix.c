@@ -33,7 +33,10 @@ uint64_t ix_run_create(const SolParameters *p, Args *args) {
     SolAccountInfo *instance = &p->ka[4], *account = &p->ka[5], *coordinator = &p->ka[6], *token = &p->ka[7];
     SolAccountInfo *ata = &p->ka[8], *sys = &p->ka[9];
     if (!payer->is_writable || !run->is_writable || !vault->is_writable) return T_NOT_WRITABLE;
-    if (!sol_pubkey_eq(coordinator->key, &COORDINATOR_PROGRAM_ID)) return T_WRONG_COORDINATOR_PROGRAM;
+    /* The coordinator is whichever executable program the creator names (bound below: Run.coordinator_program),
+     * never this program itself. */
+    if (sol_pubkey_eq(coordinator->key, p->program_id)) return T_WRONG_COORDINATOR_PROGRAM;
+    if (!coordinator->executable) return T_COORDINATOR_NOT_EXECUTABLE;
     if ((err = check_token_program(token))) return err;
     uint8_t decimals;
     if ((err = check_mint(mint, &decimals))) return err;
@@ -47,7 +50,7 @@ uint64_t ix_run_create(const SolParameters *p, Args *args) {
     if ((err = create_pda(p, &req))) return err;
     VaultCreate vreq = {payer, vault, run, mint, sys, token, ata};
     if ((err = create_vault(p, &vreq))) return err;
-    InitRunCpi init = {payer, instance, account, sys, run_id, id_len, run->key, join_auth};
+    InitRunCpi init = {payer, instance, account, sys, coordinator->key, run_id, id_len, run->key, join_auth};
     if ((err = coordinator_init_run(p, &init))) return err;
     Run *r = (Run *)run->data;
     r->discriminator = DISC_RUN;
@@ -61,6 +64,7 @@ uint64_t ix_run_create(const SolParameters *p, Args *args) {
     r->collateral_mint = *mint->key;
     r->collateral_vault = *vault->key;
     r->collateral_per_point = rate;
+    r->coordinator_program = *coordinator->key;
     sol_memcpy(r->run_id, run_id, id_len);
     return SOL_SUCCESS;
 }
@@ -115,7 +119,7 @@ uint64_t ix_run_update(const SolParameters *p, Args *args) {
     if (!sol_pubkey_eq(p->ka[2].key, &run->coordinator_instance) ||
         !sol_pubkey_eq(p->ka[3].key, &run->coordinator_account))
         return T_ACCOUNT_MISMATCH;
-    if (!sol_pubkey_eq(p->ka[4].key, &COORDINATOR_PROGRAM_ID)) return T_WRONG_COORDINATOR_PROGRAM;
+    if (!sol_pubkey_eq(p->ka[4].key, &run->coordinator_program)) return T_WRONG_COORDINATOR_PROGRAM;
     if (present == 0) return T_NOTHING_TO_UPDATE;
     uint8_t bump = run->bump;
     SolSignerSeed seeds[3] = {{(const uint8_t *)"Run", 3}, {(const uint8_t *)&run->index, 8}, {&bump, 1}};
@@ -123,7 +127,7 @@ uint64_t ix_run_update(const SolParameters *p, Args *args) {
     for (int i = 0; i < N_FIELDS; i++) {
         if (!span[i]) continue;
         OwnerCall call = {calls[i], span[i], len[i], &p->ka[1], &p->ka[2], &p->ka[3],
-                          calls[i] == CIX_SET_PAUSED ? &p->ka[5] : 0, &signer};
+                          calls[i] == CIX_SET_PAUSED ? &p->ka[5] : 0, &signer, &run->coordinator_program};
         if ((err = coordinator_owner_call(p, &call))) return err;
     }
     return SOL_SUCCESS;

@@ -28,6 +28,7 @@ enum {
     T_TOKEN_ACCOUNT_INVALID, T_TOKEN_ACCOUNT_WRONG_OWNER, T_TOKEN_ACCOUNT_DELEGATED, T_TOKEN_ACCOUNT_FROZEN,
     T_COORDINATOR_ACCOUNT_INVALID, T_NOT_A_CLIENT, T_NOTHING_TO_CLAIM, T_CLAIM_EXCEEDS_EARNED,
     T_VAULT_UNDERFUNDED, T_ARITHMETIC_OVERFLOW, T_INVALID_RATE, T_NOTHING_TO_UPDATE, T_RUN_INDEX_MISMATCH,
+    T_COORDINATOR_NOT_EXECUTABLE,
 };
 
 #define RUN_ID_MAX 32
@@ -42,7 +43,11 @@ typedef struct {
     uint64_t collateral_per_point; /* token base units paid per point, fixed at run_create */
     uint64_t total_claimed_collateral_amount, total_claimed_earned_points;
     uint8_t run_id[RUN_ID_MAX];
-    uint8_t reserved[64];
+    /* The coordinator program this Run administers, bound at run_create (the program the transaction named,
+     * which must be executable): every CPI goes to it and every coordinator account read must belong to it,
+     * so a treasurer serves a coordinator deployed at any id and a Run never talks to another one. */
+    SolPubkey coordinator_program;
+    uint8_t reserved[32];
 } Run; /* 336 */
 
 typedef struct {
@@ -62,7 +67,7 @@ sol_assert_static(sizeof(Participant) == 128, participant_size);
 #define HEAP_CPI_DATA 1024
 
 /* ---- program ids ------------------------------------------------------------------------------------ */
-extern const SolPubkey COORDINATOR_PROGRAM_ID, TOKEN_PROGRAM_ID, ATA_PROGRAM_ID;
+extern const SolPubkey TOKEN_PROGRAM_ID, ATA_PROGRAM_ID;
 
 /* ---- helpers (accounts.c) --------------------------------------------------------------------------- */
 uint64_t require_signer(const SolParameters *p, uint64_t i);
@@ -96,6 +101,7 @@ uint64_t transfer_checked_signed(const SolParameters *p, const SignedTransfer *r
 /* ---- the coordinator, in one place (coordinator_cpi.c) ----------------------------------------------- */
 typedef struct {
     SolAccountInfo *payer, *instance, *account, *sys;
+    const SolPubkey *program; /* the coordinator program being bound */
     const uint8_t *run_id;
     uint64_t run_id_len;
     const SolPubkey *main_authority;
@@ -109,6 +115,7 @@ typedef struct {
     uint64_t len;
     SolAccountInfo *run, *instance, *account, *slot_hashes; /* slot_hashes: set_paused only, else 0 */
     const SolSignerSeeds *signer;
+    const SolPubkey *program; /* the Run's bound coordinator program */
 } OwnerCall;
 uint64_t coordinator_owner_call(const SolParameters *p, const OwnerCall *c);
 uint64_t coordinator_points(const SolAccountInfo *account, const Run *run, const SolPubkey *user, uint64_t *earned,
