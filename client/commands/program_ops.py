@@ -122,20 +122,24 @@ class LoaderClient:
         await self.write_buffer(buffer, authority, elf)
         ixs = ldr.deploy_with_max_data_len(self.payer.pubkey(), program.pubkey(), buffer.pubkey(),
                                            authority.pubkey(), await self.rent(ldr.PROGRAM_SIZE), max_len)
-        return await self.send(ixs, [program, authority])
+        return await self.send_keeping_buffer(buffer.pubkey(), ixs, [program, authority])
+
+    async def send_keeping_buffer(self, buffer: Pubkey, ixs: list, signers: list[Keypair]) -> str:
+        """The final deploy/upgrade transaction; if the loader refuses it, say where the written buffer is."""
+        try:
+            return await self.send(ixs, signers)
+        except TransactionFailed as e:
+            first = str(e).splitlines()[0]
+            raise DeployFailed(f"{first}; the buffer {buffer} keeps the program (run again to retry, or "
+                               f"reclaim it: psyche program close {buffer})") from None
 
     async def upgrade(self, program_id: Pubkey, buffer: Keypair, authority: Keypair, elf: bytes) -> str:
-        pd = await self.programdata(program_id)
-        if pd.authority is None:
-            raise DeployFailed(f"program {program_id} is immutable (no upgrade authority)")
-        if pd.authority != authority.pubkey():
-            raise DeployFailed(f"program {program_id}'s upgrade authority is {pd.authority}, not "
-                               f"{authority.pubkey()}")
+        pd = await self.programdata(program_id)  # the authority is left to the loader: its error is the answer
         if len(elf) > len(pd.elf):
             raise DeployFailed(f"the new program has {len(elf)} bytes; program {program_id} holds at most "
                                f"{len(pd.elf)} (deploy it with a larger --max-len)")
         await self.write_buffer(buffer, authority, elf)
-        return await self.send([ldr.upgrade(program_id, buffer.pubkey(), authority.pubkey(), self.payer.pubkey())],
+        return await self.send_keeping_buffer(buffer.pubkey(), [ldr.upgrade(program_id, buffer.pubkey(), authority.pubkey(), self.payer.pubkey())],
                                [authority])
 
     async def programdata(self, program_id: Pubkey) -> ldr.LoaderState:
