@@ -7,10 +7,10 @@ import sys
 import click
 
 from client.cli_common import run_main
+from client.commands import program_deploy  # noqa: F401  (adds deploy/upgrade/show/... to `program`)
 from client.commands.dashboard import dashboard
 from client.commands.data import data
 from client.commands.program import program
-from client.commands import program_deploy  # noqa: F401  (adds deploy/upgrade/show/... to `program`)
 from client.commands.run import run
 from client.commands.run_client import run_client
 from client.commands.token import token

@@ -316,7 +316,7 @@ class Chain:
                 and not self._uses_durable_nonce(tx):
             return {"err": "BlockhashNotFound", "logs": [], "accounts": None, "unitsConsumed": 0,
                     "returnData": None, "innerInstructions": None, "replacementBlockhash": None}
-        if loader.needs_emulation(tx):  # DeployWithMaxDataLen: LiteSVM 0.26 refuses it, see localnet/loader
+        if loader.needs_emulation(self.svm, tx):  # what LiteSVM 0.26 gets wrong: see localnet/loader
             res = loader.execute(self.svm, tx, self.slot, commit=False, sig_verify=sig_verify)
         else:
             self.svm.with_sigverify(sig_verify)
@@ -344,7 +344,7 @@ class Chain:
         before = {k: self.svm.get_account(k) for k in account_keys}
         pre = [self.svm.get_balance(k) or 0 for k in account_keys]
         pre_tokens = token_balances(account_keys, [before[k] for k in account_keys], self.svm.get_account)
-        res = loader.execute(self.svm, tx, self.slot, commit=True) if loader.needs_emulation(tx) \
+        res = loader.execute(self.svm, tx, self.slot, commit=True) if loader.needs_emulation(self.svm, tx) \
             else self.svm.send_transaction(tx)
         failed = loader.failed(res)
         meta = res.meta() if failed else res

@@ -127,6 +127,65 @@ def run(b, elf: bytes) -> dict:
     return out
 
 
+def _loader_ix(tag: int, metas: list[tuple[Pubkey, bool, bool]]) -> Instruction:
+    return Instruction(LOADER, struct.pack("<I", tag), [AccountMeta(k, s, w) for k, s, w in metas])
+
+
+def run_after_deploy(b, elf: bytes) -> dict:
+    """Upgrade, SetAuthority and Close on a program deployed with DeployWithMaxDataLen: case -> result."""
+    payer, authority, program, other = Keypair(), Keypair(), Keypair(), Keypair()
+    for k in (payer, authority, other):
+        b.fund(k.pubkey(), 20 * 10**9)
+    buf = _buffer(b, payer, authority.pubkey(), elf)
+    _write(b, payer, buf.pubkey(), authority, elf)
+    assert b.send(_tx(b, payer, [_create_program(payer.pubkey(), program.pubkey()),
+                                 _deploy_ix(payer.pubkey(), program.pubkey(), buf.pubkey(), authority.pubkey(),
+                                            2 * len(elf))], [payer, program, authority])) is None
+    pd = Pubkey.find_program_address([bytes(program.pubkey())], LOADER)[0]
+    out: dict = {}
+
+    def case(name: str, ixs: list[Instruction], signers: list[Keypair], watch: list[Pubkey]) -> None:
+        b.next_slot()
+        before = [(b.account(k) or (0,))[0] for k in watch]
+        err = b.send(_tx(b, payer, ixs, signers))
+        out[name] = {"err": err, "deltas": [(b.account(k) or (0,))[0] - x for k, x in zip(watch, before, strict=True)],
+                     "accounts": [_digest(b, k) for k in watch]}
+
+    def upgrade(auth: Keypair, signs: bool = True) -> tuple[list[Instruction], list[Keypair], Pubkey]:
+        nb = _buffer(b, payer, auth.pubkey(), elf)
+        _write(b, payer, nb.pubkey(), auth, elf)
+        return [_loader_ix(3, [(pd, False, True), (program.pubkey(), False, True), (nb.pubkey(), False, True),
+                               (payer.pubkey(), False, True), (RENT, False, False), (CLOCK, False, False),
+                               (auth.pubkey(), signs, False)])], [payer] + ([auth] if signs else []), nb.pubkey()
+
+    ixs, signers, nb = upgrade(authority)
+    case("upgrade_ok", ixs, signers, [payer.pubkey(), nb, pd])
+    ixs, signers, nb = upgrade(other)
+    case("upgrade_wrong_authority", ixs, signers, [payer.pubkey(), nb, pd])
+    ixs, signers, nb = upgrade(authority, signs=False)
+    case("upgrade_authority_did_not_sign", ixs, signers, [payer.pubkey(), nb, pd])
+    case("set_authority_unsigned", [_loader_ix(4, [(pd, False, True), (authority.pubkey(), False, False),
+                                                   (other.pubkey(), False, False)])], [payer], [pd])
+    case("set_authority_ok", [_loader_ix(4, [(pd, False, True), (authority.pubkey(), True, False),
+                                             (other.pubkey(), False, False)])], [payer, authority], [pd])
+    ixs, signers, nb = upgrade(authority)
+    case("old_authority_upgrade", ixs, signers, [payer.pubkey(), nb, pd])
+    case("close_buffer_wrong_authority", [_loader_ix(5, [(nb, False, True), (payer.pubkey(), False, True),
+                                                         (other.pubkey(), True, False)])], [payer, other], [nb])
+    case("close_buffer_ok", [_loader_ix(5, [(nb, False, True), (payer.pubkey(), False, True),
+                                            (authority.pubkey(), True, False)])], [payer, authority],
+         [payer.pubkey(), nb])
+    case("close_program_old_authority", [_loader_ix(5, [(pd, False, True), (payer.pubkey(), False, True),
+                                                        (authority.pubkey(), True, False),
+                                                        (program.pubkey(), False, True)])], [payer, authority], [pd])
+    case("close_program_ok", [_loader_ix(5, [(pd, False, True), (payer.pubkey(), False, True),
+                                             (other.pubkey(), True, False), (program.pubkey(), False, True)])],
+         [payer, other], [payer.pubkey(), pd, program.pubkey()])
+    b.next_slot()
+    out["invoke_closed_program"] = {"err": b.send(_tx(b, payer, [Instruction(program.pubkey(), b"", [])], [payer]))}
+    return out
+
+
 class SvmBackend:
     """solders 0.29 LiteSVM: the validator's loader."""
 
@@ -160,4 +219,6 @@ class SvmBackend:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(SvmBackend(), Path(sys.argv[1]).read_bytes()), sort_keys=True))
+    elf_ = Path(sys.argv[1]).read_bytes()
+    results = {"deploy": run(SvmBackend(), elf_), "after": run_after_deploy(SvmBackend(), elf_)}
+    print(json.dumps(results, sort_keys=True))

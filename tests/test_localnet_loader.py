@@ -62,9 +62,21 @@ def test_deploy_with_max_data_len_answers_as_the_validator(validator: dict, tmp_
         ours = deploy_scenarios.run(backend, (DEPLOY / "hello.so").read_bytes())
     finally:
         backend.chain.close()
-    assert ours.keys() == validator.keys()
-    for case in validator:
-        assert ours[case] == validator[case], case
+    assert ours.keys() == validator["deploy"].keys()
+    for case in ours:
+        assert ours[case] == validator["deploy"][case], case
+
+
+def test_upgrade_authority_and_close_answer_as_the_validator(validator: dict, tmp_path: Path) -> None:
+    """These run in 0.26's own loader; checked all the same, on a program deployed by the emulation."""
+    backend = ChainBackend(tmp_path / "ledger")
+    try:
+        ours = deploy_scenarios.run_after_deploy(backend, (DEPLOY / "hello.so").read_bytes())
+    finally:
+        backend.chain.close()
+    assert ours.keys() == validator["after"].keys()
+    for case in ours:
+        assert ours[case] == validator["after"][case], (case, ours[case], validator["after"][case])
 
 
 def test_the_emulated_deploy_runs_and_rejects_a_broken_elf(tmp_path: Path) -> None:
@@ -84,7 +96,8 @@ def test_the_emulated_deploy_runs_and_rejects_a_broken_elf(tmp_path: Path) -> No
         deploy_scenarios._write(backend, payer, buf.pubkey(), authority, bad)
         tx = Transaction.new_signed_with_payer(
             [deploy_scenarios._create_program(payer.pubkey(), program.pubkey()),
-             deploy_scenarios._deploy_ix(payer.pubkey(), program.pubkey(), buf.pubkey(), authority.pubkey(), 2 * len(bad))],
+             deploy_scenarios._deploy_ix(payer.pubkey(), program.pubkey(), buf.pubkey(), authority.pubkey(),
+                                         2 * len(bad))],
             payer.pubkey(), [payer, program, authority], backend.blockhash())
         sig = backend.chain.send(VersionedTransaction.from_legacy(tx), skip_preflight=True)
         rec = backend.chain.status(sig)
@@ -97,7 +110,8 @@ def test_the_emulated_deploy_runs_and_rejects_a_broken_elf(tmp_path: Path) -> No
         deploy_scenarios._write(backend, payer, buf.pubkey(), authority, elf)
         assert backend.send(Transaction.new_signed_with_payer(
             [deploy_scenarios._create_program(payer.pubkey(), good_program.pubkey()),
-             deploy_scenarios._deploy_ix(payer.pubkey(), good_program.pubkey(), buf.pubkey(), authority.pubkey(), len(elf))],
+             deploy_scenarios._deploy_ix(payer.pubkey(), good_program.pubkey(), buf.pubkey(), authority.pubkey(),
+                                         len(elf))],
             payer.pubkey(), [payer, good_program, authority], backend.blockhash())) is None
         backend.next_slot()
         sig = backend.chain.send(VersionedTransaction.from_legacy(Transaction.new_signed_with_payer(

@@ -33,7 +33,8 @@ def wallet(net: Localnet, tmp_path: Path) -> tuple[Keypair, str]:
 
 
 def cli(net: Localnet, wallet_path: str, *args: str) -> tuple[int, dict | list | None, str]:
-    res = run_psyche("program", *args, "--output", "json", env=psyche_env(PSYCHE_URL=net.url, PSYCHE_KEYPAIR=wallet_path))
+    env = psyche_env(PSYCHE_URL=net.url, PSYCHE_KEYPAIR=wallet_path)
+    res = run_psyche("program", *args, "--output", "json", env=env)
     out = json.loads(res.stdout) if res.returncode == 0 and res.stdout.strip().startswith(("{", "[")) else None
     return res.returncode, out, res.stderr
 
@@ -93,7 +94,8 @@ def test_upgrade_then_hand_over_authority(net: Localnet, wallet, tmp_path: Path)
     rc, out, err = cli(net, wpath, "verify", treasurer, "--program-id", str(prog.pubkey()))
     assert rc == 0 and out["identical"], err
     rc, after, _ = cli(net, wpath, "show", str(prog.pubkey()))
-    assert after["last_deploy_slot"] > before["last_deploy_slot"] and after["data_length"] == Path(treasurer).stat().st_size
+    assert after["last_deploy_slot"] > before["last_deploy_slot"]
+    assert after["data_length"] == Path(treasurer).stat().st_size
     # too big for the reserved room: refused before any buffer is written
     rc, _, err = cli(net, wpath, "upgrade", "coordinator", "--program-id", str(prog.pubkey()))
     assert rc == 1 and "holds at most 30000" in err
@@ -117,7 +119,8 @@ def test_interrupted_deploy_resumes_from_its_buffer_and_buffers_close(net: Local
     buffer, bpath = keyfile(tmp_path, "buffer")
 
     def send(ixs, signers) -> None:
-        tx = Transaction.new_signed_with_payer(ixs, payer.pubkey(), signers, client.get_latest_blockhash().value.blockhash)
+        blockhash = client.get_latest_blockhash().value.blockhash
+        tx = Transaction.new_signed_with_payer(ixs, payer.pubkey(), signers, blockhash)
         client.confirm_transaction(client.send_raw_transaction(bytes(tx)).value)
 
     # what a deploy killed after 20 chunks leaves behind

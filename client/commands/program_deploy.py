@@ -298,7 +298,7 @@ def verify(name: str, program_id: str, url: str, output: str) -> None:
     if info["kind"] != "program":
         raise CommandFailed(f"{pid} is a buffer, not a program")
     deployed: bytes = info["elf"]
-    offset = next((i for i, (a, b) in enumerate(zip(local, deployed)) if a != b), None)
+    offset = next((i for i, (a, b) in enumerate(zip(local, deployed, strict=False)) if a != b), None)
     if offset is None and len(deployed) < len(local):
         offset = len(deployed)
     if offset is None and any(deployed[len(local):]):

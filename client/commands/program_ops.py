@@ -93,7 +93,7 @@ class LoaderClient:
             self.progress.chunks_skipped += len(range(0, len(elf), size)) - len(todo)
             gate = asyncio.Semaphore(CONCURRENCY)
 
-            async def one(off: int) -> None:
+            async def one(off: int, gate: asyncio.Semaphore = gate) -> None:
                 async with gate:
                     ix = ldr.write(buffer.pubkey(), authority.pubkey(), off, elf[off:off + size])
                     for attempt in range(CHUNK_ATTEMPTS):
@@ -139,7 +139,8 @@ class LoaderClient:
             raise DeployFailed(f"the new program has {len(elf)} bytes; program {program_id} holds at most "
                                f"{len(pd.elf)} (deploy it with a larger --max-len)")
         await self.write_buffer(buffer, authority, elf)
-        return await self.send_keeping_buffer(buffer.pubkey(), [ldr.upgrade(program_id, buffer.pubkey(), authority.pubkey(), self.payer.pubkey())],
+        ix = ldr.upgrade(program_id, buffer.pubkey(), authority.pubkey(), self.payer.pubkey())
+        return await self.send_keeping_buffer(buffer.pubkey(), [ix],
                                [authority])
 
     async def programdata(self, program_id: Pubkey) -> ldr.LoaderState:
