@@ -146,7 +146,7 @@ class Chain:
             accounts = self.ledger.accounts()
             # Program accounts load their ProgramData when set: restore plain accounts first.
             for key, acc in sorted(accounts, key=lambda ka: ka[1].executable):
-                self.svm.set_account(key, acc)
+                loader.restore_account(self.svm, key, acc)
                 self.owners.setdefault(acc.owner, set()).add(key)
             self.slot = int(self.ledger.get_meta("slot") or "1")
             # LiteSVM's blockhashes follow a fixed sequence: move past every one already handed out, and keep

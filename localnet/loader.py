@@ -26,6 +26,7 @@ from solders.transaction_status import (
     TransactionErrorInstructionError,
 )
 
+from coordinator_sdk import loader as ldr
 from localnet.loader_processor import _LOADER, Fail, close_program, deploy, fieldless, loader_state, writable
 
 LAMPORTS_PER_SIGNATURE = 5000
@@ -119,7 +120,10 @@ def execute(svm: LiteSVM, tx: VersionedTransaction, slot: int, commit: bool, sig
     if failed(pre):
         err = pre.err()
         index = getattr(err, "index", None)
-        if index is None or index < first:
+        # a closed program restored from the ledger is not executable here: LiteSVM refuses the transaction
+        # before running it, where a validator fails the call with UnsupportedProgramId
+        closed_call = "closed" in kinds and "InvalidProgramForExecution" in str(err)
+        if not closed_call and (index is None or index < first):
             return svm.send_transaction(tx) if commit else pre
     fee = LAMPORTS_PER_SIGNATURE * msg.header.num_required_signatures
     meta = EmulatedMeta()
@@ -198,3 +202,15 @@ def _run_segment(svm: LiteSVM, msg: Message, segment: list[tuple[int, CompiledIn
     return fee
 
 
+
+
+def restore_account(svm: LiteSVM, key: Pubkey, acc: Account) -> None:
+    """Set an account read back from the ledger. A closed program (executable, its ProgramData gone) is
+    refused by LiteSVM's set_account, which tries to load it: it is kept as a non-executable loader account,
+    which this module still treats as a closed program (calls into it fail with UnsupportedProgramId)."""
+    try:
+        svm.set_account(key, acc)
+    except Exception:  # noqa: BLE001 - solders.LiteSVMError: "invalid account data for instruction"
+        if not (acc.executable and acc.owner == ldr.LOADER_V3):
+            raise
+        svm.set_account(key, Account(acc.lamports, acc.data, acc.owner, False, acc.rent_epoch))

@@ -10,6 +10,7 @@ import pytest
 from cli_helpers import psyche_env, run_psyche
 from localnet_harness import Localnet, funded_wallet_file
 from solana.rpc.api import Client
+from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
@@ -154,3 +155,36 @@ def test_bad_input_is_named(net: Localnet, wallet, tmp_path: Path) -> None:
     assert rc == 1 and "no account at" in err
     rc, _, err = cli(net, wpath, "deploy", "hello", "--program-keypair", wpath)  # the wallet exists: not a new id
     assert rc == 1 and "already exists" in err
+
+
+def test_deployed_and_closed_programs_survive_a_restart(tmp_path: Path) -> None:
+    ln = Localnet(tmp_path / "ledger")
+    try:
+        _, wpath = asyncio.run(funded_wallet_file(ln.url, tmp_path, "wallet", 10 * 10**9))
+        kept, kpath = keyfile(tmp_path, "kept")
+        gone, gpath = keyfile(tmp_path, "gone")
+        assert cli(ln, wpath, "deploy", "hello", "--program-keypair", kpath)[0] == 0
+        assert cli(ln, wpath, "deploy", "hello", "--program-keypair", gpath)[0] == 0
+        import time
+        time.sleep(0.5)  # a program cannot be closed in the slot it was deployed in
+        rc, out, err = cli(ln, wpath, "close", str(gone.pubkey()), "--program")
+        assert rc == 0 and out[0]["lamports"] > 0, err
+        ln.stop()
+        ln = Localnet(tmp_path / "ledger", reset=False, port=ln.port)
+        rc, out, err = cli(ln, wpath, "verify", "hello", "--program-id", str(kept.pubkey()))
+        assert rc == 0 and out["identical"], err
+        rc, _, err = cli(ln, wpath, "show", str(gone.pubkey()))
+        assert rc == 1 and "has no ProgramData" in err
+        payer = Keypair.from_json(Path(wpath).read_text())
+        client = Client(ln.url)
+
+        def call(program: Pubkey) -> dict:
+            tx = Transaction.new_signed_with_payer([Instruction(program, b"", [])], payer.pubkey(), [payer],
+                                                   client.get_latest_blockhash().value.blockhash)
+            return json.loads(client.simulate_transaction(tx).value.to_json())
+
+        ran = call(kept.pubkey())
+        assert any(line.startswith(f"Program {kept.pubkey()} consumed") for line in ran["logs"]), ran
+        assert call(gone.pubkey())["err"] == {"InstructionError": [0, "UnsupportedProgramId"]}
+    finally:
+        ln.stop()
