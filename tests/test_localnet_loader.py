@@ -75,6 +75,10 @@ def test_upgrade_authority_and_close_answer_as_the_validator(validator: dict, tm
     finally:
         backend.chain.close()
     assert ours.keys() == validator["after"].keys()
+    # A call into a closed program: agave's program cache holds a Closed tombstone -> UnsupportedProgramId.
+    # solders 0.29's LiteSVM answers that only some of the time (otherwise it still runs the old ELF from its
+    # cache), so this case is checked against the validator's rule, not against 0.29.
+    assert ours.pop("invoke_closed_program") == {"err": {"InstructionError": [0, "UnsupportedProgramId"]}}
     for case in ours:
         assert ours[case] == validator["after"][case], (case, ours[case], validator["after"][case])
 
