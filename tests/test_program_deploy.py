@@ -110,6 +110,11 @@ def test_upgrade_then_hand_over_authority(net: Localnet, wallet, tmp_path: Path)
     assert rc == 1 and "IncorrectAuthority" in err, err  # the loader's own refusal
     rc, out, err = cli(net, wpath, "close", "--buffers")  # the refused upgrade's buffer
     assert rc == 0 and len(out) == 1, err
+    # the new authority signs (two signers: smaller chunks), the wallet pays
+    rc, out, err = cli(net, wpath, "upgrade", "hello", "--program-id", str(prog.pubkey()), "--upgrade-authority", npath)
+    assert rc == 0, err
+    rc, out, err = cli(net, wpath, "verify", "hello", "--program-id", str(prog.pubkey()))
+    assert rc == 0 and out["identical"], err
 
 
 def test_interrupted_deploy_resumes_from_its_buffer_and_buffers_close(net: Localnet, wallet, tmp_path: Path) -> None:
@@ -188,3 +193,21 @@ def test_deployed_and_closed_programs_survive_a_restart(tmp_path: Path) -> None:
         assert call(gone.pubkey())["err"] == {"InstructionError": [0, "UnsupportedProgramId"]}
     finally:
         ln.stop()
+
+
+@pytest.mark.parametrize("same_signer", [True, False])
+def test_a_write_fits_the_packet_with_compute_budget_instructions(same_signer: bool) -> None:
+    """The sender may prepend SetComputeUnitLimit and SetComputeUnitPrice: a full chunk must still fit."""
+    from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
+    from solders.hash import Hash
+
+    from client.commands.program_ops import chunk_size
+
+    payer = Keypair()
+    authority = payer if same_signer else Keypair()
+    size = chunk_size(payer.pubkey(), authority.pubkey())
+    ixs = [set_compute_unit_limit(200_000), set_compute_unit_price(10**9),
+           ldr.write(Pubkey.new_unique(), authority.pubkey(), 2**31, bytes(size))]
+    signers = list({payer.pubkey(): payer, authority.pubkey(): authority}.values())
+    tx = Transaction.new_signed_with_payer(ixs, payer.pubkey(), signers, Hash.default())
+    assert len(bytes(tx)) <= ldr.PACKET_DATA_SIZE
