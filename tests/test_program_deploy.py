@@ -13,6 +13,7 @@ from solana.rpc.api import Client
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from solders.signature import Signature
 from solders.transaction import Transaction
 
 from coordinator_sdk import loader as ldr
@@ -57,6 +58,8 @@ def test_deploy_show_verify_and_run_the_coordinator_at_a_fresh_id(net: Localnet,
     chunks = -(-len(elf) // (ldr.WRITE_CHUNK - 52))
     assert out["transactions"] == chunks + 2 and out["program_id"] == str(coord.pubkey())
     print(f"\ncoordinator deploy: {len(elf)} bytes, {out['transactions']} transactions, {out['seconds']} s")
+    logs = Client(net.url).get_transaction(Signature.from_string(out["signature"])).value.transaction.meta.log_messages
+    assert f"Deployed program {coord.pubkey()}" in logs
     rc, shown, err = cli(net, wpath, "show", str(coord.pubkey()))
     assert rc == 0, err
     assert shown["data_length"] == len(elf) and shown["max_data_length"] == 2 * len(elf)

@@ -112,7 +112,8 @@ def deploy(name: str, program_keypair: str, upgrade_authority: str | None, max_l
     sig = _run(work)
     bpath.unlink(missing_ok=True)  # the buffer was drained into the program: nothing left to resume
     _report(output, {"program_id": str(prog.pubkey()), "signature": sig, "bytes": len(elf),
-                     "transactions": progress.transactions, "chunks_written": progress.chunks_written,
+                     "transactions": progress.transactions, "resent": progress.resent,
+                     "chunks_written": progress.chunks_written,
                      "chunks_resumed": progress.chunks_skipped, "seconds": round(progress.seconds(), 2)})
 
 

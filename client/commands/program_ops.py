@@ -35,6 +35,7 @@ class Progress:
     transactions: int = 0
     chunks_written: int = 0
     chunks_skipped: int = 0
+    resent: int = 0  # the same signed transactions sent again while waiting for them to land
     started: float = field(default_factory=time.monotonic)
 
     def seconds(self) -> float:
@@ -53,7 +54,10 @@ class LoaderClient:
 
     async def send(self, ixs: list, signers: list[Keypair]) -> str:
         self.progress.transactions += 1
-        return await self.sender.send(ixs, [self.payer, *signers], payer=self.payer)
+        try:
+            return await self.sender.send(ixs, [self.payer, *signers], payer=self.payer)
+        finally:
+            self.progress.resent = getattr(self.sender, "resent", 0)
 
     async def account(self, key: Pubkey):
         return (await self.pool.call(lambda c: c.get_account_info(key, commitment=Confirmed))).value
