@@ -214,3 +214,18 @@ def test_a_write_fits_the_packet_with_compute_budget_instructions(same_signer: b
     signers = list({payer.pubkey(): payer, authority.pubkey(): authority}.values())
     tx = Transaction.new_signed_with_payer(ixs, payer.pubkey(), signers, Hash.default())
     assert len(bytes(tx)) <= ldr.PACKET_DATA_SIZE
+
+
+def test_deploy_lands_on_a_localnet_that_drops_transactions(tmp_path: Path) -> None:
+    """A congested leader: 30% of sendTransaction calls are accepted and never land; the chunks are resent."""
+    ln = Localnet(tmp_path / "ledger", extra=("--drop-tx-rate", "0.3"))
+    try:
+        _, wpath = asyncio.run(funded_wallet_file(ln.url, tmp_path, "wallet", 10 * 10**9))
+        prog, ppath = keyfile(tmp_path, "prog")
+        rc, out, err = cli(ln, wpath, "deploy", "treasurer", "--program-keypair", ppath)
+        assert rc == 0, err
+        assert out["resent"] > 0
+        rc, out, err = cli(ln, wpath, "verify", "treasurer", "--program-id", str(prog.pubkey()))
+        assert rc == 0 and out["identical"], err
+    finally:
+        ln.stop()
