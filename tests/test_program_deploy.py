@@ -163,6 +163,10 @@ def test_bad_input_is_named(net: Localnet, wallet, tmp_path: Path) -> None:
     assert rc == 1 and "no account at" in err
     rc, _, err = cli(net, wpath, "deploy", "hello", "--program-keypair", wpath)  # the wallet exists: not a new id
     assert rc == 1 and "already exists" in err
+    _, poor = asyncio.run(funded_wallet_file(net.url, tmp_path, "poor", 10**8))
+    _, ppath = keyfile(tmp_path, "prog")
+    rc, _, err = cli(net, poor, "deploy", "coordinator", "--program-keypair", ppath)
+    assert rc == 1 and "needs 0.81" in err and "has 0.100000000" in err, err
 
 
 def test_deployed_and_closed_programs_survive_a_restart(tmp_path: Path) -> None:

@@ -123,10 +123,24 @@ class LoaderClient:
                      max_len: int) -> str:
         if await self.account(program.pubkey()) is not None:
             raise DeployFailed(f"program {program.pubkey()} already exists: use `psyche program upgrade`")
+        await self.check_funds(len(elf), authority.pubkey(), ldr.PROGRAM_SIZE, ldr.PROGRAMDATA_META + max_len)
         await self.write_buffer(buffer, authority, elf)
         ixs = ldr.deploy_with_max_data_len(self.payer.pubkey(), program.pubkey(), buffer.pubkey(),
                                            authority.pubkey(), await self.rent(ldr.PROGRAM_SIZE), max_len)
         return await self.send_keeping_buffer(buffer.pubkey(), ixs, [program, authority])
+
+    async def check_funds(self, elf_len: int, authority: Pubkey, *accounts: int) -> None:
+        """Refuse up front, saying what it costs, rather than fail half-way with the System program's Custom 1:
+        the buffer's rent is held while writing and comes back at deploy, before ProgramData is paid for, so
+        the wallet needs max(buffer, program + ProgramData) plus the fees."""
+        chunks = -(-elf_len // chunk_size(self.payer.pubkey(), authority))
+        signatures = (chunks + 2) * (1 if authority == self.payer.pubkey() else 2) + 2
+        new_accounts = sum([await self.rent(size) for size in accounts])
+        need = max(await self.rent(ldr.BUFFER_META + elf_len), new_accounts) + signatures * 5000
+        have = (await self.pool.call(lambda c: c.get_balance(self.payer.pubkey(), commitment=Confirmed))).value
+        if have < need:
+            raise DeployFailed(f"needs {need / 1e9:.9f} SOL (rent and fees), the wallet {self.payer.pubkey()} has "
+                               f"{have / 1e9:.9f}")
 
     async def send_keeping_buffer(self, buffer: Pubkey, ixs: list, signers: list[Keypair]) -> str:
         """The final deploy/upgrade transaction; if the loader refuses it, say where the written buffer is."""
