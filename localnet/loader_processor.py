@@ -27,6 +27,7 @@ from solders.transaction_status import (
 from coordinator_sdk import loader as ldr
 
 MAX_PERMITTED_DATA_LENGTH = 10 * 1024 * 1024
+SYSTEM_CU = 150  # what a System program instruction costs
 _LOADER = str(ldr.LOADER_V3)
 _SYSTEM = str(SYSTEM_PROGRAM)
 _verified: dict[bytes, tuple[object, list[str], int]] = {}  # sha256(elf) -> (error or None, logs, CU)
@@ -173,7 +174,7 @@ def deploy(svm: LiteSVM, msg: Message, index: int, ix: CompiledInstruction, slot
                                     ldr.LOADER_V3, True, prog.rent_epoch))
     logs += [f"Deployed program {prog_k}", f"Program {_LOADER} success"]
     meta.log_lines += logs
-    meta.cu += vcu
+    meta.cu += vcu + SYSTEM_CU  # the loader's own units, then the create_account CPI's
     sys_index = keys.index(SYSTEM_PROGRAM) if SYSTEM_PROGRAM in keys else 0
     create = struct.pack("<IQQ", 0, pd_lamports, programdata_len) + bytes(ldr.LOADER_V3)
     return [Inner(CompiledInstruction(sys_index, create, bytes([acc[0], acc[1], acc[3]])))]

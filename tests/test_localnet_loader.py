@@ -112,11 +112,14 @@ def test_the_emulated_deploy_runs_and_rejects_a_broken_elf(tmp_path: Path) -> No
         good_program = Keypair()
         buf = deploy_scenarios._buffer(backend, payer, authority.pubkey(), elf)
         deploy_scenarios._write(backend, payer, buf.pubkey(), authority, elf)
-        assert backend.send(Transaction.new_signed_with_payer(
+        sig = backend.chain.send(VersionedTransaction.from_legacy(Transaction.new_signed_with_payer(
             [deploy_scenarios._create_program(payer.pubkey(), good_program.pubkey()),
              deploy_scenarios._deploy_ix(payer.pubkey(), good_program.pubkey(), buf.pubkey(), authority.pubkey(),
                                          len(elf))],
-            payer.pubkey(), [payer, good_program, authority], backend.blockhash())) is None
+            payer.pubkey(), [payer, good_program, authority], backend.blockhash())), skip_preflight=True)
+        meta = backend.chain.status(sig)["meta"]
+        assert meta["err"] is None
+        assert meta["computeUnitsConsumed"] == 2670  # as solders 0.29 (programs/deploycheck.py "deploy_cu")
         backend.next_slot()
         sig = backend.chain.send(VersionedTransaction.from_legacy(Transaction.new_signed_with_payer(
             [Instruction(good_program.pubkey(), b"", [])], payer.pubkey(), [payer], backend.blockhash())),
