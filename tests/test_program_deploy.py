@@ -233,3 +233,24 @@ def test_deploy_lands_on_a_localnet_that_drops_transactions(tmp_path: Path) -> N
         assert rc == 0 and out["identical"], err
     finally:
         ln.stop()
+
+
+def test_final_makes_a_program_immutable_and_a_pubkey_authority_needs_no_signature(net: Localnet, wallet,
+                                                                                   tmp_path: Path) -> None:
+    _, wpath = wallet
+    prog, ppath = keyfile(tmp_path, "prog")
+    assert cli(net, wpath, "deploy", "hello", "--program-keypair", ppath)[0] == 0
+    other, opath = keyfile(tmp_path, "other")
+    rc, out, err = cli(net, wpath, "set-upgrade-authority", str(prog.pubkey()),
+                       "--new-upgrade-authority", str(other.pubkey()))  # SetAuthority: only the current one signs
+    assert rc == 0 and out["upgrade_authority"] == str(other.pubkey()), err
+    rc, out, err = cli(net, wpath, "set-upgrade-authority", str(prog.pubkey()), "--final", "--upgrade-authority", opath)
+    assert rc == 0, err
+    rc, shown, _ = cli(net, wpath, "show", str(prog.pubkey()))
+    assert shown["authority"] == "none (immutable)"
+    import time
+    time.sleep(0.5)
+    rc, _, err = cli(net, wpath, "upgrade", "hello", "--program-id", str(prog.pubkey()), "--upgrade-authority", opath)
+    assert rc == 1 and "Immutable" in err, err
+    res = run_psyche("program", "set-upgrade-authority", str(prog.pubkey()), env=psyche_env(PSYCHE_URL=net.url))
+    assert res.returncode == 2 and "exactly one of --new-upgrade-authority and --final" in res.stderr
