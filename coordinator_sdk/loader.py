@@ -21,6 +21,7 @@ LOADER_V3 = Pubkey.from_string("BPFLoaderUpgradeab1e11111111111111111111111")
 BUFFER_META = 37
 PROGRAM_SIZE = 36
 PROGRAMDATA_META = 45
+MIN_EXTEND_BYTES = 10240  # ExtendProgram refuses less, unless it reaches the 10 MiB maximum
 PACKET_DATA_SIZE = 1232  # the most bytes a serialized transaction may have
 
 INITIALIZE_BUFFER, WRITE, DEPLOY_WITH_MAX_DATA_LEN, UPGRADE, SET_AUTHORITY, CLOSE, EXTEND_PROGRAM, \
@@ -73,6 +74,14 @@ def upgrade(program_id: Pubkey, buffer: Pubkey, authority: Pubkey, spill: Pubkey
         AccountMeta(programdata_address(program_id), False, True), AccountMeta(program_id, False, True),
         AccountMeta(buffer, False, True), AccountMeta(spill, False, True), AccountMeta(RENT, False, False),
         AccountMeta(CLOCK, False, False), AccountMeta(authority, True, False)])
+
+
+def extend_program(program_id: Pubkey, payer: Pubkey, additional_bytes: int) -> Instruction:
+    """ExtendProgram: grow ProgramData (the payer funds the rent) so a larger ELF can be upgraded in. The
+    loader marks the program as deployed in this slot: an Upgrade must wait for the next one."""
+    return Instruction(LOADER_V3, struct.pack("<II", EXTEND_PROGRAM, additional_bytes), [
+        AccountMeta(programdata_address(program_id), False, True), AccountMeta(program_id, False, True),
+        AccountMeta(SYSTEM_PROGRAM, False, False), AccountMeta(payer, True, True)])
 
 
 def set_authority(account: Pubkey, current: Pubkey, new: Pubkey | None) -> Instruction:

@@ -27,9 +27,19 @@ from solders.transaction_status import (
 )
 
 from coordinator_sdk import loader as ldr
-from localnet.loader_processor import _LOADER, Fail, close_program, deploy, fieldless, loader_state, writable
+from localnet.loader_processor import (
+    _LOADER,
+    MAX_PERMITTED_DATA_LENGTH,
+    Fail,
+    close_program,
+    deploy,
+    fieldless,
+    loader_state,
+    writable,
+)
 
 LAMPORTS_PER_SIGNATURE = 5000
+MIN_EXTEND = 10240  # agave's MINIMUM_EXTEND_PROGRAM_BYTES
 
 
 @dataclass
@@ -86,6 +96,12 @@ def _kind(svm: LiteSVM, keys: list[Pubkey], ix: CompiledInstruction) -> str | No
     if str(program) == _LOADER:
         if data[:4] == struct.pack("<I", 2):
             return "deploy"
+        if data[:4] in (struct.pack("<I", 6), struct.pack("<I", 9)) and len(data) >= 8 and ix.accounts \
+                and ix.accounts[0] < len(keys):
+            pd = svm.get_account(keys[ix.accounts[0]])
+            more = struct.unpack_from("<I", data, 4)[0]
+            size = (len(pd.data) if pd is not None else 0) + more
+            return "extend_too_little" if more < MIN_EXTEND and size < MAX_PERMITTED_DATA_LENGTH else None
         if data[:4] == struct.pack("<I", 5) and len(ix.accounts) >= 4 and ix.accounts[0] < len(keys):
             st = loader_state(svm, keys[ix.accounts[0]])
             return "close_program" if st is not None and st.kind == "programdata" else None
@@ -139,6 +155,12 @@ def execute(svm: LiteSVM, tx: VersionedTransaction, slot: int, commit: bool, sig
             segment = []
             if kind == "deploy":
                 meta.inner.append(deploy(svm, msg, i, ix, slot, meta))
+            elif kind == "extend_too_little":  # a rule of current validators that 0.26's loader lacks
+                raise Fail(TransactionErrorInstructionError(i, fieldless("InvalidArgument")), [
+                    f"Program {_LOADER} invoke [1]",
+                    f"ExtendProgram requires a minimum of {MIN_EXTEND} additional bytes or to extend to maximum "
+                    f"size, but only {struct.unpack_from('<I', bytes(ix.data), 4)[0]} were requested",
+                    f"Program {_LOADER} failed: invalid program argument"])
             elif kind == "close_program":
                 meta.inner.append(close_program(svm, msg, i, ix, slot, meta))
             else:

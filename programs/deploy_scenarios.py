@@ -158,6 +158,11 @@ def run_after_deploy(b, elf: bytes) -> dict:
                                (payer.pubkey(), False, True), (RENT, False, False), (CLOCK, False, False),
                                (auth.pubkey(), signs, False)])], [payer] + ([auth] if signs else []), nb.pubkey()
 
+    for name, more in (("extend_too_little", 1000), ("extend_ok", 10240)):
+        case(name, [Instruction(LOADER, struct.pack("<II", 6, more), [
+            AccountMeta(pd, False, True), AccountMeta(program.pubkey(), False, True),
+            AccountMeta(SYSTEM_PROGRAM, False, False), AccountMeta(payer.pubkey(), True, True)])], [payer],
+             [payer.pubkey(), pd])
     ixs, signers, nb = upgrade(authority)
     case("upgrade_ok", ixs, signers, [payer.pubkey(), nb, pd])
     ixs, signers, nb = upgrade(other)

@@ -62,6 +62,9 @@ class LoaderClient:
     async def account(self, key: Pubkey):
         return (await self.pool.call(lambda c: c.get_account_info(key, commitment=Confirmed))).value
 
+    async def slot(self) -> int:
+        return (await self.pool.call(lambda c: c.get_slot(Confirmed))).value
+
     async def rent(self, size: int) -> int:
         return (await self.pool.call(lambda c: c.get_minimum_balance_for_rent_exemption(size))).value
 
@@ -153,10 +156,15 @@ class LoaderClient:
 
     async def upgrade(self, program_id: Pubkey, buffer: Keypair, authority: Keypair, elf: bytes) -> str:
         pd = await self.programdata(program_id)  # the authority is left to the loader: its error is the answer
-        if len(elf) > len(pd.elf):
-            raise DeployFailed(f"the new program has {len(elf)} bytes; program {program_id} holds at most "
-                               f"{len(pd.elf)} (deploy it with a larger --max-len)")
+        extended_at = None
+        if len(elf) > len(pd.elf):  # grow ProgramData first, as `solana program deploy` does for an upgrade
+            more = max(len(elf) - len(pd.elf), ldr.MIN_EXTEND_BYTES)  # validators refuse smaller extensions
+            await self.check_funds(len(elf), authority.pubkey(), more)
+            await self.send([ldr.extend_program(program_id, self.payer.pubkey(), more)], [])
+            extended_at = await self.slot()
         await self.write_buffer(buffer, authority, elf)
+        while extended_at is not None and await self.slot() <= extended_at:
+            await asyncio.sleep(0.2)  # the loader refuses an Upgrade in the slot of the extension
         ix = ldr.upgrade(program_id, buffer.pubkey(), authority.pubkey(), self.payer.pubkey())
         return await self.send_keeping_buffer(buffer.pubkey(), [ix],
                                [authority])
