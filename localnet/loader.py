@@ -106,11 +106,11 @@ def _kind(svm: LiteSVM, keys: list[Pubkey], ix: CompiledInstruction) -> str | No
             st = loader_state(svm, keys[ix.accounts[0]])
             return "close_program" if st is not None and st.kind == "programdata" else None
         return None
-    st = loader_state(svm, program)
-    if st is not None and st.kind == "program":
-        pd = loader_state(svm, st.programdata)
-        return "closed" if pd is None or pd.kind != "programdata" else None
-    return None
+    acc = svm.get_account(program)  # a program account is 36 bytes: cheap on every transaction's path
+    if acc is None or acc.owner != ldr.LOADER_V3 or bytes(acc.data)[:4] != struct.pack("<I", 2):
+        return None
+    # a closed ProgramData has no lamports; get_balance does not copy the ELF
+    return "closed" if not svm.get_balance(Pubkey.from_bytes(bytes(acc.data)[4:36])) else None
 
 
 def needs_emulation(svm: LiteSVM, tx: VersionedTransaction) -> bool:
