@@ -27,6 +27,7 @@ from solders.system_program import TransferParams, transfer
 from solders.transaction import Transaction, VersionedTransaction
 
 from coordinator_sdk import keypair_file as keys
+from localnet import loader
 from localnet.ledger import Ledger, LedgerWriteError
 from localnet.spl_token import token_balances
 from programs.deploy import DEPLOY_DIR, LOADER_V3, deploy_via_loader, program_id_for
@@ -145,7 +146,7 @@ class Chain:
             accounts = self.ledger.accounts()
             # Program accounts load their ProgramData when set: restore plain accounts first.
             for key, acc in sorted(accounts, key=lambda ka: ka[1].executable):
-                self.svm.set_account(key, acc)
+                loader.restore_account(self.svm, key, acc)
                 self.owners.setdefault(acc.owner, set()).add(key)
             self.slot = int(self.ledger.get_meta("slot") or "1")
             # LiteSVM's blockhashes follow a fixed sequence: move past every one already handed out, and keep
@@ -315,12 +316,15 @@ class Chain:
                 and not self._uses_durable_nonce(tx):
             return {"err": "BlockhashNotFound", "logs": [], "accounts": None, "unitsConsumed": 0,
                     "returnData": None, "innerInstructions": None, "replacementBlockhash": None}
-        self.svm.with_sigverify(sig_verify)
-        try:
-            res = self.svm.simulate_transaction(tx)
-        finally:
-            self.svm.with_sigverify(True)
-        failed = type(res).__name__ == "FailedTransactionMetadata"
+        if loader.needs_emulation(self.svm, tx):  # what LiteSVM 0.26 gets wrong: see localnet/loader
+            res = loader.execute(self.svm, tx, self.slot, commit=False, sig_verify=sig_verify)
+        else:
+            self.svm.with_sigverify(sig_verify)
+            try:
+                res = self.svm.simulate_transaction(tx)
+            finally:
+                self.svm.with_sigverify(True)
+        failed = loader.failed(res)
         out = simulation_json(res.meta(), res.err() if failed else None)
         if accounts is not None:
             post = {} if failed else dict(res.post_accounts())
@@ -340,8 +344,9 @@ class Chain:
         before = {k: self.svm.get_account(k) for k in account_keys}
         pre = [self.svm.get_balance(k) or 0 for k in account_keys]
         pre_tokens = token_balances(account_keys, [before[k] for k in account_keys], self.svm.get_account)
-        res = self.svm.send_transaction(tx)
-        failed = type(res).__name__ == "FailedTransactionMetadata"
+        res = loader.execute(self.svm, tx, self.slot, commit=True) if loader.needs_emulation(self.svm, tx) \
+            else self.svm.send_transaction(tx)
+        failed = loader.failed(res)
         meta = res.meta() if failed else res
         err = error_json(res.err()) if failed else None
         if failed and not (isinstance(err, dict) and "InstructionError" in err):
