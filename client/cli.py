@@ -7,8 +7,8 @@ import sys
 import click
 
 from client.cli_common import run_main
-from client.commands.config import config
 from client.commands import program_deploy  # noqa: F401  (adds deploy/upgrade/show/... to `program`)
+from client.commands.config import config
 from client.commands.dashboard import dashboard
 from client.commands.data import data
 from client.commands.program import program
