@@ -16,9 +16,14 @@ from coordinator_sdk.codec import ANYONE, CoordinatorCodec
 from coordinator_sdk.keypair_file import read_keypair
 from coordinator_sdk.points import CLIENT_POINTS_SIZE, decode_banked, evictee
 from coordinator_sdk.rpc_pool import RpcPool
-from coordinator_sdk.sender import TransactionSender
+from coordinator_sdk.sender import TransactionSender, UnitPrice
 
 _CODEC: CoordinatorCodec | None = None
+# Every coordinator instruction is tested at <= 30k CU at 256 clients (bench/program_cu.py, README); a third
+# more is the limit they are sent with, which spares a simulation round trip per transaction. One that needs
+# more (a join at an unusually low PDA bump) fails preflight with ComputationalBudgetExceeded and the sender
+# then measures it by simulation.
+COORDINATOR_CU_LIMIT = 40_000
 
 
 def default_codec() -> CoordinatorCodec:
@@ -34,11 +39,12 @@ class RunNotFound(LookupError):
 
 class Coordinator:
     def __init__(self, rpc_urls: str | list[str], run_id: str, wallet: Keypair, ws_url: str | None = None,
-                 codec: CoordinatorCodec | None = None, attempts: int = 4, rpc_timeout: float = 10.0) -> None:
+                 codec: CoordinatorCodec | None = None, attempts: int = 4, rpc_timeout: float = 10.0,
+                 unit_price: UnitPrice = None) -> None:
         self.codec = codec or default_codec()
         self.pool = RpcPool([rpc_urls] if isinstance(rpc_urls, str) else list(rpc_urls), attempts=attempts,
                             timeout=rpc_timeout)
-        self.sender = TransactionSender(self.pool, self.codec.errors)
+        self.sender = TransactionSender(self.pool, self.codec.errors, unit_price=unit_price)
         self.run_id, self.wallet, self.ws_url = run_id, wallet, ws_url
         self.instance = self.codec.instance_pda(run_id)
         self._account: Pubkey | None = None
@@ -59,8 +65,7 @@ class Coordinator:
 
     # ---- reading ------------------------------------------------------------------------------------
     async def _raw(self, key: Pubkey) -> bytes | None:
-        acc = (await self.pool.call(lambda c: c.get_account_info(key))).value
-        return bytes(acc.data) if acc is not None else None
+        return await self.pool.read_account(key)  # as new as our latest write (minContextSlot)
 
     async def fetch_instance(self) -> Any:
         raw = await self._raw(self.instance)
@@ -95,7 +100,7 @@ class Coordinator:
 
     # ---- sending ------------------------------------------------------------------------------------
     async def _send(self, ix: Any, *extra: Keypair) -> str:
-        return await self.sender.send([ix], [self.wallet, *extra])
+        return await self.sender.send([ix], [self.wallet, *extra], cu_limit=COORDINATOR_CU_LIMIT)
 
     async def _owner(self, name: str, *args: Any) -> str:
         return await self._send(self.codec.owner_ix(name, self.wallet.pubkey(), self.instance,
