@@ -66,7 +66,9 @@ class AccountStream(Generic[T]):
             try:
                 async with connect(self.ws_url) as ws:
                     await ws.account_subscribe(self.pubkey, Confirmed, "base64")
-                    await ws.recv()  # the subscription id
+                    reply = await ws.recv()  # the subscription id, or an error (a rate-limited provider's 429)
+                    if not all(isinstance(getattr(m, "result", None), int) for m in reply):
+                        raise ConnectionError(f"accountSubscribe refused: {reply}")
                     self.ws_live.set()
                     delay = 0.2
                     self._offer(await self._fetch(), "poll")  # whatever changed while we were away

@@ -4,7 +4,7 @@ and confirms; program failures raise exceptions named after the program's errors
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from solana.rpc.types import MemcmpOpts
 from solders.keypair import Keypair
@@ -40,7 +40,7 @@ class RunNotFound(LookupError):
 class Coordinator:
     def __init__(self, rpc_urls: str | list[str], run_id: str, wallet: Keypair, ws_url: str | None = None,
                  codec: CoordinatorCodec | None = None, attempts: int = 4, rpc_timeout: float = 10.0,
-                 unit_price: UnitPrice = None) -> None:
+                 unit_price: UnitPrice | Literal["default"] = "default") -> None:
         self.codec = codec or default_codec()
         self.pool = RpcPool([rpc_urls] if isinstance(rpc_urls, str) else list(rpc_urls), attempts=attempts,
                             timeout=rpc_timeout)

@@ -40,6 +40,13 @@ RESEND_S = 1.5
 MAX_CU = 1_400_000
 FEE_CACHE_S = 5.0
 UnitPrice = int | Literal["auto"] | None
+_default_unit_price: UnitPrice = None
+
+
+def set_default_unit_price(price: UnitPrice) -> None:
+    """The unit price of senders made without one (the CLI's --with-compute-unit-price sets it)."""
+    global _default_unit_price
+    _default_unit_price = price
 
 
 def err_json(err: object) -> object:
@@ -71,11 +78,12 @@ def is_budget_exceeded(err: object) -> bool:
 
 class TransactionSender:
     def __init__(self, pool: RpcPool, errors: ErrorMap | None = None, attempts: int = 3, poll: float = 0.4,
-                 confirm_timeout: float = 90.0, unit_price: UnitPrice = None, cu_margin: float = 1.15,
-                 fee_percentile: float = 75.0, max_auto_price: int = 10_000_000) -> None:
+                 confirm_timeout: float = 90.0, unit_price: UnitPrice | Literal["default"] = "default",
+                 cu_margin: float = 1.15, fee_percentile: float = 75.0, max_auto_price: int = 10_000_000) -> None:
         self.pool, self.errors = pool, errors or ErrorMap([])
         self.attempts, self.poll, self.confirm_timeout = attempts, poll, confirm_timeout
-        self.unit_price, self.cu_margin = unit_price, cu_margin
+        self.unit_price = _default_unit_price if unit_price == "default" else unit_price
+        self.cu_margin = cu_margin
         self.fee_percentile, self.max_auto_price = fee_percentile, max_auto_price
         self.resent = 0  # signed transactions sent again while waiting for them to land
         self.sent = 0  # sendTransaction calls, resends included

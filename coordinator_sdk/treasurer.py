@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -65,7 +65,8 @@ class Rewards:
 
 class Treasurer:
     def __init__(self, rpc_urls: str | list[str], run_id: str, wallet: Keypair, ws_url: str | None = None,
-                 codec: TreasurerCodec | None = None, attempts: int = 4, unit_price: UnitPrice = None) -> None:
+                 codec: TreasurerCodec | None = None, attempts: int = 4,
+                 unit_price: UnitPrice | Literal["default"] = "default") -> None:
         self.codec = codec or default_treasurer_codec()
         self.coordinator = Coordinator(rpc_urls, run_id, wallet, ws_url=ws_url, codec=self.codec.coordinator,
                                        attempts=attempts, unit_price=unit_price)
