@@ -39,4 +39,6 @@ def test_three_clients_finish_on_a_hostile_cluster(tmp_path: Path) -> None:
         for c in clients:
             earned, penalised, _ = pts[pubkey_of(c.wallet)]
             assert (earned, penalised) == (expected_points(c, 900), 0), (c.name, earned, logs([c]))
-        print(f"hostile e2e: {elapsed:.1f} s with rate limit {RATE_LIMIT}/s")
+        landing = {c.name: finished(c)["landing"] for c in clients}
+        assert all(v["landed"] > 0 and v["sent"] >= v["landed"] for v in landing.values()), landing
+        print(f"hostile e2e: {elapsed:.1f} s with rate limit {RATE_LIMIT}/s; {landing}")
