@@ -99,8 +99,8 @@ class Coordinator:
                              ws_url=self.ws_url, poll_interval=poll_interval)
 
     # ---- sending ------------------------------------------------------------------------------------
-    async def _send(self, ix: Any, *extra: Keypair) -> str:
-        return await self.sender.send([ix], [self.wallet, *extra], cu_limit=COORDINATOR_CU_LIMIT)
+    async def _send(self, ix: Any, *extra: Keypair, label: str = "") -> str:
+        return await self.sender.send([ix], [self.wallet, *extra], cu_limit=COORDINATOR_CU_LIMIT, label=label)
 
     async def _owner(self, name: str, *args: Any) -> str:
         return await self._send(self.codec.owner_ix(name, self.wallet.pubkey(), self.instance,
@@ -108,7 +108,7 @@ class Coordinator:
 
     async def _client(self, name: str, *args: Any) -> str:
         return await self._send(self.codec.client_ix(name, self.wallet.pubkey(), self.instance,
-                                                     await self.account_key(), *args))
+                                                     await self.account_key(), *args), label=name)
 
     # ---- the run owner ------------------------------------------------------------------------------
     async def create_run(self, join_authority: Pubkey | None = None, open_to_all: bool = True) -> Pubkey:
@@ -176,7 +176,7 @@ class Coordinator:
         out = evictee(await self.fetch_state(), self.wallet.pubkey())
         ix = self.codec.join_run(self.wallet.pubkey(), self.instance, await self.account_key(), p2p, addr_hint,
                                  grantee, prove_p2p=p2p_keypair is not None, evictee=out)
-        return await self._send(ix, *([p2p_keypair] if p2p_keypair else []))
+        return await self._send(ix, *([p2p_keypair] if p2p_keypair else []), label="join_run")
 
     async def withdraw(self) -> str:
         return await self._client("withdraw")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from typing import Literal
 
 from solana.rpc.commitment import Confirmed
@@ -89,7 +90,8 @@ class TransactionSender:
         self.sent = 0  # sendTransaction calls, resends included
         self.landed = 0
         self.resigned = 0  # blockhashes that expired before their transaction landed
-        self.last = {}  # the latest send: {"cu_limit", "unit_price", "slot", "sent"}
+        self.last: dict = {}  # the latest send: {"cu_limit", "unit_price", "slot", "sent", "seconds", "label"}
+        self.history: deque[dict] = deque(maxlen=10_000)  # per landed transaction: label, sent, sign->confirmed s
         self._fees: dict[frozenset[str], tuple[float, int]] = {}
 
     # ---- budget ------------------------------------------------------------------------------------
@@ -122,16 +124,17 @@ class TransactionSender:
 
     # ---- sending -----------------------------------------------------------------------------------
     async def send(self, instructions: list[Instruction], signers: list[Keypair], payer: Keypair | None = None,
-                   cu_limit: int | None = None) -> str:
+                   cu_limit: int | None = None, label: str = "") -> str:
         """Send and wait until confirmed; returns the signature or raises a named error. `cu_limit`: a bound
-        the caller knows (no simulation); without it the limit comes from a simulation."""
+        the caller knows (no simulation); without it the limit comes from a simulation. `label` names the
+        transaction in `history` (e.g. "witness")."""
         payer = payer or signers[0]
         unique = list({bytes(k.pubkey()): k for k in [payer, *signers]}.values())
         price = await self.price_for(instructions)
         limit, simulated = cu_limit, cu_limit is None
         last_problem = "no attempt made"
         earlier: list[Signature] = []  # signatures whose blockhash expired unseen
-        sent_before = self.sent
+        sent_before, signed_at = self.sent, None
         for _ in range(self.attempts):
             latest = (await self.pool.call(lambda c: c.get_latest_blockhash(Confirmed))).value
             try:
@@ -141,9 +144,11 @@ class TransactionSender:
                 if (done := await self._earlier_outcome(earlier)) is not None:
                     return done
                 raise
+            signed_at = signed_at or time.monotonic()
             tx = Transaction.new_signed_with_payer(self._budget(limit, price) + instructions, payer.pubkey(), unique,
                                                    latest.blockhash)
-            self.last = {"cu_limit": limit, "unit_price": price, "slot": None, "sent": 0}
+            self.last = {"cu_limit": limit, "unit_price": price, "slot": None, "sent": 0, "label": label,
+                         "signed_at": signed_at}
             try:
                 self.sent += 1
                 resp = await self.pool.call(lambda c, raw=bytes(tx): c.send_raw_transaction(
@@ -182,7 +187,10 @@ class TransactionSender:
     async def _landed(self, sig: Signature, status: object, sent_before: int) -> str:
         self.landed += 1
         self.pool.note_write(status.slot)
-        self.last.update(slot=status.slot, sent=self.sent - sent_before)
+        seconds = time.monotonic() - self.last.get("signed_at", time.monotonic())
+        self.last.update(slot=status.slot, sent=self.sent - sent_before, seconds=seconds)
+        self.history.append({"label": self.last.get("label", ""), "sent": self.sent - sent_before,
+                             "seconds": round(seconds, 4), "ok": status.err is None})
         if status.err is not None:
             raise self.errors.exception_for(err_json(status.err), await self.logs(sig))
         return str(sig)
