@@ -167,3 +167,14 @@ def test_helpers() -> None:
         parse_unit_price("-3")
     assert percentile([0, 0, 0, 10], 75) == 0 and percentile([0, 0, 10, 10], 75) == 10 and percentile([], 50) == 0
     assert MAX_CU == 1_400_000
+
+
+@pytest.mark.parametrize("argv", [["run", "tick", "r1", "--with-compute-unit-price", "cheap"],
+                                  ["run-client", "--run-id", "r1", "--with-compute-unit-price", "-1"]])
+def test_a_bad_unit_price_is_a_usage_error(argv: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from client.cli import main
+
+    res = CliRunner().invoke(main, argv)
+    assert res.exit_code == 2 and "--with-compute-unit-price" in res.output and "neither 'auto'" in res.output
