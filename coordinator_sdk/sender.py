@@ -72,6 +72,14 @@ def percentile(values: list[int], p: float) -> int:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+def unprefixed(err: object, prefix: int) -> object:
+    """An InstructionError indexed as the caller's instructions are: without the ComputeBudget ones we put
+    in front, so "instruction 0" is still the caller's first."""
+    if isinstance(err, dict) and isinstance(err.get("InstructionError"), list) and err["InstructionError"][0] >= prefix:
+        return {**err, "InstructionError": [err["InstructionError"][0] - prefix, *err["InstructionError"][1:]]}
+    return err
+
+
 def is_budget_exceeded(err: object) -> bool:
     text = json.dumps(err)
     return "ComputationalBudgetExceeded" in text or "ProgramFailedToComplete" in text
@@ -119,7 +127,7 @@ class TransactionSender:
                                                blockhash)
         sim = (await self.pool.call(lambda c: c.simulate_transaction(tx, commitment=Confirmed))).value
         if sim.err is not None:
-            raise self.errors.exception_for(err_json(sim.err), list(sim.logs or []))
+            raise self.errors.exception_for(unprefixed(err_json(sim.err), 1 + bool(price)), list(sim.logs or []))
         return min(MAX_CU, int((sim.units_consumed or 0) * self.cu_margin) + 1_000)
 
     # ---- sending -----------------------------------------------------------------------------------
@@ -171,7 +179,7 @@ class TransactionSender:
                 if err is not None:
                     if (done := await self._earlier_outcome(earlier)) is not None:
                         return done
-                    raise self.errors.exception_for(err, logs) from None
+                    raise self.errors.exception_for(unprefixed(err, 1 + bool(price)), logs) from None
                 raise TransactionFailed(f"the node refused the transaction: {e}") from None
             status = await self._wait(resp.value, latest.last_valid_block_height, bytes(tx))
             if status is None:
@@ -192,7 +200,8 @@ class TransactionSender:
         self.history.append({"label": self.last.get("label", ""), "sent": self.sent - sent_before,
                              "seconds": round(seconds, 4), "ok": status.err is None})
         if status.err is not None:
-            raise self.errors.exception_for(err_json(status.err), await self.logs(sig))
+            prefix = 1 + bool(self.last.get("unit_price"))
+            raise self.errors.exception_for(unprefixed(err_json(status.err), prefix), await self.logs(sig))
         return str(sig)
 
     async def _earlier_outcome(self, earlier: list[Signature]) -> str | None:
