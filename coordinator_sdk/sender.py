@@ -142,23 +142,24 @@ class TransactionSender:
         limit, simulated = cu_limit, cu_limit is None
         last_problem = "no attempt made"
         earlier: list[Signature] = []  # signatures whose blockhash expired unseen
-        sent_before, signed_at = self.sent, None
+        call: dict = {"label": label, "sent": 0, "signed_at": None, "slot": None}  # this call's own record
         for _ in range(self.attempts):
             latest = (await self.pool.call(lambda c: c.get_latest_blockhash(Confirmed))).value
             try:
                 if limit is None:
                     limit = await self.simulate_limit(instructions, payer, unique, latest.blockhash, price)
             except TransactionFailed:
-                if (done := await self._earlier_outcome(earlier)) is not None:
+                if (done := await self._earlier_outcome(earlier, call)) is not None:
                     return done
                 raise
-            signed_at = signed_at or time.monotonic()
+            call["signed_at"] = call["signed_at"] or time.monotonic()
             tx = Transaction.new_signed_with_payer(self._budget(limit, price) + instructions, payer.pubkey(), unique,
                                                    latest.blockhash)
-            self.last = {"cu_limit": limit, "unit_price": price, "slot": None, "sent": 0, "label": label,
-                         "signed_at": signed_at}
+            call.update(cu_limit=limit, unit_price=price)
+            self.last = call
             try:
                 self.sent += 1
+                call["sent"] += 1
                 resp = await self.pool.call(lambda c, raw=bytes(tx): c.send_raw_transaction(
                     raw, opts=TxOpts(skip_confirmation=True, preflight_commitment=Confirmed)))
             except RPCException as e:
@@ -173,38 +174,38 @@ class TransactionSender:
                     last_problem = f"preflight: {err} at the caller's limit"
                     continue
                 if err == "AlreadyProcessed":  # this very signed transaction already landed: report its outcome
-                    status = await self._wait(tx.signatures[0], latest.last_valid_block_height)
+                    status = await self._wait(tx.signatures[0], latest.last_valid_block_height, call)
                     if status is not None:
-                        return await self._landed(tx.signatures[0], status, sent_before)
+                        return await self._landed(tx.signatures[0], status, call)
                 if err is not None:
-                    if (done := await self._earlier_outcome(earlier)) is not None:
+                    if (done := await self._earlier_outcome(earlier, call)) is not None:
                         return done
                     raise self.errors.exception_for(unprefixed(err, 1 + bool(price)), logs) from None
                 raise TransactionFailed(f"the node refused the transaction: {e}") from None
-            status = await self._wait(resp.value, latest.last_valid_block_height, bytes(tx))
+            status = await self._wait(resp.value, latest.last_valid_block_height, call, bytes(tx))
             if status is None:
                 last_problem = f"{resp.value} expired before it landed"
                 earlier.append(resp.value)
                 self.resigned += 1
                 continue
-            return await self._landed(resp.value, status, sent_before)
-        if (done := await self._earlier_outcome(earlier)) is not None:
+            return await self._landed(resp.value, status, call)
+        if (done := await self._earlier_outcome(earlier, call)) is not None:
             return done
         raise TransactionFailed(f"transaction not confirmed after {self.attempts} attempts ({last_problem})")
 
-    async def _landed(self, sig: Signature, status: object, sent_before: int) -> str:
+    async def _landed(self, sig: Signature, status: object, call: dict) -> str:
         self.landed += 1
         self.pool.note_write(status.slot)
-        seconds = time.monotonic() - self.last.get("signed_at", time.monotonic())
-        self.last.update(slot=status.slot, sent=self.sent - sent_before, seconds=seconds)
-        self.history.append({"label": self.last.get("label", ""), "sent": self.sent - sent_before,
+        seconds = time.monotonic() - (call.get("signed_at") or time.monotonic())
+        call.update(slot=status.slot, seconds=seconds)
+        self.history.append({"label": call["label"], "sent": call["sent"],
                              "seconds": round(seconds, 4), "ok": status.err is None})
         if status.err is not None:
-            prefix = 1 + bool(self.last.get("unit_price"))
+            prefix = 1 + bool(call.get("unit_price"))
             raise self.errors.exception_for(unprefixed(err_json(status.err), prefix), await self.logs(sig))
         return str(sig)
 
-    async def _earlier_outcome(self, earlier: list[Signature]) -> str | None:
+    async def _earlier_outcome(self, earlier: list[Signature], call: dict) -> str | None:
         """If an earlier copy of this transaction landed after all (a lagging node said it had not), its
         outcome is the answer: its signature, or its program error raised; None if none of them landed."""
         if not earlier:
@@ -213,10 +214,10 @@ class TransactionSender:
             earlier, search_transaction_history=True))).value
         for sig, status in zip(earlier, statuses, strict=True):
             if status is not None:
-                return await self._landed(sig, status, self.sent)
+                return await self._landed(sig, status, call)
         return None
 
-    async def _wait(self, sig: Signature, last_valid_block_height: int, raw: bytes | None = None):
+    async def _wait(self, sig: Signature, last_valid_block_height: int, call: dict, raw: bytes | None = None):
         """The status once the transaction landed, or None once its blockhash can no longer land. While it
         waits, the same signed transaction is sent again every RESEND_S (the same signature lands at most
         once, so resending is always safe). Expiry is decided from a block height read *before* a status
@@ -235,6 +236,7 @@ class TransactionSender:
             if raw is not None and due:
                 self.resent += 1
                 self.sent += 1
+                call["sent"] += 1
                 try:
                     await self.pool.call(lambda c: c.send_raw_transaction(
                         raw, opts=TxOpts(skip_confirmation=True, skip_preflight=True)))

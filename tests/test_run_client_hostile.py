@@ -16,7 +16,7 @@ from client.local_cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 
-RATE_LIMIT = int(os.environ.get("PSYCHE_HOSTILE_RATE_LIMIT", "25"))  # calls/s for the whole node
+RATE_LIMIT = int(os.environ.get("PSYCHE_HOSTILE_RATE_LIMIT", "5"))  # calls/s for the whole node
 HOSTILE = ("--drop-tx-rate", "0.2", "--rate-limit", str(RATE_LIMIT), "--latency", "200")
 
 

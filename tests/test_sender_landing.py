@@ -135,8 +135,8 @@ def test_an_earlier_copy_that_landed_is_the_answer(net: Localnet) -> None:
             payer = await _funded(pool)
             sender = TransactionSender(pool)
             first = await TransactionSender(pool).send([_pay(payer)], [payer])
-            assert await sender._earlier_outcome([Signature.from_string(first)]) == first
-            assert await sender._earlier_outcome([Signature.default()]) is None
+            assert await sender._earlier_outcome([Signature.from_string(first)], {"label": "", "sent": 1}) == first
+            assert await sender._earlier_outcome([Signature.default()], {}) is None
             assert pool.min_context_slot > 0
     asyncio.run(body())
 
