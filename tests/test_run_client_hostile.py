@@ -16,7 +16,10 @@ from client.local_cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 
-RATE_LIMIT = int(os.environ.get("PSYCHE_HOSTILE_RATE_LIMIT", "5"))  # calls/s for the whole node
+# Calls/s for the whole node. At 5 the run takes ~60 s, each client waiting out 7-16 429s; at 3, ~70 s; at 2
+# witnesses land seconds late, the run needs a second epoch (~170 s); at 1 witnesses miss their rounds
+# (StaleRound) and the run does not finish in 150 s, though no client fails.
+RATE_LIMIT = int(os.environ.get("PSYCHE_HOSTILE_RATE_LIMIT", "5"))
 HOSTILE = ("--drop-tx-rate", "0.2", "--rate-limit", str(RATE_LIMIT), "--latency", "200")
 
 
@@ -39,6 +42,6 @@ def test_three_clients_finish_on_a_hostile_cluster(tmp_path: Path) -> None:
         for c in clients:
             earned, penalised, _ = pts[pubkey_of(c.wallet)]
             assert (earned, penalised) == (expected_points(c, 900), 0), (c.name, earned, logs([c]))
-        landing = {c.name: finished(c)["landing"] for c in clients}
+        landing = {c.name: {k: v for k, v in finished(c)["landing"].items() if k != "history"} for c in clients}
         assert all(v["landed"] > 0 and v["sent"] >= v["landed"] for v in landing.values()), landing
         print(f"hostile e2e: {elapsed:.1f} s with rate limit {RATE_LIMIT}/s; {landing}")
