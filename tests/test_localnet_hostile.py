@@ -141,3 +141,36 @@ def test_token_bucket_refills_at_the_rate() -> None:
 def test_bad_hostile_switches_are_usage_errors(args: list[str], message: str) -> None:
     res = CliRunner().invoke(localnet_cmd, args)
     assert res.exit_code == 2 and message in res.output
+
+
+def test_account_stream_survives_a_refused_subscription(tmp_path: Path) -> None:
+    """A subscription refused with 429 is treated as a websocket that is down: the stream polls (its polls
+    wait out their own 429s) and subscribes again, instead of waiting forever on a subscription it lacks."""
+    from solders.keypair import Keypair
+
+    from coordinator_sdk.account_stream import AccountStream
+    from coordinator_sdk.rpc_pool import RpcPool
+
+    net = Localnet(tmp_path / "ledger", extra=("--rate-limit", "2"))
+    try:
+        funded = Keypair().pubkey()
+        assert post(net.url, "requestAirdrop", [str(funded), 10**9])[0] == 200
+
+        async def body() -> dict:
+            async with RpcPool([net.url]) as pool:
+                stream = AccountStream(pool, funded, lambda b: b, lambda b: 0, poll_interval=0.2, max_backoff=0.5)
+                with ThreadPoolExecutor(4) as burn:  # keep the bucket empty while the stream subscribes
+                    load = [burn.submit(post, net.url, "getSlot", []) for _ in range(12)]
+                    async with stream:
+                        await stream.next(timeout=20)
+                        for _ in range(50):
+                            if stream.ws_live.is_set():
+                                break
+                            await asyncio.sleep(0.2)
+                    [f.result() for f in load]
+                return {**stream.stats, "live": stream.ws_live.is_set(), "throttled": pool.throttled}
+
+        stats = asyncio.run(body())
+        assert stats["reconnects"] >= 1 and stats["live"] and stats["poll"] >= 1, stats
+    finally:
+        net.stop()
