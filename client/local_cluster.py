@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,10 +131,18 @@ class LocalCluster:
         self.start_localnet()
 
     def rpc(self, method: str, params: list) -> Any:
+        """One JSON-RPC call; a 429 from a rate-limited localnet is waited out as its Retry-After says."""
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
         req = urllib.request.Request(self.url, body, {"content-type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read())["result"]
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    return json.loads(r.read())["result"]
+            except urllib.error.HTTPError as e:
+                if e.code != 429 or time.monotonic() > deadline:
+                    raise
+                time.sleep(float(e.headers.get("Retry-After") or 1))
 
     def _airdrop(self, path: Path, sol: int) -> None:
         from coordinator_sdk.keypair_file import read_keypair

@@ -13,7 +13,7 @@ from solana.rpc.commitment import Confirmed
 from solana.rpc.websocket_api import connect
 from solders.pubkey import Pubkey
 
-from coordinator_sdk.rpc_pool import RpcPool
+from coordinator_sdk.rpc_pool import RpcCallError, RpcPool
 
 T = TypeVar("T")
 log = logging.getLogger("coordinator_sdk.stream")
@@ -57,8 +57,7 @@ class AccountStream(Generic[T]):
         self._queue.put_nowait(state)
 
     async def _fetch(self) -> bytes | None:
-        acc = (await self.pool.call(lambda c: c.get_account_info(self.pubkey, Confirmed))).value
-        return bytes(acc.data) if acc is not None else None
+        return await self.pool.read_account(self.pubkey)  # no older than our own latest write
 
     async def _websocket(self) -> None:
         delay = 0.2
@@ -66,7 +65,9 @@ class AccountStream(Generic[T]):
             try:
                 async with connect(self.ws_url) as ws:
                     await ws.account_subscribe(self.pubkey, Confirmed, "base64")
-                    await ws.recv()  # the subscription id
+                    reply = await ws.recv()  # the subscription id, or an error (a rate-limited provider's 429)
+                    if not all(isinstance(getattr(m, "result", None), int) for m in reply):
+                        raise ConnectionError(f"accountSubscribe refused: {reply}")
                     self.ws_live.set()
                     delay = 0.2
                     self._offer(await self._fetch(), "poll")  # whatever changed while we were away
@@ -89,7 +90,7 @@ class AccountStream(Generic[T]):
             if not self.ws_live.is_set():
                 try:
                     self._offer(await self._fetch(), "poll")
-                except ConnectionError as e:
+                except (ConnectionError, RpcCallError) as e:
                     log.warning("polling %s failed: %s", self.pubkey, e)
             await asyncio.sleep(self.poll_interval)
 

@@ -4,7 +4,7 @@ and confirms; program failures raise exceptions named after the program's errors
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from solana.rpc.types import MemcmpOpts
 from solders.keypair import Keypair
@@ -16,7 +16,7 @@ from coordinator_sdk.codec import ANYONE, LOCALNET_PROGRAM_ID, CoordinatorCodec
 from coordinator_sdk.keypair_file import read_keypair
 from coordinator_sdk.points import CLIENT_POINTS_SIZE, decode_banked, evictee
 from coordinator_sdk.rpc_pool import RpcPool
-from coordinator_sdk.sender import TransactionSender
+from coordinator_sdk.sender import TransactionSender, UnitPrice
 
 _CODEC: CoordinatorCodec | None = None
 _DEFAULT_IDS: dict[str, Pubkey | None] = {"coordinator": None, "treasurer": None}
@@ -37,6 +37,13 @@ def default_program_ids() -> dict[str, Pubkey | None]:
     return dict(_DEFAULT_IDS)
 
 
+# Every coordinator instruction is tested at <= 30k CU at 256 clients (bench/program_cu.py, README); a third
+# more is the limit they are sent with, which spares a simulation round trip per transaction. One that needs
+# more (a join at an unusually low PDA bump) fails preflight with ComputationalBudgetExceeded and the sender
+# then measures it by simulation.
+COORDINATOR_CU_LIMIT = 40_000
+
+
 def default_codec() -> CoordinatorCodec:
     global _CODEC
     if _CODEC is None:
@@ -51,11 +58,12 @@ class RunNotFound(LookupError):
 
 class Coordinator:
     def __init__(self, rpc_urls: str | list[str], run_id: str, wallet: Keypair, ws_url: str | None = None,
-                 codec: CoordinatorCodec | None = None, attempts: int = 4, rpc_timeout: float = 10.0) -> None:
+                 codec: CoordinatorCodec | None = None, attempts: int = 4, rpc_timeout: float = 10.0,
+                 unit_price: UnitPrice | Literal["default"] = "default") -> None:
         self.codec = codec or default_codec()
         self.pool = RpcPool([rpc_urls] if isinstance(rpc_urls, str) else list(rpc_urls), attempts=attempts,
                             timeout=rpc_timeout)
-        self.sender = TransactionSender(self.pool, self.codec.errors)
+        self.sender = TransactionSender(self.pool, self.codec.errors, unit_price=unit_price)
         self.run_id, self.wallet, self.ws_url = run_id, wallet, ws_url
         self.instance = self.codec.instance_pda(run_id)
         self._account: Pubkey | None = None
@@ -76,8 +84,7 @@ class Coordinator:
 
     # ---- reading ------------------------------------------------------------------------------------
     async def _raw(self, key: Pubkey) -> bytes | None:
-        acc = (await self.pool.call(lambda c: c.get_account_info(key))).value
-        return bytes(acc.data) if acc is not None else None
+        return await self.pool.read_account(key)  # as new as our latest write (minContextSlot)
 
     async def fetch_instance(self) -> Any:
         raw = await self._raw(self.instance)
@@ -112,8 +119,8 @@ class Coordinator:
                              ws_url=self.ws_url, poll_interval=poll_interval)
 
     # ---- sending ------------------------------------------------------------------------------------
-    async def _send(self, ix: Any, *extra: Keypair) -> str:
-        return await self.sender.send([ix], [self.wallet, *extra])
+    async def _send(self, ix: Any, *extra: Keypair, label: str = "") -> str:
+        return await self.sender.send([ix], [self.wallet, *extra], cu_limit=COORDINATOR_CU_LIMIT, label=label)
 
     async def _owner(self, name: str, *args: Any) -> str:
         return await self._send(self.codec.owner_ix(name, self.wallet.pubkey(), self.instance,
@@ -121,7 +128,7 @@ class Coordinator:
 
     async def _client(self, name: str, *args: Any) -> str:
         return await self._send(self.codec.client_ix(name, self.wallet.pubkey(), self.instance,
-                                                     await self.account_key(), *args))
+                                                     await self.account_key(), *args), label=name)
 
     # ---- the run owner ------------------------------------------------------------------------------
     async def create_run(self, join_authority: Pubkey | None = None, open_to_all: bool = True) -> Pubkey:
@@ -189,7 +196,7 @@ class Coordinator:
         out = evictee(await self.fetch_state(), self.wallet.pubkey())
         ix = self.codec.join_run(self.wallet.pubkey(), self.instance, await self.account_key(), p2p, addr_hint,
                                  grantee, prove_p2p=p2p_keypair is not None, evictee=out)
-        return await self._send(ix, *([p2p_keypair] if p2p_keypair else []))
+        return await self._send(ix, *([p2p_keypair] if p2p_keypair else []), label="join_run")
 
     async def withdraw(self) -> str:
         return await self._client("withdraw")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -16,7 +16,7 @@ from coordinator_sdk.client import Coordinator, RunNotFound, default_codec, defa
 from coordinator_sdk.codec import ANYONE
 from coordinator_sdk.keypair_file import read_keypair
 from coordinator_sdk.points import decode_banked
-from coordinator_sdk.sender import TransactionSender
+from coordinator_sdk.sender import TransactionSender, UnitPrice
 from coordinator_sdk.treasurer_codec import TreasurerCodec
 
 _CODEC: TreasurerCodec | None = None
@@ -73,12 +73,13 @@ class Rewards:
 
 class Treasurer:
     def __init__(self, rpc_urls: str | list[str], run_id: str, wallet: Keypair, ws_url: str | None = None,
-                 codec: TreasurerCodec | None = None, attempts: int = 4) -> None:
+                 codec: TreasurerCodec | None = None, attempts: int = 4,
+                 unit_price: UnitPrice | Literal["default"] = "default") -> None:
         self.codec = codec or default_treasurer_codec()
         self.coordinator = Coordinator(rpc_urls, run_id, wallet, ws_url=ws_url, codec=self.codec.coordinator,
-                                       attempts=attempts)
+                                       attempts=attempts, unit_price=unit_price)
         self.pool = self.coordinator.pool
-        self.sender = TransactionSender(self.pool, self.codec.errors)
+        self.sender = TransactionSender(self.pool, self.codec.errors, unit_price=unit_price)
         self.run_id, self.wallet = run_id, wallet
         self.run = self.codec.run_for(run_id)
         self.instance = self.coordinator.instance

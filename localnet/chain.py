@@ -28,6 +28,7 @@ from solders.transaction import Transaction, VersionedTransaction
 
 from coordinator_sdk import keypair_file as keys
 from localnet import loader
+from localnet.fees import COMPUTE_BUDGET, priority_fee_of, unit_price_of  # noqa: F401 (re-exported)
 from localnet.ledger import Ledger, LedgerWriteError
 from localnet.spl_token import token_balances
 from programs.deploy import DEPLOY_DIR, LOADER_V3, deploy_via_loader, program_id_for
@@ -43,7 +44,6 @@ _NOT_PERSISTED_OWNERS = {Pubkey.from_string(s) for s in (
     "Sysvar1111111111111111111111111111111111111", "NativeLoader1111111111111111111111111111111",
     "BPFLoader2111111111111111111111111111111111")}
 _GONE = Account(0, b"", Pubkey.default(), False, 0)
-COMPUTE_BUDGET = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
 MEMO_PROGRAMS = {Pubkey.from_string("MemoSq4gqABAXKb96qnH8TctzXVSRvF7AFSpfNJSVWe"),
                  Pubkey.from_string("Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo")}
 
@@ -89,17 +89,6 @@ def memo_of(message: Message | MessageV0) -> str | None:
     memos = [bytes(ix.data) for ix in message.instructions
              if ix.program_id_index < len(keys) and keys[ix.program_id_index] in MEMO_PROGRAMS]
     return "; ".join(f"[{len(m)}] {m.decode(errors='replace')}" for m in memos) or None
-
-
-def unit_price_of(message: Message | MessageV0) -> int:
-    """The compute-unit price (micro-lamports) set through the ComputeBudget program, or 0."""
-    keys = list(message.account_keys)
-    for ix in message.instructions:
-        data = bytes(ix.data)
-        if ix.program_id_index < len(keys) and keys[ix.program_id_index] == COMPUTE_BUDGET \
-                and len(data) == 9 and data[0] == 3:
-            return int.from_bytes(data[1:], "little")
-    return 0
 
 
 def simulation_json(meta, err: object = None) -> dict:
@@ -235,7 +224,7 @@ class Chain:
         return out
 
     def fee_for(self, message: Message) -> int:
-        return LAMPORTS_PER_SIGNATURE * message.header.num_required_signatures
+        return LAMPORTS_PER_SIGNATURE * message.header.num_required_signatures + priority_fee_of(message)
 
     def status(self, sig: str) -> dict | None:
         """The transaction record of a landed signature, from the ledger."""
@@ -273,6 +262,14 @@ class Chain:
                 continue
             for listener in self.listeners:
                 listener("account", (key, acc))
+
+    def _charge_priority_fee(self, message: Message | MessageV0) -> None:
+        """LiteSVM charges only the signature fee; a validator also takes the priority fee from the payer."""
+        fee = priority_fee_of(message)
+        payer = self.svm.get_account(message.account_keys[0]) if fee else None
+        if payer is not None:
+            self.svm.set_account(message.account_keys[0], Account(max(0, payer.lamports - fee), payer.data,
+                                                                    payer.owner, payer.executable, payer.rent_epoch))
 
     def _purge_zero_lamport(self, keys_: list[Pubkey]) -> None:
         """A validator deletes an account that ends a transaction with 0 lamports: its data and owner go,
@@ -351,6 +348,7 @@ class Chain:
         err = error_json(res.err()) if failed else None
         if failed and not (isinstance(err, dict) and "InstructionError" in err):
             raise RpcError(-32002, f"Transaction failed before execution: {err}", simulation_json(meta, res.err()))
+        self._charge_priority_fee(tx.message)
         self._purge_zero_lamport(account_keys)
         sig = str(tx.signatures[0])
         post_accounts = [self.svm.get_account(k) for k in account_keys]

@@ -23,9 +23,16 @@ from localnet.chain import LAMPORTS_PER_SIGNATURE, SLOT_SECONDS
 @click.option("--drop-tx-rate", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
               help="Share of sendTransaction calls accepted (signature returned) and never landed, like a congested"
                    " leader: for testing clients against a hostile cluster.")
+@click.option("--rate-limit", type=click.FloatRange(0.0, min_open=False), default=0.0, show_default=True,
+              help="JSON-RPC calls per second the node answers, over HTTP and websockets together (0: no limit); "
+                   "beyond it HTTP answers 429 with a Retry-After header, as public RPC providers do.")
+@click.option("--latency", "latency_ms", type=click.FloatRange(0.0, 60_000.0), default=0.0,
+              show_default=True,
+              help="Milliseconds added to every JSON-RPC reply (half before the call runs, half after), like a "
+                   "distant RPC provider.")
 @click.option("--quiet", is_flag=True, help="Print only errors.")
 def localnet(rpc_port: int, ledger: Path, reset: bool, request_timeout: float, drop_tx_rate: float,
-             quiet: bool) -> None:
+             rate_limit: float, latency_ms: float, quiet: bool) -> None:
     """A Solana validator on 127.0.0.1: LiteSVM behind real JSON-RPC and websockets, the programs in
     programs/deploy deployed through the loader, a clock in real time, state persisted to --ledger."""
     from coordinator_sdk.keypair_file import KeypairFileError
@@ -46,6 +53,10 @@ def localnet(rpc_port: int, ledger: Path, reset: bool, request_timeout: float, d
         click.echo(f"  faucet:       {chain.faucet.pubkey()} (requestAirdrop)")
         for name, pid in chain.programs.items():
             click.echo(f"  program {name + ':':<9}{pid}")
+        hostile = [f"{what} {v:g}{unit}" for what, v, unit in (
+            ("drops", drop_tx_rate, ""), ("rate limit", rate_limit, "/s"), ("latency", latency_ms, " ms")) if v]
+        if hostile:
+            click.echo(f"  hostile:      {', '.join(hostile)}")
         click.echo(f"  slot time {SLOT_SECONDS * 1000:.0f} ms, fee {LAMPORTS_PER_SIGNATURE} lamports/signature; "
                    "Ctrl-C to stop", err=False)
 
@@ -56,7 +67,7 @@ def localnet(rpc_port: int, ledger: Path, reset: bool, request_timeout: float, d
             loop.add_signal_handler(sig, task.cancel)
         try:
             await serve(ledger, rpc_port, reset, announce=announce, request_timeout=request_timeout,
-                        drop_tx_rate=drop_tx_rate)
+                        drop_tx_rate=drop_tx_rate, rate_limit=rate_limit, latency_ms=latency_ms)
         except asyncio.CancelledError:
             pass
         except (StartupError, LedgerError, LedgerWriteError) as e:

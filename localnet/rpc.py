@@ -189,7 +189,9 @@ class RpcMethods(ClusterMethods, TokenMethods):
     def m_getSignaturesForAddress(self, params: list) -> list:
         key = parse_pubkey(param(params, 0, "address"), "address")
         cfg = self._cfg(params, 1)
-        limit = cfg.get("limit", 1000)
+        limit = cfg.get("limit")
+        if limit is None:  # solana-py sends "limit": null by default; a validator reads it as the default
+            limit = 1000
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise RpcError(-32602, "Invalid limit; max 1000")
         bounds = []

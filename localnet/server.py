@@ -16,6 +16,7 @@ from pathlib import Path
 from aiohttp import WSMsgType, web
 
 from localnet.chain import SLOT_SECONDS, Chain, RpcError
+from localnet.hostile import Latency, RateLimiter
 from localnet.http_guard import guarded_protocol_factory
 from localnet.ledger import LedgerWriteError
 from localnet.lock import LedgerLock, bind_listeners
@@ -79,8 +80,11 @@ def _error(code: int, message: str, req_id: object = None, data: object = None) 
 
 class LocalnetServer:
     def __init__(self, chain: Chain, host: str = "127.0.0.1", rpc_port: int = 8899,
-                 request_timeout: float = REQUEST_TIMEOUT, drop_tx_rate: float = 0.0) -> None:
+                 request_timeout: float = REQUEST_TIMEOUT, drop_tx_rate: float = 0.0, rate_limit: float = 0.0,
+                 latency_ms: float = 0.0) -> None:
         self.chain, self.host, self.rpc_port, self.request_timeout = chain, host, rpc_port, request_timeout
+        self.limiter = RateLimiter(rate_limit) if rate_limit else None
+        self.latency = Latency(latency_ms)
         self.methods = RpcMethods(chain, f"{host}:{rpc_port}", drop_tx_rate)
         self.pubsub = PubSub(chain)
         self._runners: list[web.AppRunner] = []
@@ -134,11 +138,18 @@ class LocalnetServer:
             return self._reply(_error(e.code, e.message), status=e.status)
         except TimeoutError:
             return self._reply(_error(-32600, f"Request body not received within {self.request_timeout:g} s"), 408)
-        if isinstance(req, list):
-            if not req or len(req) > MAX_BATCH:
-                return self._reply(_error(-32600, f"Invalid request: batch of {len(req)} (1..{MAX_BATCH})"))
-            return self._reply([self.handle_one(r) for r in req])
-        return self._reply(self.handle_one(req))
+        if isinstance(req, list) and (not req or len(req) > MAX_BATCH):
+            return self._reply(_error(-32600, f"Invalid request: batch of {len(req)} (1..{MAX_BATCH})"))
+        await self.latency.before()
+        wait = self.limiter.take(len(req) if isinstance(req, list) else 1) if self.limiter else 0.0
+        if wait:
+            await self.latency.after()
+            return web.Response(status=429, text=json.dumps(_error(429, "Too many requests for a specific RPC call")),
+                                content_type="application/json",
+                                headers={**CORS_HEADERS, "Retry-After": RateLimiter.retry_after(wait)})
+        reply = [self.handle_one(r) for r in req] if isinstance(req, list) else self.handle_one(req)
+        await self.latency.after()
+        return self._reply(reply)
 
     # ---- websockets ---------------------------------------------------------------------------------
     async def ws_handler(self, request: web.Request) -> web.WebSocketResponse:
@@ -156,7 +167,12 @@ class LocalnetServer:
                 except BodyError as e:
                     conn.send(_error(e.code, e.message))
                     continue
+                await self.latency.before()
                 for r in req if isinstance(req, list) else [req]:
+                    if self.limiter and self.limiter.take():
+                        conn.send(_error(429, "Too many requests for a specific RPC call",
+                                         r.get("id") if isinstance(r, dict) else None))
+                        continue
                     self.pubsub.handle(conn, r)
         finally:
             self.pubsub.disconnect(conn)
@@ -208,7 +224,8 @@ class LocalnetServer:
 
 
 async def serve(ledger: Path, rpc_port: int, reset: bool, ready: asyncio.Event | None = None,
-                announce=print, request_timeout: float = REQUEST_TIMEOUT, drop_tx_rate: float = 0.0) -> None:
+                announce=print, request_timeout: float = REQUEST_TIMEOUT, drop_tx_rate: float = 0.0,
+                rate_limit: float = 0.0, latency_ms: float = 0.0) -> None:
     """Run until cancelled (Ctrl-C / SIGTERM are turned into cancellation by the CLI). The ledger lock and
     both ports are held before the ledger is opened or reset: a failed start changes nothing."""
     lock = LedgerLock(ledger)
@@ -220,7 +237,8 @@ async def serve(ledger: Path, rpc_port: int, reset: bool, ready: asyncio.Event |
             for sock in sockets:
                 sock.close()
             raise
-        server = LocalnetServer(chain, rpc_port=rpc_port, request_timeout=request_timeout, drop_tx_rate=drop_tx_rate)
+        server = LocalnetServer(chain, rpc_port=rpc_port, request_timeout=request_timeout, drop_tx_rate=drop_tx_rate,
+                                rate_limit=rate_limit, latency_ms=latency_ms)
         try:
             await server.start(sockets)
             announce(server)

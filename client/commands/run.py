@@ -17,6 +17,7 @@ from client.cli_common import (
     url_option,
     validate_run_id,
 )
+from client.commands.landing import unit_price_option
 
 
 def _run_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -108,6 +109,7 @@ async def _afford(c: Any, treasurer: bool, open_to_all: bool, paused: bool) -> N
               help="With --treasurer: token base units paid per point (fixed at creation).")
 @url_option
 @keypair_option
+@unit_price_option
 def create(run_id: str, config_path: Path, paused: bool, treasurer: bool, mint: str | None,
            collateral_per_point: int, url: str, keypair_path: str) -> None:
     """Create run RUN_ID from a run.toml: config, metadata, model, initial checkpoint, rates, joins."""
@@ -175,6 +177,7 @@ def create(run_id: str, config_path: Path, paused: bool, treasurer: bool, mint: 
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @url_option
 @keypair_option
+@unit_price_option
 def update(run_id: str, config_path: Path, url: str, keypair_path: str) -> None:
     """Apply a run.toml's config, metadata, model and rates to a paused run."""
     from client.run_config import RunConfigError, load_run_config
@@ -202,6 +205,7 @@ def _simple(name: str, help_text: str, action) -> click.Command:
     @run_id_argument
     @url_option
     @keypair_option
+    @unit_price_option
     def cmd(run_id: str, url: str, keypair_path: str) -> None:
         wallet = load_wallet(keypair_path)
         sig = asyncio.run(_with_coordinator(url, run_id, wallet, action))
@@ -221,6 +225,7 @@ def _grant(name: str) -> None:
     @click.argument("pubkey")
     @url_option
     @keypair_option
+    @unit_price_option
     def cmd(run_id: str, pubkey: str, url: str, keypair_path: str) -> None:
         from coordinator_sdk.codec import ANYONE
 

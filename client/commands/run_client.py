@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from client.cli_common import CommandFailed, ExitCode, derive_ws_url, load_wallet, resolve_url, url_option
+from client.commands.landing import unit_price_option
 
 DEPRECATED_WALLET_ENV = "PSYCHE_WALLET"
 
@@ -62,6 +63,7 @@ def _wallet(ctx: click.Context, _param: click.Parameter, value: str | None) -> s
               help="Override the run's data location (local:/dir, http(s)://..., tcp://host:port). Env PSYCHE_DATA.")
 @click.option("--logs", envvar="PSYCHE_LOGS", type=click.Choice(["console", "json"]), default="console",
               show_default=True, help="One line per round, or JSON lines. Env PSYCHE_LOGS.")
+@unit_price_option
 @click.option("-v", "--verbose", count=True, help="More detail (chain and P2P events).")
 @click.option("-q", "--quiet", is_flag=True, help="Only rounds and problems.")
 def run_client(run_id: str, wallet: str, url: str, ws_url: str | None, rpc_fallback: tuple[str, ...],

@@ -7,6 +7,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from client.cli_common import keypair_option, load_wallet, url_option
+from client.commands.landing import unit_price_option
 from client.commands.treasury_common import parse_amount, require_localnet, run_sdk
 from client.commands.wallet import resolve_pubkey
 from coordinator_sdk import spl_token as spl
@@ -23,6 +24,7 @@ def token() -> None:
 @click.option("--decimals", type=click.IntRange(0, 9), default=6, show_default=True)
 @url_option
 @keypair_option
+@unit_price_option
 def create_mint(decimals: int, url: str, keypair_path: str) -> None:
     """Create a mint whose mint and freeze authority is the wallet; prints its address."""
     require_localnet(url, "create-mint")
@@ -45,6 +47,7 @@ def create_mint(decimals: int, url: str, keypair_path: str) -> None:
 @click.argument("recipient", required=False)
 @url_option
 @keypair_option
+@unit_price_option
 def mint_tokens(mint: str, amount: str, recipient: str | None, url: str, keypair_path: str) -> None:
     """Mint AMOUNT tokens of MINT to RECIPIENT's associated token account (default: the wallet)."""
     require_localnet(url, "mint")

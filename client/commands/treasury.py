@@ -6,6 +6,7 @@ import click
 from solders.keypair import Keypair
 
 from client.cli_common import emit_json, keypair_option, load_wallet, output_option, url_option
+from client.commands.landing import unit_price_option
 from client.commands.treasury_common import parse_amount, run_sdk
 from client.commands.wallet import resolve_pubkey
 from coordinator_sdk.spl_token import format_amount
@@ -68,6 +69,7 @@ def show(run_id: str, wallet: str | None, as_json: bool, output: str, url: str) 
 @run_id_option
 @keypair_option
 @url_option
+@unit_price_option
 def claim(run_id: str, keypair_path: str, url: str) -> None:
     """Claim everything claimable: creates the participant record and the token account if missing;
     prints the signature and the new balance."""
@@ -93,6 +95,7 @@ def claim(run_id: str, keypair_path: str, url: str) -> None:
 @click.argument("amount")
 @keypair_option
 @url_option
+@unit_price_option
 def fund(run_id: str, amount: str, keypair_path: str, url: str) -> None:
     """Top up RUN_ID's vault with AMOUNT tokens from the wallet's token account (a plain SPL transfer)."""
     wallet = load_wallet(keypair_path)

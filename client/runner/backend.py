@@ -64,6 +64,11 @@ class ChainBackend:
     async def fetch_state(self) -> Any:
         return await self.chain.fetch_state()
 
+    def landing_stats(self) -> dict[str, float]:
+        sender, pool = self.chain.sender, self.chain.pool
+        return {"sent": sender.sent, "landed": sender.landed, "resent": sender.resent, "resigned": sender.resigned,
+                "throttled": pool.throttled, "throttled_s": round(pool.throttled_s, 2), "history": list(sender.history)}
+
     async def balance(self) -> int:
         return (await self.chain.pool.call(lambda c: c.get_balance(self.wallet.pubkey()))).value
 

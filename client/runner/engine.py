@@ -251,5 +251,8 @@ class RunClient:
 
     async def _finish(self) -> None:
         summary = self.work.summary()
+        landing = getattr(self.backend, "landing_stats", None)
+        if landing is not None:  # how hard landing was: transactions sent per landed, 429s waited out
+            summary["landing"] = landing()
         self.report.event("finished", **summary)
         raise ClientExit(ExitCode.OK, f"run {self.s.run_id!r} finished")
