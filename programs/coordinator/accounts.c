@@ -63,50 +63,10 @@ uint64_t bump_nonce(CoordinatorAccount *a) {
     return sol_add_u64(a->nonce, 1, &a->nonce) ? SOL_SUCCESS : E_ARITHMETIC_OVERFLOW;
 }
 
-/* One System program instruction, signed by the PDA's seeds. */
-static uint64_t system_call(const SolParameters *p, const PdaCreate *req, const uint8_t *data, uint64_t len,
-                            bool with_payer) {
-    SolAccountMeta metas[2] = {{req->payer->key, true, true}, {req->target->key, true, true}};
-    SolInstruction ix = {req->sys->key, with_payer ? metas : metas + 1, with_payer ? 2 : 1, (uint8_t *)data, len};
-    SolSignerSeeds signer = {req->seeds, req->n_seeds};
-    return sol_invoke_signed_c(&ix, p->ka, p->ka_num, &signer, 1);
-}
-
-/* Create a PDA of this program funded by `payer` with the rent-exempt minimum at the default rent (a cluster
- * with other rent parameters makes the CPI fail, never under-fund). A target that already holds lamports
- * but no data and belongs to the System program (someone pre-funded the address to squat it) is taken over
- * as the System program allows: transfer the shortfall, allocate, assign. */
+/* Create a PDA of this program (pda_create.h: pre-funded addresses are taken over, not refused). */
 uint64_t create_pda(const SolParameters *p, const PdaCreate *req) {
-    SolAccountInfo *target = req->target;
-    uint64_t space = req->space;
-    if (!sol_is_system_program(req->sys->key)) return E_NOT_SYSTEM_PROGRAM;
-    if (target->data_len != 0) return E_ALREADY_INITIALIZED;
-    uint64_t lamports = (space + 128) * 6960, held = *target->lamports;
-    uint8_t data[52];
-    if (held == 0) {
-        uint32_t create = 0;
-        sol_memcpy(data, &create, 4);
-        sol_memcpy(data + 4, &lamports, 8);
-        sol_memcpy(data + 12, &space, 8);
-        sol_memcpy(data + 20, p->program_id->x, 32);
-        return system_call(p, req, data, 52, true);
-    }
-    if (!sol_is_system_program(target->owner)) return E_ALREADY_INITIALIZED;
-    uint64_t err;
-    if (held < lamports) {
-        uint32_t transfer = 2;
-        uint64_t shortfall = lamports - held;
-        sol_memcpy(data, &transfer, 4);
-        sol_memcpy(data + 4, &shortfall, 8);
-        if ((err = system_call(p, req, data, 12, true))) return err;
-    }
-    uint32_t allocate = 8, assign = 1;
-    sol_memcpy(data, &allocate, 4);
-    sol_memcpy(data + 4, &space, 8);
-    if ((err = system_call(p, req, data, 12, false))) return err;
-    sol_memcpy(data, &assign, 4);
-    sol_memcpy(data + 4, p->program_id->x, 32);
-    return system_call(p, req, data, 36, false);
+    static const PdaCreateErrors errors = {E_NOT_SYSTEM_PROGRAM, E_ALREADY_INITIALIZED};
+    return pda_create(p, req, &errors);
 }
 
 uint64_t config_check(const Config *c) {

@@ -8,6 +8,7 @@
 #define COORDINATOR_H
 #define SOL_MAX_ACCOUNTS 8 /* join_run: 5 + the P2P proof + an evictee's points PDA and the System program */
 #include "sol_sdk.h"
+#include "pda_create.h" /* PdaCreate, pda_create */
 
 /* ---- sizes and constants ----------------------------------------------------------------------------- */
 #define MAX_CLIENTS 256
@@ -276,12 +277,6 @@ uint64_t check_slot_hashes(const SolParameters *p, uint64_t i);
 uint64_t find_instance_address(const uint8_t *run_id, uint64_t len, const SolPubkey *program_id, SolPubkey *out,
                                uint8_t *bump);
 uint64_t bump_nonce(CoordinatorAccount *a);
-typedef struct {
-    SolAccountInfo *payer, *target, *sys;
-    uint64_t space;
-    const SolSignerSeed *seeds;
-    uint64_t n_seeds;
-} PdaCreate;
 uint64_t create_pda(const SolParameters *p, const PdaCreate *req);
 uint64_t bank_points(const SolParameters *p, CoordinatorAccount *a, uint64_t slot); /* points.c */
 

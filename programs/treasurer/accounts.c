@@ -26,50 +26,8 @@ uint64_t load_run(const SolParameters *p, uint64_t i, Run **out) {
     return SOL_SUCCESS;
 }
 
-/* One System program instruction for the new PDA, signed by its seeds (and by the payer when it pays). */
-static uint64_t system_call(const SolParameters *p, const PdaCreate *req, const uint8_t *data, uint64_t len,
-                            bool with_payer) {
-    SolAccountMeta metas[2] = {{req->payer->key, true, true}, {req->target->key, true, true}};
-    SolInstruction ix = {req->sys->key, with_payer ? metas : metas + 1, with_payer ? 2 : 1, (uint8_t *)data, len};
-    SolSignerSeeds signer = {req->seeds, req->n_seeds};
-    return sol_invoke_signed_c(&ix, p->ka, p->ka_num, &signer, 1);
-}
-
-/* Create a PDA of this program funded by `payer` with the rent-exempt minimum at the default rent (a
- * cluster with other rent parameters makes the CPI fail, never under-funds). Anyone can send lamports to
- * an address, and System CreateAccount refuses one that holds any: so a target that holds lamports but no
- * data and still belongs to the System program (pre-funded to squat a user's Participant or a run id's Run)
- * is taken over the way the System program allows, as the coordinator's create_pda does: transfer the
- * shortfall, allocate, assign. A target with data or another owner is AlreadyInitialized. */
+/* Create a PDA of this program (pda_create.h: pre-funded addresses are taken over, not refused). */
 uint64_t create_pda(const SolParameters *p, const PdaCreate *req) {
-    SolAccountInfo *target = req->target;
-    uint64_t space = req->space;
-    if (!sol_is_system_program(req->sys->key)) return T_NOT_SYSTEM_PROGRAM;
-    if (target->data_len != 0) return T_ALREADY_INITIALIZED;
-    uint64_t lamports = (space + 128) * 6960, held = *target->lamports;
-    uint8_t data[52];
-    if (held == 0) {
-        uint32_t create = 0;
-        sol_memcpy(data, &create, 4);
-        sol_memcpy(data + 4, &lamports, 8);
-        sol_memcpy(data + 12, &space, 8);
-        sol_memcpy(data + 20, p->program_id->x, 32);
-        return system_call(p, req, data, 52, true);
-    }
-    if (!sol_is_system_program(target->owner)) return T_ALREADY_INITIALIZED;
-    uint64_t err;
-    if (held < lamports) {
-        uint32_t transfer = 2;
-        uint64_t shortfall = lamports - held;
-        sol_memcpy(data, &transfer, 4);
-        sol_memcpy(data + 4, &shortfall, 8);
-        if ((err = system_call(p, req, data, 12, true))) return err;
-    }
-    uint32_t allocate = 8, assign = 1;
-    sol_memcpy(data, &allocate, 4);
-    sol_memcpy(data + 4, &space, 8);
-    if ((err = system_call(p, req, data, 12, false))) return err;
-    sol_memcpy(data, &assign, 4);
-    sol_memcpy(data + 4, p->program_id->x, 32);
-    return system_call(p, req, data, 36, false);
+    static const PdaCreateErrors errors = {T_NOT_SYSTEM_PROGRAM, T_ALREADY_INITIALIZED};
+    return pda_create(p, req, &errors);
 }

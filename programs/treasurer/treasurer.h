@@ -9,6 +9,7 @@
 #define TREASURER_H
 #define SOL_MAX_ACCOUNTS 12 /* the account array lives on the heap (HEAP_ACCOUNTS), not the 512-byte stack */
 #include "sol_sdk.h"
+#include "pda_create.h" /* PdaCreate, pda_create */
 
 /* Anchor discriminators (sha256("global:<name>")[:8] and sha256("account:<Name>")[:8], little-endian). */
 #define IX_RUN_CREATE 0xfda73a0ef7a338c6ULL
@@ -72,12 +73,6 @@ extern const SolPubkey TOKEN_PROGRAM_ID, ATA_PROGRAM_ID;
 /* ---- helpers (accounts.c) --------------------------------------------------------------------------- */
 uint64_t require_signer(const SolParameters *p, uint64_t i);
 uint64_t load_run(const SolParameters *p, uint64_t i, Run **out);
-typedef struct {
-    SolAccountInfo *payer, *target, *sys;
-    uint64_t space;
-    const SolSignerSeed *seeds;
-    uint64_t n_seeds;
-} PdaCreate;
 uint64_t create_pda(const SolParameters *p, const PdaCreate *req);
 
 /* ---- SPL Token / Associated Token Account (token.c) -------------------------------------------------- */
