@@ -144,7 +144,7 @@ class RpcPool:
                         self.current = (self.current + 1) % len(self.clients)  # another node may have room
                         await asyncio.sleep(wait / len(self.clients))
                         break  # start the endpoint round again, without using an attempt
-                    cause = e.__cause__ or e
+                    cause = e if isinstance(e, httpx.HTTPError) else (e.__cause__ or e)  # raw calls raise httpx errors
                     detail = str(cause) or (f"no answer within {self.timeout:g} s" if isinstance(
                         cause, (TimeoutError, httpx.TimeoutException)) else "no detail")
                     errors[self.urls[self.current]] = f"{type(cause).__name__}: {detail}"
