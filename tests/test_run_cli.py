@@ -121,6 +121,11 @@ def test_model_it_cannot_build(net, tmp_path) -> None:
     assert p.returncode == ExitCode.MODEL_UNSUPPORTED and "hf_auto" in p.stdout + p.stderr
 
 
+def _set_location(text: str, location: str) -> str:
+    head, _, tail = text.partition("[data]")
+    return head + "[data]\nlocation = " + json.dumps(location) + "\n" + tail.split("\n", 2)[2]
+
+
 @pytest.mark.parametrize("edit,needle", [
     (lambda t: t.replace("epoch_time = 30", "epoch_time = 1"), "warmup_time must be < epoch_time"),
     (lambda t: t.replace('schedule = "cosine"', 'schedule = "wsd"'), "lr.schedule"),
@@ -129,6 +134,19 @@ def test_model_it_cannot_build(net, tmp_path) -> None:
     (lambda t: t.replace("[config]", "[config]\nbogus = 1"), "unknown"),
     (lambda t: t.replace("max_seq_len = 32\nglobal", "max_seq_len = 4096\nglobal"), "max_seq_len"),
     (lambda t: t[: len(t) // 2] + " = =", "not a readable TOML file"),
+    (lambda t: t.replace("decay = 0.99", "decay = 5.0"), "distro.decay = 5.0: must lie in (0, 1]"),
+    (lambda t: t.replace("decay = 0.99", "decay = 0.0"), "distro.decay"),
+    (lambda t: t.replace("topk = 1\n", "topk = 257\n"), "distro.topk = 257: must lie in [1, 256]"),
+    (lambda t: t.replace("base = 3e-3", "base = -3e-3"), "lr.base = -0.003: a learning rate must be a finite, non-negative f32"),
+    (lambda t: t.replace("base = 3e-3", "base = inf"), "lr.base = inf"),
+    (lambda t: t.replace("base = 3e-3", "base = nan"), "lr.base = nan"),
+    (lambda t: t.replace("base = 3e-3", "base = -0.0"), "lr.base"),
+    (lambda t: t.replace("final = 3e-4", "final = 1e39"), "lr.final"),
+    (lambda t: t.replace("warmup_steps = 2", "warmup_steps = -1"), "lr.warmup_steps = -1"),
+    (lambda t: t.replace("[lr]", "[lr]\ncold_start_warmup_steps = 99"), "lr.cold_start_warmup_steps = 99"),
+    (lambda t: t.replace("[distro]", "[distro]\nchunk = 70000").replace("chunk = 16\n", ""), "distro.chunk"),
+    (lambda t: _set_location(t, "/nonexistent/data"), "no such directory"),
+    (lambda t: _set_location(t, "local:/proc/self"), "not a prepared data directory"),
 ])
 def test_bad_run_toml_is_refused_before_any_transaction(net, tmp_path, edit, needle) -> None:
     toml = write_run_toml(tmp_path, epoch_time=30, total_steps=50)
