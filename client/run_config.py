@@ -133,8 +133,8 @@ def load_run_config(path: Path) -> RunConfig:
 
 # ModelDescription's integer fields and their widths (coordinator.h); an out-of-range value would fail in Borsh.
 _MODEL_INTS = {"cold_start_warmup_steps": ("lr.cold_start_warmup_steps", 32),
-               "lr_warmup_steps": ("lr.warmup_steps", 32), "lr_total_steps": ("lr.total_steps", 32), "distro_chunk": ("distro.chunk", 16),
-               "distro_topk": ("distro.topk", 16)}
+               "lr_warmup_steps": ("lr.warmup_steps", 32), "lr_total_steps": ("lr.total_steps", 32),
+               "distro_chunk": ("distro.chunk", 16), "distro_topk": ("distro.topk", 16)}
 _MODEL_LRS = {"lr_base": "lr.base", "lr_warmup_init": "lr.warmup_init", "lr_final": "lr.final"}
 F32_MAX = 3.4028234663852886e38
 

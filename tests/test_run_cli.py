@@ -137,7 +137,7 @@ def _set_location(text: str, location: str) -> str:
     (lambda t: t.replace("decay = 0.99", "decay = 5.0"), "distro.decay = 5.0: must lie in (0, 1]"),
     (lambda t: t.replace("decay = 0.99", "decay = 0.0"), "distro.decay"),
     (lambda t: t.replace("topk = 1\n", "topk = 257\n"), "distro.topk = 257: must lie in [1, 256]"),
-    (lambda t: t.replace("base = 3e-3", "base = -3e-3"), "lr.base = -0.003: a learning rate must be a finite, non-negative f32"),
+    (lambda t: t.replace("base = 3e-3", "base = -3e-3"), "lr.base = -0.003: a learning rate must be"),
     (lambda t: t.replace("base = 3e-3", "base = inf"), "lr.base = inf"),
     (lambda t: t.replace("base = 3e-3", "base = nan"), "lr.base = nan"),
     (lambda t: t.replace("base = 3e-3", "base = -0.0"), "lr.base"),
