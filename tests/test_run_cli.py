@@ -161,7 +161,7 @@ def test_reused_run_id_status_and_list(net, made_run) -> None:
     run_id, owner = made_run
     toml = net.dir / "cfg" / "run.toml"
     p = psyche("run", "create", run_id, "--config", str(toml), "-u", net.url, "-k", str(owner), check=False)
-    assert p.returncode == ExitCode.ERROR and "already used" in _one_line(p)
+    assert p.returncode == ExitCode.ERROR and "already used" in _one_line(p) and "created in full" in _one_line(p)
     status = json.loads(psyche("run", "status", run_id, "--json", "-u", net.url).stdout)
     assert status["phase"] in ("Uninitialized", "Paused") and status["checkpoint"].startswith("sha256:")
     runs = json.loads(psyche("run", "list", "--json", "-u", net.url).stdout)
@@ -174,3 +174,104 @@ def _instance(run_id: str):
     from coordinator_sdk.client import default_codec
 
     return default_codec().instance_pda(run_id)
+
+
+# ---- a create that stopped part-way: a re-run by the same wallet finishes it, anyone else stays refused ----
+
+def _half_create(net, run_id: str, toml: Path, owner: Path, steps: tuple[str, ...], mint: str | None = None) -> None:
+    """What an interrupted `run create` leaves: the run (and with --treasurer its Run and vault) created by
+    the first transaction, then only `steps` of the later ones; sent over the SDK as the CLI sends them."""
+    from solders.pubkey import Pubkey
+
+    from client.run_config import load_run_config
+    from coordinator_sdk.client import Coordinator
+    from coordinator_sdk.codec import ANYONE
+    from coordinator_sdk.treasurer import Treasurer
+
+    async def go() -> None:
+        if mint is None:
+            async with Coordinator.from_wallet_file(net.url, run_id, owner) as c:
+                await c.create_run(open_to_all=False)
+                await _steps(c)
+        else:
+            async with Treasurer.from_wallet_file(net.url, run_id, owner) as t:
+                await t.create_run(Pubkey.from_string(mint), collateral_per_point=5, open_to_all=False)
+                await _steps(t)
+
+    async def _steps(c) -> None:
+        if "authorize" in steps:
+            await c.authorize(ANYONE)
+        if "config" in steps:
+            await c.update_config(**load_run_config(toml).config)
+
+    asyncio.run(go())
+
+
+def _create(net, run_id: str, toml: Path, wallet: Path, *extra: str):
+    return psyche("run", "create", run_id, "--config", str(toml), "-u", net.url, "-k", str(wallet), *extra,
+                  check=False)
+
+
+@pytest.mark.parametrize("steps", [(), ("authorize", "config")])
+def test_create_stopped_part_way_is_finished_by_a_rerun(net, tmp_path, steps) -> None:
+    toml = write_run_toml(tmp_path, epoch_time=30, total_steps=50)
+    owner, run_id = net.wallet("owner-half"), f"half-{len(steps)}"
+    _half_create(net, run_id, toml, owner, steps)
+    before = net.status(run_id)
+    assert before["phase"] == "Uninitialized" and not before["checkpoint"], before
+    p = _create(net, run_id, toml, net.wallet("squatter"))
+    assert p.returncode == ExitCode.ERROR and "already used" in _one_line(p) and "another wallet" in _one_line(p)
+    p = _create(net, run_id, toml, owner)
+    assert p.returncode == 0, p.stderr
+    assert "finishing its creation" in p.stdout and f"created run {run_id!r}" in p.stdout, p.stdout
+    after = net.status(run_id)
+    assert after["phase"] == "WaitingForMembers" and after["checkpoint"].startswith("sha256:"), after
+    p = _create(net, run_id, toml, owner)  # started: the id is used for good
+    assert p.returncode == ExitCode.ERROR and "already used" in _one_line(p) and "WaitingForMembers" in _one_line(p)
+
+
+def test_create_killed_part_way_is_finished_by_a_rerun(net, tmp_path) -> None:
+    """The real command killed as soon as its first transaction landed; the same command then completes."""
+    import subprocess
+    import time
+
+    from client.local_cluster import PSYCHE, REPO
+
+    toml = write_run_toml(tmp_path, epoch_time=30, total_steps=50)
+    owner, run_id = net.wallet("owner-killed"), "killed-create"
+    proc = subprocess.Popen([*PSYCHE, "run", "create", run_id, "--config", str(toml), "-u", net.url, "-k",
+                             str(owner)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while net.rpc("getAccountInfo", [str(_instance(run_id)), {"encoding": "base64"}])["value"] is None:
+            assert proc.poll() is None and time.monotonic() < deadline, "run create ended before creating the run"
+            time.sleep(0.02)
+    finally:
+        proc.kill()
+        proc.wait()
+    before = net.status(run_id)
+    assert before["phase"] == "Uninitialized" and not before["checkpoint"], before  # it really stopped part-way
+    p = _create(net, run_id, toml, owner)
+    assert p.returncode == 0 and "finishing its creation" in p.stdout, p.stdout + p.stderr
+    after = net.status(run_id)
+    assert after["phase"] == "WaitingForMembers" and after["checkpoint"].startswith("sha256:"), after
+
+
+def test_treasurer_create_stopped_part_way_is_finished_by_a_rerun(net, tmp_path) -> None:
+    import re
+
+    toml = write_run_toml(tmp_path, epoch_time=30, total_steps=50)
+    owner, run_id = net.wallet("owner-tr-half"), "half-treasurer"
+    mint = re.search(r"mint (\w+)", psyche("token", "create-mint", "-k", str(owner), "-u", net.url).stdout).group(1)
+    _half_create(net, run_id, toml, owner, ("authorize",), mint=mint)
+    p = _create(net, run_id, toml, owner)
+    assert p.returncode == ExitCode.ERROR and "--treasurer --mint" in _one_line(p), p.stderr
+    p = _create(net, run_id, toml, owner, "--treasurer", "--mint", mint)  # collateral per point 1, not 5
+    assert p.returncode == ExitCode.ERROR and "--collateral-per-point 5" in _one_line(p), p.stderr
+    p = _create(net, run_id, toml, net.wallet("tr-squatter"), "--treasurer", "--mint", mint,
+                "--collateral-per-point", "5")
+    assert p.returncode == ExitCode.ERROR and "another wallet" in _one_line(p), p.stderr
+    p = _create(net, run_id, toml, owner, "--treasurer", "--mint", mint, "--collateral-per-point", "5")
+    assert p.returncode == 0 and "finishing its creation" in p.stdout, p.stdout + p.stderr
+    after = net.status(run_id)
+    assert after["phase"] == "WaitingForMembers" and after["checkpoint"].startswith("sha256:"), after

@@ -97,6 +97,12 @@ async def _afford(c: Any, treasurer: bool, open_to_all: bool, paused: bool) -> N
                             f"(fund it: psyche airdrop {sol(cost.total - balance)} {who})", ExitCode.WALLET)
 
 
+# The owner updates a create sends after the run exists (config, metadata, model, checkpoint, rates): each
+# bumps the account's nonce once, from 0 at creation (authorize and set_paused(False) are told apart otherwise:
+# the grant is its own account, a started run is no longer Uninitialized).
+CREATE_UPDATES = 5
+
+
 async def _unfinished_create(c: Any, raw: bytes, run_id: str, owner: Pubkey, mint: Pubkey | None,
                              collateral_per_point: int) -> Pubkey:
     """The coordinator account of run `run_id` when an earlier `run create` by `owner`, with the same
@@ -130,6 +136,9 @@ async def _unfinished_create(c: Any, raw: bytes, run_id: str, owner: Pubkey, min
     if RunState(int(state.run_state)) != RunState.Uninitialized:
         raise CommandFailed(f"{used} (it is {RunState(int(state.run_state)).name}; change it with"
                             f" `psyche run update`)")
+    if int(state.nonce) >= CREATE_UPDATES:  # every update of a create landed: a complete --paused create
+        raise CommandFailed(f"{used} (created in full and not started: start it with `psyche run resume "
+                            f"{run_id}`, change it with `psyche run update`)")
     return inst.coordinator_account
 
 
