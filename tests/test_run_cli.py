@@ -271,7 +271,12 @@ def test_treasurer_create_stopped_part_way_is_finished_by_a_rerun(net, tmp_path)
     p = _create(net, run_id, toml, net.wallet("tr-squatter"), "--treasurer", "--mint", mint,
                 "--collateral-per-point", "5")
     assert p.returncode == ExitCode.ERROR and "another wallet" in _one_line(p), p.stderr
-    p = _create(net, run_id, toml, owner, "--treasurer", "--mint", mint, "--collateral-per-point", "5")
+    finish = ("--treasurer", "--mint", mint, "--collateral-per-point", "5", "--paused")
+    p = _create(net, run_id, toml, owner, *finish)
     assert p.returncode == 0 and "finishing its creation" in p.stdout, p.stdout + p.stderr
     after = net.status(run_id)
-    assert after["phase"] == "WaitingForMembers" and after["checkpoint"].startswith("sha256:"), after
+    assert after["phase"] == "Paused" and after["checkpoint"].startswith("sha256:"), after  # set up, not started
+    p = _create(net, run_id, toml, owner, *finish)  # complete (paused): nothing left to finish
+    assert p.returncode == ExitCode.ERROR and "created in full" in _one_line(p), p.stderr
+    psyche("run", "resume", run_id, "-u", net.url, "-k", str(owner))
+    assert net.status(run_id)["phase"] == "WaitingForMembers"
