@@ -112,7 +112,7 @@ def load_run_config(path: Path) -> RunConfig:
         raise RunConfigError(f"[model]/[lr]/[distro]: {e}") from None
     check_model_fields(model_fields, config)
     if location.startswith("local:"):
-        check_local_data(location, config["max_seq_len"])
+        check_local_data(location, config["max_seq_len"], mc.vocab_size)
 
     ckpt = raw.get("checkpoint", {}).get("path", "initial-checkpoint")
     if not isinstance(ckpt, str):
@@ -159,6 +159,14 @@ def check_model_fields(mf: dict[str, Any], config: dict[str, int]) -> None:
     if not 1 <= topk <= chunk * chunk:
         raise RunConfigError(f"distro.topk = {topk}: must lie in [1, {chunk * chunk}] (a DCT block of chunk"
                              f" {chunk} holds at most {chunk}x{chunk} coefficients)")
+    from types import SimpleNamespace
+
+    from client.runner.run_model import ModelUnsupported, TrainingPlan
+
+    try:  # exactly what every client checks when it reads the run
+        TrainingPlan.from_chain(SimpleNamespace(**mf))
+    except (ModelUnsupported, ValueError) as e:
+        raise RunConfigError(f"[model]/[lr]/[distro]: a client would refuse this run: {e}") from None
     cold_limit = ((config["epoch_time"] - config["warmup_time"]) // config["max_round_train_time"]
                   if config["max_round_train_time"] else 0)
     if mf["cold_start_warmup_steps"] > cold_limit:
@@ -166,7 +174,7 @@ def check_model_fields(mf: dict[str, Any], config: dict[str, int]) -> None:
                              f" {cold_limit} ((config.epoch_time - config.warmup_time) / config.max_round_train_time)")
 
 
-def check_local_data(location: str, max_seq_len: int) -> None:
+def check_local_data(location: str, max_seq_len: int, vocab_size: int) -> None:
     """A `local:` location must be a prepared token directory here: otherwise every client exits at warmup
     and the run sticks there. Opening it as the clients do checks the files (and the manifest, if any)."""
     from data_providers.local import LocalProvider
@@ -182,3 +190,7 @@ def check_local_data(location: str, max_seq_len: int) -> None:
         raise RunConfigError(f"data.location = {location!r}: not a prepared data directory ({e})") from None
     if provider.num_samples < 1:
         raise RunConfigError(f"data.location = {location!r}: holds no sample of {max_seq_len + 1} tokens")
+    data_vocab = (provider.manifest.tokenizer.get("vocab_size") if provider.manifest is not None else None)
+    if isinstance(data_vocab, int) and data_vocab > vocab_size:
+        raise RunConfigError(f"data.location = {location!r}: its tokenizer has {data_vocab} tokens, more than"
+                             f" model.vocab_size = {vocab_size} (the model could not embed them)")

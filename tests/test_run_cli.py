@@ -147,6 +147,7 @@ def _set_location(text: str, location: str) -> str:
     (lambda t: t.replace("[distro]", "[distro]\nchunk = 70000").replace("chunk = 16\n", ""), "distro.chunk"),
     (lambda t: _set_location(t, "/nonexistent/data"), "no such directory"),
     (lambda t: _set_location(t, "local:/proc/self"), "not a prepared data directory"),
+    (lambda t: t.replace("vocab_size = 256", "vocab_size = 100"), "its tokenizer has 256 tokens"),
 ])
 def test_bad_run_toml_is_refused_before_any_transaction(net, tmp_path, edit, needle) -> None:
     toml = write_run_toml(tmp_path, epoch_time=30, total_steps=50)
