@@ -8,6 +8,7 @@ hold absolute locations.
 """
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -109,6 +110,9 @@ def load_run_config(path: Path) -> RunConfig:
         model_fields = model_description_fields(model, raw.get("lr", {"base": 1e-3}), raw.get("distro", {}), location)
     except (KeyError, TypeError, ValueError) as e:
         raise RunConfigError(f"[model]/[lr]/[distro]: {e}") from None
+    check_model_fields(model_fields, config)
+    if location.startswith("local:"):
+        check_local_data(location, config["max_seq_len"], mc.vocab_size)
 
     ckpt = raw.get("checkpoint", {}).get("path", "initial-checkpoint")
     if not isinstance(ckpt, str):
@@ -125,3 +129,68 @@ def load_run_config(path: Path) -> RunConfig:
     rates = {k: _int({k: run.get(k, 0)}, k, "run") for k in ("earning_rate", "slashing_rate")}
     return RunConfig(path, name, desc, open_to_all, rates["earning_rate"], rates["slashing_rate"], config, model,
                      seed, model_fields, location, _resolve(base, ckpt))
+
+
+# ModelDescription's integer fields and their widths (coordinator.h); an out-of-range value would fail in Borsh.
+_MODEL_INTS = {"cold_start_warmup_steps": ("lr.cold_start_warmup_steps", 32),
+               "lr_warmup_steps": ("lr.warmup_steps", 32), "lr_total_steps": ("lr.total_steps", 32),
+               "distro_chunk": ("distro.chunk", 16), "distro_topk": ("distro.topk", 16)}
+_MODEL_LRS = {"lr_base": "lr.base", "lr_warmup_init": "lr.warmup_init", "lr_final": "lr.final"}
+F32_MAX = 3.4028234663852886e38
+
+
+def check_model_fields(mf: dict[str, Any], config: dict[str, int]) -> None:
+    """Every rule the program's update_model applies (a refusal there would strand a half-created run) and the
+    ones the clients apply when they read the run (a decay or topk they cannot use leaves the run stuck)."""
+    for key, (name, bits) in _MODEL_INTS.items():
+        v = mf[key]
+        if not 0 <= v < 2 ** bits:
+            raise RunConfigError(f"{name} = {v}: must be an integer in [0, {2 ** bits - 1}]")
+    for key, name in _MODEL_LRS.items():
+        v = mf[key]
+        if not math.isfinite(v) or math.copysign(1.0, v) < 0 or v > F32_MAX:  # -0.0 too: the sign bit
+            raise RunConfigError(f"{name} = {v}: a learning rate must be a finite, non-negative f32")
+    decay = mf["distro_decay"]
+    if not (math.isfinite(decay) and 0 < decay <= 1):
+        raise RunConfigError(f"distro.decay = {decay}: must lie in (0, 1]")
+    chunk, topk = mf["distro_chunk"], mf["distro_topk"]
+    if chunk < 1:
+        raise RunConfigError(f"distro.chunk = {chunk}: must be at least 1")
+    if not 1 <= topk <= chunk * chunk:
+        raise RunConfigError(f"distro.topk = {topk}: must lie in [1, {chunk * chunk}] (a DCT block of chunk"
+                             f" {chunk} holds at most {chunk}x{chunk} coefficients)")
+    from types import SimpleNamespace
+
+    from client.runner.run_model import ModelUnsupported, TrainingPlan
+
+    try:  # exactly what every client checks when it reads the run
+        TrainingPlan.from_chain(SimpleNamespace(**mf))
+    except (ModelUnsupported, ValueError) as e:
+        raise RunConfigError(f"[model]/[lr]/[distro]: a client would refuse this run: {e}") from None
+    cold_limit = ((config["epoch_time"] - config["warmup_time"]) // config["max_round_train_time"]
+                  if config["max_round_train_time"] else 0)
+    if mf["cold_start_warmup_steps"] > cold_limit:
+        raise RunConfigError(f"lr.cold_start_warmup_steps = {mf['cold_start_warmup_steps']}: must be at most"
+                             f" {cold_limit} ((config.epoch_time - config.warmup_time) / config.max_round_train_time)")
+
+
+def check_local_data(location: str, max_seq_len: int, vocab_size: int) -> None:
+    """A `local:` location must be a prepared token directory here: otherwise every client exits at warmup
+    and the run sticks there. Opening it as the clients do checks the files (and the manifest, if any)."""
+    from data_providers.local import LocalProvider
+    from data_providers.types import DataError
+
+    path = location.removeprefix("local:")
+    if not Path(path).is_dir():
+        raise RunConfigError(f"data.location = {location!r}: no such directory (prepare one with"
+                             " `psyche data prepare`, or name an http(s):// or tcp:// location)")
+    try:
+        provider = LocalProvider(path, max_seq_len + 1, wrap="wrap")
+    except (DataError, OSError, ValueError) as e:
+        raise RunConfigError(f"data.location = {location!r}: not a prepared data directory ({e})") from None
+    if provider.num_samples < 1:
+        raise RunConfigError(f"data.location = {location!r}: holds no sample of {max_seq_len + 1} tokens")
+    data_vocab = (provider.manifest.tokenizer.get("vocab_size") if provider.manifest is not None else None)
+    if isinstance(data_vocab, int) and data_vocab > vocab_size:
+        raise RunConfigError(f"data.location = {location!r}: its tokenizer has {data_vocab} tokens, more than"
+                             f" model.vocab_size = {vocab_size} (the model could not embed them)")

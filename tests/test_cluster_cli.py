@@ -49,6 +49,9 @@ def net(tmp_path_factory):
 def _toml(tmp_path: Path) -> Path:
     toml = tmp_path / "run.toml"
     shutil.copy(REPO / "examples" / "run.toml", toml)
+    from run_client_helpers import prepare_data  # run create refuses a local: location that is not prepared
+
+    toml.write_text(toml.read_text().replace('"../.demo/data/pydoc"', f'"{prepare_data(tmp_path)}"'))
     return toml
 
 

@@ -121,6 +121,11 @@ def test_model_it_cannot_build(net, tmp_path) -> None:
     assert p.returncode == ExitCode.MODEL_UNSUPPORTED and "hf_auto" in p.stdout + p.stderr
 
 
+def _set_location(text: str, location: str) -> str:
+    head, _, tail = text.partition("[data]")
+    return head + "[data]\nlocation = " + json.dumps(location) + "\n" + tail.split("\n", 2)[2]
+
+
 @pytest.mark.parametrize("edit,needle", [
     (lambda t: t.replace("epoch_time = 30", "epoch_time = 1"), "warmup_time must be < epoch_time"),
     (lambda t: t.replace('schedule = "cosine"', 'schedule = "wsd"'), "lr.schedule"),
@@ -129,6 +134,20 @@ def test_model_it_cannot_build(net, tmp_path) -> None:
     (lambda t: t.replace("[config]", "[config]\nbogus = 1"), "unknown"),
     (lambda t: t.replace("max_seq_len = 32\nglobal", "max_seq_len = 4096\nglobal"), "max_seq_len"),
     (lambda t: t[: len(t) // 2] + " = =", "not a readable TOML file"),
+    (lambda t: t.replace("decay = 0.99", "decay = 5.0"), "distro.decay = 5.0: must lie in (0, 1]"),
+    (lambda t: t.replace("decay = 0.99", "decay = 0.0"), "distro.decay"),
+    (lambda t: t.replace("topk = 1\n", "topk = 257\n"), "distro.topk = 257: must lie in [1, 256]"),
+    (lambda t: t.replace("base = 3e-3", "base = -3e-3"), "lr.base = -0.003: a learning rate must be"),
+    (lambda t: t.replace("base = 3e-3", "base = inf"), "lr.base = inf"),
+    (lambda t: t.replace("base = 3e-3", "base = nan"), "lr.base = nan"),
+    (lambda t: t.replace("base = 3e-3", "base = -0.0"), "lr.base"),
+    (lambda t: t.replace("final = 3e-4", "final = 1e39"), "lr.final"),
+    (lambda t: t.replace("warmup_steps = 2", "warmup_steps = -1"), "lr.warmup_steps = -1"),
+    (lambda t: t.replace("[lr]", "[lr]\ncold_start_warmup_steps = 99"), "lr.cold_start_warmup_steps = 99"),
+    (lambda t: t.replace("[distro]", "[distro]\nchunk = 70000").replace("chunk = 16\n", ""), "distro.chunk"),
+    (lambda t: _set_location(t, "/nonexistent/data"), "no such directory"),
+    (lambda t: _set_location(t, "local:/proc/self"), "not a prepared data directory"),
+    (lambda t: t.replace("vocab_size = 256", "vocab_size = 100"), "its tokenizer has 256 tokens"),
 ])
 def test_bad_run_toml_is_refused_before_any_transaction(net, tmp_path, edit, needle) -> None:
     toml = write_run_toml(tmp_path, epoch_time=30, total_steps=50)
@@ -143,7 +162,7 @@ def test_reused_run_id_status_and_list(net, made_run) -> None:
     run_id, owner = made_run
     toml = net.dir / "cfg" / "run.toml"
     p = psyche("run", "create", run_id, "--config", str(toml), "-u", net.url, "-k", str(owner), check=False)
-    assert p.returncode == ExitCode.ERROR and "already used" in _one_line(p)
+    assert p.returncode == ExitCode.ERROR and "already used" in _one_line(p) and "created in full" in _one_line(p)
     status = json.loads(psyche("run", "status", run_id, "--json", "-u", net.url).stdout)
     assert status["phase"] in ("Uninitialized", "Paused") and status["checkpoint"].startswith("sha256:")
     runs = json.loads(psyche("run", "list", "--json", "-u", net.url).stdout)
@@ -156,3 +175,109 @@ def _instance(run_id: str):
     from coordinator_sdk.client import default_codec
 
     return default_codec().instance_pda(run_id)
+
+
+# ---- a create that stopped part-way: a re-run by the same wallet finishes it, anyone else stays refused ----
+
+def _half_create(net, run_id: str, toml: Path, owner: Path, steps: tuple[str, ...], mint: str | None = None) -> None:
+    """What an interrupted `run create` leaves: the run (and with --treasurer its Run and vault) created by
+    the first transaction, then only `steps` of the later ones; sent over the SDK as the CLI sends them."""
+    from solders.pubkey import Pubkey
+
+    from client.run_config import load_run_config
+    from coordinator_sdk.client import Coordinator
+    from coordinator_sdk.codec import ANYONE
+    from coordinator_sdk.treasurer import Treasurer
+
+    async def go() -> None:
+        if mint is None:
+            async with Coordinator.from_wallet_file(net.url, run_id, owner) as c:
+                await c.create_run(open_to_all=False)
+                await _steps(c)
+        else:
+            async with Treasurer.from_wallet_file(net.url, run_id, owner) as t:
+                await t.create_run(Pubkey.from_string(mint), collateral_per_point=5, open_to_all=False)
+                await _steps(t)
+
+    async def _steps(c) -> None:
+        if "authorize" in steps:
+            await c.authorize(ANYONE)
+        if "config" in steps:
+            await c.update_config(**load_run_config(toml).config)
+
+    asyncio.run(go())
+
+
+def _create(net, run_id: str, toml: Path, wallet: Path, *extra: str):
+    return psyche("run", "create", run_id, "--config", str(toml), "-u", net.url, "-k", str(wallet), *extra,
+                  check=False)
+
+
+@pytest.mark.parametrize("steps", [(), ("authorize", "config")])
+def test_create_stopped_part_way_is_finished_by_a_rerun(net, tmp_path, steps) -> None:
+    toml = write_run_toml(tmp_path, epoch_time=30, total_steps=50)
+    owner, run_id = net.wallet("owner-half"), f"half-{len(steps)}"
+    _half_create(net, run_id, toml, owner, steps)
+    before = net.status(run_id)
+    assert before["phase"] == "Uninitialized" and not before["checkpoint"], before
+    p = _create(net, run_id, toml, net.wallet("squatter"))
+    assert p.returncode == ExitCode.ERROR and "already used" in _one_line(p) and "another wallet" in _one_line(p)
+    p = _create(net, run_id, toml, owner)
+    assert p.returncode == 0, p.stderr
+    assert "finishing its creation" in p.stdout and f"created run {run_id!r}" in p.stdout, p.stdout
+    after = net.status(run_id)
+    assert after["phase"] == "WaitingForMembers" and after["checkpoint"].startswith("sha256:"), after
+    p = _create(net, run_id, toml, owner)  # started: the id is used for good
+    assert p.returncode == ExitCode.ERROR and "already used" in _one_line(p) and "WaitingForMembers" in _one_line(p)
+
+
+def test_create_killed_part_way_is_finished_by_a_rerun(net, tmp_path) -> None:
+    """The real command killed as soon as its first transaction landed; the same command then completes."""
+    import subprocess
+    import time
+
+    from client.local_cluster import PSYCHE, REPO
+
+    toml = write_run_toml(tmp_path, epoch_time=30, total_steps=50)
+    owner, run_id = net.wallet("owner-killed"), "killed-create"
+    proc = subprocess.Popen([*PSYCHE, "run", "create", run_id, "--config", str(toml), "-u", net.url, "-k",
+                             str(owner)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while net.rpc("getAccountInfo", [str(_instance(run_id)), {"encoding": "base64"}])["value"] is None:
+            assert proc.poll() is None and time.monotonic() < deadline, "run create ended before creating the run"
+            time.sleep(0.02)
+    finally:
+        proc.kill()
+        proc.wait()
+    before = net.status(run_id)
+    assert before["phase"] == "Uninitialized" and not before["checkpoint"], before  # it really stopped part-way
+    p = _create(net, run_id, toml, owner)
+    assert p.returncode == 0 and "finishing its creation" in p.stdout, p.stdout + p.stderr
+    after = net.status(run_id)
+    assert after["phase"] == "WaitingForMembers" and after["checkpoint"].startswith("sha256:"), after
+
+
+def test_treasurer_create_stopped_part_way_is_finished_by_a_rerun(net, tmp_path) -> None:
+    import re
+
+    toml = write_run_toml(tmp_path, epoch_time=30, total_steps=50)
+    owner, run_id = net.wallet("owner-tr-half"), "half-treasurer"
+    mint = re.search(r"mint (\w+)", psyche("token", "create-mint", "-k", str(owner), "-u", net.url).stdout).group(1)
+    _half_create(net, run_id, toml, owner, ("authorize",), mint=mint)
+    p = _create(net, run_id, toml, owner)
+    assert p.returncode == ExitCode.ERROR and "--treasurer --mint" in _one_line(p), p.stderr
+    p = _create(net, run_id, toml, owner, "--treasurer", "--mint", mint)  # collateral per point 1, not 5
+    assert p.returncode == ExitCode.ERROR and "--collateral-per-point 5" in _one_line(p), p.stderr
+    p = _create(net, run_id, toml, net.wallet("tr-squatter"), "--treasurer", "--mint", mint,
+                "--collateral-per-point", "5")
+    assert p.returncode == ExitCode.ERROR and "another wallet" in _one_line(p), p.stderr
+    finish = ("--treasurer", "--mint", mint, "--collateral-per-point", "5", "--paused")
+    p = _create(net, run_id, toml, owner, *finish)
+    assert p.returncode == 0 and "finishing its creation" in p.stdout, p.stdout + p.stderr
+    after = net.status(run_id)
+    assert after["phase"] == "Paused" and after["checkpoint"].startswith("sha256:"), after  # set up, not started
+    p = _create(net, run_id, toml, owner, *finish)  # complete (paused): nothing left to finish
+    assert p.returncode == ExitCode.ERROR and "created in full" in _one_line(p), p.stderr
+    psyche("run", "resume", run_id, "-u", net.url, "-k", str(owner))
+    assert net.status(run_id)["phase"] == "WaitingForMembers"

@@ -133,8 +133,12 @@ def test_run_create_treasurer_from_run_toml(net: Localnet, tmp_path) -> None:
     import shutil
     from pathlib import Path
 
+    from run_client_helpers import prepare_data
+
     toml = tmp_path / "run.toml"
     shutil.copy(Path(__file__).resolve().parent.parent / "examples" / "run.toml", toml)
+    # the example's data directory is the demo's; run create refuses a local: location that is not prepared
+    toml.write_text(toml.read_text().replace('"../.demo/data/pydoc"', f'"{prepare_data(tmp_path)}"'))
     operator, op_path = asyncio.run(funded_wallet_file(net.url, tmp_path, "operator2", 20 * 10**9))
     mint = re.search(r"mint (\w+)", invoke("token", "create-mint", "-k", op_path, "-u", net.url).output).group(1)
     assert invoke("token", "mint", mint, "10", "-k", op_path, "-u", net.url).exit_code == 0

@@ -97,10 +97,64 @@ async def _afford(c: Any, treasurer: bool, open_to_all: bool, paused: bool) -> N
                             f"(fund it: psyche airdrop {sol(cost.total - balance)} {who})", ExitCode.WALLET)
 
 
+# The owner updates a create sends after the run exists (config, metadata, model, checkpoint, rates): each
+# bumps the account's nonce once, from 0 at creation (authorize and set_paused(False) are told apart otherwise:
+# the grant is its own account, a started run is no longer Uninitialized).
+CREATE_UPDATES = 5
+
+
+async def _unfinished_create(c: Any, raw: bytes, run_id: str, owner: Pubkey, mint: Pubkey | None,
+                             collateral_per_point: int) -> Pubkey:
+    """The coordinator account of run `run_id` when an earlier `run create` by `owner`, with the same
+    --treasurer/--mint, stopped part-way (the run exists, is Uninitialized, never started): a re-run then
+    finishes it, since every later step only sets a value. Anything else keeps the id refused."""
+    from coordinator_sdk.model.state import RunState
+
+    used = f"run id {run_id!r} is already used on this cluster (instance {c.instance})"
+    coordinator = c.coordinator if mint is not None else c
+    inst = coordinator.codec.decode(raw)
+    if mint is not None:
+        expected = c.run
+    else:
+        expected = owner
+    if inst.main_authority != expected:
+        from coordinator_sdk.treasurer import default_treasurer_codec
+
+        if inst.main_authority == default_treasurer_codec().run_for(run_id):
+            raise CommandFailed(f"{used}, by a treasurer run (re-run with --treasurer --mint to finish it)")
+        if mint is not None and inst.main_authority == owner:
+            raise CommandFailed(f"{used}, by this wallet without --treasurer (re-run without it to finish it)")
+        raise CommandFailed(f"{used}, by another wallet ({inst.main_authority})")
+    if mint is not None:
+        run = await c.fetch_run()
+        if run.main_authority != owner:
+            raise CommandFailed(f"{used}, by another wallet ({run.main_authority})")
+        if run.collateral_mint != mint or int(run.collateral_per_point) != collateral_per_point:
+            raise CommandFailed(f"{used}: it was created with --mint {run.collateral_mint} --collateral-per-point "
+                                f"{int(run.collateral_per_point)}; re-run with those to finish it")
+    state = await coordinator.fetch_state()
+    if RunState(int(state.run_state)) != RunState.Uninitialized:
+        raise CommandFailed(f"{used} (it is {RunState(int(state.run_state)).name}; change it with"
+                            f" `psyche run update`)")
+    if int(state.nonce) >= CREATE_UPDATES:  # every update of a create landed: a complete --paused create
+        raise CommandFailed(f"{used} (created in full and not started: start it with `psyche run resume "
+                            f"{run_id}`, change it with `psyche run update`)")
+    return inst.coordinator_account
+
+
+async def _authorized_anyone(c: Any, account: Pubkey) -> bool:
+    """Whether the run already lets anyone join (authorize is refused a second time: the grant is a PDA)."""
+    from coordinator_sdk.codec import ANYONE
+
+    coordinator = getattr(c, "coordinator", c)
+    pda = coordinator.codec.authorization_pda(coordinator.instance, ANYONE, account)
+    return await coordinator._raw(pda) is not None
+
+
 @run.command("create")
 @run_id_argument
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="run.toml (see run.example.toml).")
+              help="run.toml (see examples/run.toml).")
 @click.option("--paused", is_flag=True, help="Leave the run paused (start it later with `psyche run resume`).")
 @click.option("--treasurer", is_flag=True, help="Administer the run through the treasurer program: rewards are "
               "tokens of --mint held in the run's vault (fund it with `psyche run fund`).")
@@ -142,14 +196,17 @@ def create(run_id: str, config_path: Path, paused: bool, treasurer: bool, mint: 
     wallet = load_wallet(keypair_path)
 
     async def work(c) -> dict[str, Any]:
-        if await c._raw(c.instance) is not None:
-            raise CommandFailed(f"run id {run_id!r} is already used on this cluster (instance {c.instance})")
-        await _afford(c, treasurer, rc.open_to_all, paused)
-        if mint_key is not None:
-            account = await c.create_run(mint_key, collateral_per_point=collateral_per_point, open_to_all=False)
+        raw = await c._raw(c.instance)
+        if raw is None:
+            await _afford(c, treasurer, rc.open_to_all, paused)
+            if mint_key is not None:
+                account = await c.create_run(mint_key, collateral_per_point=collateral_per_point, open_to_all=False)
+            else:
+                account = await c.create_run(open_to_all=False)
         else:
-            account = await c.create_run(open_to_all=False)
-        if rc.open_to_all:
+            account = await _unfinished_create(c, raw, run_id, wallet.pubkey(), mint_key, collateral_per_point)
+            click.echo(f"run {run_id!r} was created by this wallet and never started: finishing its creation")
+        if rc.open_to_all and not await _authorized_anyone(c, account):
             await c.authorize(ANYONE)
         await c.update_config(**rc.config)
         n_params = sum(p.numel() for p in model.parameters())
