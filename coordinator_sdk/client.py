@@ -4,20 +4,22 @@ and confirms; program failures raise exceptions named after the program's errors
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from solana.rpc.types import MemcmpOpts
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
 
-from coordinator_sdk.account_stream import AccountStream
 from coordinator_sdk.codec import ANYONE, LOCALNET_PROGRAM_ID, CoordinatorCodec
 from coordinator_sdk.keypair_file import read_keypair
 from coordinator_sdk.points import CLIENT_POINTS_SIZE, decode_banked, evictee
 from coordinator_sdk.program_ids import default_program_ids, use_program_ids  # noqa: F401  (their old home)
 from coordinator_sdk.rpc_pool import RpcPool
 from coordinator_sdk.sender import TransactionSender, UnitPrice
+
+if TYPE_CHECKING:
+    from coordinator_sdk.account_stream import AccountStream
 
 _CODEC: CoordinatorCodec | None = None
 
@@ -100,6 +102,8 @@ class Coordinator:
 
     async def states(self, poll_interval: float = 1.0) -> AccountStream:
         """Decoded states as they change (use `async with`); only strictly newer nonces come out."""
+        from coordinator_sdk.account_stream import AccountStream  # websockets: only for those who follow
+
         return AccountStream(self.pool, await self.account_key(), self.codec.decode_state, lambda s: s.nonce,
                              ws_url=self.ws_url, poll_interval=poll_interval)
 

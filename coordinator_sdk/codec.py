@@ -19,7 +19,7 @@ from solders.pubkey import Pubkey
 from solders.system_program import ID as SYSTEM_PROGRAM
 from solders.sysvar import SLOT_HASHES
 
-from coordinator_sdk.fast_decode import LayoutCompiler, decode
+from coordinator_sdk.layout_view import LayoutTable, read_account
 from coordinator_sdk.points import points_pda
 from coordinator_sdk.program_errors import ErrorMap
 from programs.deploy import program_id_for
@@ -135,17 +135,25 @@ class CoordinatorCodec:
         return self.program.coder.accounts.decode(raw)
 
     @cached_property
-    def _compiler(self) -> LayoutCompiler:
+    def _compiler(self) -> Any:
+        """The same layout as a numpy dtype (coordinator_sdk.fast_decode), for the differential fuzzer."""
+        from coordinator_sdk.fast_decode import LayoutCompiler
+
         return LayoutCompiler(self.idl_json)
 
+    @cached_property
+    def _layouts(self) -> LayoutTable:
+        return LayoutTable(self.idl_json)
+
     def decode_state(self, raw: bytes) -> Any:
-        """A CoordinatorAccount in microseconds (numpy view of the same IDL layout); checks the discriminator."""
+        """A CoordinatorAccount in microseconds (a view that unpacks each field as it is read); checks the
+        discriminator."""
         if raw[:8] != ACCOUNT_DISCRIMINATOR:
             raise ValueError("not a CoordinatorAccount (wrong discriminator)")
-        return decode(self._compiler, "CoordinatorAccount", raw)
+        return read_account(self._layouts, "CoordinatorAccount", raw)
 
     def decode_instance(self, raw: bytes) -> Any:
         """A RunInstance with the same layout decoder (the same field names and values as `decode`'s)."""
         if raw[:8] != INSTANCE_DISCRIMINATOR:
             raise ValueError("not a RunInstance (wrong discriminator)")
-        return decode(self._compiler, "RunInstance", raw)
+        return read_account(self._layouts, "RunInstance", raw)
