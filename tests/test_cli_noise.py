@@ -59,3 +59,10 @@ def test_relay_help_names_both_choices() -> None:
     text = " ".join(res.output.split())
     assert "'disabled' (direct connections only) or 'default' (n0's public relays)" in text
     assert "[default: disabled]" in text
+
+
+def test_watch_ends_on_a_finished_run_only() -> None:
+    from client.dashboard.terminal import finished
+
+    assert finished({"run": {"phase": "Finished"}})
+    assert not finished({"run": {"phase": "Paused"}}) and not finished({"run": None}) and not finished({})
