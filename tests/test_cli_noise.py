@@ -66,3 +66,20 @@ def test_watch_ends_on_a_finished_run_only() -> None:
 
     assert finished({"run": {"phase": "Finished"}})
     assert not finished({"run": {"phase": "Paused"}}) and not finished({"run": None}) and not finished({})
+
+
+def test_dashboard_on_a_busy_port_is_one_line_without_warnings() -> None:
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        res = subprocess.run([sys.executable, "-m", "client.cli", "dashboard", "--port", str(port), "-u",
+                              "http://127.0.0.1:1"], capture_output=True, text=True, timeout=60, check=False,
+                             cwd=Path(__file__).resolve().parent.parent)
+    assert res.returncode == 1, res
+    assert res.stderr.strip() == f"Error: port {port} on 127.0.0.1 is in use (pick another with --port, or 0)"
