@@ -7,29 +7,31 @@ import sys
 import click
 
 from client.cli_common import run_main
-from client.commands import program_deploy  # noqa: F401  (adds deploy/upgrade/show/... to `program`)
-from client.commands.config import config
-from client.commands.dashboard import dashboard
-from client.commands.data import data
-from client.commands.program import program
-from client.commands.run import run
-from client.commands.run_client import run_client
-from client.commands.token import token
-from client.commands.treasury import fund, rewards
-from client.commands.wallet import airdrop, balance, keygen, pubkey
-from localnet.cli import localnet
+from client.lazy_group import LazyGroup
+
+# Each command's module is imported only when that command runs (client/lazy_group.py): a command that does
+# not train never pays for torch, and `psyche --version` for nothing but click.
+COMMANDS = {
+    "program": "client.commands.program_deploy:program",  # program.py's group, with deploy/upgrade/show/... added
+    "localnet": "localnet.cli:localnet",
+    "keygen": "client.commands.wallet:keygen",
+    "pubkey": "client.commands.wallet:pubkey",
+    "airdrop": "client.commands.wallet:airdrop",
+    "balance": "client.commands.wallet:balance",
+    "data": "client.commands.data:data",
+    "run-client": "client.commands.run_client:run_client",
+    "run": "client.commands.run:run",
+    "token": "client.commands.token:token",
+    "rewards": "client.commands.treasury:rewards",
+    "dashboard": "client.commands.dashboard:dashboard",
+    "config": "client.commands.config:config",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="psyche-py", prog_name="psyche")
 def main() -> None:
     """Psyche: decentralized training coordinated by a Solana program."""
-
-
-run.add_command(fund)  # `psyche run fund ID AMOUNT` (client/commands/treasury.py)
-for command in (program, localnet, keygen, pubkey, airdrop, balance, data, run_client, run, token, rewards, dashboard,
-                config):
-    main.add_command(command)
 
 
 def entry() -> None:

@@ -159,7 +159,7 @@ def check_program_id(value: str, what: str) -> str:
 def install(cfg: ClusterConfig) -> None:
     """Make the resolved program ids the SDK's defaults in this process, so that every Coordinator,
     Treasurer, dashboard feed and run-client built without an explicit codec talks to them."""
-    from coordinator_sdk.client import use_program_ids
+    from coordinator_sdk.program_ids import use_program_ids
 
     use_program_ids(cfg.coordinator_program, cfg.treasurer_program)
 

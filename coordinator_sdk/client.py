@@ -4,38 +4,24 @@ and confirms; program failures raise exceptions named after the program's errors
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from solana.rpc.types import MemcmpOpts
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
 
-from coordinator_sdk.account_stream import AccountStream
 from coordinator_sdk.codec import ANYONE, LOCALNET_PROGRAM_ID, CoordinatorCodec
 from coordinator_sdk.keypair_file import read_keypair
 from coordinator_sdk.points import CLIENT_POINTS_SIZE, decode_banked, evictee
+from coordinator_sdk.program_ids import default_program_ids, use_program_ids  # noqa: F401  (their old home)
 from coordinator_sdk.rpc_pool import RpcPool
 from coordinator_sdk.sender import TransactionSender, UnitPrice
 
+if TYPE_CHECKING:
+    from coordinator_sdk.account_stream import AccountStream
+
 _CODEC: CoordinatorCodec | None = None
-_DEFAULT_IDS: dict[str, Pubkey | None] = {"coordinator": None, "treasurer": None}
-
-
-def use_program_ids(coordinator: Pubkey | None, treasurer: Pubkey | None = None) -> None:
-    """Make `coordinator` / `treasurer` (None: the localnet's) the program ids of every Coordinator and
-    Treasurer built without an explicit codec in this process: the CLI calls it once per command with the
-    resolved configuration (client.cluster_config), so programs deployed at any id are reached."""
-    global _CODEC
-    _DEFAULT_IDS.update(coordinator=coordinator, treasurer=treasurer)
-    if _CODEC is not None and _CODEC.program_id != (coordinator or LOCALNET_PROGRAM_ID):
-        _CODEC = None
-
-
-def default_program_ids() -> dict[str, Pubkey | None]:
-    """The ids `use_program_ids` set (None: the localnet's)."""
-    return dict(_DEFAULT_IDS)
-
 
 # Every coordinator instruction is tested at <= 30k CU at 256 clients (bench/program_cu.py, README); a third
 # more is the limit they are sent with, which spares a simulation round trip per transaction. One that needs
@@ -45,10 +31,11 @@ COORDINATOR_CU_LIMIT = 40_000
 
 
 def default_codec() -> CoordinatorCodec:
+    """The codec at the process's default coordinator id (use_program_ids); the same object until it changes."""
     global _CODEC
-    if _CODEC is None:
-        pid = _DEFAULT_IDS["coordinator"]
-        _CODEC = CoordinatorCodec() if pid is None else CoordinatorCodec(pid)
+    pid = default_program_ids()["coordinator"] or LOCALNET_PROGRAM_ID
+    if _CODEC is None or _CODEC.program_id != pid:
+        _CODEC = CoordinatorCodec(pid)
     return _CODEC
 
 
@@ -91,7 +78,7 @@ class Coordinator:
         if raw is None:
             raise RunNotFound(f"no run {self.run_id!r} (instance {self.instance} of coordinator program "
                               f"{self.codec.program_id} does not exist)")
-        return self.codec.decode(raw)
+        return self.codec.decode_instance(raw)
 
     async def account_key(self) -> Pubkey:
         if self._account is None:
@@ -115,6 +102,8 @@ class Coordinator:
 
     async def states(self, poll_interval: float = 1.0) -> AccountStream:
         """Decoded states as they change (use `async with`); only strictly newer nonces come out."""
+        from coordinator_sdk.account_stream import AccountStream  # websockets: only for those who follow
+
         return AccountStream(self.pool, await self.account_key(), self.codec.decode_state, lambda s: s.nonce,
                              ws_url=self.ws_url, poll_interval=poll_interval)
 

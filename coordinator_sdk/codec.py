@@ -1,6 +1,10 @@
 """The coordinator program's ABI from its IDL (programs/coordinator/idl.json): instruction builders, account
 decoders, PDA helpers and the named error map. anchorpy does the borsh work offline; nothing here talks to
-a node, so the same code serves LiteSVM tests, the localnet and any cluster."""
+a node, so the same code serves LiteSVM tests, the localnet and any cluster.
+
+anchorpy (and its Program) is built on first use: reading a run (`psyche run status`, a client following the
+chain) decodes with the numpy layout below and never needs it, and importing it costs more than the rest of
+such a command (bench/cli_startup.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -9,15 +13,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from anchorpy import Context, Idl, Program, Provider, Wallet
-from solana.rpc.async_api import AsyncClient
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import ID as SYSTEM_PROGRAM
 from solders.sysvar import SLOT_HASHES
 
-from coordinator_sdk.fast_decode import LayoutCompiler, decode
+from coordinator_sdk.layout_view import LayoutTable, read_account
 from coordinator_sdk.points import points_pda
 from coordinator_sdk.program_errors import ErrorMap
 from programs.deploy import program_id_for
@@ -27,16 +29,30 @@ LOCALNET_PROGRAM_ID = program_id_for("coordinator")  # the default; programs dep
 PROGRAM_ID = LOCALNET_PROGRAM_ID  # (older name, kept for tests and benches)
 ANYONE = Pubkey.default()  # an authorization granted to the all-zero key lets anyone join
 ACCOUNT_DISCRIMINATOR = hashlib.sha256(b"account:CoordinatorAccount").digest()[:8]
+INSTANCE_DISCRIMINATOR = hashlib.sha256(b"account:RunInstance").digest()[:8]
 
 
 class CoordinatorCodec:
     def __init__(self, program_id: Pubkey = PROGRAM_ID, idl_path: Path = IDL_PATH) -> None:
         self.program_id = program_id
+        self.idl_path = idl_path
         self.idl_json = json.loads(idl_path.read_text())
-        self.idl = Idl.from_json(idl_path.read_text())
-        # A Program needs a provider; it is never used to send here (building and decoding are offline).
-        self.program = Program(self.idl, program_id, Provider(AsyncClient("http://127.0.0.1:9"), Wallet(Keypair())))
         self.errors = ErrorMap(self.idl_json["errors"])
+
+    @cached_property
+    def idl(self) -> Any:
+        from anchorpy import Idl
+
+        return Idl.from_json(self.idl_path.read_text())
+
+    @cached_property
+    def program(self) -> Any:
+        """anchorpy's Program for building instructions and typed values (imported and built on first use)."""
+        from anchorpy import Program, Provider, Wallet
+        from solana.rpc.async_api import AsyncClient
+
+        # A Program needs a provider; it is never used to send here (building and decoding are offline).
+        return Program(self.idl, self.program_id, Provider(AsyncClient("http://127.0.0.1:9"), Wallet(Keypair())))
 
     # ---- addresses ----------------------------------------------------------------------------------
     def instance_pda(self, run_id: str | bytes) -> Pubkey:
@@ -58,6 +74,8 @@ class CoordinatorCodec:
 
     # ---- instructions -------------------------------------------------------------------------------
     def ix(self, name: str, *args: Any, accounts: dict[str, Pubkey]) -> Instruction:
+        from anchorpy import Context
+
         return self.program.instruction[name](*args, ctx=Context(accounts=accounts))
 
     def init_run(self, payer: Pubkey, run_id: str, account: Pubkey, main_authority: Pubkey,
@@ -117,11 +135,25 @@ class CoordinatorCodec:
         return self.program.coder.accounts.decode(raw)
 
     @cached_property
-    def _compiler(self) -> LayoutCompiler:
+    def _compiler(self) -> Any:
+        """The same layout as a numpy dtype (coordinator_sdk.fast_decode), for the differential fuzzer."""
+        from coordinator_sdk.fast_decode import LayoutCompiler
+
         return LayoutCompiler(self.idl_json)
 
+    @cached_property
+    def _layouts(self) -> LayoutTable:
+        return LayoutTable(self.idl_json)
+
     def decode_state(self, raw: bytes) -> Any:
-        """A CoordinatorAccount in microseconds (numpy view of the same IDL layout); checks the discriminator."""
+        """A CoordinatorAccount in microseconds (a view that unpacks each field as it is read); checks the
+        discriminator."""
         if raw[:8] != ACCOUNT_DISCRIMINATOR:
             raise ValueError("not a CoordinatorAccount (wrong discriminator)")
-        return decode(self._compiler, "CoordinatorAccount", raw)
+        return read_account(self._layouts, "CoordinatorAccount", raw)
+
+    def decode_instance(self, raw: bytes) -> Any:
+        """A RunInstance with the same layout decoder (the same field names and values as `decode`'s)."""
+        if raw[:8] != INSTANCE_DISCRIMINATOR:
+            raise ValueError("not a RunInstance (wrong discriminator)")
+        return read_account(self._layouts, "RunInstance", raw)

@@ -42,6 +42,7 @@ class RpcCallError(Exception):
 
 
 THROTTLED = (429, 503)
+FAILURE_WARN_EVERY_S = 10.0  # during an outage every call fails; one warning per endpoint per this long
 MIN_CONTEXT_NOT_REACHED = -32016
 _ids = itertools.count(1)
 
@@ -93,6 +94,7 @@ class RpcPool:
         self.min_context_slot = 0  # the slot of this process's latest confirmed write
         self.throttled = 0  # 429/503 answers waited out
         self.throttled_s = 0.0
+        self._warned_at: dict[str, float] = {}  # endpoint -> when its last failure was logged as a warning
 
     def note_write(self, slot: int) -> None:
         """A transaction of ours was confirmed at `slot`: later reads must see at least that bank."""
@@ -148,7 +150,7 @@ class RpcPool:
                     detail = str(cause) or (f"no answer within {self.timeout:g} s" if isinstance(
                         cause, (TimeoutError, httpx.TimeoutException)) else "no detail")
                     errors[self.urls[self.current]] = f"{type(cause).__name__}: {detail}"
-                    log.warning("RPC %s failed (%s); trying the next endpoint", self.urls[self.current], cause)
+                    self._log_failure(self.urls[self.current], cause)
                     self.current = (self.current + 1) % len(self.clients)
             else:
                 attempt += 1
@@ -157,6 +159,18 @@ class RpcPool:
                     delay *= 2
         detail = "; ".join(f"{u}: {err}" for u, err in errors.items())
         raise AllEndpointsFailed(f"no RPC endpoint answered after {self.attempts} rounds ({detail})")
+
+    def _log_failure(self, url: str, cause: BaseException) -> None:
+        """A warning for the first failure of an endpoint and then at most every FAILURE_WARN_EVERY_S (the
+        rest at debug level): in an outage every call of every task fails, and a client printed ~5 lines a
+        second. "Trying the next endpoint" only when there is one."""
+        now = time.monotonic()
+        last = self._warned_at.get(url)
+        level = logging.WARNING if last is None or now - last >= FAILURE_WARN_EVERY_S else logging.DEBUG
+        if level == logging.WARNING:
+            self._warned_at[url] = now
+        then = "trying the next endpoint" if len(self.urls) > 1 else "retrying"
+        log.log(level, "RPC %s failed (%s); %s", url, cause, then)
 
     async def close(self) -> None:
         for c in self.clients:

@@ -121,6 +121,9 @@ def prepare_dataset_atomically(documents: Iterable[tuple[str, str]], out_dir: Pa
     except OSError as e:  # a full disk, an unreadable input: named, and nothing half-written stays behind
         shutil.rmtree(staging, ignore_errors=True)
         raise DataFileError(f"preparing {out_dir}: {e.strerror or e} ({e.filename})") from e
+    except DataFileError as e:  # named after what the user asked for, not the hidden staging directory
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DataFileError(str(e).replace(str(staging), str(out_dir))) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -6,6 +6,7 @@ import hashlib
 import re
 from pathlib import Path
 
+import pytest
 from solders.keypair import Keypair
 
 from coordinator_sdk.codec import IDL_PATH, PROGRAM_ID, CoordinatorCodec
@@ -160,3 +161,10 @@ def test_fast_decoder_equals_anchorpy_on_a_populated_account() -> None:
     slow, fast = h.codec.decode(raw), h.codec.decode_state(raw)
     assert any(r.num_witnesses > 0 for r in slow.rounds)  # blooms and roots are populated somewhere
     _same(slow, fast)
+    from coordinator_sdk.fast_decode import decode  # the numpy view (the differential fuzzer's) agrees too
+
+    _same(slow, decode(h.codec._compiler, "CoordinatorAccount", raw))
+    inst_raw = bytes(h.raw(key).data)
+    _same(h.codec.decode(inst_raw), h.codec.decode_instance(inst_raw))
+    with pytest.raises(ValueError, match="wrong discriminator"):
+        h.codec.decode_instance(raw)

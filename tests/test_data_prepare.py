@@ -174,3 +174,13 @@ def test_cli_prepare_into_an_impossible_place_is_one_line(tmp_path: Path) -> Non
     (tmp_path / "a.txt").write_text(TEXT_A)
     res = run_psyche("data", "prepare", str(tmp_path / "a.txt"), "-o", "/proc/psyche-ds")
     assert_one_line_error(res, 1, "/proc/psyche-ds: cannot create it (No such file or directory")
+
+
+def test_an_empty_input_names_the_output_not_the_staging_directory(tmp_path: Path) -> None:
+    (tmp_path / "empty.txt").write_text("")
+    res = CliRunner().invoke(main, ["data", "prepare", str(tmp_path / "empty.txt"), "-o", str(tmp_path / "d2")])
+    assert res.exit_code != 0
+    last = res.output.strip().splitlines()[-1]
+    assert last == f"Error: {tmp_path / 'd2'}: the inputs produced no tokens", res.output
+    assert ".partial" not in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.txt"]  # no staging debris either

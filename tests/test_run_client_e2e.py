@@ -54,6 +54,9 @@ def test_three_clients_two_epochs_and_a_late_joiner(tmp_path: Path) -> None:
             assert (earned, penalised) == (expected_points(c, 900), 0), (c.name, earned, epochs)
         assert (tmp_path / "net" / "c0-checkpoints").is_dir()
         assert net.status("e2e-main")["phase"] == "Finished"
+        watch = subprocess.run([*PSYCHE, "run", "status", "e2e-main", "--watch", "-u", net.url], cwd=REPO,
+                               capture_output=True, text=True, timeout=60, check=False)
+        assert watch.returncode == 0 and watch.stdout.rstrip().endswith("the run has finished"), watch  # not forever
 
 
 def test_kill_9_mid_round_then_rejoin(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from client.cli_common import (
     validate_run_id,
 )
 from client.commands.landing import unit_price_option
+from client.lazy_group import LazyGroup
 
 
 def _run_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -27,7 +28,9 @@ def _run_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 run_id_argument = click.argument("run_id", callback=_run_id)
 
 
-@click.group("run")
+@click.group("run", cls=LazyGroup, lazy={"status": "client.commands.run_status:status",
+                                          "list": "client.commands.run_status:run_list",
+                                          "fund": "client.commands.treasury:fund"})
 def run() -> None:
     """Create, steer and inspect training runs."""
 
@@ -299,8 +302,3 @@ def _grant(name: str) -> None:
 _grant("authorize")
 _grant("revoke")
 
-
-from client.commands.run_status import run_list, status  # noqa: E402  (registers on the group)
-
-run.add_command(status)
-run.add_command(run_list)

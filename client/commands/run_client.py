@@ -50,7 +50,8 @@ def _wallet(ctx: click.Context, _param: click.Parameter, value: str | None) -> s
 @click.option("--bind-p2p", envvar="PSYCHE_BIND_P2P", default="127.0.0.1:0", show_default=True, callback=_bind,
               help="UDP HOST:PORT of the iroh endpoint. Env PSYCHE_BIND_P2P.")
 @click.option("--relay", envvar="PSYCHE_RELAY", type=click.Choice(["disabled", "default"]), default="disabled",
-              show_default=True, help="iroh relays (default: n0's public relays). Env PSYCHE_RELAY.")
+              show_default=True, help="iroh relays: 'disabled' (direct connections only) or 'default' (n0's public "
+              "relays). Env PSYCHE_RELAY.")
 @click.option("--device", envvar="PSYCHE_DEVICE", default="auto", show_default=True,
               help="auto, cpu, cuda or cuda:N. Env PSYCHE_DEVICE.")
 @click.option("--micro-batch-size", envvar="PSYCHE_MICRO_BATCH_SIZE", type=click.IntRange(min=1), default=None,
@@ -64,7 +65,7 @@ def _wallet(ctx: click.Context, _param: click.Parameter, value: str | None) -> s
 @click.option("--logs", envvar="PSYCHE_LOGS", type=click.Choice(["console", "json"]), default="console",
               show_default=True, help="One line per round, or JSON lines. Env PSYCHE_LOGS.")
 @unit_price_option
-@click.option("-v", "--verbose", count=True, help="More detail (chain and P2P events).")
+@click.option("-v", "--verbose", count=True, help="More detail (chain and P2P events); -vv adds every HTTP request.")
 @click.option("-q", "--quiet", is_flag=True, help="Only rounds and problems.")
 def run_client(run_id: str, wallet: str, url: str, ws_url: str | None, rpc_fallback: tuple[str, ...],
                p2p_key: Path | None, bind_p2p: str, relay: str, device: str, micro_batch_size: int | None,

@@ -145,7 +145,7 @@ def render(s: dict[str, Any]) -> str:
 @click.argument("run_id", callback=lambda _c, _p, v: validate_run_id(v))
 @output_option
 @click.option("--json", "as_json", is_flag=True, help="Same as --output json.")
-@click.option("--watch", is_flag=True, help="Refresh in place as the chain changes (Ctrl-C to stop).")
+@click.option("--watch", is_flag=True, help="Refresh in place as the chain changes, until the run finishes or Ctrl-C.")
 @url_option
 def status(run_id: str, output: str, as_json: bool, watch: bool, url: str) -> None:
     """Phase, epoch, step, time left, clients and their points, this round's witnesses, last checkpoint."""

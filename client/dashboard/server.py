@@ -123,12 +123,12 @@ async def serve(dashboard: Dashboard, host: str, port: int, ready: asyncio.Event
     """Serve until cancelled; prints nothing (the command prints the URL)."""
     runner = web.AppRunner(dashboard.app(), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    dashboard.port = site._server.sockets[0].getsockname()[1]  # the port the OS gave when asked for 0
-    if ready is not None:
-        ready.set()
-    try:
+    try:  # a port in use fails here, after setup opened the RPC session: cleanup closes it either way
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        dashboard.port = site._server.sockets[0].getsockname()[1]  # the port the OS gave when asked for 0
+        if ready is not None:
+            ready.set()
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

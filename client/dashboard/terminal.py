@@ -14,6 +14,12 @@ from client.commands.run_status import render
 from client.dashboard.feed import JsonRpc, RunFeed
 
 CLEAR = "\x1b[H\x1b[2J"
+FINISHED = "Finished"  # coordinator_sdk.events.PHASES[RunState.Finished]: nothing will change any more
+
+
+def finished(view: dict[str, Any]) -> bool:
+    """Whether the run in `view` has finished (the watch then ends: it used to refresh a final screen forever)."""
+    return (view.get("run") or {}).get("phase") == FINISHED
 
 
 def render_live(view: dict[str, Any], now: float | None = None) -> str:
@@ -45,7 +51,7 @@ def render_live(view: dict[str, Any], now: float | None = None) -> str:
 
 
 async def watch(url: str, run_id: str, as_json: bool) -> None:
-    """Refresh on every change and once a second (the countdown), until Ctrl-C."""
+    """Refresh on every change and once a second (the countdown), until Ctrl-C or the run has finished."""
     async with aiohttp.ClientSession() as session:
         feed = RunFeed(JsonRpc(session, url), run_id).start()
         try:
@@ -63,5 +69,9 @@ async def watch(url: str, run_id: str, as_json: bool) -> None:
                 else:
                     click.echo(CLEAR + render_live(feed.view()))
                 version = new
+                if finished(feed.view()):
+                    if not as_json:
+                        click.echo("the run has finished")
+                    return
         finally:
             await feed.stop()

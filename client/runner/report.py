@@ -49,6 +49,9 @@ class Reporter:
         return f"{kind:<12} {rest}"
 
 
+PER_REQUEST_LOGGERS = ("httpx", "httpcore")
+
+
 class ReporterLogHandler(logging.Handler):
     """Library log records (RPC failover, gossip, iroh) as the client's own events, so `--logs json`
     stays one JSON object per line."""
@@ -68,6 +71,10 @@ class ReporterLogHandler(logging.Handler):
         root = logging.getLogger()
         root.handlers = [self]
         root.setLevel(self.level)
+        # httpx/httpcore log every request at INFO ("HTTP/1.1 200 OK"): at -v they drowned the chain and P2P
+        # events, so they show from -vv on.
+        for name in PER_REQUEST_LOGGERS:
+            logging.getLogger(name).setLevel(logging.NOTSET if self.reporter.verbosity >= 2 else logging.WARNING)
 
 
 def _kb(n: int) -> str:
