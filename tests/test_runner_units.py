@@ -12,7 +12,7 @@ import pytest
 from client.p2p.allowlist import StaticMembers
 from client.p2p.identity import P2PIdentity
 from client.p2p.node import P2PNode
-from client.runner.liveness import p2p_key_alive
+from client.runner.liveness import p2p_key_alive, rejected_as_non_member
 from client.runner.phase_witness import chain_deadline, post_lead_s
 from client.runner.ticking import IN_FLIGHT_GRACE_S, TickPolicy
 from client.runner.watch import Watch
@@ -174,3 +174,20 @@ def test_a_client_exits_even_if_a_task_ignores_its_cancellation() -> None:
     t0 = time.monotonic()
     assert run_bounded(main(), cleanup_s=0.5) == 7
     assert time.monotonic() - t0 < 30  # liveness: without the bound it never returns
+
+
+def test_liveness_probe_of_a_dead_key_whose_hex_holds_403_says_dead() -> None:
+    """A crashed client whose key's hex prefix contains "403" (the close code of a live holder refusing a
+    non-member) must read as dead: its restart was refused with exit 10 once."""
+    assert rejected_as_non_member("connection lost: closed by peer: 403 (not a member of the current epoch)")
+    assert not rejected_as_non_member("timed out")
+    assert not rejected_as_non_member("handshake with 609a331403ff failed")
+
+    async def body() -> None:
+        node = P2PNode(P2PIdentity.generate(), StaticMembers(set()), bind_addr="127.0.0.1:0")
+        await node.start()
+        address = node.address
+        await node.close()  # the port is dead now
+        dead = next(i for i in iter(P2PIdentity.generate, None) if "403" in i.public.hex()[:10])
+        assert not await p2p_key_alive(dead.public, [address], "127.0.0.1:0", timeout=2)
+    asyncio.run(body())

@@ -28,7 +28,12 @@ class NotMember(Exception):
 
 
 class PeerUnreachable(Exception):
-    """No address for the peer, or every address failed."""
+    """No address for the peer, or every address failed. `reason`: the transport's own words (without our
+    prefix, which names the peer's key and addresses and so can contain any digits)."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class P2PNode:
@@ -152,7 +157,7 @@ class P2PNode:
             except TimeoutError:
                 raise PeerUnreachable(f"peer {key.hex()[:10]} at {addrs}: no answer in {self.dial_timeout}s") from None
             except Exception as e:
-                raise PeerUnreachable(f"peer {key.hex()[:10]} at {addrs}: {e}") from None
+                raise PeerUnreachable(f"peer {key.hex()[:10]} at {addrs}: {e}", reason=str(e)) from None
             self._conns[slot] = conn
             handler = self.handlers.get(alpn)
             if handler is not None:  # the peer may answer over our dial too (it caches incoming connections)
