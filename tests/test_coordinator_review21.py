@@ -185,6 +185,15 @@ def _diff(**over: int) -> tuple[DiffRun, list[Keypair]]:
     return d, users
 
 
+def _two_in_warmup(d: DiffRun, users: list[Keypair]) -> None:
+    """Two clients join and the tick starts the Warmup; then one slot passes (round 0 starts in a later slot)."""
+    for u in users[:2]:
+        d.join(u)
+    d.h.advance(1)
+    d.client("tick", users[0])
+    d.h.advance(0)
+
+
 def _refused_alike(d: DiffRun, name: str, step) -> None:
     before = bytes(d.h.svm.get_account(d.run.account).data)
     res = step()
@@ -196,11 +205,7 @@ def test_last_step_saturates_at_u32_max_and_the_run_ends_at_total_steps() -> Non
     d, users = _diff(total_steps=U32, epoch_time=10)
     d.update_progress(U32 - 2)
     d.set_paused(False)
-    for u in users[:2]:
-        d.join(u)
-    d.h.advance(1)
-    d.client("tick", users[0])
-    d.h.advance(0)  # round 0 starts in a slot after the Warmup's
+    _two_in_warmup(d, users)
     for u in users[:2]:
         d.client("warmup_witness", u)
     assert d.chain_state().run_state == 3
@@ -234,11 +239,7 @@ def test_a_nonce_at_u64_max_refuses_every_instruction() -> None:
 def test_next_active_at_u64_max_refuses_the_epochs_first_round_and_a_resume() -> None:
     d, users = _diff()
     d.set_paused(False)
-    for u in users[:2]:
-        d.join(u)
-    d.h.advance(1)
-    d.client("tick", users[0])
-    d.h.advance(0)  # round 0 starts in a slot after the Warmup's
+    _two_in_warmup(d, users)
     assert d.chain_state().run_state == 2
     d.poke("next_active", U64)
     d.client("warmup_witness", users[0])  # one vote: no round yet, accepted
@@ -251,11 +252,7 @@ def test_next_active_at_u64_max_refuses_the_epochs_first_round_and_a_resume() ->
 def test_a_data_index_at_u64_max_refuses_the_next_round_and_the_epoch_end() -> None:
     d, users = _diff()
     d.set_paused(False)
-    for u in users[:2]:
-        d.join(u)
-    d.h.advance(1)
-    d.client("tick", users[0])
-    d.h.advance(0)  # round 0 starts in a slot after the Warmup's
+    _two_in_warmup(d, users)
     for u in users[:2]:
         d.client("warmup_witness", u)
     st = d.chain_state()
