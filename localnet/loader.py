@@ -26,7 +26,6 @@ from solders.transaction_status import (
     TransactionErrorInstructionError,
 )
 
-from coordinator_sdk import loader as ldr
 from localnet.loader_processor import (
     _LOADER,
     MAX_PERMITTED_DATA_LENGTH,
@@ -37,6 +36,7 @@ from localnet.loader_processor import (
     loader_state,
     writable,
 )
+from programs import loader as ldr
 
 LAMPORTS_PER_SIGNATURE = 5000
 MIN_EXTEND = 10240  # agave's MINIMUM_EXTEND_PROGRAM_BYTES

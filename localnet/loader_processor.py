@@ -24,7 +24,7 @@ from solders.transaction_status import (
     TransactionErrorInstructionError,
 )
 
-from coordinator_sdk import loader as ldr
+from programs import loader as ldr
 
 MAX_PERMITTED_DATA_LENGTH = 10 * 1024 * 1024
 SYSTEM_CU = 150  # what a System program instruction costs

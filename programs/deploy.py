@@ -11,24 +11,22 @@ exactly as a validator does at deploy.
 from __future__ import annotations
 
 import hashlib
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from solders.account import Account
-from solders.instruction import AccountMeta, Instruction
+from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
 from solders.pubkey import Pubkey
-from solders.system_program import CreateAccountParams, create_account
-from solders.sysvar import CLOCK, RENT
 from solders.transaction import Transaction
 
-LOADER_V3 = Pubkey.from_string("BPFLoaderUpgradeab1e11111111111111111111111")
+from programs import loader as ldr
+from programs.loader import LOADER_V3
+
 SPL_TOKEN = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 DEPLOY_DIR = Path(__file__).parent / "deploy"
 WRITE_CHUNK = 900  # bytes per Write instruction: keeps each transaction under the 1232-byte packet limit
-_PROGRAMDATA_HEADER = 45  # u32 tag 3, u64 slot, Option<Pubkey> upgrade authority
 
 
 class DeployError(Exception):
@@ -66,41 +64,30 @@ def _failed(res) -> bool:
 def deploy_via_loader(svm: LiteSVM, elf: bytes, program_id: Pubkey, authority: Keypair) -> Deployed:
     """Put `elf` at `program_id` through the upgradeable loader's deploy checks. `authority` pays and
     becomes the upgrade authority; it needs a few SOL."""
-    programdata, _ = Pubkey.find_program_address([bytes(program_id)], LOADER_V3)
+    programdata = ldr.programdata_address(program_id)
     placeholder = bytes(svm.get_account(SPL_TOKEN).data)
-    pd_data = struct.pack("<IQ", 3, 0) + b"\x01" + bytes(authority.pubkey()) + placeholder
+    pd_data = ldr.programdata_state(0, authority.pubkey()) + placeholder
     rent = svm.minimum_balance_for_rent_exemption(len(pd_data))
     svm.set_account(programdata, Account(rent, pd_data, LOADER_V3, False, 0))
-    svm.set_account(program_id, Account(svm.minimum_balance_for_rent_exemption(36),
-                                        struct.pack("<I", 2) + bytes(programdata), LOADER_V3, True, 0))
+    svm.set_account(program_id, Account(svm.minimum_balance_for_rent_exemption(ldr.PROGRAM_SIZE),
+                                        ldr.program_state(programdata), LOADER_V3, True, 0))
 
     buffer = Keypair()
-    size = 37 + len(elf)
-    res = _send(svm, authority, [
-        create_account(CreateAccountParams(from_pubkey=authority.pubkey(), to_pubkey=buffer.pubkey(),
-                                           lamports=svm.minimum_balance_for_rent_exemption(size), space=size,
-                                           owner=LOADER_V3)),
-        Instruction(LOADER_V3, struct.pack("<I", 0), [AccountMeta(buffer.pubkey(), False, True),
-                                                      AccountMeta(authority.pubkey(), False, False)]),
-    ], [authority, buffer])
+    lamports = svm.minimum_balance_for_rent_exemption(ldr.BUFFER_META + len(elf))
+    res = _send(svm, authority, ldr.create_buffer(authority.pubkey(), buffer.pubkey(), authority.pubkey(), len(elf),
+                                                  lamports), [authority, buffer])
     if _failed(res):
         raise DeployError(f"creating the buffer failed: {res.err()}")
     writes = 0
     for off in range(0, len(elf), WRITE_CHUNK):
-        chunk = elf[off:off + WRITE_CHUNK]
-        res = _send(svm, authority, [Instruction(
-            LOADER_V3, struct.pack("<IIQ", 1, off, len(chunk)) + chunk,
-            [AccountMeta(buffer.pubkey(), False, True), AccountMeta(authority.pubkey(), True, False)])], [authority])
+        res = _send(svm, authority, [ldr.write(buffer.pubkey(), authority.pubkey(), off, elf[off:off + WRITE_CHUNK])],
+                    [authority])
         if _failed(res):
             raise DeployError(f"buffer write at offset {off} failed: {res.err()}")
         writes += 1
     # The loader refuses a second deploy in the same slot as the placeholder's.
     svm.warp_to_slot(svm.get_clock().slot + 1)
-    upgrade = Instruction(LOADER_V3, struct.pack("<I", 3), [
-        AccountMeta(programdata, False, True), AccountMeta(program_id, False, True),
-        AccountMeta(buffer.pubkey(), False, True), AccountMeta(authority.pubkey(), False, True),
-        AccountMeta(RENT, False, False), AccountMeta(CLOCK, False, False),
-        AccountMeta(authority.pubkey(), True, False)])
+    upgrade = ldr.upgrade(program_id, buffer.pubkey(), authority.pubkey(), spill=authority.pubkey())
     res = _send(svm, authority, [upgrade], [authority])
     if _failed(res):
         logs = "\n  ".join(res.meta().logs())

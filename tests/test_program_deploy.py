@@ -17,9 +17,9 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import Transaction
 
-from coordinator_sdk import loader as ldr
 from coordinator_sdk.client import Coordinator
 from coordinator_sdk.codec import CoordinatorCodec
+from programs import loader as ldr
 from programs.build import DEPLOY
 
 

@@ -18,8 +18,8 @@ from client.commands.program_ops import DeployFailed, LoaderClient, Progress
 from client.commands.treasury_common import run_sdk
 from client.commands.wallet import resolve_pubkey
 from coordinator_sdk import keypair_file as keys
-from coordinator_sdk import loader as ldr
 from coordinator_sdk.rpc_pool import RpcPool
+from programs import loader as ldr
 
 
 def resolve_so(name: str) -> tuple[str, Path]:

@@ -14,10 +14,10 @@ from solana.rpc.commitment import Confirmed
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from coordinator_sdk import loader as ldr
 from coordinator_sdk.program_errors import TransactionFailed
 from coordinator_sdk.rpc_pool import RpcPool
 from coordinator_sdk.sender import TransactionSender
+from programs import loader as ldr
 
 COMPUTE_BUDGET_ROOM = 52  # ComputeBudget program key (32) + SetComputeUnitLimit (8) + SetComputeUnitPrice (12)
 EXTRA_SIGNER_ROOM = 96    # a second signature (64) and its key (32), when the authority is not the payer

@@ -1,5 +1,6 @@
 """The BPF upgradeable loader (loader v3): its instructions and account states, encoded as the validator
-decodes them, so the CLI's deploy and the localnet's emulation of the loader share one definition.
+decodes them, so the CLI's deploy, the localnet's emulation of the loader and the in-SVM deploy of
+`programs.deploy` share one definition (it sits in `programs/`, which every other package may import).
 
 Layout (agave `UpgradeableLoaderInstruction` / `UpgradeableLoaderState`, bincode): a u32 little-endian tag,
 then the variant's fields (u32/u64 little endian, `Vec<u8>` as a u64 length + bytes, `Option<Pubkey>` as a
