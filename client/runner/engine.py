@@ -51,6 +51,7 @@ class RunClient:
         self._scheduled: set[tuple] = set()
         self._joined_for: int | None = None
         self._joined_hint: str | None = None
+        self._joined_after_nonce = -1  # the account's nonce when our join was sent: states up to it predate it
         self.participating = False  # in the epoch in progress, as this process (a restart is not)
 
     @property
@@ -203,8 +204,8 @@ class RunClient:
         """Two processes on one wallet that raced past the start-up probe: the chain holds the address of
         whichever joined last. A client taking part in the epoch wants it back (True: re-join); any other
         leaves, so the one already training is never the one harmed."""
-        if self._joined_hint is None:
-            return False
+        if self._joined_hint is None or int(st.nonce) <= self._joined_after_nonce:
+            return False  # a state read before our join landed still shows the address of our crashed self
         held = registered_hint(st, self.me)
         if held is None or self._joined_hint in held[1] or int(st.run_state) == RunState.Finished:
             return False
@@ -225,7 +226,7 @@ class RunClient:
         self.participating = False
         try:
             await self.backend.join(self.p2p.identity.seed, self.p2p.identity.public, self.p2p.address)
-            self._joined_hint = self.p2p.address
+            self._joined_hint, self._joined_after_nonce = self.p2p.address, int(st.nonce)
             self.report.event("join", epoch=int(st.epoch) + (0 if int(st.run_state) == RunState.WaitingForMembers
                                                              else 1), hint=self.p2p.address)
         except TransactionFailed as e:
