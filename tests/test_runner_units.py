@@ -12,6 +12,7 @@ import pytest
 from client.p2p.allowlist import StaticMembers
 from client.p2p.identity import P2PIdentity
 from client.p2p.node import P2PNode
+from client.runner.join_guard import Holder, JoinGuard
 from client.runner.liveness import p2p_key_alive, rejected_as_non_member
 from client.runner.phase_witness import chain_deadline, post_lead_s
 from client.runner.ticking import IN_FLIGHT_GRACE_S, TickPolicy
@@ -191,3 +192,31 @@ def test_liveness_probe_of_a_dead_key_whose_hex_holds_403_says_dead() -> None:
         dead = next(i for i in iter(P2PIdentity.generate, None) if "403" in i.public.hex()[:10])
         assert not await p2p_key_alive(dead.public, [address], "127.0.0.1:0", timeout=2)
     asyncio.run(body())
+
+
+def _state(nonce: int, signer: bytes, hint: str) -> SimpleNamespace:
+    entry = SimpleNamespace(signer=signer, active=1, p2p=b"k" * 32, addr_hint=hint.encode().ljust(64, b"\0"))
+    return SimpleNamespace(nonce=nonce, num_clients=1, clients=[entry])
+
+
+def test_join_guard_ignores_states_read_before_our_join_landed() -> None:
+    """The CI failure: the stream had buffered a state newer than the one the join was decided on (nonce 11 > 10)
+    but older than the join itself; it showed the crashed predecessor's hint and the restart exited 10."""
+    me = b"w" * 32
+    guard = JoinGuard(me)
+    assert guard.holder(_state(10, me, "127.0.0.1:1111"))[0] is Holder.US  # not joined yet: nothing to conclude
+    guard.joined("127.0.0.1:2222", nonce_after_landing=13)  # a read after the join confirmed saw nonce 13
+    assert guard.holder(_state(11, me, "127.0.0.1:1111"))[0] is Holder.US  # buffered: predates our join
+    assert guard.holder(_state(12, me, "127.0.0.1:1111"))[0] is Holder.US
+    assert guard.holder(_state(13, me, "127.0.0.1:2222"))[0] is Holder.US
+    holder, addrs = guard.holder(_state(14, me, "127.0.0.1:3333"))  # someone joined after us
+    assert holder is Holder.OTHER and addrs == ["127.0.0.1:3333"]
+
+
+def test_join_guard_without_a_post_join_read_trusts_only_states_after_our_own_hint() -> None:
+    me = b"w" * 32
+    guard = JoinGuard(me)
+    guard.joined("127.0.0.1:2222", nonce_after_landing=None)
+    assert guard.holder(_state(50, me, "127.0.0.1:1111"))[0] is Holder.US  # could still predate our join
+    assert guard.holder(_state(51, me, "127.0.0.1:2222"))[0] is Holder.US
+    assert guard.holder(_state(52, me, "127.0.0.1:1111"))[0] is Holder.OTHER  # after ours: a second process

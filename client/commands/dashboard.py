@@ -36,11 +36,11 @@ def dashboard(run_id: str | None, url: str, ws_url: str | None, port: int) -> No
         click.echo(f"dashboard: http://127.0.0.1:{board.port}{path}  (RPC {url}; Ctrl-C to stop)", err=False)
         await task
 
+    from client.interrupts import run_until_interrupted
+
     try:
-        asyncio.run(main())
+        run_until_interrupted(main())
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
             raise CommandFailed(f"port {port} on 127.0.0.1 is in use (pick another with --port, or 0)") from None
         raise CommandFailed(f"cannot serve on 127.0.0.1:{port}: {e}") from None
-    except KeyboardInterrupt:
-        pass

@@ -54,9 +54,9 @@ def _require_dataset(directory: Path) -> None:
 
 
 def _serve_forever(run: Coroutine[Any, Any, None]) -> None:
-    try:
-        asyncio.run(run)
-    except KeyboardInterrupt:
+    from client.interrupts import run_until_interrupted
+
+    if run_until_interrupted(run):
         click.echo("stopped", err=True)
 
 

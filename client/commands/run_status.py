@@ -172,8 +172,10 @@ def status(run_id: str, output: str, as_json: bool, watch: bool, url: str) -> No
 
     if watch:  # the dashboard's live view (websocket + events), refreshed in place
         from client.dashboard.terminal import watch as watch_live
+        from client.interrupts import run_until_interrupted
 
-        asyncio.run(watch_live(url, run_id, as_json or output == "json"))
+        if run_until_interrupted(watch_live(url, run_id, as_json or output == "json")):
+            raise KeyboardInterrupt  # run_main's Ctrl-C policy: "interrupted", exit 130
         return
     from client.cli_chain import quiet_rpc_warnings
 

@@ -16,6 +16,7 @@ from typing import Any
 from client.cli_common import ExitCode
 from client.runner.backend import Backend, ChainBackend
 from client.runner.context import RunnerContext, first_line
+from client.runner.join_guard import Holder, JoinGuard
 from client.runner.liveness import p2p_key_alive, registered_hint
 from client.runner.p2p_session import P2PSession
 from client.runner.report import Reporter
@@ -50,8 +51,7 @@ class RunClient:
         self._queue: asyncio.Queue = asyncio.Queue()
         self._scheduled: set[tuple] = set()
         self._joined_for: int | None = None
-        self._joined_hint: str | None = None
-        self._joined_after_nonce = -1  # the account's nonce when our join was sent: states up to it predate it
+        self.join_guard = JoinGuard(self.me)
         self.participating = False  # in the epoch in progress, as this process (a restart is not)
 
     @property
@@ -204,15 +204,13 @@ class RunClient:
         """Two processes on one wallet that raced past the start-up probe: the chain holds the address of
         whichever joined last. A client taking part in the epoch wants it back (True: re-join); any other
         leaves, so the one already training is never the one harmed."""
-        if self._joined_hint is None or int(st.nonce) <= self._joined_after_nonce:
-            return False  # a state read before our join landed still shows the address of our crashed self
-        held = registered_hint(st, self.me)
-        if held is None or self._joined_hint in held[1] or int(st.run_state) == RunState.Finished:
+        holder, addrs = self.join_guard.holder(st)
+        if holder is Holder.US or int(st.run_state) == RunState.Finished:
             return False
         if self.participating and self.work.warm_epoch == int(st.epoch):
             return True
         raise ClientExit(ExitCode.ALREADY_RUNNING, f"another process joined run {self.s.run_id!r} with wallet"
-                         f" {self.s.wallet.pubkey()} (at {','.join(held[1])}); leaving it to that one")
+                         f" {self.s.wallet.pubkey()} (at {','.join(addrs)}); leaving it to that one")
 
     async def _ensure_joined(self, st: Any) -> None:
         next_active = int(st.next_active)
@@ -226,7 +224,7 @@ class RunClient:
         self.participating = False
         try:
             await self.backend.join(self.p2p.identity.seed, self.p2p.identity.public, self.p2p.address)
-            self._joined_hint, self._joined_after_nonce = self.p2p.address, int(st.nonce)
+            self.join_guard.joined(self.p2p.address, await self._nonce_now())
             self.report.event("join", epoch=int(st.epoch) + (0 if int(st.run_state) == RunState.WaitingForMembers
                                                              else 1), hint=self.p2p.address)
         except TransactionFailed as e:
@@ -234,6 +232,13 @@ class RunClient:
             self.report.event("error", action="join_run", reason=first_line(e))
             if "ClientsFull" in str(e) or "NotAuthorized" in str(e) or "RunFinished" in str(e):
                 raise ClientExit(ExitCode.ERROR, f"cannot join run {self.s.run_id!r}: {first_line(e)}") from None
+
+    async def _nonce_now(self) -> int | None:
+        """The account's nonce read now (after our join confirmed), or None when the read fails."""
+        try:
+            return int((await self.backend.fetch_state()).nonce)
+        except (AllEndpointsFailed, OSError, RunNotFound):
+            return None
 
     async def _heartbeat(self) -> None:
         while True:
