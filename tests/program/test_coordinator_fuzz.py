@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coordinator_sdk.fuzz import CONFIG_CHOICES, CONFIGS, OPS, USERS, Coverage, FuzzWorld, run_sequence
+from coordinator_sdk.model import RunState
 
 WORLD = FuzzWorld()
 op = st.tuples(st.sampled_from(OPS), st.integers(0, USERS - 1), st.integers(0, 2**USERS - 1),
@@ -32,11 +33,21 @@ def test_fixed_sequences_reach_deep_states() -> None:
     for _ in range(12):
         rounds += [("witness", u, 0b0001, 0, 1, 0) for u in range(4)] + [("advance", 0, 0, 0, 3, 0),
                                                                           ("tick", 1, 0, 0, 0, 0)] + votes
-    coverage = Coverage()
+    deep = (RunState.RoundTrain, RunState.RoundWitness, RunState.Cooldown)
+    finished = 0
     for config in range(len(CONFIGS)):
+        coverage = Coverage()
         run_sequence(WORLD, config, warm + rounds + [("advance", 0, 0, 0, 5, 0), ("tick", 2, 0, 0, 0, 0)], coverage)
-    accepted, _, majority = coverage.votes
-    assert accepted >= 4 * len(CONFIGS) and majority >= len(CONFIGS), coverage.votes  # every run votes in Cooldown
+        seen = (config, coverage.phases, coverage.max_epoch, coverage.accepted, coverage.votes)
+        # every config trains rounds (ticks moved it on, witnesses were accepted), ends its first epoch in
+        # Cooldown, where the vote is taken and the agreed checkpoint adopted
+        assert all(coverage.phases.get(state, 0) > 0 for state in deep), seen
+        assert coverage.max_epoch >= 1, seen
+        assert coverage.accepted.get("witness", 0) >= 4 and coverage.accepted.get("tick", 0) >= 5, seen
+        accepted, _, majority = coverage.votes
+        assert accepted >= 4 and majority >= 1 and coverage.adopted >= 1, seen  # every run votes in Cooldown
+        finished += coverage.phases.get(RunState.Finished, 0) > 0
+    assert finished >= len(CONFIGS) - 1, finished  # all but the near-u32::MAX total_steps config finish
 
 
 def test_fixed_sequences_leave_rounds_early() -> None:
