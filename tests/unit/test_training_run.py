@@ -45,16 +45,11 @@ def _distro_run(cfg, steps: int, trainers: int = 2, delay: int = 2, lr: float = 
     return losses, ts
 
 
-def test_distro_loss_goes_down() -> None:
-    torch.set_num_threads(2)
-    losses, _ = _distro_run(llama_config(), 40)
-    assert sum(losses[-5:]) / 5 < losses[0] - 1.0
-
-
 def test_adamw_baseline_loss_goes_down() -> None:
+    # 15 steps are enough: the loss is down ~1.7 after 12 (30 steps, as before, only made it slower)
     data = ShardedBatches(pydoc_samples(), 1)
     t = Trainer(build_model(llama_config()), Constant(base_lr=3e-3), "adamw")
-    losses = [t.train_step(s, data.batch(0, s, 8)).loss for s in range(30)]
+    losses = [t.train_step(s, data.batch(0, s, 8)).loss for s in range(15)]
     assert sum(losses[-5:]) / 5 < losses[0] - 1.0
 
 
@@ -107,9 +102,13 @@ def test_bad_batch_shape_is_rejected() -> None:
 
 
 @pytest.mark.parametrize("arch", ["llama", "deepseek"])
-def test_loss_matches_the_golden_curve(arch: str) -> None:
+def test_distro_loss_goes_down_and_matches_the_golden_curve(arch: str) -> None:
+    """DisTrO training learns (checked on the run itself, so it holds whatever the stored curve says: the
+    mean of the last 5 of 24 steps is > 1.0 below the first; it is ~1.5), and the run stays on the golden
+    curve. This run replaced a separate 40-step "loss goes down" run (a third of the fast loop's time)."""
     torch.set_num_threads(2)
     losses, _ = _distro_run(llama_config() if arch == "llama" else mla_config(), 24)
+    assert sum(losses[-5:]) / 5 < losses[0] - 1.0, losses
     stored = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
     if os.environ.get("PSYCHE_REGEN_GOLDEN"):
         stored[arch] = [round(v, 5) for v in losses]
