@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Set up (idempotently) and run the whole test suite inside the loopback-only network namespace.
-# Extra arguments go to pytest. pytest's exit 5 ("no tests collected") is a failure here, never success.
+# Set up (idempotently) and run the test suite inside the loopback-only network namespace: ruff, then pytest
+# with the 25 slowest tests listed at the end (CI's output shows where the time goes).
+#   scripts/test.sh                 the whole suite (what CI runs)
+#   scripts/test.sh --fast          the daily loop: tests/unit + tests/program, not `slow` (under 2 min, 2 cores)
+#   scripts/test.sh [--fast] ARGS   extra arguments go to pytest (paths, -k, -m, -x ...)
+# pytest's exit 5 ("no tests collected") is a failure here, never success.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+select=()
+if [ "${1:-}" = "--fast" ]; then
+    shift
+    select=(tests/unit tests/program -m "not slow")
+fi
 bash scripts/setup.sh || exit 1
 .venv/bin/ruff check . || { echo "[test] ruff found problems" >&2; exit 1; }
-scripts/loopback-only .venv/bin/python -m pytest --durations=25 "$@"  # where the time goes, in CI's output too
+scripts/loopback-only .venv/bin/python -m pytest --durations=25 "${select[@]}" "$@"
 rc=$?
 if [ "$rc" = 5 ]; then
     echo "[test] pytest collected no tests: treating as failure" >&2

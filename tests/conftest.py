@@ -1,6 +1,15 @@
-"""Shared fixtures. Tests that need clang skip (with the reason) where it is missing; CI installs it."""
+"""Shared fixtures, the helper modules' import path and the markers each folder and file gets.
+
+The suite is split by what a test needs to run (README "Tests"):
+- tests/unit/: pure Python in this process: no localnet, no LiteSVM, no subprocess, no iroh endpoint;
+- tests/program/: the on-chain programs (built by clang, linked, run in LiteSVM) and their reference model/fuzz;
+- tests/integration/: a localnet server, `psyche` processes, iroh endpoints, a browser.
+Helper modules (localnet_harness, run_client_helpers, ...) stay in tests/ and are imported by bare name: this
+folder is put on sys.path here, so they import the same way from every sub-folder and from scripts.
+Tests that need clang skip (with the reason) where it is missing; CI installs it."""
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -8,7 +17,71 @@ import pytest
 
 from programs.build import CFLAGS, INCLUDE, find_clang
 
-REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
+
+# What an integration file needs beyond its folder (markers registered in pyproject.toml). `cluster` (a
+# LocalCluster: localnet + deployed programs + psyche processes) implies `localnet`; `iroh`: P2P endpoints
+# (run-clients included). `slow` stays on the tests themselves.
+_FILE_MARKERS: dict[str, tuple[str, ...]] = {
+    "test_chaos.py": ("cluster", "iroh"),
+    "test_cli.py": (),
+    "test_cluster_cli.py": ("cluster",),
+    "test_dashboard.py": ("cluster",),
+    "test_dashboard_browser.py": ("cluster", "iroh", "browser"),
+    "test_data_chain_authority.py": ("localnet",),
+    "test_data_cli_serve.py": (),
+    "test_data_prepare.py": (),
+    "test_fresh_program_ids_e2e.py": ("cluster", "iroh"),
+    "test_localnet_anchorpy.py": ("localnet",),
+    "test_localnet_compat.py": ("localnet",),
+    "test_localnet_durability.py": ("localnet",),
+    "test_localnet_faults.py": ("localnet",),
+    "test_localnet_hostile.py": ("localnet",),
+    "test_localnet_protocol.py": ("localnet",),
+    "test_localnet_rpc.py": ("localnet",),
+    "test_loopback_only.py": (),
+    "test_p2p_blobs.py": ("iroh",),
+    "test_p2p_checkpoint.py": ("iroh",),
+    "test_p2p_gossip.py": ("iroh",),
+    "test_p2p_training.py": ("iroh",),
+    "test_p2p_training_demo.py": ("iroh",),
+    "test_paused_status.py": ("cluster",),
+    "test_program_deploy.py": ("localnet",),
+    "test_run_cli.py": ("cluster",),
+    "test_run_client_e2e.py": ("cluster", "iroh"),
+    "test_run_client_hostile.py": ("cluster", "iroh"),
+    "test_runner_inproc.py": ("iroh",),
+    "test_runner_units.py": ("iroh",),
+    "test_sdk_coordinator_client.py": ("localnet",),
+    "test_sdk_transport.py": ("localnet",),
+    "test_sender_landing.py": ("localnet",),
+    "test_sender_resend.py": ("cluster",),
+    "test_treasurer_localnet.py": ("localnet",),
+    "test_wallet_cli.py": ("localnet",),
+}
+_FOLDERS = ("unit", "program", "integration")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with its folder and, for integration files, what it starts; a test file outside the
+    three folders, or an integration file missing from the table, is an error (so `-m` selections stay true)."""
+    for item in items:
+        path = Path(str(item.fspath)).resolve()
+        folder = path.parent.name
+        if path.parent.parent != TESTS or folder not in _FOLDERS:
+            raise pytest.UsageError(f"{path}: test files live in tests/unit, tests/program or tests/integration")
+        item.add_marker(getattr(pytest.mark, folder))
+        if folder == "integration":
+            if path.name not in _FILE_MARKERS:
+                raise pytest.UsageError(f"{path.name}: add it to _FILE_MARKERS in tests/conftest.py")
+            extra = set(_FILE_MARKERS[path.name])
+            if "cluster" in extra:
+                extra.add("localnet")
+            for name in sorted(extra):
+                item.add_marker(getattr(pytest.mark, name))
 
 
 @pytest.fixture(scope="session")
