@@ -4,6 +4,9 @@
 #   scripts/test.sh                 the whole suite (what CI runs)
 #   scripts/test.sh --fast          the daily loop: tests/unit + tests/program, not `slow` (under 2 min, 2 cores)
 #   scripts/test.sh [--fast] ARGS   extra arguments go to pytest (paths, -k, -m, -x ...)
+# Tests run on PSYCHE_TEST_WORKERS pytest-xdist workers (default 2, CI's core count; 0 = in this process),
+# under a short fresh --basetemp: xdist's popen-gwN/ folders in tmp paths would push the checkpoint
+# references tests build past the chain's 127 bytes.
 # pytest's exit 5 ("no tests collected") is a failure here, never success.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +17,11 @@ if [ "${1:-}" = "--fast" ]; then
 fi
 bash scripts/setup.sh || exit 1
 .venv/bin/ruff check . || { echo "[test] ruff found problems" >&2; exit 1; }
-scripts/loopback-only .venv/bin/python -m pytest --durations=25 "${select[@]}" "$@"
+base=$(mktemp -d /tmp/pt.XXXX)
+scripts/loopback-only .venv/bin/python -m pytest --durations=25 -n "${PSYCHE_TEST_WORKERS:-2}" --basetemp="$base" \
+    "${select[@]}" "$@"
 rc=$?
+rm -rf "$base"
 if [ "$rc" = 5 ]; then
     echo "[test] pytest collected no tests: treating as failure" >&2
     exit 1

@@ -80,6 +80,6 @@ def test_dashboard_on_a_busy_port_is_one_line_without_warnings() -> None:
         port = busy.getsockname()[1]
         res = subprocess.run([sys.executable, "-m", "client.cli", "dashboard", "--port", str(port), "-u",
                               "http://127.0.0.1:1"], capture_output=True, text=True, timeout=60, check=False,
-                             cwd=Path(__file__).resolve().parent.parent)
+                             cwd=Path(__file__).resolve().parents[2])
     assert res.returncode == 1, res
     assert res.stderr.strip() == f"Error: port {port} on 127.0.0.1 is in use (pick another with --port, or 0)"

@@ -12,7 +12,7 @@ import pytest
 
 from client.lazy_group import LazyGroup
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 PROBE = """
 import json, sys
