@@ -1,5 +1,5 @@
 /* Deterministic arithmetic shared with coordinator_sdk (shuffle.py, bloom.py, assignment.py, consensus.py):
- * swap-or-not witness election, participant-bit counts, quorum, the batch-size ramp and the round seed. */
+ * witness election (partial Fisher-Yates), participant-bit counts, quorum, the batch-size ramp and the round seed. */
 #include "coordinator.h"
 
 static const uint8_t WITNESS_SALT[7] = {'w', 'i', 't', 'n', 'e', 's', 's'};
