@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from client.local_cluster import PSYCHE, REPO, LocalCluster
+from devtools.local_cluster import PSYCHE, REPO, LocalCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from run_client_helpers import write_run_toml  # noqa: E402

@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from client.local_cluster import LocalCluster
 from coordinator_sdk.client import Coordinator
+from devtools.local_cluster import LocalCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from cdp_browser import Browser, find_chromium  # noqa: E402

@@ -68,7 +68,7 @@ def main() -> None:
     unknown = [f for f in chosen if f not in FAULTS]
     if unknown:
         raise SystemExit(f"unknown fault(s) {unknown}: choose from {','.join(FAULTS)}")
-    from client.p2p.netns import reexec_in_loopback_namespace
+    from devtools.netns import reexec_in_loopback_namespace
 
     reexec_in_loopback_namespace("bench.fault_cost")
     t0 = time.monotonic()

@@ -10,8 +10,8 @@ import argparse
 import random
 import time
 
-from coordinator_sdk.differential import Divergence
-from coordinator_sdk.fuzz import CONFIGS, Coverage, FuzzWorld, random_sequence, run_sequence
+from devtools.differential import Divergence
+from devtools.fuzz import CONFIGS, Coverage, FuzzWorld, random_sequence, run_sequence
 
 
 def main() -> int:

@@ -186,7 +186,7 @@ def main() -> None:
         data = blob(a.mb)
         asyncio.run(serve_tcp(data) if a.serve == "tcp" else serve_iroh(data, a.serve == "iroh-stock"))
         return
-    from client.p2p.netns import reexec_in_loopback_namespace
+    from devtools.netns import reexec_in_loopback_namespace
 
     reexec_in_loopback_namespace("bench.p2p_throughput")
     tcp = measure("tcp", a.mb, a.repeat)

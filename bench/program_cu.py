@@ -18,10 +18,10 @@ from collections.abc import Callable
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run
 from coordinator_sdk.participation import participants_bitmap
 from coordinator_sdk.points import evictee
 from coordinator_sdk.shuffle import elected_witnesses, witness_slots
+from devtools.litesvm_harness import CoordinatorSvm, Run
 
 GOAL, WITNESS_GOAL = 30_000, 20_000
 

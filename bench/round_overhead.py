@@ -12,7 +12,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from client.local_cluster import LocalCluster, psyche
+from devtools.local_cluster import LocalCluster, psyche
 
 TOML = """
 [run]
@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=72, help="samples per round (split among the 3 clients)")
     ap.add_argument("--steps", type=int, default=12)
     a = ap.parse_args()
-    from client.p2p.netns import reexec_in_loopback_namespace
+    from devtools.netns import reexec_in_loopback_namespace
 
     reexec_in_loopback_namespace("bench.round_overhead")
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,7 +13,7 @@ from solders.system_program import TransferParams, transfer
 
 from coordinator_sdk.points import evictee
 from coordinator_sdk.treasurer_codec import run_index
-from coordinator_sdk.treasurer_svm import EPOCH_CONFIG, TreasurerSvm
+from devtools.treasurer_svm import EPOCH_CONFIG, TreasurerSvm
 
 
 def measure(n: int) -> dict[str, int]:

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from run_client_helpers import finished, logs, write_run_toml  # noqa: E402
 
-from client.local_cluster import LocalCluster  # noqa: E402
+from devtools.local_cluster import LocalCluster  # noqa: E402
 
 KINDS = {"witness": ("witness", "warmup_witness"), "tick": ("tick",), "join": ("join_run",)}
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from client.local_cluster import ClientProcess, LocalCluster, psyche
+from devtools.local_cluster import ClientProcess, LocalCluster, psyche
 
 KINDS = ("kill", "kill_restart", "stop", "leave", "duplicate", "localnet")
 HARMFUL = {"kill", "kill_restart", "stop", "leave"}  # what they do to the target wallet's own process

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from client.local_cluster import REPO, psyche
+from devtools.local_cluster import REPO, psyche
 
 TOML = """
 [run]

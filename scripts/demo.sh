@@ -15,4 +15,4 @@ echo "== deploy through the loader and measure compute units"
 echo "== validator-grade deploy check (solders 0.29, DeployWithMaxDataLen)"
 .venv-deploycheck/bin/python programs/deploycheck.py programs/deploy/*.so | cut -c1-140
 echo "== localnet + a run + three psyche run-client processes (loopback-only network namespace)"
-scripts/loopback-only .venv/bin/python -m client.demo --clients 3
+scripts/loopback-only .venv/bin/python -m devtools.demo --clients 3

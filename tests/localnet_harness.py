@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from client.local_cluster import free_port_pair
+from devtools.local_cluster import free_port_pair
 
 
 def rpc(url: str, method: str, params: list | None = None) -> dict:

@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 2 <= a.trainers <= 16 or a.steps < 1 or a.batch < 1 or a.seq < 2 or a.dim < 16 or a.dim % 16 \
             or a.timeout <= 0:
         p.error("need 2..16 trainers, at least 1 step, batch ≥ 1, seq ≥ 2, dim a multiple of 16, timeout > 0")
-    from client.p2p.netns import loopback_only
+    from devtools.netns import loopback_only
 
     if not loopback_only():
         p.error("run inside the loopback-only namespace (scripts/loopback-only): it starts iroh endpoints")

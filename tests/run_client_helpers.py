@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from client.local_cluster import ClientProcess, LocalCluster
 from devtools import chaos_config
+from devtools.local_cluster import ClientProcess, LocalCluster
 
 
 def prepare_data(directory: Path) -> Path:

@@ -8,8 +8,8 @@ from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from coordinator_sdk.litesvm_harness import TxResult
-from coordinator_sdk.treasurer_svm import TreasurerSvm, TreasuryRun
+from devtools.litesvm_harness import TxResult
+from devtools.treasurer_svm import TreasurerSvm, TreasuryRun
 
 POINTS = 300  # each of the three clients earns 900 / 3 in the played epoch
 

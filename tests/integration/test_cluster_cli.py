@@ -118,7 +118,7 @@ def test_commands_pointed_at_wrong_program_ids(net: Localnet, tmp_path) -> None:
     res = invoke("rewards", "show", "--run-id", "anything", "-u", net.url, "--treasurer-program", nowhere)
     assert res.exit_code == ExitCode.RUN_NOT_FOUND and f"of treasurer program {nowhere}" in res.output
     # run-client, as its own process, configured through the environment like the other commands.
-    from client.local_cluster import psyche
+    from devtools.local_cluster import psyche
 
     p = psyche("run-client", "--run-id", "anything", "-u", net.url, check=False, timeout=120,
                env={"PSYCHE_KEYPAIR": path, "PSYCHE_COORDINATOR_PROGRAM": nowhere, "HOME": str(tmp_path)})

@@ -15,9 +15,9 @@ from run_client_helpers import write_run_toml
 from solders.keypair import Keypair
 
 from client.dashboard.server import Dashboard
-from client.local_cluster import LocalCluster
 from coordinator_sdk.client import Coordinator, default_codec
 from coordinator_sdk.events import backfill, decode_logs, decode_record, loss_by_step
+from devtools.local_cluster import LocalCluster
 
 PID = str(default_codec().program_id)
 OTHER = "11111111111111111111111111111111"
@@ -172,7 +172,7 @@ def test_status_watch_is_the_live_view_in_a_terminal(net: LocalCluster) -> None:
     import subprocess
     import time
 
-    from client.local_cluster import PSYCHE, REPO
+    from devtools.local_cluster import PSYCHE, REPO
 
     proc = subprocess.Popen([*PSYCHE, "run", "status", "board", "--watch", "-u", net.url], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -210,7 +210,7 @@ def test_render_live_shows_what_only_the_events_tell() -> None:
 def test_a_treasurer_run_shows_its_vault_and_claims(net: LocalCluster, tmp_path: Path) -> None:
     import re
 
-    from client.local_cluster import psyche
+    from devtools.local_cluster import psyche
 
     owner = str(net.wallet("treasury-owner"))
     mint = re.search(r"mint (\w+)", psyche("token", "create-mint", "--decimals", "6", "-k", owner, "-u",

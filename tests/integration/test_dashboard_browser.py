@@ -19,8 +19,8 @@ import pytest
 from cdp_browser import Browser, find_chromium
 from run_client_helpers import logs, pubkey_of, write_run_toml
 
-from client.local_cluster import LocalCluster, psyche
 from coordinator_sdk.treasurer import Treasurer
+from devtools.local_cluster import LocalCluster, psyche
 
 RUN = "board-e2e"
 CONNECTION = "document.getElementById('connection').textContent"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from run_client_helpers import expected_points, finished, logs, pubkey_of, write_run_toml
 
-from client.local_cluster import LocalCluster, psyche
+from devtools.local_cluster import LocalCluster, psyche
 
 pytestmark = pytest.mark.slow
 RUN = "fresh-ids"

@@ -121,8 +121,8 @@ def test_a_peer_dropped_from_the_epoch_is_cut_off() -> None:
 def test_membership_from_a_real_coordinator_account() -> None:
     from solders.keypair import Keypair
 
-    from coordinator_sdk.differential import DiffRun
     from coordinator_sdk.model import Config
+    from devtools.differential import DiffRun
 
     cfg = Config(warmup_time=10, cooldown_time=5, max_round_train_time=20, round_witness_time=2, epoch_time=30,
                  total_steps=20, init_min_clients=2, min_clients=2, witness_nodes=0, global_batch_size_start=8,

@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from run_client_helpers import write_run_toml
 
 from client.dashboard.server import Dashboard
-from client.local_cluster import LocalCluster, psyche
 from coordinator_sdk.client import Coordinator
+from devtools.local_cluster import LocalCluster, psyche
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 from run_client_helpers import write_run_toml
 
 from client.cli_common import ExitCode
-from client.local_cluster import LocalCluster, psyche
+from devtools.local_cluster import LocalCluster, psyche
 
 
 def _one_line(proc) -> str:
@@ -236,7 +236,7 @@ def test_create_killed_part_way_is_finished_by_a_rerun(net, tmp_path) -> None:
     import subprocess
     import time
 
-    from client.local_cluster import PSYCHE, REPO
+    from devtools.local_cluster import PSYCHE, REPO
 
     toml = write_run_toml(tmp_path, epoch_time=30, total_steps=50)
     owner, run_id = net.wallet("owner-killed"), "killed-create"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from run_client_helpers import expected_points, finished, logs, points, prepare_data, pubkey_of, write_run_toml
 
-from client.local_cluster import PSYCHE, REPO, LocalCluster
+from devtools.local_cluster import PSYCHE, REPO, LocalCluster
 
 FAULTY = [sys.executable, "-m", "devtools.faulty_client", "--fault"]
 

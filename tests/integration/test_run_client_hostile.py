@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from run_client_helpers import expected_points, finished, logs, points, pubkey_of, write_run_toml
 
-from client.local_cluster import LocalCluster
+from devtools.local_cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,10 @@ import pytest
 from solders.keypair import Keypair
 from solders.system_program import TransferParams, transfer
 
-from client.local_cluster import LocalCluster
 from coordinator_sdk.keypair_file import read_keypair
 from coordinator_sdk.rpc_pool import RpcPool
 from coordinator_sdk.sender import TransactionSender
+from devtools.local_cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ from test_coordinator_negative import expect
 from test_coordinator_security import Drive
 
 from coordinator_sdk.events import decode_logs
-from coordinator_sdk.litesvm_harness import CoordinatorSvm
 from coordinator_sdk.model import checkpoint_vote
+from devtools.litesvm_harness import CoordinatorSvm
 
 GOOD, EVIL, OTHER = "sha256:agreed@p2p", "sha256:diverged@p2p", "hf://org/model@rev2"
 INITIAL = "sha256:initial@/srv/init"

@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coordinator_sdk.fuzz import CONFIG_CHOICES, CONFIGS, OPS, USERS, Coverage, FuzzWorld, run_sequence
 from coordinator_sdk.model import RunState
+from devtools.fuzz import CONFIG_CHOICES, CONFIGS, OPS, USERS, Coverage, FuzzWorld, run_sequence
 
 WORLD = FuzzWorld()
 op = st.tuples(st.sampled_from(OPS), st.integers(0, USERS - 1), st.integers(0, 2**USERS - 1),

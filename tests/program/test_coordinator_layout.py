@@ -10,8 +10,8 @@ import pytest
 from solders.keypair import Keypair
 
 from coordinator_sdk.codec import IDL_PATH, PROGRAM_ID, CoordinatorCodec
-from coordinator_sdk.litesvm_harness import CoordinatorSvm
 from coordinator_sdk.shuffle import elected_witnesses
+from devtools.litesvm_harness import CoordinatorSvm
 
 HEADER = (Path(IDL_PATH).parent / "coordinator.h").read_text()
 
@@ -145,7 +145,7 @@ def _same(a, b, path: str = "") -> None:
 
 
 def test_fast_decoder_equals_anchorpy_on_a_populated_account() -> None:
-    from coordinator_sdk.fuzz import FuzzWorld, run_sequence
+    from devtools.fuzz import FuzzWorld, run_sequence
 
     world = FuzzWorld()
     ops = [("join", u, 0, 0, 0, 0) for u in range(4)] + [("advance", 0, 0, 0, 2, 0), ("tick", 0, 0, 0, 0, 0)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from test_coordinator_security import Drive
 
-from coordinator_sdk.litesvm_harness import CoordinatorSvm
+from devtools.litesvm_harness import CoordinatorSvm
 
 TRAIN, WITNESS = 3, 4
 SLASH = 7  # Drive's slashing rate: an elected witness silent while healthy loses it when the round ends

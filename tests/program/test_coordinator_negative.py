@@ -10,8 +10,8 @@ from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
 
 from coordinator_sdk.codec import ANYONE
-from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run
 from coordinator_sdk.participation import participants_bitmap
+from devtools.litesvm_harness import CoordinatorSvm, Run
 
 CFG = dict(warmup_time=10, cooldown_time=5, max_round_train_time=20, round_witness_time=2,
            global_batch_size_warmup_tokens=0, epoch_time=200, total_steps=100, max_seq_len=512, init_min_clients=2,

@@ -13,7 +13,7 @@ import pytest
 from test_coordinator_security import GOAL, Drive
 
 from coordinator_sdk.events import decode_logs
-from coordinator_sdk.litesvm_harness import CoordinatorSvm
+from devtools.litesvm_harness import CoordinatorSvm
 
 COOLDOWN = 5
 

@@ -9,11 +9,11 @@ from test_coordinator_negative import expect
 from test_coordinator_security import Drive
 
 from coordinator_sdk.deadlines import tick_due_at
-from coordinator_sdk.differential import DiffRun, next_round_seed, shared_p2p_keys
-from coordinator_sdk.fuzz import BASE
-from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run
 from coordinator_sdk.model import Config
 from coordinator_sdk.participation import participants_bitmap
+from devtools.differential import DiffRun, next_round_seed, shared_p2p_keys
+from devtools.fuzz import BASE
+from devtools.litesvm_harness import CoordinatorSvm, Run
 
 GOOD, EVIL = "sha256:agreed@p2p", "sha256:mine@6.6.6.6"
 U32, U64 = 2**32 - 1, 2**64 - 1

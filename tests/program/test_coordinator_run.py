@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from solders.keypair import Keypair
 
-from coordinator_sdk.differential import DiffRun, next_round_seed
 from coordinator_sdk.model import Config
 from coordinator_sdk.shuffle import elected_witnesses
+from devtools.differential import DiffRun, next_round_seed
 
 CFG = Config(warmup_time=10, cooldown_time=5, max_round_train_time=20, round_witness_time=2, epoch_time=30,
              total_steps=20, init_min_clients=4, min_clients=2, witness_nodes=0, global_batch_size_start=8,

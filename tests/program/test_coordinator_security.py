@@ -9,10 +9,10 @@ from solders.system_program import ID as SYSTEM_PROGRAM
 from test_coordinator_negative import CFG, expect, with_metas
 
 from coordinator_sdk.codec import ANYONE
-from coordinator_sdk.differential import next_round_seed
-from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run
 from coordinator_sdk.participation import participants_bitmap
 from coordinator_sdk.shuffle import elected_witnesses
+from devtools.differential import next_round_seed
+from devtools.litesvm_harness import CoordinatorSvm, Run
 
 GOAL = 30_000
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from solders.keypair import Keypair
 from test_coordinator_negative import CFG, expect, to_round_train
 
-from coordinator_sdk.litesvm_harness import CoordinatorSvm
+from devtools.litesvm_harness import CoordinatorSvm
 
 REF = "sha256:3yZe7d@/srv/runs/demo/init"
 

@@ -6,11 +6,11 @@ import pytest
 from solders.keypair import Keypair
 from test_model_scenarios import CFG, KEYS, Run, seed_at, to_first_round
 
-from coordinator_sdk.differential import DiffRun
 from coordinator_sdk.model import Config, Machine, RunState
 from coordinator_sdk.model import errors as E
 from coordinator_sdk.model.state import RegisteredClient
 from coordinator_sdk.shuffle import elected_witnesses
+from devtools.differential import DiffRun
 
 U64 = 2**64 - 1
 

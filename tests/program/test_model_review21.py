@@ -1,5 +1,5 @@
 """Issue 21 (adversarial review) on the reference model: the same rules as tests/program/test_coordinator_review21.py
-(the program); the differential fuzz (coordinator_sdk/fuzz.py: the squat chain, u32/u64 edges, the P2P
+(the program); the differential fuzz (devtools/fuzz.py: the squat chain, u32/u64 edges, the P2P
 uniqueness invariant after every op) checks both agree."""
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from test_hello_program import ERR, Hello
 from treasurer_helpers import fails_with
 
 from coordinator_sdk.points import evictee
-from coordinator_sdk.treasurer_svm import EPOCH_CONFIG, TreasurerSvm
+from devtools.treasurer_svm import EPOCH_CONFIG, TreasurerSvm
 
 MARKER = b"ProgramDerivedAddress"
 

@@ -16,12 +16,12 @@ from treasurer_helpers import fails_with, snapshot
 
 from coordinator_sdk import spl_token as spl
 from coordinator_sdk.events import decode_logs
-from coordinator_sdk.fuzz import CONFIGS, FuzzWorld, apply
 from coordinator_sdk.model import Config, Machine
 from coordinator_sdk.model import errors as E
 from coordinator_sdk.model.state import RegisteredClient, RunState, State
 from coordinator_sdk.points import evictee
-from coordinator_sdk.treasurer_svm import EPOCH_CONFIG, TreasurerSvm, TreasuryRun
+from devtools.fuzz import CONFIGS, FuzzWorld, apply
+from devtools.treasurer_svm import EPOCH_CONFIG, TreasurerSvm, TreasuryRun
 
 JOIN_CU_GOAL = 30_000
 RATE = 3  # token base units per point

@@ -8,7 +8,7 @@ from solders.system_program import ID as SYSTEM_PROGRAM
 from treasurer_helpers import fails_with, replace_account
 
 from coordinator_sdk.treasurer_codec import run_index
-from coordinator_sdk.treasurer_svm import EPOCH_CONFIG, TreasurerSvm
+from devtools.treasurer_svm import EPOCH_CONFIG, TreasurerSvm
 
 TOKEN_2022 = Pubkey.from_string("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
 # run_create accounts: payer, run, run_collateral, collateral_mint, coordinator_instance, coordinator_account,

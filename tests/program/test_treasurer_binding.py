@@ -10,7 +10,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from treasurer_helpers import POINTS, fails_with, replace_account, world
 
-from coordinator_sdk.treasurer_svm import TreasurerSvm
+from devtools.treasurer_svm import TreasurerSvm
 from programs.deploy import deploy_via_loader, program_id_for, so_path
 
 

@@ -12,7 +12,7 @@ from solders.system_program import ID as SYSTEM_PROGRAM
 from solders.system_program import TransferParams, transfer
 from treasurer_helpers import POINTS, fails_with, world
 
-from coordinator_sdk.treasurer_svm import TreasurerSvm, TreasuryRun
+from devtools.treasurer_svm import TreasurerSvm, TreasuryRun
 
 PARTICIPANT_SIZE, RUN_SIZE = 128, 336
 DUST = 890_880  # ~0.00089 SOL: the rent-exempt minimum of an empty account, all a squatter has to pay

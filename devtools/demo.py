@@ -4,7 +4,12 @@
 and where the checkpoints are. The run is administered by the treasurer program: its rewards are SPL tokens
 in a funded vault, and the demo ends with every client claiming them and `psyche rewards show`.
 
-    scripts/loopback-only .venv/bin/python -m client.demo [--clients 3] [--workdir .demo]
+    scripts/loopback-only .venv/bin/python -m devtools.demo [--clients 3] [--workdir .demo]
+
+Why in devtools and not a `psyche demo` command: it stands up a whole network of this checkout (a localnet,
+examples/run.toml, the bundled corpus, scripts/loopback-only) through `devtools.local_cluster`, which only
+exists in a checkout; the product commands it drives (`psyche localnet`, `run create`, `run-client`,
+`rewards ...`) are what ships. scripts/demo.sh runs it as `python -m devtools.demo`.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from client.local_cluster import REPO, LocalCluster, psyche
+from devtools.local_cluster import REPO, LocalCluster, psyche
 
 
 def _reward_token(url: str, owner: Path) -> str:
@@ -43,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if not 1 <= a.clients <= 16:
         ap.error("--clients must be 1..16")
-    from client.p2p.netns import reexec_in_loopback_namespace
+    from devtools.netns import reexec_in_loopback_namespace
 
-    reexec_in_loopback_namespace("client.demo")
+    reexec_in_loopback_namespace("devtools.demo")
     t0 = time.monotonic()
     data = a.workdir / "data" / "pydoc"
     if not data.exists():

@@ -10,10 +10,10 @@ from dataclasses import replace
 
 from solders.keypair import Keypair
 
-from coordinator_sdk.differential import DiffRun
-from coordinator_sdk.litesvm_harness import CoordinatorSvm
 from coordinator_sdk.model import Config
 from coordinator_sdk.shuffle import elected_witnesses
+from devtools.differential import DiffRun
+from devtools.litesvm_harness import CoordinatorSvm
 
 BASE = Config(warmup_time=6, cooldown_time=4, max_round_train_time=8, round_witness_time=2, epoch_time=40,
               total_steps=8, init_min_clients=2, min_clients=1, witness_nodes=0, global_batch_size_start=4,

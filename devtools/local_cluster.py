@@ -4,6 +4,8 @@
 round-overhead bench all drive it, so each of them exercises exactly what a user would type.
 
 Anything that starts iroh endpoints must run in the loopback-only namespace (scripts/loopback-only).
+It lives in devtools because it needs the checkout (REPO, examples/, the programs' build) and only the rig
+uses it; the product it starts is invoked as `python -m client.cli`, exactly what `psyche` runs.
 """
 from __future__ import annotations
 

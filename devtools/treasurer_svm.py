@@ -14,10 +14,10 @@ from solders.system_program import CreateAccountParams, create_account
 from coordinator_sdk import spl_token as spl
 from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.codec import ANYONE
-from coordinator_sdk.litesvm_harness import CoordinatorSvm, TxResult
 from coordinator_sdk.participation import participants_bitmap
 from coordinator_sdk.shuffle import elected_witnesses
 from coordinator_sdk.treasurer_codec import TreasurerCodec, run_index
+from devtools.litesvm_harness import CoordinatorSvm, TxResult
 from programs.deploy import deploy_named, deploy_via_loader, so_path
 
 # A short epoch: 2 rounds, every client witnesses (witness_nodes 0), points paid at the epoch's end.

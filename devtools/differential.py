@@ -17,12 +17,12 @@ from solders.sysvar import SLOT_HASHES
 
 from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.events import decode_logs
-from coordinator_sdk.litesvm_harness import CoordinatorSvm, Run, TxResult
 from coordinator_sdk.model import Config, Machine, ModelError
 from coordinator_sdk.model.state import State
 from coordinator_sdk.participation import MAX_CLIENTS, participants_bitmap
 from coordinator_sdk.points import evictee
 from coordinator_sdk.shuffle import witness_order, witness_slots
+from devtools.litesvm_harness import CoordinatorSvm, Run, TxResult
 
 
 def next_round_seed(prev_seed: int, slot_hashes: list[tuple[int, bytes]], seed_slot: int) -> int:

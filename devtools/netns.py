@@ -1,8 +1,13 @@
-"""Make sure a program that starts iroh endpoints runs in a loopback-only network namespace.
+"""Make sure a demo or bench that starts iroh endpoints runs in a loopback-only network namespace.
 
 iroh's port mapper sends UPnP multicast off the machine even when the endpoint is bound to 127.0.0.1, so
 demos and benchmarks that start nodes re-execute themselves through `scripts/loopback-only` (a fresh
 namespace with only `lo` up) when started elsewhere, instead of asking every user to remember the wrapper.
+
+Why here and not in `client/p2p`: only the rig (the demo, benches, test helpers) uses it; no `psyche`
+command does, since an installed client runs on a real network and the namespace is a property of this
+checkout's test and demo setup. It finds the wrapper in the checkout it lives in (devtools is never
+installed, see pyproject.toml), so the path walk below cannot break for an installed product.
 """
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import socket
 import sys
 from pathlib import Path
 
-WRAPPER = Path(__file__).resolve().parents[2] / "scripts" / "loopback-only"
+WRAPPER = Path(__file__).resolve().parents[1] / "scripts" / "loopback-only"
 _MARK = "PSYCHE_LOOPBACK_REEXEC"
 
 
