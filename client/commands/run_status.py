@@ -16,10 +16,12 @@ from client.cli_common import CommandFailed, ExitCode, emit_json, output_option,
 from client.runner.witnessing import round_at, round_signers, witness_participants
 from coordinator_sdk.deadlines import tick_due_at
 from coordinator_sdk.events import PHASES
-from coordinator_sdk.model.state import Config, RunState
+from coordinator_sdk.model.state import IN_ROUND, ClientState, Config, RunState
 from coordinator_sdk.shuffle import elected_witnesses
 
-CLIENT_STATES = ["healthy", "dropped", "withdrawn", "ejected"]
+
+def _client_state(raw: Any) -> str:
+    return ClientState(int(raw)).name.lower()
 
 
 def _text(raw: Any, n: int) -> str:
@@ -67,12 +69,12 @@ def run_snapshot(st: Any, now: float | None = None, banked: dict[bytes, tuple[in
     now = time.time() if now is None else now
     due = tick_due_at(st)
     r = st.rounds[st.rounds_head]
-    in_round = int(st.run_state) in (3, 4)
-    epoch_state = {bytes(st.epoch_clients[i].signer): CLIENT_STATES[int(st.epoch_clients[i].state)]
+    in_round = int(st.run_state) in IN_ROUND
+    epoch_state = {bytes(st.epoch_clients[i].signer): _client_state(st.epoch_clients[i].state)
                    for i in range(int(st.num_epoch_clients))}
     for i in range(int(st.num_exited_clients)):
         c = st.exited_clients[i]
-        epoch_state.setdefault(bytes(c.signer), CLIENT_STATES[int(c.state)])
+        epoch_state.setdefault(bytes(c.signer), _client_state(c.state))
     from solders.pubkey import Pubkey
 
     delivered = _delivered_heights(st)

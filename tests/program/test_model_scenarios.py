@@ -278,7 +278,7 @@ def test_more_clients_than_batches_and_finished_runs() -> None:
 
 
 def test_tick_due_at_predicts_the_next_transition() -> None:
-    from coordinator_sdk.model.machine import tick_due_at
+    from coordinator_sdk.model.transitions import tick_due_at
 
     run = Run()
     assert tick_due_at(run.s) is None  # nobody joined yet
