@@ -12,11 +12,12 @@ from typing import Any
 from client.runner.context import RunnerContext
 from client.runner.training_state import RoundBook, TrainingState
 from client.runner.witnessing import consensus_results, elected_unposted, round_signers
+from coordinator_sdk.account_view import CoordinatorView
 from coordinator_sdk.model.state import RunState
 
 
 async def apply(ctx: RunnerContext, ts: TrainingState, book: RoundBook, step: int, witnessing_round: Any,
-                st: Any) -> int:
+                st: CoordinatorView) -> int:
     """Apply the results of `step` that the witnessing round's quorum vouched for; returns how many."""
     if step in book.applied:
         return book.applied[step]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 from client.p2p.checkpoint_share import publish_model, unpin_model
 from client.runner.checkpoint_ref import P2P, CheckpointRef
@@ -18,11 +17,12 @@ from client.runner.phase_apply import apply
 from client.runner.training_state import RoundBook, TrainingState, weights_sha256
 from client.runner.witnessing import epoch_index
 from client.training.checkpoint import save_checkpoint
+from coordinator_sdk.account_view import CoordinatorView
 from coordinator_sdk.model.state import ClientState, RunState
 from coordinator_sdk.program_errors import TransactionFailed
 
 
-async def cooldown(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: Any) -> None:
+async def cooldown(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: CoordinatorView) -> None:
     if ts.model is None:
         return
     last = st.rounds[st.rounds_head]

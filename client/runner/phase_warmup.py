@@ -25,6 +25,7 @@ from client.training.checkpoint import CheckpointError, load_checkpoint
 from client.training.config import ConfigError
 from client.training.distro import result_layout
 from client.training.trainer import Trainer
+from coordinator_sdk.account_view import CoordinatorView
 from coordinator_sdk.model.state import ClientState, RunState
 from coordinator_sdk.program_errors import TransactionFailed
 
@@ -32,7 +33,7 @@ RETRY_S = 2.0
 ModelHook = Callable[[Any], Any]
 
 
-def prepare(ctx: RunnerContext, ts: TrainingState, st: Any) -> None:
+def prepare(ctx: RunnerContext, ts: TrainingState, st: CoordinatorView) -> None:
     """The model plan and the device, checked before the client joins (exit 5 / 6 when it cannot train)."""
     try:
         ts.plan = TrainingPlan.from_chain(st.model)
@@ -65,7 +66,8 @@ def _local_copy(ctx: RunnerContext, ref: CheckpointRef) -> Any:
     return None
 
 
-async def load_model(ctx: RunnerContext, ts: TrainingState, st: Any, hook: ModelHook | None = None) -> bool:
+async def load_model(ctx: RunnerContext, ts: TrainingState, st: CoordinatorView, hook: ModelHook | None = None
+                     ) -> bool:
     """Hold the weights the chain names; False when no source has them right now."""
     ref = ctx.chain_checkpoint(st)
     if ts.model is not None and ts.digest == ref.digest:
@@ -94,7 +96,7 @@ async def load_model(ctx: RunnerContext, ts: TrainingState, st: Any, hook: Model
     return True
 
 
-async def warmup(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: Any,
+async def warmup(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: CoordinatorView,
                  hook: ModelHook | None = None) -> bool:
     """Load, open the data, gossip `warmup` and vote once every healthy member is ready. False: the weights
     could not be had and the client withdrew from this epoch."""

@@ -12,13 +12,13 @@ Before sending, the witness gossips `witnessing` so tickers hold off ending Roun
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from solders.pubkey import Pubkey
 
 from client.runner.context import RunnerContext, first_line, send_while
 from client.runner.training_state import RoundBook
 from client.runner.witnessing import WitnessReport, absent_witnesses, healthy_signers
+from coordinator_sdk.account_view import CoordinatorView
 from coordinator_sdk.model.state import RunState
 from coordinator_sdk.program_errors import TransactionFailed
 
@@ -31,7 +31,7 @@ def post_lead_s(max_round_train_time: int) -> float:
     return min(3.0, max(1.0, max_round_train_time / 4))
 
 
-def chain_deadline(st: Any) -> float:
+def chain_deadline(st: CoordinatorView) -> float:
     """Wall-clock time by which our witness should be sent for the round in `st` (RoundTrain deadline - lead)."""
     t = int(st.config.max_round_train_time)
     return int(st.run_state_start_unix_timestamp) + t - post_lead_s(t)
@@ -132,7 +132,7 @@ async def post_witness(ctx: RunnerContext, book: RoundBook, step: int, report: W
         ctx.in_flight.discard(("witness", step))
 
 
-async def health_checks(ctx: RunnerContext, st: Any) -> None:
+async def health_checks(ctx: RunnerContext, st: CoordinatorView) -> None:
     """Report every elected witness of the round that has not posted and that a quorum of the round's witnesses
     already left out: the round then stops waiting for it (the round's end would drop it anyway)."""
     for i in absent_witnesses(st, ctx.me):
