@@ -54,7 +54,7 @@ async def _fetch_batch(ctx: RunnerContext, ts: TrainingState, step: int, first: 
             return await fetch_batch(ts.provider, first, last)
         except DataError as e:
             cur = ctx.state
-            if int(cur.step) != step or int(cur.run_state) != RunState.RoundTrain:
+            if cur.step != step or cur.run_state != RunState.RoundTrain:
                 ctx.report.event("error", action="data", step=step, reason=str(e)[:200])
                 return None
             ctx.report.event("data_retry", detail=True, step=step, reason=str(e)[:200])
