@@ -11,9 +11,10 @@ from typing import Any
 
 from solders.pubkey import Pubkey
 
+from coordinator_sdk.model.state import IN_EPOCH, ClientState
+
 CLIENT_POINTS_DISCRIMINATOR = hashlib.sha256(b"account:ClientPoints").digest()[:8]
 CLIENT_POINTS_SIZE = 96
-_IN_EPOCH = (2, 3, 4, 5)  # Warmup, RoundTrain, RoundWitness, Cooldown
 MAX_CLIENTS = 256
 
 
@@ -35,9 +36,10 @@ def _evictable_slot(st: Any) -> int | None:
     """The slot the program's evictable_slot picks in decoded account `st` (see its comment for the order)."""
     n = min(st.num_clients, MAX_CLIENTS)
     busy = set()
-    if st.run_state in _IN_EPOCH:
+    if st.run_state in IN_EPOCH:
         for c in st.epoch_clients[:min(st.num_epoch_clients, MAX_CLIENTS)]:
-            if c.state == 0 and c.registry_index < n and bytes(st.clients[c.registry_index].signer) == bytes(c.signer):
+            if c.state == ClientState.Healthy and c.registry_index < n \
+                    and bytes(st.clients[c.registry_index].signer) == bytes(c.signer):
                 busy.add(c.registry_index)
     order = [(st.evict_cursor % n + j) % n for j in range(n)] if n else []
     candidates = [(pos, i) for pos, i in enumerate(order) if i not in busy]

@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from coordinator_sdk.assignment import assign_batches, batch_size
+from coordinator_sdk.model.state import IN_ROUND, NO_EPOCH
 
-ROUND_STATES = (3, 4)  # RoundTrain, RoundWitness
+ROUND_STATES = IN_ROUND  # RoundTrain, RoundWitness
 
 
 def round_batch_size(state: Any) -> int:
@@ -33,6 +34,6 @@ def current_assignment(state: Any) -> dict[bytes, tuple[int, int]]:
 
 def epoch_p2p_keys(state: Any) -> set[bytes]:
     """P2P keys of the current epoch's clients (members of the run right now)."""
-    if state.run_state in (0, 1, 6, 7):  # no epoch in progress
+    if state.run_state in NO_EPOCH:
         return set()
     return {bytes(state.epoch_clients[i].p2p) for i in range(state.num_epoch_clients)}

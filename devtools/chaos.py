@@ -73,7 +73,7 @@ def chain_snapshot(cluster: LocalCluster, run_id: str) -> dict[str, Any]:
     so that sampling twice a second costs no interpreter start on a busy machine."""
     import base64
 
-    from client.commands.run_status import run_snapshot
+    from client.run_view import run_snapshot
     from coordinator_sdk.client import default_codec
 
     codec = default_codec()

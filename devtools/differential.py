@@ -18,7 +18,7 @@ from solders.sysvar import SLOT_HASHES
 from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.events import decode_logs
 from coordinator_sdk.model import Config, Machine, ModelError
-from coordinator_sdk.model.state import State
+from coordinator_sdk.model.state import IN_ROUND, RunState, State
 from coordinator_sdk.participation import MAX_CLIENTS, participants_bitmap
 from coordinator_sdk.points import evictee
 from coordinator_sdk.shuffle import witness_order, witness_slots
@@ -97,10 +97,10 @@ def compare(model: State, chain: Any) -> list[str]:
         cc = chain.exited_clients[i]
         eq(f"exited_clients[{i}]", (c.signer, int(c.state), c.exited_height),
            (bytes(cc.signer), cc.state, cc.exited_height))
-    if model.run_state in (3, 4):  # the stored election is the SDK's witness_order of the current round
+    if model.run_state in IN_ROUND:  # the stored election is the SDK's witness_order of the current round
         r = model.current_round
         eq("elected", witness_order(r.clients_len, r.random_seed), list(chain.elected[:chain.elected_count]))
-    if model.run_state not in (0, 1):  # rounds are meaningful once an epoch began
+    if model.run_state not in (RunState.Uninitialized, RunState.WaitingForMembers):  # rounds: once an epoch began
         for i, (mr, cr) in enumerate(zip(es.rounds, chain.rounds, strict=True)):
             eq(f"rounds[{i}]", (mr.height, mr.data_index, mr.random_seed, mr.clients_len,
                                 [w.client_index for w in mr.witnesses]),
@@ -164,7 +164,7 @@ class DiffRun:
         if (model_error or None) != chain_error:
             raise Divergence(f"{name}: model error {model_error!r}, chain error {chain_error!r} ({res.error})")
         self.check(name)
-        if res.ok and before_state.run_state == 3:
+        if res.ok and before_state.run_state == RunState.RoundTrain:
             self._count_live_witnesses(name, before_state, after_state)
         if name == "checkpoint":
             self.checkpoint_votes[0 if res.ok else 1] += 1
@@ -178,7 +178,7 @@ class DiffRun:
         start, limit = before.run_state_start_unix_timestamp, before.config.max_round_train_time
         timed_out = self.now != start and self.now >= start + limit
         r = after.rounds[after.rounds_head]
-        if after.run_state == 4 and not timed_out and \
+        if after.run_state == RunState.RoundWitness and not timed_out and \
                 r.num_witnesses < witness_slots(after.config.witness_nodes, r.clients_len):
             self.early_moves[name] = self.early_moves.get(name, 0) + 1
 

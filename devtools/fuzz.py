@@ -11,6 +11,7 @@ from dataclasses import replace
 from solders.keypair import Keypair
 
 from coordinator_sdk.model import Config
+from coordinator_sdk.model.state import IN_ROUND, ClientState, RunState
 from coordinator_sdk.shuffle import elected_witnesses
 from devtools.differential import DiffRun
 from devtools.litesvm_harness import CoordinatorSvm
@@ -93,7 +94,7 @@ def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
     if mask & 1 and name in ("witness", "warmup_witness", "checkpoint"):  # mostly aim at someone entitled to act
         st = d.chain_state()
         by_key = {bytes(k.pubkey()): k for k in users}
-        if name == "witness" and st.run_state in (3, 4):
+        if name == "witness" and st.run_state in IN_ROUND:
             r = st.rounds[st.rounds_head]
             chosen = elected_witnesses(r.clients_len, r.random_seed, st.config.witness_nodes) if r.clients_len else []
             if chosen:
@@ -164,24 +165,24 @@ def _advance(d: DiffRun, seconds: int) -> None:
 def _play_round(d: DiffRun, users: list[Keypair], mask: int, dt: int) -> None:
     """Move the run one phase the way honest clients would (joins, warmup votes, witnesses, timeouts)."""
     st = d.chain_state()
-    if st.run_state == 1:
+    if st.run_state == RunState.WaitingForMembers:
         for k in users[:4]:
             d.join(k)
         d.h.advance(st.config.waiting_for_members_extra_time)
         d.client("tick", users[0])
         return
-    if st.run_state == 2:
+    if st.run_state == RunState.Warmup:
         d.h.advance(0)
         for i in range(st.num_epoch_clients):
-            if st.epoch_clients[i].state == 0:
+            if st.epoch_clients[i].state == ClientState.Healthy:
                 d.client("warmup_witness", {bytes(k.pubkey()): k for k in users}[bytes(st.epoch_clients[i].signer)])
         return
-    if st.run_state == 5:
+    if st.run_state == RunState.Cooldown:
         _vote_checkpoints(d, users, mask >> 2, dt)
         _advance(d, st.config.cooldown_time)
         d.client("tick", users[0])
         return
-    if st.run_state not in (3, 4):
+    if st.run_state not in IN_ROUND:
         return
     r = st.rounds[st.rounds_head]
     by_key = {bytes(k.pubkey()): k for k in users}
@@ -189,17 +190,17 @@ def _play_round(d: DiffRun, users: list[Keypair], mask: int, dt: int) -> None:
     delivered = [bytes(k.pubkey()) for i, k in enumerate(users) if dt % 4 or not mask >> (i + 1) & 1]
     for i in elected_witnesses(r.clients_len, r.random_seed, st.config.witness_nodes) if r.clients_len else []:
         c = st.epoch_clients[i]
-        if c.state == 0 and not mask & 1:  # mask & 1: the elected witnesses stay silent this round
+        if c.state == ClientState.Healthy and not mask & 1:  # mask & 1: the elected witnesses stay silent this round
             d.h.advance(0)
             d.witness(by_key[bytes(c.signer)], delivered)
     st = d.chain_state()
     signers = [bytes(st.epoch_clients[i].signer) for i in range(st.num_epoch_clients)]
     missed = [signers.index(k) for k in by_key if k not in delivered and k in signers]
-    if missed and st.run_state in (3, 4):  # report the first client the witnesses did not see
+    if missed and st.run_state in IN_ROUND:  # report the first client the witnesses did not see
         d.client("health_check", users[dt % len(users)], missed[0])
     _advance(d, dt + st.config.round_witness_time + (0 if mask & 1 == 0 else st.config.max_round_train_time))
     d.client("tick", users[0])
-    if d.chain_state().run_state == 5:  # the epoch ended: its clients vote at once
+    if d.chain_state().run_state == RunState.Cooldown:  # the epoch ended: its clients vote at once
         _vote_checkpoints(d, users, mask, dt)
 
 
@@ -208,7 +209,8 @@ def _pending_witnesses(st) -> list[int]:
     r = st.rounds[st.rounds_head]
     posted = {w.client_index for w in r.witnesses[:r.num_witnesses]}
     chosen = elected_witnesses(r.clients_len, r.random_seed, st.config.witness_nodes) if r.clients_len else []
-    return [i for i in chosen if i not in posted and i < st.num_epoch_clients and st.epoch_clients[i].state == 0]
+    return [i for i in chosen if i not in posted and i < st.num_epoch_clients
+            and st.epoch_clients[i].state == ClientState.Healthy]
 
 
 def _depart(d: DiffRun, users: list[Keypair], u: int, mask: int, dt: int) -> None:
@@ -218,7 +220,7 @@ def _depart(d: DiffRun, users: list[Keypair], u: int, mask: int, dt: int) -> Non
     pending witnesses post (all with mask & 2, else dt of them); with mask & 4 the rest post after. The
     round may move to RoundWitness at the leave or at the last post."""
     st = d.chain_state()
-    pending = _pending_witnesses(st) if st.run_state == 3 else []
+    pending = _pending_witnesses(st) if st.run_state == RunState.RoundTrain else []
     if not pending:
         return
     by_key = {bytes(k.pubkey()): k for k in users}
@@ -234,7 +236,8 @@ def _depart(d: DiffRun, users: list[Keypair], u: int, mask: int, dt: int) -> Non
     if mask & 1:
         d.client("withdraw", signer[leaver])
     else:
-        healthy = [i for i in range(st.num_epoch_clients) if st.epoch_clients[i].state == 0 and i != leaver]
+        healthy = [i for i in range(st.num_epoch_clients)
+                   if st.epoch_clients[i].state == ClientState.Healthy and i != leaver]
         reporter = healthy[dt % len(healthy)] if healthy else leaver
         d.client("health_check", by_key[bytes(st.epoch_clients[reporter].signer)], leaver)
     if mask & 4:

@@ -14,6 +14,7 @@ from solders.system_program import CreateAccountParams, create_account
 from coordinator_sdk import spl_token as spl
 from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.codec import ANYONE
+from coordinator_sdk.model.state import RunState
 from coordinator_sdk.participation import participants_bitmap
 from coordinator_sdk.shuffle import elected_witnesses
 from coordinator_sdk.treasurer_codec import TreasurerCodec, run_index
@@ -119,7 +120,7 @@ class TreasurerSvm(CoordinatorSvm):
     def play_epoch(self, tr: TreasuryRun, users: list[Keypair]) -> None:
         """Unpause, join everyone, warm up, play rounds until the epoch's cooldown ends: points are paid."""
         start = self.state(tr)
-        if start.run_state in (0, 7):  # Uninitialized / Paused
+        if start.run_state in (RunState.Uninitialized, RunState.Paused):
             assert self.update(tr, paused=False).ok
         for u in users:
             res = self.join(tr, u)
@@ -132,7 +133,7 @@ class TreasurerSvm(CoordinatorSvm):
             assert self.client(tr, "warmup_witness", u).ok
         for _ in range(200):
             st = self.state(tr)
-            if st.run_state == 3:  # RoundTrain: the elected witnesses post
+            if st.run_state == RunState.RoundTrain:  # the elected witnesses post
                 r = st.rounds[st.rounds_head]
                 epoch = [bytes(st.epoch_clients[i].signer) for i in range(st.num_epoch_clients)]
                 everyone = list(participants_bitmap(range(r.clients_len)))  # every client of the round trained
@@ -142,7 +143,8 @@ class TreasurerSvm(CoordinatorSvm):
                     res = self.client(tr, "witness", by_key[epoch[i]], everyone,
                                       list(Bloom([0] * 8).to_bytes()), list(merkle), st.step, 0.0, 0.0, 0.0)
                     assert res.ok, f"witness failed: {res.error_name} {res.error}\n" + "\n".join(res.logs)
-            elif st.run_state in (1, 6, 7) and st.epoch > start.epoch:  # WaitingForMembers / Finished / Paused
+            elif st.run_state in (RunState.WaitingForMembers, RunState.Finished, RunState.Paused) \
+                    and st.epoch > start.epoch:
                 return
             self.advance(2)
             last = self.tick(tr, users[0])

@@ -111,6 +111,7 @@ async def _unfinished_create(c: Any, raw: bytes, run_id: str, owner: Pubkey, min
     """The coordinator account of run `run_id` when an earlier `run create` by `owner`, with the same
     --treasurer/--mint, stopped part-way (the run exists, is Uninitialized, never started): a re-run then
     finishes it, since every later step only sets a value. Anything else keeps the id refused."""
+    from coordinator_sdk.account_view import view
     from coordinator_sdk.model.state import RunState
 
     used = f"run id {run_id!r} is already used on this cluster (instance {c.instance})"
@@ -135,11 +136,10 @@ async def _unfinished_create(c: Any, raw: bytes, run_id: str, owner: Pubkey, min
         if run.collateral_mint != mint or int(run.collateral_per_point) != collateral_per_point:
             raise CommandFailed(f"{used}: it was created with --mint {run.collateral_mint} --collateral-per-point "
                                 f"{int(run.collateral_per_point)}; re-run with those to finish it")
-    state = await coordinator.fetch_state()
-    if RunState(int(state.run_state)) != RunState.Uninitialized:
-        raise CommandFailed(f"{used} (it is {RunState(int(state.run_state)).name}; change it with"
-                            f" `psyche run update`)")
-    if int(state.nonce) >= CREATE_UPDATES:  # every update of a create landed: a complete --paused create
+    state = view(await coordinator.fetch_state())
+    if state.run_state != RunState.Uninitialized:
+        raise CommandFailed(f"{used} (it is {state.run_state.name}; change it with `psyche run update`)")
+    if state.nonce >= CREATE_UPDATES:  # every update of a create landed: a complete --paused create
         raise CommandFailed(f"{used} (created in full and not started: start it with `psyche run resume "
                             f"{run_id}`, change it with `psyche run update`)")
     return inst.coordinator_account

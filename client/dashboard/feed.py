@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 
 from client.cli_common import derive_ws_url
-from client.commands.run_status import run_snapshot, run_summary
 from client.dashboard.treasury_view import treasurer_run_for, treasury_view
+from client.run_view import run_snapshot, run_summary
 from coordinator_sdk.client import default_codec
 from coordinator_sdk.events import RunEvent, backfill, decode_logs, loss_by_step
 

@@ -1,5 +1,5 @@
 """`psyche run status ID --watch`: the dashboard's live view in a terminal, for people on SSH. It follows
-the same RunFeed (websocket, polling fallback, "reconnecting") and prints `run_status.render` of the same
+the same RunFeed (websocket, polling fallback, "reconnecting") and prints `run_view.render` of the same
 snapshot plus what only the events tell: loss and tokens/s per step, recent rounds, checkpoints."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import aiohttp
 import click
 
 from client.cli_common import CommandFailed, ExitCode, emit_json
-from client.commands.run_status import render
 from client.dashboard.feed import JsonRpc, RunFeed
+from client.run_view import render
 
 CLEAR = "\x1b[H\x1b[2J"
 FINISHED = "Finished"  # coordinator_sdk.events.PHASES[RunState.Finished]: nothing will change any more

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from client.cli_common import ExitCode
 from client.runner.backend import Backend
@@ -18,6 +17,7 @@ from client.runner.p2p_session import P2PSession
 from client.runner.report import Reporter
 from client.runner.settings import ClientExit, ClientSettings
 from client.runner.watch import Watch
+from coordinator_sdk.account_view import CoordinatorView, view
 from coordinator_sdk.rpc_pool import AllEndpointsFailed
 
 
@@ -32,11 +32,13 @@ class RunnerContext:
     in_flight: set[tuple[str, int]] = field(default_factory=set)  # (instruction, step) sent, not yet landed
 
     @property
-    def state(self) -> Any:
-        return self.watch.state
+    def state(self) -> CoordinatorView:
+        """The latest chain state, typed (None before the first read: the phases run only after it)."""
+        st = self.watch.state
+        return st if st is None else view(st)
 
-    def chain_checkpoint(self, st: Any) -> CheckpointRef:
-        text = bytes(st.checkpoint[:int(st.checkpoint_len)]).decode("utf-8", errors="replace")
+    def chain_checkpoint(self, st: CoordinatorView) -> CheckpointRef:
+        text = view(st).checkpoint_text()
         try:
             return CheckpointRef.parse(text)
         except CheckpointRefError as e:

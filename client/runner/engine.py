@@ -24,9 +24,9 @@ from client.runner.round_work import RoundWork
 from client.runner.settings import ClientExit, ClientSettings
 from client.runner.ticking import TickPolicy, waiting_reason
 from client.runner.watch import Watch
-from client.runner.witnessing import epoch_index
+from coordinator_sdk.account_view import CoordinatorView, view
 from coordinator_sdk.client import RunNotFound
-from coordinator_sdk.model.state import ClientState, RunState
+from coordinator_sdk.model.state import IN_ROUND, ClientState, RunState
 from coordinator_sdk.program_errors import TransactionFailed
 from coordinator_sdk.rpc_pool import AllEndpointsFailed
 
@@ -55,7 +55,7 @@ class RunClient:
         self.participating = False  # in the epoch in progress, as this process (a restart is not)
 
     @property
-    def state(self) -> Any:
+    def state(self) -> CoordinatorView | None:
         return self.watch.state
 
     # ---- entry ----------------------------------------------------------------------------------------
@@ -72,7 +72,7 @@ class RunClient:
             await self.p2p.start()
             self.report.event("started", run=self.s.run_id, wallet=str(self.s.wallet.pubkey()),
                               p2p=self.p2p.identity.public.hex()[:16], p2p_addr=self.p2p.address,
-                              device=self.work.device, phase=RunState(int(st.run_state)).name)
+                              device=self.work.device, phase=st.run_state.name)
             return await self._follow()
         except ClientExit as e:
             self.report.event("exit", code=e.code, reason=e.message)
@@ -82,26 +82,26 @@ class RunClient:
             await self.p2p.close()
             await self.backend.close()
 
-    async def _preflight(self) -> Any:
+    async def _preflight(self) -> CoordinatorView:
         try:
-            st = await self.backend.fetch_state()
+            st = view(await self.backend.fetch_state())
             lamports = await self.backend.balance()
         except RunNotFound as e:
             raise ClientExit(ExitCode.RUN_NOT_FOUND, str(e)) from None
         except AllEndpointsFailed as e:
             raise ClientExit(ExitCode.RPC_UNREACHABLE, f"no RPC endpoint answers: {e}") from None
-        if int(st.version) != SUPPORTED_ACCOUNT_VERSION:
+        if st.version != SUPPORTED_ACCOUNT_VERSION:
             raise ClientExit(ExitCode.VERSION_MISMATCH, f"run {self.s.run_id!r} has coordinator account version"
-                             f" {int(st.version)}; this client speaks version {SUPPORTED_ACCOUNT_VERSION}")
+                             f" {st.version}; this client speaks version {SUPPORTED_ACCOUNT_VERSION}")
         if lamports == 0:
             raise ClientExit(ExitCode.WALLET, f"wallet {self.s.wallet.pubkey()} has no SOL (fund it with"
                              " `psyche airdrop 1 -k WALLET` on a localnet)")
         self.work.prepare(st)  # model plan + device: ModelUnsupported / DeviceUnavailable exit here
-        if int(st.run_state) == RunState.Finished:
+        if st.run_state == RunState.Finished:
             raise ClientExit(ExitCode.OK, f"run {self.s.run_id!r} is already finished")
         return st
 
-    async def _refuse_if_running(self, st: Any) -> None:
+    async def _refuse_if_running(self, st: CoordinatorView) -> None:
         """Exit ALREADY_RUNNING, before joining anything, when a live process holds this wallet's entry."""
         held = registered_hint(st, self.me)
         if held is None:
@@ -122,7 +122,7 @@ class RunClient:
                         if t.done():
                             t.result()  # re-raise what ended it (ClientExit or a bug)
                     try:
-                        st = await stream.next(timeout=0.25)
+                        st = view(await stream.next(timeout=0.25))
                     except TimeoutError:
                         continue
                     self.watch.publish(st)
@@ -158,9 +158,9 @@ class RunClient:
                     if self.stop.is_set():
                         return
 
-    async def _on_state(self, st: Any) -> None:
+    async def _on_state(self, st: CoordinatorView) -> None:
         await self.p2p.refresh(st)
-        rs = int(st.run_state)
+        rs = st.run_state
         self._check_removed(st)
         if self._lost_our_entry(st):
             self._joined_for = None  # re-join: our address back on chain; the newcomer then sees it and leaves
@@ -168,53 +168,51 @@ class RunClient:
         if rs == RunState.Finished:
             self._schedule(("finish",), self._finish)
             return
-        mine = epoch_index(st, self.me)
-        if mine is not None and rs != RunState.Warmup and self.work.warm_epoch != int(st.epoch):
+        mine = st.epoch_index(self.me)
+        if mine is not None and rs != RunState.Warmup and self.work.warm_epoch != st.epoch:
             mine = None  # listed from before a restart: the epoch's weights moved on without us; next epoch
-        if mine is not None and int(st.epoch_clients[mine].state) == ClientState.Withdrawn:
+        if mine is not None and st.epoch_client_state(mine) == ClientState.Withdrawn:
             mine = None  # we sat this epoch out (no weights to be had): join the next
-        if rs == RunState.WaitingForMembers or (mine is None and rs in (RunState.RoundTrain, RunState.RoundWitness,
-                                                                         RunState.Cooldown)):
+        if rs == RunState.WaitingForMembers or (mine is None and rs in (*IN_ROUND, RunState.Cooldown)):
             await self._ensure_joined(st)
             return
         if mine is None:
             return
         if rs == RunState.Warmup:
             self.participating = True
-            self._schedule(("warmup", int(st.epoch)), self.work.warmup, st)
+            self._schedule(("warmup", st.epoch), self.work.warmup, st)
         elif rs == RunState.RoundTrain:
-            r = st.rounds[st.rounds_head]
-            self._schedule(("round", int(st.epoch), int(r.height)), self.work.play_round, st)
+            self._schedule(("round", st.epoch, int(st.current_round.height)), self.work.play_round, st)
         elif rs == RunState.Cooldown:
-            self._schedule(("cooldown", int(st.epoch)), self.work.cooldown, st)
+            self._schedule(("cooldown", st.epoch), self.work.cooldown, st)
 
-    def _check_removed(self, st: Any) -> None:
+    def _check_removed(self, st: CoordinatorView) -> None:
         if not self.participating:  # an old drop (before a restart) does not concern this process
             return
         for lst, n in ((st.epoch_clients, st.num_epoch_clients), (st.exited_clients, st.num_exited_clients)):
-            for i in range(int(n)):
+            for i in range(n):
                 c = lst[i]
                 if bytes(c.signer) == self.me and int(c.state) in (ClientState.Dropped, ClientState.Ejected):
                     how = ClientState(int(c.state)).name.lower()
                     raise ClientExit(ExitCode.REMOVED_FROM_RUN, f"the coordinator {how}"
-                                     f" this client in epoch {int(st.epoch)} (it missed a round its witnesses"
+                                     f" this client in epoch {st.epoch} (it missed a round its witnesses"
                                      " checked); restart it to rejoin at the next epoch")
 
-    def _lost_our_entry(self, st: Any) -> bool:
+    def _lost_our_entry(self, st: CoordinatorView) -> bool:
         """Two processes on one wallet that raced past the start-up probe: the chain holds the address of
         whichever joined last. A client taking part in the epoch wants it back (True: re-join); any other
         leaves, so the one already training is never the one harmed."""
         holder, addrs = self.join_guard.holder(st)
-        if holder is Holder.US or int(st.run_state) == RunState.Finished:
+        if holder is Holder.US or st.run_state == RunState.Finished:
             return False
-        if self.participating and self.work.warm_epoch == int(st.epoch):
+        if self.participating and self.work.warm_epoch == st.epoch:
             return True
         raise ClientExit(ExitCode.ALREADY_RUNNING, f"another process joined run {self.s.run_id!r} with wallet"
                          f" {self.s.wallet.pubkey()} (at {','.join(addrs)}); leaving it to that one")
 
-    async def _ensure_joined(self, st: Any) -> None:
-        next_active = int(st.next_active)
-        for i in range(int(st.num_clients)):
+    async def _ensure_joined(self, st: CoordinatorView) -> None:
+        next_active = st.next_active
+        for i in range(st.num_clients):
             c = st.clients[i]
             if bytes(c.signer) == self.me and int(c.active) == next_active and self._joined_for == next_active:
                 return
@@ -225,8 +223,8 @@ class RunClient:
         try:
             await self.backend.join(self.p2p.identity.seed, self.p2p.identity.public, self.p2p.address)
             self.join_guard.joined(self.p2p.address, await self._nonce_now())
-            self.report.event("join", epoch=int(st.epoch) + (0 if int(st.run_state) == RunState.WaitingForMembers
-                                                             else 1), hint=self.p2p.address)
+            self.report.event("join", epoch=st.epoch + (0 if st.run_state == RunState.WaitingForMembers else 1),
+                              hint=self.p2p.address)
         except TransactionFailed as e:
             self._joined_for = None
             self.report.event("error", action="join_run", reason=first_line(e))
@@ -236,7 +234,7 @@ class RunClient:
     async def _nonce_now(self) -> int | None:
         """The account's nonce read now (after our join confirmed), or None when the read fails."""
         try:
-            return int((await self.backend.fetch_state()).nonce)
+            return view(await self.backend.fetch_state()).nonce
         except (AllEndpointsFailed, OSError, RunNotFound):
             return None
 

@@ -12,9 +12,9 @@ fetched after the join was confirmed, or we have already seen our own hint on ch
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
 
 from client.runner.liveness import registered_hint
+from coordinator_sdk.account_view import CoordinatorView
 
 
 class Holder(Enum):
@@ -34,7 +34,7 @@ class JoinGuard:
         read failed: then only seeing our own hint on chain makes later states count)."""
         self.hint, self._landed_nonce, self._seen = hint, nonce_after_landing, False
 
-    def holder(self, st: Any) -> tuple[Holder, list[str]]:
+    def holder(self, st: CoordinatorView) -> tuple[Holder, list[str]]:
         if self.hint is None:
             return Holder.US, []
         held = registered_hint(st, self.me)

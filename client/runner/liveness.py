@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Any
 
 from client.p2p.allowlist import StaticMembers, hint_addresses
 from client.p2p.gossip import GOSSIP_ALPN
 from client.p2p.identity import P2PIdentity
 from client.p2p.node import P2PNode, PeerUnreachable
+from coordinator_sdk.account_view import CoordinatorView
 
 PROBE_TIMEOUT_S = 5.0
 
 
-def registered_hint(state: Any, signer: bytes) -> tuple[bytes, list[str]] | None:
+def registered_hint(state: CoordinatorView, signer: bytes) -> tuple[bytes, list[str]] | None:
     """(p2p key, address hints) of `signer`'s registry entry while it counts as active, else None."""
     for i in range(int(state.num_clients)):
         c = state.clients[i]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from typing import Any
 
 from solders.keypair import Keypair
 
@@ -19,6 +18,7 @@ from client.p2p.identity import P2PIdentity
 from client.p2p.node import P2PNode
 from client.p2p.result_exchange import ResultExchange
 from client.training.distro import DistroConfig, ParamLayout
+from coordinator_sdk.account_view import CoordinatorView
 
 KEY_DERIVATION = b"psyche/p2p-key/1"
 
@@ -52,7 +52,7 @@ class P2PSession:
     def set_model(self, layout: dict[str, ParamLayout], cfg: DistroConfig) -> None:
         self.exchange = ResultExchange(self.gossip, self.blobs, layout, cfg)
 
-    async def refresh(self, state: Any) -> bool:
+    async def refresh(self, state: CoordinatorView) -> bool:
         """Adopt the chain's epoch members (and their address hints); True when the set changed."""
         keys = frozenset(self.members.refresh(state))
         if keys == self._epoch_members:

@@ -12,11 +12,11 @@ from typing import Any
 from client.runner.context import RunnerContext
 from client.runner.training_state import RoundBook, TrainingState
 from client.runner.witnessing import consensus_results, elected_unposted, round_signers
-from coordinator_sdk.model.state import RunState
+from coordinator_sdk.account_view import CoordinatorView
 
 
 async def apply(ctx: RunnerContext, ts: TrainingState, book: RoundBook, step: int, witnessing_round: Any,
-                st: Any) -> int:
+                st: CoordinatorView) -> int:
     """Apply the results of `step` that the witnessing round's quorum vouched for; returns how many."""
     if step in book.applied:
         return book.applied[step]
@@ -49,11 +49,11 @@ async def apply_once_witnessed(ctx: RunnerContext, ts: TrainingState, book: Roun
     round moves on first, the next round's start applies it as usual."""
     def final_or_gone() -> bool:
         cur = ctx.state
-        if int(cur.step) != current or int(cur.run_state) not in (RunState.RoundTrain, RunState.RoundWitness):
+        if cur.step != current or not cur.in_round:
             return True
         return int(cur.rounds[cur.rounds_head].num_witnesses) > 0 and not elected_unposted(cur)
 
     await ctx.watch.until(final_or_gone)
     cur = ctx.state
-    if int(cur.step) == current and int(cur.run_state) in (RunState.RoundTrain, RunState.RoundWitness):
+    if cur.step == current and cur.in_round:
         await apply(ctx, ts, book, step, cur.rounds[cur.rounds_head], cur)

@@ -9,53 +9,53 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 from client.p2p.checkpoint_share import publish_model, unpin_model
 from client.runner.checkpoint_ref import P2P, CheckpointRef
 from client.runner.context import RunnerContext, first_line, send_while
 from client.runner.phase_apply import apply
 from client.runner.training_state import RoundBook, TrainingState, weights_sha256
-from client.runner.witnessing import epoch_index
 from client.training.checkpoint import save_checkpoint
+from coordinator_sdk.account_view import CoordinatorView, view
 from coordinator_sdk.model.state import ClientState, RunState
 from coordinator_sdk.program_errors import TransactionFailed
 
 
-async def cooldown(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: Any) -> None:
+async def cooldown(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: CoordinatorView) -> None:
     if ts.model is None:
         return
-    last = st.rounds[st.rounds_head]
+    st = view(st)
+    last = st.current_round
     if int(last.height) >= 1:  # the last round's witnesses vouched for the step before it
-        await apply(ctx, ts, book, int(st.step) - 2, last, st)
+        await apply(ctx, ts, book, st.step - 2, last, st)
     store = ctx.p2p.blobs.store
     if ts.published is not None:  # only the newest checkpoint stays pinned for newcomers
         unpin_model(store, ts.published)
     digest = ts.published = publish_model(ts.model, store, step=0)
     ts.digest = digest
     ref = CheckpointRef(digest, P2P)
-    path = save_local(ctx, ts, int(st.step))
-    mine = epoch_index(st, ctx.me)
+    path = save_local(ctx, ts, st.step)
+    mine = st.epoch_index(ctx.me)
     voted: bool | str = False
-    if mine is not None and int(st.epoch_clients[mine].state) == ClientState.Healthy:
-        ctx.in_flight.add(("checkpoint", int(st.step)))
+    if mine is not None and st.epoch_client_state(mine) == ClientState.Healthy:
+        ctx.in_flight.add(("checkpoint", st.step))
         try:
-            await ctx.p2p.say("voting", int(st.step), digest)  # tickers hold Cooldown open while votes land
-            epoch = int(st.epoch)
+            await ctx.p2p.say("voting", st.step, digest)  # tickers hold Cooldown open while votes land
+            epoch = st.epoch
 
             def cooling() -> bool:
                 cur = ctx.state
-                return int(cur.epoch) == epoch and int(cur.run_state) == RunState.Cooldown
+                return cur.epoch == epoch and cur.run_state == RunState.Cooldown
 
             voted = await send_while(ctx, lambda: ctx.backend.checkpoint(ref.encode()), cooling, "checkpoint")
         except TransactionFailed as e:
             voted = f"refused ({first_line(e)[:120]})"
             ctx.report.event("error", action="checkpoint", reason=first_line(e))
         finally:
-            ctx.in_flight.discard(("checkpoint", int(st.step)))
+            ctx.in_flight.discard(("checkpoint", st.step))
     adopted = voted is True and await ctx.watch.until(  # the vote that made the majority, or a later one
         lambda: ctx.chain_checkpoint(ctx.state).digest == digest, time.time() + 2.0)
-    ctx.report.event("checkpoint", epoch=int(st.epoch), step=int(st.step), digest=ref.short,
+    ctx.report.event("checkpoint", epoch=st.epoch, step=st.step, digest=ref.short,
                      path=str(path) if path else None, posted=voted, adopted=adopted,
                      weights_sha256=weights_sha256(ts.model)[:16])
 

@@ -14,6 +14,7 @@ from client.runner.context import RunnerContext
 from client.runner.data_source import fetch_batch
 from client.runner.training_state import RoundBook, TrainingState
 from client.training.result_codec import encode_result
+from coordinator_sdk.account_view import CoordinatorView
 from coordinator_sdk.model.state import RunState
 from coordinator_sdk.round_assignment import current_assignment
 from data_providers.types import DataError
@@ -21,7 +22,7 @@ from data_providers.types import DataError
 WireHook = Callable[[bytes], bytes]
 
 
-async def train(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: Any, step: int,
+async def train(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: CoordinatorView, step: int,
                 wire_hook: WireHook | None = None) -> tuple[float | None, float | None]:
     """(loss, tokens/s) of our batch of `step`, or (None, None) when we had none this round."""
     mine = current_assignment(st).get(ctx.p2p.identity.public)
@@ -53,7 +54,7 @@ async def _fetch_batch(ctx: RunnerContext, ts: TrainingState, step: int, first: 
             return await fetch_batch(ts.provider, first, last)
         except DataError as e:
             cur = ctx.state
-            if int(cur.step) != step or int(cur.run_state) != RunState.RoundTrain:
+            if cur.step != step or cur.run_state != RunState.RoundTrain:
                 ctx.report.event("error", action="data", step=step, reason=str(e)[:200])
                 return None
             ctx.report.event("data_retry", detail=True, step=step, reason=str(e)[:200])

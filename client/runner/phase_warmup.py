@@ -25,6 +25,7 @@ from client.training.checkpoint import CheckpointError, load_checkpoint
 from client.training.config import ConfigError
 from client.training.distro import result_layout
 from client.training.trainer import Trainer
+from coordinator_sdk.account_view import CoordinatorView, view
 from coordinator_sdk.model.state import ClientState, RunState
 from coordinator_sdk.program_errors import TransactionFailed
 
@@ -32,7 +33,7 @@ RETRY_S = 2.0
 ModelHook = Callable[[Any], Any]
 
 
-def prepare(ctx: RunnerContext, ts: TrainingState, st: Any) -> None:
+def prepare(ctx: RunnerContext, ts: TrainingState, st: CoordinatorView) -> None:
     """The model plan and the device, checked before the client joins (exit 5 / 6 when it cannot train)."""
     try:
         ts.plan = TrainingPlan.from_chain(st.model)
@@ -65,7 +66,8 @@ def _local_copy(ctx: RunnerContext, ref: CheckpointRef) -> Any:
     return None
 
 
-async def load_model(ctx: RunnerContext, ts: TrainingState, st: Any, hook: ModelHook | None = None) -> bool:
+async def load_model(ctx: RunnerContext, ts: TrainingState, st: CoordinatorView, hook: ModelHook | None = None
+                     ) -> bool:
     """Hold the weights the chain names; False when no source has them right now."""
     ref = ctx.chain_checkpoint(st)
     if ts.model is not None and ts.digest == ref.digest:
@@ -94,15 +96,16 @@ async def load_model(ctx: RunnerContext, ts: TrainingState, st: Any, hook: Model
     return True
 
 
-async def warmup(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: Any,
+async def warmup(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: CoordinatorView,
                  hook: ModelHook | None = None) -> bool:
     """Load, open the data, gossip `warmup` and vote once every healthy member is ready. False: the weights
     could not be had and the client withdrew from this epoch."""
-    epoch = int(st.epoch)
+    st = view(st)
+    epoch = st.epoch
     while not await load_model(ctx, ts, st, hook):
-        give_up = int(st.run_state_start_unix_timestamp) + max(1, int(st.config.warmup_time) // 2)
+        give_up = st.run_state_start_unix_timestamp + max(1, int(st.config.warmup_time) // 2)
         cur = ctx.state
-        if time.time() >= give_up or int(cur.run_state) != RunState.Warmup or int(cur.epoch) != epoch:
+        if time.time() >= give_up or cur.run_state != RunState.Warmup or cur.epoch != epoch:
             ctx.report.event("withdraw", epoch=epoch, reason="the run's weights are unavailable: sitting out this"
                              " epoch, joining the next")
             try:
@@ -116,26 +119,26 @@ async def warmup(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: Any
         assert ts.plan is not None
         ts.provider = await open_provider(ctx.settings.data or ts.plan.data_location, int(st.config.max_seq_len),
                                           ctx.p2p.identity.signing_key)
-    step = int(st.step)
+    step = st.step
     book.clear()
     ctx.p2p.gossip.set_step(step)
     await ctx.p2p.say("warmup", step, epoch.to_bytes(4, "little"))
 
     def ready() -> bool:
         cur = ctx.state
-        if int(cur.run_state) != RunState.Warmup or int(cur.epoch) != epoch:
+        if cur.run_state != RunState.Warmup or cur.epoch != epoch:
             return True  # the warmup ended without us: the round loop takes over
-        members = {bytes(cur.epoch_clients[i].p2p) for i in range(int(cur.num_epoch_clients))
-                   if int(cur.epoch_clients[i].state) == ClientState.Healthy}
+        members = {cur.epoch_p2p(i) for i in range(cur.num_epoch_clients)
+                   if cur.epoch_client_state(i) == ClientState.Healthy}
         return members <= ctx.p2p.senders("warmup", step)
 
     await ctx.watch.until(ready)
     cur = ctx.state
-    if int(cur.run_state) != RunState.Warmup or int(cur.epoch) != epoch:
+    if cur.run_state != RunState.Warmup or cur.epoch != epoch:
         return True
     try:
         await ctx.backend.warmup_witness()
-        ctx.report.event("warmup", epoch=epoch, detail=False, ready=int(cur.num_epoch_clients))
+        ctx.report.event("warmup", epoch=epoch, detail=False, ready=cur.num_epoch_clients)
     except TransactionFailed as e:
         ctx.report.event("warmup_witness_refused", detail=True, reason=first_line(e))
     return True

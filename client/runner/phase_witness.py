@@ -12,13 +12,13 @@ Before sending, the witness gossips `witnessing` so tickers hold off ending Roun
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from solders.pubkey import Pubkey
 
 from client.runner.context import RunnerContext, first_line, send_while
 from client.runner.training_state import RoundBook
 from client.runner.witnessing import WitnessReport, absent_witnesses, healthy_signers
+from coordinator_sdk.account_view import CoordinatorView, view
 from coordinator_sdk.model.state import RunState
 from coordinator_sdk.program_errors import TransactionFailed
 
@@ -31,10 +31,11 @@ def post_lead_s(max_round_train_time: int) -> float:
     return min(3.0, max(1.0, max_round_train_time / 4))
 
 
-def chain_deadline(st: Any) -> float:
+def chain_deadline(st: CoordinatorView) -> float:
     """Wall-clock time by which our witness should be sent for the round in `st` (RoundTrain deadline - lead)."""
+    st = view(st)
     t = int(st.config.max_round_train_time)
-    return int(st.run_state_start_unix_timestamp) + t - post_lead_s(t)
+    return st.run_state_start_unix_timestamp + t - post_lead_s(t)
 
 
 async def gather(ctx: RunnerContext, book: RoundBook, step: int, current: int, deadline: float) -> WitnessReport:
@@ -54,7 +55,7 @@ async def gather(ctx: RunnerContext, book: RoundBook, step: int, current: int, d
 
     def settled() -> bool:
         cur = ctx.state
-        if int(cur.step) != current or int(cur.run_state) != RunState.RoundTrain:
+        if cur.step != current or cur.run_state != RunState.RoundTrain:
             return True
         live = healthy_signers(cur)
         return all(k in done for k, s in trainers if s in live)
@@ -93,7 +94,7 @@ async def post_witness(ctx: RunnerContext, book: RoundBook, step: int, report: W
     def ready() -> bool:
         nonlocal half_at
         cur = ctx.state
-        if int(cur.step) != step or int(cur.run_state) != RunState.RoundTrain:
+        if cur.step != step or cur.run_state != RunState.RoundTrain:
             return True
         live = healthy_signers(cur)
         waiting = {k for k, s in trainers if s in live}
@@ -107,7 +108,7 @@ async def post_witness(ctx: RunnerContext, book: RoundBook, step: int, report: W
     while not ready():
         await ctx.watch.until(ready, min(cutoff(), time.time() + 0.5))
     cur = ctx.state
-    if int(cur.step) != step or int(cur.run_state) not in (RunState.RoundTrain, RunState.RoundWitness):
+    if cur.step != step or not cur.in_round:
         return "missed"
     before = book.trainers_of.get(step - 1) if height > 0 else None
     previous = None if before is None else {s for _, s in before}
@@ -119,7 +120,7 @@ async def post_witness(ctx: RunnerContext, book: RoundBook, step: int, report: W
 
         def open_round() -> bool:
             cur = ctx.state
-            return int(cur.step) == step and int(cur.run_state) in (RunState.RoundTrain, RunState.RoundWitness)
+            return cur.step == step and cur.in_round
 
         sent = await send_while(ctx, lambda: ctx.backend.witness(participant, broadcast, report.merkle, step,
                                                                  loss or 0.0, tps or 0.0,
@@ -132,7 +133,7 @@ async def post_witness(ctx: RunnerContext, book: RoundBook, step: int, report: W
         ctx.in_flight.discard(("witness", step))
 
 
-async def health_checks(ctx: RunnerContext, st: Any) -> None:
+async def health_checks(ctx: RunnerContext, st: CoordinatorView) -> None:
     """Report every elected witness of the round that has not posted and that a quorum of the round's witnesses
     already left out: the round then stops waiting for it (the round's end would drop it anyway)."""
     for i in absent_witnesses(st, ctx.me):

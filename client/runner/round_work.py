@@ -18,7 +18,7 @@ from client.runner.context import RunnerContext
 from client.runner.data_source import close_provider
 from client.runner.training_state import RoundBook, TrainingState, weights_sha256
 from client.runner.witnessing import WitnessReport, is_elected, round_at, round_trainers
-from coordinator_sdk.model.state import RunState
+from coordinator_sdk.account_view import CoordinatorView, view
 
 
 class RoundWork:
@@ -37,21 +37,20 @@ class RoundWork:
     def warm_epoch(self) -> int | None:
         return self.ts.warm_epoch
 
-    def prepare(self, st: Any) -> None:
+    def prepare(self, st: CoordinatorView) -> None:
         phase_warmup.prepare(self.ctx, self.ts, st)
 
-    async def warmup(self, st: Any) -> bool:
+    async def warmup(self, st: CoordinatorView) -> bool:
         return await phase_warmup.warmup(self.ctx, self.ts, self.book, st, self.model_hook)
 
-    async def play_round(self, st: Any) -> None:
-        ctx, ts, book = self.ctx, self.ts, self.book
-        if ts.model is None or ts.warm_epoch != int(st.epoch):  # warmup timed out while we loaded: load now
+    async def play_round(self, state: CoordinatorView) -> None:
+        ctx, ts, book, st = self.ctx, self.ts, self.book, view(state)
+        if ts.model is None or ts.warm_epoch != st.epoch:  # warmup timed out while we loaded: load now
             if not await self.warmup(st):
                 return
         t_start = time.monotonic()
         round_started = time.time()
-        r = st.rounds[st.rounds_head]
-        height, step, epoch = int(r.height), int(st.step), int(st.epoch)
+        height, step, epoch = int(st.current_round.height), st.step, st.epoch
         ctx.p2p.gossip.set_step(step)
         book.trainers_of[step] = round_trainers(st)
         applied = await phase_apply.apply(ctx, ts, book, step - 2, round_at(st, 1), st) if height >= 2 else 0
@@ -73,12 +72,12 @@ class RoundWork:
                 gather.cancel()
         witness = await phase_witness.post_witness(ctx, book, step, report, loss, tps, round_started, height) \
             if elected else False
-        if witness is True and int(ctx.state.step) == step:  # a witness gone silent no longer holds the round
+        if witness is True and view(ctx.state).step == step:  # a witness gone silent no longer holds the round
             await phase_witness.health_checks(ctx, ctx.state)
         if height >= 1:
             await phase_apply.apply_once_witnessed(ctx, ts, book, step - 1, step)
         ctx.report.event("round", epoch=epoch, step=step, height=height,
-                         phase=RunState(int(ctx.state.run_state)).name, loss=loss, tokens_per_s=tps,
+                         phase=view(ctx.state).run_state.name, loss=loss, tokens_per_s=tps,
                          gathered=len(book.results.get(step - 1, {})), expected=len(book.trainers_of.get(step - 1, [])),
                          applied=applied, witness=witness, bytes_sent=ctx.p2p.bytes_sent,
                          bytes_received=ctx.p2p.bytes_received, train_s=round(ts.last_train_s, 3),
@@ -86,7 +85,7 @@ class RoundWork:
         book.forget(step)
         ctx.p2p.forget(step - 3)
 
-    async def cooldown(self, st: Any) -> None:
+    async def cooldown(self, st: CoordinatorView) -> None:
         await phase_cooldown.cooldown(self.ctx, self.ts, self.book, st)
 
     def summary(self) -> dict[str, Any]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from client.runner.context import RunnerContext, first_line
 from client.runner.witnessing import elected_unposted
+from coordinator_sdk.account_view import CoordinatorView, view
 from coordinator_sdk.deadlines import tick_due_at
 from coordinator_sdk.model.state import RunState
 from coordinator_sdk.program_errors import TransactionFailed
@@ -25,17 +25,18 @@ TICK_WAIT_S = 5.0
 WITNESSING, VOTING = "witnessing", "voting"
 
 
-def tick_rank(st: Any, me: bytes) -> int | None:
+def tick_rank(state: CoordinatorView, me: bytes) -> int | None:
     """Our place in this step's rotating ticker order (0 and 1 tick at once), None when we are not a member."""
-    if int(st.num_epoch_clients) and int(st.run_state) != RunState.WaitingForMembers:
-        keys = [bytes(st.epoch_clients[i].signer) for i in range(int(st.num_epoch_clients))]
+    st = view(state)
+    if st.num_epoch_clients and st.run_state != RunState.WaitingForMembers:
+        keys = st.epoch_signers()
     else:
-        keys = [bytes(st.clients[i].signer) for i in range(int(st.num_clients))
-                if int(st.clients[i].active) == int(st.next_active)]
+        keys = [bytes(st.clients[i].signer) for i in range(st.num_clients)
+                if int(st.clients[i].active) == st.next_active]
     if me not in keys:
         return None
     keys.sort()
-    shift = int(st.step) % len(keys)
+    shift = st.step % len(keys)
     return (keys.index(me) - shift) % len(keys)
 
 
@@ -44,14 +45,15 @@ class TickPolicy:
         self.ctx = ctx
         self._last_tick = 0.0
 
-    def in_flight(self, st: Any) -> bool:
+    def in_flight(self, state: CoordinatorView) -> bool:
         """Something we know was sent for the phase in `st` and has not landed yet."""
-        ctx, rs, step = self.ctx, int(st.run_state), int(st.step)
+        st = view(state)
+        ctx, rs, step = self.ctx, st.run_state, st.step
         if rs == RunState.RoundWitness:
             if ("witness", step) in ctx.in_flight:
                 return True
             announced = ctx.p2p.senders(WITNESSING, step)
-            return any(bytes(st.epoch_clients[i].p2p) in announced for i in elected_unposted(st))
+            return any(st.epoch_p2p(i) in announced for i in elected_unposted(st))
         if rs == RunState.Cooldown:
             if ("checkpoint", step) in ctx.in_flight:
                 return True
@@ -64,7 +66,7 @@ class TickPolicy:
                 return True
         return False
 
-    def should_tick(self, st: Any, now: float) -> bool:
+    def should_tick(self, st: CoordinatorView, now: float) -> bool:
         due, rank = tick_due_at(st), tick_rank(st, self.ctx.me)
         if due is None or rank is None:
             return False
@@ -83,25 +85,26 @@ class TickPolicy:
             try:  # a tick that has not landed in TICK_WAIT_S is abandoned: the next one does the same job
                 async with asyncio.timeout(TICK_WAIT_S):
                     await self.ctx.backend.tick()
-                self.ctx.report.event("tick", detail=True, phase=RunState(int(st.run_state)).name)
+                self.ctx.report.event("tick", detail=True, phase=view(st).run_state.name)
             except (TransactionFailed, AllEndpointsFailed, OSError, TimeoutError) as e:
                 self.ctx.report.event("tick_failed", detail=True, reason=first_line(e))
 
 
-def waiting_reason(ctx: RunnerContext, st: Any, participating: bool, warm_epoch: int | None) -> str:
+def waiting_reason(ctx: RunnerContext, state: CoordinatorView, participating: bool, warm_epoch: int | None) -> str:
     """One line on why a client that printed nothing for a while is waiting."""
-    rs = int(st.run_state)
+    st = view(state)
+    rs = st.run_state
     if rs in (RunState.Uninitialized, RunState.Paused):
         return "the run is paused; its owner resumes it with `psyche run resume`"
     if rs == RunState.WaitingForMembers:
-        joined = sum(int(st.clients[i].active) == int(st.next_active) for i in range(int(st.num_clients)))
+        joined = st.pending_members()
         need = int(st.config.init_min_clients)
         return f"waiting for members: {joined} of {need} needed have joined the next epoch"
     if rs == RunState.Warmup:
-        members = {bytes(st.epoch_clients[i].p2p) for i in range(int(st.num_epoch_clients))}
-        ready = len(members & ctx.p2p.senders("warmup", int(st.step)))
+        members = {st.epoch_p2p(i) for i in range(st.num_epoch_clients)}
+        ready = len(members & ctx.p2p.senders("warmup", st.step))
         return f"warmup: {ready} of {len(members)} clients have loaded the model"
-    if not participating or warm_epoch != int(st.epoch):
-        return (f"epoch {int(st.epoch)} started without this client; it joins the next one"
-                f" ({RunState(rs).name}, step {int(st.step)})")
-    return f"{RunState(rs).name} at step {int(st.step)}: waiting for the chain's next transition"
+    if not participating or warm_epoch != st.epoch:
+        return (f"epoch {st.epoch} started without this client; it joins the next one"
+                f" ({rs.name}, step {st.step})")
+    return f"{rs.name} at step {st.step}: waiting for the chain's next transition"

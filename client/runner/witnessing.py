@@ -2,84 +2,84 @@
 
 Why pure: every client must reach the same answers (who is elected, which results count, who is unhealthy)
 from the same account bytes; keeping chain reads and P2P out of these functions is what lets the tests check
-them against the program without a network.
+them against the program without a network. They read the account through coordinator_sdk.account_view's
+CoordinatorView (a raw decoded account is wrapped on entry).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from coordinator_sdk.account_view import CoordinatorView, RoundFields, view
 from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.consensus import witness_quorum
 from coordinator_sdk.merkle import merkle_root
-from coordinator_sdk.model.state import NUM_ROUNDS, ClientState
+from coordinator_sdk.model.state import ClientState
 from coordinator_sdk.participation import absent_count, has_participant, participants_bitmap
 from coordinator_sdk.shuffle import elected_witnesses, witness_slots
 
 
-def round_at(state: Any, back: int) -> Any:
+def round_at(state: CoordinatorView, back: int) -> RoundFields:
     """The round `back` rounds before the current one in the 4-slot ring."""
-    return state.rounds[(state.rounds_head + NUM_ROUNDS - back) % NUM_ROUNDS]
+    return view(state).round_at(back)
 
 
-def epoch_index(state: Any, signer: bytes) -> int | None:
-    for i in range(state.num_epoch_clients):
-        if bytes(state.epoch_clients[i].signer) == signer:
-            return i
-    return None
+def epoch_index(state: CoordinatorView, signer: bytes) -> int | None:
+    return view(state).epoch_index(signer)
 
 
-def round_trainers(state: Any) -> list[tuple[bytes, bytes]]:
+def round_trainers(state: CoordinatorView) -> list[tuple[bytes, bytes]]:
     """(p2p key, signer) of the current round's trainers, in epoch order."""
-    r = state.rounds[state.rounds_head]
-    n = min(int(r.clients_len), int(state.num_epoch_clients))
-    return [(bytes(state.epoch_clients[i].p2p), bytes(state.epoch_clients[i].signer)) for i in range(n)]
+    st = view(state)
+    n = min(int(st.current_round.clients_len), st.num_epoch_clients)
+    return [(st.epoch_p2p(i), st.epoch_signer(i)) for i in range(n)]
 
 
-def is_elected(state: Any, signer: bytes) -> bool:
+def is_elected(state: CoordinatorView, signer: bytes) -> bool:
     """Whether `signer` is an elected witness of the current round (the program's swap-or-not election)."""
-    idx = epoch_index(state, signer)
-    r = state.rounds[state.rounds_head]
-    if idx is None or idx >= r.clients_len:
+    st = view(state)
+    idx = st.epoch_index(signer)
+    r = st.current_round
+    if idx is None or idx >= int(r.clients_len):
         return False
-    return idx in elected_witnesses(int(r.clients_len), int(r.random_seed), int(state.config.witness_nodes))
+    return idx in elected_witnesses(int(r.clients_len), int(r.random_seed), int(st.config.witness_nodes))
 
 
-def healthy_signers(state: Any) -> set[bytes]:
+def healthy_signers(state: CoordinatorView) -> set[bytes]:
     """Signers of the epoch's clients the chain still lists as healthy (not dropped or withdrawn)."""
-    return {bytes(state.epoch_clients[i].signer) for i in range(int(state.num_epoch_clients))
-            if int(state.epoch_clients[i].state) == ClientState.Healthy}
+    st = view(state)
+    return {st.epoch_signer(i) for i in range(st.num_epoch_clients)
+            if st.epoch_client_state(i) == ClientState.Healthy}
 
 
-def elected_unposted(state: Any) -> list[int]:
+def elected_unposted(state: CoordinatorView) -> list[int]:
     """Epoch indices of the current round's elected witnesses that are healthy and have not posted yet."""
-    r = state.rounds[state.rounds_head]
+    st = view(state)
+    r = st.current_round
     n = int(r.clients_len)
     posted = {int(r.witnesses[w].client_index) for w in range(int(r.num_witnesses))}
-    return [i for i in elected_witnesses(n, int(r.random_seed), int(state.config.witness_nodes))
-            if i not in posted and i < int(state.num_epoch_clients)
-            and int(state.epoch_clients[i].state) == ClientState.Healthy]
+    return [i for i in elected_witnesses(n, int(r.random_seed), int(st.config.witness_nodes))
+            if i not in posted and i < st.num_epoch_clients and st.epoch_client_state(i) == ClientState.Healthy]
 
 
-def witness_blooms(rnd: Any, which: str) -> list[Bloom]:
+def witness_blooms(rnd: RoundFields, which: str) -> list[Bloom]:
     return [Bloom.from_bytes(bytes(getattr(rnd.witnesses[w], which))) for w in range(int(rnd.num_witnesses))]
 
 
-def witness_participants(rnd: Any) -> list[bytes]:
+def witness_participants(rnd: RoundFields) -> list[bytes]:
     """The participant bits each posted witness of `rnd` sent (one bit per client of that round)."""
     return [bytes(rnd.witnesses[w].participants) for w in range(min(int(rnd.num_witnesses), 32))]
 
 
-def round_signers(state: Any, rnd: Any) -> list[bytes]:
+def round_signers(state: CoordinatorView, rnd: RoundFields) -> list[bytes]:
     """The signers of a kept round of this epoch in its index order, the order its participant bits use. The
     chain lists an epoch's clients by registry slot and removes clients only between rounds (to exited_clients,
     with the height of the last round they were in), so a round's list is the current list plus those that
     left after it, by registry slot; warmup leavers (also height 0) are the earliest exits, left out by count."""
+    st = view(state)
     height = int(rnd.height)
-    current = [(int(state.epoch_clients[i].registry_index), bytes(state.epoch_clients[i].signer))
-               for i in range(int(state.num_epoch_clients))]
+    current = [(int(st.epoch_clients[i].registry_index), st.epoch_signer(i)) for i in range(st.num_epoch_clients)]
     left = [(int(c.registry_index), bytes(c.signer)) for c in
-            (state.exited_clients[i] for i in range(int(state.num_exited_clients))) if int(c.exited_height) >= height]
+            (st.exited_clients[i] for i in range(st.num_exited_clients)) if int(c.exited_height) >= height]
     extra = len(current) + len(left) - int(rnd.clients_len)
     return [signer for _, signer in sorted(current + left[max(0, extra):])]
 
@@ -116,7 +116,7 @@ class WitnessReport:
         return merkle_root(self.commitments) if self.commitments else bytes(32)
 
 
-def consensus_results(announced: dict[bytes, bytes], trainers: list[tuple[bytes, bytes]], witnessing_round: Any,
+def consensus_results(announced: dict[bytes, bytes], trainers: list[tuple[bytes, bytes]], witnessing_round: RoundFields,
                       witnessing_signers: list[bytes], witness_nodes: int) -> dict[bytes, bytes]:
     """p2p key -> commitment of every trainer (p2p key, signer) whose announced result a quorum of the
     witnessing round's witnesses vouch for: a witness vouches when its exact participant bits list the trainer
@@ -140,15 +140,16 @@ def consensus_results(announced: dict[bytes, bytes], trainers: list[tuple[bytes,
     return out
 
 
-def absent_witnesses(state: Any, me: bytes) -> list[int]:
+def absent_witnesses(state: CoordinatorView, me: bytes) -> list[int]:
     """Epoch indices of the current round's elected witnesses, healthy and not yet posted (other than `me`),
     that a quorum of the round's elected witnesses already left out of their participant bits: the health
     checks that stop the round waiting for them (the round's end would drop them anyway)."""
-    r = state.rounds[state.rounds_head]
+    st = view(state)
+    r = st.current_round
     bits = witness_participants(r)
-    wn = int(state.config.witness_nodes)
+    wn = int(st.config.witness_nodes)
     quorum = witness_quorum(witness_slots(wn, int(r.clients_len)), wn)
     if len(bits) < quorum:
         return []
-    return [i for i in elected_unposted(state) if bytes(state.epoch_clients[i].signer) != me
+    return [i for i in elected_unposted(st) if st.epoch_signer(i) != me
             and absent_count(bits, i) >= quorum]

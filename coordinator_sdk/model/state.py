@@ -29,6 +29,12 @@ class ClientState(IntEnum):
     Ejected = 3
 
 
+# run states grouped as the program reads them (plain tuples: decoded accounts give ints or numpy scalars)
+IN_ROUND = (RunState.RoundTrain, RunState.RoundWitness)
+IN_EPOCH = (RunState.Warmup, RunState.RoundTrain, RunState.RoundWitness, RunState.Cooldown)
+NO_EPOCH = (RunState.Uninitialized, RunState.WaitingForMembers, RunState.Finished, RunState.Paused)
+
+
 @dataclass
 class Config:
     warmup_time: int = 30

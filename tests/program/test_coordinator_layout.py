@@ -10,6 +10,7 @@ import pytest
 from solders.keypair import Keypair
 
 from coordinator_sdk.codec import IDL_PATH, PROGRAM_ID, CoordinatorCodec
+from coordinator_sdk.model.state import RunState
 from coordinator_sdk.shuffle import elected_witnesses
 from devtools.litesvm_harness import CoordinatorSvm
 
@@ -163,7 +164,18 @@ def test_fast_decoder_equals_anchorpy_on_a_populated_account() -> None:
     _same(slow, fast)
     from coordinator_sdk.fast_decode import decode  # the numpy view (the differential fuzzer's) agrees too
 
-    _same(slow, decode(h.codec._compiler, "CoordinatorAccount", raw))
+    numpy_view = decode(h.codec._compiler, "CoordinatorAccount", raw)
+    _same(slow, numpy_view)
+    from coordinator_sdk.account_view import view  # the clients' typed view reads the same from all three
+
+    def typed(st):
+        v = view(st)
+        return (v.run_state, v.epoch, v.step, v.nonce, v.rounds_head, v.epoch_signers(), v.pending_members(),
+                [v.epoch_client_state(i) for i in range(v.num_epoch_clients)], v.checkpoint_text(),
+                int(v.current_round.height), int(v.round_at(1).height))
+
+    assert typed(slow) == typed(fast) == typed(numpy_view)
+    assert type(view(numpy_view).run_state) is RunState and type(view(numpy_view).step) is int
     inst_raw = bytes(h.raw(key).data)
     _same(h.codec.decode(inst_raw), h.codec.decode_instance(inst_raw))
     with pytest.raises(ValueError, match="wrong discriminator"):

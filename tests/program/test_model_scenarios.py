@@ -278,7 +278,7 @@ def test_more_clients_than_batches_and_finished_runs() -> None:
 
 
 def test_tick_due_at_predicts_the_next_transition() -> None:
-    from coordinator_sdk.model.machine import tick_due_at
+    from coordinator_sdk.model.transitions import tick_due_at
 
     run = Run()
     assert tick_due_at(run.s) is None  # nobody joined yet
@@ -296,3 +296,22 @@ def test_tick_due_at_predicts_the_next_transition() -> None:
             assert run.s.run_state == before  # one second early: nothing happens
         run.m.tick(due, seed_at(due))
         assert run.s.run_state != before  # exactly on time: the transition happens
+
+
+def test_tick_due_at_after_every_warmup_vote_is_the_next_second() -> None:
+    """Every witness slot voted in the Warmup's own slot: round 0 waits only for a later slot, so a tick is due
+    one second on (the rule the clients apply to the chain's account, coordinator_sdk.model.deadline)."""
+    from coordinator_sdk.model.transitions import tick_due_at
+
+    run = Run()
+    run.join_all()
+    run.m.tick(run.at(2), seed_at(run.now), 5)
+    assert run.s.run_state == RunState.Warmup
+    start = run.s.run_state_start_unix_timestamp
+    assert tick_due_at(run.s) == start + CFG.warmup_time
+    for c in run.s.epoch_state.clients:
+        run.m.warmup_witness(c.signer, run.now, seed_at(run.now), 5)  # same slot: the seed is not known yet
+    assert run.s.run_state == RunState.Warmup
+    assert tick_due_at(run.s) == start + 1
+    run.m.tick(start + 1, seed_at(start + 1), 6)
+    assert run.s.run_state == RunState.RoundTrain
