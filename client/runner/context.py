@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from client.cli_common import ExitCode
+from client.errors import ExitCode
 from client.runner.backend import Backend
 from client.runner.checkpoint_ref import CheckpointRef, CheckpointRefError
 from client.runner.p2p_session import P2PSession

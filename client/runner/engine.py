@@ -13,7 +13,7 @@ import signal
 import time
 from typing import Any
 
-from client.cli_common import ExitCode
+from client.errors import ExitCode
 from client.runner.backend import Backend, ChainBackend
 from client.runner.context import RunnerContext, first_line
 from client.runner.join_guard import Holder, JoinGuard

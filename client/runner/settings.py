@@ -6,7 +6,7 @@ from pathlib import Path
 
 from solders.keypair import Keypair
 
-from client.cli_common import ExitCode
+from client.errors import ExitCode
 from client.p2p.identity import P2PIdentity
 
 
