@@ -54,6 +54,30 @@ def first_line(text: str) -> str:
     return text.splitlines()[0] if text else text
 
 
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters at a word boundary, with "…" when cut: a log line cut
+    mid-word ("already witnessed thi") reads as a different message."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 1, 1)]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:(") + "…"
+
+
+def error_line(exc: BaseException, limit: int | None = None) -> str:
+    """One line naming `exc` for a log event: a program error in full, by its name ("WitnessAlreadyPosted:
+    this witness already witnessed this round (code 6007)"), never cut; anything else its first line (type
+    name when empty), shortened at a word boundary to `limit` when given."""
+    from coordinator_sdk.program_errors import ProgramError
+
+    if isinstance(exc, ProgramError):
+        return f"{exc.error_name}: {exc.error_msg or 'program error'} (code {exc.code})"
+    line = first_line(exception_text(exc))
+    return line if limit is None else shorten(line, limit)
+
+
 # ---- SPL Token program errors (spl-token's TokenError, in declaration order) ---------------------------
 SPL_TOKEN_ERRORS = (
     "NotRentExempt", "InsufficientFunds", "InvalidMint", "MintMismatch", "OwnerMismatch", "FixedSupply",
