@@ -1,6 +1,7 @@
-"""RPC and chain failures as one line each, for every `psyche` command that talks to a cluster.
+"""The RPC client and chain-error wrappers every `psyche` command that talks to a cluster uses; how a
+failure reads and exits is client.errors' policy.
 
-Why a module of its own: a dead node, a node that accepts and never answers, an unfunded wallet and a
+Why: a dead node, a node that accepts and never answers, an unfunded wallet and a
 program error all surface as different exception types from httpx, solana-py and coordinator_sdk; a user
 should see what is wrong and what to do ("wallet X has no SOL"), with an exit code a script can branch on,
 and never the stack of whichever library noticed first. solana-py and httpx are imported lazily so that
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from client.cli_common import CommandFailed, ExitCode
+from client.errors import CommandFailed, ExitCode, chain_failure, rpc_failure
 
 if TYPE_CHECKING:
     from solana.rpc.async_api import AsyncClient
@@ -30,36 +31,6 @@ def rpc_timeout_option(f: F) -> F:
                         "seconds. Env PSYCHE_RPC_TIMEOUT.")(f)
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    links = [exc]
-    while links[-1].__cause__ is not None and len(links) < 16:
-        links.append(links[-1].__cause__)
-    return links
-
-
-def rpc_failure(url: str, timeout: float, exc: BaseException) -> CommandFailed:
-    """One line for a transport failure talking to `url`: refused, timed out, or not a JSON-RPC node."""
-    import httpx
-
-    links = _chain(exc)
-
-    def find(*kinds: type[BaseException]) -> BaseException | None:
-        return next((e for e in links if isinstance(e, kinds)), None)
-
-    if find(httpx.ConnectTimeout):
-        msg = f"could not connect to the RPC node at {url} within {timeout:g} s (timeout)"
-    elif find(httpx.TimeoutException, TimeoutError):
-        msg = f"the RPC node at {url} accepted the connection but did not answer within {timeout:g} s (timeout)"
-    elif (refused := find(httpx.ConnectError, ConnectionError)) is not None:
-        msg = f"no Solana JSON-RPC node answers at {url} ({refused or 'connection refused'})"
-    elif isinstance(status := find(httpx.HTTPStatusError), httpx.HTTPStatusError):
-        msg = f"{url} is not a Solana JSON-RPC node (HTTP {status.response.status_code})"
-    else:
-        cause = links[-1]
-        msg = f"the RPC node at {url} failed: {type(cause).__name__}: {cause}"
-    return CommandFailed(msg, ExitCode.RPC_UNREACHABLE)
-
-
 @asynccontextmanager
 async def rpc_client(url: str, timeout: float = DEFAULT_RPC_TIMEOUT) -> AsyncIterator[AsyncClient]:
     """A solana-py client for `url` whose transport failures become `rpc_failure` lines."""
@@ -72,39 +43,6 @@ async def rpc_client(url: str, timeout: float = DEFAULT_RPC_TIMEOUT) -> AsyncIte
             yield client
         except (SolanaRpcException, httpx.HTTPError, OSError, TimeoutError) as e:
             raise rpc_failure(url, timeout, e) from None
-
-
-def _funding_hint(wallet: Pubkey | None) -> tuple[str, str]:
-    who = f"wallet {wallet}" if wallet is not None else "the paying wallet"
-    fund = f" (fund it: psyche airdrop 1 {wallet})" if wallet is not None else ""
-    return who, fund
-
-
-def chain_failure(exc: BaseException, wallet: Pubkey | None = None) -> CommandFailed | None:
-    """The one-line failure for an error from coordinator_sdk, or None when `exc` is not one of them.
-
-    Program errors keep their program name (`WitnessNotElected: ...`); "AccountNotFound" for the fee payer
-    means the wallet was never funded, which is what the user needs to hear."""
-    from coordinator_sdk.client import RunNotFound
-    from coordinator_sdk.program_errors import ProgramError, TransactionFailed
-    from coordinator_sdk.rpc_pool import AllEndpointsFailed
-
-    if isinstance(exc, RunNotFound):
-        return CommandFailed(str(exc), ExitCode.RUN_NOT_FOUND)
-    if isinstance(exc, AllEndpointsFailed):
-        return CommandFailed(str(exc), ExitCode.RPC_UNREACHABLE)
-    if isinstance(exc, ProgramError):
-        return CommandFailed(f"{exc.error_name}: {exc.error_msg or 'program error'} (code {exc.code},"
-                             f" instruction {exc.instruction_index})")
-    if isinstance(exc, TransactionFailed):
-        err = next(iter(exc.err), None) if isinstance(exc.err, dict) else exc.err  # "X" or {"X": detail}
-        who, fund = _funding_hint(wallet)
-        if err == "AccountNotFound":
-            return CommandFailed(f"{who} has no SOL{fund}", ExitCode.WALLET)
-        if err in ("InsufficientFundsForFee", "InsufficientFundsForRent"):
-            return CommandFailed(f"{who} has too little SOL for this transaction{fund}", ExitCode.WALLET)
-        return CommandFailed(str(exc).splitlines()[0])
-    return None
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 `-u/--url` with monikers, `--ws-url` derived the way validators do, `-k/--keypair` with `~` expanded and
 the Solana default wallet, `--output json`, and one line (never a traceback) for every failure.
 
-Exit codes are part of the interface (scripts and supervisors branch on them), so they live here."""
+Exit codes and the wording of failures are one policy, owned by client.errors (re-exported here for the
+commands that import them from this module)."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,9 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 from solders.keypair import Keypair
 
+from client.errors import CommandFailed as CommandFailed  # re-exported: the policy lives in client.errors
+from client.errors import ExitCode as ExitCode
+from client.errors import describe, failure_for
 from coordinator_sdk.keypair_file import KeypairFileError, read_keypair
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,30 +31,6 @@ MONIKERS = {
     "testnet": "https://api.testnet.solana.com", "t": "https://api.testnet.solana.com",
     "mainnet-beta": "https://api.mainnet-beta.solana.com", "m": "https://api.mainnet-beta.solana.com",
 }
-
-
-class ExitCode:
-    """Distinct exit codes of `psyche` commands (documented in the README)."""
-    OK = 0
-    ERROR = 1  # anything not listed below
-    USAGE = 2  # click's code for bad arguments
-    RUN_NOT_FOUND = 3
-    VERSION_MISMATCH = 4
-    MODEL_UNSUPPORTED = 5
-    DEVICE_UNAVAILABLE = 6
-    REMOVED_FROM_RUN = 7  # dropped, kicked or ejected by the coordinator
-    RPC_UNREACHABLE = 8
-    WALLET = 9  # missing/corrupt keypair, or a wallet without SOL
-    ALREADY_RUNNING = 10  # another live process already runs this wallet (or P2P identity) in the run
-    INTERRUPTED = 130  # SIGINT outside a command that handles it itself
-
-
-class CommandFailed(click.ClickException):
-    """A failure the user can act on: one line, and a distinct exit code."""
-
-    def __init__(self, message: str, exit_code: int = ExitCode.ERROR) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def resolve_url(url: str) -> str:
@@ -123,8 +103,11 @@ def load_wallet(path: str | Path) -> Keypair:
     try:
         return read_keypair(p)
     except KeypairFileError as e:
-        hint = " (create one with `psyche keygen -o FILE`)" if not p.exists() else ""
-        raise CommandFailed(f"wallet: {e}{hint}", ExitCode.WALLET) from None
+        failure = failure_for(e)
+        assert failure is not None
+        if not p.exists():
+            failure.message += " (create one with `psyche keygen -o FILE`)"
+        raise failure from None
 
 
 def validate_run_id(run_id: str) -> str:
@@ -152,25 +135,24 @@ def emit_json(obj: Any) -> None:
 
 
 def run_main(group: click.Group, argv: list[str] | None = None) -> int:
-    """Run the CLI so that no traceback reaches a user: click errors keep their codes, Ctrl-C exits 130,
-    anything unexpected becomes one line naming the exception (set PSYCHE_DEBUG=1 for the traceback)."""
+    """Run the CLI so that no traceback reaches a user: every failure leaves as the one line and exit code
+    client.errors.describe gives it (set PSYCHE_DEBUG=1 for the traceback of an unexpected one)."""
     try:
         return group.main(args=argv, standalone_mode=False) or 0
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        return ExitCode.INTERRUPTED
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        return ExitCode.INTERRUPTED
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
     except BrokenPipeError:
         return ExitCode.OK
+    except click.ClickException as e:
+        e.show()  # click's own rendering: usage line and "Try --help" for usage errors
+        return e.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort) as e:
+        message, code = describe(e)
+        click.echo(message, err=True)
+        return code
     except Exception as e:  # the last line of defence: one line, never a traceback
-        if os.environ.get("PSYCHE_DEBUG"):
+        if os.environ.get("PSYCHE_DEBUG") and failure_for(e) is None:
             raise
-        click.echo(f"Error: {type(e).__name__}: {e}", err=True)
-        return ExitCode.ERROR
+        message, code = describe(e)
+        click.echo(f"Error: {message}", err=True)
+        return code

@@ -49,6 +49,11 @@ def _int(table: dict[str, Any], key: str, where: str, lo: int = 0, hi: int = U64
     return v
 
 
+def _keys(what: str, keys: list[str], section: str) -> str:
+    """"unknown key 'x' in [config]" / "missing keys 'a', 'b' in [config]": reads as a sentence, names each."""
+    return f"{what} key{'s' if len(keys) > 1 else ''} {', '.join(repr(k) for k in keys)} in [{section}]"
+
+
 def _resolve(base: Path, text: str) -> Path:
     p = Path(text).expanduser()
     return p if p.is_absolute() else (base / p).resolve()
@@ -72,20 +77,20 @@ def load_run_config(path: Path) -> RunConfig:
     run = raw.get("run", {})
     bad = sorted(set(run) - RUN_KEYS)
     if bad:
-        raise RunConfigError(f"[run]: unknown key(s) {', '.join(bad)}; known: {', '.join(sorted(RUN_KEYS))}")
+        raise RunConfigError(f"{_keys('unknown', bad, 'run')}; known: {', '.join(sorted(RUN_KEYS))}")
 
     cfg_raw = raw.get("config", {})
     names = [f.name for f in fields(Config)]
     missing, extra = sorted(set(names) - set(cfg_raw)), sorted(set(cfg_raw) - set(names))
     if missing or extra:
-        raise RunConfigError(f"[config]: missing {missing or 'nothing'}, unknown {extra or 'nothing'}")
+        raise RunConfigError("; ".join(_keys(what, keys, "config")
+                                       for what, keys in (("unknown", extra), ("missing", missing)) if keys))
     widths = {"total_steps": 32, "max_seq_len": 32, "waiting_for_members_extra_time": 8, "init_min_clients": 16,
               "min_clients": 16, "witness_nodes": 16, "global_batch_size_start": 16, "global_batch_size_end": 16}
     config = {k: _int(cfg_raw, k, "config", 0, 2 ** widths.get(k, 64) - 1) for k in names}
     violations = Config(**config).violations()
     if violations:
-        raise RunConfigError(f"[config]: {violations[0]}" + (f" (and {len(violations) - 1} more)" if len(violations) > 1
-                                                             else ""))
+        raise RunConfigError(f"[config]: {'; '.join(violations)}")  # all of them: fixing one must not reveal the next
 
     model = dict(raw.get("model", {}))
     seed = model.pop("seed", 0)

@@ -28,6 +28,7 @@ if str(TESTS) not in sys.path:
 _FILE_MARKERS: dict[str, tuple[str, ...]] = {
     "test_chaos.py": ("cluster", "iroh"),
     "test_cli.py": (),
+    "test_cli_errors.py": (),
     "test_cli_noise.py": (),
     "test_cli_startup.py": (),
     "test_cluster_cli.py": ("cluster",),

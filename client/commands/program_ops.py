@@ -14,6 +14,7 @@ from solana.rpc.commitment import Confirmed
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
+from client.errors import exception_text
 from coordinator_sdk.program_errors import TransactionFailed
 from coordinator_sdk.rpc_pool import RpcPool
 from coordinator_sdk.sender import TransactionSender
@@ -111,7 +112,8 @@ class LoaderClient:
                         except (TransactionFailed, ConnectionError) as e:
                             if attempt + 1 == CHUNK_ATTEMPTS:
                                 raise DeployFailed(f"writing bytes {off}..{off + size} into buffer "
-                                                   f"{buffer.pubkey()} failed {CHUNK_ATTEMPTS} times ({e}); "
+                                                   f"{buffer.pubkey()} failed {CHUNK_ATTEMPTS} times "
+                                                   f"({exception_text(e)}); "
                                                    "run the command again to resume") from None
                             await asyncio.sleep(0.5 * (attempt + 1))
 

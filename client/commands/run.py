@@ -154,6 +154,12 @@ async def _authorized_anyone(c: Any, account: Pubkey) -> bool:
     return await coordinator._raw(pda) is not None
 
 
+def _config_failure(config_path: Path, e: Exception) -> CommandFailed:
+    """A run.toml refusal (exit 2) naming the file once: some RunConfigErrors already start with the path."""
+    msg = str(e) or type(e).__name__
+    return CommandFailed(msg if msg.startswith(f"{config_path}:") else f"{config_path}: {msg}", ExitCode.USAGE)
+
+
 @run.command("create")
 @run_id_argument
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -183,7 +189,7 @@ def create(run_id: str, config_path: Path, paused: bool, treasurer: bool, mint: 
     try:
         rc = load_run_config(config_path)
     except RunConfigError as e:
-        raise CommandFailed(f"{config_path}: {e}", ExitCode.USAGE) from None
+        raise _config_failure(config_path, e) from None
     try:
         if (rc.checkpoint_path / "config.json").exists():
             model = load_checkpoint(rc.checkpoint_path)
@@ -245,7 +251,7 @@ def update(run_id: str, config_path: Path, url: str, keypair_path: str) -> None:
     try:
         rc = load_run_config(config_path)
     except RunConfigError as e:
-        raise CommandFailed(f"{config_path}: {e}", ExitCode.USAGE) from None
+        raise _config_failure(config_path, e) from None
     wallet = load_wallet(keypair_path)
 
     async def work(c) -> None:

@@ -20,6 +20,16 @@ def _bind(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     return value
 
 
+def _device(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """A misspelt device is a bad argument (exit 2) refused before anything starts; one this machine lacks
+    is found later, when the client resolves it (exit 6)."""
+    from client.runner.settings import check_device_spec
+
+    if (why := check_device_spec(value)) is not None:
+        raise click.BadParameter(why)
+    return value
+
+
 def _wallet(ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
     """The wallet like every other command's (client.cluster_config), except that PSYCHE_WALLET, the name
     run-client alone read before PSYCHE_KEYPAIR was everyone's, still counts (below PSYCHE_KEYPAIR) with a
@@ -52,7 +62,7 @@ def _wallet(ctx: click.Context, _param: click.Parameter, value: str | None) -> s
 @click.option("--relay", envvar="PSYCHE_RELAY", type=click.Choice(["disabled", "default"]), default="disabled",
               show_default=True, help="iroh relays: 'disabled' (direct connections only) or 'default' (n0's public "
               "relays). Env PSYCHE_RELAY.")
-@click.option("--device", envvar="PSYCHE_DEVICE", default="auto", show_default=True,
+@click.option("--device", envvar="PSYCHE_DEVICE", default="auto", show_default=True, callback=_device,
               help="auto, cpu, cuda or cuda:N. Env PSYCHE_DEVICE.")
 @click.option("--micro-batch-size", envvar="PSYCHE_MICRO_BATCH_SIZE", type=click.IntRange(min=1), default=None,
               help="Rows per forward/backward (gradient accumulation). Env PSYCHE_MICRO_BATCH_SIZE.")

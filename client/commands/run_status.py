@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from client.cli_common import CommandFailed, ExitCode, emit_json, output_option, url_option, validate_run_id
+from client.errors import exception_text
 from client.run_view import render, run_snapshot, run_summary
 
 
@@ -36,7 +37,8 @@ def status(run_id: str, output: str, as_json: bool, watch: bool, url: str) -> No
             except RunNotFound as e:
                 raise CommandFailed(str(e), ExitCode.RUN_NOT_FOUND) from None
             except AllEndpointsFailed as e:
-                raise CommandFailed(f"no RPC node answers at {url}: {e}", ExitCode.RPC_UNREACHABLE) from None
+                raise CommandFailed(f"no RPC node answers at {url}: {exception_text(e)}",
+                                    ExitCode.RPC_UNREACHABLE) from None
         if as_json or output == "json":
             emit_json(snap)
         else:
@@ -72,7 +74,8 @@ def run_list(output: str, as_json: bool, url: str) -> None:
                 res = await pool.call(lambda c: c.get_program_accounts(codec.program_id, encoding="base64",
                                                                        filters=[codec.account_size]))
             except AllEndpointsFailed as e:
-                raise CommandFailed(f"no RPC node answers at {url}: {e}", ExitCode.RPC_UNREACHABLE) from None
+                raise CommandFailed(f"no RPC node answers at {url}: {exception_text(e)}",
+                                    ExitCode.RPC_UNREACHABLE) from None
         out = []
         for acc in res.value:
             try:

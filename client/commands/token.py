@@ -37,7 +37,7 @@ def create_mint(decimals: int, url: str, keypair_path: str) -> None:
                                       freeze_authority=wallet.pubkey())
             return await TransactionSender(pool).send(ixs, [wallet, mint])
 
-    sig = run_sdk(work)
+    sig = run_sdk(work, wallet.pubkey())
     click.echo(f"mint {mint.pubkey()} ({decimals} decimals, authority {wallet.pubkey()})\nsignature {sig}")
 
 
@@ -69,5 +69,5 @@ def mint_tokens(mint: str, amount: str, recipient: str | None, url: str, keypair
             acc = (await pool.call(lambda c: c.get_account_info(ata))).value
             return sig, spl.decode_token_account(bytes(acc.data)).amount, info.decimals
 
-    sig, balance, decimals = run_sdk(work)
+    sig, balance, decimals = run_sdk(work, wallet.pubkey())
     click.echo(f"minted {amount} to {owner}\nbalance {spl.format_amount(balance, decimals)}\nsignature {sig}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from solders.keypair import Keypair
 
-from client.cli_common import emit_json, keypair_option, load_wallet, output_option, url_option
+from client.cli_common import CommandFailed, emit_json, keypair_option, load_wallet, output_option, url_option
 from client.commands.landing import unit_price_option
 from client.commands.treasury_common import parse_amount, run_sdk
 from client.commands.wallet import resolve_pubkey
@@ -80,7 +80,7 @@ def claim(run_id: str, keypair_path: str, url: str) -> None:
             sig, standing = await t.claim_all()
             return sig, standing, await t.token_balance(wallet.pubkey())
 
-    sig, standing, balance = run_sdk(work)
+    sig, standing, balance = run_sdk(work, wallet.pubkey())
     d = standing.decimals
     if sig is None:
         click.echo(f"nothing to claim: {standing.earned} earned, {standing.penalised} penalised, "
@@ -103,8 +103,14 @@ def fund(run_id: str, amount: str, keypair_path: str, url: str) -> None:
     async def work():
         async with Treasurer(url, run_id, wallet) as t:
             decimals = (await t.mint()).decimals
-            sig = await t.fund(parse_amount(amount, decimals))
+            units = parse_amount(amount, decimals)
+            held = await t.token_balance(wallet.pubkey())
+            if held < units:  # checked here: the SPL program's refusal is a bare {'Custom': 1}
+                raise CommandFailed(f"insufficient funds: wallet {wallet.pubkey()} holds "
+                                    f"{format_amount(held, decimals)} tokens of the run's mint, asked "
+                                    f"{format_amount(units, decimals)}")
+            sig = await t.fund(units)
             return sig, await t.vault_balance(), decimals
 
-    sig, vault, d = run_sdk(work)
+    sig, vault, d = run_sdk(work, wallet.pubkey())
     click.echo(f"funded run {run_id} with {amount} tokens\nvault balance {format_amount(vault, d)}\nsignature {sig}")

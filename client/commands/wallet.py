@@ -21,6 +21,7 @@ from client.cli_common import (
     output_option,
     url_option,
 )
+from client.errors import ExitCode, exception_text
 from coordinator_sdk.keypair_file import KeypairFileError, read_keypair, write_keypair
 
 LAMPORTS_PER_SOL = 10**9
@@ -28,19 +29,23 @@ MAX_LAMPORTS = 2**64 - 1  # a Solana balance is a u64 of lamports
 
 
 def resolve_pubkey(target: str) -> Pubkey:
-    """A base-58 public key, or the public key of a keypair file (`~` expanded)."""
+    """A base-58 public key, or the public key of a keypair file (`~` expanded).
+
+    A keypair file that is missing or corrupt exits 9 (ExitCode.WALLET) whether it is named by `-k` or as
+    an argument: the README documents 9 for a missing/corrupt keypair file, and one file should not fail
+    two ways. Text that is neither a key nor a file is a usage error (2)."""
     path = Path(target).expanduser()
     if path.exists():
         try:
             return read_keypair(path).pubkey()
         except KeypairFileError as e:
-            raise click.BadParameter(str(e)) from None
+            raise CommandFailed(exception_text(e), ExitCode.WALLET) from None
     try:
         return Pubkey.from_string(target)
     except ValueError:
         pass
     if target.endswith(".json") or os.sep in target:
-        raise click.BadParameter(f"{target}: no such keypair file")
+        raise CommandFailed(f"{target}: no such keypair file", ExitCode.WALLET)
     raise click.BadParameter(f"{target!r} is neither a keypair file nor a base-58 public key")
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import iroh
 
+from client.errors import exception_text
 from client.p2p.blob_store import BlobStore
 from client.p2p.node import P2PNode
 
@@ -96,7 +97,7 @@ class BlobService:
             status, size = struct.unpack("<BQ", await asyncio.wait_for(recv.read_exact(9), self.stall_timeout))
         except Exception as e:
             self.node.forget(peer, BLOBS_ALPN)
-            raise BlobError(f"request failed: {e or type(e).__name__}") from None
+            raise BlobError(f"request failed: {exception_text(e)}") from None
         if status != FOUND:
             raise BlobError("peer does not have it")
         if size > limit:
@@ -113,7 +114,7 @@ class BlobService:
                     progress(got, size)
         except Exception as e:
             self.node.forget(peer, BLOBS_ALPN)
-            why = f"no data for {self.stall_timeout}s" if isinstance(e, TimeoutError) else str(e)
+            why = f"no data for {self.stall_timeout}s" if isinstance(e, TimeoutError) else exception_text(e)
             raise BlobError(f"transfer broke after {got} of {size} bytes: {why}") from None
         if hasher.digest() != h:
             raise BlobError("bytes do not hash to the requested sha256")
@@ -134,7 +135,7 @@ class BlobService:
                 try:
                     data = await self.fetch_from(peer, h, max_size, progress)
                 except Exception as e:
-                    reasons[peer.hex()[:10]] = str(e)
+                    reasons[peer.hex()[:10]] = exception_text(e)
                     self.stats["failed_attempts"] += 1
                     continue
                 self.store.put(data, step)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import iroh
 
+from client.errors import exception_text
 from client.p2p.allowlist import Membership
 from client.p2p.identity import P2PIdentity
 
@@ -157,7 +158,8 @@ class P2PNode:
             except TimeoutError:
                 raise PeerUnreachable(f"peer {key.hex()[:10]} at {addrs}: no answer in {self.dial_timeout}s") from None
             except Exception as e:
-                raise PeerUnreachable(f"peer {key.hex()[:10]} at {addrs}: {e}", reason=str(e)) from None
+                raise PeerUnreachable(f"peer {key.hex()[:10]} at {addrs}: {exception_text(e)}",
+                                      reason=exception_text(e)) from None
             self._conns[slot] = conn
             handler = self.handlers.get(alpn)
             if handler is not None:  # the peer may answer over our dial too (it caches incoming connections)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from client.errors import exception_text
 from client.p2p.blobs import BlobService
 from client.p2p.envelope import Message
 from client.p2p.gossip import Gossip
@@ -60,7 +61,7 @@ class ResultExchange:
             wire = await self.blobs.fetch(h, [sender, *others], step)
             return decode_result(wire, self.layout, self.cfg, expected_commitment=h, expected_step=step)
         except Exception as e:  # a bad or missing result is left out, with the reason kept (ResultError, …)
-            self.rejected[sender] = str(e)
+            self.rejected[sender] = exception_text(e)
             raise
 
     async def gather(self, step: int, trainers: set[bytes], timeout: float = 30.0) -> list[tuple[bytes, DistroResult]]:

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from client.cli_common import ExitCode
+from client.errors import ExitCode, error_line
 from client.runner.backend import Backend
 from client.runner.checkpoint_ref import CheckpointRef, CheckpointRefError
 from client.runner.p2p_session import P2PSession
@@ -65,4 +65,5 @@ async def send_while(ctx: RunnerContext, send: Callable[[], Awaitable[None]], st
 
 
 def first_line(e: BaseException) -> str:
-    return (str(e).splitlines() or [type(e).__name__])[0][:300]
+    """`e` as one log-event line (client.errors.error_line): program errors in full, others cut at a word."""
+    return error_line(e, 300)

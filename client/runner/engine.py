@@ -13,7 +13,7 @@ import signal
 import time
 from typing import Any
 
-from client.cli_common import ExitCode
+from client.errors import ExitCode, error_line
 from client.runner.backend import Backend, ChainBackend
 from client.runner.context import RunnerContext, first_line
 from client.runner.join_guard import Holder, JoinGuard
@@ -89,7 +89,7 @@ class RunClient:
         except RunNotFound as e:
             raise ClientExit(ExitCode.RUN_NOT_FOUND, str(e)) from None
         except AllEndpointsFailed as e:
-            raise ClientExit(ExitCode.RPC_UNREACHABLE, f"no RPC endpoint answers: {e}") from None
+            raise ClientExit(ExitCode.RPC_UNREACHABLE, f"no RPC endpoint answers: {first_line(e)}") from None
         if st.version != SUPPORTED_ACCOUNT_VERSION:
             raise ClientExit(ExitCode.VERSION_MISMATCH, f"run {self.s.run_id!r} has coordinator account version"
                              f" {st.version}; this client speaks version {SUPPORTED_ACCOUNT_VERSION}")
@@ -129,7 +129,7 @@ class RunClient:
                     try:
                         await self._on_state(st)
                     except (AllEndpointsFailed, OSError) as e:
-                        self.report.event("rpc_retry", reason=str(e)[:200])
+                        self.report.event("rpc_retry", reason=error_line(e, 200))
                         await asyncio.sleep(1.0)
             await self._withdraw()
             return ExitCode.OK
@@ -153,7 +153,7 @@ class RunClient:
                     await fn(*args)
                     break
                 except (AllEndpointsFailed, OSError) as e:  # an RPC outage: retry the same work
-                    self.report.event("rpc_retry", work=key[0], reason=str(e)[:200])
+                    self.report.event("rpc_retry", work=key[0], reason=error_line(e, 200))
                     await asyncio.sleep(1.0)
                     if self.stop.is_set():
                         return
@@ -222,8 +222,9 @@ class RunClient:
         self.participating = False
         try:
             await self.backend.join(self.p2p.identity.seed, self.p2p.identity.public, self.p2p.address)
-            self.join_guard.joined(self.p2p.address, await self._nonce_now())
-            self.report.event("join", epoch=st.epoch + (0 if st.run_state == RunState.WaitingForMembers else 1),
+            after = await self._state_now()
+            self.join_guard.joined(self.p2p.address, None if after is None else after.nonce)
+            self.report.event("join", epoch=joined_epoch(after if after is not None else st, self.me),
                               hint=self.p2p.address)
         except TransactionFailed as e:
             self._joined_for = None
@@ -231,10 +232,11 @@ class RunClient:
             if "ClientsFull" in str(e) or "NotAuthorized" in str(e) or "RunFinished" in str(e):
                 raise ClientExit(ExitCode.ERROR, f"cannot join run {self.s.run_id!r}: {first_line(e)}") from None
 
-    async def _nonce_now(self) -> int | None:
-        """The account's nonce read now (after our join confirmed), or None when the read fails."""
+    async def _state_now(self) -> Any | None:
+        """The account read now (after our join confirmed), or None when the read fails: its nonce tells the
+        join guard which states include our join, and its phase which epoch the join counts for."""
         try:
-            return view(await self.backend.fetch_state()).nonce
+            return view(await self.backend.fetch_state())
         except (AllEndpointsFailed, OSError, RunNotFound):
             return None
 
@@ -260,3 +262,18 @@ class RunClient:
             summary["landing"] = landing()
         self.report.event("finished", **summary)
         raise ClientExit(ExitCode.OK, f"run {self.s.run_id!r} finished")
+
+
+def joined_epoch(st: Any, me: bytes) -> int:
+    """The epoch a join counts for, judged from a state read after the join landed (the state the join was
+    decided on can be stale: a join sent in WaitingForMembers of epoch 3 that lands after epoch 3 started
+    counts for epoch 4, and logging 3 sent readers looking for a client that was never in it).
+
+    The coordinator gives a join `next_active`, which the epoch's first round moves on: in WaitingForMembers
+    the join counts for `st.epoch` (the epoch about to start; `epoch` moves on at the end of Cooldown), and
+    so it does in a Warmup that lists us (the join's own tick started that epoch); otherwise (RoundTrain to
+    Cooldown, or a Warmup that started without us) it counts for the next one."""
+    rs = int(st.run_state)
+    if rs == RunState.WaitingForMembers or (rs == RunState.Warmup and epoch_index(st, me) is not None):
+        return int(st.epoch)
+    return int(st.epoch) + 1

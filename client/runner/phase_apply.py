@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from client.runner.context import RunnerContext
+from client.runner.context import RunnerContext, first_line
 from client.runner.training_state import RoundBook, TrainingState
 from client.runner.witnessing import consensus_results, elected_unposted, round_signers
 from coordinator_sdk.account_view import CoordinatorView
@@ -35,7 +35,7 @@ async def apply(ctx: RunnerContext, ts: TrainingState, book: RoundBook, step: in
                 res = await exchange.fetch_result(step, key, chosen[key])
             except Exception as e:
                 ctx.report.event("error", action="apply", step=step, peer=key.hex()[:16],
-                                 reason=f"DESYNC: consensus result unavailable: {str(e)[:160]}")
+                                 reason=f"DESYNC: consensus result unavailable: {first_line(e)}")
                 continue
         ready.append(res)
     await asyncio.to_thread(ts.trainer.apply, ready, step)

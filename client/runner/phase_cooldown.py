@@ -49,7 +49,7 @@ async def cooldown(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: C
 
             voted = await send_while(ctx, lambda: ctx.backend.checkpoint(ref.encode()), cooling, "checkpoint")
         except TransactionFailed as e:
-            voted = f"refused ({first_line(e)[:120]})"
+            voted = f"refused ({first_line(e)})"
             ctx.report.event("error", action="checkpoint", reason=first_line(e))
         finally:
             ctx.in_flight.discard(("checkpoint", st.step))

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from client.runner.context import RunnerContext
+from client.runner.context import RunnerContext, first_line
 from client.runner.data_source import fetch_batch
 from client.runner.training_state import RoundBook, TrainingState
 from client.training.result_codec import encode_result
@@ -55,8 +55,8 @@ async def _fetch_batch(ctx: RunnerContext, ts: TrainingState, step: int, first: 
         except DataError as e:
             cur = ctx.state
             if cur.step != step or cur.run_state != RunState.RoundTrain:
-                ctx.report.event("error", action="data", step=step, reason=str(e)[:200])
+                ctx.report.event("error", action="data", step=step, reason=first_line(e))
                 return None
-            ctx.report.event("data_retry", detail=True, step=step, reason=str(e)[:200])
+            ctx.report.event("data_retry", detail=True, step=step, reason=first_line(e))
             await asyncio.sleep(delay)
             delay = min(1.0, delay * 2)

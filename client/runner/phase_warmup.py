@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from client.cli_common import ExitCode
+from client.errors import ExitCode
 from client.p2p.checkpoint_share import ManifestError, fetch_model
 from client.runner.checkpoint_ref import P2P, CheckpointRef, CheckpointRefError, load_from_files, model_digest
 from client.runner.context import RunnerContext, first_line

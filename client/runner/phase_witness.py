@@ -70,7 +70,7 @@ async def gather(ctx: RunnerContext, book: RoundBook, step: int, current: int, d
                 got[sender] = await exchange.fetch_result(step, sender, h)
                 report.add(signer_of[sender], h)
             except Exception as e:
-                ctx.report.event("rejected", step=step, peer=sender.hex()[:16], reason=str(e)[:200])
+                ctx.report.event("rejected", step=step, peer=sender.hex()[:16], reason=first_line(e))
         if settled():
             return report
         if not await ctx.watch.until(lambda: bool(fresh()) or settled(), deadline):
@@ -128,7 +128,7 @@ async def post_witness(ctx: RunnerContext, book: RoundBook, step: int, report: W
                                 open_round, "witness")
         return True if sent else "missed"
     except TransactionFailed as e:
-        return f"refused ({first_line(e)[:120]})"
+        return f"refused ({first_line(e)})"  # the named program error in full
     finally:
         ctx.in_flight.discard(("witness", step))
 
@@ -142,4 +142,4 @@ async def health_checks(ctx: RunnerContext, st: CoordinatorView) -> None:
             await ctx.backend.health_check(i)
             ctx.report.event("health_check", target=who, result="dropped")
         except TransactionFailed as e:
-            ctx.report.event("health_check", detail=True, target=who, result=first_line(e)[:120])
+            ctx.report.event("health_check", detail=True, target=who, result=first_line(e))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from solders.keypair import Keypair
 
-from client.cli_common import ExitCode
+from client.errors import ExitCode
 from client.p2p.identity import P2PIdentity
 
 
@@ -34,6 +34,16 @@ class ClientSettings:
     data: str | None = None
 
 
+def check_device_spec(spec: str) -> str | None:
+    """Why `spec` is not a device name (None when it is one), without importing torch: a misspelt
+    `--device tpu` is a bad argument (exit 2, as the README says), not a device this machine lacks (exit 6)."""
+    if spec in ("auto", "cpu", "cuda"):
+        return None
+    if spec.startswith("cuda:"):
+        return None if spec.removeprefix("cuda:").isdigit() else f"device {spec!r}: expected cuda:N"
+    return f"device {spec!r}: use auto, cpu, cuda or cuda:N"
+
+
 def resolve_device(spec: str) -> str:
     """`auto` picks CUDA when present; an explicit device this machine lacks is refused."""
     import torch
@@ -45,11 +55,11 @@ def resolve_device(spec: str) -> str:
     if spec == "cuda" or spec.startswith("cuda:"):
         index = 0 if spec == "cuda" else spec.removeprefix("cuda:")
         if not str(index).isdigit():
-            raise ClientExit(ExitCode.DEVICE_UNAVAILABLE, f"device {spec!r}: expected cuda:N")
+            raise ClientExit(ExitCode.USAGE, f"device {spec!r}: expected cuda:N")
         if not torch.cuda.is_available():
             raise ClientExit(ExitCode.DEVICE_UNAVAILABLE, f"device {spec!r}: this machine has no CUDA device")
         if int(index) >= torch.cuda.device_count():
             raise ClientExit(ExitCode.DEVICE_UNAVAILABLE, f"device {spec!r}: only {torch.cuda.device_count()}"
                              " CUDA device(s) here")
         return f"cuda:{index}"
-    raise ClientExit(ExitCode.DEVICE_UNAVAILABLE, f"device {spec!r}: use auto, cpu, cuda or cuda:N")
+    raise ClientExit(ExitCode.USAGE, f"device {spec!r}: use auto, cpu, cuda or cuda:N")

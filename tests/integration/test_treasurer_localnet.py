@@ -217,3 +217,55 @@ def test_an_evicted_earner_is_shown_and_paid_its_banked_points(net: Localnet, tm
     assert res.exit_code == 0 and "claimed 300 points" in res.output, res.output
     again = invoke("rewards", "claim", "--run-id", run_id, "-k", path, "-u", net.url)
     assert again.exit_code == 0 and "nothing to claim" in again.output, again.output
+
+
+def test_token_amount_and_funding_errors_are_named(net: Localnet, tmp_path) -> None:
+    """Issue 23: each of these printed a library's words (`{'Custom': 1}`, `InvalidOperation`, `struct '<Q'
+    error`, `AccountNotFound`); each must name what is wrong, with the README's exit code."""
+    from solders.pubkey import Pubkey
+
+    from client.errors import ExitCode, failure_for
+    from coordinator_sdk.keypair_file import write_keypair
+    from coordinator_sdk.program_errors import TransactionFailed
+
+    operator, op_path = asyncio.run(funded_wallet_file(net.url, tmp_path, "op23"))
+    res = invoke("token", "create-mint", "--decimals", "6", "-k", op_path, "-u", net.url)
+    assert res.exit_code == 0, res.output
+    mint = re.search(r"mint (\w+)", res.output).group(1)
+    assert invoke("token", "mint", mint, "100", "-k", op_path, "-u", net.url).exit_code == 0
+
+    async def create() -> None:
+        async with Treasurer(net.url, "errors-23", operator) as t:
+            await t.create_run(Pubkey.from_string(mint), collateral_per_point=PER_POINT)
+
+    asyncio.run(create())
+    res = invoke("run", "fund", "errors-23", "1000000000", "-k", op_path, "-u", net.url)
+    assert res.exit_code == ExitCode.ERROR, res.output
+    assert "insufficient funds" in res.output and "holds 100.000000" in res.output, res.output
+    assert "asked 1000000000.000000" in res.output and "Custom" not in res.output, res.output
+    for amount, fragment in (("nan", "is not a number of tokens"), ("inf", "is not a number of tokens"),
+                             ("-5", "not a positive amount"), ("1.0000001", "more decimals than the mint's 6"),
+                             ("abc", "is not a number of tokens")):
+        res = invoke("run", "fund", "-k", op_path, "-u", net.url, "errors-23", "--", amount)
+        assert res.exit_code == ExitCode.USAGE and fragment in res.output, (amount, res.output)
+        assert "InvalidOperation" not in res.output
+    res = invoke("token", "mint", mint, "99999999999999999999", "-k", op_path, "-u", net.url)
+    assert res.exit_code == ExitCode.USAGE and "more than the u64 maximum" in res.output, res.output
+    assert "struct" not in res.output
+
+    # The SPL program's own refusal (a race past the CLI's balance check) is named too, not `{'Custom': 1}`.
+    async def overdraw() -> TransactionFailed:
+        async with Treasurer(net.url, "errors-23", operator) as t:
+            with pytest.raises(TransactionFailed) as info:
+                await t.fund(10**12)
+            return info.value
+
+    failure = failure_for(asyncio.run(overdraw()), operator.pubkey())
+    assert failure is not None and "InsufficientFunds" in failure.message, failure and failure.message
+
+    broke = Keypair()
+    write_keypair(tmp_path / "broke.json", broke)
+    res = invoke("token", "create-mint", "-k", str(tmp_path / "broke.json"), "-u", net.url)
+    assert res.exit_code == ExitCode.WALLET, res.output
+    assert f"wallet {broke.pubkey()} has no SOL (fund it: psyche airdrop 1 {broke.pubkey()})" in res.output
+    assert "AccountNotFound" not in res.output

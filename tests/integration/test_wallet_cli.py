@@ -103,7 +103,19 @@ def test_corrupt_keypair_file_is_rejected(tmp_path: Path, content: str) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(content)
     res = invoke("balance", str(bad), "--url", "http://127.0.0.1:9")
-    assert res.exit_code == 2 and "bad.json" in res.output
+    assert res.exit_code == ExitCode.WALLET and "bad.json" in res.output
+
+
+def test_a_corrupt_keypair_file_exits_9_as_recipient_and_as_wallet(tmp_path: Path) -> None:
+    """Issue 23: the same corrupt file exited 2 as `airdrop` RECIPIENT and 9 as `-k`; the README's code is 9."""
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2")
+    as_recipient = run_psyche("airdrop", "-u", "http://127.0.0.1:9", "1", str(bad))
+    assert_one_line_error(as_recipient, ExitCode.WALLET, "bad.json: not a JSON keypair file")
+    as_wallet = run_psyche("airdrop", "-u", "http://127.0.0.1:9", "-k", str(bad), "1")
+    assert_one_line_error(as_wallet, ExitCode.WALLET, "bad.json: not a JSON keypair file")
+    missing = run_psyche("airdrop", "-u", "http://127.0.0.1:9", "1", str(tmp_path / "nope.json"))
+    assert_one_line_error(missing, ExitCode.WALLET, "nope.json: no such keypair file")
 
 
 @pytest.mark.parametrize("amount,fragment", [
