@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import click
 
-from coordinator_sdk.sender import parse_unit_price, set_default_unit_price
-
 
 def _set(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is None:  # the SDK's default is already none: commands that read only skip importing the sender
+        return
+    from coordinator_sdk.sender import parse_unit_price, set_default_unit_price
+
     try:
         set_default_unit_price(parse_unit_price(value))
     except ValueError as e:

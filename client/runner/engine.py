@@ -273,7 +273,7 @@ def joined_epoch(st: Any, me: bytes) -> int:
     the join counts for `st.epoch` (the epoch about to start; `epoch` moves on at the end of Cooldown), and
     so it does in a Warmup that lists us (the join's own tick started that epoch); otherwise (RoundTrain to
     Cooldown, or a Warmup that started without us) it counts for the next one."""
-    rs = int(st.run_state)
-    if rs == RunState.WaitingForMembers or (rs == RunState.Warmup and epoch_index(st, me) is not None):
-        return int(st.epoch)
-    return int(st.epoch) + 1
+    v = view(st)
+    if v.run_state == RunState.WaitingForMembers or (v.run_state == RunState.Warmup and v.epoch_index(me) is not None):
+        return v.epoch
+    return v.epoch + 1
