@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from client.cli_common import ExitCode
+from client.cpu_meter import CpuMeter
 from client.runner.backend import Backend
 from client.runner.checkpoint_ref import CheckpointRef, CheckpointRefError
 from client.runner.p2p_session import P2PSession
@@ -30,6 +31,8 @@ class RunnerContext:
     report: Reporter
     me: bytes  # the wallet's public key: how the chain lists this client
     in_flight: set[tuple[str, int]] = field(default_factory=set)  # (instruction, step) sent, not yet landed
+    cpu: CpuMeter = field(default_factory=CpuMeter)  # this client's CPU seconds per phase, per round event
+    witness_land_s: float | None = None  # how long this round's witness took to land, once sent
 
     @property
     def state(self) -> Any:

@@ -121,10 +121,13 @@ async def post_witness(ctx: RunnerContext, book: RoundBook, step: int, report: W
             cur = ctx.state
             return int(cur.step) == step and int(cur.run_state) in (RunState.RoundTrain, RunState.RoundWitness)
 
+        sent_at = time.monotonic()
         sent = await send_while(ctx, lambda: ctx.backend.witness(participant, broadcast, report.merkle, step,
                                                                  loss or 0.0, tps or 0.0,
                                                                  float(ctx.p2p.bytes_received)),
                                 open_round, "witness")
+        if sent:
+            ctx.witness_land_s = round(time.monotonic() - sent_at, 3)
         return True if sent else "missed"
     except TransactionFailed as e:
         return f"refused ({first_line(e)[:120]})"
