@@ -1,0 +1,453 @@
+"""Many `psyche run-client`s in ONE process against a real localnet (issue 24: 128 clients on one machine).
+
+A `psyche run-client` process costs ~330 MB and a torch import; here N `client.runner.engine.RunClient`s share
+one asyncio loop and one torch import, each with its own wallet, its own iroh endpoint and its own RPC and
+websocket connections (the real ChainBackend over JSON-RPC, exactly what `psyche run-client` builds). The
+chain is a real `psyche localnet` started with client.local_cluster.LocalCluster, the run is made with
+`psyche run create`, and clients normally train with `simulate_training` (a fixed delay and a seeded result;
+nothing in the protocol knows). While the swarm runs, a sampler records this process's CPU (per thread
+group: the event loop, iroh's runtime, worker threads), the localnet's CPU and its transaction count.
+
+Never imported by the product. Anything that starts iroh endpoints must run in the loopback-only namespace:
+
+    PYTHONPATH=$PWD scripts/loopback-only .venv/bin/python -m devtools.swarm -n 8 --simulate 0.2
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextvars
+import json
+import os
+import re
+import resource
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from solders.keypair import Keypair
+
+from client.local_cluster import LocalCluster
+from devtools.inproc import _Lines
+
+TOML = """
+[run]
+name = "swarm"
+open = true
+earning_rate = {earning}
+slashing_rate = 0
+
+[config]
+warmup_time = {warmup}
+cooldown_time = 2
+max_round_train_time = {round_time}
+round_witness_time = 1
+epoch_time = {epoch_time}
+total_steps = {total_steps}
+max_seq_len = 32
+global_batch_size_start = {batch}
+global_batch_size_end = {batch}
+global_batch_size_warmup_tokens = 0
+init_min_clients = {n}
+waiting_for_members_extra_time = 1
+min_clients = {min_clients}
+witness_nodes = 0
+
+[model]
+arch = "llama"
+vocab_size = 256
+dim = 64
+n_layers = 2
+n_heads = 4
+n_kv_heads = 2
+ffn_dim = 128
+max_seq_len = 32
+seed = 3
+
+[lr]
+schedule = "constant"
+base = 3e-3
+
+[distro]
+chunk = 16
+topk = 1
+decay = 0.99
+
+[data]
+location = "{data}"
+
+[checkpoint]
+path = "initial"
+"""
+
+
+@dataclass(frozen=True)
+class SwarmConfig:
+    n: int
+    simulate: float | None = 0.2  # seconds of simulated training per round; None: real forward/backward
+    total_steps: int = 8
+    epoch_time: int = 0  # 0: long enough that the run ends by total_steps within one epoch
+    round_time: int = 0  # 0: scaled with n
+    warmup: int = 0  # 0: scaled with n
+    earning: int = 900
+
+    def toml(self, data: Path) -> str:
+        round_time = self.round_time or max(10, 4 + self.n // 4)
+        warmup = self.warmup or max(20, 10 + self.n // 2)
+        epoch_time = self.epoch_time or (self.total_steps + 2) * (round_time + 2)
+        return TOML.format(earning=self.earning, warmup=warmup, round_time=round_time, epoch_time=epoch_time,
+                           total_steps=self.total_steps, batch=self.n, n=self.n, min_clients=max(1, self.n // 2),
+                           data=data)
+
+
+@dataclass
+class SwarmClient:
+    name: str
+    wallet: Keypair
+    out: _Lines
+    client: Any = None
+    task: asyncio.Task | None = None
+    code: int | None = None
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return self.out.events
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.out.events if e.get("kind") == kind]
+
+
+CLIENT: contextvars.ContextVar[str] = contextvars.ContextVar("swarm_client", default="")
+
+
+class LoopCpu:
+    """Event-loop CPU per client: every callback the loop runs (a task's step included) is timed with
+    time.thread_time and charged to the client whose context it runs in (a client's task and every task it
+    spawns carry its name in CLIENT; callbacks from other threads, e.g. iroh's, are charged to "")."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.by_task: dict[str, float] = {}  # the same CPU by the top coroutine of the task stepped, all clients
+        self._orig: Any = None
+
+    def install(self) -> None:
+        from asyncio import events
+
+        orig, seconds, by_task = events.Handle._run, self.seconds, self.by_task
+
+        def _run(handle: Any) -> None:
+            t0 = time.thread_time()
+            try:
+                orig(handle)
+            finally:
+                spent = time.thread_time() - t0
+                who = handle._context.get(CLIENT, "") if handle._context is not None else ""
+                seconds[who] = seconds.get(who, 0.0) + spent
+                task = getattr(handle._callback, "__self__", None)
+                coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+                what = getattr(coro, "__qualname__", None) or getattr(handle._callback, "__qualname__", "?")
+                by_task[what] = by_task.get(what, 0.0) + spent
+
+        self._orig = orig
+        events.Handle._run = _run  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        if self._orig is not None:
+            from asyncio import events
+
+            events.Handle._run = self._orig  # type: ignore[method-assign]
+            self._orig = None
+
+
+def _cpu_of(stat_path: str) -> float:
+    """utime + stime of a process or thread, in seconds, from /proc/.../stat."""
+    with open(stat_path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb(pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def thread_groups() -> dict[str, float]:
+    """CPU seconds of this process's threads, grouped by name with digits dropped (the main thread runs the
+    event loop; tokio-runtime-w: iroh; asyncio_: to_thread workers; the rest: torch, websockets...)."""
+    out: dict[str, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                name = f.read().strip()
+            cpu = _cpu_of(f"/proc/self/task/{tid}/stat")
+        except OSError:
+            continue
+        key = "event loop (main)" if tid == str(os.getpid()) else re.sub(r"[-_]?\d+$", "", name) or "?"
+        out[key] = out.get(key, 0.0) + cpu
+    return out
+
+
+@dataclass
+class Sample:
+    t: float
+    self_cpu: float
+    threads: dict[str, float]
+    localnet_cpu: float
+    tx_count: int | None
+    self_rss_mb: float
+    localnet_rss_mb: float
+    loop_cpu: dict[str, float]
+    loop_tasks: dict[str, float]
+
+
+@dataclass
+class Swarm:
+    workdir: Path
+    cfg: SwarmConfig
+    run_id: str = "swarm"
+    net: LocalCluster | None = None
+    clients: list[SwarmClient] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    base_rss_mb: float = 0.0
+    loop_cpu: LoopCpu = field(default_factory=LoopCpu)
+    # finished threads (a to_thread worker that exited) leave the thread table: keep their last readings
+    _gone_threads: dict[str, float] = field(default_factory=dict)
+
+    # ---- setup ------------------------------------------------------------------------------------------
+    def start_chain(self) -> None:
+        """A localnet, the run created with `psyche run create`, and N funded wallets (airdrops batched)."""
+        from devtools.chaos_config import prepare_data
+
+        _raise_fd_limit()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        data = prepare_data()
+        toml = self.workdir / "run.toml"
+        toml.write_text(self.cfg.toml(data))
+        self.net = LocalCluster(self.workdir / "net")
+        self.net.start_localnet()
+        self.net.create_run(self.run_id, toml, self.net.wallet("owner"))
+        wallets = [Keypair() for _ in range(self.cfg.n)]
+        sigs = [self.net.rpc("requestAirdrop", [str(w.pubkey()), 10 * 10**9]) for w in wallets]
+        deadline = time.monotonic() + 60 + self.cfg.n
+        pending = list(sigs)
+        while pending:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(pending)} airdrops did not confirm")
+            statuses = []
+            for i in range(0, len(pending), 200):
+                statuses += self.net.rpc("getSignatureStatuses", [pending[i:i + 200]])["value"]
+            pending = [s for s, st in zip(pending, statuses, strict=True) if not st]
+            if pending:
+                time.sleep(0.2)
+        self.clients = [SwarmClient(f"c{i:03d}", w, _Lines()) for i, w in enumerate(wallets)]
+
+    async def start_clients(self, stagger_s: float = 0.0) -> None:
+        """Every client on its own task in this loop (each with its own RPC, websocket and iroh endpoint)."""
+        import torch
+
+        from client.cli_common import derive_ws_url
+        from client.runner.engine import RunClient
+        from client.runner.p2p_session import derive_p2p_identity
+        from client.runner.report import Reporter
+        from client.runner.settings import ClientSettings
+
+        torch.set_num_threads(1)  # one process of many clients: no intra-op thread pools fighting for cores
+        assert self.net is not None
+        self.base_rss_mb = _rss_mb()
+        self.loop_cpu.install()
+        for c in self.clients:
+            settings = ClientSettings(rpc_urls=[self.net.url], ws_url=derive_ws_url(self.net.url), run_id=self.run_id,
+                                      wallet=c.wallet, p2p=derive_p2p_identity(c.wallet, self.run_id),
+                                      bind_p2p="127.0.0.1:0", checkpoint_dir=None,
+                                      simulate_training=self.cfg.simulate)
+            c.client = RunClient(settings, Reporter("json", 0, c.out))
+            token = CLIENT.set(c.name)
+            try:
+                c.task = asyncio.create_task(self._run(c))  # copies the context: the client's name goes along
+            finally:
+                CLIENT.reset(token)
+            if stagger_s:
+                await asyncio.sleep(stagger_s)
+
+    async def _run(self, c: SwarmClient) -> int:
+        c.code = await c.client.run()
+        return c.code
+
+    # ---- running ----------------------------------------------------------------------------------------
+    async def sample_forever(self, every_s: float = 1.0) -> None:
+        assert self.net is not None and self.net.localnet is not None
+        pid = self.net.localnet.pid
+        while True:
+            try:
+                tx = await asyncio.to_thread(self.net.rpc, "getTransactionCount", [])
+            except Exception:  # a busy localnet: the count is optional
+                tx = None
+            groups = thread_groups()
+            self.samples.append(Sample(time.time(), _cpu_of("/proc/self/stat"), groups,
+                                       _cpu_of(f"/proc/{pid}/stat"), tx, _rss_mb(), _rss_mb(pid),
+                                       dict(self.loop_cpu.seconds), dict(self.loop_cpu.by_task)))
+            await asyncio.sleep(every_s)
+
+    async def wait(self, timeout: float) -> list[int | None]:
+        tasks = [c.task for c in self.clients if c.task is not None]
+        sampler = asyncio.create_task(self.sample_forever())
+        try:
+            await asyncio.wait(tasks, timeout=timeout)
+        finally:
+            sampler.cancel()
+            await asyncio.gather(sampler, return_exceptions=True)
+        return [c.code for c in self.clients]
+
+    async def close(self) -> None:
+        for c in self.clients:
+            if c.task is not None and not c.task.done():
+                c.task.cancel()
+        await asyncio.gather(*(c.task for c in self.clients if c.task is not None), return_exceptions=True)
+        self.loop_cpu.uninstall()
+        if self.net is not None:
+            self.net.stop()
+
+    # ---- results ----------------------------------------------------------------------------------------
+    def chain_points(self) -> dict[str, tuple[int, int, str]]:
+        assert self.net is not None
+        return {c["wallet"]: (c["earned"], c["penalised"], c["state"]) for c in self.net.status(self.run_id)["clients"]}
+
+    def expected_points(self, c: SwarmClient) -> int:
+        """What the protocol pays: earning_rate split among the clients that started each epoch it warmed up in
+        (as tests/integration/run_client_helpers.expected_points)."""
+        return sum(self.cfg.earning // e["ready"] for e in c.of_kind("warmup"))
+
+    def check(self) -> list[str]:
+        """Problems with the finished run: clients that did not finish, weights that differ, points off."""
+        problems = []
+        done = {c.name: c.of_kind("finished") for c in self.clients}
+        missing = [n for n, f in done.items() if not f]
+        if missing:
+            problems.append(f"{len(missing)} clients did not finish: {missing[:8]}")
+        digests = {f[-1].get("weights_sha256") for f in done.values() if f}
+        if len(digests) != 1:
+            problems.append(f"weights differ: {len(digests)} distinct digests")
+        pts = self.chain_points()
+        for c in self.clients:
+            got = pts.get(str(c.wallet.pubkey()))
+            want = self.expected_points(c)
+            if got is None or (got[0], got[1]) != (want, 0):
+                problems.append(f"{c.name}: chain points {got}, protocol pays {want}")
+        return problems
+
+    def dump(self, path: Path) -> None:
+        rows = [(e["t"], c.name, json.dumps({k: v for k, v in e.items() if k != "t"}, default=str))
+                for c in self.clients for e in c.out.events]
+        path.write_text("\n".join(f"{t:.2f} {who:<6} {what}" for t, who, what in sorted(rows)))
+
+
+def round_stats(swarm: Swarm, skip: int = 2) -> dict[str, Any]:
+    """Per-round figures from every client's round events and the sampler, over the steady rounds (the first
+    `skip` rounds, which load the model and have nothing to apply, are left out)."""
+    n = len(swarm.clients)
+    by_step: dict[int, list[dict[str, Any]]] = {}
+    for c in swarm.clients:
+        for e in c.of_kind("round"):
+            by_step.setdefault(e["step"], []).append(e)
+    steps = sorted(by_step)[skip:]
+    starts = {s: min(e["t"] - e["work_s"] for e in by_step[s]) for s in steps}
+    walls = [starts[b] - starts[a] for a, b in zip(steps, steps[1:], strict=False)]
+    rows = [e for s in steps for e in by_step[s]]
+    phases = sorted({k for e in rows for k in (e.get("cpu_s") or {})})
+    cpu = {p: statistics.mean((e.get("cpu_s") or {}).get(p, 0.0) for e in rows) for p in phases} if rows else {}
+    sent, received = [], []
+    for c in swarm.clients:
+        evs = [e for e in c.of_kind("round") if e["step"] in starts]
+        for a, b in zip(evs, evs[1:], strict=False):
+            sent.append(b["bytes_sent"] - a["bytes_sent"])
+            received.append(b["bytes_received"] - a["bytes_received"])
+    landing = [e["witness_land_s"] for e in rows if e.get("witness_land_s") is not None]
+    out: dict[str, Any] = {"n": n, "rounds": len(walls), "round_s": statistics.median(walls) if walls else None,
+                           "cpu_phase_s": cpu, "bytes_sent": statistics.mean(sent) if sent else None,
+                           "bytes_received": statistics.mean(received) if received else None,
+                           "witness_land_s": statistics.median(landing) if landing else None,
+                           "witness_land_max_s": max(landing) if landing else None,
+                           "gather_s": statistics.median(e["gather_s"] for e in rows) if rows else None,
+                           "work_s": statistics.median(e["work_s"] for e in rows) if rows else None}
+    # the sampler over the steady window: process CPU (all clients), localnet CPU and transactions
+    if walls and swarm.samples:
+        t0, t1 = starts[steps[0]], max(e["t"] for e in rows)
+        win = [s for s in swarm.samples if t0 <= s.t <= t1]
+        if len(win) >= 2:
+            a, b = win[0], win[-1]
+            dt = b.t - a.t
+            rounds = max(1e-9, dt / statistics.median(walls))
+            out["window_s"] = dt
+            out["process_cpu_per_client_round_s"] = (b.self_cpu - a.self_cpu) / rounds / n
+            out["threads_cpu_per_client_round_s"] = {k: (b.threads.get(k, 0.0) - a.threads.get(k, 0.0)) / rounds / n
+                                                     for k in sorted(b.threads)}
+            per = [(b.loop_cpu.get(c.name, 0.0) - a.loop_cpu.get(c.name, 0.0)) / rounds for c in swarm.clients]
+            out["loop_cpu_per_client_round_s"] = statistics.mean(per)
+            out["loop_cpu_max_client_round_s"] = max(per)
+            out["loop_cpu_unattributed_round_s"] = (b.loop_cpu.get("", 0.0) - a.loop_cpu.get("", 0.0)) / rounds
+            tasks = {k: (v - a.loop_tasks.get(k, 0.0)) / rounds / n for k, v in b.loop_tasks.items()}
+            out["loop_cpu_by_task_per_client_round_s"] = dict(sorted(((k, v) for k, v in tasks.items() if v > 1e-4),
+                                                                     key=lambda kv: -kv[1])[:12])
+            out["process_cores"] = (b.self_cpu - a.self_cpu) / dt
+            out["localnet_cores"] = (b.localnet_cpu - a.localnet_cpu) / dt
+            if a.tx_count is not None and b.tx_count is not None:
+                out["localnet_tps"] = (b.tx_count - a.tx_count) / dt
+    if swarm.samples:
+        out["rss_mb_per_client"] = (max(s.self_rss_mb for s in swarm.samples) - swarm.base_rss_mb) / n
+        out["process_rss_mb"] = max(s.self_rss_mb for s in swarm.samples)
+        out["localnet_rss_mb"] = max(s.localnet_rss_mb for s in swarm.samples)
+    return out
+
+
+def _raise_fd_limit() -> None:
+    """Each client holds sockets (RPC, websocket, iroh): lift the soft open-files limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def run_swarm(workdir: Path, cfg: SwarmConfig, timeout: float, stagger_s: float = 0.0) -> tuple[Swarm, list]:
+    """Start a swarm, wait for it to finish (or `timeout`), return it (still holding the stopped localnet's
+    status reads until close) and the clients' exit codes."""
+    swarm = Swarm(workdir, cfg)
+    await asyncio.to_thread(swarm.start_chain)
+    await swarm.start_clients(stagger_s)
+    codes = await swarm.wait(timeout)
+    return swarm, codes
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", type=int, default=8)
+    ap.add_argument("--simulate", type=float, default=0.2, help="seconds of simulated training; <0: train for real")
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--dir", type=Path, default=None)
+    a = ap.parse_args()
+    import tempfile
+
+    async def go() -> None:
+        workdir = a.dir or Path(tempfile.mkdtemp(prefix="swarm-"))
+        cfg = SwarmConfig(a.n, None if a.simulate < 0 else a.simulate, total_steps=a.steps)
+        swarm = Swarm(workdir, cfg)
+        try:
+            await asyncio.to_thread(swarm.start_chain)
+            await swarm.start_clients()
+            codes = await swarm.wait(a.timeout)
+            swarm.dump(workdir / "events.log")
+            print(json.dumps(round_stats(swarm), indent=1, default=str))
+            problems = swarm.check()
+            print(f"exit codes: {sorted(set(codes), key=str)}; problems: {problems or 'none'}; events: {workdir}")
+        finally:
+            await swarm.close()
+
+    asyncio.run(go())
+
+
+if __name__ == "__main__":
+    main()
