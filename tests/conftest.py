@@ -61,6 +61,7 @@ _FILE_MARKERS: dict[str, tuple[str, ...]] = {
     "test_sdk_transport.py": ("localnet",),
     "test_sender_landing.py": ("localnet",),
     "test_sender_resend.py": ("cluster",),
+    "test_swarm.py": ("cluster", "iroh"),
     "test_treasurer_localnet.py": ("localnet",),
     "test_wallet_cli.py": ("localnet",),
 }
