@@ -203,6 +203,7 @@ class Sample:
     localnet_rss_mb: float
     loop_cpu: dict[str, float]
     loop_tasks: dict[str, float]
+    loop_lag_s: float  # how late the sampler's own sleep woke: what every client's wake-ups wait on a busy loop
 
 
 @dataclass
@@ -282,6 +283,7 @@ class Swarm:
     async def sample_forever(self, every_s: float = 1.0) -> None:
         assert self.net is not None and self.net.localnet is not None
         pid = self.net.localnet.pid
+        lag = 0.0
         while True:
             try:
                 tx = await asyncio.to_thread(self.net.rpc, "getTransactionCount", [])
@@ -290,8 +292,10 @@ class Swarm:
             groups = thread_groups()
             self.samples.append(Sample(time.time(), _cpu_of("/proc/self/stat"), groups,
                                        _cpu_of(f"/proc/{pid}/stat"), tx, _rss_mb(), _rss_mb(pid),
-                                       dict(self.loop_cpu.seconds), dict(self.loop_cpu.by_task)))
+                                       dict(self.loop_cpu.seconds), dict(self.loop_cpu.by_task), lag))
+            t0 = time.monotonic()
             await asyncio.sleep(every_s)
+            lag = time.monotonic() - t0 - every_s
 
     async def wait(self, timeout: float) -> list[int | None]:
         tasks = [c.task for c in self.clients if c.task is not None]
@@ -383,6 +387,8 @@ def round_stats(swarm: Swarm, skip: int = 2) -> dict[str, Any]:
             dt = b.t - a.t
             rounds = max(1e-9, dt / statistics.median(walls))
             out["window_s"] = dt
+            out["loop_lag_s"] = statistics.median(s.loop_lag_s for s in win)
+            out["loop_lag_max_s"] = max(s.loop_lag_s for s in win)
             out["process_cpu_per_client_round_s"] = (b.self_cpu - a.self_cpu) / rounds / n
             out["threads_cpu_per_client_round_s"] = {k: (b.threads.get(k, 0.0) - a.threads.get(k, 0.0)) / rounds / n
                                                      for k in sorted(b.threads)}
