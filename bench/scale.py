@@ -65,7 +65,7 @@ def report(rows: list[dict[str, Any]]) -> None:
     print("\nround time and chain (median over the steady rounds; the first two rounds are left out)")
     print(f"{'N':>4} {'rounds':>6} {'round s':>8} {'work s':>7} {'gather s':>8} {'witness land s':>15}"
           f" {'localnet tx/s':>13} {'localnet cores':>14} {'process cores':>13} {'RSS MB/client':>13}"
-          f" {'sent B/round':>12} {'recv B/round':>12}  check")
+          f" {'sent B/round':>12} {'recv B/round':>12} {'gossip in/dup':>13}  check")
     for r in rows:
         if "error" in r:
             print(f"{r['n']:>4} failed: {r['error']}")
@@ -76,7 +76,8 @@ def report(rows: list[dict[str, Any]]) -> None:
               f" {_f(r.get('gather_s'), '.3f'):>8} {land:>15} {_f(r.get('localnet_tps'), '.1f'):>13}"
               f" {_f(r.get('localnet_cores')):>14} {_f(r.get('process_cores')):>13}"
               f" {_f(r.get('rss_mb_per_client'), '.1f'):>13} {_f(r.get('bytes_sent'), '.0f'):>12}"
-              f" {_f(r.get('bytes_received'), '.0f'):>12}  {check}")
+              f" {_f(r.get('bytes_received'), '.0f'):>12}"
+              f" {_f(r.get('gossip_in'), '.0f') + '/' + _f(r.get('gossip_duplicates'), '.0f'):>13}  {check}")
     print("\nCPU ms per client per round: phases (exact per client; gather includes validate and decode),"
           " the client's event-loop total, and the process (all threads) / N")
     print(f"{'N':>4} " + " ".join(f"{p:>8}" for p in PHASES) + f" {'loop':>8} {'loop max':>8} {'process/N':>9}"

@@ -364,16 +364,20 @@ def round_stats(swarm: Swarm, skip: int = 2) -> dict[str, Any]:
     rows = [e for s in steps for e in by_step[s]]
     phases = sorted({k for e in rows for k in (e.get("cpu_s") or {})})
     cpu = {p: statistics.mean((e.get("cpu_s") or {}).get(p, 0.0) for e in rows) for p in phases} if rows else {}
-    sent, received = [], []
+    sent, received, gossip, dups = [], [], [], []
     for c in swarm.clients:
         evs = [e for e in c.of_kind("round") if e["step"] in starts]
         for a, b in zip(evs, evs[1:], strict=False):
             sent.append(b["bytes_sent"] - a["bytes_sent"])
             received.append(b["bytes_received"] - a["bytes_received"])
+            gossip.append(b.get("gossip_in", 0) - a.get("gossip_in", 0))
+            dups.append(b.get("gossip_duplicates", 0) - a.get("gossip_duplicates", 0))
     landing = [e["witness_land_s"] for e in rows if e.get("witness_land_s") is not None]
     out: dict[str, Any] = {"n": n, "rounds": len(walls), "round_s": statistics.median(walls) if walls else None,
                            "cpu_phase_s": cpu, "bytes_sent": statistics.mean(sent) if sent else None,
                            "bytes_received": statistics.mean(received) if received else None,
+                           "gossip_in": statistics.mean(gossip) if gossip else None,
+                           "gossip_duplicates": statistics.mean(dups) if dups else None,
                            "witness_land_s": statistics.median(landing) if landing else None,
                            "witness_land_max_s": max(landing) if landing else None,
                            "gather_s": statistics.median(e["gather_s"] for e in rows) if rows else None,

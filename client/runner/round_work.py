@@ -90,6 +90,8 @@ class RoundWork:
                          gathered=len(book.results.get(step - 1, {})), expected=len(book.trainers_of.get(step - 1, [])),
                          applied=applied, witness=witness, bytes_sent=ctx.p2p.bytes_sent,
                          bytes_received=ctx.p2p.bytes_received, train_s=round(ts.last_train_s, 3),
+                         gossip_in=ctx.p2p.gossip.delivered + sum(ctx.p2p.gossip.dropped.values()),
+                         gossip_duplicates=ctx.p2p.gossip.dropped["duplicate"],
                          apply_s=round(apply_s, 3), work_s=round(time.monotonic() - t_start, 3),
                          gather_s=round(self._gather_s, 3), witness_land_s=ctx.witness_land_s,
                          simulated=ctx.settings.simulate_training is not None, cpu_s=cpu,
