@@ -94,8 +94,10 @@ class SwarmConfig:
     earning: int = 900
 
     def toml(self, data: Path) -> str:
-        round_time = self.round_time or max(10, 4 + self.n // 4)
-        warmup = self.warmup or max(20, 10 + self.n // 2)
+        # generous: on 2 shared cores a round's work grows about linearly per client (gossip), and a round that
+        # times out ends the epoch early (then nobody is paid for it and the figures are of recovery, not rounds)
+        round_time = self.round_time or max(10, 6 + self.n)
+        warmup = self.warmup or max(20, 10 + self.n)
         epoch_time = self.epoch_time or (self.total_steps + 2) * (round_time + 2)
         return TOML.format(earning=self.earning, warmup=warmup, round_time=round_time, epoch_time=epoch_time,
                            total_steps=self.total_steps, batch=self.n, n=self.n, min_clients=max(1, self.n // 2),
@@ -322,9 +324,15 @@ class Swarm:
         return {c["wallet"]: (c["earned"], c["penalised"], c["state"]) for c in self.net.status(self.run_id)["clients"]}
 
     def expected_points(self, c: SwarmClient) -> int:
-        """What the protocol pays: earning_rate split among the clients that started each epoch it warmed up in
-        (as tests/integration/run_client_helpers.expected_points)."""
-        return sum(self.cfg.earning // e["ready"] for e in c.of_kind("warmup"))
+        """What the protocol pays: earning_rate split among the clients that started each epoch the client took
+        part in (tests/run_client_helpers.expected_points, except that an epoch counts when the client trained
+        in it even if its own warmup vote was not needed, and its size is what any client's vote saw)."""
+        sizes: dict[int, int] = {}
+        for other in self.clients:
+            for e in other.of_kind("warmup"):
+                sizes[e["epoch"]] = max(sizes.get(e["epoch"], 0), e["ready"])
+        epochs = {e["epoch"] for kind in ("warmup", "round") for e in c.of_kind(kind)}
+        return sum(self.cfg.earning // sizes[ep] for ep in epochs if ep in sizes)
 
     def check(self) -> list[str]:
         """Problems with the finished run: clients that did not finish, weights that differ, points off."""

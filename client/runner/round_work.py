@@ -120,6 +120,8 @@ class RoundWork:
             out["weights_sha256"] = weights_sha256(ts.model)
         if ts.checkpoints:
             out["checkpoint"] = ts.checkpoints[-1]
+        g = self.ctx.p2p.gossip
+        out["gossip"] = {"delivered": g.delivered, "dropped": dict(g.dropped), "neighbours": len(g.neighbours)}
         return out
 
     async def close(self) -> None:
