@@ -108,7 +108,7 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one is not None:
-        timeout = a.timeout or 120 + 6 * a.one
+        timeout = a.timeout or _timeout(a.one, a.steps)
         print("RESULT " + json.dumps(one(a.one, a.simulate, a.steps, a.dir, timeout), default=str), flush=True)
         return
     rows: list[dict[str, Any]] = []
@@ -119,7 +119,7 @@ def main() -> None:
         if per_client and n * per_client * 1.5 + 500 > avail:
             rows.append({"n": n, "error": f"skipped: ~{n * per_client:.0f} MB needed, {avail:.0f} MB available"})
             continue
-        timeout = a.timeout or 120 + 6 * n
+        timeout = a.timeout or _timeout(n, a.steps)
         print(f"N={n}: running (timeout {timeout:.0f} s, events under {base / str(n)}) ...", flush=True)
         cmd = [sys.executable, "-m", "bench.scale", "--one", str(n), "--simulate", str(a.simulate), "--steps",
                str(a.steps), "--timeout", str(timeout), "--dir", str(base / str(n))]
@@ -133,6 +133,13 @@ def main() -> None:
     report(rows)
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1, default=str))
+
+
+def _timeout(n: int, steps: int) -> float:
+    """Seconds one N may take: setup, a warmup and `steps` rounds, each at most the swarm's round timeout."""
+    from devtools.swarm import SwarmConfig
+
+    return 300 + (steps + 2) * (SwarmConfig.round_timeout(n) + 2)
 
 
 def _mem_available_mb() -> float:

@@ -93,11 +93,17 @@ class SwarmConfig:
     warmup: int = 0  # 0: scaled with n
     earning: int = 900
 
+    @staticmethod
+    def round_timeout(n: int) -> int:
+        return max(10, 6 + n + n * n // 60)
+
     def toml(self, data: Path) -> str:
-        # generous: on 2 shared cores a round's work grows about linearly per client (gossip), and a round that
-        # times out ends the epoch early (then nobody is paid for it and the figures are of recovery, not rounds)
-        round_time = self.round_time or max(10, 6 + self.n)
-        warmup = self.warmup or max(20, 10 + self.n)
+        # generous: in one process every client's Python shares one event-loop thread and each client's share
+        # grows about linearly with N (gossip), so a round takes ~N * (30 + 11 N) ms of that thread (measured to
+        # N=32); a round that times out ends the epoch early (nobody is paid for it and the figures are of
+        # recovery, not rounds). A timeout is an upper bound: rounds end as soon as the witnesses post.
+        round_time = self.round_time or self.round_timeout(self.n)
+        warmup = self.warmup or max(20, 4 + self.round_timeout(self.n))
         epoch_time = self.epoch_time or (self.total_steps + 2) * (round_time + 2)
         return TOML.format(earning=self.earning, warmup=warmup, round_time=round_time, epoch_time=epoch_time,
                            total_steps=self.total_steps, batch=self.n, n=self.n, min_clients=max(1, self.n // 2),
