@@ -30,15 +30,16 @@ REPO = Path(__file__).resolve().parent.parent
 PHASES = ("train", "encode", "gather", "validate", "decode", "apply", "witness")
 
 
-def one(n: int, simulate: float, steps: int, workdir: Path, timeout: float) -> dict[str, Any]:
+def one(n: int, simulate: float, steps: int, workdir: Path, timeout: float, processes: int = 1) -> dict[str, Any]:
     from devtools.swarm import Swarm, SwarmConfig, round_stats
 
     async def go() -> dict[str, Any]:
-        swarm = Swarm(workdir, SwarmConfig(n, simulate=simulate, total_steps=steps))
+        swarm = Swarm(workdir, SwarmConfig(n, simulate=simulate, total_steps=steps), processes=processes)
         t0 = time.monotonic()
         try:
             await asyncio.to_thread(swarm.start_chain)
             setup_s = time.monotonic() - t0
+            await swarm.start_shards(timeout)
             await swarm.start_clients()
             codes = await swarm.wait(timeout)
             swarm.dump(workdir / "events.log")
@@ -62,7 +63,8 @@ def _f(v: float | None, fmt: str = ".2f") -> str:
 
 
 def report(rows: list[dict[str, Any]]) -> None:
-    print("\nround time and chain (median over the steady rounds; the first two rounds are left out)")
+    print("\nround time and chain (median over the steady rounds; the first two rounds are left out); clients in"
+          f" {rows[0].get('processes', 1) if rows else 1} process(es)")
     print(f"{'N':>4} {'rounds':>6} {'round s':>8} {'work s':>7} {'gather s':>8} {'witness land s':>15}"
           f" {'localnet tx/s':>13} {'localnet cores':>14} {'process cores':>13} {'RSS MB/client':>13}"
           f" {'sent B/round':>12} {'recv B/round':>12} {'gossip in/dup':>13}  check")
@@ -103,13 +105,16 @@ def main() -> None:
     ap.add_argument("--simulate", type=float, default=0.5, help="seconds of simulated training per round")
     ap.add_argument("--steps", type=int, default=10, help="total steps of the run (one epoch)")
     ap.add_argument("--timeout", type=float, default=0, help="seconds per N (0: scaled with N)")
+    ap.add_argument("--processes", type=int, default=1, help="split each N's clients over this many processes"
+                    " (1: all in one process, one event loop; more: the protocol's cost without one loop's limit)")
     ap.add_argument("--json", type=Path, default=None, help="also write every N's figures here")
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # a child: one N, JSON on stdout
     ap.add_argument("--dir", type=Path, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one is not None:
         timeout = a.timeout or _timeout(a.one, a.steps)
-        print("RESULT " + json.dumps(one(a.one, a.simulate, a.steps, a.dir, timeout), default=str), flush=True)
+        result = one(a.one, a.simulate, a.steps, a.dir, timeout, a.processes)
+        print("RESULT " + json.dumps(result, default=str), flush=True)
         return
     rows: list[dict[str, Any]] = []
     base = Path(tempfile.mkdtemp(prefix="bench-scale-"))
@@ -122,7 +127,7 @@ def main() -> None:
         timeout = a.timeout or _timeout(n, a.steps)
         print(f"N={n}: running (timeout {timeout:.0f} s, events under {base / str(n)}) ...", flush=True)
         cmd = [sys.executable, "-m", "bench.scale", "--one", str(n), "--simulate", str(a.simulate), "--steps",
-               str(a.steps), "--timeout", str(timeout), "--dir", str(base / str(n))]
+               str(a.steps), "--timeout", str(timeout), "--dir", str(base / str(n)), "--processes", str(a.processes)]
         try:
             proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout + 300)
             lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]

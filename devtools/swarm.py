@@ -22,8 +22,9 @@ import os
 import re
 import resource
 import statistics
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -219,13 +220,15 @@ class Swarm:
     workdir: Path
     cfg: SwarmConfig
     run_id: str = "swarm"
+    processes: int = 1  # >1: clients split over this many processes (this one and shard children), one loop each
     net: LocalCluster | None = None
+    url: str = ""
     clients: list[SwarmClient] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
-    base_rss_mb: float = 0.0
+    shard_samples: list[list[Sample]] = field(default_factory=list)  # each shard child's samples
+    base_rss_mb: float = 0.0  # this process and every shard child, before their clients started
     loop_cpu: LoopCpu = field(default_factory=LoopCpu)
-    # finished threads (a to_thread worker that exited) leave the thread table: keep their last readings
-    _gone_threads: dict[str, float] = field(default_factory=dict)
+    _shards: list[tuple[Any, Path, list[SwarmClient]]] = field(default_factory=list)
 
     # ---- setup ------------------------------------------------------------------------------------------
     def start_chain(self) -> None:
@@ -239,6 +242,7 @@ class Swarm:
         toml.write_text(self.cfg.toml(data))
         self.net = LocalCluster(self.workdir / "net")
         self.net.start_localnet()
+        self.url = self.net.url
         self.net.create_run(self.run_id, toml, self.net.wallet("owner"))
         wallets = [Keypair() for _ in range(self.cfg.n)]
         sigs = [self.net.rpc("requestAirdrop", [str(w.pubkey()), 10 * 10**9]) for w in wallets]
@@ -255,8 +259,32 @@ class Swarm:
                 time.sleep(0.2)
         self.clients = [SwarmClient(f"c{i:03d}", w, _Lines()) for i, w in enumerate(wallets)]
 
+    def local_clients(self) -> list[SwarmClient]:
+        """The clients this process runs (the first share when they are split over processes)."""
+        return self.clients[:-(-len(self.clients) // self.processes)]
+
+    async def start_shards(self, timeout: float) -> None:
+        """The clients beyond this process's share, in `processes - 1` child processes (`--shard`), each
+        running its clients exactly as this one does and writing their events and its samples at the end."""
+        rest = self.clients[len(self.local_clients()):]
+        per = -(-len(rest) // max(1, self.processes - 1)) if rest else 0
+        for k in range(self.processes - 1):
+            part = rest[k * per:(k + 1) * per]
+            if not part:
+                continue
+            spec = self.workdir / f"shard-{k + 1}.json"
+            spec.write_text(json.dumps({"url": self.url, "run_id": self.run_id, "simulate": self.cfg.simulate,
+                                        "timeout": timeout, "out": str(self.workdir / f"shard-{k + 1}-out.json"),
+                                        "clients": [[c.name, list(bytes(c.wallet))] for c in part]}))
+            log = (self.workdir / f"shard-{k + 1}.log").open("w")
+            proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "devtools.swarm", "--shard", str(spec),
+                                                        stdout=log, stderr=asyncio.subprocess.STDOUT,
+                                                        env={**os.environ, "OMP_NUM_THREADS": "1"})
+            self._shards.append((proc, spec, part))
+
     async def start_clients(self, stagger_s: float = 0.0) -> None:
-        """Every client on its own task in this loop (each with its own RPC, websocket and iroh endpoint)."""
+        """Every client of this process on its own task in this loop (each with its own RPC, websocket and
+        iroh endpoint)."""
         import torch
 
         from client.cli_common import derive_ws_url
@@ -266,11 +294,10 @@ class Swarm:
         from client.runner.settings import ClientSettings
 
         torch.set_num_threads(1)  # one process of many clients: no intra-op thread pools fighting for cores
-        assert self.net is not None
         self.base_rss_mb = _rss_mb()
         self.loop_cpu.install()
-        for c in self.clients:
-            settings = ClientSettings(rpc_urls=[self.net.url], ws_url=derive_ws_url(self.net.url), run_id=self.run_id,
+        for c in self.local_clients():
+            settings = ClientSettings(rpc_urls=[self.url], ws_url=derive_ws_url(self.url), run_id=self.run_id,
                                       wallet=c.wallet, p2p=derive_p2p_identity(c.wallet, self.run_id),
                                       bind_p2p="127.0.0.1:0", checkpoint_dir=None,
                                       simulate_training=self.cfg.simulate)
@@ -289,30 +316,45 @@ class Swarm:
 
     # ---- running ----------------------------------------------------------------------------------------
     async def sample_forever(self, every_s: float = 1.0) -> None:
-        assert self.net is not None and self.net.localnet is not None
-        pid = self.net.localnet.pid
+        net = self.net  # None in a shard child: the localnet is the parent's to watch
+        pid = net.localnet.pid if net is not None and net.localnet is not None else None
         lag = 0.0
         while True:
-            try:
-                tx = await asyncio.to_thread(self.net.rpc, "getTransactionCount", [])
-            except Exception:  # a busy localnet: the count is optional
-                tx = None
+            tx = None
+            if net is not None:
+                try:
+                    tx = await asyncio.to_thread(net.rpc, "getTransactionCount", [])
+                except Exception:  # a busy localnet: the count is optional
+                    tx = None
             groups = thread_groups()
             self.samples.append(Sample(time.time(), _cpu_of("/proc/self/stat"), groups,
-                                       _cpu_of(f"/proc/{pid}/stat"), tx, _rss_mb(), _rss_mb(pid),
+                                       _cpu_of(f"/proc/{pid}/stat") if pid else 0.0, tx, _rss_mb(),
+                                       _rss_mb(pid) if pid else 0.0,
                                        dict(self.loop_cpu.seconds), dict(self.loop_cpu.by_task), lag))
             t0 = time.monotonic()
             await asyncio.sleep(every_s)
             lag = time.monotonic() - t0 - every_s
 
     async def wait(self, timeout: float) -> list[int | None]:
-        tasks = [c.task for c in self.clients if c.task is not None]
+        tasks: list[Any] = [c.task for c in self.clients if c.task is not None]
+        tasks += [asyncio.create_task(proc.wait()) for proc, _, _ in self._shards]
         sampler = asyncio.create_task(self.sample_forever())
         try:
-            await asyncio.wait(tasks, timeout=timeout)
+            await asyncio.wait(tasks, timeout=timeout + 30 if self._shards else timeout)
         finally:
             sampler.cancel()
             await asyncio.gather(sampler, return_exceptions=True)
+        for _proc, spec, part in self._shards:
+            out = Path(json.loads(spec.read_text())["out"])
+            if not out.exists():
+                continue
+            got = json.loads(out.read_text())
+            for c in part:
+                c.out.events = got["events"].get(c.name, [])
+                exits = c.of_kind("exit")
+                c.code = exits[-1]["code"] if exits else None
+            self.shard_samples.append([Sample(**s) for s in got["samples"]])
+            self.base_rss_mb += got["base_rss_mb"]
         return [c.code for c in self.clients]
 
     async def close(self) -> None:
@@ -320,6 +362,10 @@ class Swarm:
             if c.task is not None and not c.task.done():
                 c.task.cancel()
         await asyncio.gather(*(c.task for c in self.clients if c.task is not None), return_exceptions=True)
+        for proc, _, _ in self._shards:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
         self.loop_cpu.uninstall()
         if self.net is not None:
             self.net.stop()
@@ -399,31 +445,44 @@ def round_stats(swarm: Swarm, skip: int = 2) -> dict[str, Any]:
     # the sampler over the steady window: process CPU (all clients), localnet CPU and transactions
     if walls and swarm.samples:
         t0, t1 = starts[steps[0]], max(e["t"] for e in rows)
-        win = [s for s in swarm.samples if t0 <= s.t <= t1]
-        if len(win) >= 2:
-            a, b = win[0], win[-1]
+        spans = []  # (first, last) sample of the window, for this process and each shard child
+        for series in [swarm.samples, *swarm.shard_samples]:
+            win = [s for s in series if t0 <= s.t <= t1]
+            if len(win) >= 2:
+                spans.append((win[0], win[-1], win))
+        if spans and len(spans) == 1 + len(swarm.shard_samples):
+            a, b, win = spans[0]
             dt = b.t - a.t
             rounds = max(1e-9, dt / statistics.median(walls))
+            out["processes"] = len(spans)
             out["window_s"] = dt
-            out["loop_lag_s"] = statistics.median(s.loop_lag_s for s in win)
-            out["loop_lag_max_s"] = max(s.loop_lag_s for s in win)
-            out["process_cpu_per_client_round_s"] = (b.self_cpu - a.self_cpu) / rounds / n
-            out["threads_cpu_per_client_round_s"] = {k: (b.threads.get(k, 0.0) - a.threads.get(k, 0.0)) / rounds / n
-                                                     for k in sorted(b.threads)}
-            per = [(b.loop_cpu.get(c.name, 0.0) - a.loop_cpu.get(c.name, 0.0)) / rounds for c in swarm.clients]
+            out["loop_lag_s"] = statistics.median(s.loop_lag_s for _, _, w in spans for s in w)
+            out["loop_lag_max_s"] = max(s.loop_lag_s for _, _, w in spans for s in w)
+            out["process_cpu_per_client_round_s"] = sum(y.self_cpu - x.self_cpu for x, y, _ in spans) / rounds / n
+            threads: dict[str, float] = {}
+            tasks: dict[str, float] = {}
+            loop: dict[str, float] = {}
+            for x, y, _ in spans:
+                for acc, before, after in ((threads, x.threads, y.threads), (tasks, x.loop_tasks, y.loop_tasks),
+                                           (loop, x.loop_cpu, y.loop_cpu)):
+                    for k, v in after.items():
+                        acc[k] = acc.get(k, 0.0) + v - before.get(k, 0.0)
+            out["threads_cpu_per_client_round_s"] = {k: v / rounds / n for k, v in sorted(threads.items())}
+            per = [loop.get(c.name, 0.0) / rounds for c in swarm.clients]
             out["loop_cpu_per_client_round_s"] = statistics.mean(per)
             out["loop_cpu_max_client_round_s"] = max(per)
-            out["loop_cpu_unattributed_round_s"] = (b.loop_cpu.get("", 0.0) - a.loop_cpu.get("", 0.0)) / rounds
-            tasks = {k: (v - a.loop_tasks.get(k, 0.0)) / rounds / n for k, v in b.loop_tasks.items()}
-            out["loop_cpu_by_task_per_client_round_s"] = dict(sorted(((k, v) for k, v in tasks.items() if v > 1e-4),
+            out["loop_cpu_unattributed_round_s"] = loop.get("", 0.0) / rounds
+            out["loop_cpu_by_task_per_client_round_s"] = dict(sorted(((k, v / rounds / n) for k, v in tasks.items()
+                                                                      if v / rounds / n > 1e-4),
                                                                      key=lambda kv: -kv[1])[:12])
-            out["process_cores"] = (b.self_cpu - a.self_cpu) / dt
+            out["process_cores"] = sum(y.self_cpu - x.self_cpu for x, y, _ in spans) / dt
             out["localnet_cores"] = (b.localnet_cpu - a.localnet_cpu) / dt
             if a.tx_count is not None and b.tx_count is not None:
                 out["localnet_tps"] = (b.tx_count - a.tx_count) / dt
     if swarm.samples:
-        out["rss_mb_per_client"] = (max(s.self_rss_mb for s in swarm.samples) - swarm.base_rss_mb) / n
-        out["process_rss_mb"] = max(s.self_rss_mb for s in swarm.samples)
+        peak = sum(max(s.self_rss_mb for s in series) for series in [swarm.samples, *swarm.shard_samples] if series)
+        out["rss_mb_per_client"] = (peak - swarm.base_rss_mb) / n
+        out["process_rss_mb"] = peak
         out["localnet_rss_mb"] = max(s.localnet_rss_mb for s in swarm.samples)
     return out
 
@@ -435,14 +494,27 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def run_swarm(workdir: Path, cfg: SwarmConfig, timeout: float, stagger_s: float = 0.0) -> tuple[Swarm, list]:
-    """Start a swarm, wait for it to finish (or `timeout`), return it (still holding the stopped localnet's
-    status reads until close) and the clients' exit codes."""
-    swarm = Swarm(workdir, cfg)
-    await asyncio.to_thread(swarm.start_chain)
-    await swarm.start_clients(stagger_s)
-    codes = await swarm.wait(timeout)
-    return swarm, codes
+def shard_main(spec_path: Path) -> None:
+    """A shard child: run the clients the spec names against the parent's localnet, then write their events,
+    this process's samples and its RSS before they started."""
+    spec = json.loads(spec_path.read_text())
+
+    async def go() -> None:
+        swarm = Swarm(spec_path.parent, SwarmConfig(len(spec["clients"]), simulate=spec["simulate"]),
+                      run_id=spec["run_id"], url=spec["url"])
+        swarm.clients = [SwarmClient(name, Keypair.from_bytes(bytes(secret)), _Lines())
+                         for name, secret in spec["clients"]]
+        _raise_fd_limit()
+        try:
+            await swarm.start_clients()
+            await swarm.wait(spec["timeout"])
+        finally:
+            await swarm.close()
+        Path(spec["out"]).write_text(json.dumps({"events": {c.name: c.out.events for c in swarm.clients},
+                                                 "samples": [asdict(s) for s in swarm.samples],
+                                                 "base_rss_mb": swarm.base_rss_mb}, default=str))
+
+    asyncio.run(go())
 
 
 def main() -> None:
@@ -452,15 +524,21 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--dir", type=Path, default=None)
+    ap.add_argument("--processes", type=int, default=1, help="split the clients over this many processes")
+    ap.add_argument("--shard", type=Path, default=None, help=argparse.SUPPRESS)  # a shard child (see shard_main)
     a = ap.parse_args()
+    if a.shard is not None:
+        shard_main(a.shard)
+        return
     import tempfile
 
     async def go() -> None:
         workdir = a.dir or Path(tempfile.mkdtemp(prefix="swarm-"))
         cfg = SwarmConfig(a.n, None if a.simulate < 0 else a.simulate, total_steps=a.steps)
-        swarm = Swarm(workdir, cfg)
+        swarm = Swarm(workdir, cfg, processes=a.processes)
         try:
             await asyncio.to_thread(swarm.start_chain)
+            await swarm.start_shards(a.timeout)
             await swarm.start_clients()
             codes = await swarm.wait(a.timeout)
             swarm.dump(workdir / "events.log")
