@@ -6,7 +6,9 @@ websocket connections (the real ChainBackend over JSON-RPC, exactly what `psyche
 chain is a real `psyche localnet` started with client.local_cluster.LocalCluster, the run is made with
 `psyche run create`, and clients normally train with `simulate_training` (a fixed delay and a seeded result;
 nothing in the protocol knows). While the swarm runs, a sampler records this process's CPU (per thread
-group: the event loop, iroh's runtime, worker threads), the localnet's CPU and its transaction count.
+group: the event loop, iroh's runtime, worker threads), the event-loop CPU of each client and of each task,
+the localnet's CPU and its transaction count. With `processes` > 1 the clients are split over this process
+and shard children (`--shard`), one event loop each, for N past what one loop's core carries.
 
 Never imported by the product. Anything that starts iroh endpoints must run in the loopback-only namespace:
 
