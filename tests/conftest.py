@@ -62,10 +62,21 @@ _FILE_MARKERS: dict[str, tuple[str, ...]] = {
     "test_sdk_transport.py": ("localnet",),
     "test_sender_landing.py": ("localnet",),
     "test_sender_resend.py": ("cluster",),
+    "test_swarm.py": ("cluster", "iroh"),
     "test_treasurer_localnet.py": ("localnet",),
     "test_wallet_cli.py": ("localnet",),
 }
 _FOLDERS = ("unit", "program", "integration")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A short base for tmp paths unless one is given: tests put checkpoint references (paths) on chain, which
+    holds at most 127 bytes, and pytest's default base plus xdist's popen-gwN/ pushes them past it. Set on the
+    controller only; xdist workers get <base>/popen-gwN."""
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        import tempfile
+
+        config.option.basetemp = tempfile.mkdtemp(prefix="pt.", dir="/tmp")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

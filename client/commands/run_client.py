@@ -72,6 +72,10 @@ def _wallet(ctx: click.Context, _param: click.Parameter, value: str | None) -> s
               show_default=True, help="How many checkpoints to keep. Env PSYCHE_KEEP_CHECKPOINTS.")
 @click.option("--data", envvar="PSYCHE_DATA", default=None,
               help="Override the run's data location (local:/dir, http(s)://..., tcp://host:port). Env PSYCHE_DATA.")
+@click.option("--simulate-training", envvar="PSYCHE_SIMULATE_TRAINING", type=click.FloatRange(min=0.0), default=None,
+              metavar="SECONDS", help="Testing: instead of forward/backward, wait SECONDS and send a correctly shaped "
+              "result drawn from (run, step, P2P key); everything else (codec, P2P, witnessing, apply) is unchanged. "
+              "Env PSYCHE_SIMULATE_TRAINING.")
 @click.option("--logs", envvar="PSYCHE_LOGS", type=click.Choice(["console", "json"]), default="console",
               show_default=True, help="One line per round, or JSON lines. Env PSYCHE_LOGS.")
 @unit_price_option
@@ -79,8 +83,8 @@ def _wallet(ctx: click.Context, _param: click.Parameter, value: str | None) -> s
 @click.option("-q", "--quiet", is_flag=True, help="Only rounds and problems.")
 def run_client(run_id: str, wallet: str, url: str, ws_url: str | None, rpc_fallback: tuple[str, ...],
                p2p_key: Path | None, bind_p2p: str, relay: str, device: str, micro_batch_size: int | None,
-               checkpoint_dir: Path | None, keep_checkpoints: int, data: str | None, logs: str, verbose: int,
-               quiet: bool) -> None:
+               checkpoint_dir: Path | None, keep_checkpoints: int, data: str | None, simulate_training: float | None,
+               logs: str, verbose: int, quiet: bool) -> None:
     """Join run RUN_ID with a wallet and train it: everything else (model, data, schedule, peers) comes
     from the chain. Ctrl-C withdraws from the run and exits 0."""
     from client.cli_common import validate_run_id
@@ -105,7 +109,7 @@ def run_client(run_id: str, wallet: str, url: str, ws_url: str | None, rpc_fallb
     settings = ClientSettings(rpc_urls=rpc, ws_url=ws_url or derive_ws_url(rpc[0]), run_id=run_id, wallet=kp,
                               p2p=identity, bind_p2p=bind_p2p, relay=relay, device=device,
                               micro_batch_size=micro_batch_size, checkpoint_dir=checkpoint_dir,
-                              keep_checkpoints=keep_checkpoints, data=data)
+                              keep_checkpoints=keep_checkpoints, data=data, simulate_training=simulate_training)
     reporter = Reporter(logs, -1 if quiet else verbose)
     ReporterLogHandler(reporter).install()
     code = run_bounded(RunClient(settings, reporter).run())

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+from client.cpu_meter import CpuMeter
 from client.errors import exception_text
 from client.p2p.blobs import BlobService
 from client.p2p.envelope import Message
 from client.p2p.gossip import Gossip
 from client.training.distro import DistroConfig, DistroResult, ParamLayout
-from client.training.result_codec import decode_result
+from client.training.result_codec import ResultError, commitment, decode_result, max_encoded_size
 
 RESULT_KIND = "result"
 
@@ -27,6 +28,8 @@ class ResultExchange:
         self._announced: dict[int, dict[bytes, bytes]] = {}
         self.rejected: dict[bytes, str] = {}
         self.other_messages: list[Message] = []  # gossip of other kinds, kept for the caller (it shares the inbox)
+        self.cpu = CpuMeter()  # validate (the commitment's sha256) and decode (checks + tensors), per round event
+        self._limit = max_encoded_size(layout)
 
     async def publish(self, step: int, wire: bytes) -> bytes:
         h = self.blobs.store.put(wire, step)
@@ -59,7 +62,13 @@ class ResultExchange:
         others = sorted(k for k in announced if k not in (sender, self.gossip.node.public))
         try:
             wire = await self.blobs.fetch(h, [sender, *others], step)
-            return decode_result(wire, self.layout, self.cfg, expected_commitment=h, expected_step=step)
+            t0 = time.thread_time()
+            # an oversized payload is refused unhashed by decode_result
+            matches = len(wire) > self._limit or commitment(bytes(wire)) == h
+            self.cpu.add("validate", time.thread_time() - t0)
+            if not matches:
+                raise ResultError("result bytes do not match the committed sha256")
+            return self.cpu.timed("decode", decode_result, wire, self.layout, self.cfg, None, step)
         except Exception as e:  # a bad or missing result is left out, with the reason kept (ResultError, …)
             self.rejected[sender] = exception_text(e)
             raise

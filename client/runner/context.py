@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from client.cpu_meter import CpuMeter
 from client.errors import ExitCode, error_line
 from client.runner.backend import Backend
 from client.runner.checkpoint_ref import CheckpointRef, CheckpointRefError
@@ -30,6 +31,8 @@ class RunnerContext:
     report: Reporter
     me: bytes  # the wallet's public key: how the chain lists this client
     in_flight: set[tuple[str, int]] = field(default_factory=set)  # (instruction, step) sent, not yet landed
+    cpu: CpuMeter = field(default_factory=CpuMeter)  # this client's CPU seconds per phase, per round event
+    witness_land_s: float | None = None  # how long this round's witness took to land, once sent
 
     @property
     def state(self) -> CoordinatorView:

@@ -38,7 +38,7 @@ async def apply(ctx: RunnerContext, ts: TrainingState, book: RoundBook, step: in
                                  reason=f"DESYNC: consensus result unavailable: {first_line(e)}")
                 continue
         ready.append(res)
-    await asyncio.to_thread(ts.trainer.apply, ready, step)
+    await asyncio.to_thread(ctx.cpu.timed, "apply", ts.trainer.apply, ready, step)
     book.applied[step] = len(ready)
     return len(ready)
 

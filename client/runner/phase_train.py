@@ -14,6 +14,7 @@ from client.runner.context import RunnerContext, first_line
 from client.runner.data_source import fetch_batch
 from client.runner.training_state import RoundBook, TrainingState
 from client.training.result_codec import encode_result
+from client.training.simulated import simulated_result
 from coordinator_sdk.account_view import CoordinatorView
 from coordinator_sdk.model.state import RunState
 from coordinator_sdk.round_assignment import current_assignment
@@ -31,18 +32,30 @@ async def train(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: Coor
     batch = await _fetch_batch(ctx, ts, step, *mine)
     if batch is None:
         return None, None
+    assert ts.plan is not None and ctx.p2p.exchange is not None
     t0 = time.monotonic()
-    out = await asyncio.to_thread(ts.trainer.train_step, step, batch)
+    simulate = ctx.settings.simulate_training
+    loss: float | None
+    if simulate is None:
+        out = await asyncio.to_thread(ctx.cpu.timed, "train", ts.trainer.train_step, step, batch)
+        result, loss = out.result, out.loss
+    else:  # the protocol cannot tell: a correctly shaped, seeded result after a fixed delay
+        await asyncio.sleep(simulate)
+        result = ctx.cpu.timed("train", simulated_result, ctx.p2p.exchange.layout, ts.plan.distro,
+                               ctx.settings.run_id, step, ctx.p2p.identity.public)
+        loss = None
+        ts.simulated_steps += 1
     seconds = time.monotonic() - t0
     ts.last_train_s = seconds
-    assert out.result is not None and ts.plan is not None and ctx.p2p.exchange is not None
-    wire = encode_result(out.result, ctx.p2p.exchange.layout, ts.plan.distro)
+    assert result is not None
+    wire = ctx.cpu.timed("encode", encode_result, result, ctx.p2p.exchange.layout, ts.plan.distro)
     if wire_hook is not None:
         wire = wire_hook(wire)
     await ctx.p2p.exchange.publish(step, wire)
-    book.results.setdefault(step, {})[ctx.p2p.identity.public] = out.result
-    ts.losses.append((step, out.loss))
-    return out.loss, batch.numel() / max(seconds, 1e-9)
+    book.results.setdefault(step, {})[ctx.p2p.identity.public] = result
+    if loss is not None:
+        ts.losses.append((step, loss))
+    return loss, batch.numel() / max(seconds, 1e-9)
 
 
 async def _fetch_batch(ctx: RunnerContext, ts: TrainingState, step: int, first: int, last: int) -> Any:

@@ -122,10 +122,13 @@ async def post_witness(ctx: RunnerContext, book: RoundBook, step: int, report: W
             cur = ctx.state
             return cur.step == step and cur.in_round
 
+        sent_at = time.monotonic()
         sent = await send_while(ctx, lambda: ctx.backend.witness(participant, broadcast, report.merkle, step,
                                                                  loss or 0.0, tps or 0.0,
                                                                  float(ctx.p2p.bytes_received)),
                                 open_round, "witness")
+        if sent:
+            ctx.witness_land_s = round(time.monotonic() - sent_at, 3)
         return True if sent else "missed"
     except TransactionFailed as e:
         return f"refused ({first_line(e)})"  # the named program error in full

@@ -28,6 +28,8 @@ class RoundWork:
         self.ts = TrainingState()
         self.book = RoundBook()
         self.wire_hook, self.model_hook = wire_hook, model_hook
+        self._gather_s = 0.0
+        self._process_cpu = 0.0  # time.process_time() at the last round event (the whole process's CPU)
 
     @property
     def device(self) -> str:
@@ -53,14 +55,14 @@ class RoundWork:
         height, step, epoch = int(st.current_round.height), st.step, st.epoch
         ctx.p2p.gossip.set_step(step)
         book.trainers_of[step] = round_trainers(st)
-        applied = await phase_apply.apply(ctx, ts, book, step - 2, round_at(st, 1), st) if height >= 2 else 0
+        applied = await ctx.cpu.run("apply", phase_apply.apply(ctx, ts, book, step - 2, round_at(st, 1), st)) \
+            if height >= 2 else 0
         apply_s = time.monotonic() - t_start
         elected = is_elected(st, ctx.me)
         deadline = phase_witness.chain_deadline(st)
-        gather = asyncio.create_task(phase_witness.gather(ctx, book, step - 1, step, deadline)) \
-            if height >= 1 else None
+        gather = asyncio.create_task(self._timed_gather(step, deadline)) if height >= 1 else None
         try:
-            loss, tps = await phase_train.train(ctx, ts, book, st, step, self.wire_hook)
+            loss, tps = await ctx.cpu.run("train", phase_train.train(ctx, ts, book, st, step, self.wire_hook))
             # `finished` means "trained S and alive", said before our own gathering of S-1 is done: gathering
             # waits up to the deadline for a dead trainer that the chain still lists, and a `finished` held
             # back that long arrived after the witnesses posted, so honest trainers were left out of their
@@ -70,33 +72,55 @@ class RoundWork:
         finally:
             if gather is not None and not gather.done():
                 gather.cancel()
-        witness = await phase_witness.post_witness(ctx, book, step, report, loss, tps, round_started, height) \
+        ctx.witness_land_s = None
+        witness = await ctx.cpu.run("witness", phase_witness.post_witness(ctx, book, step, report, loss, tps,
+                                                                          round_started, height)) \
             if elected else False
         if witness is True and view(ctx.state).step == step:  # a witness gone silent no longer holds the round
-            await phase_witness.health_checks(ctx, ctx.state)
+            await ctx.cpu.run("witness", phase_witness.health_checks(ctx, ctx.state))
         if height >= 1:
-            await phase_apply.apply_once_witnessed(ctx, ts, book, step - 1, step)
+            await ctx.cpu.run("apply", phase_apply.apply_once_witnessed(ctx, ts, book, step - 1, step))
+        cpu = ctx.cpu.take()
+        if ctx.p2p.exchange is not None:
+            cpu.update(ctx.p2p.exchange.cpu.take())  # validate, decode: part of gather's (and apply's) CPU
+        process_cpu = time.process_time()
         ctx.report.event("round", epoch=epoch, step=step, height=height,
                          phase=view(ctx.state).run_state.name, loss=loss, tokens_per_s=tps,
                          gathered=len(book.results.get(step - 1, {})), expected=len(book.trainers_of.get(step - 1, [])),
                          applied=applied, witness=witness, bytes_sent=ctx.p2p.bytes_sent,
                          bytes_received=ctx.p2p.bytes_received, train_s=round(ts.last_train_s, 3),
-                         apply_s=round(apply_s, 3), work_s=round(time.monotonic() - t_start, 3))
+                         gossip_in=ctx.p2p.gossip.delivered + sum(ctx.p2p.gossip.dropped.values()),
+                         gossip_duplicates=ctx.p2p.gossip.dropped["duplicate"],
+                         apply_s=round(apply_s, 3), work_s=round(time.monotonic() - t_start, 3),
+                         gather_s=round(self._gather_s, 3), witness_land_s=ctx.witness_land_s,
+                         simulated=ctx.settings.simulate_training is not None, cpu_s=cpu,
+                         process_cpu_s=round(process_cpu - self._process_cpu, 4) if self._process_cpu else None)
+        self._process_cpu = process_cpu
         book.forget(step)
         ctx.p2p.forget(step - 3)
+
+    async def _timed_gather(self, step: int, deadline: float) -> Any:
+        t0 = time.monotonic()
+        try:
+            return await self.ctx.cpu.run("gather", phase_witness.gather(self.ctx, self.book, step - 1, step,
+                                                                          deadline))
+        finally:
+            self._gather_s = time.monotonic() - t0
 
     async def cooldown(self, st: CoordinatorView) -> None:
         await phase_cooldown.cooldown(self.ctx, self.ts, self.book, st)
 
     def summary(self) -> dict[str, Any]:
         ts = self.ts
-        out: dict[str, Any] = {"steps_trained": len(ts.losses)}
+        out: dict[str, Any] = {"steps_trained": len(ts.losses) + ts.simulated_steps}
         if ts.losses:
             out["loss_first"], out["loss_last"] = round(ts.losses[0][1], 4), round(ts.losses[-1][1], 4)
         if ts.model is not None:
             out["weights_sha256"] = weights_sha256(ts.model)
         if ts.checkpoints:
             out["checkpoint"] = ts.checkpoints[-1]
+        g = self.ctx.p2p.gossip
+        out["gossip"] = {"delivered": g.delivered, "dropped": dict(g.dropped), "neighbours": len(g.neighbours)}
         return out
 
     async def close(self) -> None:

@@ -32,6 +32,7 @@ class ClientSettings:
     checkpoint_dir: Path | None = None
     keep_checkpoints: int = 3
     data: str | None = None
+    simulate_training: float | None = None  # seconds: a seeded result instead of forward/backward (testing)
 
 
 def check_device_spec(spec: str) -> str | None:

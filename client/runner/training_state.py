@@ -36,6 +36,7 @@ class TrainingState:
     losses: list[tuple[int, float]] = field(default_factory=list)
     checkpoints: list[str] = field(default_factory=list)
     last_train_s: float = 0.0
+    simulated_steps: int = 0  # steps whose result was simulated (no loss measured)
 
 
 @dataclass

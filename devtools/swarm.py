@@ -1,0 +1,557 @@
+"""Many `psyche run-client`s in ONE process against a real localnet (issue 24: 128 clients on one machine).
+
+A `psyche run-client` process costs ~330 MB and a torch import; here N `client.runner.engine.RunClient`s share
+one asyncio loop and one torch import, each with its own wallet, its own iroh endpoint and its own RPC and
+websocket connections (the real ChainBackend over JSON-RPC, exactly what `psyche run-client` builds). The
+chain is a real `psyche localnet` started with devtools.local_cluster.LocalCluster, the run is made with
+`psyche run create`, and clients normally train with `simulate_training` (a fixed delay and a seeded result;
+nothing in the protocol knows). While the swarm runs, a sampler records this process's CPU (per thread
+group: the event loop, iroh's runtime, worker threads), the event-loop CPU of each client and of each task,
+the localnet's CPU and its transaction count. With `processes` > 1 the clients are split over this process
+and shard children (`--shard`), one event loop each, for N past what one loop's core carries.
+
+Never imported by the product. Anything that starts iroh endpoints must run in the loopback-only namespace:
+
+    PYTHONPATH=$PWD scripts/loopback-only .venv/bin/python -m devtools.swarm -n 8 --simulate 0.2
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextvars
+import json
+import os
+import re
+import resource
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from solders.keypair import Keypair
+
+from devtools.inproc import _Lines
+from devtools.local_cluster import LocalCluster
+
+TOML = """
+[run]
+name = "swarm"
+open = true
+earning_rate = {earning}
+slashing_rate = 0
+
+[config]
+warmup_time = {warmup}
+cooldown_time = 2
+max_round_train_time = {round_time}
+round_witness_time = 1
+epoch_time = {epoch_time}
+total_steps = {total_steps}
+max_seq_len = 32
+global_batch_size_start = {batch}
+global_batch_size_end = {batch}
+global_batch_size_warmup_tokens = 0
+init_min_clients = {n}
+waiting_for_members_extra_time = 1
+min_clients = {min_clients}
+witness_nodes = 0
+
+[model]
+arch = "llama"
+vocab_size = 256
+dim = 64
+n_layers = 2
+n_heads = 4
+n_kv_heads = 2
+ffn_dim = 128
+max_seq_len = 32
+seed = 3
+
+[lr]
+schedule = "constant"
+base = 3e-3
+
+[distro]
+chunk = 16
+topk = 1
+decay = 0.99
+
+[data]
+location = "{data}"
+
+[checkpoint]
+path = "initial"
+"""
+
+
+@dataclass(frozen=True)
+class SwarmConfig:
+    n: int
+    simulate: float | None = 0.2  # seconds of simulated training per round; None: real forward/backward
+    total_steps: int = 8
+    epoch_time: int = 0  # 0: long enough that the run ends by total_steps within one epoch
+    round_time: int = 0  # 0: scaled with n
+    warmup: int = 0  # 0: scaled with n
+    earning: int = 900
+
+    @staticmethod
+    def round_timeout(n: int) -> int:
+        return max(10, 6 + n + n * n // 60)
+
+    def toml(self, data: Path) -> str:
+        # generous: in one process every client's Python shares one event-loop thread and each client's share
+        # grows about linearly with N (gossip), so a round takes ~N * (30 + 11 N) ms of that thread (measured to
+        # N=32); a round that times out ends the epoch early (nobody is paid for it and the figures are of
+        # recovery, not rounds). A timeout is an upper bound: rounds end as soon as the witnesses post.
+        round_time = self.round_time or self.round_timeout(self.n)
+        warmup = self.warmup or max(20, 4 + self.round_timeout(self.n))
+        epoch_time = self.epoch_time or (self.total_steps + 2) * (round_time + 2)
+        return TOML.format(earning=self.earning, warmup=warmup, round_time=round_time, epoch_time=epoch_time,
+                           total_steps=self.total_steps, batch=self.n, n=self.n, min_clients=max(1, self.n // 2),
+                           data=data)
+
+
+@dataclass
+class SwarmClient:
+    name: str
+    wallet: Keypair
+    out: _Lines
+    client: Any = None
+    task: asyncio.Task | None = None
+    code: int | None = None
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return self.out.events
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.out.events if e.get("kind") == kind]
+
+
+CLIENT: contextvars.ContextVar[str] = contextvars.ContextVar("swarm_client", default="")
+
+
+class LoopCpu:
+    """Event-loop CPU per client: every callback the loop runs (a task's step included) is timed with
+    time.thread_time and charged to the client whose context it runs in (a client's task and every task it
+    spawns carry its name in CLIENT; callbacks from other threads, e.g. iroh's, are charged to "")."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.by_task: dict[str, float] = {}  # the same CPU by the top coroutine of the task stepped, all clients
+        self._orig: Any = None
+
+    def install(self) -> None:
+        from asyncio import events
+
+        orig, seconds, by_task = events.Handle._run, self.seconds, self.by_task
+
+        def _run(handle: Any) -> None:
+            t0 = time.thread_time()
+            try:
+                orig(handle)
+            finally:
+                spent = time.thread_time() - t0
+                who = handle._context.get(CLIENT, "") if handle._context is not None else ""
+                seconds[who] = seconds.get(who, 0.0) + spent
+                task = getattr(handle._callback, "__self__", None)
+                coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+                what = getattr(coro, "__qualname__", None) or getattr(handle._callback, "__qualname__", "?")
+                by_task[what] = by_task.get(what, 0.0) + spent
+
+        self._orig = orig
+        events.Handle._run = _run  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        if self._orig is not None:
+            from asyncio import events
+
+            events.Handle._run = self._orig  # type: ignore[method-assign]
+            self._orig = None
+
+
+def _cpu_of(stat_path: str) -> float:
+    """utime + stime of a process or thread, in seconds, from /proc/.../stat."""
+    with open(stat_path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb(pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def thread_groups() -> dict[str, float]:
+    """CPU seconds of this process's threads, grouped by name with digits dropped (the main thread runs the
+    event loop; tokio-runtime-w: iroh; asyncio_: to_thread workers; the rest: torch, websockets...)."""
+    out: dict[str, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                name = f.read().strip()
+            cpu = _cpu_of(f"/proc/self/task/{tid}/stat")
+        except OSError:
+            continue
+        key = "event loop (main)" if tid == str(os.getpid()) else re.sub(r"[-_]?\d+$", "", name) or "?"
+        out[key] = out.get(key, 0.0) + cpu
+    return out
+
+
+@dataclass
+class Sample:
+    t: float
+    self_cpu: float
+    threads: dict[str, float]
+    localnet_cpu: float
+    tx_count: int | None
+    self_rss_mb: float
+    localnet_rss_mb: float
+    loop_cpu: dict[str, float]
+    loop_tasks: dict[str, float]
+    loop_lag_s: float  # how late the sampler's own sleep woke: what every client's wake-ups wait on a busy loop
+
+
+@dataclass
+class Swarm:
+    workdir: Path
+    cfg: SwarmConfig
+    run_id: str = "swarm"
+    processes: int = 1  # >1: clients split over this many processes (this one and shard children), one loop each
+    net: LocalCluster | None = None
+    url: str = ""
+    clients: list[SwarmClient] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    shard_samples: list[list[Sample]] = field(default_factory=list)  # each shard child's samples
+    base_rss_mb: float = 0.0  # this process and every shard child, before their clients started
+    loop_cpu: LoopCpu = field(default_factory=LoopCpu)
+    _shards: list[tuple[Any, Path, list[SwarmClient]]] = field(default_factory=list)
+
+    # ---- setup ------------------------------------------------------------------------------------------
+    def start_chain(self) -> None:
+        """A localnet, the run created with `psyche run create`, and N funded wallets (airdrops batched)."""
+        from devtools.chaos_config import prepare_data
+
+        _raise_fd_limit()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        data = prepare_data()
+        toml = self.workdir / "run.toml"
+        toml.write_text(self.cfg.toml(data))
+        self.net = LocalCluster(self.workdir / "net")
+        self.net.start_localnet()
+        self.url = self.net.url
+        self.net.create_run(self.run_id, toml, self.net.wallet("owner"))
+        wallets = [Keypair() for _ in range(self.cfg.n)]
+        sigs = [self.net.rpc("requestAirdrop", [str(w.pubkey()), 10 * 10**9]) for w in wallets]
+        deadline = time.monotonic() + 60 + self.cfg.n
+        pending = list(sigs)
+        while pending:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(pending)} airdrops did not confirm")
+            statuses = []
+            for i in range(0, len(pending), 200):
+                statuses += self.net.rpc("getSignatureStatuses", [pending[i:i + 200]])["value"]
+            pending = [s for s, st in zip(pending, statuses, strict=True) if not st]
+            if pending:
+                time.sleep(0.2)
+        self.clients = [SwarmClient(f"c{i:03d}", w, _Lines()) for i, w in enumerate(wallets)]
+
+    def local_clients(self) -> list[SwarmClient]:
+        """The clients this process runs (the first share when they are split over processes)."""
+        return self.clients[:-(-len(self.clients) // self.processes)]
+
+    async def start_shards(self, timeout: float) -> None:
+        """The clients beyond this process's share, in `processes - 1` child processes (`--shard`), each
+        running its clients exactly as this one does and writing their events and its samples at the end."""
+        rest = self.clients[len(self.local_clients()):]
+        per = -(-len(rest) // max(1, self.processes - 1)) if rest else 0
+        for k in range(self.processes - 1):
+            part = rest[k * per:(k + 1) * per]
+            if not part:
+                continue
+            spec = self.workdir / f"shard-{k + 1}.json"
+            spec.write_text(json.dumps({"url": self.url, "run_id": self.run_id, "simulate": self.cfg.simulate,
+                                        "timeout": timeout, "out": str(self.workdir / f"shard-{k + 1}-out.json"),
+                                        "clients": [[c.name, list(bytes(c.wallet))] for c in part]}))
+            log = (self.workdir / f"shard-{k + 1}.log").open("w")
+            proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "devtools.swarm", "--shard", str(spec),
+                                                        stdout=log, stderr=asyncio.subprocess.STDOUT,
+                                                        env={**os.environ, "OMP_NUM_THREADS": "1"})
+            self._shards.append((proc, spec, part))
+
+    async def start_clients(self, stagger_s: float = 0.0) -> None:
+        """Every client of this process on its own task in this loop (each with its own RPC, websocket and
+        iroh endpoint)."""
+        import torch
+
+        from client.cli_common import derive_ws_url
+        from client.runner.engine import RunClient
+        from client.runner.p2p_session import derive_p2p_identity
+        from client.runner.report import Reporter
+        from client.runner.settings import ClientSettings
+
+        torch.set_num_threads(1)  # one process of many clients: no intra-op thread pools fighting for cores
+        self.base_rss_mb = _rss_mb()
+        self.loop_cpu.install()
+        for c in self.local_clients():
+            settings = ClientSettings(rpc_urls=[self.url], ws_url=derive_ws_url(self.url), run_id=self.run_id,
+                                      wallet=c.wallet, p2p=derive_p2p_identity(c.wallet, self.run_id),
+                                      bind_p2p="127.0.0.1:0", checkpoint_dir=None,
+                                      simulate_training=self.cfg.simulate)
+            c.client = RunClient(settings, Reporter("json", 0, c.out))
+            token = CLIENT.set(c.name)
+            try:
+                c.task = asyncio.create_task(self._run(c))  # copies the context: the client's name goes along
+            finally:
+                CLIENT.reset(token)
+            if stagger_s:
+                await asyncio.sleep(stagger_s)
+
+    async def _run(self, c: SwarmClient) -> int:
+        c.code = await c.client.run()
+        return c.code
+
+    # ---- running ----------------------------------------------------------------------------------------
+    async def sample_forever(self, every_s: float = 1.0) -> None:
+        net = self.net  # None in a shard child: the localnet is the parent's to watch
+        pid = net.localnet.pid if net is not None and net.localnet is not None else None
+        lag = 0.0
+        while True:
+            tx = None
+            if net is not None:
+                try:
+                    tx = await asyncio.to_thread(net.rpc, "getTransactionCount", [])
+                except Exception:  # a busy localnet: the count is optional
+                    tx = None
+            groups = thread_groups()
+            self.samples.append(Sample(time.time(), _cpu_of("/proc/self/stat"), groups,
+                                       _cpu_of(f"/proc/{pid}/stat") if pid else 0.0, tx, _rss_mb(),
+                                       _rss_mb(pid) if pid else 0.0,
+                                       dict(self.loop_cpu.seconds), dict(self.loop_cpu.by_task), lag))
+            t0 = time.monotonic()
+            await asyncio.sleep(every_s)
+            lag = time.monotonic() - t0 - every_s
+
+    async def wait(self, timeout: float) -> list[int | None]:
+        tasks: list[Any] = [c.task for c in self.clients if c.task is not None]
+        tasks += [asyncio.create_task(proc.wait()) for proc, _, _ in self._shards]
+        sampler = asyncio.create_task(self.sample_forever())
+        try:
+            await asyncio.wait(tasks, timeout=timeout + 30 if self._shards else timeout)
+        finally:
+            sampler.cancel()
+            await asyncio.gather(sampler, return_exceptions=True)
+        for _proc, spec, part in self._shards:
+            out = Path(json.loads(spec.read_text())["out"])
+            if not out.exists():
+                continue
+            got = json.loads(out.read_text())
+            for c in part:
+                c.out.events = got["events"].get(c.name, [])
+                exits = c.of_kind("exit")
+                c.code = exits[-1]["code"] if exits else None
+            self.shard_samples.append([Sample(**s) for s in got["samples"]])
+            self.base_rss_mb += got["base_rss_mb"]
+        return [c.code for c in self.clients]
+
+    async def close(self) -> None:
+        for c in self.clients:
+            if c.task is not None and not c.task.done():
+                c.task.cancel()
+        await asyncio.gather(*(c.task for c in self.clients if c.task is not None), return_exceptions=True)
+        for proc, _, _ in self._shards:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        self.loop_cpu.uninstall()
+        if self.net is not None:
+            self.net.stop()
+
+    # ---- results ----------------------------------------------------------------------------------------
+    def chain_points(self) -> dict[str, tuple[int, int, str]]:
+        assert self.net is not None
+        return {c["wallet"]: (c["earned"], c["penalised"], c["state"]) for c in self.net.status(self.run_id)["clients"]}
+
+    def expected_points(self, c: SwarmClient) -> int:
+        """What the protocol pays: earning_rate split among the clients that started each epoch the client took
+        part in (tests/run_client_helpers.expected_points, except that an epoch counts when the client trained
+        in it even if its own warmup vote was not needed, and its size is what any client's vote saw)."""
+        sizes: dict[int, int] = {}
+        for other in self.clients:
+            for e in other.of_kind("warmup"):
+                sizes[e["epoch"]] = max(sizes.get(e["epoch"], 0), e["ready"])
+        epochs = {e["epoch"] for kind in ("warmup", "round") for e in c.of_kind(kind)}
+        return sum(self.cfg.earning // sizes[ep] for ep in epochs if ep in sizes)
+
+    def check(self) -> list[str]:
+        """Problems with the finished run: clients that did not finish, weights that differ, points off."""
+        problems = []
+        done = {c.name: c.of_kind("finished") for c in self.clients}
+        missing = [n for n, f in done.items() if not f]
+        if missing:
+            problems.append(f"{len(missing)} clients did not finish: {missing[:8]}")
+        digests = {f[-1].get("weights_sha256") for f in done.values() if f}
+        if len(digests) != 1:
+            problems.append(f"weights differ: {len(digests)} distinct digests")
+        pts = self.chain_points()
+        for c in self.clients:
+            got = pts.get(str(c.wallet.pubkey()))
+            want = self.expected_points(c)
+            if got is None or (got[0], got[1]) != (want, 0):
+                problems.append(f"{c.name}: chain points {got}, protocol pays {want}")
+        return problems
+
+    def dump(self, path: Path) -> None:
+        rows = [(e["t"], c.name, json.dumps({k: v for k, v in e.items() if k != "t"}, default=str))
+                for c in self.clients for e in c.out.events]
+        path.write_text("\n".join(f"{t:.2f} {who:<6} {what}" for t, who, what in sorted(rows)))
+
+
+def round_stats(swarm: Swarm, skip: int = 2) -> dict[str, Any]:
+    """Per-round figures from every client's round events and the sampler, over the steady rounds (the first
+    `skip` rounds, which load the model and have nothing to apply, are left out)."""
+    n = len(swarm.clients)
+    by_step: dict[int, list[dict[str, Any]]] = {}
+    for c in swarm.clients:
+        for e in c.of_kind("round"):
+            by_step.setdefault(e["step"], []).append(e)
+    steps = sorted(by_step)[skip:]
+    starts = {s: min(e["t"] - e["work_s"] for e in by_step[s]) for s in steps}
+    walls = [starts[b] - starts[a] for a, b in zip(steps, steps[1:], strict=False)]
+    rows = [e for s in steps for e in by_step[s]]
+    phases = sorted({k for e in rows for k in (e.get("cpu_s") or {})})
+    cpu = {p: statistics.mean((e.get("cpu_s") or {}).get(p, 0.0) for e in rows) for p in phases} if rows else {}
+    sent, received, gossip, dups = [], [], [], []
+    for c in swarm.clients:
+        evs = [e for e in c.of_kind("round") if e["step"] in starts]
+        for a, b in zip(evs, evs[1:], strict=False):
+            sent.append(b["bytes_sent"] - a["bytes_sent"])
+            received.append(b["bytes_received"] - a["bytes_received"])
+            gossip.append(b.get("gossip_in", 0) - a.get("gossip_in", 0))
+            dups.append(b.get("gossip_duplicates", 0) - a.get("gossip_duplicates", 0))
+    landing = [e["witness_land_s"] for e in rows if e.get("witness_land_s") is not None]
+    out: dict[str, Any] = {"n": n, "rounds": len(walls), "round_s": statistics.median(walls) if walls else None,
+                           "cpu_phase_s": cpu, "bytes_sent": statistics.mean(sent) if sent else None,
+                           "bytes_received": statistics.mean(received) if received else None,
+                           "gossip_in": statistics.mean(gossip) if gossip else None,
+                           "gossip_duplicates": statistics.mean(dups) if dups else None,
+                           "witness_land_s": statistics.median(landing) if landing else None,
+                           "witness_land_max_s": max(landing) if landing else None,
+                           "gather_s": statistics.median(e["gather_s"] for e in rows) if rows else None,
+                           "work_s": statistics.median(e["work_s"] for e in rows) if rows else None}
+    # the sampler over the steady window: process CPU (all clients), localnet CPU and transactions
+    if walls and swarm.samples:
+        t0, t1 = starts[steps[0]], max(e["t"] for e in rows)
+        spans = []  # (first, last) sample of the window, for this process and each shard child
+        for series in [swarm.samples, *swarm.shard_samples]:
+            win = [s for s in series if t0 <= s.t <= t1]
+            if len(win) >= 2:
+                spans.append((win[0], win[-1], win))
+        if spans and len(spans) == 1 + len(swarm.shard_samples):
+            a, b, win = spans[0]
+            dt = b.t - a.t
+            rounds = max(1e-9, dt / statistics.median(walls))
+            out["processes"] = len(spans)
+            out["window_s"] = dt
+            out["loop_lag_s"] = statistics.median(s.loop_lag_s for _, _, w in spans for s in w)
+            out["loop_lag_max_s"] = max(s.loop_lag_s for _, _, w in spans for s in w)
+            out["process_cpu_per_client_round_s"] = sum(y.self_cpu - x.self_cpu for x, y, _ in spans) / rounds / n
+            threads: dict[str, float] = {}
+            tasks: dict[str, float] = {}
+            loop: dict[str, float] = {}
+            for x, y, _ in spans:
+                for acc, before, after in ((threads, x.threads, y.threads), (tasks, x.loop_tasks, y.loop_tasks),
+                                           (loop, x.loop_cpu, y.loop_cpu)):
+                    for k, v in after.items():
+                        acc[k] = acc.get(k, 0.0) + v - before.get(k, 0.0)
+            out["threads_cpu_per_client_round_s"] = {k: v / rounds / n for k, v in sorted(threads.items())}
+            per = [loop.get(c.name, 0.0) / rounds for c in swarm.clients]
+            out["loop_cpu_per_client_round_s"] = statistics.mean(per)
+            out["loop_cpu_max_client_round_s"] = max(per)
+            out["loop_cpu_unattributed_round_s"] = loop.get("", 0.0) / rounds
+            out["loop_cpu_by_task_per_client_round_s"] = dict(sorted(((k, v / rounds / n) for k, v in tasks.items()
+                                                                      if v / rounds / n > 1e-4),
+                                                                     key=lambda kv: -kv[1])[:12])
+            out["process_cores"] = sum(y.self_cpu - x.self_cpu for x, y, _ in spans) / dt
+            out["localnet_cores"] = (b.localnet_cpu - a.localnet_cpu) / dt
+            if a.tx_count is not None and b.tx_count is not None:
+                out["localnet_tps"] = (b.tx_count - a.tx_count) / dt
+    if swarm.samples:
+        peak = sum(max(s.self_rss_mb for s in series) for series in [swarm.samples, *swarm.shard_samples] if series)
+        out["rss_mb_per_client"] = (peak - swarm.base_rss_mb) / n
+        out["process_rss_mb"] = peak
+        out["localnet_rss_mb"] = max(s.localnet_rss_mb for s in swarm.samples)
+    return out
+
+
+def _raise_fd_limit() -> None:
+    """Each client holds sockets (RPC, websocket, iroh): lift the soft open-files limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def shard_main(spec_path: Path) -> None:
+    """A shard child: run the clients the spec names against the parent's localnet, then write their events,
+    this process's samples and its RSS before they started."""
+    spec = json.loads(spec_path.read_text())
+
+    async def go() -> None:
+        swarm = Swarm(spec_path.parent, SwarmConfig(len(spec["clients"]), simulate=spec["simulate"]),
+                      run_id=spec["run_id"], url=spec["url"])
+        swarm.clients = [SwarmClient(name, Keypair.from_bytes(bytes(secret)), _Lines())
+                         for name, secret in spec["clients"]]
+        _raise_fd_limit()
+        try:
+            await swarm.start_clients()
+            await swarm.wait(spec["timeout"])
+        finally:
+            await swarm.close()
+        Path(spec["out"]).write_text(json.dumps({"events": {c.name: c.out.events for c in swarm.clients},
+                                                 "samples": [asdict(s) for s in swarm.samples],
+                                                 "base_rss_mb": swarm.base_rss_mb}, default=str))
+
+    asyncio.run(go())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", type=int, default=8)
+    ap.add_argument("--simulate", type=float, default=0.2, help="seconds of simulated training; <0: train for real")
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--dir", type=Path, default=None)
+    ap.add_argument("--processes", type=int, default=1, help="split the clients over this many processes")
+    ap.add_argument("--shard", type=Path, default=None, help=argparse.SUPPRESS)  # a shard child (see shard_main)
+    a = ap.parse_args()
+    if a.shard is not None:
+        shard_main(a.shard)
+        return
+    import tempfile
+
+    async def go() -> None:
+        workdir = a.dir or Path(tempfile.mkdtemp(prefix="swarm-"))
+        cfg = SwarmConfig(a.n, None if a.simulate < 0 else a.simulate, total_steps=a.steps)
+        swarm = Swarm(workdir, cfg, processes=a.processes)
+        try:
+            await asyncio.to_thread(swarm.start_chain)
+            await swarm.start_shards(a.timeout)
+            await swarm.start_clients()
+            codes = await swarm.wait(a.timeout)
+            swarm.dump(workdir / "events.log")
+            print(json.dumps(round_stats(swarm), indent=1, default=str))
+            problems = swarm.check()
+            print(f"exit codes: {sorted(set(codes), key=str)}; problems: {problems or 'none'}; events: {workdir}")
+        finally:
+            await swarm.close()
+
+    asyncio.run(go())
+
+
+if __name__ == "__main__":
+    main()
