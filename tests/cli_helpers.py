@@ -63,3 +63,16 @@ def silent_server() -> Iterator[tuple[int, list[socket.socket]]]:
         for c in accepted:
             c.close()
         srv.close()
+
+
+def sigint_to_a_worker_thread(pid: int) -> None:
+    """SIGINT delivered to a thread other than the main one, as the kernel may choose on a busy machine (a
+    command then ignored Ctrl-C for good: asyncio.run's handler has no wake-up fd; client/interrupts.py)."""
+    import ctypes
+    import signal
+
+    tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    workers = [t for t in tids if t != pid]
+    assert workers, "the command runs one thread only: the test no longer checks what it was written for"
+    sys_tgkill = 234 if os.uname().machine == "x86_64" else 131  # aarch64
+    assert ctypes.CDLL(None, use_errno=True).syscall(sys_tgkill, pid, workers[0], signal.SIGINT) == 0

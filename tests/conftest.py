@@ -45,6 +45,7 @@ _FILE_MARKERS: dict[str, tuple[str, ...]] = {
     "test_localnet_hostile.py": ("localnet",),
     "test_localnet_protocol.py": ("localnet",),
     "test_localnet_rpc.py": ("localnet",),
+    "test_interrupts.py": (),
     "test_loopback_only.py": (),
     "test_p2p_blobs.py": ("iroh",),
     "test_p2p_checkpoint.py": ("iroh",),

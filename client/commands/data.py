@@ -1,7 +1,6 @@
 """`psyche data ...`: prepare token datasets and serve them over HTTP or TCP."""
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ import click
 from client.cli_common import emit_json, output_option
 from client.commands.data_serve import fail as _fail
 from client.commands.data_serve import manifest_seq_len, serve_http, serve_tcp
+from client.interrupts import run_async
 from data_providers.prepare import MAX_SHARD_TOKENS, MIN_SHARD_TOKENS
 from data_providers.types import DataError
 
@@ -155,7 +155,7 @@ def sample(source: str, seq_len: int | None, index: int, count: int, token_size:
         return await LocalProvider(source, seq, ts, shuffle_seed, policy).get_samples(batch)
 
     try:
-        samples = asyncio.run(fetch())
+        samples = run_async(fetch())
     except DataError as e:
         raise _fail(e) from e
     if output == "json":

@@ -2,7 +2,6 @@
 what anyone can look at (status, list). Bad config is refused before any transaction is sent."""
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from client.cli_common import (
     validate_run_id,
 )
 from client.commands.landing import unit_price_option
+from client.interrupts import run_async
 from client.lazy_group import LazyGroup
 
 
@@ -228,7 +228,7 @@ def create(run_id: str, config_path: Path, paused: bool, treasurer: bool, mint: 
         return {"run_id": run_id, "instance": str(c.instance), "coordinator_account": str(account),
                 "checkpoint": reference, "parameters": n_params, "open": rc.open_to_all, "paused": paused}
 
-    out = asyncio.run(_with_coordinator(url, run_id, wallet, work, treasurer=treasurer))
+    out = run_async(_with_coordinator(url, run_id, wallet, work, treasurer=treasurer))
     if treasurer:
         click.echo(f"treasurer run {_treasurer_run_pda(run_id)}: rewards in {mint_key}, {collateral_per_point} "
                    f"base unit(s) per point; fund it with `psyche run fund {run_id} AMOUNT`")
@@ -262,7 +262,7 @@ def update(run_id: str, config_path: Path, url: str, keypair_path: str) -> None:
         await c.update_model(c.codec.program.type["ModelDescription"](**rc.model_fields))
         await c.set_future_epoch_rates(rc.earning_rate, rc.slashing_rate)
 
-    asyncio.run(_with_coordinator(url, run_id, wallet, work))
+    run_async(_with_coordinator(url, run_id, wallet, work))
     click.echo(f"updated run {run_id!r}")
 
 
@@ -274,7 +274,7 @@ def _simple(name: str, help_text: str, action) -> click.Command:
     @unit_price_option
     def cmd(run_id: str, url: str, keypair_path: str) -> None:
         wallet = load_wallet(keypair_path)
-        sig = asyncio.run(_with_coordinator(url, run_id, wallet, action))
+        sig = run_async(_with_coordinator(url, run_id, wallet, action))
         click.echo(f"{name}: {run_id} (signature {sig})")
 
     return cmd
@@ -301,7 +301,7 @@ def _grant(name: str) -> None:
             raise click.BadParameter(f"{pubkey!r} is not a base-58 public key or 'anyone'") from None
         wallet = load_wallet(keypair_path)
         fn = (lambda c: c.authorize(grantee)) if name == "authorize" else (lambda c: c.revoke(grantee))
-        sig = asyncio.run(_with_coordinator(url, run_id, wallet, fn))
+        sig = run_async(_with_coordinator(url, run_id, wallet, fn))
         click.echo(f"{name}d {pubkey} for {run_id} (signature {sig})")
 
 

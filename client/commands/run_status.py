@@ -4,13 +4,13 @@ The decoding and the text live in client/run_view.py (run_snapshot, render), sha
 """
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import click
 
 from client.cli_common import CommandFailed, ExitCode, emit_json, output_option, url_option, validate_run_id
 from client.errors import exception_text
+from client.interrupts import run_async
 from client.run_view import render, run_snapshot, run_summary
 
 
@@ -54,7 +54,7 @@ def status(run_id: str, output: str, as_json: bool, watch: bool, url: str) -> No
     from client.cli_chain import quiet_rpc_warnings
 
     with quiet_rpc_warnings():
-        asyncio.run(main())
+        run_async(main())
 
 
 @click.command("list")
@@ -88,7 +88,7 @@ def run_list(output: str, as_json: bool, url: str) -> None:
     from client.cli_chain import quiet_rpc_warnings
 
     with quiet_rpc_warnings():
-        runs = asyncio.run(main())
+        runs = run_async(main())
     if as_json or output == "json":
         emit_json(runs)
         return

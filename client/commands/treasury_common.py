@@ -2,12 +2,12 @@
 amounts, and the localnet-only guard. The wording and exit codes come from client.errors (one policy)."""
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from client.errors import CommandFailed, ExitCode, failure_for, parse_token_amount
+from client.interrupts import run_async
 
 if TYPE_CHECKING:
     from solders.pubkey import Pubkey
@@ -20,7 +20,7 @@ def run_sdk(work: Callable[[], Awaitable[T]], wallet: Pubkey | None = None) -> T
     """Run an SDK coroutine; RPC, run, program and wallet failures become client.errors' one line and exit
     code (`wallet`, the payer, is named in "has no SOL" failures)."""
     try:
-        return asyncio.run(work())
+        return run_async(work())
     except CommandFailed:
         raise
     except Exception as e:

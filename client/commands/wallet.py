@@ -3,7 +3,6 @@ Solana CLI's argument order and defaults (`airdrop AMOUNT [RECIPIENT]`, `-k` def
 ~/.config/solana/id.json), so that what a user knows from `solana` works here."""
 from __future__ import annotations
 
-import asyncio
 import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -22,6 +21,7 @@ from client.cli_common import (
     url_option,
 )
 from client.errors import ExitCode, exception_text
+from client.interrupts import run_async
 from coordinator_sdk.keypair_file import KeypairFileError, read_keypair, write_keypair
 
 LAMPORTS_PER_SOL = 10**9
@@ -137,7 +137,7 @@ def airdrop(amount: str, recipient: str | None, url: str, keypair_path: str, rpc
                 raise CommandFailed(f"airdrop refused by {url}: {detail or e}") from None
             return str(sig), (await client.get_balance(key)).value
 
-    sig, balance = asyncio.run(work())
+    sig, balance = run_async(work())
     if output == "json":
         emit_json({"recipient": str(key), "lamports": lamports, "signature": sig, "balance_lamports": balance})
     else:
@@ -160,7 +160,7 @@ def balance(account: str | None, url: str, keypair_path: str, rpc_timeout: float
         async with rpc_client(url, rpc_timeout) as client:
             return (await client.get_balance(key)).value
 
-    value = asyncio.run(work())
+    value = run_async(work())
     if output == "json":
         emit_json({"pubkey": str(key), "lamports": value, "sol": _sol(value)})
     else:

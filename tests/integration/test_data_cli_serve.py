@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from cli_helpers import assert_one_line_error, run_psyche, silent_server
+from cli_helpers import assert_one_line_error, run_psyche, sigint_to_a_worker_thread, silent_server
 from click.testing import CliRunner
 from data_helpers import SEQ_LEN, pydoc_dataset
 from nacl.signing import SigningKey
@@ -106,19 +105,6 @@ def test_serve_http_refuses_a_busy_port_a_missing_or_empty_directory_in_one_line
                           "holds no manifest.json or token files")
 
 
-def _sigint_to_a_worker_thread(pid: int) -> None:
-    """SIGINT delivered to a thread other than the main one, as the kernel may choose on a busy machine (the
-    server then ignored Ctrl-C for good: asyncio.run's handler has no wake-up fd)."""
-    import ctypes
-    import signal
-
-    tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
-    workers = [t for t in tids if t != pid]
-    assert workers, "serve-http runs one thread only: this test no longer checks what it was written for"
-    sys_tgkill = 234 if os.uname().machine == "x86_64" else 131  # aarch64
-    assert ctypes.CDLL(None, use_errno=True).syscall(sys_tgkill, pid, workers[0], signal.SIGINT) == 0
-
-
 @pytest.mark.parametrize("target", ["process", "worker thread"])
 def test_serve_http_stops_on_ctrl_c_without_a_traceback(tmp_path: Path, target: str) -> None:
     import signal
@@ -133,7 +119,7 @@ def test_serve_http_stops_on_ctrl_c_without_a_traceback(tmp_path: Path, target: 
         if target == "process":
             proc.send_signal(signal.SIGINT)
         else:
-            _sigint_to_a_worker_thread(proc.pid)
+            sigint_to_a_worker_thread(proc.pid)
         _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
