@@ -9,8 +9,10 @@ dropped, so each message crosses each link at most about once. Delivery stays ro
 re-sends of everything: QUIC retransmits lost packets on a stream; every recent message (own or forwarded,
 within the step window) is pushed once to each neighbour that joins later or replaces a failed one; and
 own messages are re-sent to the neighbours that did not send them back to us a few times with exponential
-backoff (`rebroadcast_s`, x2, ..., `max_resends` times), for receivers that dropped them while their epoch
-members or step lagged. A neighbour whose send fails is replaced by another reachable member (repair).
+backoff (after `rebroadcast_s`, then x4, `max_resends` times), for receivers that dropped them while their
+epoch members or step lagged. A received message is forwarded after a random delay of up to
+`forward_delay_s`, so two neighbours that got it at about the same time rarely send it to each other. A
+neighbour whose send fails is replaced by another reachable member (repair).
 
 A duplicate is recognised by its id (sha256 of the signed body) BEFORE its signature is checked (a
 signature check is most of a message's cost and most messages are duplicates); an id is recorded as seen
@@ -62,7 +64,7 @@ class Gossip:
     def __init__(self, node: P2PNode, run_id: str, fanout: int = 3, max_message: int = DEFAULT_MAX_MESSAGE,
                  step_window: int = 2, rebroadcast_s: float = 1.0, seen_capacity: int = 4096,
                  send_timeout: float = 3.0, inbox_size: int = 10_000, seed: int | None = None,
-                 max_resends: int = 4) -> None:
+                 max_resends: int = 2, forward_delay_s: float = 0.05) -> None:
         self.node, self.run_id = node, run_id
         self.fanout, self.max_message, self.step_window = fanout, max_message, step_window
         self.rebroadcast_s, self.seen_capacity, self.send_timeout = rebroadcast_s, seen_capacity, send_timeout
@@ -74,7 +76,7 @@ class Gossip:
         self.listeners: list[Callable[[Message], Awaitable[None] | None]] = []
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._nonces: dict[tuple[bytes, int], int] = {}
-        self.max_resends = max_resends
+        self.max_resends, self.forward_delay_s = max_resends, forward_delay_s
         self._recent: OrderedDict[bytes, _Recent] = OrderedDict()  # id -> message of the step window
         self._synced: set[bytes] = set()  # neighbours that were pushed the recent backlog
         self.sent = 0  # successful sends (one message to one neighbour)
@@ -202,11 +204,11 @@ class Gossip:
         new = [n for n in neighbours if n not in self._synced]
         now = time.monotonic()
         jobs = []
-        for entry in list(self._recent.values()):
+        for entry in list(self._recent.values()) if new else [r for r in self._recent.values() if r.own]:
             targets = [n for n in new if n not in entry.heard_from and n not in entry.pushed]
             if entry.own and entry.resends < self.max_resends and now >= entry.resend_at:
                 entry.resends += 1
-                entry.resend_at = now + self.rebroadcast_s * 2 ** entry.resends
+                entry.resend_at = now + self.rebroadcast_s * 4 ** entry.resends
                 targets = [n for n in neighbours if n not in entry.heard_from]
             if targets:
                 jobs.append(self._push(entry, targets))
@@ -260,8 +262,16 @@ class Gossip:
             out = fn(msg)
             if asyncio.iscoroutine(out):
                 await out
-        self.node.spawn(self._fan_out(self._keep(msg, False, {from_peer})))
+        self.node.spawn(self._forward(self._keep(msg, False, {from_peer})))
         return msg
+
+    async def _forward(self, entry: _Recent) -> None:
+        """Forward after a random delay in [0, forward_delay_s]: of two neighbours that got a message at about
+        the same time, the first to forward usually reaches the other before its own timer fires, so the link
+        carries one copy instead of one each way (the copy received marks the peer as holding it)."""
+        if self.forward_delay_s > 0:
+            await asyncio.sleep(self._rng.uniform(0, self.forward_delay_s))
+        await self._fan_out(entry)
 
     def _heard(self, mid: bytes, wire: bytes, from_peer: bytes) -> None:
         """A peer sent us a message we hold: it needs no copy from us. Only a byte-identical copy counts

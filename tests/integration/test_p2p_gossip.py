@@ -117,7 +117,7 @@ def test_own_messages_are_re_sent_a_few_times_with_backoff_not_forever() -> None
             await src.gossip.publish("hello", b"x")
             for p in peers[1:]:
                 await wait_for(lambda p=p: p.gossip.delivered == 1, 10.0, "delivery")
-            await asyncio.sleep(0.05 * (2 + 4 + 8) + 1.0)  # every backoff elapsed
+            await asyncio.sleep(0.05 * (1 + 4 + 16) + 1.0)  # every backoff elapsed (x4 each time)
             sent = {id(p): p.gossip.sent - base[id(p)] for p in peers}
             degree = len(src.gossip.neighbours)
             # the original plus at most 3 re-sends to each neighbour (none to a neighbour that sent it back)
