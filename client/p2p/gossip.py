@@ -150,7 +150,8 @@ class Gossip:
 
     async def _send(self, peer: bytes, wire: bytes) -> bool:
         try:
-            await asyncio.wait_for(self._send_once(peer, wire), self.send_timeout)
+            async with asyncio.timeout(self.send_timeout):  # not wait_for: on 3.11 that is a task per send
+                await self._send_once(peer, wire)
             self.sent += 1
             return True
         except Exception as e:
