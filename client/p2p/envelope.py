@@ -55,8 +55,15 @@ def seal(identity: P2PIdentity, run: str, step: int, kind: str, payload: bytes, 
     return open_envelope(wire, len(wire))
 
 
-def open_envelope(wire: bytes, max_size: int = DEFAULT_MAX_MESSAGE) -> Message:
-    """Parse and verify the signature; no state is consulted here."""
+def peek_id(wire: bytes, max_size: int = DEFAULT_MAX_MESSAGE) -> bytes:
+    """The id (sha256 of the signed body) of a well-shaped envelope, WITHOUT checking its signature: cheap
+    enough to recognise a duplicate before paying for a verification. Raises `Dropped` like `open_envelope`
+    for oversized, malformed and unsigned wires. An id from here names a message only once a copy with that
+    id has verified: never record it as seen on its own."""
+    return hashlib.sha256(_split(wire, max_size)[0]).digest()
+
+
+def _split(wire: bytes, max_size: int) -> tuple[bytes, bytes]:
     if len(wire) > max_size:
         raise Dropped("oversized", f"{len(wire)} bytes > {max_size}")
     try:
@@ -69,7 +76,12 @@ def open_envelope(wire: bytes, max_size: int = DEFAULT_MAX_MESSAGE) -> Message:
         raise Dropped("unsigned", "no signature")
     if len(outer) != 2:
         raise Dropped("malformed", "extra fields after the signature")
-    body, signature = outer
+    return outer[0], outer[1]
+
+
+def open_envelope(wire: bytes, max_size: int = DEFAULT_MAX_MESSAGE) -> Message:
+    """Parse and verify the signature; no state is consulted here."""
+    body, signature = _split(wire, max_size)
     try:
         fields = msgpack.unpackb(body, raw=False)
         version, run, step, nonce, sender, kind, payload = fields

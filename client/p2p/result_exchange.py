@@ -9,6 +9,7 @@ returned. Results are returned in sender-key order, the order every client appli
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 from client.cpu_meter import CpuMeter
@@ -54,6 +55,22 @@ class ResultExchange:
     def forget(self, before_step: int) -> None:
         for step in [s for s in self._announced if s < before_step]:
             del self._announced[step]
+
+    async def recover(self, step: int, sender: bytes, timeout: float = 3.0, helpers: int = 3) -> bytes | None:
+        """The commitment `sender` announced for `step`, asking over P2P when its announcement never reached
+        us: the sender itself and up to `helpers` random peers (neighbours and the step's announcers) at once.
+        The answers go through every gossip check (signature, run, step window, membership, replay)."""
+        self.drain()
+        known = self._announced.get(step, {}).get(sender)
+        if known is not None:
+            return known
+        me = self.gossip.node.public
+        others = sorted({*self.gossip.neighbours, *self._announced.get(step, {})} - {sender, me})
+        random.shuffle(others)
+        await asyncio.gather(*(self.gossip.ask(p, RESULT_KIND, step, sender, timeout)
+                               for p in [sender, *others[:helpers]] if p != me))
+        self.drain()
+        return self._announced.get(step, {}).get(sender)
 
     async def fetch_result(self, step: int, sender: bytes, h: bytes) -> DistroResult:
         """Download (announcer first, then anyone who announced that step) and validate one result;

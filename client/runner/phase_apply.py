@@ -11,7 +11,7 @@ from typing import Any
 
 from client.runner.context import RunnerContext, first_line
 from client.runner.training_state import RoundBook, TrainingState
-from client.runner.witnessing import consensus_results, elected_unposted, round_signers
+from client.runner.witnessing import consensus_results, elected_unposted, round_signers, vouched_trainers
 from coordinator_sdk.account_view import CoordinatorView
 
 
@@ -24,8 +24,22 @@ async def apply(ctx: RunnerContext, ts: TrainingState, book: RoundBook, step: in
     trainers = book.trainers_of.get(step, [])
     if exchange is None or not trainers or ts.trainer is None:
         return 0
-    chosen = consensus_results(exchange.announced(step), trainers, witnessing_round,
-                               round_signers(st, witnessing_round), int(st.config.witness_nodes))
+    signers, wn = round_signers(st, witnessing_round), int(st.config.witness_nodes)
+    announced = exchange.announced(step)
+    # a trainer the witnesses vouched for but whose announcement never reached us: ask for it over P2P, and if
+    # it cannot be had, say DESYNC rather than silently apply a subset (our weights would differ)
+    vouched = vouched_trainers(trainers, witnessing_round, signers, wn)
+    missing = [k for k in vouched if k not in announced]
+    if missing:
+        got = await asyncio.gather(*(exchange.recover(step, k) for k in missing))
+        ctx.report.event("recovered", step=step, asked=len(missing), got=sum(g is not None for g in got))
+        announced = exchange.announced(step)
+    chosen = consensus_results(announced, trainers, witnessing_round, signers, wn)
+    for key in vouched:
+        if key not in chosen:
+            why = "announcement never received" if key not in announced else "announced commitment not the vouched one"
+            ctx.report.event("error", action="apply", step=step, peer=key.hex()[:16],
+                             reason=f"DESYNC: the witnesses vouched for a result this client cannot apply ({why})")
     have = book.results.get(step, {})
     ready = []
     for key in sorted(chosen):

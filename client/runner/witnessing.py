@@ -140,6 +140,23 @@ def consensus_results(announced: dict[bytes, bytes], trainers: list[tuple[bytes,
     return out
 
 
+def vouched_trainers(trainers: list[tuple[bytes, bytes]], witnessing_round: RoundFields,
+                     witnessing_signers: list[bytes], witness_nodes: int) -> list[bytes]:
+    """p2p keys of the trainers (p2p key, signer) whose participant bit a quorum of the witnessing round's
+    posted witnesses set, whatever this client heard: a witness sets that bit for a trainer of the applied
+    step only once it validated that trainer's result (and put its commitment in its bloom), so every client
+    that holds the trainer's commitment applies it. A client that lacks one must obtain it or report a
+    desync: applying the rest would silently diverge (`consensus_results` only credits known commitments)."""
+    n = len(witness_blooms(witnessing_round, "broadcast_bloom"))
+    if not n:
+        return []
+    bits = witness_participants(witnessing_round)
+    index = {signer: i for i, signer in enumerate(witnessing_signers)}
+    quorum = witness_quorum(n, witness_nodes)
+    return [key for key, signer in sorted(trainers) if signer in index
+            and sum(has_participant(b, index[signer]) for b in bits) >= quorum]
+
+
 def absent_witnesses(state: CoordinatorView, me: bytes) -> list[int]:
     """Epoch indices of the current round's elected witnesses, healthy and not yet posted (other than `me`),
     that a quorum of the round's elected witnesses already left out of their participant bits: the health

@@ -251,3 +251,65 @@ def test_an_rpc_outage_mid_round_loses_no_work_and_no_points(tmp_path: Path) -> 
             net.dump(tmp_path / "events.txt")
             await net.close()
     run(body())
+
+
+def _deaf_to_announcements(c: SimClient) -> None:
+    """Cut `c` off from the result announcements on gossip (everything else still arrives): how a client
+    that nobody forwards to, or whose links lost them, stands when it applies a step."""
+    import msgpack
+
+    g = c.client.p2p.gossip
+
+    async def read_one(stream, remote: bytes) -> None:
+        wire = await stream.read_to_end(g.max_message)
+        if msgpack.unpackb(msgpack.unpackb(wire, raw=False)[0], raw=False)[5] == "result":
+            g.dropped["cut_off"] += 1
+            return
+        await g.receive(wire, remote)
+
+    g._read_one = read_one  # type: ignore[method-assign]
+
+
+def test_a_client_cut_off_from_announcements_asks_for_the_vouched_ones_and_stays_bit_identical(tmp_path: Path) -> None:
+    """The chain's witnesses vouch for results whose announcements never reached one client: it asks the
+    trainers (and peers) for them over P2P before applying, so it applies the same set as everyone."""
+    async def body() -> None:
+        net = InProcessRun(tmp_path, prepare_data(tmp_path), config(total_steps=8, epoch_time=30))
+        try:
+            net.start()
+            cs = [net.client(f"c{i}") for i in range(3)]
+            _deaf_to_announcements(cs[2])
+            codes = await net.wait(cs, 120)
+            assert codes == [0, 0, 0], [c.out.events[-5:] for c in cs]
+            deaf = cs[2]
+            assert deaf.client.p2p.gossip.dropped["cut_off"] > 0
+            recovered = deaf.of_kind("recovered")
+            assert recovered and all(e["got"] == e["asked"] for e in recovered), recovered
+            assert not [e for c in cs for e in c.of_kind("error") if "DESYNC" in e.get("reason", "")]
+            assert len({weights(c) for c in cs}) == 1
+        finally:
+            await net.close()
+    run(body())
+
+
+def test_a_client_that_cannot_get_a_vouched_announcement_reports_desync(tmp_path: Path) -> None:
+    """Same cut, and nobody answers its asks either: it must say DESYNC, not silently apply a subset."""
+    async def body() -> None:
+        net = InProcessRun(tmp_path, prepare_data(tmp_path), config(total_steps=6, epoch_time=30))
+        try:
+            net.start()
+            cs = [net.client(f"c{i}") for i in range(3)]
+            deaf = cs[2]
+            _deaf_to_announcements(deaf)
+
+            async def no_answer(*_a: object, **_k: object) -> int:
+                return 0
+
+            deaf.client.p2p.gossip.ask = no_answer  # type: ignore[method-assign]
+            await net.wait(cs, 120)
+            desync = [e for e in deaf.of_kind("error") if "DESYNC" in e.get("reason", "")]
+            assert desync and "never received" in desync[0]["reason"], deaf.out.events[-10:]
+            assert not [e for c in cs[:2] for e in c.of_kind("error") if "DESYNC" in e.get("reason", "")]
+        finally:
+            await net.close()
+    run(body())

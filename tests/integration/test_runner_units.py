@@ -17,7 +17,7 @@ from client.runner.liveness import p2p_key_alive, rejected_as_non_member
 from client.runner.phase_witness import chain_deadline, post_lead_s
 from client.runner.ticking import IN_FLIGHT_GRACE_S, TickPolicy
 from client.runner.watch import Watch
-from client.runner.witnessing import WitnessReport, consensus_results, round_signers
+from client.runner.witnessing import WitnessReport, consensus_results, round_signers, vouched_trainers
 from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.model.state import RunState
 from coordinator_sdk.participation import participant_indices, participants_bitmap
@@ -89,6 +89,11 @@ def test_consensus_needs_the_witness_to_list_the_trainer_not_only_its_bloom() ->
     trainers = [(b"p0", s0), (b"p1", s1)]
     chosen = consensus_results({b"p0": c0, b"p1": c1}, trainers, rnd, [s0, s1], 0)
     assert chosen == {b"p0": c0}  # p1: 1 witness of 3 listed it, under the quorum of 2
+    # which trainers the witnesses vouch for does not depend on what this client heard: p0 is vouched for
+    # even when its announcement never reached us (apply must then ask for it or report DESYNC)
+    assert vouched_trainers(trainers, rnd, [s0, s1], 0) == [b"p0"]
+    assert consensus_results({b"p1": c1}, trainers, rnd, [s0, s1], 0) == {}
+    assert vouched_trainers(trainers, SimpleNamespace(num_witnesses=0, witnesses=[]), [s0, s1], 0) == []
 
 
 class _P2P:
