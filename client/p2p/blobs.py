@@ -56,14 +56,7 @@ class BlobService:
 
     # --- serving ------------------------------------------------------------------------------------
     async def _serve(self, conn: iroh.Connection, remote: bytes) -> None:
-        while True:
-            try:
-                bi = await conn.accept_bi()
-            except Exception:
-                return
-            if self.node.evict_if_gone(conn, remote):
-                return
-            self.node.spawn(self._answer(bi))
+        await self.node.serve_streams(conn, remote, self._answer)
 
     async def _answer(self, bi: iroh.BiStream) -> None:
         async with self._uploads:

@@ -287,14 +287,7 @@ class Gossip:
                 if r.msg.kind == kind and r.msg.step == step and r.msg.sender == sender][:ASK_MAX_ANSWERS]
 
     async def _serve_ask(self, conn: iroh.Connection, remote: bytes) -> None:
-        while True:
-            try:
-                bi = await conn.accept_bi()
-            except Exception:
-                return
-            if self.node.evict_if_gone(conn, remote):
-                return
-            self.node.spawn(self._answer_ask(bi))
+        await self.node.serve_streams(conn, remote, self._answer_ask)
 
     async def _answer_ask(self, bi: iroh.BiStream) -> None:
         try:

@@ -175,6 +175,19 @@ class P2PNode:
             conn.close(NOT_MEMBER, b"no longer a member of the current epoch")
         return True
 
+    async def serve_streams(self, conn: iroh.Connection, remote: bytes,
+                            answer: Callable[[iroh.BiStream], Awaitable[None]]) -> None:
+        """Answer each bi-stream a member opens on `conn` in its own task, until the connection ends or its
+        peer stops being a member (the request/answer protocols, blobs and gossip asks, share this loop)."""
+        while True:
+            try:
+                bi = await conn.accept_bi()
+            except Exception:
+                return
+            if self.evict_if_gone(conn, remote):
+                return
+            self.spawn(answer(bi))
+
     def forget(self, key: bytes, alpn: bytes) -> None:
         conn = self._conns.pop((key, alpn), None)
         if conn is not None:
