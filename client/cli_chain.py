@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from client.errors import CommandFailed, ExitCode, chain_failure, rpc_failure
+from client.errors import CommandFailed, ExitCode, failure_for, rpc_failure
 
 if TYPE_CHECKING:
     from solana.rpc.async_api import AsyncClient
@@ -66,8 +66,10 @@ def chain_errors(wallet: Pubkey | None = None) -> Iterator[None]:
     """`with chain_errors(wallet.pubkey()):` around SDK calls: their failures leave as one line each."""
     try:
         yield
+    except CommandFailed:
+        raise
     except Exception as e:
-        failure = chain_failure(e, wallet)
+        failure = failure_for(e, wallet)
         if failure is None:
             raise
         raise failure from None

@@ -38,7 +38,8 @@ def run() -> None:
 async def _with_coordinator(url: str, run_id: str, keypair: Any, work, treasurer: bool | None = None) -> Any:
     """Run `work` with the run's administrator: a Coordinator, or a Treasurer when the treasurer program
     administers the run (`treasurer` None: detected from the run's main authority)."""
-    from client.cli_chain import chain_failure, quiet_rpc_warnings, require_program
+    from client.cli_chain import quiet_rpc_warnings, require_program
+    from client.errors import chain_failure
     from coordinator_sdk.client import Coordinator
     from coordinator_sdk.treasurer import Treasurer, administered_by_treasurer, default_treasurer_codec
 

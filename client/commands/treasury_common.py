@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
-from client.errors import CommandFailed, ExitCode, failure_for, parse_token_amount
+from client.cli_chain import chain_errors
+from client.errors import CommandFailed, ExitCode, parse_token_amount
 from client.interrupts import run_async
 
 if TYPE_CHECKING:
@@ -19,15 +20,8 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 def run_sdk(work: Callable[[], Awaitable[T]], wallet: Pubkey | None = None) -> T:
     """Run an SDK coroutine; RPC, run, program and wallet failures become client.errors' one line and exit
     code (`wallet`, the payer, is named in "has no SOL" failures)."""
-    try:
+    with chain_errors(wallet):
         return run_async(work())
-    except CommandFailed:
-        raise
-    except Exception as e:
-        failure = failure_for(e, wallet)
-        if failure is None:
-            raise
-        raise failure from None
 
 
 def require_localnet(url: str, what: str) -> None:
