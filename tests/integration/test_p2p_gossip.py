@@ -153,21 +153,41 @@ def test_a_late_joiner_gets_the_recent_messages_of_every_sender_and_is_heard() -
     asyncio.run(main())
 
 
+async def _quiet(peers, hold_s: float = 1.0, limit_s: float = 20.0) -> None:
+    """Wait until every copy sent has been received (delivered or recognised as a duplicate) and nothing
+    changed for `hold_s`: forwards wait a random delay, so "delivered everywhere" is not "done"."""
+    def state() -> tuple[int, int]:
+        return (sum(p.gossip.sent for p in peers),
+                sum(p.gossip.delivered + p.gossip.dropped["duplicate"] for p in peers))
+    loop = asyncio.get_running_loop()
+    end, last, since = loop.time() + limit_s, None, loop.time()
+    while loop.time() < end:
+        now = state()
+        if now != last:
+            last, since = now, loop.time()
+        elif now[0] == now[1] and loop.time() - since >= hold_s:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"gossip never went quiet: sent/received {last}")
+
+
 def test_ask_fetches_a_missed_message_from_a_peer_and_checks_it() -> None:
     async def main() -> None:
         async with cluster(3, rebroadcast_s=0) as (peers, _):
             a, b, c = peers
             msg = await a.gossip.publish("result", b"h" * 32, step=0)
             await wait_for(lambda: b.gossip.delivered == 1 and c.gossip.delivered == 1, 5.0, "delivery")
+            await _quiet(peers)  # a forward still in flight would re-deliver it to c after c "forgets" it
             late = c.gossip
             late._seen.clear()  # c "missed" it (e.g. cut off): forget it and empty its inbox
             late._nonces.clear()
             late.inbox.get_nowait()
-            assert await late.ask(b.key, "result", 0, a.key) == 1  # b holds a's message and hands it over
+            # generous timeouts: the ask dials a new protocol, which takes seconds on a loaded 2-core machine
+            assert await late.ask(b.key, "result", 0, a.key, timeout=20) == 1  # b holds a's message, hands it over
             got = late.inbox.get_nowait()
             assert got.id == msg.id and got.sender == a.key
-            assert await late.ask(b.key, "result", 0, a.key) == 0  # now a duplicate
-            assert await late.ask(b.key, "result", 1, a.key) == 0  # nothing held for that step
+            assert await late.ask(b.key, "result", 0, a.key, timeout=20) == 0  # now a duplicate
+            assert await late.ask(b.key, "result", 1, a.key, timeout=20) == 0  # nothing held for that step
     asyncio.run(main())
 
 
