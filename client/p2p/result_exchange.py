@@ -59,7 +59,8 @@ class ResultExchange:
         others = sorted(k for k in announced if k not in (sender, self.gossip.node.public))
         try:
             wire = await self.blobs.fetch(h, [sender, *others], step)
-            return decode_result(wire, self.layout, self.cfg, expected_commitment=h, expected_step=step)
+            return decode_result(wire, self.layout, self.cfg, expected_commitment=h, expected_step=step,
+                                 expected_sender=sender)
         except Exception as e:  # a bad or missing result is left out, with the reason kept (ResultError, …)
             self.rejected[sender] = exception_text(e)
             raise

@@ -36,7 +36,7 @@ async def train(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: Coor
     seconds = time.monotonic() - t0
     ts.last_train_s = seconds
     assert out.result is not None and ts.plan is not None and ctx.p2p.exchange is not None
-    wire = encode_result(out.result, ctx.p2p.exchange.layout, ts.plan.distro)
+    wire = encode_result(out.result, ctx.p2p.exchange.layout, ts.plan.distro, sender=ctx.p2p.identity.public)
     if wire_hook is not None:
         wire = wire_hook(wire)
     await ctx.p2p.exchange.publish(step, wire)

@@ -39,7 +39,7 @@ def test_trainers_exchange_results_over_iroh_and_stay_identical() -> None:
                 for i, (peer, trainer, ex) in enumerate(zip(peers, trainers, exchanges, strict=True)):
                     peer.gossip.set_step(step)
                     out = trainer.train_step(step, data.batch(i, step, 4))
-                    await ex.publish(step, encode_result(out.result, layout, DCFG))
+                    await ex.publish(step, encode_result(out.result, layout, DCFG, sender=peer.key))
                     losses.append(out.loss)
                 for peer, trainer, ex in zip(peers, trainers, exchanges, strict=True):
                     got = await ex.gather(step, keys)
