@@ -28,7 +28,11 @@ class ResultExchange:
         self.rejected: dict[bytes, str] = {}
         self.other_messages: list[Message] = []  # gossip of other kinds, kept for the caller (it shares the inbox)
 
-    async def publish(self, step: int, wire: bytes) -> bytes:
+    async def publish(self, step: int, wire: bytes, state: bytes | None = None) -> bytes:
+        """Store and announce a result; `state`, the error-feedback state the result commits to (its `ef` is
+        the state's sha256, so the blob store serves it under that name), is kept for verifiers to fetch."""
+        if state is not None:
+            self.blobs.store.put(state, step)
         h = self.blobs.store.put(wire, step)
         self._announced.setdefault(step, {})[self.gossip.node.public] = h
         await self.gossip.publish(RESULT_KIND, h, step=step)

@@ -39,7 +39,7 @@ async def train(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: Coor
     wire = encode_result(out.result, ctx.p2p.exchange.layout, ts.plan.distro, sender=ctx.p2p.identity.public)
     if wire_hook is not None:
         wire = wire_hook(wire)
-    await ctx.p2p.exchange.publish(step, wire)
+    await ctx.p2p.exchange.publish(step, wire, out.result.state)  # the state: for verifiers (phase_verify)
     book.results.setdefault(step, {})[ctx.p2p.identity.public] = out.result
     ts.losses.append((step, out.loss))
     return out.loss, batch.numel() / max(seconds, 1e-9)

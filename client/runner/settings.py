@@ -32,6 +32,7 @@ class ClientSettings:
     checkpoint_dir: Path | None = None
     keep_checkpoints: int = 3
     data: str | None = None
+    verify_trainers: int = 1  # trainers an elected witness spot-checks per round by recomputation (0: none)
 
 
 def check_device_spec(spec: str) -> str | None:
