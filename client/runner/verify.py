@@ -44,13 +44,14 @@ class Verdict:
     step: int
     outcome: Literal["pass", "fail"]
     reason: str
-    cpu_s: float
+    cpu_s: float  # CPU time of the verifying thread (torch's intra-op pool threads, if any, are not counted)
     agreement: float | None = None
+    wall_s: float = 0.0
 
     def event(self) -> dict[str, Any]:
         """The fields of the client's `verify` event."""
         return {"trainer": self.trainer.hex()[:16], "step": self.step, "outcome": self.outcome,
-                "reason": self.reason, "cpu_s": round(self.cpu_s, 3),
+                "reason": self.reason, "cpu_s": round(self.cpu_s, 3), "wall_s": round(self.wall_s, 3),
                 "agreement": None if self.agreement is None else round(self.agreement, 4)}
 
 
@@ -77,7 +78,7 @@ def recompute(model: torch.nn.Module, schedule: Any, trainer_kwargs: dict[str, A
     """Step `step` of a trainer whose error-feedback state was `state`, on `model`'s weights (not modified:
     a copy trains). `trainer_kwargs`: the run's DisTrO config and step settings (distro, micro_batch_size,
     clip_grad_norm, lookahead), as the trainer used them. Raises ValueError on a state that does not fit."""
-    t0 = time.process_time()
+    t0 = time.thread_time()
     twin = Trainer(copy.deepcopy(model), schedule, "distro", **trainer_kwargs)
     assert twin.distro is not None
     twin.distro.load_state(state)
@@ -86,7 +87,7 @@ def recompute(model: torch.nn.Module, schedule: Any, trainer_kwargs: dict[str, A
     full = twin.distro.sent  # the unquantized coefficients, for a value comparison of unquantized results
     assert full is not None
     res = DistroResult(step, dict(full), False, ef=out.result.ef)
-    return Recomputed(res, twin.distro.state_bytes(), time.process_time() - t0)
+    return Recomputed(res, twin.distro.state_bytes(), time.thread_time() - t0)
 
 
 def _wire_values(val: torch.Tensor, published: DistroResult, bf16: bool) -> torch.Tensor:
@@ -137,11 +138,12 @@ def verify(trainer: bytes, published: DistroResult, state: bytes | None, model: 
     """The verdict on `trainer`'s `published` result of its step. `state`: the error-feedback state blob the
     trainer served for that step (None: refused or withheld). `next_ef`: the `ef` of its result of the next
     step, when it has one (the state chain check); `next_state`: that state blob (tolerance mode only)."""
-    t0 = time.process_time()
+    t0, w0 = time.thread_time(), time.monotonic()
     step = published.step
 
     def verdict(ok: bool, reason: str, a: float | None = None) -> Verdict:
-        return Verdict(trainer, step, "pass" if ok else "fail", reason or "recomputed", time.process_time() - t0, a)
+        return Verdict(trainer, step, "pass" if ok else "fail", reason or "recomputed", time.thread_time() - t0, a,
+                       time.monotonic() - w0)
 
     if state is None:
         return verdict(False, "state withheld: the trainer did not serve its committed error-feedback state")
