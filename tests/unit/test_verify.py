@@ -144,3 +144,25 @@ def test_targets_are_a_seeded_choice_of_others() -> None:
     assert a == targets(12345, me, trainers, 3) == targets((12345).to_bytes(8, "little"), me, trainers, 3)
     assert any(targets(s, me, trainers, 3) != a for s in range(1, 5))
     assert targets(1, me, [me], 2) == [] and len(targets(1, me, trainers, 20)) == 9
+
+
+def test_tolerance_mode_accepts_honest_results_recomputed_in_another_summation_order() -> None:
+    """A verifier that accumulates the batch in micro-batches of 1 (other float rounding: a stand-in for
+    other hardware) gets other state bits, so exact mode reports a broken chain; tolerance mode compares
+    (index, sign) agreement and the served next state within STATE_RTOL, and passes every honest result."""
+    r = _run()
+    kw = {"distro": DCFG, "micro_batch_size": 1}
+    exact, tol = [], []
+    for step in range(STEPS - 1):
+        for i in range(N):
+            args = (KEYS[i], r["published"][step][i], r["states"][step][i], r["weights"][step], _schedule(), kw,
+                    r["batches"][step][i])
+            nxt = r["published"][step + 1][i].ef
+            exact.append(verify(*args, next_ef=nxt))
+            tol.append(verify(*args, next_ef=nxt, next_state=r["states"][step + 1][i], mode="tolerance"))
+    assert all(v.outcome == "pass" for v in tol), tol
+    assert any("state chain broken" in v.reason for v in exact)
+    # the served next state must still be the committed one, and close to the derived one
+    v = verify(KEYS[0], r["published"][1][0], r["states"][1][0], r["weights"][1], _schedule(), kw, r["batches"][1][0],
+               next_ef=r["published"][2][0].ef, next_state=r["states"][2][1], mode="tolerance")
+    assert v.outcome == "fail" and "state chain broken" in v.reason
