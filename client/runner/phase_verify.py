@@ -11,7 +11,9 @@ Timeline, for a client playing round R (step R):
     transfer checks the hash), its batch from the run's data; the recomputation runs in a thread, off the
     round's path, and ends in one `verify` event per trainer (outcome pass, fail or skipped).
 A trainer that does not serve its state fails ("state withheld"). Only the event is emitted for now: an
-on-chain verdict is the next phase. Exact mode on CPU (bit-deterministic here); tolerance mode on GPUs.
+on-chain verdict is the next phase. Exact mode on CPU (bit-deterministic here); tolerance mode on GPUs. The
+next step's state is fetched too, so a trainer that sums its batch in another order (its own micro-batch
+size) is judged on its result bits and on a state within tolerance, not accused over rounding.
 """
 from __future__ import annotations
 
@@ -72,12 +74,11 @@ class Verifier:
             ctx.report.event("verify", trainer=trainer.hex()[:16], step=s, outcome="skipped",
                              reason=f"batch unavailable: {first_line(e)}", cpu_s=0.0)
             return
+        # exact on CPU; GPUs (non-deterministic kernels, other cards) compare index/sign agreement
         mode: verify.Mode = "exact" if str(ts.device) == "cpu" else "tolerance"
         limit = state_size_limit(model, plan.distro)
         state = await _fetch_state(ctx, trainer, published.ef, limit)
-        next_state = None
-        if nxt is not None and mode == "tolerance":
-            next_state = await _fetch_state(ctx, trainer, nxt.ef, limit)
+        next_state = None if nxt is None else await _fetch_state(ctx, trainer, nxt.ef, limit)
         kwargs = {"distro": plan.distro, "micro_batch_size": ctx.settings.micro_batch_size}
         v = await asyncio.to_thread(verify.verify, trainer, published, state, model, plan.schedule, kwargs, batch,
                                     None if nxt is None else nxt.ef, next_state, mode)

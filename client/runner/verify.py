@@ -11,7 +11,8 @@ it by the transfer). A verifier then
      indices and (wire-precision) values in `exact` mode (CPU training is deterministic here), or the
      fraction of agreeing (coefficient, sign) pairs ≥ `threshold` in `tolerance` mode (mixed GPUs);
   3. checks the state chain: the trainer's result of S+1 must commit to the state the recomputation
-     leaves behind (exact mode; in tolerance mode the served S+1 state is compared with a relative error).
+     leaves behind; when the bits differ (tolerance mode, or another micro-batch size: another summation
+     order), the S+1 state the trainer serves must hash to that commitment and lie within STATE_RTOL.
 A random, copied or replayed result, part of a batch, or stale weights all fail 2 (tests/unit/test_verify.py).
 
 Who checks whom: `targets(seed, witness, trainers, count)` ranks the trainers of S by
@@ -156,11 +157,13 @@ def verify(trainer: bytes, published: DistroResult, state: bytes | None, model: 
     ok, a, why = compare(published, rec.result, mode, threshold)
     if not ok:
         return verdict(False, why, a)
-    if next_ef is not None:
-        if mode == "exact" and state_commitment(rec.next_state) != next_ef:
-            return verdict(False, f"state chain broken: the step {step + 1} result commits to another state", a)
-        if mode == "tolerance" and next_state is not None and (state_commitment(next_state) != next_ef or not
-                                                               _state_close(next_state, rec.next_state, model,
-                                                                            schedule, trainer_kwargs)):
-            return verdict(False, f"state chain broken: the step {step + 1} state is not the recomputed one", a)
-    return verdict(True, "recomputed", a)
+    if next_ef is None or state_commitment(rec.next_state) == next_ef:
+        return verdict(True, "recomputed", a)
+    # the bits differ: in tolerance mode, or when the trainer summed its batch in another order (another
+    # micro-batch size), the state it served for the next step must still be the derived one within STATE_RTOL
+    if next_state is not None and state_commitment(next_state) == next_ef and \
+            _state_close(next_state, rec.next_state, model, schedule, trainer_kwargs):
+        return verdict(True, "recomputed; next state within tolerance", a)
+    if mode == "exact" or next_state is not None:
+        return verdict(False, f"state chain broken: the step {step + 1} result commits to another state", a)
+    return verdict(True, "recomputed; next state not checked", a)
