@@ -48,12 +48,13 @@ class Verdict:
     cpu_s: float  # CPU time of the verifying thread (torch's intra-op pool threads, if any, are not counted)
     agreement: float | None = None
     wall_s: float = 0.0
+    mode: str = "exact"
 
     def event(self) -> dict[str, Any]:
         """The fields of the client's `verify` event."""
         return {"trainer": self.trainer.hex()[:16], "step": self.step, "outcome": self.outcome,
-                "reason": self.reason, "cpu_s": round(self.cpu_s, 3), "wall_s": round(self.wall_s, 3),
-                "agreement": None if self.agreement is None else round(self.agreement, 4)}
+                "reason": self.reason, "mode": self.mode, "cpu_s": round(self.cpu_s, 3),
+                "wall_s": round(self.wall_s, 3), "agreement": None if self.agreement is None else round(self.agreement, 4)}
 
 
 def seed_bytes(seed: int | bytes) -> bytes:
@@ -144,7 +145,7 @@ def verify(trainer: bytes, published: DistroResult, state: bytes | None, model: 
 
     def verdict(ok: bool, reason: str, a: float | None = None) -> Verdict:
         return Verdict(trainer, step, "pass" if ok else "fail", reason or "recomputed", time.thread_time() - t0, a,
-                       time.monotonic() - w0)
+                       time.monotonic() - w0, mode)
 
     if state is None:
         return verdict(False, "state withheld: the trainer did not serve its committed error-feedback state")
