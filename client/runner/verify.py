@@ -54,7 +54,8 @@ class Verdict:
         """The fields of the client's `verify` event."""
         return {"trainer": self.trainer.hex()[:16], "step": self.step, "outcome": self.outcome,
                 "reason": self.reason, "mode": self.mode, "cpu_s": round(self.cpu_s, 3),
-                "wall_s": round(self.wall_s, 3), "agreement": None if self.agreement is None else round(self.agreement, 4)}
+                "wall_s": round(self.wall_s, 3),
+                "agreement": None if self.agreement is None else round(self.agreement, 4)}
 
 
 def seed_bytes(seed: int | bytes) -> bytes:
