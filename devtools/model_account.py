@@ -32,6 +32,8 @@ def _epoch_client(rec: Any, c: EpochClient) -> None:
     _put(rec["signer"]["publicKey"], c.signer)
     _put(rec["p2p"]["publicKey"], c.p2p)
     rec["state"], rec["registry_index"], rec["exited_height"] = int(c.state), c.registry_index, c.exited_height
+    rec["verdict_height"], rec["verdict_key"] = c.verdict_height, c.verdict_key
+    rec["fails"], rec["passes"], rec["accuser"] = c.fails, c.passes, c.accuser
 
 
 class ModelAccount:

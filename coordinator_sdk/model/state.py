@@ -102,6 +102,13 @@ class EpochClient:
     state: ClientState = ClientState.Healthy
     exited_height: int = 0
     registry_index: int = 0
+    # verdicts (coordinator_sdk.model.verdicts): as a verifier, (1 + height, trainer key) of its last verdict;
+    # as a trainer, per ring slot of a kept round: fail / pass counts and 1 + the first accuser's registry slot
+    verdict_height: int = 0
+    verdict_key: int = 0
+    fails: list[int] = field(default_factory=lambda: [0] * NUM_ROUNDS)
+    passes: list[int] = field(default_factory=lambda: [0] * NUM_ROUNDS)
+    accuser: list[int] = field(default_factory=lambda: [0] * NUM_ROUNDS)
 
 
 @dataclass

@@ -1,0 +1,94 @@
+/* verdict (issue 25): a verifier posts what its recomputation of one trainer's result of a kept round found.
+ *
+ * Who verifies whom: verifier v checks trainer t's result of round H when
+ *     u64le(sha256(seed(H + 1) u64 LE || v.p2p || t.p2p)[:8]) % clients_len(H) < VERIFIERS_PER_TRAINER
+ * (v != t): about three verifiers per trainer and round, drawn by the seed of the round after H, which nobody
+ * knew when H was trained; one hash on chain, the same on every client (coordinator_sdk.verdicts).
+ * Conviction: a trainer whose result of round H drew fails >= 2 and fails > passes is Ejected at once (so it
+ * earns nothing for the epoch: only healthy clients are paid at its end) and slashed slashing_rate. One verifier
+ * alone convicts nobody. Vindication: when a pass verdict brings passes >= 2 and passes > fails for a trainer
+ * that was not convicted, the first verifier that said fail for that result is slashed slashing_rate, once.
+ * A verdict on a result the signer was not drawn for is refused (NotAVerifier): it gains nothing. */
+#include "args.h"
+
+#define VERIFIERS_PER_TRAINER 3
+#define VERDICT_PASS 1
+
+static uint64_t add_saturating(uint64_t x, uint64_t y) { return x + y < x ? UINT64_MAX : x + y; }
+
+/* Ring slot `j` now holds a new round: the verdict tallies of the round it held (4 heights ago) are dropped. */
+void clear_tallies(CoordinatorAccount *a, uint32_t j) {
+    for (uint32_t i = 0; i < a->num_epoch_clients && i < MAX_CLIENTS; i++) {
+        EpochClient *c = &a->epoch_clients[i];
+        c->fails[j] = c->passes[j] = 0;
+        c->accuser[j] = 0;
+    }
+}
+
+static bool eligible(uint64_t seed, const SolPubkey *verifier, const SolPubkey *trainer, uint32_t clients_len) {
+    uint8_t digest[32];
+    SolBytes parts[3] = {{(const uint8_t *)&seed, 8}, {verifier->x, 32}, {trainer->x, 32}};
+    sol_sha256(parts, 3, digest);
+    return clients_len > 0 && load_u64(digest) % clients_len < VERIFIERS_PER_TRAINER;
+}
+
+static void slash(CoordinatorAccount *a, RegisteredClient *reg) {
+    if (reg) reg->slashed = add_saturating(reg->slashed, a->slashing_rate);
+}
+
+/* verdict(trainer_index u16, height u32, outcome u8 (0 fail, 1 pass), result_hash[32], ef_hash[32]):
+ * trainer_index is the trainer's current epoch-client index; the hashes are evidence (logged, not stored). */
+uint64_t ix_verdict(const SolParameters *p, Args *args) {
+    Ctx ctx;
+    uint64_t err = load_client(p, &ctx, 3);
+    if (err) return err;
+    uint16_t trainer_i = args_u16(args);
+    const uint8_t *h = args_take(args, 4);
+    uint8_t outcome = args_u8(args);
+    const uint8_t *result = args_take(args, 32), *ef = args_take(args, 32);
+    if (!args_done(args)) return E_INVALID_INSTRUCTION;
+    if (outcome > VERDICT_PASS) return E_INVALID_ARGUMENT;
+    CoordinatorAccount *a = ctx.acc;
+    if (is_halted(a)) return E_HALTED;
+    if (a->run_state != RS_ROUND_TRAIN && a->run_state != RS_ROUND_WITNESS && a->run_state != RS_COOLDOWN)
+        return E_WRONG_STATE;
+    int64_t vi;
+    if ((err = healthy_epoch_client(&ctx, &vi))) return err;
+    if (trainer_i >= a->num_epoch_clients) return E_NOT_AN_EPOCH_CLIENT;
+    uint32_t height = sol_read_u32(h), current = a->rounds[a->rounds_head].height;
+    /* kept: round height + 1 began (its seed draws the verifiers) and round height is still in the ring */
+    if (height >= current || current - height >= NUM_ROUNDS) return E_STALE_ROUND;
+    uint32_t j = height % NUM_ROUNDS;
+    const Round *r = &a->rounds[j];
+    if (r->height != height) return E_STALE_ROUND;
+    EpochClient *v = &a->epoch_clients[vi], *t = &a->epoch_clients[trainer_i];
+    if ((uint64_t)vi == trainer_i ||
+        !eligible(a->rounds[(j + 1) % NUM_ROUNDS].random_seed, &v->p2p, &t->p2p, r->clients_len))
+        return E_NOT_A_VERIFIER;
+    uint64_t key = load_u64(t->p2p.x);
+    if (height + 1 < v->verdict_height || (height + 1 == v->verdict_height && key <= v->verdict_key))
+        return E_DUPLICATE_VERDICT;
+    v->verdict_height = height + 1;
+    v->verdict_key = key;
+    uint8_t *count = outcome == VERDICT_PASS ? &t->passes[j] : &t->fails[j];
+    if (*count == UINT8_MAX) return E_ARITHMETIC_OVERFLOW;
+    *count += 1;
+    if (outcome != VERDICT_PASS && t->accuser[j] == 0) t->accuser[j] = (uint16_t)(v->registry_index + 1);
+    uint8_t fails = t->fails[j], passes = t->passes[j];
+    if (fails >= 2 && fails > passes && t->state != CS_EJECTED) {
+        t->state = CS_EJECTED;
+        slash(a, (RegisteredClient *)registry_entry(a, t));
+        SolBytes event[3] = {{(const uint8_t *)"convicted", 9}, {t->signer.x, 32}, {h, 4}};
+        sol_log_data(event, 3);
+    } else if (outcome == VERDICT_PASS && passes >= 2 && passes > fails && t->state != CS_EJECTED &&
+               t->accuser[j] != 0 && t->accuser[j] != VERDICT_SETTLED) {
+        uint32_t slot = t->accuser[j] - 1u;
+        if (slot < a->num_clients && slot < MAX_CLIENTS) slash(a, &a->clients[slot]);
+        t->accuser[j] = VERDICT_SETTLED;
+    }
+    SolBytes event[7] = {{(const uint8_t *)"verdict", 7}, {v->signer.x, 32}, {t->signer.x, 32}, {h, 4},
+                         {&outcome, 1}, {result, 32}, {ef, 32}};
+    sol_log_data(event, 7);
+    if ((err = tick_now(&ctx, 3))) return err;
+    return bump_nonce(a);
+}
