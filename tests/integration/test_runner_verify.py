@@ -4,6 +4,7 @@ while every check of an honest trainer passes."""
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import msgpack
@@ -13,6 +14,7 @@ from test_runner_inproc import config
 
 from client.runner.p2p_session import derive_p2p_identity
 from client.runner.round_work import RoundWork
+from coordinator_sdk.model.state import ClientState
 from devtools.inproc import InProcessRun, SimClient
 
 pytestmark = pytest.mark.slow
@@ -23,6 +25,13 @@ def flip_signs(wire: bytes) -> bytes:
     recomputation can tell it was not the trainer's work."""
     env = msgpack.unpackb(wire, raw=False)
     env["val"] = [bytes(b ^ 0xFF for b in v[:-1]) + v[-1:] for v in env["val"]]
+    return msgpack.packb(env, use_bin_type=True)
+
+
+def random_values(wire: bytes) -> bytes:
+    """A lazy trainer: a well-formed result of random values (it skipped the work)."""
+    env = msgpack.unpackb(wire, raw=False)
+    env["val"] = [os.urandom(len(v) - 1) + v[-1:] for v in env["val"]]
     return msgpack.packb(env, use_bin_type=True)
 
 
@@ -89,6 +98,40 @@ def test_a_replayed_result_is_rejected_by_every_peer_and_earns_nothing(tmp_path:
             assert pts[bytes(cs[2].wallet.pubkey())][0] < min(honest), pts
             finished = [c.of_kind("finished") for c in cs[:2]]
             assert all(finished) and len({f[-1]["weights_sha256"] for f in finished}) == 1
+        finally:
+            await net.close()
+    asyncio.run(body())
+
+
+def test_a_lazy_trainer_is_convicted_on_chain_ejected_and_unpaid(tmp_path: Path) -> None:
+    """Issue 25 phase 2: the drawn verifiers post their verdicts; two fails on one result of the lazy trainer
+    eject it at once (slashed, unpaid for the epoch) while the honest clients keep their points and finish
+    with bit-identical weights."""
+    async def body() -> None:
+        net = InProcessRun(tmp_path, prepare_data(tmp_path), config(total_steps=9, epoch_time=60, init_min_clients=4,
+                                                                   min_clients=2, global_batch_size_start=8,
+                                                                   global_batch_size_end=8))
+        try:
+            net.start()
+            cs = [net.client(f"c{i}") for i in range(3)] + [net.client("lazy", work=with_hook(random_values))]
+            lazy = cs[3]
+            await net.wait(cs, 150)
+            net.dump(tmp_path / "log.txt")
+            posted = [e for c in cs[:3] for e in c.of_kind("verdict_posted")]
+            on_lazy = [e for e in posted if e["trainer"] == _peer(lazy)]
+            assert on_lazy and all(e["outcome"] == "fail" for e in on_lazy), posted
+            assert all(e["outcome"] == "pass" for e in posted if e["trainer"] != _peer(lazy)), posted
+            es = net.chain.machine.state.epoch_state
+            gone = [c for c in es.clients + es.exited_clients if c.signer == bytes(lazy.wallet.pubkey())]
+            assert gone and gone[0].state == ClientState.Ejected, gone
+            pts = net.points()
+            earned, slashed = pts[bytes(lazy.wallet.pubkey())]
+            assert earned == 0 and slashed >= 10, pts
+            for c in cs[:3]:
+                assert pts[bytes(c.wallet.pubkey())][0] > 0 and pts[bytes(c.wallet.pubkey())][1] == 0, pts
+            finished = [c.of_kind("finished") for c in cs[:3]]
+            assert all(finished) and len({f[-1]["weights_sha256"] for f in finished}) == 1
+            print(f"verdicts posted: {len(posted)} ({len(on_lazy)} on the lazy trainer)")
         finally:
             await net.close()
     asyncio.run(body())
