@@ -73,8 +73,10 @@ def test_witnesses_recompute_and_fail_a_cheater_only(tmp_path: Path) -> None:
             verdicts = [e for c in cs[:2] for e in c.of_kind("verify")]
             on_cheat = [v for v in verdicts if v["trainer"] == _peer(cs[2])]
             honest = [v for v in verdicts if v["trainer"] != _peer(cs[2])]
-            assert on_cheat and all(v["outcome"] == "fail" and "recomputation" in v["reason"] for v in on_cheat), \
-                on_cheat
+            # every check fails; the first by recomputation (once two fails eject the cheater on chain it stops
+            # serving its state, and later checks of its results fail on that)
+            assert on_cheat and all(v["outcome"] == "fail" for v in on_cheat), on_cheat
+            assert "recomputation" in on_cheat[0]["reason"], [v["reason"] for v in on_cheat]
             assert honest and all(v["outcome"] == "pass" for v in honest), honest
             print(f"verdicts: {len(honest)} honest pass, {len(on_cheat)} cheater fail;"
                   f" cpu_s {[v['cpu_s'] for v in verdicts]}")
