@@ -260,6 +260,43 @@ def absent_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
     return out
 
 
+def verdict_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
+    """Verdicts on round 1's results in round 2, posted by drawn verifiers last in the epoch's list (the
+    longest signer scan): a pass, then the fail that convicts a trainer (two fails: Ejected, slashed)."""
+    from coordinator_sdk.verdicts import eligible
+
+    s = Scenario(h, n, f"cu-verdict-{n}")
+    s.start()
+    s.warmup_votes()
+    for _ in range(2):
+        s.witnesses()
+        s.end_round()
+    st = s.state()
+    assert st.run_state == 3 and st.rounds[st.rounds_head].height == 2
+    seed, clients_len = st.rounds[2].random_seed, st.rounds[1].clients_len
+    p2p = [bytes(st.epoch_clients[i].p2p) for i in range(st.num_epoch_clients)]
+    pick = []
+    for t in range(len(p2p) - 1, -1, -1):
+        drawn = [v for v in range(len(p2p)) if eligible(seed, p2p[v], p2p[t], clients_len)]
+        if len(drawn) >= 3:
+            pick = [t, *drawn[::-1][:3]]
+            break
+    if not pick:
+        return {}
+    t, *vs = pick
+    evidence = ([1] * 32, [2] * 32)
+
+    def post(v: int, outcome: int):
+        res = h.client(s.run, "verdict", s.by_signer[bytes(st.epoch_clients[v].signer)], t, 1, outcome, *evidence)
+        assert res.ok, res.logs[-3:]
+        return res.cu
+
+    out = {"verdict (pass)": post(vs[0], 1), "verdict (fail, no conviction yet)": post(vs[1], 0)}
+    out["verdict (the fail that convicts: ejected, slashed)"] = post(vs[2], 0)
+    assert s.state().epoch_clients[t].state == 3
+    return out
+
+
 def _bank(h: CoordinatorSvm, n: int, low_bump: bool) -> int:
     """A registry of n slots full of clients that all earned points in a played epoch: a newcomer evicts one
     (slot 0: all tie, evict_cursor is 0) and banks its points in a new points PDA. Creating it searches the
@@ -299,7 +336,8 @@ def bank_low_bump_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
 
 
 SCENARIOS: list[Callable[[CoordinatorSvm, int], dict[str, int]]] = [main_run, epoch_end_run, warmup_run, early_run,
-                                                                    absent_run, bank_run, bank_low_bump_run]
+                                                                    absent_run, verdict_run, bank_run,
+                                                                    bank_low_bump_run]
 
 
 def measure(n: int) -> dict[str, int]:
