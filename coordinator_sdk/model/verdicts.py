@@ -8,9 +8,28 @@ it, once."""
 from __future__ import annotations
 
 from coordinator_sdk.model import errors as E
-from coordinator_sdk.model.state import IN_ROUND, NUM_ROUNDS, U64_MAX, ClientState, RunState, State
+from coordinator_sdk.model.state import (
+    IN_ROUND,
+    NUM_ROUNDS,
+    U64_MAX,
+    ClientState,
+    RegisteredClient,
+    RunState,
+    State,
+)
 from coordinator_sdk.model.transitions import _epoch_index, _require_healthy
 from coordinator_sdk.verdicts import PASS, SETTLED, convicted, eligible, order_key, vindicated
+
+
+def _accuser_entry(s: State, slot: int) -> RegisteredClient | None:
+    """The accuser's registry entry, only while slot `slot` still holds a wallet that this epoch's lists (in the
+    epoch or exited) name at that slot: a newcomer that took a leaver's slot is not the accuser."""
+    if slot >= len(s.clients):
+        return None
+    reg = s.clients[slot]
+    es = s.epoch_state
+    return reg if any(c.registry_index == slot and c.signer == reg.signer
+                      for c in es.clients + es.exited_clients) else None
 
 
 def apply_verdict(s: State, signer: bytes, trainer_index: int, height: int, outcome: int) -> None:
@@ -54,7 +73,7 @@ def apply_verdict(s: State, signer: bytes, trainer_index: int, height: int, outc
             reg.slashed = min(U64_MAX, reg.slashed + s.slashing_rate)
     elif outcome == PASS and vindicated(fails, passes) and t.state != ClientState.Ejected \
             and t.accuser[j] not in (0, SETTLED):
-        slot = t.accuser[j] - 1
-        if slot < len(s.clients):
-            s.clients[slot].slashed = min(U64_MAX, s.clients[slot].slashed + s.slashing_rate)
+        reg = _accuser_entry(s, t.accuser[j] - 1)
+        if reg is not None:
+            reg.slashed = min(U64_MAX, reg.slashed + s.slashing_rate)
         t.accuser[j] = SETTLED

@@ -36,6 +36,19 @@ static void slash(CoordinatorAccount *a, RegisteredClient *reg) {
     if (reg) reg->slashed = add_saturating(reg->slashed, a->slashing_rate);
 }
 
+/* The registry entry of the accuser named by registry slot `slot`, only while that slot still holds a wallet of
+ * this epoch's lists at that slot (in the epoch or exited): a newcomer that took a leaver's slot is not it. */
+static RegisteredClient *accuser_entry(CoordinatorAccount *a, uint32_t slot) {
+    if (slot >= a->num_clients || slot >= MAX_CLIENTS) return 0;
+    RegisteredClient *reg = &a->clients[slot];
+    const EpochClient *lists[2] = {a->epoch_clients, a->exited_clients};
+    uint32_t lens[2] = {a->num_epoch_clients, a->num_exited_clients};
+    for (uint32_t l = 0; l < 2; l++)
+        for (uint32_t i = 0; i < lens[l] && i < MAX_CLIENTS; i++)
+            if (lists[l][i].registry_index == slot && sol_pubkey_eq(&lists[l][i].signer, &reg->signer)) return reg;
+    return 0;
+}
+
 /* verdict(trainer_index u16, height u32, outcome u8 (0 fail, 1 pass), result_hash[32], ef_hash[32]):
  * trainer_index is the trainer's current epoch-client index; the hashes are evidence (logged, not stored). */
 uint64_t ix_verdict(const SolParameters *p, Args *args) {
@@ -82,8 +95,7 @@ uint64_t ix_verdict(const SolParameters *p, Args *args) {
         sol_log_data(event, 3);
     } else if (outcome == VERDICT_PASS && passes >= 2 && passes > fails && t->state != CS_EJECTED &&
                t->accuser[j] != 0 && t->accuser[j] != VERDICT_SETTLED) {
-        uint32_t slot = t->accuser[j] - 1u;
-        if (slot < a->num_clients && slot < MAX_CLIENTS) slash(a, &a->clients[slot]);
+        slash(a, accuser_entry(a, t->accuser[j] - 1u));
         t->accuser[j] = VERDICT_SETTLED;
     }
     SolBytes event[7] = {{(const uint8_t *)"verdict", 7}, {v->signer.x, 32}, {t->signer.x, 32}, {h, 4},

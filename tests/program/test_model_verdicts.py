@@ -106,3 +106,15 @@ def test_refusals_leave_the_state_unchanged(case: str, name: str) -> None:
     with pytest.raises(ModelError) as e:
         m.verdict(signer, trainer, height, outcome, 100, 0)
     assert e.value.name == name and m.state == before
+
+
+def test_a_newcomer_in_the_accusers_slot_is_not_penalised() -> None:
+    m = world(n=8)
+    t, v = pick(m, 3)
+    post(m, v[0], t, 1, 0)
+    m.state.epoch_state.clients[v[0]].state = ClientState.Withdrawn  # it left; a newcomer takes its slot
+    m.state.clients[v[0]] = RegisteredClient(b"n" * 32, b"m" * 32)
+    post(m, v[1], t, 1, 1)
+    post(m, v[2], t, 1, 1)
+    assert m.state.clients[v[0]].slashed == 0
+    assert m.state.epoch_state.clients[t].accuser[1] == 0xFFFF
