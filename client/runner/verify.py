@@ -15,8 +15,9 @@ it by the transfer). A verifier then
      order), the S+1 state the trainer serves must hash to that commitment and lie within STATE_RTOL.
 A random, copied or replayed result, part of a batch, or stale weights all fail 2 (tests/unit/test_verify.py).
 
-Who checks whom: `targets(seed, witness, trainers, count)` ranks the trainers of S by
-sha256(seed ‖ witness key ‖ trainer key) and takes the first `count` other than the witness. The seed is
+Who checks whom: since phase 2 the runner uses coordinator_sdk.verdicts.eligible, the draw the program checks
+when the verdict is posted (sha256(seed ‖ verifier key ‖ trainer key) as a u64 mod the round's clients < 3);
+`targets(seed, witness, trainers, count)`, phase 1's ranking by the same hash, is kept for tools. The seed is
 the random seed of a round that starts after S was trained (the runner uses round S+1's, drawn by the chain
 from a slot hash), so a trainer cannot know, while it trains, whether it will be checked.
 """
