@@ -210,7 +210,8 @@ class Coordinator:
         """Post this client's recomputation of trainer `trainer_index`'s (current epoch-client index) result of
         round `height`, with the result commitment and error-feedback state hash it checked. Only a verifier
         drawn by coordinator_sdk.verdicts.eligible may post, once per trainer and round, in increasing
-        (height, trainer key) order; two fails (more than the passes) eject and slash the trainer."""
+        (height, trainer key) order; two fails (more than the passes) on one result, or by two verifiers over the
+        epoch's results (more than the epoch's passes), eject and slash the trainer."""
         return await self._client("verdict", trainer_index, height, int(passed), list(result_hash), list(ef_hash))
 
     async def checkpoint(self, reference: str) -> str:

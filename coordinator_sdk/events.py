@@ -18,7 +18,7 @@ count (another program could log look-alike data in the same transaction). Recor
     verdict   verifier32 trainer32 height u32, outcome u8, result32, ef32
                                                   a verifier's recomputation of the trainer's result of
                                                   round `height` (outcome 1 pass, 0 fail) with its evidence
-    convicted trainer32 height u32                fails >= 2 and > passes on that result: Ejected, slashed
+    convicted trainer32 height u32                fails >= 2 and > passes (that result or the epoch): Ejected
     checkpoint_vote    signer32 vote u64, votes u32, healthy u32
                        a healthy epoch client voted in Cooldown for a checkpoint (vote =
                        sha256(reference)[:8] LE, or 1 when that is 0); votes = the healthy clients

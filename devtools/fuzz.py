@@ -25,7 +25,8 @@ CONFIGS = [BASE, replace(BASE, witness_nodes=1), replace(BASE, witness_nodes=2, 
            replace(BASE, global_batch_size_start=2, global_batch_size_end=6, global_batch_size_warmup_tokens=64 * 12),
            replace(BASE, global_batch_size_start=2, global_batch_size_end=2),  # 5 users, 2 slots: evictions
            replace(BASE, epoch_time=U64),  # the epoch-end check must not wrap
-           replace(BASE, total_steps=U32, epoch_time=10)]  # steps near u32::MAX (update_progress edges): last_step
+           replace(BASE, total_steps=U32, epoch_time=10),  # steps near u32::MAX (update_progress edges): last_step
+           replace(BASE, verifiers_per_mille=700)]  # a low verifier rate: the epoch's totals convict
 
 
 def _boundary_configs() -> list[Config]:
@@ -35,7 +36,8 @@ def _boundary_configs() -> list[Config]:
              "epoch_time": (0, 1, U64 - 1, U64), "total_steps": (0, 1, U32), "max_seq_len": (0, 1, U32),
              "init_min_clients": (0, 1, 256, 257, U16), "min_clients": (0, 2, 3), "witness_nodes": (1, 32, 33, U16),
              "global_batch_size_start": (0, 1, 5, U16), "global_batch_size_end": (0, 3, 256, U16),
-             "waiting_for_members_extra_time": (0, 1, U8)}
+             "waiting_for_members_extra_time": (0, 1, U8),
+             "verifiers_per_mille": (0, 1, 10000, 10001, U16)}
     return [replace(BASE, **{name: v}) for name, values in edges.items() for v in values]
 
 
@@ -223,7 +225,8 @@ def _verdict(d: DiffRun, users: list[Keypair], u: int, mask: int, offset: int, d
     j, trainer = height % 4, u % n
     seed, clients_len = st.rounds[(j + 1) % 4].random_seed, int(st.rounds[j].clients_len)
     t_p2p = bytes(st.epoch_clients[trainer].p2p)
-    drawn = [i for i in range(n) if eligible(seed, bytes(st.epoch_clients[i].p2p), t_p2p, clients_len)]
+    drawn = [i for i in range(n) if eligible(seed, bytes(st.epoch_clients[i].p2p), t_p2p, clients_len,
+                                                 int(st.config.verifiers_per_mille))]
     for k, i in enumerate(drawn):
         signer = by_key.get(bytes(st.epoch_clients[i].signer))
         if signer is not None:

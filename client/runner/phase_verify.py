@@ -6,13 +6,13 @@ Timeline, for a client playing round R (step R):
   * `start(R)`, once R's gathering of step R−1 is done: check step S = R−2. By now the client holds the
     trainers' results of S and S+1 (gathered in rounds S+1 and S+2), and the seed of round S+1 (the chain
     draws it from a slot hash when that round starts, after S was trained): every healthy client checks the
-    trainers it is drawn for by coordinator_sdk.verdicts.eligible (about three verifiers per trainer; the
-    program checks the same draw), at most `per_witness` of them. The trainer's state is
+    trainers it is drawn for by coordinator_sdk.verdicts.eligible (config.verifiers_per_mille / 1000
+    verifiers per trainer; the program checks the same draw), at most `per_witness` of them. The trainer's state is
     fetched by its commitment from the trainer itself (its blob store serves it with its results; the
     transfer checks the hash), its batch from the run's data; the recomputation runs in a thread, off the
     round's path, and ends in one `verify` event per trainer (outcome pass, fail or skipped); then the
     verdicts of S are posted on chain (`verdict`, in (height, trainer key) order): two fails that outnumber
-    the passes eject and slash the trainer (docs/security.md).
+    the passes, on one result or over the epoch, eject and slash the trainer (docs/security.md).
 A trainer that does not serve its state fails ("state withheld"). Exact mode on CPU (bit-deterministic
 here); tolerance mode on GPUs. The next step's state is fetched too, so a trainer that sums its batch in
 another order (its own micro-batch size) is judged on its result bits and on a state within tolerance, not
@@ -65,7 +65,8 @@ class Verifier:
         if me is None or int(st.raw.epoch_clients[me].state) != 0 or height < 0 or int(trained.height) != height:
             return
         mine, n = ctx.p2p.identity.public, int(trained.clients_len)
-        chosen = [t for t in sorted(book.results.get(s, {})) if eligible(int(after.random_seed), mine, t, n)]
+        chosen = [t for t in sorted(book.results.get(s, {})) if eligible(int(after.random_seed), mine, t, n,
+                                                                          int(st.config.verifiers_per_mille))]
         if chosen:
             task = asyncio.create_task(self._check_step(ctx, ts, book, s, height, chosen[:self.per_witness]))
             self.tasks.add(task)

@@ -1,10 +1,13 @@
 """The model of the `verdict` instruction (programs/coordinator/verdict_ix.c; the rule: coordinator_sdk.verdicts).
 
 A healthy epoch client posts what its recomputation of one trainer's result of a kept round found. The trainer's
-result of round H is convicted by fails ≥ 2 and fails > passes: it is Ejected at once (only healthy clients are
+result of round H is convicted by fails ≥ 2 and fails > passes, and so is a trainer whose results of the epoch
+together drew epoch_fails ≥ 2 and epoch_fails > epoch_passes (the epoch's first accuser counted once, so two
+distinct verifiers are needed; a low config.verifiers_per_mille still convicts a
+persistent cheater within a few rounds): it is Ejected at once (only healthy clients are
 paid when the epoch ends, so it loses the epoch's points) and slashed `slashing_rate`. A pass that vindicates
 the result (passes ≥ 2 and passes > fails, trainer not convicted) slashes the first verifier that said fail for
-it, once."""
+it, once: per result only, so an honest accuser is never penalised for a cheater's honest rounds."""
 from __future__ import annotations
 
 from coordinator_sdk.model import errors as E
@@ -53,7 +56,7 @@ def apply_verdict(s: State, signer: bytes, trainer_index: int, height: int, outc
         raise E.StaleRound(f"ring slot {j} holds round {r.height}, not {height}")
     v, t = clients[vi], clients[trainer_index]
     seed = s.epoch_state.rounds[(j + 1) % NUM_ROUNDS].random_seed
-    if vi == trainer_index or not eligible(seed, v.p2p, t.p2p, r.clients_len):
+    if vi == trainer_index or not eligible(seed, v.p2p, t.p2p, r.clients_len, s.config.verifiers_per_mille):
         raise E.NotAVerifier(f"client {vi} is not drawn to verify client {trainer_index} in round {height}")
     key = order_key(height, t.p2p)
     if key <= (v.verdict_height, v.verdict_key):
@@ -65,8 +68,15 @@ def apply_verdict(s: State, signer: bytes, trainer_index: int, height: int, outc
     counts[j] += 1
     if outcome != PASS and t.accuser[j] == 0:
         t.accuser[j] = v.registry_index + 1
+    me = v.registry_index + 1
+    if outcome == PASS:
+        t.epoch_passes = min(255, t.epoch_passes + 1)
+    elif t.epoch_accuser != me:  # the epoch's first accuser counts once: one verifier alone never convicts
+        if t.epoch_accuser == 0:
+            t.epoch_accuser = me
+        t.epoch_fails = min(255, t.epoch_fails + 1)
     fails, passes = t.fails[j], t.passes[j]
-    if convicted(fails, passes) and t.state != ClientState.Ejected:
+    if (convicted(fails, passes) or convicted(t.epoch_fails, t.epoch_passes)) and t.state != ClientState.Ejected:
         t.state = ClientState.Ejected
         reg = s.registry_entry(t)
         if reg is not None:

@@ -13,6 +13,7 @@
 /* ---- sizes and constants ----------------------------------------------------------------------------- */
 #define MAX_CLIENTS 256
 #define MAX_WITNESSES 32
+#define MAX_VERIFIERS_PER_MILLE 10000 /* Config.verifiers_per_mille: at most 10 expected verifiers per trainer */
 #define NUM_ROUNDS 4
 #define RUN_ID_MAX 32
 #define ADDR_HINT_MAX 64
@@ -70,8 +71,9 @@ typedef struct {
     uint64_t global_batch_size_warmup_tokens, epoch_time;
     uint32_t total_steps, max_seq_len;
     uint16_t init_min_clients, min_clients, witness_nodes, global_batch_size_start, global_batch_size_end;
+    uint16_t verifiers_per_mille; /* expected verifiers per trainer and round x 1000 (issue 25); 0: no verdicts */
     uint8_t waiting_for_members_extra_time;
-    uint8_t _pad[5];
+    uint8_t _pad[3];
 } Config; /* 72 bytes */
 
 /* participants: bit i (byte i / 8, bit i % 8) says epoch client i of this round trained it, as this witness
@@ -100,7 +102,9 @@ typedef struct {
  * the trainer's first 8 P2P-key bytes) of its last verdict; each verdict must order strictly after it, so one
  * verdict per (verifier, trainer, round) costs 12 bytes. As a trainer, per kept round (ring slot height % 4,
  * cleared when a round takes the slot): fail and pass verdict counts, and accuser: 1 + the registry slot of
- * the first fail verdict's verifier (0 none, 0xffff settled: penalised once for it). */
+ * the first fail verdict's verifier (0 none, 0xffff settled: penalised once for it); and over the whole epoch
+ * (all its results, never cleared within it): epoch_fails / epoch_passes, which convict at a low verifier rate,
+ * and epoch_accuser, whose fails after its first are not counted (one verifier alone never convicts). */
 #define VERDICT_SETTLED 0xffff
 typedef struct {
     SolPubkey signer, p2p;
@@ -112,7 +116,8 @@ typedef struct {
     uint32_t verdict_height;
     uint8_t fails[NUM_ROUNDS], passes[NUM_ROUNDS];
     uint16_t accuser[NUM_ROUNDS];
-    uint8_t _pad2[4];
+    uint8_t epoch_fails, epoch_passes; /* this epoch's verdicts on all its results (saturating, zeroed per epoch) */
+    uint16_t epoch_accuser;            /* 1 + the registry slot of the epoch's first fail; its later fails don't count */
 } EpochClient; /* 104 */
 
 typedef struct {

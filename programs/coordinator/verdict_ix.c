@@ -1,17 +1,21 @@
 /* verdict (issue 25): a verifier posts what its recomputation of one trainer's result of a kept round found.
  *
  * Who verifies whom: verifier v checks trainer t's result of round H when
- *     u64le(sha256(seed(H + 1) u64 LE || v.p2p || t.p2p)[:8]) % clients_len(H) < VERIFIERS_PER_TRAINER
- * (v != t): about three verifiers per trainer and round, drawn by the seed of the round after H, which nobody
+ *     u64le(sha256(seed(H + 1) u64 LE || v.p2p || t.p2p)[:8]) % (clients_len(H) * 1000) < config.verifiers_per_mille
+ * (v != t): about verifiers_per_mille / 1000 verifiers per trainer and round (0: none), drawn by the seed of the round after H, which nobody
  * knew when H was trained; one hash on chain, the same on every client (coordinator_sdk.verdicts).
- * Conviction: a trainer whose result of round H drew fails >= 2 and fails > passes is Ejected at once (so it
+ * Conviction: a trainer whose result of round H drew fails >= 2 and fails > passes, or whose results of this
+ * epoch together drew epoch_fails >= 2 and epoch_fails > epoch_passes (so a low verifiers_per_mille, ~one
+ * verdict per trainer every few rounds, still convicts a persistent cheater; the epoch's first accuser's later
+ * fails are not counted, so two distinct verifiers are needed), is Ejected at once (so it
  * earns nothing for the epoch: only healthy clients are paid at its end) and slashed slashing_rate. One verifier
  * alone convicts nobody. Vindication: when a pass verdict brings passes >= 2 and passes > fails for a trainer
- * that was not convicted, the first verifier that said fail for that result is slashed slashing_rate, once.
+ * that was not convicted, the first verifier that said fail for that result is slashed slashing_rate, once. It
+ * stays per result: an accuser is penalised only when passes outnumber fails on the very result it judged,
+ * never for a cheater's honest rounds elsewhere in the epoch.
  * A verdict on a result the signer was not drawn for is refused (NotAVerifier): it gains nothing. */
 #include "args.h"
 
-#define VERIFIERS_PER_TRAINER 3
 #define VERDICT_PASS 1
 
 static uint64_t add_saturating(uint64_t x, uint64_t y) { return x + y < x ? UINT64_MAX : x + y; }
@@ -25,11 +29,12 @@ void clear_tallies(CoordinatorAccount *a, uint32_t j) {
     }
 }
 
-static bool eligible(uint64_t seed, const SolPubkey *verifier, const SolPubkey *trainer, uint32_t clients_len) {
+static bool eligible(uint64_t seed, const SolPubkey *verifier, const SolPubkey *trainer, uint32_t clients_len,
+                     uint16_t per_mille) {
     uint8_t digest[32];
     SolBytes parts[3] = {{(const uint8_t *)&seed, 8}, {verifier->x, 32}, {trainer->x, 32}};
     sol_sha256(parts, 3, digest);
-    return clients_len > 0 && load_u64(digest) % clients_len < VERIFIERS_PER_TRAINER;
+    return clients_len > 0 && load_u64(digest) % ((uint64_t)clients_len * 1000) < per_mille;
 }
 
 static void slash(CoordinatorAccount *a, RegisteredClient *reg) {
@@ -76,7 +81,8 @@ uint64_t ix_verdict(const SolParameters *p, Args *args) {
     if (r->height != height) return E_STALE_ROUND;
     EpochClient *v = &a->epoch_clients[vi], *t = &a->epoch_clients[trainer_i];
     if ((uint64_t)vi == trainer_i ||
-        !eligible(a->rounds[(j + 1) % NUM_ROUNDS].random_seed, &v->p2p, &t->p2p, r->clients_len))
+        !eligible(a->rounds[(j + 1) % NUM_ROUNDS].random_seed, &v->p2p, &t->p2p, r->clients_len,
+                  a->config.verifiers_per_mille))
         return E_NOT_A_VERIFIER;
     uint64_t key = load_u64(t->p2p.x);
     if (height + 1 < v->verdict_height || (height + 1 == v->verdict_height && key <= v->verdict_key))
@@ -87,8 +93,18 @@ uint64_t ix_verdict(const SolParameters *p, Args *args) {
     if (*count == UINT8_MAX) return E_ARITHMETIC_OVERFLOW;
     *count += 1;
     if (outcome != VERDICT_PASS && t->accuser[j] == 0) t->accuser[j] = (uint16_t)(v->registry_index + 1);
+    /* the epoch's totals (saturating: they never refuse a verdict); the epoch's first accuser counts once */
+    uint16_t me = (uint16_t)(v->registry_index + 1);
+    if (outcome == VERDICT_PASS) {
+        if (t->epoch_passes < UINT8_MAX) t->epoch_passes++;
+    } else if (t->epoch_accuser != me) {
+        if (t->epoch_accuser == 0) t->epoch_accuser = me;
+        if (t->epoch_fails < UINT8_MAX) t->epoch_fails++;
+    }
     uint8_t fails = t->fails[j], passes = t->passes[j];
-    if (fails >= 2 && fails > passes && t->state != CS_EJECTED) {
+    bool on_result = fails >= 2 && fails > passes;
+    bool in_epoch = t->epoch_fails >= 2 && t->epoch_fails > t->epoch_passes;
+    if ((on_result || in_epoch) && t->state != CS_EJECTED) {
         t->state = CS_EJECTED;
         slash(a, (RegisteredClient *)registry_entry(a, t));
         SolBytes event[3] = {{(const uint8_t *)"convicted", 9}, {t->signer.x, 32}, {h, 4}};

@@ -105,14 +105,17 @@ def test_a_replayed_result_is_rejected_by_every_peer_and_earns_nothing(tmp_path:
     asyncio.run(body())
 
 
-def test_a_lazy_trainer_is_convicted_on_chain_ejected_and_unpaid(tmp_path: Path) -> None:
-    """Issue 25 phase 2: the drawn verifiers post their verdicts; two fails on one result of the lazy trainer
-    eject it at once (slashed, unpaid for the epoch) while the honest clients keep their points and finish
-    with bit-identical weights."""
+@pytest.mark.parametrize("per_mille", [3000, 1000])
+def test_a_lazy_trainer_is_convicted_on_chain_ejected_and_unpaid(tmp_path: Path, per_mille: int) -> None:
+    """Issue 25 phase 2: the drawn verifiers post their verdicts; two fails on the lazy trainer's results eject
+    it (slashed, unpaid for the epoch) while the honest clients keep their points and finish with bit-identical
+    weights. At 1000 per mille (one verifier per trainer and round, a third of the default's recomputation) no
+    result need draw two verifiers: the epoch's totals convict it (phase 3)."""
     async def body() -> None:
         net = InProcessRun(tmp_path, prepare_data(tmp_path), config(total_steps=9, epoch_time=60, init_min_clients=4,
                                                                    min_clients=2, global_batch_size_start=8,
-                                                                   global_batch_size_end=8))
+                                                                   global_batch_size_end=8,
+                                                                   verifiers_per_mille=per_mille))
         try:
             net.start()
             cs = [net.client(f"c{i}") for i in range(3)] + [net.client("lazy", work=with_hook(random_values))]

@@ -4,6 +4,8 @@ a kept round, conviction (fails >= 2 and > passes: Ejected, slashed, unpaid for 
 first accuser slashed), and every refusal, each a named error that leaves the accounts byte-identical."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from solders.account import Account
 from solders.instruction import AccountMeta, Instruction
@@ -51,7 +53,9 @@ def drawn(d: DiffRun, trainer: int, height: int) -> list[int]:
     j = height % 4
     seed, n = st.rounds[(j + 1) % 4].random_seed, st.rounds[j].clients_len
     t = bytes(st.epoch_clients[trainer].p2p)
-    return [i for i in range(st.num_epoch_clients) if eligible(seed, bytes(st.epoch_clients[i].p2p), t, n)]
+    per_mille = int(st.config.verifiers_per_mille)
+    return [i for i in range(st.num_epoch_clients)
+            if eligible(seed, bytes(st.epoch_clients[i].p2p), t, n, per_mille)]
 
 
 def find(d: DiffRun, want: int, heights: list[int]) -> tuple[int, int, list[int]]:
@@ -247,3 +251,47 @@ def test_account_attacks_are_refused_by_name() -> None:
         assert not res.ok and res.error_name == expected, (name, res.error_name, res.error)
         assert snapshot(d) == before, name
     assert d.h.send(ix, [user]).ok  # the same instruction, unharmed, is accepted
+
+
+def _across_rounds(d: DiffRun, same: bool) -> tuple[int, int, int, int, int]:
+    """(trainer, h1, verifier drawn for h1, h2 > h1, verifier drawn for h2): the same verifier or two others."""
+    st = d.chain_state()
+    for t in range(st.num_epoch_clients):
+        for h1, h2 in ((0, 1), (0, 2), (1, 2)):
+            for a in drawn(d, t, h1):
+                for b in drawn(d, t, h2):
+                    if (a == b) == same:
+                        return t, h1, a, h2, b
+    pytest.skip("no such draw in this run's seeds")
+
+
+def test_fails_on_two_rounds_convict_and_one_verifier_alone_does_not() -> None:
+    """Issue 25 phase 3: epoch_fails / epoch_passes add up over the epoch, so two fails by two verifiers on two
+    different results convict (no result drew two); two fails by one verifier on two results do not."""
+    d, keys = play(3, users=5)
+    t, h1, a, h2, b = _across_rounds(d, same=False)
+    assert verdict(d, keys, a, t, h1, 0).chain.ok
+    assert d.chain_state().epoch_clients[t].state == ClientState.Healthy
+    res = verdict(d, keys, b, t, h2, 0).chain
+    assert res.ok, res.error
+    st = d.chain_state()
+    c = st.epoch_clients[t]
+    assert (c.epoch_fails, c.epoch_passes, c.state) == (2, 0, ClientState.Ejected)
+    assert c.fails[h1 % 4] == 1 and c.fails[h2 % 4] == 1
+    assert any(e.kind == "convicted" for e in decode_logs(res.logs, d.h.codec.program_id))
+
+    d, keys = play(3, users=5)
+    t, h1, a, h2, _ = _across_rounds(d, same=True)
+    assert verdict(d, keys, a, t, h1, 0).chain.ok and verdict(d, keys, a, t, h2, 0).chain.ok
+    c = d.chain_state().epoch_clients[t]
+    assert (c.epoch_fails, c.state) == (1, ClientState.Healthy)
+
+
+def test_a_zero_rate_draws_no_verifier() -> None:
+    d, keys = play(2, config=replace(BASE, verifiers_per_mille=0))
+    st = d.chain_state()
+    assert st.config.verifiers_per_mille == 0
+    for t in range(st.num_epoch_clients):
+        assert drawn(d, t, 0) == drawn(d, t, 1) == []
+    refused(d, "NotAVerifier", lambda: verdict(d, keys, 1, 0, 1, 0))
+    refused(d, "NotAVerifier", lambda: verdict(d, keys, 0, 1, 0, 1))
