@@ -45,7 +45,8 @@ def main() -> int:
     seen = ", ".join(f"{phases[k]} {v}" for k, v in sorted(coverage.phases.items()))
     print(f"instructions observed in each phase: {seen}; most epochs completed: {coverage.max_epoch}")
     print(f"sequences ending with a dropped client: {coverage.drops}, after an eviction: {coverage.evictions}, "
-          f"with slashed points: {coverage.slashed}, with banked points: {coverage.banked}")
+          f"with slashed points: {coverage.slashed}, with banked points: {coverage.banked}, "
+          f"with a client ejected by verdicts: {coverage.convictions}")
     accepted, refused, majority = coverage.votes
     print(f"checkpoint votes: {accepted} accepted (in Cooldown), {refused} refused, {majority} with a majority, "
           f"{coverage.adopted} changed the run's checkpoint")

@@ -260,6 +260,55 @@ def absent_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
     return out
 
 
+def _drawn_three(s: Scenario) -> tuple[int, int, list[int]]:
+    """Play rounds until a kept result drew three verifiers: (height, trainer, the last three drawn)."""
+    from coordinator_sdk.verdicts import eligible
+
+    for _ in range(12):
+        s.witnesses()
+        s.end_round()
+        st = s.state()
+        cur = st.rounds[st.rounds_head].height
+        p2p = [bytes(st.epoch_clients[i].p2p) for i in range(st.num_epoch_clients)]
+        for height in range(cur - 1, max(-1, cur - 4), -1):
+            seed, n = st.rounds[(height + 1) % 4].random_seed, st.rounds[height % 4].clients_len
+            for t in range(len(p2p) - 1, -1, -1):
+                drawn = [v for v in range(len(p2p)) if eligible(seed, p2p[v], p2p[t], n)]
+                if len(drawn) >= 3:
+                    return height, t, drawn[::-1][:3]
+    raise AssertionError("no result drew three verifiers in 12 rounds")
+
+
+def verdict_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
+    """Verdicts by drawn verifiers last in the epoch's list (the longest signer scan): on one result a pass, a
+    fail, then the fail that convicts (Ejected, slashed); in another run a fail, a pass, then the pass that
+    vindicates the result (the first accuser, found by a scan of the epoch's and exited lists, is slashed)."""
+    out: dict[str, int] = {}
+    for kind in ("convict", "vindicate"):
+        s = Scenario(h, n, f"cu-{kind}-{n}")
+        s.start()
+        s.warmup_votes()
+        height, t, vs = _drawn_three(s)
+        st = s.state()
+
+        def post(v: int, outcome: int, s=s, st=st, t=t, height=height) -> int:
+            res = h.client(s.run, "verdict", s.by_signer[bytes(st.epoch_clients[v].signer)], t, height, outcome,
+                           [1] * 32, [2] * 32)
+            assert res.ok, res.logs[-3:]
+            return res.cu
+
+        if kind == "convict":
+            out["verdict (pass)"] = post(vs[0], 1)
+            out["verdict (fail, no conviction yet)"] = post(vs[1], 0)
+            out["verdict (the fail that convicts: ejected, slashed)"] = post(vs[2], 0)
+            assert s.state().epoch_clients[t].state == 3
+        else:
+            post(vs[0], 0)
+            post(vs[1], 1)
+            out["verdict (the pass that vindicates: accuser slashed)"] = post(vs[2], 1)
+    return out
+
+
 def _bank(h: CoordinatorSvm, n: int, low_bump: bool) -> int:
     """A registry of n slots full of clients that all earned points in a played epoch: a newcomer evicts one
     (slot 0: all tie, evict_cursor is 0) and banks its points in a new points PDA. Creating it searches the
@@ -299,7 +348,8 @@ def bank_low_bump_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
 
 
 SCENARIOS: list[Callable[[CoordinatorSvm, int], dict[str, int]]] = [main_run, epoch_end_run, warmup_run, early_run,
-                                                                    absent_run, bank_run, bank_low_bump_run]
+                                                                    absent_run, verdict_run, bank_run,
+                                                                    bank_low_bump_run]
 
 
 def measure(n: int) -> dict[str, int]:

@@ -86,7 +86,8 @@ def load_run_config(path: Path) -> RunConfig:
         raise RunConfigError("; ".join(_keys(what, keys, "config")
                                        for what, keys in (("unknown", extra), ("missing", missing)) if keys))
     widths = {"total_steps": 32, "max_seq_len": 32, "waiting_for_members_extra_time": 8, "init_min_clients": 16,
-              "min_clients": 16, "witness_nodes": 16, "global_batch_size_start": 16, "global_batch_size_end": 16}
+              "min_clients": 16, "witness_nodes": 16, "global_batch_size_start": 16, "global_batch_size_end": 16,
+              "verifiers_per_mille": 16}
     config = {k: _int(cfg_raw, k, "config", 0, 2 ** widths.get(k, 64) - 1) for k in names}
     violations = Config(**config).violations()
     if violations:

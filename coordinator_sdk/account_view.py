@@ -34,6 +34,7 @@ class ConfigFields(Protocol):
     min_clients: int
     witness_nodes: int
     waiting_for_members_extra_time: int
+    verifiers_per_mille: int
 
 
 class CoordinatorView:

@@ -22,6 +22,7 @@ from solders.sysvar import SLOT_HASHES
 from coordinator_sdk.layout_view import LayoutTable, read_account
 from coordinator_sdk.points import points_pda
 from coordinator_sdk.program_errors import ErrorMap
+from coordinator_sdk.verdicts import DEFAULT_VERIFIERS_PER_MILLE
 from programs.deploy import program_id_for
 
 IDL_PATH = Path(__file__).resolve().parent.parent / "programs" / "coordinator" / "idl.json"
@@ -91,7 +92,8 @@ class CoordinatorCodec:
         return self.ix(name, *args, accounts=accounts)
 
     def config(self, **fields: int) -> Any:
-        fields.setdefault("pad", [0] * 5)
+        fields.setdefault("pad", [0] * 3)
+        fields.setdefault("verifiers_per_mille", DEFAULT_VERIFIERS_PER_MILLE)  # the model Config's default
         return self.program.type["Config"](**fields)
 
     def authorize(self, name: str, join_authority: Pubkey, instance: Pubkey, grantee: Pubkey,

@@ -15,6 +15,10 @@ count (another program could log look-alike data in the same transaction). Recor
                                                   that round, see coordinator_sdk.participation)
     state     run_state u8, step u32, epoch u32   the run moved to another phase
     epoch_end epoch u32, step u32, clients u32    an epoch closed and its rewards were paid
+    verdict   verifier32 trainer32 height u32, outcome u8, result32, ef32
+                                                  a verifier's recomputation of the trainer's result of
+                                                  round `height` (outcome 1 pass, 0 fail) with its evidence
+    convicted trainer32 height u32                fails >= 2 and > passes (that result or the epoch): Ejected
     checkpoint_vote    signer32 vote u64, votes u32, healthy u32
                        a healthy epoch client voted in Cooldown for a checkpoint (vote =
                        sha256(reference)[:8] LE, or 1 when that is 0); votes = the healthy clients
@@ -88,6 +92,11 @@ def decode_record(parts: list[bytes]) -> tuple[str, dict[str, Any]] | None:
         mask = rest[1]
         return kind, {"height": struct.unpack("<I", rest[0])[0],
                       "indices": [i for i in range(256) if mask[i // 8] >> (i % 8) & 1]}
+    if kind == "verdict" and sizes == [32, 32, 4, 1, 32, 32]:
+        return kind, {"wallet": _key(rest[0]), "trainer": _key(rest[1]), "height": struct.unpack("<I", rest[2])[0],
+                      "outcome": "pass" if rest[3][0] else "fail", "result": rest[4].hex(), "ef": rest[5].hex()}
+    if kind == "convicted" and sizes == [32, 4]:
+        return kind, {"wallet": _key(rest[0]), "height": struct.unpack("<I", rest[1])[0]}
     if kind == "state" and sizes == [1, 4, 4]:
         state = rest[0][0]
         return kind, {"phase": PHASES[state] if state < len(PHASES) else f"state {state}",

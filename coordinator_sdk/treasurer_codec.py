@@ -20,6 +20,7 @@ from solders.sysvar import SLOT_HASHES
 from coordinator_sdk.codec import CoordinatorCodec
 from coordinator_sdk.program_errors import ErrorMap
 from coordinator_sdk.spl_token import ATA_PROGRAM, TOKEN_PROGRAM, associated_token_address
+from coordinator_sdk.verdicts import DEFAULT_VERIFIERS_PER_MILLE
 from programs.deploy import program_id_for
 
 IDL_PATH = Path(__file__).resolve().parent.parent / "programs" / "treasurer" / "idl.json"
@@ -83,7 +84,8 @@ class TreasurerCodec:
         types = self.program.type
         md = None if metadata is None else types["RunMetadataUpdate"](
             name=metadata[0], description=metadata[1], num_parameters=metadata[2], vocab_size=metadata[3])
-        cfg = None if config is None else types["Config"](**{"pad": [0] * 5, **config})
+        cfg = None if config is None else types["Config"](
+            **{"pad": [0] * 3, "verifiers_per_mille": DEFAULT_VERIFIERS_PER_MILLE, **config})
         rates = None if epoch_rates is None else types["EpochRates"](earning_rate=epoch_rates[0],
                                                                      slashing_rate=epoch_rates[1])
         return self.ix("run_update", md, cfg, model, progress, checkpoint, rates, paused, accounts={

@@ -92,6 +92,10 @@ def compare(model: State, chain: Any) -> list[str]:
         cc = chain.epoch_clients[i]
         eq(f"epoch_clients[{i}]", (c.signer, c.p2p, int(c.state), c.registry_index),
            (bytes(cc.signer), bytes(cc.p2p), cc.state, cc.registry_index))
+        eq(f"epoch_clients[{i}].verdicts", (c.verdict_height, c.verdict_key, c.fails, c.passes, c.accuser,
+                                            c.epoch_fails, c.epoch_passes, c.epoch_accuser),
+           (cc.verdict_height, cc.verdict_key, list(cc.fails), list(cc.passes), list(cc.accuser),
+            int(cc.epoch_fails), int(cc.epoch_passes), int(cc.epoch_accuser)))
     eq("num_exited_clients", len(es.exited_clients), chain.num_exited_clients)
     for i, c in enumerate(es.exited_clients[:chain.num_exited_clients]):
         cc = chain.exited_clients[i]
@@ -258,6 +262,7 @@ class DiffRun:
                  "warmup_witness": lambda seed, slot: self.m.warmup_witness(signer, self.now, seed, slot),
                  "health_check": lambda seed, slot: self.m.health_check(signer, args[0], self.now, seed, slot),
                  "checkpoint": lambda seed, slot: self.m.checkpoint(signer, args[0].encode(), self.now, seed, slot),
+                 "verdict": lambda seed, slot: self.m.verdict(signer, args[0], args[1], args[2], self.now, seed, slot),
                  "witness": lambda seed, slot: self.m.witness(signer, bytes(args[0]), bytes(args[1]), bytes(args[2]),
                                                               self.now, seed, args[3], slot)}[name]
         return self._apply(name, lambda: self.h.client(self.run, name, user, *args), model)

@@ -13,6 +13,7 @@ from solders.keypair import Keypair
 from coordinator_sdk.model import Config
 from coordinator_sdk.model.state import IN_ROUND, ClientState, RunState
 from coordinator_sdk.shuffle import elected_witnesses
+from coordinator_sdk.verdicts import eligible
 from devtools.differential import DiffRun
 from devtools.litesvm_harness import CoordinatorSvm
 
@@ -24,7 +25,8 @@ CONFIGS = [BASE, replace(BASE, witness_nodes=1), replace(BASE, witness_nodes=2, 
            replace(BASE, global_batch_size_start=2, global_batch_size_end=6, global_batch_size_warmup_tokens=64 * 12),
            replace(BASE, global_batch_size_start=2, global_batch_size_end=2),  # 5 users, 2 slots: evictions
            replace(BASE, epoch_time=U64),  # the epoch-end check must not wrap
-           replace(BASE, total_steps=U32, epoch_time=10)]  # steps near u32::MAX (update_progress edges): last_step
+           replace(BASE, total_steps=U32, epoch_time=10),  # steps near u32::MAX (update_progress edges): last_step
+           replace(BASE, verifiers_per_mille=700)]  # a low verifier rate: the epoch's totals convict
 
 
 def _boundary_configs() -> list[Config]:
@@ -34,7 +36,8 @@ def _boundary_configs() -> list[Config]:
              "epoch_time": (0, 1, U64 - 1, U64), "total_steps": (0, 1, U32), "max_seq_len": (0, 1, U32),
              "init_min_clients": (0, 1, 256, 257, U16), "min_clients": (0, 2, 3), "witness_nodes": (1, 32, 33, U16),
              "global_batch_size_start": (0, 1, 5, U16), "global_batch_size_end": (0, 3, 256, U16),
-             "waiting_for_members_extra_time": (0, 1, U8)}
+             "waiting_for_members_extra_time": (0, 1, U8),
+             "verifiers_per_mille": (0, 1, 10000, 10001, U16)}
     return [replace(BASE, **{name: v}) for name, values in edges.items() for v in values]
 
 
@@ -42,8 +45,8 @@ CONFIG_CHOICES = CONFIGS + _boundary_configs()  # what update_config ops pick fr
 USERS = 5  # user 4 is usually an outsider: it only joins if the sequence says so
 OPS = ("join", "withdraw", "tick", "warmup_witness", "witness", "health_check", "pause", "resume", "advance",
        "update_progress", "update_config", "checkpoint", "join_p2p", "play_round", "set_checkpoint", "depart",
-       "p2p_squat", "edge")
-WEIGHTS = (3, 0.5, 4, 3, 8, 1, 0.3, 0.6, 6, 0.3, 0.3, 1.5, 0.6, 1.5, 0.3, 1.5, 0.4, 0.5)
+       "p2p_squat", "edge", "verdict")
+WEIGHTS = (3, 0.5, 4, 3, 8, 1, 0.3, 0.6, 6, 0.3, 0.3, 1.5, 0.6, 1.5, 0.3, 1.5, 0.4, 0.5, 2.5)
 # "edge" writes one counter near the top of its type on both sides (state no instruction sequence reaches in a
 # test's length): the next nonce bump, epoch start, round or epoch-end data index must then be refused alike,
 # and the epoch's last_step (step + 2) must not wrap.
@@ -124,6 +127,8 @@ def apply(d: DiffRun, users: list[Keypair], op: Op) -> None:
         d.witness(user, delivered, step=min(U32, max(0, d.chain_state().step + offset)), stray=dt == 5)
     elif name == "health_check":
         d.client("health_check", user, mask % (USERS + 1))
+    elif name == "verdict":
+        _verdict(d, users, u, mask, offset, dt)
     elif name == "play_round":  # drives runs deep: every healthy elected witness posts, then time runs out
         _play_round(d, users, mask, dt)
     elif name == "depart":  # an elected witness leaves a round in which others posted
@@ -204,6 +209,32 @@ def _play_round(d: DiffRun, users: list[Keypair], mask: int, dt: int) -> None:
         _vote_checkpoints(d, users, mask, dt)
 
 
+def _verdict(d: DiffRun, users: list[Keypair], u: int, mask: int, offset: int, dt: int) -> None:
+    """Verdicts on round current - 1 - dt % 4 (+ offset: a round not kept, or without a successor). Without
+    mask & 1, one verdict of user u on trainer index mask % (n + 2) (often not drawn, or no such client); with
+    it, every drawn verifier of trainer u % n posts, verifier k passing when mask bit k + 2 is set (fails
+    convict, passes vindicate and penalise the first accuser). dt == 12: an outcome that is neither."""
+    st = d.chain_state()
+    n = int(st.num_epoch_clients)
+    height = max(0, int(st.rounds[st.rounds_head].height) - 1 - dt % 4 + offset)
+    outcome = 2 if dt == 12 else (mask >> 1) & 1
+    if not mask & 1 or n == 0:
+        d.client("verdict", users[u], mask % (n + 2), height, outcome, [u] * 32, [mask % 256] * 32)
+        return
+    by_key = {bytes(k.pubkey()): k for k in users}
+    j, trainer = height % 4, u % n
+    seed, clients_len = st.rounds[(j + 1) % 4].random_seed, int(st.rounds[j].clients_len)
+    t_p2p = bytes(st.epoch_clients[trainer].p2p)
+    drawn = [i for i in range(n) if eligible(seed, bytes(st.epoch_clients[i].p2p), t_p2p, clients_len,
+                                                 int(st.config.verifiers_per_mille))]
+    for k, i in enumerate(drawn):
+        signer = by_key.get(bytes(st.epoch_clients[i].signer))
+        if signer is not None:
+            d.h.advance(0)
+            d.client("verdict", signer, trainer, height, outcome if dt == 12 else (mask >> (k + 2)) & 1,
+                     [k] * 32, [trainer] * 32)
+
+
 def _pending_witnesses(st) -> list[int]:
     """Healthy elected witnesses of the current round that have not posted."""
     r = st.rounds[st.rounds_head]
@@ -268,7 +299,8 @@ class Coverage:
         self.max_epoch = 0
         self.accepted: dict[str, int] = {}
         self.refused: dict[str, int] = {}
-        self.drops = self.evictions = self.slashed = 0  # sequences where a client was dropped / evicted / slashed
+        # sequences where a client was dropped / evicted / slashed / ejected by a verdict quorum
+        self.drops = self.evictions = self.slashed = self.convictions = 0
         self.votes = [0, 0, 0]  # checkpoint votes accepted, refused, and those that gave their reference a majority
         self.adopted = 0  # checkpoint votes that changed the run's checkpoint
         self.leaves_after_posts = 0  # withdraw / health_check accepted in RoundTrain after a witness posted
@@ -290,6 +322,7 @@ class Coverage:
         exited = [state.exited_clients[i].state for i in range(state.num_exited_clients)]
         now = [state.epoch_clients[i].state for i in range(state.num_epoch_clients)]
         self.drops += 1 in exited + now
+        self.convictions += 3 in exited + now
         self.evictions += state.evict_cursor != 0
         self.slashed += any(state.clients[i].slashed for i in range(state.num_clients))
 

@@ -16,7 +16,7 @@ from coordinator_sdk.model.state import NUM_ROUNDS, EpochClient, State
 CONFIG_FIELDS = ("warmup_time", "cooldown_time", "max_round_train_time", "round_witness_time",
                  "global_batch_size_warmup_tokens", "epoch_time", "total_steps", "max_seq_len", "init_min_clients",
                  "min_clients", "witness_nodes", "global_batch_size_start", "global_batch_size_end",
-                 "waiting_for_members_extra_time")
+                 "waiting_for_members_extra_time", "verifiers_per_mille")
 TOP_FIELDS = ("nonce", "epoch", "step", "epoch_start_data_index", "run_state_start_unix_timestamp", "earning_rate",
               "slashing_rate", "future_earning_rate", "future_slashing_rate", "next_active", "evict_cursor",
               "seed_slot")
@@ -32,6 +32,9 @@ def _epoch_client(rec: Any, c: EpochClient) -> None:
     _put(rec["signer"]["publicKey"], c.signer)
     _put(rec["p2p"]["publicKey"], c.p2p)
     rec["state"], rec["registry_index"], rec["exited_height"] = int(c.state), c.registry_index, c.exited_height
+    rec["verdict_height"], rec["verdict_key"] = c.verdict_height, c.verdict_key
+    rec["fails"], rec["passes"], rec["accuser"] = c.fails, c.passes, c.accuser
+    rec["epoch_fails"], rec["epoch_passes"], rec["epoch_accuser"] = c.epoch_fails, c.epoch_passes, c.epoch_accuser
 
 
 class ModelAccount:

@@ -117,7 +117,7 @@ async def run_trainer(a: argparse.Namespace) -> None:
         gossip.set_step(step)
         if step < a.steps:
             out = trainer.train_step(step, data.batch(a.index, step, a.batch))
-            wire = encode_result(out.result, layout, dcfg)
+            wire = encode_result(out.result, layout, dcfg, sender=me.public)
             await exchange.publish(step, wire)
             got = await exchange.gather(step, trainers, timeout=60.0)
             pending[step] = [r for _, r in got]

@@ -32,7 +32,11 @@ class ResultExchange:
         self.cpu = CpuMeter()  # validate (the commitment's sha256) and decode (checks + tensors), per round event
         self._limit = max_encoded_size(layout)
 
-    async def publish(self, step: int, wire: bytes) -> bytes:
+    async def publish(self, step: int, wire: bytes, state: bytes | None = None) -> bytes:
+        """Store and announce a result; `state`, the error-feedback state the result commits to (its `ef` is
+        the state's sha256, so the blob store serves it under that name), is kept for verifiers to fetch."""
+        if state is not None:
+            self.blobs.store.put(state, step)
         h = self.blobs.store.put(wire, step)
         self._announced.setdefault(step, {})[self.gossip.node.public] = h
         await self.gossip.publish(RESULT_KIND, h, step=step)
@@ -85,7 +89,7 @@ class ResultExchange:
             self.cpu.add("validate", time.thread_time() - t0)
             if not matches:
                 raise ResultError("result bytes do not match the committed sha256")
-            return self.cpu.timed("decode", decode_result, wire, self.layout, self.cfg, None, step)
+            return self.cpu.timed("decode", decode_result, wire, self.layout, self.cfg, None, step, sender)
         except Exception as e:  # a bad or missing result is left out, with the reason kept (ResultError, …)
             self.rejected[sender] = exception_text(e)
             raise

@@ -44,6 +44,10 @@ class Backend(Protocol):
 
     async def health_check(self, target_index: int) -> None: ...
 
+    async def verdict(self, trainer_index: int, height: int, passed: bool, result_hash: bytes,
+                      ef_hash: bytes) -> None:
+        """Post a recomputation's outcome on one trainer's result of round `height` (issue 25)."""
+
     async def checkpoint(self, reference: str) -> None:
         """Vote for the epoch's checkpoint (the chain adopts the one a majority of healthy clients vote)."""
 
@@ -87,6 +91,10 @@ class ChainBackend:
 
     async def health_check(self, target_index: int) -> None:
         await self.chain.health_check(target_index)
+
+    async def verdict(self, trainer_index: int, height: int, passed: bool, result_hash: bytes,
+                      ef_hash: bytes) -> None:
+        await self.chain.verdict(trainer_index, height, passed, result_hash, ef_hash)
 
     async def checkpoint(self, reference: str) -> None:
         await self.chain.checkpoint(reference)

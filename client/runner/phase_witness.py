@@ -50,8 +50,8 @@ async def gather(ctx: RunnerContext, book: RoundBook, step: int, current: int, d
     if exchange is None:
         return report
 
-    def fresh() -> list[tuple[bytes, bytes]]:
-        return [(k, h) for k, h in sorted(exchange.announced(step).items()) if k in signer_of and k not in done]
+    def fresh() -> list[tuple[bytes, bytes]]:  # in arrival order: of a result and its copy, the first stays
+        return [(k, h) for k, h in exchange.announced(step).items() if k in signer_of and k not in done]
 
     def settled() -> bool:
         cur = ctx.state
@@ -64,13 +64,21 @@ async def gather(ctx: RunnerContext, book: RoundBook, step: int, current: int, d
         for sender, h in fresh():
             done.add(sender)
             if sender == ctx.p2p.identity.public and sender in got:
+                book.checks.check(step, sender, got[sender])  # remembered, so a copy of it is caught
                 report.add(signer_of[sender], h)
                 continue
             try:
-                got[sender] = await exchange.fetch_result(step, sender, h)
-                report.add(signer_of[sender], h)
+                res = await exchange.fetch_result(step, sender, h)
             except Exception as e:
                 ctx.report.event("rejected", step=step, peer=sender.hex()[:16], reason=first_line(e))
+                continue
+            reason = book.checks.check(step, sender, res)
+            if reason is not None:  # left out of our participant bits: it earns nothing for the round
+                exchange.rejected[sender] = reason
+                ctx.report.event("rejected", step=step, peer=sender.hex()[:16], reason=reason)
+                continue
+            got[sender] = res
+            report.add(signer_of[sender], h)
         if settled():
             return report
         if not await ctx.watch.until(lambda: bool(fresh()) or settled(), deadline):

@@ -13,7 +13,7 @@ import asyncio
 import time
 from typing import Any
 
-from client.runner import phase_apply, phase_cooldown, phase_train, phase_warmup, phase_witness
+from client.runner import phase_apply, phase_cooldown, phase_train, phase_verify, phase_warmup, phase_witness
 from client.runner.context import RunnerContext
 from client.runner.data_source import close_provider
 from client.runner.training_state import RoundBook, TrainingState, weights_sha256
@@ -30,6 +30,7 @@ class RoundWork:
         self.wire_hook, self.model_hook = wire_hook, model_hook
         self._gather_s = 0.0
         self._process_cpu = 0.0  # time.process_time() at the last round event (the whole process's CPU)
+        self.verifier = phase_verify.Verifier(ctx.settings.verify_trainers)
 
     @property
     def device(self) -> str:
@@ -58,6 +59,7 @@ class RoundWork:
         applied = await ctx.cpu.run("apply", phase_apply.apply(ctx, ts, book, step - 2, round_at(st, 1), st)) \
             if height >= 2 else 0
         apply_s = time.monotonic() - t_start
+        self.verifier.note(ts, st, step)
         elected = is_elected(st, ctx.me)
         deadline = phase_witness.chain_deadline(st)
         gather = asyncio.create_task(self._timed_gather(step, deadline)) if height >= 1 else None
@@ -69,6 +71,7 @@ class RoundWork:
             # participant sets and dropped (the CI failure of test_kill_9_mid_round_then_rejoin)
             await ctx.p2p.say("finished", step)
             report = await gather if gather is not None else WitnessReport()
+            self.verifier.start(ctx, ts, book, st, step)  # spot-checks of step - 2, off the round's path
         finally:
             if gather is not None and not gather.done():
                 gather.cancel()
@@ -124,6 +127,7 @@ class RoundWork:
         return out
 
     async def close(self) -> None:
+        await self.verifier.close()
         if self.ts.provider is not None:
             await close_provider(self.ts.provider)
             self.ts.provider = None

@@ -33,6 +33,7 @@ class ClientSettings:
     keep_checkpoints: int = 3
     data: str | None = None
     simulate_training: float | None = None  # seconds: a seeded result instead of forward/backward (testing)
+    verify_trainers: int = 8  # at most this many drawn trainers recomputed per round (0: none; ~3 are drawn)
 
 
 def check_device_spec(spec: str) -> str | None:

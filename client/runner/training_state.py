@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from client.runner.result_checks import ResultMemory
 from client.runner.run_model import TrainingPlan
 from client.training.distro import DistroResult
 from client.training.trainer import Trainer
@@ -46,6 +47,7 @@ class RoundBook:
     trainers_of: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
     results: dict[int, dict[bytes, DistroResult]] = field(default_factory=dict)
     applied: dict[int, int] = field(default_factory=dict)
+    checks: ResultMemory = field(default_factory=ResultMemory)  # copies and replays (result_checks.py)
 
     def clear(self) -> None:
         self.trainers_of.clear()

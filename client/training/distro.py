@@ -11,11 +11,20 @@ Two deliberate differences from Psyche, both for bit-identical weights across cl
 * weight decay happens in `apply`, so the weights are a pure function of the initial weights and the
   sequence of result sets, whether or not this client trained in a round.
 δ is kept in float32 whatever the model dtype, so a bf16 model's momentum does not lose its small terms.
+
+The error-feedback state (δ and Q_{t−1}) is what a verifier needs, with the run's weights and the assigned
+batch, to recompute a trainer's result: `state_bytes` serializes it canonically, and every result carries
+`ef`, the sha256 of the state *before* its step (`generate` computes it), so a trainer cannot serve a
+different state later. The state after step S is the one committed by its result of S+1: a verifier that
+recomputes S also checks that chain.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 
+import msgpack
+import numpy as np
 import torch
 from torch import nn
 
@@ -64,6 +73,16 @@ class DistroResult:
     step: int
     params: dict[str, SparseCoeffs]
     quantized: bool
+    ef: bytes = bytes(32)  # sha256 of the trainer's error-feedback state before this step (`state_bytes`)
+    sender: bytes = bytes(32)  # the P2P key the result is bound to on the wire (set by the codec)
+    state: bytes | None = field(default=None, repr=False)  # the trainer's own state blob (never on the wire)
+
+
+EF_FORMAT = "psyche-ef/1"
+
+
+def state_commitment(blob: bytes) -> bytes:
+    return hashlib.sha256(blob).digest()
 
 
 class Distro:
@@ -81,6 +100,53 @@ class Distro:
             d.zero_()
         self.sent = None
 
+    def state_bytes(self) -> bytes:
+        """The error-feedback state, canonically: δ per parameter (f32, layout order) and Q_{t−1} (int64
+        indices, f32 values) or nil before the first step."""
+        delta = [d.detach().contiguous().cpu().numpy().astype("<f4").tobytes() for d in self.delta.values()]
+        sent = None if self.sent is None else [
+            [self.sent[n].idx.cpu().numpy().astype("<i8").tobytes(),
+             self.sent[n].val.cpu().numpy().astype("<f4").tobytes()] for n in self.params]
+        return msgpack.packb({"format": EF_FORMAT, "delta": delta, "sent": sent}, use_bin_type=True)
+
+    def load_state(self, blob: bytes) -> None:
+        """Inverse of `state_bytes`; raises ValueError on anything that does not fit this model."""
+        try:
+            env = msgpack.unpackb(blob, raw=False)
+        except Exception as e:  # msgpack raises several unrelated exception types
+            raise ValueError(f"error-feedback state is not msgpack: {e}") from None
+        if not isinstance(env, dict) or env.get("format") != EF_FORMAT or set(env) != {"format", "delta", "sent"}:
+            raise ValueError("error-feedback state has the wrong envelope")
+        names = list(self.params)
+        if not isinstance(env["delta"], list) or len(env["delta"]) != len(names):
+            raise ValueError("error-feedback state holds the wrong number of parameters")
+        sent_in = env["sent"]
+        if sent_in is not None and (not isinstance(sent_in, list) or len(sent_in) != len(names)):
+            raise ValueError("error-feedback state holds the wrong number of sent results")
+        delta, sent = {}, {}
+        for i, n in enumerate(names):
+            d = self.delta[n]
+            raw = env["delta"][i]
+            if not isinstance(raw, bytes) or len(raw) != d.numel() * 4:
+                raise ValueError(f"error-feedback state: delta of {n} has the wrong size")
+            delta[n] = torch.from_numpy(np.frombuffer(raw, dtype="<f4").copy()).reshape(d.shape).to(d.device)
+            if sent_in is not None:
+                lay = self.layout[n]
+                shape = (*lay.plan.blocks_shape, lay.k)
+                count = int(np.prod(shape))
+                idx_raw, val_raw = sent_in[i] if isinstance(sent_in[i], list) and len(sent_in[i]) == 2 else (b"", b"")
+                if not isinstance(idx_raw, bytes) or not isinstance(val_raw, bytes) \
+                        or len(idx_raw) != count * 8 or len(val_raw) != count * 4:
+                    raise ValueError(f"error-feedback state: sent result of {n} has the wrong size")
+                idx = torch.from_numpy(np.frombuffer(idx_raw, dtype="<i8").copy()).reshape(shape)
+                if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= lay.plan.totalk):
+                    raise ValueError(f"error-feedback state: sent index of {n} out of range")
+                val = torch.from_numpy(np.frombuffer(val_raw, dtype="<f4").copy()).reshape(shape)
+                sent[n] = SparseCoeffs(idx.to(d.device), val.to(d.device))
+        for n, d in delta.items():
+            self.delta[n].copy_(d)
+        self.sent = sent if sent_in is not None else None
+
     @torch.no_grad()
     def lookahead(self, lr_prev: float) -> None:
         """Move to where the pending, not yet applied, updates will likely take the weights."""
@@ -92,6 +158,7 @@ class Distro:
     @torch.no_grad()
     def generate(self, step: int, lr: float) -> DistroResult:
         """Fold this step's gradients into δ and extract the result; gradients must be populated."""
+        before = self.state_bytes()
         if self._stash is not None:
             for n, p in self.params.items():
                 p.copy_(self._stash[n])
@@ -107,7 +174,7 @@ class Distro:
             sent[n] = compress(encode(d, lay.plan), lay.k)
         self.sent = sent
         out = {n: q.signs() for n, q in sent.items()} if self.cfg.quantize_1bit else dict(sent)
-        return DistroResult(step, out, self.cfg.quantize_1bit)
+        return DistroResult(step, out, self.cfg.quantize_1bit, ef=state_commitment(before), state=before)
 
     @staticmethod
     def _decode_mean(lay: ParamLayout, parts: list[SparseCoeffs], device: torch.device) -> torch.Tensor:

@@ -8,6 +8,11 @@ A result comes from an untrusted peer, and Psyche does not check its shapes. Her
 checks everything before any tensor is built: envelope keys and types, the run settings and layout
 hash, each array's exact byte length, index range and canonical order (ascending, no duplicates),
 finite values and zero padding bits. Any failure raises `ResultError` naming the parameter and field.
+
+Format 2 binds two 32-byte fields into the committed bytes (issue 25): `sender`, the P2P key of the
+trainer the result belongs to (a peer re-announcing another trainer's blob fails `expected_sender`), and
+`ef`, the sha256 of the trainer's DisTrO error-feedback state before the step, which a verifier checks the
+state it is later served against before recomputing the result.
 """
 from __future__ import annotations
 
@@ -21,9 +26,9 @@ import torch
 from client.training.compress import SparseCoeffs, index_dtype, pack_signs, packed_sign_bytes, unpack_signs
 from client.training.distro import DistroConfig, DistroResult, ParamLayout
 
-FORMAT = "psyche-distro/1"
+FORMAT = "psyche-distro/2"
 VALUE_BYTES = {"sign1": 0, "bf16": 2, "f32": 4}
-ENVELOPE_KEYS = {"format", "step", "chunk", "topk", "layout", "val_dtype", "idx", "val"}
+ENVELOPE_KEYS = {"format", "step", "chunk", "topk", "layout", "val_dtype", "idx", "val", "sender", "ef"}
 
 
 class ResultError(ValueError):
@@ -50,8 +55,12 @@ def _values_bytes(val: torch.Tensor, dtype: str) -> bytes:
 
 
 def encode_result(result: DistroResult, layout: dict[str, ParamLayout], cfg: DistroConfig,
-                  value_dtype: str = "bf16") -> bytes:
-    """`value_dtype` applies to unquantized results; a 1-bit result always travels as packed signs."""
+                  value_dtype: str = "bf16", sender: bytes | None = None) -> bytes:
+    """`value_dtype` applies to unquantized results; a 1-bit result always travels as packed signs.
+    `sender`: the P2P key the result is bound to (default: `result.sender`)."""
+    sender = result.sender if sender is None else sender
+    if len(sender) != 32 or len(result.ef) != 32:
+        raise ValueError("sender and ef must be 32 bytes")
     if value_dtype not in ("bf16", "f32"):
         raise ValueError(f"value_dtype must be bf16 or f32, got {value_dtype!r}")
     vdt = "sign1" if result.quantized else value_dtype
@@ -61,13 +70,14 @@ def encode_result(result: DistroResult, layout: dict[str, ParamLayout], cfg: Dis
         idx.append(q.idx.cpu().numpy().astype(index_dtype(lay.plan.totalk)).tobytes())
         val.append(_values_bytes(q.val.cpu(), vdt))
     env = {"format": FORMAT, "step": result.step, "chunk": cfg.chunk, "topk": cfg.topk,
-           "layout": layout_hash(layout), "val_dtype": vdt, "idx": idx, "val": val}
+           "layout": layout_hash(layout), "val_dtype": vdt, "idx": idx, "val": val,
+           "sender": bytes(sender), "ef": bytes(result.ef)}
     return msgpack.packb(env, use_bin_type=True)
 
 
 def max_encoded_size(layout: dict[str, ParamLayout]) -> int:
     """An upper bound on a valid result's size (f32 values), used to refuse oversized payloads unparsed."""
-    total = 512
+    total = 512 + 2 * 34
     for lay in layout.values():
         n = lay.plan.num_blocks * lay.k
         total += 16 + n * (index_dtype(lay.plan.totalk).itemsize + 4)
@@ -110,7 +120,8 @@ def _decode_param(raw_idx: Any, raw_val: Any, lay: ParamLayout, vdt: str) -> Spa
 
 
 def decode_result(data: bytes, layout: dict[str, ParamLayout], cfg: DistroConfig,
-                  expected_commitment: bytes | None = None, expected_step: int | None = None) -> DistroResult:
+                  expected_commitment: bytes | None = None, expected_step: int | None = None,
+                  expected_sender: bytes | None = None) -> DistroResult:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ResultError(f"result must be bytes, got {type(data).__name__}")
     limit = max_encoded_size(layout)
@@ -131,6 +142,12 @@ def decode_result(data: bytes, layout: dict[str, ParamLayout], cfg: DistroConfig
         raise ResultError(f"result step {env['step']!r} is not a non-negative integer")
     if expected_step is not None and env["step"] != expected_step:
         raise ResultError(f"result is for step {env['step']}, expected step {expected_step}")
+    for key in ("sender", "ef"):
+        if not isinstance(env[key], bytes) or len(env[key]) != 32:
+            raise ResultError(f"result {key} must be 32 bytes")
+    if expected_sender is not None and env["sender"] != bytes(expected_sender):
+        raise ResultError(f"result is bound to sender {env['sender'].hex()[:16]}, not to its announcer"
+                          f" {bytes(expected_sender).hex()[:16]}")
     if env["chunk"] != cfg.chunk or env["topk"] != cfg.topk:
         raise ResultError(f"sender used chunk={env['chunk']!r} topk={env['topk']!r},"
                           f" this run uses chunk={cfg.chunk} topk={cfg.topk}")
@@ -145,4 +162,4 @@ def decode_result(data: bytes, layout: dict[str, ParamLayout], cfg: DistroConfig
             raise ResultError(f"result {key} carries {got} arrays, the local model has {len(layout)} parameters")
     params = {lay.name: _decode_param(i, v, lay, vdt)
               for i, v, lay in zip(env["idx"], env["val"], layout.values(), strict=True)}
-    return DistroResult(env["step"], params, vdt == "sign1")
+    return DistroResult(env["step"], params, vdt == "sign1", ef=env["ef"], sender=env["sender"])

@@ -39,6 +39,7 @@ from coordinator_sdk.model.transitions import (  # noqa: F401 (checkpoint_vote, 
     checkpoint_vote,
     tick_due_at,
 )
+from coordinator_sdk.model.verdicts import apply_verdict
 from coordinator_sdk.participation import absent_count, in_range
 from coordinator_sdk.shuffle import is_witness
 
@@ -266,4 +267,11 @@ class Machine:
         votes = sum(s.checkpoint_votes[i] == vote for i in healthy)
         if votes * 2 > len(healthy):
             s.checkpoint = reference
+        _tick(s, now, seed, slot)
+
+    @_instruction
+    def verdict(self, s: State, signer: bytes, trainer_index: int, height: int, outcome: int, now: int, seed: int,
+                slot: int | None = None) -> None:
+        """A verifier's finding on trainer `trainer_index`'s result of round `height` (model.verdicts)."""
+        apply_verdict(s, signer, trainer_index, height, outcome)
         _tick(s, now, seed, slot)

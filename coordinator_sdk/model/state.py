@@ -6,6 +6,7 @@ from enum import IntEnum
 
 MAX_CLIENTS = 256
 MAX_WITNESSES = 32
+MAX_VERIFIERS_PER_MILLE = 10000
 NUM_ROUNDS = 4
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
@@ -51,6 +52,7 @@ class Config:
     global_batch_size_end: int = 8
     waiting_for_members_extra_time: int = 3
     max_seq_len: int = 512
+    verifiers_per_mille: int = 3000  # issue 25: expected verifiers per trainer and round x 1000; 0: no verdicts
 
     def violations(self) -> list[str]:
         """Every sanity rule the config breaks (psyche-facts §2.1), empty when it is sound."""
@@ -70,6 +72,7 @@ class Config:
             (self.waiting_for_members_extra_time > 0, "waiting_for_members_extra_time must be > 0"),
             (self.max_seq_len > 0, "max_seq_len must be > 0"),
             (self.global_batch_size_warmup_tokens <= 2**47, "global_batch_size_warmup_tokens must be <= 2^47"),
+            (self.verifiers_per_mille <= MAX_VERIFIERS_PER_MILLE, "verifiers_per_mille must be <= 10000"),
         ]
         return [msg for ok, msg in rules if not ok]
 
@@ -102,6 +105,17 @@ class EpochClient:
     state: ClientState = ClientState.Healthy
     exited_height: int = 0
     registry_index: int = 0
+    # verdicts (coordinator_sdk.model.verdicts): as a verifier, (1 + height, trainer key) of its last verdict;
+    # as a trainer, per ring slot of a kept round: fail / pass counts and 1 + the first accuser's registry slot
+    verdict_height: int = 0
+    verdict_key: int = 0
+    fails: list[int] = field(default_factory=lambda: [0] * NUM_ROUNDS)
+    passes: list[int] = field(default_factory=lambda: [0] * NUM_ROUNDS)
+    accuser: list[int] = field(default_factory=lambda: [0] * NUM_ROUNDS)
+    # as a trainer, over the whole epoch (all its results, saturating at 255): what convicts at a low rate
+    epoch_fails: int = 0
+    epoch_passes: int = 0
+    epoch_accuser: int = 0  # 1 + the registry slot of the epoch's first fail verdict; its later fails don't count
 
 
 @dataclass

@@ -111,6 +111,8 @@ def _start_round_train(s: State, now: int, seed: int, slot: int | None) -> None:
         es.rounds_head = (es.rounds_head + 1) % NUM_ROUNDS
         height, data_index = prev.height + 1, _add_u64(prev.data_index, _target_batch(s, prev))
     es.rounds[es.rounds_head] = Round([], data_index, seed, height, len(es.clients))
+    for c in es.clients:  # the slot's verdicts were of height - 4, no longer kept
+        c.fails[es.rounds_head] = c.passes[es.rounds_head] = c.accuser[es.rounds_head] = 0
     if slot is not None:
         s.seed_slot = slot  # the round after this one: this slot's hash, unknown to all yet
     _change(s, RunState.RoundTrain, now)

@@ -76,6 +76,7 @@ uint64_t config_check(const Config *c) {
               c->global_batch_size_start > 0 && c->global_batch_size_start <= c->global_batch_size_end &&
               c->total_steps > 0 && c->witness_nodes <= c->min_clients && c->witness_nodes <= MAX_WITNESSES &&
               c->cooldown_time > 0 && c->waiting_for_members_extra_time > 0 && c->max_seq_len > 0 &&
-              c->global_batch_size_warmup_tokens <= (1ULL << 47);
+              c->global_batch_size_warmup_tokens <= (1ULL << 47) &&
+              c->verifiers_per_mille <= MAX_VERIFIERS_PER_MILLE;
     return ok ? SOL_SUCCESS : E_INVALID_CONFIG;
 }

@@ -2,7 +2,7 @@
  * account (w); SlotHashes follows (index 3, or 4 for join_run whose index 3 is the authorization). */
 #include "args.h"
 
-static uint64_t load_client(const SolParameters *p, Ctx *ctx, uint64_t slot_hashes_i) {
+uint64_t load_client(const SolParameters *p, Ctx *ctx, uint64_t slot_hashes_i) {
     uint64_t err = require_signer(p, 0);
     if (err) return err;
     if ((err = load_run(p, 1, 2, true, ctx))) return err;
@@ -11,7 +11,7 @@ static uint64_t load_client(const SolParameters *p, Ctx *ctx, uint64_t slot_hash
     return SOL_SUCCESS;
 }
 
-static uint64_t tick_now(const Ctx *ctx, uint64_t slot_hashes_i) {
+uint64_t tick_now(const Ctx *ctx, uint64_t slot_hashes_i) {
     Chain ch = {ctx->now, ctx->slot, &ctx->p->ka[slot_hashes_i]};
     return tick(ctx->acc, &ch);
 }
@@ -24,7 +24,7 @@ static uint64_t maybe_tick(Ctx *ctx, uint64_t slot_hashes_i) {
 
 /* The signer's index among the current epoch's clients, which must be healthy: a client that withdrew or
  * was dropped may not witness, vote in warmup, report health or vote for a checkpoint. */
-static uint64_t healthy_epoch_client(const Ctx *ctx, int64_t *index) {
+uint64_t healthy_epoch_client(const Ctx *ctx, int64_t *index) {
     *index = find_epoch_client(ctx->acc, ctx->signer->key);
     if (*index < 0) return E_SIGNER_NOT_A_CLIENT;
     return ctx->acc->epoch_clients[*index].state == CS_HEALTHY ? SOL_SUCCESS : E_CLIENT_NOT_HEALTHY;

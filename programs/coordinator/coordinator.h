@@ -13,6 +13,7 @@
 /* ---- sizes and constants ----------------------------------------------------------------------------- */
 #define MAX_CLIENTS 256
 #define MAX_WITNESSES 32
+#define MAX_VERIFIERS_PER_MILLE 10000 /* Config.verifiers_per_mille: at most 10 expected verifiers per trainer */
 #define NUM_ROUNDS 4
 #define RUN_ID_MAX 32
 #define ADDR_HINT_MAX 64
@@ -44,6 +45,7 @@ enum { CS_HEALTHY = 0, CS_DROPPED, CS_WITHDRAWN, CS_EJECTED };
 #define IX_UPDATE_MODEL 0x49185367102ce64cULL
 #define IX_UPDATE_PROGRESS 0x6f159e1b714e2f87ULL
 #define IX_SET_CHECKPOINT 0x506826df87ee4fc7ULL
+#define IX_VERDICT 0xe7223d0bb11f1ed8ULL
 #define DISC_RUN_INSTANCE 0x0fba572748ffcb9cULL
 #define DISC_COORDINATOR_ACCOUNT 0x2b569b2c37b121efULL
 #define DISC_AUTHORIZATION 0x4b20a8c3f3a84403ULL
@@ -60,7 +62,7 @@ enum {
     E_ARITHMETIC_OVERFLOW, E_NOT_AUTHORIZED, E_INVALID_ARGUMENT, E_NOT_SYSTEM_PROGRAM, E_ACCOUNT_NOT_ZEROED,
     E_WRONG_SYSVAR, E_STALE_ROUND, E_INVALID_MODEL, E_INVALID_PROGRESS, E_CLIENT_NOT_HEALTHY, E_P2P_KEY_TAKEN,
     E_PARTICIPANT_OUT_OF_RANGE,
-    E_WRONG_POINTS_ACCOUNT,
+    E_WRONG_POINTS_ACCOUNT, E_NOT_A_VERIFIER, E_DUPLICATE_VERDICT,
 };
 
 /* ---- layouts ----------------------------------------------------------------------------------------- */
@@ -69,8 +71,9 @@ typedef struct {
     uint64_t global_batch_size_warmup_tokens, epoch_time;
     uint32_t total_steps, max_seq_len;
     uint16_t init_min_clients, min_clients, witness_nodes, global_batch_size_start, global_batch_size_end;
+    uint16_t verifiers_per_mille; /* expected verifiers per trainer and round x 1000 (issue 25); 0: no verdicts */
     uint8_t waiting_for_members_extra_time;
-    uint8_t _pad[5];
+    uint8_t _pad[3];
 } Config; /* 72 bytes */
 
 /* participants: bit i (byte i / 8, bit i % 8) says epoch client i of this round trained it, as this witness
@@ -95,13 +98,27 @@ typedef struct {
     Witness witnesses[MAX_WITNESSES];
 } Round; /* 32 + 13568 */
 
+/* Verdicts (issue 25, see verdict_ix.c). As a verifier: verdict_height / verdict_key, the (1 + height, LE u64 of
+ * the trainer's first 8 P2P-key bytes) of its last verdict; each verdict must order strictly after it, so one
+ * verdict per (verifier, trainer, round) costs 12 bytes. As a trainer, per kept round (ring slot height % 4,
+ * cleared when a round takes the slot): fail and pass verdict counts, and accuser: 1 + the registry slot of
+ * the first fail verdict's verifier (0 none, 0xffff settled: penalised once for it); and over the whole epoch
+ * (all its results, never cleared within it): epoch_fails / epoch_passes, which convict at a low verifier rate,
+ * and epoch_accuser, whose fails after its first are not counted (one verifier alone never convicts). */
+#define VERDICT_SETTLED 0xffff
 typedef struct {
     SolPubkey signer, p2p;
     uint8_t state;
     uint8_t _pad;
     uint16_t registry_index; /* its slot in clients[] (checked against signer before use: slots are reused) */
     uint32_t exited_height;
-} EpochClient; /* 72 */
+    uint64_t verdict_key;
+    uint32_t verdict_height;
+    uint8_t fails[NUM_ROUNDS], passes[NUM_ROUNDS];
+    uint16_t accuser[NUM_ROUNDS];
+    uint8_t epoch_fails, epoch_passes; /* this epoch's verdicts on all its results (saturating, zeroed per epoch) */
+    uint16_t epoch_accuser;            /* 1 + the registry slot of the epoch's first fail; its later fails don't count */
+} EpochClient; /* 104 */
 
 typedef struct {
     SolPubkey signer, p2p;
@@ -213,12 +230,12 @@ sol_assert_static(sizeof(RunMetadata) == 368, metadata_size);
 sol_assert_static(sizeof(ModelDescription) == 232, model_size);
 sol_assert_static(sizeof(Witness) == 424, witness_size);
 sol_assert_static(sizeof(Round) == 13600, round_size);
-sol_assert_static(sizeof(EpochClient) == 72, epoch_client_size);
+sol_assert_static(sizeof(EpochClient) == 104, epoch_client_size);
 sol_assert_static(sizeof(RegisteredClient) == 152, registered_client_size);
 sol_assert_static(sizeof(RunInstance) == 144, instance_size);
 sol_assert_static(sizeof(Authorization) == 80, authorization_size);
 sol_assert_static(sizeof(ClientPoints) == 96, client_points_size);
-sol_assert_static(sizeof(CoordinatorAccount) == 134592, account_size); /* == the IDL's size (tested) */
+sol_assert_static(sizeof(CoordinatorAccount) == 150976, account_size); /* == the IDL's size (tested) */
 sol_assert_static(__builtin_offsetof(CoordinatorAccount, checkpoint_votes) % 8 == 0, votes_aligned);
 
 /* Heap scratch offsets (SOL_HEAP_START + offset), disjoint per user. */
@@ -279,5 +296,10 @@ uint64_t find_instance_address(const uint8_t *run_id, uint64_t len, const SolPub
 uint64_t bump_nonce(CoordinatorAccount *a);
 uint64_t create_pda(const SolParameters *p, const PdaCreate *req);
 uint64_t bank_points(const SolParameters *p, CoordinatorAccount *a, uint64_t slot); /* points.c */
+/* client_ix.c, shared with verdict_ix.c */
+uint64_t load_client(const SolParameters *p, Ctx *ctx, uint64_t slot_hashes_i);
+uint64_t tick_now(const Ctx *ctx, uint64_t slot_hashes_i);
+uint64_t healthy_epoch_client(const Ctx *ctx, int64_t *index);
+void clear_tallies(CoordinatorAccount *a, uint32_t ring_slot); /* verdict_ix.c */
 
 #endif

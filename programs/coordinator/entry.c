@@ -19,6 +19,7 @@ uint64_t ix_update_metadata(const SolParameters *p, Args *args);
 uint64_t ix_update_model(const SolParameters *p, Args *args);
 uint64_t ix_update_progress(const SolParameters *p, Args *args);
 uint64_t ix_set_checkpoint(const SolParameters *p, Args *args);
+uint64_t ix_verdict(const SolParameters *p, Args *args);
 
 /* After any instruction that can move the phase machine: emit ("state", run_state, step, epoch) when the
  * state changed, so indexers can follow a run from logs alone. */
@@ -59,6 +60,7 @@ uint64_t entrypoint(const uint8_t *input) {
         case IX_UPDATE_MODEL: err = ix_update_model(&p, &args); break;
         case IX_UPDATE_PROGRESS: err = ix_update_progress(&p, &args); break;
         case IX_SET_CHECKPOINT: err = ix_set_checkpoint(&p, &args); break;
+        case IX_VERDICT: err = ix_verdict(&p, &args); break;
         default: return E_INVALID_INSTRUCTION;
     }
     if (err == SOL_SUCCESS && before != 0xff) log_state_change(&p, before);

@@ -104,6 +104,7 @@ uint64_t start_round_train(CoordinatorAccount *a, const Chain *ch) {
     r->height = height;
     r->clients_len = (uint16_t)a->num_epoch_clients;
     r->posted_slots = 0;
+    clear_tallies(a, a->rounds_head); /* the slot's verdicts were of height - 4, no longer kept */
     elect_witnesses(a, r->clients_len, seed);
     set_seed_slot(a, ch->slot); /* the round after this one: the hash of this slot, unknown to all yet */
     change_state(a, RS_ROUND_TRAIN, ch->now);

@@ -3,7 +3,7 @@
  * time, so a coordinator layout change breaks the treasurer build instead of its claims. */
 #ifndef COORD_LAYOUT_H
 #define COORD_LAYOUT_H
-#define CA_SIZE 134592
+#define CA_SIZE 150976
 #define CA_DISCRIMINATOR 0x2b569b2c37b121efULL
 #define CA_VERSION_VALUE 1
 #define CA_OFF_VERSION 8

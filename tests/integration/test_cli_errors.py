@@ -131,6 +131,10 @@ def _toml(tmp_path: Path, edit) -> Path:
     # two broken rules: both named, none hidden behind "(and 1 more)"
     (lambda t: t.replace("epoch_time = 12", "epoch_time = 10").replace("min_clients = 2 ", "min_clients = 0 "),
      "warmup_time must be < epoch_time; max_round_train_time must be in (0, epoch_time); min_clients must be > 0"),
+    (lambda t: t.replace("verifiers_per_mille = 100 ", "verifiers_per_mille = 10001 "),
+     "[config]: verifiers_per_mille must be <= 10000"),
+    (lambda t: t.replace("verifiers_per_mille = 100 ", "verifiers_per_mille = 65536 "),
+     "verifiers_per_mille"),
 ])
 def test_run_toml_errors_read_naturally_and_list_every_problem(tmp_path: Path, edit, expected: str) -> None:
     from client.run_config import RunConfigError, load_run_config

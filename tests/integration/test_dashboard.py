@@ -52,6 +52,17 @@ def test_each_event_kind_decodes() -> None:
                                    **events[1].fields}
 
 
+def test_verdict_events_decode() -> None:
+    a, b = Keypair().pubkey(), Keypair().pubkey()
+    logs = invoke(PID, data_line(b"verdict", bytes(a), bytes(b), struct.pack("<I", 4), bytes([0]), b"r" * 32,
+                                 b"e" * 32), data_line(b"convicted", bytes(b), struct.pack("<I", 4)))
+    verdict, convicted = decode_logs(logs, PID)
+    assert verdict.kind == "verdict" and verdict.fields == {"wallet": str(a), "trainer": str(b), "height": 4,
+                                                            "outcome": "fail", "result": (b"r" * 32).hex(),
+                                                            "ef": (b"e" * 32).hex()}
+    assert convicted.kind == "convicted" and convicted.fields == {"wallet": str(b), "height": 4}
+
+
 def test_only_the_coordinators_own_records_count() -> None:
     signer = bytes(Keypair().pubkey())
     nested = [f"Program {PID} invoke [1]", f"Program {OTHER} invoke [2]", witness(signer, 1, 9.0),

@@ -39,7 +39,7 @@ def test_trainers_exchange_results_over_iroh_and_stay_identical() -> None:
                 for i, (peer, trainer, ex) in enumerate(zip(peers, trainers, exchanges, strict=True)):
                     peer.gossip.set_step(step)
                     out = trainer.train_step(step, data.batch(i, step, 4))
-                    await ex.publish(step, encode_result(out.result, layout, DCFG))
+                    await ex.publish(step, encode_result(out.result, layout, DCFG, sender=peer.key))
                     losses.append(out.loss)
                 for peer, trainer, ex in zip(peers, trainers, exchanges, strict=True):
                     got = await ex.gather(step, keys)
@@ -67,4 +67,28 @@ def test_a_result_that_fails_validation_is_left_out_and_named() -> None:
             await bad.publish(0, b"\x93\x01\x02\x03")  # committed, signed, served: but not a result
             got = await me.gather(0, {cheat.key}, timeout=10.0)
             assert got == [] and "result envelope has keys" in me.rejected[cheat.key]
+    asyncio.run(main())
+
+
+def test_a_result_re_announced_by_another_peer_is_rejected_and_its_state_is_served() -> None:
+    """Issue 25: a result names its trainer in the committed bytes, so re-announcing another trainer's blob
+    as one's own fails at every peer; the trainer serves its error-feedback state under the result's `ef`."""
+    async def main() -> None:
+        async with cluster(3, rebroadcast_s=0) as (peers, _):
+            honest, cheat, me_peer = peers
+            base = build_model(llama_config(), seed=0)
+            layout = result_layout(base, DCFG)
+            out = Trainer(copy.deepcopy(base), Constant(base_lr=2e-3), "distro", DCFG).train_step(
+                0, pydoc_samples()[:4])
+            wire = encode_result(out.result, layout, DCFG, sender=honest.key)
+            good = ResultExchange(honest.gossip, honest.blobs, layout, DCFG)
+            bad = ResultExchange(cheat.gossip, cheat.blobs, layout, DCFG)
+            me = ResultExchange(me_peer.gossip, me_peer.blobs, layout, DCFG)
+            await good.publish(0, wire, out.result.state)
+            await bad.publish(0, wire)  # the same bytes, announced as its own
+            got = await me.gather(0, {honest.key, cheat.key}, timeout=10.0)
+            assert [k for k, _ in got] == [honest.key]
+            assert "not to its announcer" in me.rejected[cheat.key]
+            state = await me_peer.blobs.fetch_from(honest.key, got[0][1].ef)
+            assert state == out.result.state
     asyncio.run(main())

@@ -67,3 +67,22 @@ def test_fixed_sequences_leave_rounds_early() -> None:
     assert all(coverage.early_moves.get(name, 0) >= 3 for name in ("health_check", "withdraw", "witness")), \
         coverage.early_moves
     assert coverage.leaves_after_posts >= 6
+
+
+def test_fixed_sequences_reach_verdicts_and_convictions() -> None:
+    """Rounds played by every client, then the drawn verifiers of one trainer post on rounds 1 and 0 (mask
+    bit k + 2: verifier k passes): all fail (conviction), mixed, and all pass (vindication), program and model
+    alike; repeated, they are refused as duplicates."""
+    warm = [("join", u, 0, 0, 0, 0) for u in range(4)] + [("advance", 0, 0, 0, 2, 0), ("tick", 0, 0, 0, 0, 0)]
+    warm += [("advance", 0, 0, 0, 0, 0)] + [("warmup_witness", u, 0, 0, 0, 0) for u in range(4)]
+    rounds = []
+    for _ in range(2):
+        rounds += [("witness", u, 0b0001, 0, 1, 0) for u in range(4)] + [("advance", 0, 0, 0, 3, 0),
+                                                                          ("tick", 1, 0, 0, 0, 0)]
+    verdicts = [("verdict", u, mask, 0, dt, 0) for u in range(4) for mask, dt in ((0b00001, 0), (0b11101, 1),
+                                                                                    (0b00101, 0), (0b00001, 0))]
+    coverage = Coverage()
+    for config in range(3):
+        run_sequence(WORLD, config, warm + rounds + verdicts, coverage)
+    assert coverage.accepted.get("verdict", 0) >= 6 and coverage.refused.get("verdict", 0) >= 1, coverage.accepted
+    assert coverage.convictions >= 1

@@ -10,7 +10,7 @@ from training_helpers import llama_config, mla_config, pydoc_samples
 
 from client.training.distro import Distro, DistroConfig, DistroResult, result_layout
 from client.training.model import build_model
-from client.training.result_codec import ResultError, commitment, decode_result, encode_result
+from client.training.result_codec import FORMAT, ResultError, commitment, decode_result, encode_result
 
 CFG = DistroConfig(topk=4)
 
@@ -80,6 +80,9 @@ def _idx0(env: dict, new: bytes) -> None:
     ("unknown value dtype", lambda e: e.update(val_dtype="f64"), "val_dtype"),
     ("short signs", lambda e: e["val"].__setitem__(0, e["val"][0][:-1]), "sign bytes"),
     ("non-binary idx", lambda e: _idx0(e, "text"), "binary"),
+    ("missing sender", lambda e: e.pop("sender"), "keys"),
+    ("short sender", lambda e: e.update(sender=b"\x01" * 31), "sender must be 32"),
+    ("text ef", lambda e: e.update(ef="x" * 32), "ef must be 32"),
 ])
 def test_tampered_payloads_are_rejected(name: str, fn, message: str) -> None:
     with pytest.raises(ResultError, match=message):
@@ -118,3 +121,47 @@ def test_garbage_is_rejected(data: bytes) -> None:
 def test_oversized_payload_is_refused_before_parsing() -> None:
     with pytest.raises(ResultError, match="more than"):
         decode_result(b"\x00" * 10_000_000, _layout(), CFG)
+
+
+SENDER = b"\x07" * 32
+
+
+def test_sender_and_error_feedback_commitment_are_bound_into_the_committed_bytes() -> None:
+    """Format 2 (issue 25): the result names its trainer and commits to its error-feedback state."""
+    model, result = _trained(True)
+    layout = result_layout(model, CFG)
+    data = encode_result(result, layout, CFG, sender=SENDER)
+    assert FORMAT == "psyche-distro/2"
+    got = decode_result(data, layout, CFG, expected_commitment=commitment(data), expected_sender=SENDER)
+    assert got.sender == SENDER and got.ef == result.ef and len(got.ef) == 32 and got.ef != bytes(32)
+    with pytest.raises(ResultError, match="not to its announcer"):  # another trainer's blob re-announced
+        decode_result(data, layout, CFG, expected_sender=b"\x08" * 32)
+    for key in ("sender", "ef"):  # changing either changes the commitment the witnesses hold
+        tampered = _tamper(data, lambda e, k=key: e.update({k: b"\x09" * 32}))
+        with pytest.raises(ResultError, match="committed sha256"):
+            decode_result(tampered, layout, CFG, expected_commitment=commitment(data))
+    with pytest.raises(ValueError, match="32 bytes"):
+        encode_result(result, layout, CFG, sender=b"short")
+
+
+def test_error_feedback_state_commitment_round_trips() -> None:
+    """`ef` is the sha256 of the state before the step; the state blob loads back into another trainer."""
+    from client.training.distro import state_commitment
+
+    model = build_model(llama_config(), seed=5)
+    distro = Distro(model, CFG)
+    blobs, efs = [], []
+    for step in range(3):
+        blobs.append(distro.state_bytes())
+        model.loss(pydoc_samples()[4 * step:4 * step + 4]).backward()
+        efs.append(distro.generate(step, 1e-3).ef)
+        model.zero_grad()
+    assert [state_commitment(b) for b in blobs] == efs and len(set(efs)) == 3
+    twin = Distro(build_model(llama_config(), seed=5), CFG)
+    twin.load_state(blobs[2])
+    assert twin.state_bytes() == blobs[2] and twin.sent is not None
+    twin.load_state(blobs[0])
+    assert twin.state_bytes() == blobs[0] and twin.sent is None
+    for bad in (b"", b"\x90", blobs[2][:-1]):
+        with pytest.raises(ValueError, match="error-feedback state"):
+            twin.load_state(bad)

@@ -1,0 +1,156 @@
+"""Verify: spot-check a few trainers' results of step S by recomputing them (client/runner/verify.py).
+
+Timeline, for a client playing round R (step R):
+  * `note(R)`: keep what checking step R will need later: a copy of the weights R is trained on (every
+    client holds them bit-identically after applying ≤ R−2), the round's batch assignment.
+  * `start(R)`, once R's gathering of step R−1 is done: check step S = R−2. By now the client holds the
+    trainers' results of S and S+1 (gathered in rounds S+1 and S+2), and the seed of round S+1 (the chain
+    draws it from a slot hash when that round starts, after S was trained): every healthy client checks the
+    trainers it is drawn for by coordinator_sdk.verdicts.eligible (config.verifiers_per_mille / 1000
+    verifiers per trainer; the program checks the same draw), at most `per_witness` of them. The trainer's state is
+    fetched by its commitment from the trainer itself (its blob store serves it with its results; the
+    transfer checks the hash), its batch from the run's data; the recomputation runs in a thread, off the
+    round's path, and ends in one `verify` event per trainer (outcome pass, fail or skipped); then the
+    verdicts of S are posted on chain (`verdict`, in (height, trainer key) order): two fails that outnumber
+    the passes, on one result or over the epoch, eject and slash the trainer (docs/security.md).
+A trainer that does not serve its state fails ("state withheld"). Exact mode on CPU (bit-deterministic
+here); tolerance mode on GPUs. The next step's state is fetched too, so a trainer that sums its batch in
+another order (its own micro-batch size) is judged on its result bits and on a state within tolerance, not
+accused over rounding.
+"""
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+from typing import Any
+
+from client.runner import verify
+from client.runner.context import RunnerContext, first_line
+from client.runner.data_source import fetch_batch
+from client.runner.training_state import RoundBook, TrainingState
+from client.runner.witnessing import round_at
+from coordinator_sdk.account_view import CoordinatorView
+from coordinator_sdk.round_assignment import current_assignment
+from coordinator_sdk.verdicts import eligible, order_key
+
+KEEP = 3  # steps of weights kept: S is checked in round S+2
+
+
+class Verifier:
+    def __init__(self, per_witness: int = 1) -> None:
+        self.per_witness = per_witness
+        self.weights: dict[int, Any] = {}
+        self.assignment: dict[int, dict[bytes, tuple[int, int]]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def note(self, ts: TrainingState, st: CoordinatorView, step: int) -> None:
+        if self.per_witness <= 0 or ts.model is None:
+            return
+        self.weights[step] = copy.deepcopy(ts.model)
+        self.assignment[step] = current_assignment(st)
+        for old in [s for s in self.weights if s <= step - KEEP]:
+            self.weights.pop(old, None)
+            self.assignment.pop(old, None)
+
+    def start(self, ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: CoordinatorView, step: int) -> None:
+        """Launch the checks of step `step` − 2 on the trainers this client is drawn to verify."""
+        s = step - 2
+        if self.per_witness <= 0 or s not in self.weights or ts.trainer is None:
+            return
+        me = st.epoch_index(ctx.me)
+        height = int(st.current_round.height) - 2
+        trained, after = round_at(st, 2), round_at(st, 1)
+        # the chain keeps only this epoch's rounds: S must be round height - 2 of the epoch in progress
+        if me is None or int(st.raw.epoch_clients[me].state) != 0 or height < 0 or int(trained.height) != height:
+            return
+        mine, n = ctx.p2p.identity.public, int(trained.clients_len)
+        chosen = [t for t in sorted(book.results.get(s, {})) if eligible(int(after.random_seed), mine, t, n,
+                                                                          int(st.config.verifiers_per_mille))]
+        if chosen:
+            task = asyncio.create_task(self._check_step(ctx, ts, book, s, height, chosen[:self.per_witness]))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _check_step(self, ctx: RunnerContext, ts: TrainingState, book: RoundBook, s: int, height: int,
+                          chosen: list[bytes]) -> None:
+        """Recompute every chosen result of step s, then post the verdicts on chain in the order the program
+        takes them (height, trainer key): a skipped check (no batch) posts nothing."""
+        verdicts = await asyncio.gather(*(self._check(ctx, ts, book, s, t) for t in chosen))
+        done = sorted(((t, v) for t, v in zip(chosen, verdicts, strict=True) if v is not None),
+                      key=lambda tv: order_key(height, tv[0]))
+        for trainer, v in done:
+            st = ctx.state
+            index = None if st is None else next((i for i in range(st.num_epoch_clients)
+                                                  if st.epoch_p2p(i) == trainer), None)
+            if index is None:  # it left (or was ejected and compacted away): nothing to convict any more
+                continue
+            published = book.results.get(s, {}).get(trainer)
+            evidence = result_hash(published) if published is not None else bytes(32)
+            try:
+                await ctx.backend.verdict(index, height, v.outcome == "pass", evidence,
+                                          published.ef if published is not None else bytes(32))
+                ctx.report.event("verdict_posted", trainer=trainer.hex()[:16], step=s, height=height,
+                                 outcome=v.outcome)
+            except Exception as e:  # a refusal (the round left the ring, we were dropped): reported, not fatal
+                ctx.report.event("error", action="verdict", reason=first_line(e))
+
+    async def _check(self, ctx: RunnerContext, ts: TrainingState, book: RoundBook, s: int,
+                     trainer: bytes) -> verify.Verdict | None:
+        published = book.results[s][trainer]
+        nxt = book.results.get(s + 1, {}).get(trainer)
+        span = self.assignment.get(s, {}).get(trainer)
+        model, plan = self.weights.get(s), ts.plan
+        if span is None or model is None or plan is None or ts.provider is None:
+            return None
+        try:
+            batch = await fetch_batch(ts.provider, *span)
+        except Exception as e:  # e.g. a data server that serves each trainer only its own batch
+            ctx.report.event("verify", trainer=trainer.hex()[:16], step=s, outcome="skipped",
+                             reason=f"batch unavailable: {first_line(e)}", cpu_s=0.0)
+            return None
+        # exact on CPU; GPUs (non-deterministic kernels, other cards) compare index/sign agreement
+        mode: verify.Mode = "exact" if str(ts.device) == "cpu" else "tolerance"
+        limit = state_size_limit(model, plan.distro)
+        state = await _fetch_state(ctx, trainer, published.ef, limit)
+        next_state = None if nxt is None else await _fetch_state(ctx, trainer, nxt.ef, limit)
+        kwargs = {"distro": plan.distro, "micro_batch_size": ctx.settings.micro_batch_size}
+        v = await asyncio.to_thread(verify.verify, trainer, published, state, model, plan.schedule, kwargs, batch,
+                                    None if nxt is None else nxt.ef, next_state, mode)
+        ctx.report.event("verify", **v.event())
+        return v
+
+    async def close(self) -> None:
+        for t in list(self.tasks):
+            t.cancel()
+        self.tasks.clear()
+
+
+def result_hash(r: Any) -> bytes:
+    """The evidence a verdict names for the result it judged: sha256 over its step, ef and every parameter's
+    indices and values (in name order)."""
+    h = hashlib.sha256(int(r.step).to_bytes(8, "little") + bytes(r.ef))
+    for name in sorted(r.params):
+        q = r.params[name]
+        h.update(name.encode())
+        h.update(q.idx.contiguous().cpu().numpy().tobytes())
+        h.update(q.val.contiguous().cpu().numpy().tobytes())
+    return h.digest()
+
+
+def state_size_limit(model: Any, cfg: Any) -> int:
+    """An upper bound on a valid error-feedback state blob of this model (δ f32 + sent int64/f32 + envelope)."""
+    from client.training.distro import result_layout
+
+    layout = result_layout(model, cfg)
+    dense = sum(4 * p.numel() + 16 for p in model.parameters())
+    return 4096 + dense + sum(12 * lay.plan.num_blocks * lay.k + 32 for lay in layout.values())
+
+
+async def _fetch_state(ctx: RunnerContext, trainer: bytes, ef: bytes, limit: int) -> bytes | None:
+    if trainer == ctx.p2p.identity.public:
+        return ctx.p2p.blobs.store.get(ef)
+    try:
+        return await ctx.p2p.blobs.fetch_from(trainer, ef, limit)
+    except Exception:  # refused, withheld, unreachable: the verdict says "state withheld"
+        return None

@@ -1,0 +1,94 @@
+"""The cheap checks every client runs (issue 25): copies and replays are rejected, honest results are not."""
+from __future__ import annotations
+
+import copy
+import functools
+import itertools
+
+import torch
+from training_helpers import pydoc_samples
+
+from client.runner.result_checks import THRESHOLD, ResultMemory, agreement, fingerprint
+from client.training.compress import SparseCoeffs
+from client.training.config import ModelConfig
+from client.training.data import ShardedBatches
+from client.training.distro import DistroConfig, DistroResult
+from client.training.model import build_model
+from client.training.schedule import Constant
+from client.training.trainer import Trainer
+from devtools.inproc import DISTRO, MODEL
+
+N, STEPS = 4, 10
+
+
+@functools.cache
+def _results() -> list[list[DistroResult]]:
+    """N honest trainers of the in-process rig's model and DisTrO settings, STEPS steps, all applied."""
+    base = build_model(ModelConfig.from_dict(MODEL), seed=0)
+    cfg = DistroConfig(**DISTRO)
+    trainers = [Trainer(copy.deepcopy(base), Constant(base_lr=3e-3, warmup_steps=0), "distro", cfg) for _ in range(N)]
+    data = ShardedBatches(pydoc_samples(), N)
+    out = []
+    for step in range(STEPS):
+        res = [t.train_step(step, data.batch(i, step, 4)).result for i, t in enumerate(trainers)]
+        for t in trainers:
+            t.apply(res, step)
+        out.append(res)
+    return out
+
+
+def _flip(res: DistroResult, every: int) -> DistroResult:
+    """A copy with every `every`-th sign (counted over all parameters) flipped."""
+    params, seen = {}, 0
+    for n, q in res.params.items():
+        v = q.val.clone().reshape(-1)
+        first = (-seen) % every
+        v[first::every] = -v[first::every]
+        seen += v.numel()
+        params[n] = SparseCoeffs(q.idx, v.reshape(q.val.shape))
+    return DistroResult(res.step, params, res.quantized)
+
+
+def test_honest_agreement_is_far_below_the_threshold() -> None:
+    """Measured on the rig's model: honest pairs of one step agree ~0.3 (max ~0.6: a tiny model with ~100
+    sent coefficients, most in 1-2 blocks per parameter); a trainer's own results of nearby steps ~0.2."""
+    runs = _results()
+    pairs = [agreement(fingerprint(a), fingerprint(b)) for res in runs for a, b in itertools.permutations(res, 2)]
+    own = [agreement(fingerprint(runs[s][i]), fingerprint(runs[s - lag][i]))
+           for s in range(STEPS) for i in range(N) for lag in (1, 2, 4) if s >= lag]
+    print(f"honest pairwise agreement mean {sum(pairs) / len(pairs):.3f} max {max(pairs):.3f};"
+          f" own earlier results mean {sum(own) / len(own):.3f} max {max(own):.3f}")
+    assert max(pairs) < 0.75 and max(own) < 0.75 < THRESHOLD
+    assert agreement(fingerprint(_flip(runs[3][0], 20)), fingerprint(runs[3][0])) >= THRESHOLD
+
+
+def test_honest_results_are_all_accepted() -> None:
+    mem = ResultMemory()
+    for step, res in enumerate(_results()):
+        for i, r in enumerate(res):
+            assert mem.check(step, bytes([i]) * 32, r) is None, (step, i)
+
+
+def test_copies_and_replays_are_rejected_with_a_named_reason() -> None:
+    runs = _results()
+    honest, cheat = b"\x01" * 32, b"\x02" * 32
+    mem = ResultMemory()
+    assert mem.check(0, cheat, runs[0][1]) is None
+    assert mem.check(1, honest, runs[1][0]) is None
+    assert mem.check(1, honest, runs[1][0]) is None  # the same result again (refetched to apply): not a copy
+    why = mem.check(1, cheat, runs[1][0])
+    assert why is not None and why.startswith("copy: agrees 1.000 with 0101")
+    why = mem.check(1, cheat, _flip(runs[1][0], 20))  # nearly identical: ~5% of signs flipped
+    assert why is not None and why.startswith("copy: agrees 0.9")
+    why = mem.check(1, cheat, DistroResult(1, runs[0][1].params, True))  # its own result of step 0, resent
+    assert why is not None and why.startswith("replay: agrees 1.000 with the sender's own result of step 0")
+    assert mem.check(1, cheat, runs[1][1]) is None  # its honest result still counts
+
+
+def test_memory_is_bounded() -> None:
+    runs = _results()
+    mem = ResultMemory(memory=3)
+    for step in range(STEPS):
+        mem.check(step, b"\x05" * 32, runs[step][0])
+    assert len(mem.by_sender[b"\x05" * 32]) == 3 and len(mem.by_step) == 4
+    assert torch.equal(torch.from_numpy(fingerprint(runs[0][0])), torch.from_numpy(fingerprint(runs[0][0])))
