@@ -33,6 +33,7 @@ init_min_clients = 3
 waiting_for_members_extra_time = 1
 min_clients = 2
 witness_nodes = 0
+verifiers_per_mille = 0
 [model]
 arch = "llama"
 vocab_size = 256

@@ -38,6 +38,7 @@ init_min_clients = {init_min}
 waiting_for_members_extra_time = {extra}
 min_clients = {min_clients}
 witness_nodes = 0
+verifiers_per_mille = {verifiers}
 
 [model]
 arch = "llama"
@@ -84,6 +85,7 @@ class ChaosConfig:
     extra: int = 3
     earning: int = 900
     slashing: int = 10
+    verifiers: int = 0  # recomputation spot-checks off unless a test is about them (issue 25)
     name: str = "chaos"
 
     def write(self, directory: Path, data: Path) -> Path:

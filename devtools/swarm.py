@@ -57,6 +57,7 @@ init_min_clients = {n}
 waiting_for_members_extra_time = 1
 min_clients = {min_clients}
 witness_nodes = 0
+verifiers_per_mille = 0
 
 [model]
 arch = "llama"

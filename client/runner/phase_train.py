@@ -48,8 +48,8 @@ async def train(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: Coor
     seconds = time.monotonic() - t0
     ts.last_train_s = seconds
     assert result is not None
-    wire = ctx.cpu.timed("encode", encode_result, result, ctx.p2p.exchange.layout, ts.plan.distro,
-                         sender=ctx.p2p.identity.public)
+    layout, distro, me = ctx.p2p.exchange.layout, ts.plan.distro, ctx.p2p.identity.public
+    wire = ctx.cpu.timed("encode", lambda: encode_result(result, layout, distro, sender=me))
     if wire_hook is not None:
         wire = wire_hook(wire)
     await ctx.p2p.exchange.publish(step, wire, result.state)  # the state: for verifiers (phase_verify)
