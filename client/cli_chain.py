@@ -46,6 +46,22 @@ async def rpc_client(url: str, timeout: float = DEFAULT_RPC_TIMEOUT) -> AsyncIte
 
 
 @contextmanager
+def sync_reads(urls: str | list[str], timeout: float = DEFAULT_RPC_TIMEOUT, attempts: int = 1) -> Iterator[Any]:
+    """A blocking `coordinator_sdk.rpc_sync.SyncRpc` for a one-shot read command (no asyncio, httpx or
+    solana-py to import); its failures become the same lines and exit codes as the async commands'."""
+    from coordinator_sdk.rpc_sync import AllEndpointsFailedSync, RpcBadAnswer, RpcCallError, SyncRpc
+
+    url_list = [urls] if isinstance(urls, str) else list(urls)
+    shown = ", ".join(url_list)
+    try:
+        yield SyncRpc(url_list, timeout, attempts)
+    except (AllEndpointsFailedSync, RpcBadAnswer, OSError) as e:
+        raise rpc_failure(shown, timeout, e) from None
+    except RpcCallError as e:
+        raise CommandFailed(f"the RPC node at {shown} refused the request: {e}", ExitCode.RPC_UNREACHABLE) from None
+
+
+@contextmanager
 def quiet_rpc_warnings() -> Iterator[None]:
     """Silence the RpcPool's per-attempt failover warnings for a one-shot command: when every attempt
     fails, `chain_errors` says so in one line, and four warnings above it would bury that line. Long-running

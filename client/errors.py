@@ -119,27 +119,50 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def rpc_failure(url: str, timeout: float, exc: BaseException) -> CommandFailed:
-    """One line for a transport failure talking to `url`: refused, timed out, or not a JSON-RPC node."""
-    import httpx
+    """One line for a transport failure talking to `url`: refused, timed out, or not a JSON-RPC node. Both
+    stacks' failures are recognised: httpx's (async commands) and `coordinator_sdk.rpc_sync`'s (one-shot
+    reads, which must not pay for importing httpx)."""
+    from coordinator_sdk import rpc_sync
 
-    links = _chain(exc)
+    links = _chain(exc.last if isinstance(exc, rpc_sync.AllEndpointsFailedSync) else exc)
+    connect_timeout: list[type[BaseException]] = [rpc_sync.RpcConnectTimeout]
+    refused: list[type[BaseException]] = [ConnectionError]
+    timeouts: list[type[BaseException]] = [TimeoutError]
+    if any(type(e).__module__.startswith("httpx") for e in links):
+        import httpx
 
-    def find(*kinds: type[BaseException]) -> BaseException | None:
-        return next((e for e in links if isinstance(e, kinds)), None)
+        connect_timeout.append(httpx.ConnectTimeout)
+        refused.append(httpx.ConnectError)
+        timeouts.append(httpx.TimeoutException)
 
-    if find(httpx.ConnectTimeout):
+    def find(kinds: list[type[BaseException]]) -> BaseException | None:
+        return next((e for e in links if isinstance(e, tuple(kinds))), None)
+
+    status = next((_http_status(e) for e in links if _http_status(e) is not None), None)
+    if find(connect_timeout):
         msg = f"could not connect to the RPC node at {url} within {timeout:g} s (timeout)"
-    elif find(httpx.TimeoutException, TimeoutError):
+    elif find(timeouts):
         msg = f"the RPC node at {url} accepted the connection but did not answer within {timeout:g} s (timeout)"
-    elif (refused := find(httpx.ConnectError, ConnectionError)) is not None:
-        reason = str(refused).strip() or "connection refused"
+    elif (no_answer := find(refused)) is not None:
+        reason = str(no_answer).strip() or "connection refused"
         msg = f"no Solana JSON-RPC node answers at {url} ({reason})"
-    elif isinstance(status := find(httpx.HTTPStatusError), httpx.HTTPStatusError):
-        msg = f"{url} is not a Solana JSON-RPC node (HTTP {status.response.status_code})"
+    elif status is not None:
+        msg = f"{url} is not a Solana JSON-RPC node (HTTP {status})"
     else:
         cause = links[-1]
         msg = f"the RPC node at {url} failed: {type(cause).__name__}: {exception_text(cause)}"
     return CommandFailed(msg, ExitCode.RPC_UNREACHABLE)
+
+
+def _http_status(e: BaseException) -> int | None:
+    """The HTTP status of a non-200 answer, from either stack's exception."""
+    from coordinator_sdk.rpc_sync import RpcHttpStatus
+
+    if isinstance(e, RpcHttpStatus):
+        return e.status
+    if type(e).__name__ == "HTTPStatusError" and type(e).__module__.startswith("httpx"):
+        return int(e.response.status_code)  # type: ignore[attr-defined]
+    return None
 
 
 def _funding_hint(wallet: Pubkey | None) -> tuple[str, str]:

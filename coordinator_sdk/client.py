@@ -11,36 +11,22 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
 
-from coordinator_sdk.codec import ANYONE, LOCALNET_PROGRAM_ID, CoordinatorCodec
+from coordinator_sdk.codec import ANYONE, CoordinatorCodec
 from coordinator_sdk.keypair_file import read_keypair
-from coordinator_sdk.points import CLIENT_POINTS_SIZE, decode_banked, evictee
+from coordinator_sdk.points import CLIENT_POINTS_SIZE, evictee
 from coordinator_sdk.program_ids import default_program_ids, use_program_ids  # noqa: F401  (their old home)
 from coordinator_sdk.rpc_pool import RpcPool
+from coordinator_sdk.run_reads import BANKED_OWNER_OFFSET, RunNotFound, account_gone, banked_from, default_codec, no_run  # noqa: F401  (their old home)
 from coordinator_sdk.sender import TransactionSender, UnitPrice
 
 if TYPE_CHECKING:
     from coordinator_sdk.account_stream import AccountStream
-
-_CODEC: CoordinatorCodec | None = None
 
 # Every coordinator instruction is tested at <= 30k CU at 256 clients (bench/program_cu.py, README); a third
 # more is the limit they are sent with, which spares a simulation round trip per transaction. One that needs
 # more (a join at an unusually low PDA bump) fails preflight with ComputationalBudgetExceeded and the sender
 # then measures it by simulation.
 COORDINATOR_CU_LIMIT = 40_000
-
-
-def default_codec() -> CoordinatorCodec:
-    """The codec at the process's default coordinator id (use_program_ids); the same object until it changes."""
-    global _CODEC
-    pid = default_program_ids()["coordinator"] or LOCALNET_PROGRAM_ID
-    if _CODEC is None or _CODEC.program_id != pid:
-        _CODEC = CoordinatorCodec(pid)
-    return _CODEC
-
-
-class RunNotFound(LookupError):
-    """No coordinator run with this run_id exists on the cluster."""
 
 
 class Coordinator:
@@ -76,8 +62,7 @@ class Coordinator:
     async def fetch_instance(self) -> Any:
         raw = await self._raw(self.instance)
         if raw is None:
-            raise RunNotFound(f"no run {self.run_id!r} (instance {self.instance} of coordinator program "
-                              f"{self.codec.program_id} does not exist)")
+            raise no_run(self.codec, self.run_id, self.instance)
         return self.codec.decode_instance(raw)
 
     async def account_key(self) -> Pubkey:
@@ -88,7 +73,7 @@ class Coordinator:
     async def fetch_state(self) -> Any:
         raw = await self._raw(await self.account_key())
         if raw is None:
-            raise RunNotFound(f"the coordinator account of run {self.run_id!r} is gone")
+            raise account_gone(self.run_id)
         return self.codec.decode_state(raw)
 
     async def banked_points(self) -> dict[bytes, tuple[int, int]]:
@@ -97,8 +82,8 @@ class Coordinator:
         account = await self.account_key()
         res = await self.pool.call(lambda c: c.get_program_accounts(
             self.codec.program_id, encoding="base64",
-            filters=[CLIENT_POINTS_SIZE, MemcmpOpts(offset=8, bytes=str(account))]))
-        return {bytes(a.account.data)[40:72]: decode_banked(bytes(a.account.data)) for a in res.value}
+            filters=[CLIENT_POINTS_SIZE, MemcmpOpts(offset=BANKED_OWNER_OFFSET, bytes=str(account))]))
+        return banked_from([bytes(a.account.data) for a in res.value])
 
     async def states(self, poll_interval: float = 1.0) -> AccountStream:
         """Decoded states as they change (use `async with`); only strictly newer nonces come out."""

@@ -32,7 +32,6 @@ History comes from `getSignaturesForAddress` + `getTransaction` (`backfill`), li
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import math
@@ -148,6 +147,8 @@ async def backfill(call: RpcCall, address: Pubkey | str, program_id: Pubkey | st
     sigs = await call("getSignaturesForAddress", [str(address), cfg])
     newest = sigs[0]["signature"] if sigs else until
     wanted = [e for e in reversed(sigs) if e.get("err") is None and e["signature"] not in skip]
+    import asyncio  # here: `run status` reads PHASES and must not import asyncio for it
+
     gate = asyncio.Semaphore(8)  # a few requests in flight: a long history loads in a fraction of the time
 
     async def logs_of(entry: dict[str, Any]) -> list[RunEvent]:

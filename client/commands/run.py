@@ -17,8 +17,15 @@ from client.cli_common import (
     validate_run_id,
 )
 from client.commands.landing import unit_price_option
-from client.interrupts import run_async
 from client.lazy_group import LazyGroup
+
+
+def run_async(coro: Any) -> Any:
+    """client.interrupts.run_async, imported on first use: `run status` (a lazy subcommand of this group)
+    reads without asyncio and must not pay for importing it."""
+    from client.interrupts import run_async as run
+
+    return run(coro)
 
 
 def _run_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:

@@ -10,7 +10,6 @@ import click
 
 from client.cli_common import CommandFailed, ExitCode, emit_json, output_option, url_option, validate_run_id
 from client.errors import exception_text
-from client.interrupts import run_async
 from client.run_view import render, run_snapshot, run_summary
 
 
@@ -22,28 +21,6 @@ from client.run_view import render, run_snapshot, run_summary
 @url_option
 def status(run_id: str, output: str, as_json: bool, watch: bool, url: str) -> None:
     """Phase, epoch, step, time left, clients and their points, this round's witnesses, last checkpoint."""
-    from solders.keypair import Keypair
-
-    from coordinator_sdk.client import Coordinator, RunNotFound
-    from coordinator_sdk.rpc_pool import AllEndpointsFailed
-
-    async def once(c) -> dict[str, Any]:
-        return run_snapshot(await c.fetch_state(), banked=await c.banked_points())
-
-    async def main() -> None:
-        async with Coordinator(url, run_id, Keypair()) as c:
-            try:
-                snap = await once(c)
-            except RunNotFound as e:
-                raise CommandFailed(str(e), ExitCode.RUN_NOT_FOUND) from None
-            except AllEndpointsFailed as e:
-                raise CommandFailed(f"no RPC node answers at {url}: {exception_text(e)}",
-                                    ExitCode.RPC_UNREACHABLE) from None
-        if as_json or output == "json":
-            emit_json(snap)
-        else:
-            click.echo(render(snap))
-
     if watch:  # the dashboard's live view (websocket + events), refreshed in place
         from client.dashboard.terminal import watch as watch_live
         from client.interrupts import run_until_interrupted
@@ -51,10 +28,20 @@ def status(run_id: str, output: str, as_json: bool, watch: bool, url: str) -> No
         if run_until_interrupted(watch_live(url, run_id, as_json or output == "json")):
             raise KeyboardInterrupt  # run_main's Ctrl-C policy: "interrupted", exit 130
         return
-    from client.cli_chain import quiet_rpc_warnings
+    # one snapshot: three blocking reads (coordinator_sdk.rpc_sync), not the async client's import bill
+    from client.cli_chain import sync_reads
+    from coordinator_sdk.run_reads import RunNotFound, read_run
 
-    with quiet_rpc_warnings():
-        run_async(main())
+    with sync_reads(url, attempts=4) as rpc:
+        try:
+            state, banked = read_run(rpc, run_id)
+        except RunNotFound as e:
+            raise CommandFailed(str(e), ExitCode.RUN_NOT_FOUND) from None
+    snap = run_snapshot(state, banked=banked)
+    if as_json or output == "json":
+        emit_json(snap)
+    else:
+        click.echo(render(snap))
 
 
 @click.command("list")
@@ -86,6 +73,7 @@ def run_list(output: str, as_json: bool, url: str) -> None:
         return sorted(out, key=lambda r: r["run_id"])
 
     from client.cli_chain import quiet_rpc_warnings
+    from client.interrupts import run_async
 
     with quiet_rpc_warnings():
         runs = run_async(main())

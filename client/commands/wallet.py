@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from solders.pubkey import Pubkey
 
-from client.cli_chain import rpc_client, rpc_timeout_option
+from client.cli_chain import rpc_client, rpc_timeout_option, sync_reads
 from client.cli_common import (
     DEFAULT_WALLET,
     CommandFailed,
@@ -21,7 +21,6 @@ from client.cli_common import (
     url_option,
 )
 from client.errors import ExitCode, exception_text
-from client.interrupts import run_async
 from coordinator_sdk.keypair_file import KeypairFileError, read_keypair, write_keypair
 
 LAMPORTS_PER_SOL = 10**9
@@ -137,6 +136,8 @@ def airdrop(amount: str, recipient: str | None, url: str, keypair_path: str, rpc
                 raise CommandFailed(f"airdrop refused by {url}: {detail or e}") from None
             return str(sig), (await client.get_balance(key)).value
 
+    from client.interrupts import run_async
+
     sig, balance = run_async(work())
     if output == "json":
         emit_json({"recipient": str(key), "lamports": lamports, "signature": sig, "balance_lamports": balance})
@@ -156,11 +157,8 @@ def balance(account: str | None, url: str, keypair_path: str, rpc_timeout: float
     """Show the balance of ACCOUNT (public key or keypair file; default the -k wallet)."""
     key = account_or_wallet(account, keypair_path)
 
-    async def work() -> int:
-        async with rpc_client(url, rpc_timeout) as client:
-            return (await client.get_balance(key)).value
-
-    value = run_async(work())
+    with sync_reads(url, rpc_timeout) as rpc:
+        value = rpc.balance(str(key))
     if output == "json":
         emit_json({"pubkey": str(key), "lamports": value, "sol": _sol(value)})
     else:

@@ -28,10 +28,10 @@ print(json.dumps(out))
 HEAVY = ["torch", "numpy", "anchorpy", "localnet.chain", "client.runner.engine", "client.training"]
 
 
-def probe(*commands: list[str]) -> dict:
+def probe(*commands: list[str], heavy: list[str] = HEAVY) -> dict:
     """Import the CLI, then run `commands` one after another with CliRunner, all in a fresh interpreter; the
     heavy modules loaded after the import and after each command."""
-    code = f"HEAVY = {HEAVY!r}\nARGS = {list(commands)!r}\n{PROBE}"
+    code = f"HEAVY = {heavy!r}\nARGS = {list(commands)!r}\n{PROBE}"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120,
                           check=False)
     assert proc.returncode == 0, proc.stderr
@@ -63,6 +63,20 @@ def test_commands_that_do_not_train_leave_torch_out(tmp_path) -> None:
         if args != "import":
             assert "torch" not in res["heavy"], (args, res)
             assert "client.runner.engine" not in res["heavy"], (args, res)
+
+
+def test_one_shot_reads_skip_the_async_stack(tmp_path) -> None:
+    """`balance` and `run status` read through coordinator_sdk.rpc_sync: asyncio, httpx and solana-py cost
+    ~60 ms of imports, more than the reads (bench/cli_startup.py). Failing reads still exit 8 with one line."""
+    wallet = str(tmp_path / "id.json")
+    unreachable = "http://127.0.0.1:1"
+    async_stack = ["asyncio", "httpx", "solana", "coordinator_sdk.model.machine", *HEAVY]
+    out = probe(["keygen", "-o", wallet], ["balance", "-k", wallet, "-u", unreachable],
+                ["run", "status", "some-run", "-u", unreachable], heavy=async_stack)
+    for args in (f"balance -k {wallet} -u {unreachable}", f"run status some-run -u {unreachable}"):
+        assert out[args]["code"] == 8, out[args]
+        assert out[args]["output"].startswith(f"Error: no Solana JSON-RPC node answers at {unreachable} ("), out[args]
+        assert out[args]["heavy"] == [], (args, out[args]["heavy"])
 
 
 def test_lazy_group_lists_and_loads_on_demand() -> None:

@@ -71,7 +71,7 @@ def test_run_create_quotes_its_cost_and_pays_exactly_that(net: Localnet, tmp_pat
     before = _balance(net, owner.pubkey())
     res = invoke("run", "create", "cost-run", "--config", str(_toml(tmp_path)), "--paused", "-k", path, "-u", net.url)
     assert res.exit_code == 0, res.output
-    assert "coordinator account 0.9376512," in res.output, res.output
+    assert "coordinator account 1.05168384," in res.output, res.output
     quoted = _quoted(res.output)
     assert before - _balance(net, owner.pubkey()) == quoted  # rent of every account + every base fee, exactly
 
@@ -92,8 +92,8 @@ def test_run_create_refuses_a_wallet_that_cannot_pay(net: Localnet, tmp_path) ->
     res = invoke("run", "create", "poor-run", "--config", str(_toml(tmp_path)), "-k", path, "-u", net.url)
     assert res.exit_code == ExitCode.WALLET, res.output
     line = res.output.strip().splitlines()[-1]
-    assert re.fullmatch(rf"Error: run create needs 0\.9410\d+ SOL, the wallet {poor.pubkey()} has 0\.58 SOL "
-                        rf"\(fund it: psyche airdrop 0\.3610\d+ {poor.pubkey()}\)", line), line
+    assert re.fullmatch(rf"Error: run create needs 1\.0550\d+ SOL, the wallet {poor.pubkey()} has 0\.58 SOL "
+                        rf"\(fund it: psyche airdrop 0\.4750\d+ {poor.pubkey()}\)", line), line
     assert "InstructionError" not in res.output and "Custom" not in res.output
     assert _balance(net, poor.pubkey()) == 580_000_000  # nothing was sent
     res = invoke("run", "status", "poor-run", "-u", net.url)
