@@ -195,7 +195,9 @@ def random_schedule(seed: int, slots: list[str], epochs: int = 4) -> list[Fault]
     for epoch in chosen:
         at = (epoch, rng.randint(2, 6))
         if epoch == localnet:
-            faults.append(Fault("localnet", None, at, hold_s=rng.choice([3.0, 5.0])))
+            # down 2-3 s: with the restart (seconds on a busy machine) the outage stays inside the 8 s round
+            # timeout; longer, nobody can witness the round and the program ends the epoch (see docs)
+            faults.append(Fault("localnet", None, at, hold_s=rng.choice([2.0, 3.0])))
             continue
         alive = [v for v in victims if v not in gone] or victims
         target = rng.choice(alive)
