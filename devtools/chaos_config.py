@@ -31,8 +31,8 @@ round_witness_time = 1
 epoch_time = {epoch_time}
 total_steps = {total_steps}
 max_seq_len = 32
-global_batch_size_start = 8
-global_batch_size_end = 8
+global_batch_size_start = {batch}
+global_batch_size_end = {batch}
 global_batch_size_warmup_tokens = 0
 init_min_clients = {init_min}
 waiting_for_members_extra_time = {extra}
@@ -86,6 +86,7 @@ class ChaosConfig:
     earning: int = 900
     slashing: int = 10
     verifiers: int = 0  # recomputation spot-checks off unless a test is about them (issue 25)
+    batch: int = 8  # samples per step: a run of many clients needs ≥ 2 each for a half-batch cheat to exist
     name: str = "chaos"
 
     def write(self, directory: Path, data: Path) -> Path:

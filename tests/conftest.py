@@ -55,6 +55,7 @@ _FILE_MARKERS: dict[str, tuple[str, ...]] = {
     "test_paused_status.py": ("cluster",),
     "test_program_deploy.py": ("localnet",),
     "test_run_cli.py": ("cluster",),
+    "test_run_client_cheats.py": ("cluster", "iroh"),
     "test_run_client_e2e.py": ("cluster", "iroh"),
     "test_run_client_hostile.py": ("cluster", "iroh"),
     "test_runner_inproc.py": ("iroh",),

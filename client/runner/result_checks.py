@@ -40,9 +40,11 @@ def fingerprint(result: DistroResult) -> np.ndarray:
 
 def agreement(a: np.ndarray, b: np.ndarray) -> float:
     """Fraction of a's (coefficient, sign) pairs that b also holds (both from `fingerprint`)."""
-    if a.size == 0:
+    if a.size == 0 or b.size == 0:
         return 0.0
-    return float(np.intersect1d(a, b, assume_unique=True).size) / float(a.size)
+    # both sorted and unique: a binary search of each of a's keys in b (intersect1d sorted both again: 2x slower)
+    at = np.minimum(np.searchsorted(b, a), b.size - 1)
+    return float(np.count_nonzero(b[at] == a)) / float(a.size)
 
 
 class ResultMemory:

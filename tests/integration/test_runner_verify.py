@@ -4,7 +4,6 @@ while every check of an honest trainer passes."""
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import msgpack
@@ -15,6 +14,7 @@ from test_runner_inproc import config
 from client.runner.p2p_session import derive_p2p_identity
 from client.runner.round_work import RoundWork
 from coordinator_sdk.model.state import ClientState
+from devtools.faulty_client import Replay, random_values
 from devtools.inproc import InProcessRun, SimClient
 
 pytestmark = pytest.mark.slow
@@ -26,29 +26,6 @@ def flip_signs(wire: bytes) -> bytes:
     env = msgpack.unpackb(wire, raw=False)
     env["val"] = [bytes(b ^ 0xFF for b in v[:-1]) + v[-1:] for v in env["val"]]
     return msgpack.packb(env, use_bin_type=True)
-
-
-def random_values(wire: bytes) -> bytes:
-    """A lazy trainer: a well-formed result of random values (it skipped the work)."""
-    env = msgpack.unpackb(wire, raw=False)
-    env["val"] = [os.urandom(len(v) - 1) + v[-1:] for v in env["val"]]
-    return msgpack.packb(env, use_bin_type=True)
-
-
-class Replay:
-    """Resends its first result, relabelled with each later step."""
-
-    def __init__(self) -> None:
-        self.first: bytes | None = None
-
-    def __call__(self, wire: bytes) -> bytes:
-        env = msgpack.unpackb(wire, raw=False)
-        if self.first is None:
-            self.first = wire
-            return wire
-        old = msgpack.unpackb(self.first, raw=False)
-        old["step"] = env["step"]
-        return msgpack.packb(old, use_bin_type=True)
 
 
 def with_hook(hook) -> type[RoundWork]:

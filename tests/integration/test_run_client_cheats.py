@@ -1,0 +1,79 @@
+"""Issue 25 with separate processes: four clients paid for work they did not do, each a real `psyche
+run-client` process (devtools.faulty_client) on a real localnet beside three honest ones, in one run.
+
+  * lazy: well-formed random values            -> recomputation fails it: convicted, Ejected, slashed
+  * half-batch: trains on half its batch       -> recomputation fails it: convicted, Ejected, slashed
+  * copier: another trainer's result, re-signed -> every peer's cheap check rejects it: Dropped
+  * replayer: its first result, relabelled     -> every peer's cheap check rejects it: Dropped
+Points are paid at the epoch's end to clients still Healthy, so each cheater earns exactly 0 and each
+honest client exactly its share; the cheaters must be gone within MAX_ROUNDS rounds of training, and no
+honest client is ever rejected or failed by anyone (cheaters' verifiers included: they verify honestly).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from run_client_helpers import expected_points, finished, logs, points, pubkey_of
+
+from devtools.chaos_config import ChaosConfig, prepare_data
+from devtools.local_cluster import LocalCluster
+
+FAULTY = [sys.executable, "-m", "devtools.faulty_client", "--fault"]
+CHEATS = ("lazy", "half-batch", "copier", "replayer")
+EARNING, SLASHING = 700, 10  # 700: divisible by the 7 clients that start the epoch
+MAX_ROUNDS = 5  # a cheater trains at most this many rounds (steps 0..4) before the chain removes it
+
+pytestmark = pytest.mark.slow
+
+
+def test_lazy_half_batch_copier_and_replayer_are_caught_and_unpaid(tmp_path: Path) -> None:
+    cfg = ChaosConfig(epoch_time=90, total_steps=8, round_time=8, warmup=30, init_min=7, min_clients=2, extra=1,
+                      earning=EARNING, slashing=SLASHING, verifiers=3000, batch=14, name="cheats")
+    toml = cfg.write(tmp_path, prepare_data())
+    with LocalCluster(tmp_path / "net") as net:
+        net.create_run("cheats", toml, net.wallet("owner"))
+        honest = [net.start_client(f"h{i}", "cheats") for i in range(3)]
+        cheats = {f: net.start_client(f, "cheats", entry=FAULTY + [f]) for f in CHEATS}
+        everyone = [*honest, *cheats.values()]
+        codes = net.wait_all(everyone, 240)
+        assert codes == [0, 0, 0] + [7] * len(CHEATS), logs(everyone)  # 7: REMOVED_FROM_RUN
+        key = {c.name: c.of_kind("started")[0]["p2p"] for c in everyone}
+        honest_keys = [key[c.name] for c in honest]
+
+        def named(k: str, c) -> bool:
+            return any(k.startswith(e["peer"]) for e in c.of_kind("rejected"))
+
+        pts = points(net, "cheats")
+        for c in honest:  # never rejected, never failed, paid exactly their share
+            assert not any(named(k, o) for k in honest_keys for o in everyone), logs(everyone)
+            earned, penalised, _ = pts[pubkey_of(c.wallet)]
+            assert (earned, penalised) == (expected_points(c, EARNING), 0), (c.name, pts)
+            assert expected_points(c, EARNING) == EARNING // 7
+        verdicts = [(o.name, e) for o in everyone for e in o.of_kind("verdict_posted")]
+        on_honest = [e for _, e in verdicts if any(k.startswith(e["trainer"]) for k in honest_keys)]
+        assert on_honest and all(e["outcome"] == "pass" for e in on_honest), on_honest
+        for name, c in cheats.items():
+            earned, penalised, state = pts[pubkey_of(c.wallet)]
+            how = c.of_kind("exit")[-1]["reason"]
+            trained = [e["step"] for e in c.of_kind("round") if e.get("loss") is not None]
+            assert earned == 0, (name, pts)
+            assert trained and max(trained) < MAX_ROUNDS, (name, trained)
+            if name in ("lazy", "half-batch"):  # convicted by recomputation verdicts: ejected and slashed
+                assert "ejected" in how and penalised == SLASHING, (name, how, penalised)
+                fails = [e for _, e in verdicts if key[name].startswith(e["trainer"])]
+                assert fails and all(e["outcome"] == "fail" for e in fails), (name, fails)
+                checks = [e for h in honest for e in h.of_kind("verify") if key[name].startswith(e["trainer"])]
+                assert checks and all(e["outcome"] == "fail" for e in checks), (name, checks)
+                assert any("from the recomputation" in e["reason"] for e in checks), (name, checks)
+            else:  # rejected by every honest peer's copy/replay check: left out by the witnesses, dropped
+                assert "dropped" in how, (name, how)
+                assert all(named(key[name], h) for h in honest), (name, logs(honest))
+                kind = "copy:" if name == "copier" else "replay:"
+                for h in honest:  # first for copying/replaying; later, maybe, for a blob it took with it
+                    why = [e["reason"] for e in h.of_kind("rejected") if key[name].startswith(e["peer"])]
+                    assert why[0].startswith(kind), (name, h.name, why)
+                    assert all(r.startswith(kind) or "unavailable" in r for r in why), (name, h.name, why)
+        assert len({finished(c)["weights_sha256"] for c in honest}) == 1
+        print({c.name: max([e["step"] for e in c.of_kind("round")], default=None) for c in cheats.values()})
