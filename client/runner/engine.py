@@ -193,10 +193,14 @@ class RunClient:
             for i in range(n):
                 c = lst[i]
                 if bytes(c.signer) == self.me and int(c.state) in (ClientState.Dropped, ClientState.Ejected):
-                    how = ClientState(int(c.state)).name.lower()
-                    raise ClientExit(ExitCode.REMOVED_FROM_RUN, f"the coordinator {how}"
-                                     f" this client in epoch {st.epoch} (it missed a round its witnesses"
-                                     " checked); restart it to rejoin at the next epoch")
+                    if int(c.state) == ClientState.Ejected:  # only a verdict quorum ejects (verdict_ix.c)
+                        raise ClientExit(ExitCode.REMOVED_FROM_RUN, f"the coordinator ejected this client in"
+                                         f" epoch {st.epoch}: its verifiers found results that were not"
+                                         " recomputable from its batch, state and weights (slashed, unpaid for"
+                                         " the epoch); restart it to rejoin at the next epoch")
+                    raise ClientExit(ExitCode.REMOVED_FROM_RUN, f"the coordinator dropped this client in epoch"
+                                     f" {st.epoch} (it missed a round its witnesses checked); restart it to"
+                                     " rejoin at the next epoch")
 
     def _lost_our_entry(self, st: CoordinatorView) -> bool:
         """Two processes on one wallet that raced past the start-up probe: the chain holds the address of
