@@ -1,7 +1,10 @@
-"""Top-k per DCT block, compact index/sign packing, and the peers' scatter-mean (Psyche `CompressDCT`, §6.2)."""
+"""Top-k per DCT block, the shared seeded selection, compact index/sign packing, and the peers' scatter-mean
+(Psyche `CompressDCT`, §6.2)."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -40,6 +43,38 @@ def compress(coeffs: torch.Tensor, k: int) -> SparseCoeffs:
     """Deterministic top-k by magnitude; indices are sorted ascending so the same block always encodes alike."""
     _, idx = coeffs.abs().topk(k, dim=-1, sorted=True)
     idx, _ = idx.sort(dim=-1)
+    return SparseCoeffs(idx, coeffs.gather(-1, idx).float())
+
+
+SHARED_DRAW = "psyche-shared-draw/1"
+
+
+@lru_cache(maxsize=4096)
+def _shared_draw(seed: int, step: int, name: str, blocks: tuple[int, ...], totalk: int, k: int) -> torch.Tensor:
+    digest = hashlib.sha256(f"{SHARED_DRAW}:{seed}:{step}:{name}".encode()).digest()
+    rng = np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))
+    keys = rng.random((*blocks, totalk))
+    idx = np.sort(np.argsort(keys, axis=-1, kind="stable")[..., :k], axis=-1)
+    out = torch.from_numpy(idx.astype(np.int64))
+    out.requires_grad_(False)
+    return out
+
+
+def shared_indices(seed: int, step: int, name: str, plan: ChunkPlan, k: int) -> torch.Tensor:
+    """The k coefficients of each block that every trainer sends at `step` in the shared selection mode.
+
+    A uniform draw without replacement per block, seeded by sha256(run seed, step, parameter name): every
+    client derives the same indices without talking, so none travel, and every chosen coefficient gets a
+    vote from every trainer (with own top-k, peers' choices barely coincide). PCG64 floats and a stable
+    argsort are bit-identical on every platform numpy supports. Cached (decoding K peers' results of one
+    step draws once); the returned int64 tensor `[*blocks, k]`, ascending per block, must not be modified.
+    """
+    return _shared_draw(int(seed), int(step), name, tuple(plan.blocks_shape), plan.totalk, topk_for(plan, k))
+
+
+def select(coeffs: torch.Tensor, idx: torch.Tensor) -> SparseCoeffs:
+    """The coefficients at given (shared) indices, in the same form `compress` returns."""
+    idx = idx.to(coeffs.device)
     return SparseCoeffs(idx, coeffs.gather(-1, idx).float())
 
 
