@@ -195,3 +195,13 @@ def test_trainers_stay_bit_identical_through_the_wire() -> None:
     ref = ts[0][0].state_dict()
     assert all(torch.equal(ref[k], m.state_dict()[k]) for m, _ in ts[1:] for k in ref)
     assert any(not torch.equal(ref[k], base.state_dict()[k]) for k in ref)
+
+
+def test_simulated_results_send_the_shared_draw() -> None:
+    from client.training.simulated import simulated_result
+
+    layout = _layout()
+    result = simulated_result(layout, CFG, "run", 4, SENDER)
+    for n, lay in layout.items():
+        assert torch.equal(result.params[n].idx, shared_indices(CFG.seed, 4, n, lay.plan, lay.k)), n
+    decode_result(encode_result(result, layout, CFG, sender=SENDER), layout, CFG, expected_step=4)
