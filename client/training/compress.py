@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -47,17 +48,17 @@ def compress(coeffs: torch.Tensor, k: int) -> SparseCoeffs:
 
 
 SHARED_DRAW = "psyche-shared-draw/1"
+_DRAW_STEPS = 4  # (seed, step) draws kept: a step's own generate + decodes, late applies, a verifier's recompute
+_draws: OrderedDict[tuple[int, int], dict[tuple, torch.Tensor]] = OrderedDict()
+_draws_lock = threading.Lock()
 
 
-@lru_cache(maxsize=4096)
-def _shared_draw(seed: int, step: int, name: str, blocks: tuple[int, ...], totalk: int, k: int) -> torch.Tensor:
+def _draw(seed: int, step: int, name: str, blocks: tuple[int, ...], totalk: int, k: int) -> torch.Tensor:
     digest = hashlib.sha256(f"{SHARED_DRAW}:{seed}:{step}:{name}".encode()).digest()
     rng = np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))
     keys = rng.random((*blocks, totalk))
     idx = np.sort(np.argsort(keys, axis=-1, kind="stable")[..., :k], axis=-1)
-    out = torch.from_numpy(idx.astype(np.int64))
-    out.requires_grad_(False)
-    return out
+    return torch.from_numpy(idx.astype(np.int64))
 
 
 def shared_indices(seed: int, step: int, name: str, plan: ChunkPlan, k: int) -> torch.Tensor:
@@ -66,10 +67,23 @@ def shared_indices(seed: int, step: int, name: str, plan: ChunkPlan, k: int) -> 
     A uniform draw without replacement per block, seeded by sha256(run seed, step, parameter name): every
     client derives the same indices without talking, so none travel, and every chosen coefficient gets a
     vote from every trainer (with own top-k, peers' choices barely coincide). PCG64 floats and a stable
-    argsort are bit-identical on every platform numpy supports. Cached (decoding K peers' results of one
-    step draws once); the returned int64 tensor `[*blocks, k]`, ascending per block, must not be modified.
+    argsort are bit-identical on every platform numpy supports. The draws of the last few steps are cached
+    (a client decodes K peers' results of one step: one draw, not K), so the returned int64 tensor
+    `[*blocks, k]`, ascending per block, must not be modified.
     """
-    return _shared_draw(int(seed), int(step), name, tuple(plan.blocks_shape), plan.totalk, topk_for(plan, k))
+    k = topk_for(plan, k)
+    key = (tuple(plan.blocks_shape), plan.totalk, k, name)
+    with _draws_lock:
+        hit = _draws.get((int(seed), int(step)), {}).get(key)
+    if hit is not None:
+        return hit
+    idx = _draw(int(seed), int(step), name, *key[:3])
+    with _draws_lock:
+        _draws.setdefault((int(seed), int(step)), {})[key] = idx
+        _draws.move_to_end((int(seed), int(step)))
+        while len(_draws) > _DRAW_STEPS:
+            _draws.popitem(last=False)
+    return idx
 
 
 def select(coeffs: torch.Tensor, idx: torch.Tensor) -> SparseCoeffs:
