@@ -57,8 +57,15 @@ def _draw(seed: int, step: int, name: str, blocks: tuple[int, ...], totalk: int,
     digest = hashlib.sha256(f"{SHARED_DRAW}:{seed}:{step}:{name}".encode()).digest()
     rng = np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))
     keys = rng.random((*blocks, totalk))
-    idx = np.sort(np.argsort(keys, axis=-1, kind="stable")[..., :k], axis=-1)
-    return torch.from_numpy(idx.astype(np.int64))
+    if k < totalk:  # the k smallest keys per block; argpartition is ~3x cheaper than a full argsort
+        part = np.argpartition(keys, k, axis=-1)
+        chosen = np.take_along_axis(keys, part[..., :k], axis=-1).max(axis=-1, keepdims=True)
+        if not bool((chosen < np.take_along_axis(keys, part[..., k:k + 1], axis=-1)).all()):  # a tie at the cut:
+            part = np.argsort(keys, axis=-1, kind="stable")  # resolve it as the stable order does (p ~ 2^-40)
+        sel = part[..., :k]
+    else:
+        sel = np.broadcast_to(np.arange(totalk), keys.shape)
+    return torch.from_numpy(np.sort(sel, axis=-1).astype(np.int64))
 
 
 def shared_indices(seed: int, step: int, name: str, plan: ChunkPlan, k: int) -> torch.Tensor:
@@ -66,8 +73,9 @@ def shared_indices(seed: int, step: int, name: str, plan: ChunkPlan, k: int) -> 
 
     A uniform draw without replacement per block, seeded by sha256(run seed, step, parameter name): every
     client derives the same indices without talking, so none travel, and every chosen coefficient gets a
-    vote from every trainer (with own top-k, peers' choices barely coincide). PCG64 floats and a stable
-    argsort are bit-identical on every platform numpy supports. The draws of the last few steps are cached
+    vote from every trainer (with own top-k, peers' choices barely coincide). The chosen coefficients are
+    those with the k smallest of PCG64 uniform keys (ties, never seen, resolved by index): bit-identical on
+    every platform numpy supports, and pinned by a test. The draws of the last few steps are cached
     (a client decodes K peers' results of one step: one draw, not K), so the returned int64 tensor
     `[*blocks, k]`, ascending per block, must not be modified.
     """

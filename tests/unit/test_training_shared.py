@@ -70,6 +70,21 @@ def test_the_draw_is_pinned() -> None:
     assert hashlib.sha256(idx.numpy().astype("<i8").tobytes()).hexdigest()[:16] == "dec359eaae320df4"
 
 
+@pytest.mark.parametrize(("shape", "k"), [((64, 48), 15), ((7,), 3), ((16, 16), 255), ((16, 16), 256), ((5, 9), 1)])
+def test_the_draw_is_the_k_smallest_keys_in_stable_order(shape: tuple, k: int) -> None:
+    """The fast path (argpartition) gives what its definition says: the first k of a stable argsort."""
+    import numpy as np
+
+    from client.training.compress import SHARED_DRAW
+
+    plan = plan_for(shape, 16)
+    digest = hashlib.sha256(f"{SHARED_DRAW}:1:2:p".encode()).digest()
+    keys = np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little"))).random(
+        (*plan.blocks_shape, plan.totalk))
+    want = np.sort(np.argsort(keys, axis=-1, kind="stable")[..., :min(k, plan.totalk)], axis=-1)
+    assert np.array_equal(shared_indices(1, 2, "p", plan, k).numpy(), want)
+
+
 def test_trainers_with_different_gradients_send_the_same_coefficients() -> None:
     base = build_model(mla_config(), seed=2)
     models = [copy.deepcopy(base) for _ in range(3)]
