@@ -34,7 +34,8 @@ from client.training.result_codec import decode_result, encode_result
 from client.training.schedule import Cosine
 from client.training.trainer import Trainer
 
-# per selection mode: (top-k, lr) tuned on this bench (docs/benchmarks.md); --topk/--distro-lr override
+# per selection mode: (k, lr) from this bench (docs/benchmarks.md): top-k's sweep, and for shared the issue-26
+# study (15 of 256, lr 3e-3 and 5e-3 tied on llama) with lr in between; --topk/--distro-lr override
 DEFAULTS = {"topk": (1, 2e-3), "shared": (15, 4e-3)}
 
 
@@ -121,9 +122,13 @@ def main() -> None:
     p.add_argument("--no-adamw", action="store_true", help="skip the baseline (ratios then need --adamw-from)")
     p.add_argument("--adamw-from", default=None, help="JSON lines of earlier runs to take AdamW losses from")
     p.add_argument("--jsonl", default=None, help="append one JSON line per run here")
+    p.add_argument("--summarize", default=None, metavar="JSONL", help="only print the table of earlier runs")
     p.add_argument("--png", default="bench/distro_vs_adamw.png")
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
+    if a.summarize:
+        print("\n".join(summarize(Path(a.summarize), a)))
+        return
     a.topk = DEFAULTS[a.selection][0] if a.topk is None else a.topk
     a.distro_lr = DEFAULTS[a.selection][1] if a.distro_lr is None else a.distro_lr
     torch.set_num_threads(a.threads)
@@ -176,6 +181,30 @@ def main() -> None:
     print("\n".join(table))
     for line in line_plot(a.png, series):
         print(f"plot {a.png}: {line}")
+
+
+def summarize(path: Path, a: argparse.Namespace) -> list[str]:
+    """The table of `--jsonl` records (runs made in parallel processes): per arch, DisTrO setting and pipeline,
+    the mean over the seeds that have both a DisTrO and an AdamW run of the same length."""
+    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    adamw = {(r["arch"], r["seed"], r["steps"]): r["eval"] for r in recs if r["kind"] == "adamw"}
+    groups: dict[tuple, list[dict]] = {}
+    for r in recs:
+        if r["kind"] != "adamw" and (r["arch"], r["seed"], r["steps"]) in adamw:
+            groups.setdefault((r["arch"], r["selection"], r["k"], r["chunk"], r["lr"], r["kind"], r["steps"]),
+                              []).append(r)
+    out = ["| arch | selection | pipeline | lr | steps | bytes/trainer/step | vs dense fp32 | seeds"
+           " | DisTrO eval per seed | AdamW eval per seed | mean ratio |", "|" + "---|" * 11]
+    for (arch, sel, k, chunk, lr, pl, steps), rs in sorted(groups.items()):
+        rs.sort(key=lambda r: r["seed"])
+        dense = 4 * sum(q.numel() for q in build_model(bench_config(arch, a.dim, a.layers, a.seq)).parameters())
+        nbytes = mean([r["bytes"] for r in rs])
+        ws = [adamw[(arch, r["seed"], steps)] for r in rs]
+        out.append(f"| {arch} | {sel} {k}/{chunk}x{chunk} | {pl} | {lr:g} | {steps} | {nbytes:,.0f}"
+                   f" | {dense / nbytes:,.0f}x | {', '.join(str(r['seed']) for r in rs)}"
+                   f" | {' / '.join(format(r['eval'], '.3f') for r in rs)} | {' / '.join(f'{w:.3f}' for w in ws)}"
+                   f" | {mean([r['eval'] / w for r, w in zip(rs, ws, strict=True)]):.3f} |")
+    return out
 
 
 def record(a: argparse.Namespace, arch: str, seed: int, kind: str, loss: float, d: dict | None,
