@@ -116,7 +116,19 @@ def run_snapshot(st: CoordinatorView, now: float | None = None, banked: dict[byt
         "checkpoint": _text(st.checkpoint, st.checkpoint_len) or None,
         "name": _text(st.metadata.name, int(st.metadata.name_len)),
         "earning_rate": int(st.earning_rate), "slashing_rate": int(st.slashing_rate),
+        "distro": _distro(st.model),
     }
+
+
+SELECTIONS = ("topk", "shared")  # ModelDescription.distro_selection (coordinator.h SEL_*; client/runner/run_model)
+
+
+def _distro(m: Any) -> dict[str, Any]:
+    """The DisTrO settings every client trains with; an operator checks them before joining or comparing runs."""
+    sel = int(m.distro_selection)
+    return {"selection": SELECTIONS[sel] if sel < len(SELECTIONS) else f"unknown ({sel})",
+            "chunk": int(m.distro_chunk), "topk": int(m.distro_topk), "decay": round(float(m.distro_decay), 6),
+            "quantize_1bit": bool(m.distro_quantize1bit)}
 
 
 def run_summary(st: CoordinatorView, account: str) -> dict[str, Any]:
@@ -132,6 +144,9 @@ def render(s: dict[str, Any]) -> str:
              f"  phase {s['phase']}{left}{' [pause pending]' if s['pending_pause'] else ''}   epoch {s['epoch']}"
              f"   step {s['step']}/{s['total_steps']}" + (f"   round {s['round']}" if s['round'] is not None else ""),
              f"  checkpoint {s['checkpoint'] or '-'}",
+             f"  distro {s['distro']['selection']}: {s['distro']['topk']} coefficients per {s['distro']['chunk']}x"
+             f"{s['distro']['chunk']} DCT block, decay {s['distro']['decay']:g}"
+             f"{', 1-bit' if s['distro']['quantize_1bit'] else ''}",
              f"  clients ({sum(c['state'] != 'evicted' for c in s['clients'])} registered, {s['epoch_clients']} in"
              f" this epoch; earned/penalised include points banked when a newcomer took a slot):"]
     for c in s["clients"]:

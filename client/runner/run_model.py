@@ -15,6 +15,8 @@ ARCHITECTURES = {"llama": 0, "deepseek": 1, "hf_auto": 2, "torchtitan": 3}
 SUPPORTED_ARCHITECTURES = {"llama", "deepseek"}
 DATA_TYPES = {"float32": 0, "bfloat16": 1}
 OPTIMIZERS = {"adamw": 0, "distro": 1}
+SELECTIONS = {"topk": 0, "shared": 1}  # DistroConfig.selection; coordinator.h SEL_*
+DISTRO_KEYS = {"chunk", "topk", "decay", "quantize_1bit", "selection"}
 LR_SCHEDULES = {"constant": 0, "linear": 1, "cosine": 2, "wsd": 3}
 SUPPORTED_SCHEDULES = {"constant", "linear", "cosine"}
 DATA_LOCATION_MAX = 192
@@ -61,8 +63,11 @@ class TrainingPlan:
                               Linear(**base, final_lr=float(m.lr_final), total_steps=total) if kind == "linear" else
                               Cosine(**base, final_lr=float(m.lr_final), total_steps=total))
         try:
+            # the shared draw's seed is 0 on every client: the step and the parameter name vary it, and the
+            # model description carries no run seed (every client must derive the same one without talking)
             distro = DistroConfig(chunk=int(m.distro_chunk), topk=int(m.distro_topk), decay=float(m.distro_decay),
-                                  quantize_1bit=bool(m.distro_quantize1bit))
+                                  quantize_1bit=bool(m.distro_quantize1bit),
+                                  selection=_name(SELECTIONS, int(m.distro_selection), "distro selection"))
         except ValueError as e:
             raise ModelUnsupported(f"distro settings: {e}") from None
         location = bytes(m.data_location[:int(m.data_location_len)]).decode("utf-8", errors="replace")
@@ -81,6 +86,10 @@ def model_description_fields(model: dict[str, Any], lr: dict[str, Any], distro: 
             raise ValueError(f"{field} = {value!r}: must be one of {', '.join(allowed)}")
         return table[value]
 
+    unknown = sorted(set(distro) - DISTRO_KEYS)
+    if unknown:  # a misspelt `selection` would silently train with top-k
+        raise ValueError(f"unknown key(s) {', '.join(map(repr, unknown))} in [distro];"
+                         f" known: {', '.join(sorted(DISTRO_KEYS))}")
     loc = data_location.encode()
     if not 0 < len(loc) <= DATA_LOCATION_MAX:
         raise ValueError(f"data location must be 1..{DATA_LOCATION_MAX} bytes, got {len(loc)}")
@@ -95,5 +104,6 @@ def model_description_fields(model: dict[str, Any], lr: dict[str, Any], distro: 
         lr_total_steps=int(lr.get("total_steps", 1)),
         distro_decay=float(distro.get("decay", 0.99)), distro_chunk=int(distro.get("chunk", 16)),
         distro_topk=int(distro.get("topk", 1)), distro_quantize1bit=int(bool(distro.get("quantize_1bit", True))),
-        data_location_len=len(loc), pad=[0, 0], data_location=list(loc) + [0] * (DATA_LOCATION_MAX - len(loc)),
+        distro_selection=pick(SELECTIONS, distro.get("selection", "topk"), "distro.selection"),
+        data_location_len=len(loc), pad=[0], data_location=list(loc) + [0] * (DATA_LOCATION_MAX - len(loc)),
     )

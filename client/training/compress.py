@@ -1,6 +1,10 @@
-"""Top-k per DCT block, compact index/sign packing, and the peers' scatter-mean (Psyche `CompressDCT`, §6.2)."""
+"""Top-k per DCT block, the shared seeded selection, compact index/sign packing, and the peers' scatter-mean
+(Psyche `CompressDCT`, §6.2)."""
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +44,59 @@ def compress(coeffs: torch.Tensor, k: int) -> SparseCoeffs:
     """Deterministic top-k by magnitude; indices are sorted ascending so the same block always encodes alike."""
     _, idx = coeffs.abs().topk(k, dim=-1, sorted=True)
     idx, _ = idx.sort(dim=-1)
+    return SparseCoeffs(idx, coeffs.gather(-1, idx).float())
+
+
+SHARED_DRAW = "psyche-shared-draw/1"
+_DRAW_STEPS = 4  # (seed, step) draws kept: a step's own generate + decodes, late applies, a verifier's recompute
+_draws: OrderedDict[tuple[int, int], dict[tuple, torch.Tensor]] = OrderedDict()
+_draws_lock = threading.Lock()
+
+
+def _draw(seed: int, step: int, name: str, blocks: tuple[int, ...], totalk: int, k: int) -> torch.Tensor:
+    digest = hashlib.sha256(f"{SHARED_DRAW}:{seed}:{step}:{name}".encode()).digest()
+    rng = np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))
+    keys = rng.random((*blocks, totalk))
+    if k < totalk:  # the k smallest keys per block; argpartition is ~3x cheaper than a full argsort
+        part = np.argpartition(keys, k, axis=-1)
+        chosen = np.take_along_axis(keys, part[..., :k], axis=-1).max(axis=-1, keepdims=True)
+        if not bool((chosen < np.take_along_axis(keys, part[..., k:k + 1], axis=-1)).all()):  # a tie at the cut:
+            part = np.argsort(keys, axis=-1, kind="stable")  # resolve it as the stable order does (p ~ 2^-40)
+        sel = part[..., :k]
+    else:
+        sel = np.broadcast_to(np.arange(totalk), keys.shape)
+    return torch.from_numpy(np.sort(sel, axis=-1).astype(np.int64))
+
+
+def shared_indices(seed: int, step: int, name: str, plan: ChunkPlan, k: int) -> torch.Tensor:
+    """The k coefficients of each block that every trainer sends at `step` in the shared selection mode.
+
+    A uniform draw without replacement per block, seeded by sha256(run seed, step, parameter name): every
+    client derives the same indices without talking, so none travel, and every chosen coefficient gets a
+    vote from every trainer (with own top-k, peers' choices barely coincide). The chosen coefficients are
+    those with the k smallest of PCG64 uniform keys (ties, never seen, resolved by index): bit-identical on
+    every platform numpy supports, and pinned by a test. The draws of the last few steps are cached
+    (a client decodes K peers' results of one step: one draw, not K), so the returned int64 tensor
+    `[*blocks, k]`, ascending per block, must not be modified.
+    """
+    k = topk_for(plan, k)
+    key = (tuple(plan.blocks_shape), plan.totalk, k, name)
+    with _draws_lock:
+        hit = _draws.get((int(seed), int(step)), {}).get(key)
+    if hit is not None:
+        return hit
+    idx = _draw(int(seed), int(step), name, *key[:3])
+    with _draws_lock:
+        _draws.setdefault((int(seed), int(step)), {})[key] = idx
+        _draws.move_to_end((int(seed), int(step)))
+        while len(_draws) > _DRAW_STEPS:
+            _draws.popitem(last=False)
+    return idx
+
+
+def select(coeffs: torch.Tensor, idx: torch.Tensor) -> SparseCoeffs:
+    """The coefficients at given (shared) indices, in the same form `compress` returns."""
+    idx = idx.to(coeffs.device)
     return SparseCoeffs(idx, coeffs.gather(-1, idx).float())
 
 

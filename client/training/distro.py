@@ -3,6 +3,7 @@
 Per step and parameter (facts §6.3–6.4), with δ the residual, β the decay and η_t the learning rate:
     δ ← β·(δ − Q_{t−1}) + η_t·g        Q_{t−1} = what this trainer sent last step, decoded
     q_t = TopK(DCT(δ))                  → the result sent to peers (optionally 1-bit signs)
+          or DCT(δ)[S_t]                  with `selection="shared"`: S_t the seeded draw every client shares
     p ← p·(1 − η_t·λ) − η_t·sign(IDCT(mean over peers of q_t))     (`apply`, run by every client)
 
 Two deliberate differences from Psyche, both for bit-identical weights across clients:
@@ -11,6 +12,11 @@ Two deliberate differences from Psyche, both for bit-identical weights across cl
 * weight decay happens in `apply`, so the weights are a pure function of the initial weights and the
   sequence of result sets, whether or not this client trained in a round.
 δ is kept in float32 whatever the model dtype, so a bf16 model's momentum does not lose its small terms.
+
+The shared selection (issue 26): every trainer sends the same k coefficients of each block, drawn from
+(run seed, step, parameter name) by `shared_indices`, so no indices travel and the peers' mean of each
+chosen coefficient is a vote of all trainers, not mostly single ones. Q_{t−1} is then the full-precision
+value of the chosen coefficients: the error feedback takes out exactly the part of δ that was sent.
 
 The error-feedback state (δ and Q_{t−1}) is what a verifier needs, with the run's weights and the assigned
 batch, to recompute a trainer's result: `state_bytes` serializes it canonically, and every result carries
@@ -28,8 +34,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from client.training.compress import SparseCoeffs, compress, scatter_mean, topk_for
+from client.training.compress import SparseCoeffs, compress, scatter_mean, select, shared_indices, topk_for
 from client.training.dct import ChunkPlan, decode, decode_sparse, encode, plan_for
+
+SELECTIONS = ("topk", "shared")
 
 
 @dataclass(frozen=True)
@@ -39,8 +47,14 @@ class DistroConfig:
     decay: float = 0.999
     weight_decay: float = 0.0
     quantize_1bit: bool = True
+    selection: str = "topk"  # "topk": own top-k per block, indices on the wire; "shared": seeded common draw
+    seed: int = 0  # the run's seed of the shared draw (with the step and parameter name); unused by top-k
 
     def __post_init__(self) -> None:
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
+        if not 0 <= self.seed < 1 << 64:
+            raise ValueError(f"seed must be an unsigned 64-bit integer, got {self.seed}")
         if self.chunk < 1 or self.topk < 1:
             raise ValueError(f"chunk and topk must be positive, got {self.chunk}, {self.topk}")
         if not 0.0 <= self.decay <= 1.0:
@@ -171,7 +185,11 @@ class Distro:
             d.mul_(self.cfg.decay)
             if p.grad is not None:
                 d.add_(p.grad.float(), alpha=lr)
-            sent[n] = compress(encode(d, lay.plan), lay.k)
+            coeffs = encode(d, lay.plan)
+            if self.cfg.selection == "shared":
+                sent[n] = select(coeffs, shared_indices(self.cfg.seed, step, n, lay.plan, lay.k))
+            else:
+                sent[n] = compress(coeffs, lay.k)
         self.sent = sent
         out = {n: q.signs() for n, q in sent.items()} if self.cfg.quantize_1bit else dict(sent)
         return DistroResult(step, out, self.cfg.quantize_1bit, ef=state_commitment(before), state=before)

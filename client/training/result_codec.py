@@ -13,6 +13,11 @@ Format 2 binds two 32-byte fields into the committed bytes (issue 25): `sender`,
 trainer the result belongs to (a peer re-announcing another trainer's blob fails `expected_sender`), and
 `ef`, the sha256 of the trainer's DisTrO error-feedback state before the step, which a verifier checks the
 state it is later served against before recomputing the result.
+
+The shared selection (issue 26, `DistroConfig.selection == "shared"`) has its own format, FORMAT_SHARED:
+no `idx` arrays (every client derives the indices from the run seed, the step and the parameter name), a
+`seed` field checked like chunk and top-k, and otherwise the same checks. Each `val` array's exact length
+follows from the layout alone; the receiver rebuilds the indices for the envelope's step.
 """
 from __future__ import annotations
 
@@ -23,12 +28,26 @@ import msgpack
 import numpy as np
 import torch
 
-from client.training.compress import SparseCoeffs, index_dtype, pack_signs, packed_sign_bytes, unpack_signs
+from client.training.compress import (
+    SparseCoeffs,
+    index_dtype,
+    pack_signs,
+    packed_sign_bytes,
+    shared_indices,
+    unpack_signs,
+)
 from client.training.distro import DistroConfig, DistroResult, ParamLayout
 
 FORMAT = "psyche-distro/2"
 VALUE_BYTES = {"sign1": 0, "bf16": 2, "f32": 4}
 ENVELOPE_KEYS = {"format", "step", "chunk", "topk", "layout", "val_dtype", "idx", "val", "sender", "ef"}
+FORMAT_SHARED = "psyche-distro-shared/1"
+ENVELOPE_KEYS_SHARED = (ENVELOPE_KEYS - {"idx"}) | {"seed"}
+
+
+def _shape(cfg: DistroConfig) -> tuple[str, set[str]]:
+    """The format name and exact envelope keys of the run's selection mode."""
+    return (FORMAT_SHARED, ENVELOPE_KEYS_SHARED) if cfg.selection == "shared" else (FORMAT, ENVELOPE_KEYS)
 
 
 class ResultError(ValueError):
@@ -64,20 +83,29 @@ def encode_result(result: DistroResult, layout: dict[str, ParamLayout], cfg: Dis
     if value_dtype not in ("bf16", "f32"):
         raise ValueError(f"value_dtype must be bf16 or f32, got {value_dtype!r}")
     vdt = "sign1" if result.quantized else value_dtype
+    shared = cfg.selection == "shared"
     idx, val = [], []
     for name, lay in layout.items():
         q = result.params[name]
-        idx.append(q.idx.cpu().numpy().astype(index_dtype(lay.plan.totalk)).tobytes())
+        if shared:
+            if not torch.equal(q.idx.cpu(), shared_indices(cfg.seed, result.step, name, lay.plan, lay.k)):
+                raise ValueError(f"parameter {name}: indices are not the shared draw of step {result.step}")
+        else:
+            idx.append(q.idx.cpu().numpy().astype(index_dtype(lay.plan.totalk)).tobytes())
         val.append(_values_bytes(q.val.cpu(), vdt))
-    env = {"format": FORMAT, "step": result.step, "chunk": cfg.chunk, "topk": cfg.topk,
-           "layout": layout_hash(layout), "val_dtype": vdt, "idx": idx, "val": val,
+    env = {"format": _shape(cfg)[0], "step": result.step, "chunk": cfg.chunk, "topk": cfg.topk,
+           "layout": layout_hash(layout), "val_dtype": vdt, "val": val,
            "sender": bytes(sender), "ef": bytes(result.ef)}
+    if shared:
+        env["seed"] = cfg.seed
+    else:
+        env["idx"] = idx
     return msgpack.packb(env, use_bin_type=True)
 
 
 def max_encoded_size(layout: dict[str, ParamLayout]) -> int:
     """An upper bound on a valid result's size (f32 values), used to refuse oversized payloads unparsed."""
-    total = 512 + 2 * 34
+    total = 512 + 2 * 34 + 9
     for lay in layout.values():
         n = lay.plan.num_blocks * lay.k
         total += 16 + n * (index_dtype(lay.plan.totalk).itemsize + 4)
@@ -88,9 +116,10 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _decode_param(raw_idx: Any, raw_val: Any, lay: ParamLayout, vdt: str) -> SparseCoeffs:
+def _decode_idx(raw_idx: Any, lay: ParamLayout) -> np.ndarray:
+    """A top-k result's indices: exact length, in range, strictly ascending within each block."""
     where = f"parameter {lay.name}"
-    if not isinstance(raw_idx, bytes) or not isinstance(raw_val, bytes):
+    if not isinstance(raw_idx, bytes):
         raise ResultError(f"{where}: idx and val must be binary")
     n = lay.plan.num_blocks * lay.k
     idt = index_dtype(lay.plan.totalk)
@@ -101,6 +130,15 @@ def _decode_param(raw_idx: Any, raw_val: Any, lay: ParamLayout, vdt: str) -> Spa
         raise ResultError(f"{where}: index {int(idx.max())} out of range for blocks of {lay.plan.totalk}")
     if lay.k > 1 and not bool(np.all(np.diff(idx, axis=-1) > 0)):
         raise ResultError(f"{where}: indices within a block must be strictly ascending (no duplicates)")
+    return idx
+
+
+def _decode_param(idx: np.ndarray, raw_val: Any, lay: ParamLayout, vdt: str) -> SparseCoeffs:
+    """Values of one parameter for the given (checked or derived) indices `[*blocks, k]`."""
+    where = f"parameter {lay.name}"
+    if not isinstance(raw_val, bytes):
+        raise ResultError(f"{where}: idx and val must be binary")
+    n = lay.plan.num_blocks * lay.k
     if vdt == "sign1":
         if len(raw_val) != packed_sign_bytes(n):
             raise ResultError(f"{where}: val holds {len(raw_val)} sign bytes, expected {packed_sign_bytes(n)}")
@@ -116,7 +154,7 @@ def _decode_param(raw_idx: Any, raw_val: Any, lay: ParamLayout, vdt: str) -> Spa
             val = torch.from_numpy(np.frombuffer(raw_val, dtype="<f4").copy())
         if not bool(torch.isfinite(val).all()):
             raise ResultError(f"{where}: values contain NaN or infinity")
-    return SparseCoeffs(torch.from_numpy(idx.copy()), val.reshape(*lay.plan.blocks_shape, lay.k))
+    return SparseCoeffs(torch.from_numpy(np.array(idx, dtype=np.int64)), val.reshape(*lay.plan.blocks_shape, lay.k))
 
 
 def decode_result(data: bytes, layout: dict[str, ParamLayout], cfg: DistroConfig,
@@ -133,11 +171,12 @@ def decode_result(data: bytes, layout: dict[str, ParamLayout], cfg: DistroConfig
         env = msgpack.unpackb(data, raw=False, strict_map_key=True, max_bin_len=limit)
     except Exception as e:  # msgpack raises several unrelated exception types for malformed input
         raise ResultError(f"result is not a valid msgpack envelope: {e}") from None
-    if not isinstance(env, dict) or set(env) != ENVELOPE_KEYS:
+    fmt, keys = _shape(cfg)
+    if not isinstance(env, dict) or set(env) != keys:
         got = sorted(map(str, env)) if isinstance(env, dict) else type(env).__name__
-        raise ResultError(f"result envelope has keys {got}, expected {sorted(ENVELOPE_KEYS)}")
-    if env["format"] != FORMAT:
-        raise ResultError(f"result format {env['format']!r}, expected {FORMAT!r}")
+        raise ResultError(f"result envelope has keys {got}, expected {sorted(keys)}")
+    if env["format"] != fmt:
+        raise ResultError(f"result format {env['format']!r}, expected {fmt!r}")
     if not _is_int(env["step"]) or env["step"] < 0:
         raise ResultError(f"result step {env['step']!r} is not a non-negative integer")
     if expected_step is not None and env["step"] != expected_step:
@@ -151,15 +190,21 @@ def decode_result(data: bytes, layout: dict[str, ParamLayout], cfg: DistroConfig
     if env["chunk"] != cfg.chunk or env["topk"] != cfg.topk:
         raise ResultError(f"sender used chunk={env['chunk']!r} topk={env['topk']!r},"
                           f" this run uses chunk={cfg.chunk} topk={cfg.topk}")
+    if fmt == FORMAT_SHARED and (not _is_int(env["seed"]) or env["seed"] != cfg.seed):
+        raise ResultError(f"sender drew with seed {env['seed']!r}, this run's seed is {cfg.seed}")
     if env["layout"] != layout_hash(layout):
         raise ResultError("result was made for a different model layout (parameter names, shapes or order)")
     vdt = env["val_dtype"]
     if vdt not in VALUE_BYTES:
         raise ResultError(f"result val_dtype {vdt!r} is not one of {', '.join(VALUE_BYTES)}")
-    for key in ("idx", "val"):
+    for key in ("idx", "val") if fmt == FORMAT else ("val",):
         if not isinstance(env[key], list) or len(env[key]) != len(layout):
             got = len(env[key]) if isinstance(env[key], list) else type(env[key]).__name__
             raise ResultError(f"result {key} carries {got} arrays, the local model has {len(layout)} parameters")
+    if fmt == FORMAT:
+        idx = [_decode_idx(i, lay) for i, lay in zip(env["idx"], layout.values(), strict=True)]
+    else:
+        idx = [shared_indices(cfg.seed, env["step"], lay.name, lay.plan, lay.k).numpy() for lay in layout.values()]
     params = {lay.name: _decode_param(i, v, lay, vdt)
-              for i, v, lay in zip(env["idx"], env["val"], layout.values(), strict=True)}
+              for i, v, lay in zip(idx, env["val"], layout.values(), strict=True)}
     return DistroResult(env["step"], params, vdt == "sign1", ef=env["ef"], sender=env["sender"])

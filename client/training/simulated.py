@@ -11,7 +11,7 @@ import hashlib
 
 import torch
 
-from client.training.compress import SparseCoeffs
+from client.training.compress import SparseCoeffs, shared_indices
 from client.training.distro import DistroConfig, DistroResult, ParamLayout
 
 DOMAIN = b"psyche/simulated-result/1"
@@ -32,6 +32,8 @@ def simulated_result(layout: dict[str, ParamLayout], cfg: DistroConfig, run_id: 
     for name, lay in layout.items():
         shape = (*lay.plan.blocks_shape, lay.plan.totalk)
         idx = torch.rand(shape, generator=g).topk(lay.k, dim=-1).indices.sort(dim=-1).values
+        if cfg.selection == "shared":  # the draw every trainer of the step sends (the random one keeps g's stream)
+            idx = shared_indices(cfg.seed, step, name, lay.plan, lay.k)
         val = torch.randn((*lay.plan.blocks_shape, lay.k), generator=g)
         q = SparseCoeffs(idx, val)
         params[name] = q.signs() if cfg.quantize_1bit else q
