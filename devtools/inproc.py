@@ -86,12 +86,14 @@ class InProcessRun:
     def start(self) -> None:
         self.chain.start()
 
-    def client(self, name: str, wallet: Keypair | None = None, work: type[RoundWork] = RoundWork) -> SimClient:
-        """A client on its own task; `work` is where a test injects a fault into its phases."""
+    def client(self, name: str, wallet: Keypair | None = None, work: type[RoundWork] = RoundWork,
+               **settings_over: Any) -> SimClient:
+        """A client on its own task; `work` is where a test injects a fault into its phases; `settings_over`:
+        ClientSettings fields a test sets (e.g. simulate_training)."""
         wallet = wallet or Keypair()
         settings = ClientSettings(rpc_urls=[], ws_url=None, run_id=self.run_id, wallet=wallet,
                                   p2p=derive_p2p_identity(wallet, self.run_id), bind_p2p="127.0.0.1:0",
-                                  checkpoint_dir=self.dir / name)
+                                  checkpoint_dir=self.dir / name, **settings_over)
         (self.dir / name).mkdir(exist_ok=True)
         out = _Lines()
         rc = RunClient(settings, Reporter("json", 0, out), backend=self.chain.backend(wallet), work=work)
