@@ -32,7 +32,7 @@ def measure(n: int) -> dict[str, int]:
     model = h.tcodec.program.type["ModelDescription"](
         architecture=0, data_type=0, optimizer=1, lr_schedule=0, cold_start_warmup_steps=0, lr_base=0.001,
         lr_warmup_init=0.0, lr_final=0.0, lr_warmup_steps=0, lr_total_steps=0, distro_decay=0.99, distro_chunk=16,
-        distro_topk=1, distro_quantize1bit=1, data_location_len=3, distro_selection=0, pad=[0],
+        distro_topk=1, distro_quantize1bit=1, data_location_len=3, distro_selection=0, distro_pipeline=0,
         data_location=list(b"abc") + [0] * 189)
     users = [h.fund(Keypair(), 10**8) for _ in range(n)]
     h.play_epoch(tr, users)  # includes run_update(paused=False) through the treasurer

@@ -121,12 +121,14 @@ def run_snapshot(st: CoordinatorView, now: float | None = None, banked: dict[byt
 
 
 SELECTIONS = ("topk", "shared")  # ModelDescription.distro_selection (coordinator.h SEL_*; client/runner/run_model)
+PIPELINES = ("overlapped", "synchronous")  # ModelDescription.distro_pipeline (coordinator.h PIPE_*)
 
 
 def _distro(m: Any) -> dict[str, Any]:
     """The DisTrO settings every client trains with; an operator checks them before joining or comparing runs."""
-    sel = int(m.distro_selection)
+    sel, pipe = int(m.distro_selection), int(m.distro_pipeline)
     return {"selection": SELECTIONS[sel] if sel < len(SELECTIONS) else f"unknown ({sel})",
+            "pipeline": PIPELINES[pipe] if pipe < len(PIPELINES) else f"unknown ({pipe})",
             "chunk": int(m.distro_chunk), "topk": int(m.distro_topk), "decay": round(float(m.distro_decay), 6),
             "quantize_1bit": bool(m.distro_quantize1bit)}
 
@@ -146,7 +148,7 @@ def render(s: dict[str, Any]) -> str:
              f"  checkpoint {s['checkpoint'] or '-'}",
              f"  distro {s['distro']['selection']}: {s['distro']['topk']} coefficients per {s['distro']['chunk']}x"
              f"{s['distro']['chunk']} DCT block, decay {s['distro']['decay']:g}"
-             f"{', 1-bit' if s['distro']['quantize_1bit'] else ''}",
+             f"{', 1-bit' if s['distro']['quantize_1bit'] else ''}, {s['distro']['pipeline']} pipeline",
              f"  clients ({sum(c['state'] != 'evicted' for c in s['clients'])} registered, {s['epoch_clients']} in"
              f" this epoch; earned/penalised include points banked when a newcomer took a slot):"]
     for c in s["clients"]:

@@ -68,28 +68,32 @@ class SimClient:
 
 class InProcessRun:
     def __init__(self, workdir: Path, data_dir: Path, config: Config, run_id: str = "sim",
-                 earning_rate: int = 900, slashing_rate: int = 10, seed: int = 0, initial_on_p2p: bool = False) -> None:
+                 earning_rate: int = 900, slashing_rate: int = 10, seed: int = 0, initial_on_p2p: bool = False,
+                 distro: dict[str, Any] | None = None) -> None:
         """`initial_on_p2p`: the run names its initial weights as `sha256:<digest>@p2p` (only peers could have
-        them), as it does after an epoch; they are still written to `workdir/initial` for a test to place."""
+        them), as it does after an epoch; they are still written to `workdir/initial` for a test to place.
+        `distro`: run.toml [distro] keys over DISTRO (e.g. pipeline = "synchronous")."""
         self.dir, self.run_id = workdir, run_id
         workdir.mkdir(parents=True, exist_ok=True)
         model = build_model(ModelConfig.from_dict(MODEL), seed=seed)
         ref = save_reference(model, workdir / "initial")
         if initial_on_p2p:
             ref = CheckpointRef(ref.digest, P2P)
-        fields = model_description_fields(MODEL, LR, DISTRO, f"local:{data_dir}")
+        fields = model_description_fields(MODEL, LR, {**DISTRO, **(distro or {})}, f"local:{data_dir}")
         self.chain = SimChain(run_id, config, ref.encode(), fields, earning_rate, slashing_rate, seed)
         self.clients: list[SimClient] = []
 
     def start(self) -> None:
         self.chain.start()
 
-    def client(self, name: str, wallet: Keypair | None = None, work: type[RoundWork] = RoundWork) -> SimClient:
-        """A client on its own task; `work` is where a test injects a fault into its phases."""
+    def client(self, name: str, wallet: Keypair | None = None, work: type[RoundWork] = RoundWork,
+               **settings_over: Any) -> SimClient:
+        """A client on its own task; `work` is where a test injects a fault into its phases; `settings_over`:
+        ClientSettings fields a test sets (e.g. simulate_training)."""
         wallet = wallet or Keypair()
         settings = ClientSettings(rpc_urls=[], ws_url=None, run_id=self.run_id, wallet=wallet,
                                   p2p=derive_p2p_identity(wallet, self.run_id), bind_p2p="127.0.0.1:0",
-                                  checkpoint_dir=self.dir / name)
+                                  checkpoint_dir=self.dir / name, **settings_over)
         (self.dir / name).mkdir(exist_ok=True)
         out = _Lines()
         rc = RunClient(settings, Reporter("json", 0, out), backend=self.chain.backend(wallet), work=work)

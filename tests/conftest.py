@@ -59,6 +59,7 @@ _FILE_MARKERS: dict[str, tuple[str, ...]] = {
     "test_run_client_e2e.py": ("cluster", "iroh"),
     "test_run_client_hostile.py": ("cluster", "iroh"),
     "test_runner_inproc.py": ("iroh",),
+    "test_runner_sync.py": ("iroh",),
     "test_runner_units.py": ("iroh",),
     "test_runner_verify.py": ("iroh",),
     "test_sdk_coordinator_client.py": ("localnet",),

@@ -26,8 +26,12 @@ async def cooldown(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: C
         return
     st = view(st)
     last = st.current_round
-    if int(last.height) >= 1:  # the last round's witnesses vouched for the step before it
-        await apply(ctx, ts, book, st.step - 2, last, st)
+    # the last round trained st.step - 1; its witnesses vouched for that step in the synchronous pipeline (so
+    # the checkpoint holds every step of the epoch) and for the step before it in the overlapped one (whose
+    # last step's results are never applied, as before)
+    lag = 0 if ts.plan is not None and ts.plan.synchronous else 1
+    if int(last.height) >= lag:
+        await apply(ctx, ts, book, st.step - 1 - lag, last, st)
     store = ctx.p2p.blobs.store
     if ts.published is not None:  # only the newest checkpoint stays pinned for newcomers
         unpin_model(store, ts.published)

@@ -52,8 +52,10 @@ async def train(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: Coor
     wire = ctx.cpu.timed("encode", lambda: encode_result(result, layout, distro, sender=me))
     if wire_hook is not None:
         wire = wire_hook(wire)
-    await ctx.p2p.exchange.publish(step, wire, result.state)  # the state: for verifiers (phase_verify)
+    # ours is in the book before it is announced: a synchronous round gathers this very step and must not
+    # fetch our own result back from the store
     book.results.setdefault(step, {})[ctx.p2p.identity.public] = result
+    await ctx.p2p.exchange.publish(step, wire, result.state)  # the state: for verifiers (phase_verify)
     if loss is not None:
         ts.losses.append((step, loss))
     return loss, batch.numel() / max(seconds, 1e-9)

@@ -118,7 +118,8 @@ class Verifier:
         limit = state_size_limit(model, plan.distro)
         state = await _fetch_state(ctx, trainer, published.ef, limit)
         next_state = None if nxt is None else await _fetch_state(ctx, trainer, nxt.ef, limit)
-        kwargs = {"distro": plan.distro, "micro_batch_size": ctx.settings.micro_batch_size}
+        kwargs = {"distro": plan.distro, "micro_batch_size": ctx.settings.micro_batch_size,
+                  "lookahead": not plan.synchronous}  # as phase_warmup.install built the trainer
         v = await asyncio.to_thread(verify.verify, trainer, published, state, model, plan.schedule, kwargs, batch,
                                     None if nxt is None else nxt.ef, next_state, mode)
         ctx.report.event("verify", **v.event())

@@ -46,8 +46,9 @@ def install(ctx: RunnerContext, ts: TrainingState, model: Any, digest: bytes) ->
     assert ts.plan is not None
     ts.model = model.to(ts.device)
     ts.digest = digest
+    # no look-ahead in the synchronous pipeline: no result is pending when a step trains
     ts.trainer = Trainer(ts.model, ts.plan.schedule, "distro", ts.plan.distro,
-                         micro_batch_size=ctx.settings.micro_batch_size)
+                         micro_batch_size=ctx.settings.micro_batch_size, lookahead=not ts.plan.synchronous)
     ctx.p2p.set_model(result_layout(ts.model, ts.plan.distro), ts.plan.distro)
 
 

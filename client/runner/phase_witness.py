@@ -86,10 +86,12 @@ async def gather(ctx: RunnerContext, book: RoundBook, step: int, current: int, d
 
 
 async def post_witness(ctx: RunnerContext, book: RoundBook, step: int, report: WitnessReport, loss: float | None,
-                       tps: float | None, round_started: float, height: int) -> bool | str:
+                       tps: float | None, round_started: float, height: int, synchronous: bool = False) -> bool | str:
     """Wait for the moment described in the module docstring, then post. True: landed; 'missed': the round
     moved on first; 'refused (...)': the program said no. `height`: the round's height in its epoch (at 0 no
-    earlier round's delivery is asked for: the book may still hold the previous epoch's last round)."""
+    earlier round's delivery is asked for: the book may still hold the previous epoch's last round).
+    `synchronous`: `report` is about this round's own step, so a trainer's bit needs its result of this step
+    (the bits are what every client applies this step by)."""
     trainers = book.trainers_of.get(step, [])
     half_at: float | None = None
     deadline = chain_deadline(ctx.state)
@@ -118,7 +120,7 @@ async def post_witness(ctx: RunnerContext, book: RoundBook, step: int, report: W
     cur = ctx.state
     if cur.step != step or not cur.in_round:
         return "missed"
-    before = book.trainers_of.get(step - 1) if height > 0 else None
+    before = trainers if synchronous else book.trainers_of.get(step - 1) if height > 0 else None
     previous = None if before is None else {s for _, s in before}
     ctx.in_flight.add(("witness", step))
     try:

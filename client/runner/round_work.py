@@ -6,6 +6,12 @@ the gathering ends), post the witness when elected (then report elected witnesse
 out), and apply S-1 as soon as the witness set is final. The chain itself drops, when each round ends,
 whoever a quorum of its witnesses left out. Faults a test wants to inject (a garbage result, another model)
 go in through the two hooks, never through product switches.
+
+The synchronous pipeline (the run's `[distro] pipeline`, issue 26) shifts what a round gathers by one step:
+round S gathers S's own results (published by this round's trainers), its witnesses vouch for S, and S is
+applied once they have posted, so round S+1 trains on weights that include S (round S+1's start applies S
+if the round moved on first). The chain cannot tell: participant bits index the current round's trainers
+whichever step they describe. The price is the overlap: nobody trains while S is gathered and applied.
 """
 from __future__ import annotations
 
@@ -54,15 +60,19 @@ class RoundWork:
         t_start = time.monotonic()
         round_started = time.time()
         height, step, epoch = int(st.current_round.height), st.step, st.epoch
+        # lag: how many steps behind the step trained are the results this round gathers and its witnesses
+        # vouch for (0 in the synchronous pipeline); the previous round's witnesses vouched for step - lag - 1
+        lag = 0 if ts.plan is not None and ts.plan.synchronous else 1
+        gathered = step - lag
         ctx.p2p.gossip.set_step(step)
         book.trainers_of[step] = round_trainers(st)
-        applied = await ctx.cpu.run("apply", phase_apply.apply(ctx, ts, book, step - 2, round_at(st, 1), st)) \
-            if height >= 2 else 0
+        applied = await ctx.cpu.run("apply", phase_apply.apply(ctx, ts, book, gathered - 1, round_at(st, 1), st)) \
+            if height >= lag + 1 else 0
         apply_s = time.monotonic() - t_start
-        self.verifier.note(ts, st, step)
+        self.verifier.note(ts, st, step)  # after the apply above: the weights step trains on, in either pipeline
         elected = is_elected(st, ctx.me)
         deadline = phase_witness.chain_deadline(st)
-        gather = asyncio.create_task(self._timed_gather(step, deadline)) if height >= 1 else None
+        gather = asyncio.create_task(self._timed_gather(gathered, step, deadline)) if height >= lag else None
         try:
             loss, tps = await ctx.cpu.run("train", phase_train.train(ctx, ts, book, st, step, self.wire_hook))
             # `finished` means "trained S and alive", said before our own gathering of S-1 is done: gathering
@@ -77,19 +87,19 @@ class RoundWork:
                 gather.cancel()
         ctx.witness_land_s = None
         witness = await ctx.cpu.run("witness", phase_witness.post_witness(ctx, book, step, report, loss, tps,
-                                                                          round_started, height)) \
+                                                                          round_started, height, lag == 0)) \
             if elected else False
         if witness is True and view(ctx.state).step == step:  # a witness gone silent no longer holds the round
             await ctx.cpu.run("witness", phase_witness.health_checks(ctx, ctx.state))
-        if height >= 1:
-            await ctx.cpu.run("apply", phase_apply.apply_once_witnessed(ctx, ts, book, step - 1, step))
+        if height >= lag:
+            await ctx.cpu.run("apply", phase_apply.apply_once_witnessed(ctx, ts, book, gathered, step))
         cpu = ctx.cpu.take()
         if ctx.p2p.exchange is not None:
             cpu.update(ctx.p2p.exchange.cpu.take())  # validate, decode: part of gather's (and apply's) CPU
         process_cpu = time.process_time()
         ctx.report.event("round", epoch=epoch, step=step, height=height,
                          phase=view(ctx.state).run_state.name, loss=loss, tokens_per_s=tps,
-                         gathered=len(book.results.get(step - 1, {})), expected=len(book.trainers_of.get(step - 1, [])),
+                         gathered=len(book.results.get(gathered, {})), expected=len(book.trainers_of.get(gathered, [])),
                          applied=applied, witness=witness, bytes_sent=ctx.p2p.bytes_sent,
                          bytes_received=ctx.p2p.bytes_received, train_s=round(ts.last_train_s, 3),
                          gossip_in=ctx.p2p.gossip.delivered + sum(ctx.p2p.gossip.dropped.values()),
@@ -102,10 +112,10 @@ class RoundWork:
         book.forget(step)
         ctx.p2p.forget(step - 3)
 
-    async def _timed_gather(self, step: int, deadline: float) -> Any:
+    async def _timed_gather(self, gathered: int, step: int, deadline: float) -> Any:
         t0 = time.monotonic()
         try:
-            return await self.ctx.cpu.run("gather", phase_witness.gather(self.ctx, self.book, step - 1, step,
+            return await self.ctx.cpu.run("gather", phase_witness.gather(self.ctx, self.book, gathered, step,
                                                                           deadline))
         finally:
             self._gather_s = time.monotonic() - t0

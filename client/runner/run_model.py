@@ -16,7 +16,11 @@ SUPPORTED_ARCHITECTURES = {"llama", "deepseek"}
 DATA_TYPES = {"float32": 0, "bfloat16": 1}
 OPTIMIZERS = {"adamw": 0, "distro": 1}
 SELECTIONS = {"topk": 0, "shared": 1}  # DistroConfig.selection; coordinator.h SEL_*
-DISTRO_KEYS = {"chunk", "topk", "decay", "quantize_1bit", "selection"}
+# when a step's results are applied (coordinator.h PIPE_*): overlapped = a round trains on weights that lack the
+# previous step's results (as in Psyche, with the sign look-ahead); synchronous = each step's results are
+# gathered, witnessed and applied before the next step trains (no look-ahead: nothing is pending)
+PIPELINES = {"overlapped": 0, "synchronous": 1}
+DISTRO_KEYS = {"chunk", "topk", "decay", "quantize_1bit", "selection", "pipeline"}
 LR_SCHEDULES = {"constant": 0, "linear": 1, "cosine": 2, "wsd": 3}
 SUPPORTED_SCHEDULES = {"constant", "linear", "cosine"}
 DATA_LOCATION_MAX = 192
@@ -42,6 +46,11 @@ class TrainingPlan:
     distro: DistroConfig
     cold_start_warmup_steps: int
     data_location: str
+    pipeline: str = "overlapped"  # PIPELINES; the runner's round order and the trainer's look-ahead follow it
+
+    @property
+    def synchronous(self) -> bool:
+        return self.pipeline == "synchronous"
 
     @classmethod
     def from_chain(cls, m: Any) -> TrainingPlan:
@@ -74,7 +83,8 @@ class TrainingPlan:
         if not location:
             raise ModelUnsupported("the run names no data location (operator: `psyche run update` with [data])")
         return cls(arch, _name(DATA_TYPES, int(m.data_type), "data_type"), optimizer, schedule, distro,
-                   int(m.cold_start_warmup_steps), location)
+                   int(m.cold_start_warmup_steps), location,
+                   _name(PIPELINES, int(m.distro_pipeline), "distro pipeline"))
 
 
 def model_description_fields(model: dict[str, Any], lr: dict[str, Any], distro: dict[str, Any],
@@ -105,5 +115,6 @@ def model_description_fields(model: dict[str, Any], lr: dict[str, Any], distro: 
         distro_decay=float(distro.get("decay", 0.99)), distro_chunk=int(distro.get("chunk", 16)),
         distro_topk=int(distro.get("topk", 1)), distro_quantize1bit=int(bool(distro.get("quantize_1bit", True))),
         distro_selection=pick(SELECTIONS, distro.get("selection", "topk"), "distro.selection"),
-        data_location_len=len(loc), pad=[0], data_location=list(loc) + [0] * (DATA_LOCATION_MAX - len(loc)),
+        distro_pipeline=pick(PIPELINES, distro.get("pipeline", "overlapped"), "distro.pipeline"),
+        data_location_len=len(loc), data_location=list(loc) + [0] * (DATA_LOCATION_MAX - len(loc)),
     )

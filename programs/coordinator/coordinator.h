@@ -139,6 +139,7 @@ typedef struct {
 enum { ARCH_LLAMA = 0, ARCH_DEEPSEEK, ARCH_HF_AUTO, ARCH_TORCHTITAN, ARCH_COUNT };
 enum { OPT_ADAMW = 0, OPT_DISTRO, OPT_DUMMY };
 enum { SEL_TOPK = 0, SEL_SHARED, SEL_COUNT };
+enum { PIPE_OVERLAPPED = 0, PIPE_SYNCHRONOUS, PIPE_COUNT };
 enum { LR_CONSTANT = 0, LR_LINEAR, LR_COSINE, LR_WSD, LR_COUNT };
 
 /* What is trained and how (only while halted). Floats are carried as IEEE-754 f32 bit patterns. */
@@ -151,7 +152,8 @@ typedef struct {
     uint16_t distro_chunk, distro_topk;
     uint8_t distro_quantize_1bit, data_location_len;
     uint8_t distro_selection; /* SEL_TOPK: own top-k, indices sent; SEL_SHARED: seeded common draw (issue 26) */
-    uint8_t _pad[1];
+    uint8_t distro_pipeline; /* PIPE_OVERLAPPED: round S trains without S-1's results (Psyche); PIPE_SYNCHRONOUS:
+                              * S's results are witnessed and applied before S+1 trains (issue 26) */
     uint8_t data_location[192];
 } ModelDescription; /* 232 */
 

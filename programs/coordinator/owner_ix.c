@@ -254,13 +254,13 @@ uint64_t ix_update_model(const SolParameters *p, Args *args) {
     if (err) return err;
     ModelDescription m;
     sol_memcpy(&m, raw, sizeof(m));
-    sol_memset(m._pad, 0, sizeof(m._pad));
     const Config *c = &ctx.acc->config;
     uint64_t cold_limit = c->max_round_train_time ? (c->epoch_time - c->warmup_time) / c->max_round_train_time : 0;
     bool ok = m.architecture < ARCH_COUNT && m.data_type <= 1 && (m.optimizer == OPT_ADAMW || m.optimizer == OPT_DISTRO) &&
               m.lr_schedule < LR_COUNT && m.data_location_len > 0 && m.data_location_len <= sizeof(m.data_location) &&
               lr_ok(m.lr_base) && lr_ok(m.lr_warmup_init) && lr_ok(m.lr_final) && lr_ok(m.distro_decay) &&
-              m.distro_quantize_1bit <= 1 && m.distro_selection < SEL_COUNT && m.cold_start_warmup_steps <= cold_limit &&
+              m.distro_quantize_1bit <= 1 && m.distro_selection < SEL_COUNT &&
+              m.distro_pipeline < PIPE_COUNT && m.cold_start_warmup_steps <= cold_limit &&
               (m.optimizer != OPT_DISTRO || (m.distro_chunk > 0 && m.distro_topk > 0));
     if (!ok) return E_INVALID_MODEL;
     sol_memset(m.data_location + m.data_location_len, 0, sizeof(m.data_location) - m.data_location_len);

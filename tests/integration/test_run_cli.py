@@ -109,10 +109,11 @@ def test_model_it_cannot_build(net, tmp_path) -> None:
             fields = {k: getattr(m, k) for k in ("data_type", "optimizer", "lr_schedule", "cold_start_warmup_steps",
                                                  "lr_base", "lr_warmup_init", "lr_final", "lr_warmup_steps",
                                                  "lr_total_steps", "distro_decay", "distro_chunk", "distro_topk",
-                                                 "distro_quantize1bit", "data_location_len", "distro_selection")}
+                                                 "distro_quantize1bit", "data_location_len", "distro_selection",
+                                                 "distro_pipeline")}
             floats = {"lr_base", "lr_warmup_init", "lr_final", "distro_decay"}
             desc = c.codec.program.type["ModelDescription"](
-                architecture=2, pad=[0], data_location=list(bytes(m.data_location)),
+                architecture=2, data_location=list(bytes(m.data_location)),
                 **{k: float(v) if k in floats else int(v) for k, v in fields.items()})
             await c.update_model(desc)
 

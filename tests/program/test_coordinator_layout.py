@@ -102,7 +102,7 @@ def model_description(codec: CoordinatorCodec, **over):
     fields = dict(architecture=1, data_type=0, optimizer=1, lr_schedule=2, cold_start_warmup_steps=3,
                   lr_base=f32(4e-4), lr_warmup_init=f32(1e-6), lr_final=f32(4e-5), lr_warmup_steps=100,
                   lr_total_steps=10_000, distro_decay=f32(0.999), distro_chunk=64, distro_topk=8,
-                  distro_quantize1bit=1, data_location_len=len(loc), distro_selection=1, pad=[0],
+                  distro_quantize1bit=1, data_location_len=len(loc), distro_selection=1, distro_pipeline=1,
                   data_location=list(loc) + [0] * (192 - len(loc)))
     fields.update(over)
     return codec.program.type["ModelDescription"](**fields)
@@ -127,14 +127,17 @@ def test_metadata_model_and_progress_decode_field_by_field() -> None:
     assert (m.num_parameters, m.vocab_size) == (20_000_000, 256)
     for k in ("architecture", "data_type", "optimizer", "lr_schedule", "cold_start_warmup_steps", "lr_base",
               "lr_warmup_init", "lr_final", "lr_warmup_steps", "lr_total_steps", "distro_decay", "distro_chunk",
-              "distro_topk", "distro_quantize1bit", "data_location_len", "distro_selection", "data_location"):
+              "distro_topk", "distro_quantize1bit", "data_location_len", "distro_selection", "distro_pipeline",
+              "data_location"):
         assert getattr(st.model, k) == getattr(model, k), k
     assert st.step == 42
     from client.run_view import render, run_snapshot
 
     snap = run_snapshot(st)  # what `psyche run status` and the dashboard show
-    assert snap["distro"] == {"selection": "shared", "chunk": 64, "topk": 8, "decay": 0.999, "quantize_1bit": True}
-    assert "distro shared: 8 coefficients per 64x64 DCT block, decay 0.999, 1-bit" in render(snap)
+    assert snap["distro"] == {"selection": "shared", "pipeline": "synchronous", "chunk": 64, "topk": 8,
+                              "decay": 0.999, "quantize_1bit": True}
+    assert "distro shared: 8 coefficients per 64x64 DCT block, decay 0.999, 1-bit, synchronous pipeline" \
+        in render(snap)
 
 
 def _same(a, b, path: str = "") -> None:

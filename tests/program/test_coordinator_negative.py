@@ -336,7 +336,8 @@ def test_checkpoint_and_close(h, run) -> None:
 @pytest.mark.parametrize("field,value", [("architecture", 4), ("data_type", 2), ("optimizer", 2), ("lr_schedule", 4),
                                          ("data_location_len", 0), ("lr_base", "nan"), ("lr_final", -1.0),
                                          ("distro_quantize1bit", 2), ("cold_start_warmup_steps", 10**6),
-                                         ("distro_topk", 0), ("distro_selection", 2)])
+                                         ("distro_topk", 0), ("distro_selection", 2),
+                                         ("distro_pipeline", 2)])
 def test_each_model_rule(h, run, field: str, value) -> None:
     from test_coordinator_layout import model_description
 

@@ -38,7 +38,7 @@ def test_run_update_forwards_every_field() -> None:
     model = h.tcodec.program.type["ModelDescription"](
         architecture=0, data_type=0, optimizer=1, lr_schedule=0, cold_start_warmup_steps=0, lr_base=0.001,
         lr_warmup_init=0.0, lr_final=0.0, lr_warmup_steps=0, lr_total_steps=0, distro_decay=0.99, distro_chunk=16,
-        distro_topk=1, distro_quantize1bit=1, data_location_len=3, distro_selection=0, pad=[0],
+        distro_topk=1, distro_quantize1bit=1, data_location_len=3, distro_selection=0, distro_pipeline=0,
         data_location=list(b"abc") + [0] * 189)
     res = h.update(tr, metadata=("name", "a run paid in tokens", 1000, 256), model=model, progress=3,
                    checkpoint="hf://org/model@main", epoch_rates=(600, 5))
