@@ -210,14 +210,14 @@ def test_render_live_shows_what_only_the_events_tell() -> None:
            "epoch": 0, "step": 3, "total_steps": 6, "round": 2, "checkpoint": None, "epoch_clients": 1,
            "clients": [{"wallet": "W" * 44, "state": "healthy", "earned": 0, "penalised": 0, "last_round": 2}],
            "witnesses": [], "distro": {"selection": "shared", "chunk": 16, "topk": 15, "decay": 0.99,
-                                       "quantize_1bit": True}}
+                                       "quantize_1bit": True, "pipeline": "synchronous"}}
     text = render_live({"connection": "reconnecting", "error": "down", "run": run, "round_history": [],
                         "metrics": [{"step": 1, "loss": 5.5, "tokens_per_sec": 1000.0, "witnesses": 2}],
                         "checkpoints": []}, now=100.0)
     assert text.splitlines()[0] == "[reconnecting] down"
     assert "(10s left)" in text and "1:5.5000" in text and "tokens/s at step 1: 1,000" in text
     assert "last delivered round 2" in text
-    assert "distro shared: 15 coefficients per 16x16 DCT block, decay 0.99, 1-bit" in text
+    assert "distro shared: 15 coefficients per 16x16 DCT block, decay 0.99, 1-bit, synchronous pipeline" in text
 
 
 def test_a_treasurer_run_shows_its_vault_and_claims(net: LocalCluster, tmp_path: Path) -> None:
