@@ -14,9 +14,10 @@ Timeline, for a client playing round R (step R):
     verdicts of S are posted on chain (`verdict`, in (height, trainer key) order): two fails that outnumber
     the passes, on one result or over the epoch, eject and slash the trainer (docs/security.md).
 A trainer that does not serve its state fails ("state withheld"). Exact mode on CPU (bit-deterministic
-here); tolerance mode on GPUs. The next step's state is fetched too, so a trainer that sums its batch in
-another order (its own micro-batch size) is judged on its result bits and on a state within tolerance, not
-accused over rounding.
+here); tolerance mode on GPUs. The next step's state is fetched only when the recomputed one does not hash to
+the next result's commitment (never for an honest trainer in exact mode; nearly always in tolerance mode), so
+a trainer that sums its batch in another order (its own micro-batch size) is judged on its result bits and on
+a state within tolerance, not accused over rounding.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from coordinator_sdk.round_assignment import current_assignment
 from coordinator_sdk.verdicts import eligible, order_key
 
 KEEP = 3  # steps of weights kept: S is checked in round S+2
+NEXT_STATE_TIMEOUT = 60.0  # s: a fetch has its own stall timeout; this bounds a check's thread if the loop stops
 
 
 class Verifier:
@@ -117,10 +119,23 @@ class Verifier:
         mode: verify.Mode = "exact" if str(ts.device) == "cpu" else "tolerance"
         limit = state_size_limit(model, plan.distro)
         state = await _fetch_state(ctx, trainer, published.ef, limit)
-        next_state = None if nxt is None else await _fetch_state(ctx, trainer, nxt.ef, limit)
+        loop = asyncio.get_running_loop()
+
+        def next_state() -> bytes | None:
+            """Called from the check's thread only when the recomputed next state does not hash to the next
+            commitment (never, for an honest trainer in exact mode): the second 1.46 MB is fetched on demand."""
+            assert nxt is not None
+            fut = asyncio.run_coroutine_threadsafe(_fetch_state(ctx, trainer, nxt.ef, limit), loop)
+            try:
+                return fut.result(timeout=NEXT_STATE_TIMEOUT)
+            except Exception:  # the loop is shutting down, or the fetch hung: counted as withheld
+                fut.cancel()
+                return None
+
         kwargs = {"distro": plan.distro, "micro_batch_size": ctx.settings.micro_batch_size}
         v = await asyncio.to_thread(verify.verify, trainer, published, state, model, plan.schedule, kwargs, batch,
-                                    None if nxt is None else nxt.ef, next_state, mode)
+                                    None if nxt is None else nxt.ef, None if nxt is None else next_state, mode,
+                                    owned=True)
         ctx.report.event("verify", **v.event())
         return v
 

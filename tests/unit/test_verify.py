@@ -186,3 +186,32 @@ def test_tolerance_mode_catches_a_three_quarter_batch_by_the_state_chain() -> No
         assert v.outcome == outcome, (rows, v)
         if outcome == "fail":
             assert v.agreement is not None and v.agreement >= 0.9 and "state chain broken" in v.reason
+
+
+def test_the_next_state_is_fetched_only_when_the_chain_needs_it() -> None:
+    """An honest check in exact mode on the trainer's own summation order never asks for the next state (half
+    the bytes of a check); a verifier summing in another order asks for it and passes on it; a refused next
+    state then fails the check; a throwaway (owned) model gives the verdict of a copied one."""
+    r = _run()
+    step, i = 1, 2
+    asked: list[int] = []
+
+    def fetch(blob: bytes | None):
+        def get() -> bytes | None:
+            asked.append(1)
+            return blob
+        return get
+
+    args = (KEYS[i], r["published"][step][i], r["states"][step][i])
+    rest = (_schedule(), r["batches"][step][i])
+    nxt, nstate = r["published"][step + 1][i].ef, r["states"][step + 1][i]
+    v = verify(*args, r["weights"][step], rest[0], KW, rest[1], next_ef=nxt, next_state=fetch(nstate))
+    assert v.outcome == "pass" and v.reason == "recomputed" and not asked
+    owned = copy.deepcopy(r["weights"][step])
+    v = verify(*args, owned, rest[0], KW, rest[1], next_ef=nxt, next_state=fetch(nstate), owned=True)
+    assert v.outcome == "pass" and not asked
+    kw = {"distro": DCFG, "micro_batch_size": 1}
+    v = verify(*args, r["weights"][step], rest[0], kw, rest[1], next_ef=nxt, next_state=fetch(nstate))
+    assert v.outcome == "pass" and "within tolerance" in v.reason and asked == [1]
+    v = verify(*args, r["weights"][step], rest[0], kw, rest[1], next_ef=nxt, next_state=fetch(None), mode="tolerance")
+    assert v.outcome == "fail" and "state chain broken" in v.reason and asked == [1, 1]
