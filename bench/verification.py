@@ -5,7 +5,8 @@ Everything is measured on the real code at the demo's settings (examples/run.tom
 (each step's results applied by all, as in a run); every result goes through the cheap checks
 (client/runner/result_checks.ResultMemory) and is recomputed by client/runner/verify.verify, in exact mode
 (the trainer's summation order) and in tolerance mode by a verifier summing in micro-batches of 1 (another
-float rounding: the stand-in for other hardware) that is served the next state. Cheats (trainer 1; trainer 0
+float rounding: the stand-in for other hardware); the next state is handed over on demand, as phase_verify
+fetches it, and the fetches are counted for the bytes. Cheats (trainer 1; trainer 0
 is the copier's victim) at every step ≥ 1: lazy (random signs), copier (trainer 0's coefficients under its
 own commitment), replayer (its previous result relabelled), half-batch, stale weights (the previous step's).
 
@@ -108,16 +109,23 @@ def cheat(run: dict[str, Any], kind: str, step: int, i: int = 1) -> DistroResult
 
 
 def check(run: dict[str, Any], i: int, step: int, res: DistroResult, mode: str) -> Any:
-    """verify() as a verifier runs it: exact in the trainer's order, or tolerance summing in micro-batches of
-    1 and served the next state (as phase_verify fetches it)."""
+    """verify() as a verifier runs it (phase_verify): on a throwaway copy of the weights (owned), exact in the
+    trainer's order, or tolerance summing in micro-batches of 1; the next state is handed over on demand, as
+    phase_verify fetches it, and each fetch is counted in run["next_fetched"][mode]."""
     nxt = run["published"][step + 1][i].ef if step + 1 < len(run["published"]) else None
     kw: dict[str, Any] = {"distro": run["dcfg"]}
-    extra: dict[str, Any] = {"mode": mode}
     if mode == "tolerance":
         kw["micro_batch_size"] = 1
-        extra["next_state"] = run["states"][step + 1][i] if nxt is not None else None
-    return verify(run["keys"][i], res, run["states"][step][i], run["weights"][step], run["sched"], kw,
-                  run["batches"][step][i], next_ef=nxt, **extra)
+    fetched = run.setdefault("next_fetched", {}).setdefault(mode, [0, 0])
+
+    def next_state() -> bytes:
+        fetched[0] += 1
+        return run["states"][step + 1][i]
+
+    fetched[1] += 1
+    model = copy.deepcopy(run["weights"][step])  # restore()'s copy: timed apart, in costs()
+    return verify(run["keys"][i], res, run["states"][step][i], model, run["sched"], kw, run["batches"][step][i],
+                  next_ef=nxt, next_state=next_state if nxt is not None else None, mode=mode, owned=True)
 
 
 def cheap_rejects(run: dict[str, Any], kind: str, step: int) -> bool:
@@ -194,10 +202,15 @@ def costs(run: dict[str, Any], n: int, per_mille: int, verify_cpu: float) -> dic
     state = statistics.mean(len(s) for ss in run["states"] for s in ss if s)
     round_bytes = 2 * (n - 1) * wire  # its result served to n-1 peers, theirs received
     cpu = note + cheap + checks * verify_cpu
-    return {"train_cpu_s": train, "note_cpu_s": note, "cheap_cpu_s": cheap, "checks": checks,
-            "verify_cpu_s": verify_cpu, "extra_cpu_s": cpu, "cpu_ratio": cpu / train, "wire_bytes": wire,
-            "state_bytes": state, "round_bytes": round_bytes, "extra_bytes": checks * 2 * state,
-            "bytes_ratio": checks * 2 * state / round_bytes}
+    out = {"train_cpu_s": train, "note_cpu_s": note, "cheap_cpu_s": cheap, "checks": checks,
+           "verify_cpu_s": verify_cpu, "extra_cpu_s": cpu, "cpu_ratio": cpu / train, "wire_bytes": wire,
+           "state_bytes": state, "round_bytes": round_bytes}
+    for mode, (got, of) in run.get("honest_fetched", {}).items():  # a check fetches its state, the next on demand
+        per_check = state * (1 + got / max(of, 1))
+        out[f"extra_bytes_{mode}"] = checks * per_check
+        out[f"bytes_ratio_{mode}"] = checks * per_check / round_bytes
+        out[f"next_fetched_{mode}"] = got / max(of, 1)
+    return out
 
 
 def main() -> None:
@@ -224,6 +237,7 @@ def main() -> None:
             for mode in honest:
                 honest[mode].append(check(run, i, s, run["published"][s][i], mode))
     checked = len(honest["exact"])
+    run["honest_fetched"] = {m: list(v) for m, v in run["next_fetched"].items()}  # cheats' checks left out
     for mode, vs in honest.items():
         fp = sum(v.outcome == "fail" for v in vs)
         ag = [v.agreement for v in vs]
@@ -267,9 +281,13 @@ def main() -> None:
               f" CPU +{c['extra_cpu_s'] * 1e3:.2f}"
               f" ms per round = {c['cpu_ratio']:.1%} of training {c['train_cpu_s'] * 1e3:.1f} ms (weights snapshot"
               f" {c['note_cpu_s'] * 1e3:.2f}, cheap checks {c['cheap_cpu_s'] * 1e3:.2f}, restore + verify"
-              f" {c['verify_cpu_s'] * 1e3:.1f} ms each); bytes +{c['extra_bytes']:.0f} per round ="
-              f" {c['bytes_ratio']:.0%} of the round's result bytes {c['round_bytes']:.0f} (state"
-              f" {c['state_bytes']:.0f} B, result {c['wire_bytes']:.0f} B)")
+              f" {c['verify_cpu_s'] * 1e3:.1f} ms each); result {c['wire_bytes']:.0f} B, the round's result bytes"
+              f" {c['round_bytes']:.0f}, state {c['state_bytes']:.0f} B")
+        for mode in ("exact", "tolerance"):
+            if f"extra_bytes_{mode}" in c:
+                print(f"    bytes, {mode:9}: next state fetched in {c[f'next_fetched_{mode}']:.0%} of honest checks;"
+                      f" +{c[f'extra_bytes_{mode}']:.0f} B per round = {c[f'bytes_ratio_{mode}']:.0%} of the"
+                      f" round's result bytes")
 
 
 if __name__ == "__main__":
