@@ -1,16 +1,16 @@
-"""Issue 25, bytes of a spot-check: what a chunked commitment of the error-feedback state would cost and catch.
+"""Issue 25, bytes of a spot-check: what fetching a few block-rows of the error-feedback state costs and catches.
 
-Not built (docs/benchmarks.md, verification section): today a check fetches the whole state (δ dense f32,
-1.46 MB on the demo's model) to judge a 1.9 kB result. A chunked commitment would let the verifier fetch only
-a few block-rows (h rows of a parameter's matrix: the DCT blocks side by side, contiguous in memory) chosen
-from a seed the trainer could not know, and recompute the result on them alone. This measures, on the demo's
-settings, the three facts such a design stands on:
-  1. sizes: the state, one block-row, the list of block-row hashes, and the sign map of δ that the
-     look-ahead (p − η·sign(δ) before the forward pass) needs in full, so every check must fetch it;
-  2. exactness: a recomputation from a partial state (δ and Q zero outside the chosen block-rows, the
-     look-ahead driven by the true sign map) is bit-identical to the full one on those block-rows;
-  3. catch rate: the probability that m random block-rows include a block where each cheat of
-     bench/verification.py differs from the honest recomputation.
+A check fetches the pieces of the trainer's state by hash (client/training/ef_parts.py): the header its
+result commits to (the list of block-row hashes), the sign map of δ, ROWS block-rows drawn from a seed the
+trainer could not know (h rows of a parameter's matrix: its DCT blocks side by side), and the next state's
+header. This measures, on the demo's settings, what that design stands on and what the number of rows buys:
+  1. sizes: the whole state, a block-row, the header, the sign map that the look-ahead (p − η·sign(δ)
+     before the forward pass) needs in full, so every check must fetch it;
+  2. exactness: a recomputation from δ and Q known on a few block-rows only (zero elsewhere), the look-ahead
+     driven by the true sign map, is bit-identical to the full one on those rows;
+  3. catch rate: the probability that m random block-rows include one where each cheat of
+     bench/verification.py differs from the honest recomputation (a check fails exactly then:
+     tests/unit/test_verify.py), against the bytes a check fetches.
 
     .venv/bin/python -m bench.verification_bytes [--steps 40] [--rows 2]
 """
@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import math
 import random
 import statistics
+import time
 import zlib
 from typing import Any
 
@@ -28,9 +30,10 @@ import numpy as np
 import torch
 
 from bench.verification import CHEATS, cheat, demo, train_honest
-from client.runner.verify import recompute
+from client.runner.verify import Opening, recompute
 from client.training.compress import SparseCoeffs
 from client.training.distro import Distro
+from client.training.ef_parts import load_partial, split
 from client.training.trainer import Trainer
 
 
@@ -51,8 +54,8 @@ def partial_recompute(run: dict[str, Any], step: int, i: int, keep: dict[str, se
     full = Trainer(copy.deepcopy(run["weights"][step]), run["sched"], "distro", run["dcfg"])
     part = Trainer(copy.deepcopy(run["weights"][step]), run["sched"], "distro", run["dcfg"], lookahead=False)
     assert full.distro is not None and part.distro is not None
-    full.distro.load_state(run["states"][step][i])
-    part.distro.load_state(run["states"][step][i])
+    full.distro.load_state(whole_state(run, step, i))
+    part.distro.load_state(whole_state(run, step, i))
     signs = {n: torch.sign(x) for n, x in part.distro.delta.items()}
     for n, x in part.distro.delta.items():
         view = x.view(rows_of(part.distro)[n], -1)
@@ -70,6 +73,15 @@ def partial_recompute(run: dict[str, Any], step: int, i: int, keep: dict[str, se
     full.train_step(step, run["batches"][step][i])
     part.train_step(step, run["batches"][step][i])
     return full.distro, part.distro
+
+
+def whole_state(run: dict[str, Any], step: int, i: int = 0) -> bytes:
+    """Trainer i's state before `step` as one blob (Distro.state_bytes), rebuilt from its parts."""
+    d = Trainer(copy.deepcopy(run["weights"][0]), run["sched"], "distro", run["dcfg"]).distro
+    assert d is not None
+    parts = run["states"][step][i]
+    d.lookahead_signs = load_partial(d, Opening.whole(parts).header, parts.signs, dict(enumerate(parts.rows)))
+    return d.state_bytes()
 
 
 def same_rows(a: Distro, b: Distro, n: str, r: int) -> bool:
@@ -94,18 +106,30 @@ def main() -> None:
     names, nrows = list(d.layout), rows_of(d)
     units = [(n, r) for n in names for r in range(nrows[n])]
     sizes = [row_bytes(d, n) for n, _ in units]
-    state = len(run["states"][-1][0])
-    d.load_state(run["states"][-1][0])
+    state = sum(map(len, run["states"][-1][0].rows))
+    d.load_state(whole_state(run, -1))
     flat = torch.cat([x.reshape(-1) for x in d.delta.values()]).numpy()
     signs = np.packbits(flat < 0).tobytes() + np.packbits(flat != 0).tobytes()
-    sign_z = len(zlib.compress(signs, 9))
-    header = 32 * len(units) + 64
+    sign_z = len(run["states"][-1][0].signs)  # as ef_parts stores it: negative bits raw, non-zero bits deflated
+    header = len(run["states"][-1][0].header)
     wire = statistics.mean(len(w) for ws in run["wires"] for w in ws)
     round_bytes, checks = 4 * wire, 2 * 100 / 3000  # 3 clients, 100 per mille
     print(f"state {state} B; {len(units)} block-rows of {min(sizes)}-{max(sizes)} B"
           f" (mean {statistics.mean(sizes):.0f});"
-          f" their hash list {header} B; sign map of δ {len(signs)} B raw, {sign_z} B zlib-9;"
-          f" state zlib-1 {len(zlib.compress(run['states'][-1][0], 1))} B")
+          f" the header (their hashes) {header} B; sign map of δ {len(signs)} B raw, {sign_z} B stored"
+          f" ({len(zlib.compress(signs, 9))} B all deflated);"
+          f" whole state zlib-1 {len(zlib.compress(whole_state(run, -1), 1))} B")
+    t0 = time.thread_time()
+    for _ in range(20):
+        split(d)  # what each trainer pays every round to commit (ef) and store its state in parts
+    commit = (time.thread_time() - t0) / 20
+    t0 = time.thread_time()
+    for _ in range(20):
+        hashlib.sha256(d.state_bytes()).digest()  # the whole-state commitment it replaced
+    whole_commit = (time.thread_time() - t0) / 20
+    print(f"commitment per round: in parts {commit * 1e3:.2f} ms, the whole state's sha256 {whole_commit * 1e3:.2f} ms"
+          " (plus, before, the blob store hashing the 1.46 MB blob again; parts are stored under the hashes"
+          " computed here)")
     rng = random.Random(0)
     bad = total = 0
     for step in range(1, a.steps - 1):
@@ -130,7 +154,8 @@ def main() -> None:
                 bad_blocks = ((q.idx != r.idx) | neg).reshape(nrows[n], -1).any(-1)
                 differs += bad_blocks.tolist()
             dirty[kind].append(sum(differs) / len(differs))
-    print("\nrows m | bytes per check exact / tolerance | per round at 100‰, % of result bytes | P(catch) per check:"
+    print("\nrows m | bytes per check, exact / + next rows (sampled tolerance; verify draws every row there)"
+          " | per round at 100‰, % of result bytes | P(catch) per check:"
           + " ".join(f" {k}" for k in CHEATS))
     for m in (1, 2, 3, 4, 8):
         part_bytes = m * statistics.mean(sizes)
@@ -144,7 +169,7 @@ def main() -> None:
               f"{checks * exact / round_bytes:4.0%} / {checks * tol / round_bytes:4.0%} | min over steps: "
               + " ".join(catch))
     whole = state * checks
-    print(f"today (whole state, next only on demand): {whole:.0f} B per round = {whole / round_bytes:.0%};"
+    print(f"the whole state instead (next only on demand): {whole:.0f} B per round = {whole / round_bytes:.0%};"
           f" floor of any exact scheme (the sign map alone): {checks * sign_z:.0f} B"
           f" = {checks * sign_z / round_bytes:.0%}")
 
