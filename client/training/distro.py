@@ -22,7 +22,6 @@ state in one blob (format psyche-ef/1), for tools and tests.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import msgpack
@@ -82,10 +81,6 @@ class DistroResult:
 
 
 EF_FORMAT = "psyche-ef/1"
-
-
-def state_commitment(blob: bytes) -> bytes:
-    return hashlib.sha256(blob).digest()
 
 
 class Distro:
