@@ -5,7 +5,8 @@ Everything is measured on the real code at the demo's settings (examples/run.tom
 (each step's results applied by all, as in a run); every result goes through the cheap checks
 (client/runner/result_checks.ResultMemory) and is recomputed by client/runner/verify.verify, in exact mode
 (the trainer's summation order) and in tolerance mode by a verifier summing in micro-batches of 1 (another
-float rounding: the stand-in for other hardware) that is served the next state. Cheats (trainer 1; trainer 0
+float rounding: the stand-in for other hardware); each check fetches the pieces of the state by hash, as
+phase_verify does, and its bytes are counted. Cheats (trainer 1; trainer 0
 is the copier's victim) at every step ≥ 1: lazy (random signs), copier (trainer 0's coefficients under its
 own commitment), replayer (its previous result relabelled), half-batch, stale weights (the previous step's).
 
@@ -108,16 +109,32 @@ def cheat(run: dict[str, Any], kind: str, step: int, i: int = 1) -> DistroResult
 
 
 def check(run: dict[str, Any], i: int, step: int, res: DistroResult, mode: str) -> Any:
-    """verify() as a verifier runs it: exact in the trainer's order, or tolerance summing in micro-batches of
-    1 and served the next state (as phase_verify fetches it)."""
+    """verify() as a verifier runs it (phase_verify): on a throwaway copy of the weights (owned), exact in the
+    trainer's order, or tolerance summing in micro-batches of 1, fetching the pieces of the trainer's state by
+    hash (the bytes of each check are appended to run["fetched"][mode]) with a seed of its own."""
     nxt = run["published"][step + 1][i].ef if step + 1 < len(run["published"]) else None
     kw: dict[str, Any] = {"distro": run["dcfg"]}
-    extra: dict[str, Any] = {"mode": mode}
     if mode == "tolerance":
         kw["micro_batch_size"] = 1
-        extra["next_state"] = run["states"][step + 1][i] if nxt is not None else None
-    return verify(run["keys"][i], res, run["states"][step][i], run["weights"][step], run["sched"], kw,
-                  run["batches"][step][i], next_ef=nxt, **extra)
+    store = run.setdefault("store", {})
+    for s in (step, step + 1):
+        if s < len(run["states"]) and run["states"][s][i].ef not in store:
+            store.update((hashlib.sha256(b).digest(), b) for b in run["states"][s][i].blobs())
+    got = [0]
+
+    def fetch(h: bytes, limit: int) -> bytes | None:
+        blob = store.get(h)
+        if blob is None or len(blob) > limit:
+            return None
+        got[0] += len(blob)
+        return blob
+
+    model = copy.deepcopy(run["weights"][step])  # restore()'s copy: timed apart, in costs()
+    seed = hashlib.sha256(b"check" + step.to_bytes(8, "little") + bytes([i])).digest()[:8]
+    v = verify(run["keys"][i], res, fetch, model, run["sched"], kw, run["batches"][step][i], seed,
+               run["keys"][(i + 1) % len(run["keys"])], next_ef=nxt, mode=mode, owned=True)
+    run.setdefault("fetched", {}).setdefault(mode, []).append(got[0])
+    return v
 
 
 def cheap_rejects(run: dict[str, Any], kind: str, step: int) -> bool:
@@ -191,13 +208,18 @@ def costs(run: dict[str, Any], n: int, per_mille: int, verify_cpu: float) -> dic
     cheap = (time.thread_time() - t0) / steps * (n - 1) / n  # a client checks the n-1 others' results
     checks = (n - 1) * per_mille / (n * 1000)  # expected recomputations per client and round
     wire = statistics.mean(len(w) for ws in run["wires"] for w in ws)
-    state = statistics.mean(len(s) for ss in run["states"] for s in ss if s)
+    state = statistics.mean(sum(map(len, s.blobs())) for ss in run["states"] for s in ss if s)
     round_bytes = 2 * (n - 1) * wire  # its result served to n-1 peers, theirs received
     cpu = note + cheap + checks * verify_cpu
-    return {"train_cpu_s": train, "note_cpu_s": note, "cheap_cpu_s": cheap, "checks": checks,
-            "verify_cpu_s": verify_cpu, "extra_cpu_s": cpu, "cpu_ratio": cpu / train, "wire_bytes": wire,
-            "state_bytes": state, "round_bytes": round_bytes, "extra_bytes": checks * 2 * state,
-            "bytes_ratio": checks * 2 * state / round_bytes}
+    out = {"train_cpu_s": train, "note_cpu_s": note, "cheap_cpu_s": cheap, "checks": checks,
+           "verify_cpu_s": verify_cpu, "extra_cpu_s": cpu, "cpu_ratio": cpu / train, "wire_bytes": wire,
+           "state_bytes": state, "round_bytes": round_bytes}
+    for mode, got in run.get("honest_fetched", {}).items():  # bytes each honest check fetched
+        per_check = statistics.mean(got)
+        out[f"check_bytes_{mode}"] = per_check
+        out[f"extra_bytes_{mode}"] = checks * per_check
+        out[f"bytes_ratio_{mode}"] = checks * per_check / round_bytes
+    return out
 
 
 def main() -> None:
@@ -224,6 +246,7 @@ def main() -> None:
             for mode in honest:
                 honest[mode].append(check(run, i, s, run["published"][s][i], mode))
     checked = len(honest["exact"])
+    run["honest_fetched"] = {m: list(v) for m, v in run["fetched"].items()}  # cheats' checks left out
     for mode, vs in honest.items():
         fp = sum(v.outcome == "fail" for v in vs)
         ag = [v.agreement for v in vs]
@@ -267,9 +290,13 @@ def main() -> None:
               f" CPU +{c['extra_cpu_s'] * 1e3:.2f}"
               f" ms per round = {c['cpu_ratio']:.1%} of training {c['train_cpu_s'] * 1e3:.1f} ms (weights snapshot"
               f" {c['note_cpu_s'] * 1e3:.2f}, cheap checks {c['cheap_cpu_s'] * 1e3:.2f}, restore + verify"
-              f" {c['verify_cpu_s'] * 1e3:.1f} ms each); bytes +{c['extra_bytes']:.0f} per round ="
-              f" {c['bytes_ratio']:.0%} of the round's result bytes {c['round_bytes']:.0f} (state"
-              f" {c['state_bytes']:.0f} B, result {c['wire_bytes']:.0f} B)")
+              f" {c['verify_cpu_s'] * 1e3:.1f} ms each); result {c['wire_bytes']:.0f} B, the round's result bytes"
+              f" {c['round_bytes']:.0f}, state {c['state_bytes']:.0f} B")
+        for mode in ("exact", "tolerance"):
+            if f"extra_bytes_{mode}" in c:
+                print(f"    bytes, {mode:9}: {c[f'check_bytes_{mode}']:.0f} B per honest check (mean);"
+                      f" +{c[f'extra_bytes_{mode}']:.0f} B per round = {c[f'bytes_ratio_{mode}']:.0%} of the"
+                      f" round's result bytes")
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ def install_copier() -> None:
 
     publish = ResultExchange.publish
 
-    async def copying_publish(self: Any, step: int, wire: bytes, state: bytes | None = None) -> bytes:
+    async def copying_publish(self: Any, step: int, wire: bytes, state: Any = None) -> bytes:
         copied = await copy_of_another(self, step, wire)
         return await publish(self, step, wire if copied is None else copied, state)
 

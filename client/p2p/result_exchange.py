@@ -18,6 +18,7 @@ from client.p2p.blobs import BlobService
 from client.p2p.envelope import Message
 from client.p2p.gossip import Gossip
 from client.training.distro import DistroConfig, DistroResult, ParamLayout
+from client.training.ef_parts import StateParts
 from client.training.result_codec import ResultError, commitment, decode_result, max_encoded_size
 
 RESULT_KIND = "result"
@@ -32,11 +33,12 @@ class ResultExchange:
         self.cpu = CpuMeter()  # validate (the commitment's sha256) and decode (checks + tensors), per round event
         self._limit = max_encoded_size(layout)
 
-    async def publish(self, step: int, wire: bytes, state: bytes | None = None) -> bytes:
-        """Store and announce a result; `state`, the error-feedback state the result commits to (its `ef` is
-        the state's sha256, so the blob store serves it under that name), is kept for verifiers to fetch."""
+    async def publish(self, step: int, wire: bytes, state: StateParts | None = None) -> bytes:
+        """Store and announce a result; `state`, the error-feedback state the result commits to, is kept in
+        parts for verifiers to fetch by hash (its header hashes to the result's `ef` and lists the others)."""
         if state is not None:
-            self.blobs.store.put(state, step)
+            for blob, h in state.hashed():
+                self.blobs.store.put(blob, step, known=h)
         h = self.blobs.store.put(wire, step)
         self._announced.setdefault(step, {})[self.gossip.node.public] = h
         await self.gossip.publish(RESULT_KIND, h, step=step)

@@ -7,16 +7,19 @@ Timeline, for a client playing round R (step R):
     trainers' results of S and S+1 (gathered in rounds S+1 and S+2), and the seed of round S+1 (the chain
     draws it from a slot hash when that round starts, after S was trained): every healthy client checks the
     trainers it is drawn for by coordinator_sdk.verdicts.eligible (config.verifiers_per_mille / 1000
-    verifiers per trainer; the program checks the same draw), at most `per_witness` of them. The trainer's state is
-    fetched by its commitment from the trainer itself (its blob store serves it with its results; the
-    transfer checks the hash), its batch from the run's data; the recomputation runs in a thread, off the
-    round's path, and ends in one `verify` event per trainer (outcome pass, fail or skipped); then the
-    verdicts of S are posted on chain (`verdict`, in (height, trainer key) order): two fails that outnumber
-    the passes, on one result or over the epoch, eject and slash the trainer (docs/security.md).
+    verifiers per trainer; the program checks the same draw), at most `per_witness` of them. The pieces of
+    the trainer's state are fetched by hash from the trainer itself (its blob store serves them with its
+    results; the transfer checks the hash): the header its result commits to, the sign map and 8 block-rows
+    drawn from round S+1's seed (client/training/ef_parts.py), its batch from the run's data; the
+    recomputation runs in a thread, off the round's path, and ends in one `verify` event per trainer (outcome
+    pass, fail or skipped); then the verdicts of S are posted on chain (`verdict`, in (height, trainer key)
+    order): two fails that outnumber the passes, on one result or over the epoch, eject and slash the trainer
+    (docs/security.md).
 A trainer that does not serve its state fails ("state withheld"). Exact mode on CPU (bit-deterministic
-here); tolerance mode on GPUs. The next step's state is fetched too, so a trainer that sums its batch in
-another order (its own micro-batch size) is judged on its result bits and on a state within tolerance, not
-accused over rounding.
+here); tolerance mode on GPUs. Of the next step's state only the header is fetched, and its rows when the
+recomputed ones do not hash to it (never for an honest trainer in exact mode; nearly always in tolerance
+mode), so a trainer that sums its batch in another order (its own micro-batch size) is judged on its result
+bits and on rows within tolerance, not accused over rounding.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from coordinator_sdk.round_assignment import current_assignment
 from coordinator_sdk.verdicts import eligible, order_key
 
 KEEP = 3  # steps of weights kept: S is checked in round S+2
+FETCH_TIMEOUT = 60.0  # s: a fetch has its own stall timeout; this bounds a check's thread if the loop stops
 
 
 class Verifier:
@@ -71,15 +75,16 @@ class Verifier:
         chosen = [t for t in sorted(book.results.get(s, {})) if eligible(int(after.random_seed), mine, t, n,
                                                                           int(st.config.verifiers_per_mille))]
         if chosen:
-            task = asyncio.create_task(self._check_step(ctx, ts, book, s, height, chosen[:self.per_witness]))
+            task = asyncio.create_task(self._check_step(ctx, ts, book, s, height, chosen[:self.per_witness],
+                                                            int(after.random_seed)))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
     async def _check_step(self, ctx: RunnerContext, ts: TrainingState, book: RoundBook, s: int, height: int,
-                          chosen: list[bytes]) -> None:
+                          chosen: list[bytes], seed: int) -> None:
         """Recompute every chosen result of step s, then post the verdicts on chain in the order the program
         takes them (height, trainer key): a skipped check (no batch) posts nothing."""
-        verdicts = await asyncio.gather(*(self._check(ctx, ts, book, s, t) for t in chosen))
+        verdicts = await asyncio.gather(*(self._check(ctx, ts, book, s, t, seed) for t in chosen))
         done = sorted(((t, v) for t, v in zip(chosen, verdicts, strict=True) if v is not None),
                       key=lambda tv: order_key(height, tv[0]))
         for trainer, v in done:
@@ -99,7 +104,7 @@ class Verifier:
                 ctx.report.event("error", action="verdict", reason=first_line(e))
 
     async def _check(self, ctx: RunnerContext, ts: TrainingState, book: RoundBook, s: int,
-                     trainer: bytes) -> verify.Verdict | None:
+                     trainer: bytes, seed: int) -> verify.Verdict | None:
         published = book.results[s][trainer]
         nxt = book.results.get(s + 1, {}).get(trainer)
         span = self.assignment.get(s, {}).get(trainer)
@@ -115,13 +120,23 @@ class Verifier:
             return None
         # exact on CPU; GPUs (non-deterministic kernels, other cards) compare index/sign agreement
         mode: verify.Mode = "exact" if str(ts.device) == "cpu" else "tolerance"
-        limit = state_size_limit(model, plan.distro)
-        state = await _fetch_state(ctx, trainer, published.ef, limit)
-        next_state = None if nxt is None else await _fetch_state(ctx, trainer, nxt.ef, limit)
+        loop = asyncio.get_running_loop()
+
+        def fetch(h: bytes, limit: int) -> bytes | None:
+            """A piece of the trainer's state by hash, from the check's thread: its header, sign map and the
+            block-rows drawn; the next state's rows only when the chain needs them."""
+            fut = asyncio.run_coroutine_threadsafe(_fetch_state(ctx, trainer, h, limit), loop)
+            try:
+                return fut.result(timeout=FETCH_TIMEOUT)
+            except Exception:  # the loop is shutting down, or the fetch hung: counted as withheld
+                fut.cancel()
+                return None
+
         kwargs = {"distro": plan.distro, "micro_batch_size": ctx.settings.micro_batch_size,
                   "lookahead": not plan.synchronous}  # as phase_warmup.install built the trainer
-        v = await asyncio.to_thread(verify.verify, trainer, published, state, model, plan.schedule, kwargs, batch,
-                                    None if nxt is None else nxt.ef, next_state, mode)
+        v = await asyncio.to_thread(verify.verify, trainer, published, fetch, model, plan.schedule, kwargs, batch,
+                                    verify.seed_bytes(seed), ctx.p2p.identity.public,
+                                    None if nxt is None else nxt.ef, mode, owned=True)
         ctx.report.event("verify", **v.event())
         return v
 
@@ -156,15 +171,6 @@ def result_hash(r: Any) -> bytes:
         h.update(q.idx.contiguous().cpu().numpy().tobytes())
         h.update(q.val.contiguous().cpu().numpy().tobytes())
     return h.digest()
-
-
-def state_size_limit(model: Any, cfg: Any) -> int:
-    """An upper bound on a valid error-feedback state blob of this model (δ f32 + sent int64/f32 + envelope)."""
-    from client.training.distro import result_layout
-
-    layout = result_layout(model, cfg)
-    dense = sum(4 * p.numel() + 16 for p in model.parameters())
-    return 4096 + dense + sum(12 * lay.plan.num_blocks * lay.k + 32 for lay in layout.values())
 
 
 async def _fetch_state(ctx: RunnerContext, trainer: bytes, ef: bytes, limit: int) -> bytes | None:

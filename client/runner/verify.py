@@ -2,18 +2,27 @@
 
 A trainer's result of step S is a pure function of three things: the run's weights when S was trained
 (every client holds them bit-identically), the batch the coordinator assigned the trainer for S, and the
-trainer's DisTrO error-feedback state before S (δ and Q_{S−1}). The result commits to that state (`ef`, the
-sha256 of `Distro.state_bytes()`), and the trainer serves the state blob under that very hash from its blob
-store (content addressing: fetching it by its commitment is the request, and the bytes are checked against
-it by the transfer). A verifier then
-  1. refuses a missing, withheld or malformed state (fail: "state withheld" / "state malformed");
-  2. recomputes step S from (weights, batch, state) and compares with the published result: bit-exact
-     indices and (wire-precision) values in `exact` mode (CPU training is deterministic here), or the
-     fraction of agreeing (coefficient, sign) pairs ≥ `threshold` in `tolerance` mode (mixed GPUs);
-  3. checks the state chain: the trainer's result of S+1 must commit to the state the recomputation
-     leaves behind; when the bits differ (tolerance mode, or another micro-batch size: another summation
-     order), the S+1 state the trainer serves must hash to that commitment and lie within STATE_RTOL.
-A random, copied or replayed result, part of a batch, or stale weights all fail 2 (tests/unit/test_verify.py).
+trainer's DisTrO error-feedback state before S (δ and Q_{S−1}). The result commits to that state in parts
+(`ef`, the sha256 of a header listing the hash of each block-row and of the sign map of δ:
+client/training/ef_parts.py), and the trainer serves each piece under its hash from its blob store (content
+addressing: fetching by hash is the request, the bytes are checked against it by the transfer and here).
+A verifier draws ROWS block-rows (every row in tolerance mode) from a seed the trainer could not know when
+it published, then
+  1. refuses a missing, withheld or malformed piece (fail: "state withheld" / "state malformed"): a header
+     that does not hash to `ef`, a row or sign map of the wrong size or hash, a sign map that disagrees
+     with δ on a drawn row;
+  2. recomputes step S from (weights, batch, the drawn rows, zero elsewhere, and the sign map for the
+     look-ahead) and compares with the published result on the drawn rows: bit-exact indices and
+     (wire-precision) values in `exact` mode (CPU training is deterministic here), or the fraction of
+     agreeing (coefficient, sign) pairs ≥ `threshold` in `tolerance` mode (mixed GPUs);
+  3. checks the state chain on the drawn rows: the header the trainer's result of S+1 commits to must list
+     the hashes of the rows the recomputation leaves behind; when the bits differ (tolerance mode, or
+     another micro-batch size: another summation order), the S+1 rows the trainer serves must hash to that
+     header and lie within STATE_RTOL.
+A check sees the drawn rows only: it fails exactly when one of them holds a coefficient the cheat changed
+(tests/unit/test_verify.py). A random, copied or replayed result changes nearly every row; part of a batch or
+stale weights change a share of them (on the demo's model a check with 8 rows catches them with
+probability ≥ 0.99: bench/verification_bytes.py); with every row drawn, all of them fail 2.
 
 Who checks whom: since phase 2 the runner uses coordinator_sdk.verdicts.eligible, the draw the program checks
 when the verdict is posted (sha256(seed ‖ verifier key ‖ trainer key) as a u64 mod the round's clients < 3);
@@ -26,18 +35,24 @@ from __future__ import annotations
 import copy
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import msgpack
+import numpy as np
 import torch
 
 from client.runner.result_checks import agreement, fingerprint
-from client.training.distro import DistroResult, state_commitment
+from client.training import ef_parts
+from client.training.distro import DistroResult, result_layout
+from client.training.ef_parts import StateParts
 from client.training.trainer import Trainer
 
 Mode = Literal["exact", "tolerance"]
 THRESHOLD = 0.9  # tolerance mode: honest reruns on other hardware agree far more; other trainers ~0.1-0.3
 STATE_RTOL = 1e-3  # tolerance mode: relative L2 error allowed between the served and derived states
+ROWS = 8  # block-rows of the state a check fetches and compares (bench/verification_bytes.py: catch rate)
 
 
 @dataclass(frozen=True)
@@ -71,27 +86,68 @@ def targets(seed: int | bytes, witness: bytes, trainers: list[bytes], count: int
 
 
 @dataclass(frozen=True)
+class Opening:
+    """What a verifier holds of a trainer's state: its header, its sign map, some of its block-rows."""
+
+    header: ef_parts.Header
+    signs: bytes
+    rows: dict[int, bytes]
+
+    @staticmethod
+    def whole(parts: StateParts) -> Opening:
+        """Every block-row: a full recomputation (tools, the bench's cheats)."""
+        h = ef_parts.Header(bool(msgpack.unpackb(parts.header)["sent"]), parts.signs_hash, parts.row_hashes)
+        return Opening(h, parts.signs, dict(enumerate(parts.rows)))
+
+
+@dataclass(frozen=True)
 class Recomputed:
-    result: DistroResult  # unquantized values and the recomputed `ef` (equal to the served state's hash)
-    next_state: bytes  # the error-feedback state after the step: what the trainer's S+1 result commits to
+    result: DistroResult  # unquantized values (meaningful on the opening's rows) and the state's `ef`
+    next_rows: dict[int, bytes]  # the state after the step on the opening's rows (ef_parts.split's layout)
     cpu_s: float
+    twin: Any = None  # the recomputing Distro (its next state in parts: `next_state`)
+
+    def next_state(self) -> StateParts:
+        """The whole state after the step, in parts (meaningful on the opening's rows only)."""
+        return ef_parts.split(self.twin)
 
 
 def recompute(model: torch.nn.Module, schedule: Any, trainer_kwargs: dict[str, Any], step: int,
-              batch: torch.Tensor, state: bytes) -> Recomputed:
-    """Step `step` of a trainer whose error-feedback state was `state`, on `model`'s weights (not modified:
-    a copy trains). `trainer_kwargs`: the run's DisTrO config and step settings (distro, micro_batch_size,
+              batch: torch.Tensor, state: Opening | StateParts, owned: bool = False) -> Recomputed:
+    """Step `step` of a trainer whose error-feedback state was `state` (all of it, or an opening of a few
+    block-rows: δ and Q zero elsewhere, the look-ahead from the sign map), on `model`'s weights (not
+    modified: a copy trains, unless `owned`: the caller's throwaway copy, trained in place to save a deep
+    copy). `trainer_kwargs`: the run's DisTrO config and step settings (distro, micro_batch_size,
     clip_grad_norm, lookahead), as the trainer used them. Raises ValueError on a state that does not fit."""
     t0 = time.thread_time()
-    twin = Trainer(copy.deepcopy(model), schedule, "distro", **trainer_kwargs)
+    opening = Opening.whole(state) if isinstance(state, StateParts) else state
+    twin = Trainer(model if owned else copy.deepcopy(model), schedule, "distro", **trainer_kwargs)
     assert twin.distro is not None
-    twin.distro.load_state(state)
+    twin.distro.lookahead_signs = ef_parts.load_partial(twin.distro, opening.header, opening.signs, opening.rows)
+    twin.distro.commit = False  # the state is the opening, whose hashes were checked: no need to split it again
     out = twin.train_step(step, batch)
     assert out.result is not None
     full = twin.distro.sent  # the unquantized coefficients, for a value comparison of unquantized results
     assert full is not None
-    res = DistroResult(step, dict(full), False, ef=out.result.ef)
-    return Recomputed(res, twin.distro.state_bytes(), time.thread_time() - t0)
+    ef = state.ef if isinstance(state, StateParts) else bytes(32)
+    res = DistroResult(step, dict(full), False, ef=ef)
+    next_rows = ef_parts.rows_of(twin.distro, sorted(opening.rows))
+    return Recomputed(res, next_rows, time.thread_time() - t0, twin.distro)
+
+
+def restrict(result: DistroResult, layout: dict[str, Any], rows: list[int]) -> DistroResult:
+    """The result's coefficients on the given block-rows only (parameters without one are left out)."""
+    index, counts = ef_parts.row_index(layout), ef_parts.row_counts(layout)
+    by_param: dict[str, list[int]] = {}
+    for i in rows:
+        n, r = index[i]
+        by_param.setdefault(n, []).append(r)
+    params = {}
+    for n, rs in by_param.items():
+        q, sel = result.params[n], torch.tensor(rs)
+        k = q.idx.shape[-1]
+        params[n] = type(q)(q.idx.reshape(counts[n], -1, k)[sel], q.val.reshape(counts[n], -1, k)[sel])
+    return DistroResult(result.step, params, result.quantized, ef=result.ef, sender=result.sender)
 
 
 def _wire_values(val: torch.Tensor, published: DistroResult, bf16: bool) -> torch.Tensor:
@@ -123,25 +179,52 @@ def compare(published: DistroResult, mine: DistroResult, mode: Mode = "exact",
     return True, a, ""
 
 
-def _state_close(served: bytes, derived: bytes, model: torch.nn.Module, schedule: Any,
-                 trainer_kwargs: dict[str, Any]) -> bool:
-    a = Trainer(copy.deepcopy(model), schedule, "distro", **trainer_kwargs).distro
-    b = Trainer(copy.deepcopy(model), schedule, "distro", **trainer_kwargs).distro
-    assert a is not None and b is not None
-    a.load_state(served)
-    b.load_state(derived)
-    num = sum(float((a.delta[n] - b.delta[n]).pow(2).sum()) for n in a.delta)
-    den = sum(float(b.delta[n].pow(2).sum()) for n in b.delta)
+def _rows_close(served: dict[int, bytes], derived: dict[int, bytes], layout: dict[str, Any]) -> bool:
+    """δ of the served next state's rows within STATE_RTOL (relative L2) of the derived ones."""
+    index, counts, num, den = ef_parts.row_index(layout), ef_parts.row_counts(layout), 0.0, 0.0
+    for i, blob in served.items():
+        cells = ef_parts.row_size(layout, index[i][0], False, counts) // 4
+        a = np.frombuffer(blob[:4 * cells], "<f4").astype(np.float64)
+        b = np.frombuffer(derived[i][:4 * cells], "<f4").astype(np.float64)
+        num, den = num + float(((a - b) ** 2).sum()), den + float((b ** 2).sum())
     return num <= (STATE_RTOL ** 2) * max(den, 1e-30)
 
 
-def verify(trainer: bytes, published: DistroResult, state: bytes | None, model: torch.nn.Module,
-           schedule: Any, trainer_kwargs: dict[str, Any], batch: torch.Tensor,
-           next_ef: bytes | None = None, next_state: bytes | None = None,
-           mode: Mode = "exact", threshold: float = THRESHOLD) -> Verdict:
-    """The verdict on `trainer`'s `published` result of its step. `state`: the error-feedback state blob the
-    trainer served for that step (None: refused or withheld). `next_ef`: the `ef` of its result of the next
-    step, when it has one (the state chain check); `next_state`: that state blob (tolerance mode only)."""
+Fetch = Callable[[bytes, int], "bytes | None"]  # (sha256, size limit) → the blob, or None: refused or withheld
+
+
+def fetch_opening(fetch: Fetch, ef: bytes, layout: dict[str, Any], rows: list[int] | None,
+                  with_signs: bool = True) -> Opening | str:
+    """The trainer's header (checked against `ef`), sign map and the given block-rows, or why not (a reason
+    starting "state withheld" or "state malformed")."""
+    blob = fetch(ef, ef_parts.header_limit(layout))
+    if blob is None:
+        return "state withheld: the trainer did not serve its committed error-feedback state"
+    if ef_parts.sha(blob) != ef:
+        return "state does not match the result's ef commitment"
+    try:
+        header = ef_parts.parse_header(blob, layout)
+    except ValueError as e:
+        return f"state malformed: {e}"
+    signs = fetch(header.signs, ef_parts.signs_size(layout)) if with_signs else b""
+    got, index, counts = {}, ef_parts.row_index(layout), ef_parts.row_counts(layout)
+    for i in rows or []:
+        got[i] = fetch(header.rows[i], ef_parts.row_size(layout, index[i][0], header.sent, counts))
+    if signs is None or any(v is None for v in got.values()):
+        return "state withheld: the trainer did not serve a requested part of its state"
+    return Opening(header, signs, {i: v for i, v in got.items() if v is not None})
+
+
+def verify(trainer: bytes, published: DistroResult, fetch: Fetch, model: torch.nn.Module,
+           schedule: Any, trainer_kwargs: dict[str, Any], batch: torch.Tensor, seed: bytes = bytes(8),
+           verifier: bytes = b"", next_ef: bytes | None = None, mode: Mode = "exact",
+           threshold: float = THRESHOLD, owned: bool = False, rows: int = ROWS) -> Verdict:
+    """The verdict on `trainer`'s `published` result of its step. `fetch` gets the pieces of the trainer's
+    state by hash (its header under the result's `ef`); `rows` block-rows are drawn from (seed, verifier,
+    trainer), the seed one the trainer could not know when it published. `next_ef`: the `ef` of its result
+    of the next step (the state chain): the next header is fetched, and the next rows only when the derived
+    ones do not hash to it (never, for an honest trainer in exact mode). `owned`: see `recompute`. Tolerance
+    mode draws every row."""
     t0, w0 = time.thread_time(), time.monotonic()
     step = published.step
 
@@ -149,24 +232,35 @@ def verify(trainer: bytes, published: DistroResult, state: bytes | None, model: 
         return Verdict(trainer, step, "pass" if ok else "fail", reason or "recomputed", time.thread_time() - t0, a,
                        time.monotonic() - w0, mode)
 
-    if state is None:
-        return verdict(False, "state withheld: the trainer did not serve its committed error-feedback state")
-    if state_commitment(state) != published.ef:
-        return verdict(False, "state does not match the result's ef commitment")
+    layout = result_layout(model, trainer_kwargs["distro"])
+    total = len(ef_parts.row_index(layout))
+    # tolerance mode compares an agreement share, which a sample of rows estimates too loosely (a half batch
+    # at 0.87 passed the 0.9 bar on 2 of 12 samples of 8 rows): it recomputes every row, as before
+    chosen = ef_parts.choose_rows(seed, verifier, trainer, total, total if mode == "tolerance" else rows)
+    opening = fetch_opening(fetch, published.ef, layout, chosen)
+    if isinstance(opening, str):
+        return verdict(False, opening)
     try:
-        rec = recompute(model, schedule, trainer_kwargs, step, batch, state)
+        rec = recompute(model, schedule, trainer_kwargs, step, batch, opening, owned)
     except ValueError as e:
         return verdict(False, f"state malformed: {e}")
-    ok, a, why = compare(published, rec.result, mode, threshold)
+    ok, a, why = compare(restrict(published, layout, chosen), restrict(rec.result, layout, chosen), mode, threshold)
     if not ok:
         return verdict(False, why, a)
-    if next_ef is None or state_commitment(rec.next_state) == next_ef:
+    if next_ef is None:
+        return verdict(True, "recomputed; last step, no chain", a)
+    nxt = fetch_opening(fetch, next_ef, layout, None, with_signs=False)
+    broken = f"state chain broken: the step {step + 1} result commits to another state"
+    if isinstance(nxt, str):
+        return verdict(False, f"{broken} ({nxt})", a)
+    if nxt.header.sent and all(ef_parts.sha(rec.next_rows[i]) == nxt.header.rows[i] for i in chosen):
         return verdict(True, "recomputed", a)
     # the bits differ: in tolerance mode, or when the trainer summed its batch in another order (another
-    # micro-batch size), the state it served for the next step must still be the derived one within STATE_RTOL
-    if next_state is not None and state_commitment(next_state) == next_ef and \
-            _state_close(next_state, rec.next_state, model, schedule, trainer_kwargs):
+    # micro-batch size), the rows it serves for the next step must still be the derived ones within STATE_RTOL
+    index, counts = ef_parts.row_index(layout), ef_parts.row_counts(layout)
+    served = {i: fetch(nxt.header.rows[i], ef_parts.row_size(layout, index[i][0], True, counts)) for i in chosen}
+    if nxt.header.sent and all(v is not None and ef_parts.sha(v) == nxt.header.rows[i] and
+                               len(v) == len(rec.next_rows[i]) for i, v in served.items()) \
+            and _rows_close({i: v for i, v in served.items() if v is not None}, rec.next_rows, layout):
         return verdict(True, "recomputed; next state within tolerance", a)
-    if mode == "exact" or next_state is not None:
-        return verdict(False, f"state chain broken: the step {step + 1} result commits to another state", a)
-    return verdict(True, "recomputed; next state not checked", a)
+    return verdict(False, broken, a)

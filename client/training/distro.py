@@ -19,14 +19,15 @@ chosen coefficient is a vote of all trainers, not mostly single ones. Q_{t−1} 
 value of the chosen coefficients: the error feedback takes out exactly the part of δ that was sent.
 
 The error-feedback state (δ and Q_{t−1}) is what a verifier needs, with the run's weights and the assigned
-batch, to recompute a trainer's result: `state_bytes` serializes it canonically, and every result carries
-`ef`, the sha256 of the state *before* its step (`generate` computes it), so a trainer cannot serve a
-different state later. The state after step S is the one committed by its result of S+1: a verifier that
-recomputes S also checks that chain.
+batch, to recompute a trainer's result: every result carries `ef`, the commitment to the state *before* its
+step in parts (`client/training/ef_parts.py`: a header listing the hash of each block-row and of the sign
+map; `generate` computes it), so a trainer cannot serve a different state later, and a verifier can fetch a
+few block-rows instead of the whole state. The state after step S is the one committed by its result of
+S+1: a verifier that recomputes S also checks that chain. `state_bytes` / `load_state` serialize the whole
+state in one blob (format psyche-ef/1), for tools and tests.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import msgpack
@@ -36,6 +37,7 @@ from torch import nn
 
 from client.training.compress import SparseCoeffs, compress, scatter_mean, select, shared_indices, topk_for
 from client.training.dct import ChunkPlan, decode, decode_sparse, encode, plan_for
+from client.training.ef_parts import StateParts, split
 
 SELECTIONS = ("topk", "shared")
 
@@ -89,14 +91,10 @@ class DistroResult:
     quantized: bool
     ef: bytes = bytes(32)  # sha256 of the trainer's error-feedback state before this step (`state_bytes`)
     sender: bytes = bytes(32)  # the P2P key the result is bound to on the wire (set by the codec)
-    state: bytes | None = field(default=None, repr=False)  # the trainer's own state blob (never on the wire)
+    state: StateParts | None = field(default=None, repr=False)  # the trainer's own state (served in parts)
 
 
 EF_FORMAT = "psyche-ef/1"
-
-
-def state_commitment(blob: bytes) -> bytes:
-    return hashlib.sha256(blob).digest()
 
 
 class Distro:
@@ -107,6 +105,11 @@ class Distro:
         self.delta = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in self.params.items()}
         self.sent: dict[str, SparseCoeffs] | None = None
         self._stash: dict[str, torch.Tensor] | None = None
+        # split and hash the state before each step (`ef`); a verifier's twin, which loaded a state whose
+        # hashes it already checked, turns it off: ~1 ms of a recomputation on the demo's model
+        self.commit = True
+        # a verifier that knows δ on a few block-rows only takes the look-ahead's sign(δ) from the sign map
+        self.lookahead_signs: dict[str, torch.Tensor] | None = None
 
     def reset(self) -> None:
         """Cold start (`zero_optim`): forget the residual and what was sent."""
@@ -167,12 +170,13 @@ class Distro:
         self._stash = {n: p.detach().clone() for n, p in self.params.items()}
         if lr_prev:
             for n, p in self.params.items():
-                p.sub_(torch.sign(self.delta[n]).to(p.dtype), alpha=lr_prev)
+                s = torch.sign(self.delta[n]) if self.lookahead_signs is None else self.lookahead_signs[n]
+                p.sub_(s.to(p.device, p.dtype), alpha=lr_prev)
 
     @torch.no_grad()
     def generate(self, step: int, lr: float) -> DistroResult:
         """Fold this step's gradients into δ and extract the result; gradients must be populated."""
-        before = self.state_bytes()
+        before = split(self) if self.commit else None
         if self._stash is not None:
             for n, p in self.params.items():
                 p.copy_(self._stash[n])
@@ -192,7 +196,8 @@ class Distro:
                 sent[n] = compress(coeffs, lay.k)
         self.sent = sent
         out = {n: q.signs() for n, q in sent.items()} if self.cfg.quantize_1bit else dict(sent)
-        return DistroResult(step, out, self.cfg.quantize_1bit, ef=state_commitment(before), state=before)
+        ef = bytes(32) if before is None else before.ef
+        return DistroResult(step, out, self.cfg.quantize_1bit, ef=ef, state=before)
 
     @staticmethod
     def _decode_mean(lay: ParamLayout, parts: list[SparseCoeffs], device: torch.device) -> torch.Tensor:

@@ -11,13 +11,15 @@ finite values and zero padding bits. Any failure raises `ResultError` naming the
 
 Format 2 binds two 32-byte fields into the committed bytes (issue 25): `sender`, the P2P key of the
 trainer the result belongs to (a peer re-announcing another trainer's blob fails `expected_sender`), and
-`ef`, the sha256 of the trainer's DisTrO error-feedback state before the step, which a verifier checks the
-state it is later served against before recomputing the result.
+`ef`, the commitment to the trainer's DisTrO error-feedback state before the step, which a verifier checks
+the state it is later served against before recomputing the result. Format 3: `ef` is the sha256 of the
+state's header in parts (client/training/ef_parts.py), no longer of the whole state blob, so a verifier can
+fetch and check a few block-rows of it.
 
 The shared selection (issue 26, `DistroConfig.selection == "shared"`) has its own format, FORMAT_SHARED:
 no `idx` arrays (every client derives the indices from the run seed, the step and the parameter name), a
-`seed` field checked like chunk and top-k, and otherwise the same checks. Each `val` array's exact length
-follows from the layout alone; the receiver rebuilds the indices for the envelope's step.
+`seed` field checked like chunk and top-k, and otherwise the same checks (`ef` as in format 3). Each `val`
+array's exact length follows from the layout alone; the receiver rebuilds the indices for the envelope's step.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from client.training.compress import (
 )
 from client.training.distro import DistroConfig, DistroResult, ParamLayout
 
-FORMAT = "psyche-distro/2"
+FORMAT = "psyche-distro/3"
 VALUE_BYTES = {"sign1": 0, "bf16": 2, "f32": 4}
 ENVELOPE_KEYS = {"format", "step", "chunk", "topk", "layout", "val_dtype", "idx", "val", "sender", "ef"}
 FORMAT_SHARED = "psyche-distro-shared/1"

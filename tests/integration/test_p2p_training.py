@@ -72,7 +72,8 @@ def test_a_result_that_fails_validation_is_left_out_and_named() -> None:
 
 def test_a_result_re_announced_by_another_peer_is_rejected_and_its_state_is_served() -> None:
     """Issue 25: a result names its trainer in the committed bytes, so re-announcing another trainer's blob
-    as one's own fails at every peer; the trainer serves its error-feedback state under the result's `ef`."""
+    as one's own fails at every peer; the trainer serves its error-feedback state in parts, the header under
+    the result's `ef`."""
     async def main() -> None:
         async with cluster(3, rebroadcast_s=0) as (peers, _):
             honest, cheat, me_peer = peers
@@ -89,6 +90,9 @@ def test_a_result_re_announced_by_another_peer_is_rejected_and_its_state_is_serv
             got = await me.gather(0, {honest.key, cheat.key}, timeout=10.0)
             assert [k for k, _ in got] == [honest.key]
             assert "not to its announcer" in me.rejected[cheat.key]
-            state = await me_peer.blobs.fetch_from(honest.key, got[0][1].ef)
-            assert state == out.result.state
+            parts = out.result.state
+            assert parts is not None  # served in pieces: the header under `ef`, each piece under its hash
+            assert await me_peer.blobs.fetch_from(honest.key, got[0][1].ef) == parts.header
+            assert await me_peer.blobs.fetch_from(honest.key, parts.signs_hash) == parts.signs
+            assert await me_peer.blobs.fetch_from(honest.key, parts.row_hashes[-1]) == parts.rows[-1]
     asyncio.run(main())

@@ -92,3 +92,34 @@ def test_memory_is_bounded() -> None:
         mem.check(step, b"\x05" * 32, runs[step][0])
     assert len(mem.by_sender[b"\x05" * 32]) == 3 and len(mem.by_step) == 4
     assert torch.equal(torch.from_numpy(fingerprint(runs[0][0])), torch.from_numpy(fingerprint(runs[0][0])))
+
+
+def test_sampled_prefilter_never_lets_a_near_copy_through() -> None:
+    """The prefilter compares a random sample of 64 keys before the exact agreement: a copy with every 12th
+    sign flipped (agreement ~0.92, just over the bar) must still be rejected by every client's own draw."""
+    runs = _results()
+    near = _flip(runs[3][0], 12)
+    assert THRESHOLD <= agreement(fingerprint(near), fingerprint(runs[3][0])) < 0.95
+    for trial in range(300):
+        mem = ResultMemory()
+        assert mem.check(3, b"\x01" * 32, runs[3][0]) is None
+        why = mem.check(3, b"\x02" * 32, near)
+        assert why is not None and why.startswith("copy: agrees 0.9"), (trial, why)
+
+
+def test_fingerprint_matches_its_definition() -> None:
+    """The vectorized fingerprint against the definition, parameter by parameter (block-major global keys)."""
+    from client.runner.result_checks import SPAN
+
+    res = _results()[2][1]
+    keys, offset = [], 0
+    for q in res.params.values():
+        idx = q.idx.reshape(-1, q.idx.shape[-1])
+        for b in range(idx.shape[0]):
+            for j in range(idx.shape[1]):
+                neg = int(q.val.reshape(idx.shape)[b, j] < 0)
+                keys.append(2 * (offset + b * SPAN + int(idx[b, j])) + neg)
+        offset += idx.shape[0] * SPAN
+    assert fingerprint(res).tolist() == sorted(set(keys))
+    shuffled = {n: SparseCoeffs(q.idx.flip(-1), q.val.flip(-1)) for n, q in res.params.items()}
+    assert fingerprint(DistroResult(2, shuffled, True)).tolist() == sorted(set(keys))  # order-free

@@ -131,7 +131,7 @@ def test_sender_and_error_feedback_commitment_are_bound_into_the_committed_bytes
     model, result = _trained(True)
     layout = result_layout(model, CFG)
     data = encode_result(result, layout, CFG, sender=SENDER)
-    assert FORMAT == "psyche-distro/2"
+    assert FORMAT == "psyche-distro/3"
     got = decode_result(data, layout, CFG, expected_commitment=commitment(data), expected_sender=SENDER)
     assert got.sender == SENDER and got.ef == result.ef and len(got.ef) == 32 and got.ef != bytes(32)
     with pytest.raises(ResultError, match="not to its announcer"):  # another trainer's blob re-announced
@@ -145,18 +145,22 @@ def test_sender_and_error_feedback_commitment_are_bound_into_the_committed_bytes
 
 
 def test_error_feedback_state_commitment_round_trips() -> None:
-    """`ef` is the sha256 of the state before the step; the state blob loads back into another trainer."""
-    from client.training.distro import state_commitment
+    """`ef` commits to the state before the step in parts (its header's sha256: ef_parts.split); the whole
+    state blob loads back into another trainer."""
+    from client.training.ef_parts import split
 
     model = build_model(llama_config(), seed=5)
     distro = Distro(model, CFG)
-    blobs, efs = [], []
+    blobs, efs, parts = [], [], []
     for step in range(3):
         blobs.append(distro.state_bytes())
+        parts.append(split(distro).ef)
         model.loss(pydoc_samples()[4 * step:4 * step + 4]).backward()
-        efs.append(distro.generate(step, 1e-3).ef)
+        res = distro.generate(step, 1e-3)
+        efs.append(res.ef)
+        assert res.state is not None and res.state.ef == res.ef
         model.zero_grad()
-    assert [state_commitment(b) for b in blobs] == efs and len(set(efs)) == 3
+    assert parts == efs and len(set(efs)) == 3
     twin = Distro(build_model(llama_config(), seed=5), CFG)
     twin.load_state(blobs[2])
     assert twin.state_bytes() == blobs[2] and twin.sent is not None
