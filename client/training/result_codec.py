@@ -17,13 +17,14 @@ state it is later served against before recomputing the result.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 import numpy as np
 import torch
 
-from client.training.compress import SparseCoeffs, index_dtype, pack_signs, packed_sign_bytes, unpack_signs
+from client.training.compress import SparseCoeffs, index_dtype, pack_signs, packed_sign_bytes, unpack_signs_np
 from client.training.distro import DistroConfig, DistroResult, ParamLayout
 
 FORMAT = "psyche-distro/2"
@@ -84,19 +85,43 @@ def max_encoded_size(layout: dict[str, ParamLayout]) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class _Facts:
+    """What decoding needs from a layout, worked out once per layout instead of once per peer result."""
+    limit: int
+    layout_hash: bytes
+    params: tuple[tuple[ParamLayout, int, np.dtype, tuple[int, ...]], ...]  # layout, n, index dtype, blocks
+
+
+_FACTS: dict[int, tuple[dict[str, ParamLayout], _Facts]] = {}
+
+
+def _facts(layout: dict[str, ParamLayout]) -> _Facts:
+    """Cached by the layout object (kept referenced, so its id is not reused; layouts are never mutated)."""
+    hit = _FACTS.get(id(layout))
+    if hit is not None and hit[0] is layout:
+        return hit[1]
+    facts = _Facts(max_encoded_size(layout), layout_hash(layout),
+                   tuple((lay, lay.plan.num_blocks * lay.k, index_dtype(lay.plan.totalk), lay.plan.blocks_shape)
+                         for lay in layout.values()))
+    if len(_FACTS) >= 1024:  # tests build many short-lived layouts; a client holds one or two
+        _FACTS.clear()
+    _FACTS[id(layout)] = (layout, facts)
+    return facts
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _decode_param(raw_idx: Any, raw_val: Any, lay: ParamLayout, vdt: str) -> SparseCoeffs:
+def _decode_param(raw_idx: Any, raw_val: Any, lay: ParamLayout, n: int, idt: np.dtype, blocks: tuple[int, ...],
+                  vdt: str) -> SparseCoeffs:
     where = f"parameter {lay.name}"
     if not isinstance(raw_idx, bytes) or not isinstance(raw_val, bytes):
         raise ResultError(f"{where}: idx and val must be binary")
-    n = lay.plan.num_blocks * lay.k
-    idt = index_dtype(lay.plan.totalk)
     if len(raw_idx) != n * idt.itemsize:
         raise ResultError(f"{where}: idx holds {len(raw_idx)} bytes, expected {n * idt.itemsize}")
-    idx = np.frombuffer(raw_idx, dtype=idt).astype(np.int64).reshape(*lay.plan.blocks_shape, lay.k)
+    idx = np.frombuffer(raw_idx, dtype=idt).astype(np.int64).reshape(*blocks, lay.k)  # astype: a fresh copy
     if idx.size and int(idx.max()) >= lay.plan.totalk:
         raise ResultError(f"{where}: index {int(idx.max())} out of range for blocks of {lay.plan.totalk}")
     if lay.k > 1 and not bool(np.all(np.diff(idx, axis=-1) > 0)):
@@ -106,17 +131,17 @@ def _decode_param(raw_idx: Any, raw_val: Any, lay: ParamLayout, vdt: str) -> Spa
             raise ResultError(f"{where}: val holds {len(raw_val)} sign bytes, expected {packed_sign_bytes(n)}")
         if n % 8 and raw_val[-1] >> (n % 8):
             raise ResultError(f"{where}: padding bits after the last sign are not zero")
-        val = unpack_signs(raw_val, n)
+        val = unpack_signs_np(raw_val, n)
     else:
         if len(raw_val) != n * VALUE_BYTES[vdt]:
             raise ResultError(f"{where}: val holds {len(raw_val)} bytes, expected {n * VALUE_BYTES[vdt]}")
         if vdt == "bf16":
-            val = torch.from_numpy(np.frombuffer(raw_val, dtype="<i2").copy()).view(torch.bfloat16).float()
+            val = torch.from_numpy(np.frombuffer(raw_val, dtype="<i2").copy()).view(torch.bfloat16).float().numpy()
         else:
-            val = torch.from_numpy(np.frombuffer(raw_val, dtype="<f4").copy())
-        if not bool(torch.isfinite(val).all()):
+            val = np.frombuffer(raw_val, dtype="<f4").copy()
+        if not bool(np.isfinite(val).all()):
             raise ResultError(f"{where}: values contain NaN or infinity")
-    return SparseCoeffs(torch.from_numpy(idx.copy()), val.reshape(*lay.plan.blocks_shape, lay.k))
+    return SparseCoeffs(torch.from_numpy(idx), torch.from_numpy(val.reshape(*blocks, lay.k)))
 
 
 def decode_result(data: bytes, layout: dict[str, ParamLayout], cfg: DistroConfig,
@@ -124,7 +149,8 @@ def decode_result(data: bytes, layout: dict[str, ParamLayout], cfg: DistroConfig
                   expected_sender: bytes | None = None) -> DistroResult:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ResultError(f"result must be bytes, got {type(data).__name__}")
-    limit = max_encoded_size(layout)
+    facts = _facts(layout)
+    limit = facts.limit
     if len(data) > limit:
         raise ResultError(f"result is {len(data)} bytes, more than the {limit} any valid result can take")
     if expected_commitment is not None and commitment(bytes(data)) != expected_commitment:
@@ -151,7 +177,7 @@ def decode_result(data: bytes, layout: dict[str, ParamLayout], cfg: DistroConfig
     if env["chunk"] != cfg.chunk or env["topk"] != cfg.topk:
         raise ResultError(f"sender used chunk={env['chunk']!r} topk={env['topk']!r},"
                           f" this run uses chunk={cfg.chunk} topk={cfg.topk}")
-    if env["layout"] != layout_hash(layout):
+    if env["layout"] != facts.layout_hash:
         raise ResultError("result was made for a different model layout (parameter names, shapes or order)")
     vdt = env["val_dtype"]
     if vdt not in VALUE_BYTES:
@@ -160,6 +186,6 @@ def decode_result(data: bytes, layout: dict[str, ParamLayout], cfg: DistroConfig
         if not isinstance(env[key], list) or len(env[key]) != len(layout):
             got = len(env[key]) if isinstance(env[key], list) else type(env[key]).__name__
             raise ResultError(f"result {key} carries {got} arrays, the local model has {len(layout)} parameters")
-    params = {lay.name: _decode_param(i, v, lay, vdt)
-              for i, v, lay in zip(env["idx"], env["val"], layout.values(), strict=True)}
+    params = {p[0].name: _decode_param(i, v, *p, vdt)
+              for i, v, p in zip(env["idx"], env["val"], facts.params, strict=True)}
     return DistroResult(env["step"], params, vdt == "sign1", ef=env["ef"], sender=env["sender"])
