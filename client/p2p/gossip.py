@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -155,7 +156,8 @@ class Gossip:
     def _link(self, peer: bytes) -> Link:
         link = self._links.get(peer)
         if link is None or link.closed:
-            link = self._links[peer] = Link(lambda: self.node.connect(peer, GOSSIP_ALPN), self.node.spawn,
+            link = self._links[peer] = Link(lambda: self.node.connect(peer, GOSSIP_ALPN),
+                                            lambda: self.node.cached(peer, GOSSIP_ALPN), self.node.spawn,
                                             self.send_timeout)
         return link
 
@@ -171,7 +173,7 @@ class Gossip:
         """Queue on every peer's link at once (futures, no task per send), then wait for their writes."""
         if not peers:
             return []
-        waits = [self._link(n).enqueue(entry.msg.wire) for n in peers]
+        waits = [asyncio.shield(self._link(n).enqueue(entry.msg.wire)) for n in peers]
         results = [self._sent(n, ok) for n, ok in zip(peers, await asyncio.gather(*waits), strict=True)]
         entry.pushed.update(n for n, ok in zip(peers, results, strict=True) if ok)
         return results
@@ -275,16 +277,29 @@ class Gossip:
             out = fn(msg)
             if asyncio.iscoroutine(out):
                 await out
-        self.node.spawn(self._forward(self._keep(msg, False, {from_peer})))
+        entry = self._keep(msg, False, {from_peer})
+        delay = self._rng.uniform(0, self.forward_delay_s) if self.forward_delay_s > 0 else 0.0
+        asyncio.get_running_loop().call_later(delay, self._forward, entry, 2)
         return msg
 
-    async def _forward(self, entry: _Recent) -> None:
-        """Forward after a random delay in [0, forward_delay_s]: of two neighbours that got a message at about
+    def _forward(self, entry: _Recent, passes: int) -> None:
+        """Queue a received message for every neighbour not known to hold it; a timer callback, no task.
+        Scheduled after a random delay in [0, forward_delay_s]: of two neighbours that got a message at about
         the same time, the first to forward usually reaches the other before its own timer fires, so the link
-        carries one copy instead of one each way (the copy received marks the peer as holding it)."""
-        if self.forward_delay_s > 0:
-            await asyncio.sleep(self._rng.uniform(0, self.forward_delay_s))
-        await self._fan_out(entry)
+        carries one copy instead of one each way (the copy received marks the peer as holding it). A failed
+        send drops that neighbour and forwards once more, to its replacement (`passes`)."""
+        if self.node.closed:
+            return
+        for n in self._refresh_neighbours():
+            if n not in entry.heard_from and n not in entry.pushed:
+                self._link(n).enqueue(entry.msg.wire).add_done_callback(
+                    functools.partial(self._forwarded, entry, n, passes))
+
+    def _forwarded(self, entry: _Recent, peer: bytes, passes: int, done: asyncio.Future[int]) -> None:
+        if self._sent(peer, 0 if done.cancelled() else done.result()):
+            entry.pushed.add(peer)
+        elif passes > 1:
+            self._forward(entry, passes - 1)
 
     def _heard(self, mid: bytes, wire: bytes, from_peer: bytes) -> None:
         """A peer sent us a message we hold: it needs no copy from us. Only a byte-identical copy counts

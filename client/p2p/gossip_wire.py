@@ -84,9 +84,10 @@ class Link:
     write (timeout, connection gone) resolves every frame of its batch as not sent and drops the stream: a
     half-written frame must never be followed by another on the same stream."""
 
-    def __init__(self, connect: Callable[[], Awaitable[iroh.Connection]], spawn: Callable[..., asyncio.Task],
-                 timeout: float) -> None:
-        self._connect, self._spawn, self.timeout = connect, spawn, timeout
+    def __init__(self, connect: Callable[[], Awaitable[iroh.Connection]], cached: Callable[[], iroh.Connection | None],
+                 spawn: Callable[..., asyncio.Task], timeout: float, coalesce_s: float = 0.005) -> None:
+        self._connect, self._cached, self._spawn, self.timeout = connect, cached, spawn, timeout
+        self.coalesce_s = coalesce_s  # a writer waits this long first, so the frames of a burst share a write
         self._queue: list[bytes] = []
         self._done: asyncio.Future[int] | None = None
         self._writer: asyncio.Task | None = None
@@ -96,8 +97,8 @@ class Link:
 
     def enqueue(self, wire: bytes) -> asyncio.Future[int]:
         """Queue one message; the future gives how many frames the write that carried it delivered (as the old
-        finished stream did: into QUIC's hands, which retransmits), 0 when that write failed. It is a shield
-        of the batch's future: a caller cancelled while waiting does not cancel the other frames' wait."""
+        finished stream did: into QUIC's hands, which retransmits), 0 when that write failed. The future is
+        the whole batch's: await it through `asyncio.shield` (or add a callback), never cancel it."""
         loop = asyncio.get_running_loop()
         if self.closed:
             failed: asyncio.Future[int] = loop.create_future()
@@ -108,9 +109,11 @@ class Link:
             self._done = loop.create_future()
         if self._writer is None or self._writer.done():
             self._writer = self._spawn(self._write_loop())
-        return asyncio.shield(self._done)
+        return self._done
 
     async def _stream_for_batch(self) -> iroh.SendStream:
+        if self._stream is not None and self._cached() is self._conn:  # no dial, no lock, no call into iroh
+            return self._stream
         conn = await self._connect()
         if conn is not self._conn or self._stream is None:  # first use, or the peer's newest dial replaced ours
             self._conn, self._stream = conn, await conn.open_uni()
@@ -118,6 +121,8 @@ class Link:
 
     async def _write_loop(self) -> None:
         while self._queue and not self.closed:
+            if self.coalesce_s > 0:
+                await asyncio.sleep(self.coalesce_s)
             batch, done = self._queue, self._done
             self._queue, self._done = [], None
             sent = len(batch)
