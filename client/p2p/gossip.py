@@ -60,7 +60,7 @@ class _Recent:
     msg: Message
     own: bool
     heard_from: set[bytes] = field(default_factory=set)  # sent it to us: they hold it for sure
-    pushed: set[bytes] = field(default_factory=set)  # we delivered it to them (QUIC stream finished)
+    pushed: set[bytes] = field(default_factory=set)  # we delivered it to them (the write carrying it completed)
     resends: int = 0
     resend_at: float = 0.0
 

@@ -41,3 +41,15 @@ def test_a_state_not_backed_by_bytes_is_never_cached() -> None:
     assert read(mutable) == 1
     mutable.x = 2  # a test double mutated in place must be read afresh
     assert read(mutable) == 2 and len(calls) == 2
+
+
+def test_the_cache_holds_a_bounded_number_of_states() -> None:
+    import client.runner.state_memo as memo
+
+    @per_state
+    def x(state: CoordinatorView) -> int:
+        return state.raw.x
+
+    for i in range(3 * memo.MAX_ENTRIES):
+        assert x(_state(i)) == i
+    assert len(memo._MEMO) <= memo.MAX_ENTRIES  # every entry keeps a whole account alive
