@@ -11,6 +11,7 @@ import client.p2p  # noqa: F401  (applies the FFI write patch)
 from client.p2p.allowlist import StaticMembers
 from client.p2p.blobs import BlobService
 from client.p2p.gossip import GOSSIP_ALPN, Gossip
+from client.p2p.gossip_wire import frame
 from client.p2p.identity import P2PIdentity
 from client.p2p.node import P2PNode
 
@@ -73,9 +74,17 @@ async def wait_for(cond: Callable[[], bool], timeout: float = 10.0, what: str = 
 
 
 async def raw_send(sender: Peer, target: Peer, wire: bytes) -> None:
-    """Put bytes on a gossip stream as-is: how a misbehaving member would."""
+    """Put one message on a fresh gossip stream as a frame, bytes as-is: how a misbehaving member would."""
+    await raw_stream(sender, target, frame(wire))
+
+
+async def raw_stream(sender: Peer, target: Peer, *chunks: bytes, pause_s: float = 0.0) -> None:
+    """Write `chunks` (already framed, or deliberately not) on one new gossip stream, pausing between them."""
     conn = await sender.node.connect(target.key, GOSSIP_ALPN)
     stream = await conn.open_uni()
     with contextlib.suppress(Exception):  # the receiver may stop an oversized stream mid-write
-        await stream.write_all(wire)
+        for i, chunk in enumerate(chunks):
+            if i and pause_s:
+                await asyncio.sleep(pause_s)
+            await stream.write_all(chunk)
         await stream.finish()

@@ -19,8 +19,11 @@ signature check is most of a message's cost and most messages are duplicates); a
 only once a copy with that id verified, so a forged copy cannot poison the seen set, and an unverified copy
 of a verified id is dropped as a duplicate (the genuine one was delivered already).
 
-Each message travels on its own QUIC uni-stream, read with a hard size limit. Receivers drop, and count
-by reason: oversized, malformed, unsigned, forged, wrong_run, wrong_step (outside the step window),
+Messages to a neighbour travel as length-prefixed frames on one long-lived QUIC uni-stream (gossip_wire.py:
+a stream per message cost more than everything else a duplicate costs); a frame over `max_message` is
+refused from its header and stops that stream, and every other frame is checked on its own, so a bad frame
+never costs the honest frames after it. Receivers drop, and count by reason: oversized, truncated (a stream
+ended inside a frame), malformed, unsigned, forged, wrong_run, wrong_step (outside the step window),
 not_member (signer not in the epoch), duplicate (id seen), replay ((sender, nonce) already used).
 
 A member can also ask a peer for the messages it holds of one (kind, step, sender) (`ask`, on its own ALPN):
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -41,10 +45,11 @@ import iroh
 import msgpack
 
 from client.p2p.envelope import DEFAULT_MAX_MESSAGE, Dropped, Message, open_envelope, peek_id, seal
+from client.p2p.gossip_wire import READ_CHUNK, FrameSplitter, Link
 from client.p2p.node import P2PNode
 
 log = logging.getLogger(__name__)
-GOSSIP_ALPN = b"psyche/gossip/1"
+GOSSIP_ALPN = b"psyche/gossip/2"  # 2: framed long-lived streams (1: a stream per message)
 ASK_ALPN = b"psyche/gossip-ask/1"
 ASK_MAX_ANSWERS = 4
 
@@ -55,7 +60,7 @@ class _Recent:
     msg: Message
     own: bool
     heard_from: set[bytes] = field(default_factory=set)  # sent it to us: they hold it for sure
-    pushed: set[bytes] = field(default_factory=set)  # we delivered it to them (QUIC stream finished)
+    pushed: set[bytes] = field(default_factory=set)  # we delivered it to them (the write carrying it completed)
     resends: int = 0
     resend_at: float = 0.0
 
@@ -80,8 +85,10 @@ class Gossip:
         self._recent: OrderedDict[bytes, _Recent] = OrderedDict()  # id -> message of the step window
         self._synced: set[bytes] = set()  # neighbours that were pushed the recent backlog
         self.sent = 0  # successful sends (one message to one neighbour)
+        self.streams_in = 0  # gossip streams neighbours opened to us (one per neighbour while links hold)
         self._rng = random.Random(seed)
         self._failed_at: dict[bytes, float] = {}
+        self._links: dict[bytes, Link] = {}  # neighbour -> our long-lived stream to it
         self.retry_after_s = 10.0
         node.register(GOSSIP_ALPN, self._serve)
         node.register(ASK_ALPN, self._serve_ask)
@@ -112,9 +119,10 @@ class Gossip:
         """Keep live member neighbours; top up to `fanout` with random reachable members."""
         now = time.monotonic()
         self.neighbours = [n for n in self.neighbours if self._usable(n, now)]
-        spare = [k for k in self.node.known_peers() if k not in self.neighbours and self._usable(k, now)]
-        self._rng.shuffle(spare)
-        self.neighbours += spare[:max(0, self.fanout - len(self.neighbours))]
+        if len(self.neighbours) < self.fanout:  # the member scan is O(N): only when there is a gap to fill
+            spare = [k for k in self.node.known_peers() if k not in self.neighbours and self._usable(k, now)]
+            self._rng.shuffle(spare)
+            self.neighbours += spare[:self.fanout - len(self.neighbours)]
         return self.neighbours
 
     def _adopt(self, remote: bytes) -> None:
@@ -139,28 +147,34 @@ class Gossip:
         if key in self.neighbours:
             self.neighbours.remove(key)
         self._synced.discard(key)
+        link = self._links.pop(key, None)
+        if link is not None:
+            link.close()
         self.node.forget(key, GOSSIP_ALPN)
 
     # --- sending ------------------------------------------------------------------------------------
-    async def _send_once(self, peer: bytes, wire: bytes) -> None:
-        conn = await self.node.connect(peer, GOSSIP_ALPN)
-        stream = await conn.open_uni()
-        await stream.write_all(wire)
-        await stream.finish()
+    def _link(self, peer: bytes) -> Link:
+        link = self._links.get(peer)
+        if link is None or link.closed:
+            link = self._links[peer] = Link(lambda: self.node.connect(peer, GOSSIP_ALPN),
+                                            lambda: self.node.cached(peer, GOSSIP_ALPN), self.node.spawn,
+                                            self.send_timeout)
+        return link
 
-    async def _send(self, peer: bytes, wire: bytes) -> bool:
-        try:
-            async with asyncio.timeout(self.send_timeout):  # not wait_for: on 3.11 that is a task per send
-                await self._send_once(peer, wire)
+    def _sent(self, peer: bytes, ok: int) -> bool:
+        if ok:
             self.sent += 1
             return True
-        except Exception as e:
-            log.debug("gossip to %s failed: %s", peer.hex()[:10], e)
-            self._drop_neighbour(peer)
-            return False
+        log.debug("gossip to %s failed", peer.hex()[:10])
+        self._drop_neighbour(peer)
+        return False
 
     async def _push(self, entry: _Recent, peers: list[bytes]) -> list[bool]:
-        results = await asyncio.gather(*(self._send(n, entry.msg.wire) for n in peers))
+        """Queue on every peer's link at once (futures, no task per send), then wait for their writes."""
+        if not peers:
+            return []
+        waits = [asyncio.shield(self._link(n).enqueue(entry.msg.wire)) for n in peers]
+        results = [self._sent(n, ok) for n, ok in zip(peers, await asyncio.gather(*waits), strict=True)]
         entry.pushed.update(n for n, ok in zip(peers, results, strict=True) if ok)
         return results
 
@@ -263,16 +277,29 @@ class Gossip:
             out = fn(msg)
             if asyncio.iscoroutine(out):
                 await out
-        self.node.spawn(self._forward(self._keep(msg, False, {from_peer})))
+        entry = self._keep(msg, False, {from_peer})
+        delay = self._rng.uniform(0, self.forward_delay_s) if self.forward_delay_s > 0 else 0.0
+        asyncio.get_running_loop().call_later(delay, self._forward, entry, 2)
         return msg
 
-    async def _forward(self, entry: _Recent) -> None:
-        """Forward after a random delay in [0, forward_delay_s]: of two neighbours that got a message at about
+    def _forward(self, entry: _Recent, passes: int) -> None:
+        """Queue a received message for every neighbour not known to hold it; a timer callback, no task.
+        Scheduled after a random delay in [0, forward_delay_s]: of two neighbours that got a message at about
         the same time, the first to forward usually reaches the other before its own timer fires, so the link
-        carries one copy instead of one each way (the copy received marks the peer as holding it)."""
-        if self.forward_delay_s > 0:
-            await asyncio.sleep(self._rng.uniform(0, self.forward_delay_s))
-        await self._fan_out(entry)
+        carries one copy instead of one each way (the copy received marks the peer as holding it). A failed
+        send drops that neighbour and forwards once more, to its replacement (`passes`)."""
+        if self.node.closed:
+            return
+        for n in self._refresh_neighbours():
+            if n not in entry.heard_from and n not in entry.pushed:
+                self._link(n).enqueue(entry.msg.wire).add_done_callback(
+                    functools.partial(self._forwarded, entry, n, passes))
+
+    def _forwarded(self, entry: _Recent, peer: bytes, passes: int, done: asyncio.Future[int]) -> None:
+        if self._sent(peer, 0 if done.cancelled() else done.result()):
+            entry.pushed.add(peer)
+        elif passes > 1:
+            self._forward(entry, passes - 1)
 
     def _heard(self, mid: bytes, wire: bytes, from_peer: bytes) -> None:
         """A peer sent us a message we hold: it needs no copy from us. Only a byte-identical copy counts
@@ -333,14 +360,33 @@ class Gossip:
                 return
             if self.node.evict_if_gone(conn, remote):
                 return
-            self.node.spawn(self._read_one(stream, remote))
+            self.streams_in += 1
+            self.node.spawn(self._read_stream(stream, conn, remote))
 
-    async def _read_one(self, stream: iroh.RecvStream, remote: bytes) -> None:
-        try:
-            wire = await stream.read_to_end(self.max_message)
-        except Exception:  # longer than the limit (or the stream broke): never buffered past the limit
-            self.dropped["oversized"] += 1
-            with contextlib.suppress(Exception):
-                await stream.stop(1)
-            return
+    async def _read_stream(self, stream: iroh.RecvStream, conn: iroh.Connection, remote: bytes) -> None:
+        """Read a neighbour's stream until it ends, handling each frame as it completes. An oversized header
+        stops the stream (counted once); a bad frame is only that frame's loss. The stream outlives epochs,
+        so membership is checked on every read: a peer dropped from the epoch has its connection closed."""
+        splitter = FrameSplitter(self.max_message)
+        while True:
+            try:
+                data = await stream.read(READ_CHUNK)
+            except Exception:  # reset by the sender or the connection ended
+                return
+            if self.node.evict_if_gone(conn, remote):
+                return
+            if not data:
+                if splitter.pending:
+                    self.dropped["truncated"] += 1
+                return
+            for wire in splitter.feed(data):
+                await self._on_frame(wire, remote)
+            if splitter.too_large:
+                self.dropped["oversized"] += 1
+                with contextlib.suppress(Exception):
+                    await stream.stop(1)
+                return
+
+    async def _on_frame(self, wire: bytes, remote: bytes) -> None:
+        """One message from a neighbour's stream (a separate hook from `receive`, which asks also use)."""
         await self.receive(wire, remote)

@@ -52,6 +52,7 @@ class P2PNode:
         self._tasks: set[asyncio.Task] = set()
         self.on_peer_dialled: list[Callable[[bytes], None]] = []  # a member dialled us: it is alive
         self.endpoint: iroh.Endpoint | None = None
+        self.closed = False  # set by close(): timers still pending (gossip's forwards) must not send any more
 
     @property
     def public(self) -> bytes:
@@ -166,6 +167,11 @@ class P2PNode:
                 self.spawn(self._run_handler(handler, conn, key))
             return conn
 
+    def cached(self, key: bytes, alpn: bytes) -> iroh.Connection | None:
+        """The connection `connect` would return without dialling, if any (not checked for liveness: a
+        caller that writes on it learns of a dead one from the write)."""
+        return self._conns.get((key, alpn))
+
     def evict_if_gone(self, conn: iroh.Connection, remote: bytes) -> bool:
         """Close a connection whose peer stopped being a member (the allowlist is refreshed each epoch)."""
         if self.membership.allows(remote):
@@ -195,6 +201,7 @@ class P2PNode:
                 conn.close(0, b"")
 
     async def close(self) -> None:
+        self.closed = True
         for task in list(self._tasks):
             task.cancel()
         for conn in self._conns.values():

@@ -12,6 +12,7 @@ import asyncio
 import time
 
 from client.runner.context import RunnerContext, first_line
+from client.runner.state_memo import per_state
 from client.runner.witnessing import elected_unposted
 from coordinator_sdk.account_view import CoordinatorView, view
 from coordinator_sdk.deadlines import tick_due_at
@@ -25,6 +26,7 @@ TICK_WAIT_S = 5.0
 WITNESSING, VOTING = "witnessing", "voting"
 
 
+@per_state
 def tick_rank(state: CoordinatorView, me: bytes) -> int | None:
     """Our place in this step's rotating ticker order (0 and 1 tick at once), None when we are not a member."""
     st = view(state)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from client.runner.state_memo import per_state
 from coordinator_sdk.account_view import CoordinatorView, RoundFields, view
 from coordinator_sdk.bloom import Bloom
 from coordinator_sdk.consensus import witness_quorum
@@ -44,6 +45,7 @@ def is_elected(state: CoordinatorView, signer: bytes) -> bool:
     return idx in elected_witnesses(int(r.clients_len), int(r.random_seed), int(st.config.witness_nodes))
 
 
+@per_state
 def healthy_signers(state: CoordinatorView) -> set[bytes]:
     """Signers of the epoch's clients the chain still lists as healthy (not dropped or withdrawn)."""
     st = view(state)
@@ -51,6 +53,7 @@ def healthy_signers(state: CoordinatorView) -> set[bytes]:
             if st.epoch_client_state(i) == ClientState.Healthy}
 
 
+@per_state
 def elected_unposted(state: CoordinatorView) -> list[int]:
     """Epoch indices of the current round's elected witnesses that are healthy and have not posted yet."""
     st = view(state)

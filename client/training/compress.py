@@ -100,13 +100,18 @@ def select(coeffs: torch.Tensor, idx: torch.Tensor) -> SparseCoeffs:
     return SparseCoeffs(idx, coeffs.gather(-1, idx).float())
 
 
+def on_device(t: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """`t.to(device)` without the call when it is there already (applying N results makes ~4N per parameter)."""
+    return t if t.device == torch.device(device) else t.to(device)
+
+
 def scatter_mean(plan: ChunkPlan, parts: list[SparseCoeffs], device: torch.device | str = "cpu") -> torch.Tensor:
     """Each coefficient becomes the mean of the values peers sent for it; coefficients nobody sent stay 0."""
     out = torch.zeros(*plan.blocks_shape, plan.totalk, dtype=torch.float32, device=device)
     if not parts:
         return out
-    idx = torch.cat([p.idx.to(device) for p in parts], dim=-1)
-    val = torch.cat([p.val.to(device) for p in parts], dim=-1)
+    idx = torch.cat([on_device(p.idx, device) for p in parts], dim=-1)
+    val = torch.cat([on_device(p.val, device) for p in parts], dim=-1)
     return out.scatter_reduce_(-1, idx, val, reduce="mean", include_self=False)
 
 
@@ -118,8 +123,13 @@ def pack_signs(val: torch.Tensor) -> bytes:
 
 def unpack_signs(data: bytes, count: int) -> torch.Tensor:
     """Inverse of `pack_signs` → float32 ±1 of length `count`; the caller checks lengths and padding."""
+    return torch.from_numpy(unpack_signs_np(data, count))
+
+
+def unpack_signs_np(data: bytes, count: int) -> np.ndarray:
+    """`unpack_signs` as a numpy array (a decoder reshapes it there, cheaper per call than in torch)."""
     bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=count, bitorder="little")
-    return torch.from_numpy(1.0 - 2.0 * bits.astype(np.float32))
+    return 1.0 - 2.0 * bits.astype(np.float32)
 
 
 def packed_sign_bytes(count: int) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import torch
 
@@ -60,7 +60,7 @@ class ChunkPlan:
     h: int
     w: int
 
-    @property
+    @cached_property  # asked for per parameter per peer result: computed once per plan
     def matrix_shape(self) -> tuple[int, ...]:
         if len(self.shape) == 0:
             return (1, 1)
@@ -68,7 +68,7 @@ class ChunkPlan:
             return (1, self.shape[0])
         return tuple(self.shape)
 
-    @property
+    @cached_property  # asked for per parameter per peer result: computed once per plan
     def blocks_shape(self) -> tuple[int, ...]:
         """Leading dims of the encoded tensor; the last dim of the encoding is `totalk = h·w`."""
         *lead, m, n = self.matrix_shape
@@ -78,7 +78,7 @@ class ChunkPlan:
     def totalk(self) -> int:
         return self.h * self.w
 
-    @property
+    @cached_property  # asked for per parameter per peer result: computed once per plan
     def num_blocks(self) -> int:
         return math.prod(self.blocks_shape)
 

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from client.training.compress import SparseCoeffs, compress, scatter_mean, select, shared_indices, topk_for
+from client.training.compress import SparseCoeffs, compress, on_device, scatter_mean, select, shared_indices, topk_for
 from client.training.dct import ChunkPlan, decode, decode_sparse, encode, plan_for
 from client.training.ef_parts import StateParts, split
 
@@ -207,7 +207,7 @@ class Distro:
         if 8 * len(parts) * lay.k > lay.plan.totalk:
             return decode(mean, lay.plan)
         # the support of the mean: all sent indices, sorted (order-free), repeats given weight 0
-        idx, _ = torch.cat([q.idx.to(device) for q in parts], dim=-1).sort(dim=-1)
+        idx, _ = torch.cat([on_device(q.idx, device) for q in parts], dim=-1).sort(dim=-1)
         val = mean.gather(-1, idx)
         val[..., 1:][idx[..., 1:] == idx[..., :-1]] = 0.0
         return decode_sparse(idx, val, lay.plan)

@@ -24,6 +24,7 @@ array's exact length follows from the layout alone; the receiver rebuilds the in
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -36,7 +37,7 @@ from client.training.compress import (
     pack_signs,
     packed_sign_bytes,
     shared_indices,
-    unpack_signs,
+    unpack_signs_np,
 )
 from client.training.distro import DistroConfig, DistroResult, ParamLayout
 
@@ -114,20 +115,43 @@ def max_encoded_size(layout: dict[str, ParamLayout]) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class _Facts:
+    """What decoding needs from a layout, worked out once per layout instead of once per peer result."""
+    limit: int
+    layout_hash: bytes
+    params: tuple[tuple[ParamLayout, int, np.dtype, tuple[int, ...]], ...]  # layout, n, index dtype, blocks
+
+
+_FACTS: dict[int, tuple[dict[str, ParamLayout], _Facts]] = {}
+
+
+def _facts(layout: dict[str, ParamLayout]) -> _Facts:
+    """Cached by the layout object (kept referenced, so its id is not reused; layouts are never mutated)."""
+    hit = _FACTS.get(id(layout))
+    if hit is not None and hit[0] is layout:
+        return hit[1]
+    facts = _Facts(max_encoded_size(layout), layout_hash(layout),
+                   tuple((lay, lay.plan.num_blocks * lay.k, index_dtype(lay.plan.totalk), lay.plan.blocks_shape)
+                         for lay in layout.values()))
+    if len(_FACTS) >= 1024:  # tests build many short-lived layouts; a client holds one or two
+        _FACTS.clear()
+    _FACTS[id(layout)] = (layout, facts)
+    return facts
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _decode_idx(raw_idx: Any, lay: ParamLayout) -> np.ndarray:
+def _decode_idx(raw_idx: Any, lay: ParamLayout, n: int, idt: np.dtype, blocks: tuple[int, ...]) -> np.ndarray:
     """A top-k result's indices: exact length, in range, strictly ascending within each block."""
     where = f"parameter {lay.name}"
     if not isinstance(raw_idx, bytes):
         raise ResultError(f"{where}: idx and val must be binary")
-    n = lay.plan.num_blocks * lay.k
-    idt = index_dtype(lay.plan.totalk)
     if len(raw_idx) != n * idt.itemsize:
         raise ResultError(f"{where}: idx holds {len(raw_idx)} bytes, expected {n * idt.itemsize}")
-    idx = np.frombuffer(raw_idx, dtype=idt).astype(np.int64).reshape(*lay.plan.blocks_shape, lay.k)
+    idx = np.frombuffer(raw_idx, dtype=idt).astype(np.int64).reshape(*blocks, lay.k)  # astype: a fresh copy
     if idx.size and int(idx.max()) >= lay.plan.totalk:
         raise ResultError(f"{where}: index {int(idx.max())} out of range for blocks of {lay.plan.totalk}")
     if lay.k > 1 and not bool(np.all(np.diff(idx, axis=-1) > 0)):
@@ -135,28 +159,28 @@ def _decode_idx(raw_idx: Any, lay: ParamLayout) -> np.ndarray:
     return idx
 
 
-def _decode_param(idx: np.ndarray, raw_val: Any, lay: ParamLayout, vdt: str) -> SparseCoeffs:
+def _decode_param(idx: np.ndarray, raw_val: Any, lay: ParamLayout, n: int, blocks: tuple[int, ...],
+                  vdt: str) -> SparseCoeffs:
     """Values of one parameter for the given (checked or derived) indices `[*blocks, k]`."""
     where = f"parameter {lay.name}"
     if not isinstance(raw_val, bytes):
         raise ResultError(f"{where}: idx and val must be binary")
-    n = lay.plan.num_blocks * lay.k
     if vdt == "sign1":
         if len(raw_val) != packed_sign_bytes(n):
             raise ResultError(f"{where}: val holds {len(raw_val)} sign bytes, expected {packed_sign_bytes(n)}")
         if n % 8 and raw_val[-1] >> (n % 8):
             raise ResultError(f"{where}: padding bits after the last sign are not zero")
-        val = unpack_signs(raw_val, n)
+        val = unpack_signs_np(raw_val, n)
     else:
         if len(raw_val) != n * VALUE_BYTES[vdt]:
             raise ResultError(f"{where}: val holds {len(raw_val)} bytes, expected {n * VALUE_BYTES[vdt]}")
         if vdt == "bf16":
-            val = torch.from_numpy(np.frombuffer(raw_val, dtype="<i2").copy()).view(torch.bfloat16).float()
+            val = torch.from_numpy(np.frombuffer(raw_val, dtype="<i2").copy()).view(torch.bfloat16).float().numpy()
         else:
-            val = torch.from_numpy(np.frombuffer(raw_val, dtype="<f4").copy())
-        if not bool(torch.isfinite(val).all()):
+            val = np.frombuffer(raw_val, dtype="<f4").copy()
+        if not bool(np.isfinite(val).all()):
             raise ResultError(f"{where}: values contain NaN or infinity")
-    return SparseCoeffs(torch.from_numpy(np.array(idx, dtype=np.int64)), val.reshape(*lay.plan.blocks_shape, lay.k))
+    return SparseCoeffs(torch.from_numpy(idx), torch.from_numpy(val.reshape(*blocks, lay.k)))
 
 
 def decode_result(data: bytes, layout: dict[str, ParamLayout], cfg: DistroConfig,
@@ -164,7 +188,8 @@ def decode_result(data: bytes, layout: dict[str, ParamLayout], cfg: DistroConfig
                   expected_sender: bytes | None = None) -> DistroResult:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ResultError(f"result must be bytes, got {type(data).__name__}")
-    limit = max_encoded_size(layout)
+    facts = _facts(layout)
+    limit = facts.limit
     if len(data) > limit:
         raise ResultError(f"result is {len(data)} bytes, more than the {limit} any valid result can take")
     if expected_commitment is not None and commitment(bytes(data)) != expected_commitment:
@@ -194,7 +219,7 @@ def decode_result(data: bytes, layout: dict[str, ParamLayout], cfg: DistroConfig
                           f" this run uses chunk={cfg.chunk} topk={cfg.topk}")
     if fmt == FORMAT_SHARED and (not _is_int(env["seed"]) or env["seed"] != cfg.seed):
         raise ResultError(f"sender drew with seed {env['seed']!r}, this run's seed is {cfg.seed}")
-    if env["layout"] != layout_hash(layout):
+    if env["layout"] != facts.layout_hash:
         raise ResultError("result was made for a different model layout (parameter names, shapes or order)")
     vdt = env["val_dtype"]
     if vdt not in VALUE_BYTES:
@@ -204,9 +229,10 @@ def decode_result(data: bytes, layout: dict[str, ParamLayout], cfg: DistroConfig
             got = len(env[key]) if isinstance(env[key], list) else type(env[key]).__name__
             raise ResultError(f"result {key} carries {got} arrays, the local model has {len(layout)} parameters")
     if fmt == FORMAT:
-        idx = [_decode_idx(i, lay) for i, lay in zip(env["idx"], layout.values(), strict=True)]
-    else:
-        idx = [shared_indices(cfg.seed, env["step"], lay.name, lay.plan, lay.k).numpy() for lay in layout.values()]
-    params = {lay.name: _decode_param(i, v, lay, vdt)
-              for i, v, lay in zip(idx, env["val"], layout.values(), strict=True)}
+        idx = [_decode_idx(i, *p) for i, p in zip(env["idx"], facts.params, strict=True)]
+    else:  # derived, not received; a copy: the shared draw's cached tensor must not be handed out
+        idx = [shared_indices(cfg.seed, env["step"], lay.name, lay.plan, lay.k).numpy().copy()
+               for lay in layout.values()]
+    params = {p[0].name: _decode_param(i, v, p[0], p[1], p[3], vdt)
+              for i, v, p in zip(idx, env["val"], facts.params, strict=True)}
     return DistroResult(env["step"], params, vdt == "sign1", ef=env["ef"], sender=env["sender"])

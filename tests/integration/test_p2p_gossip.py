@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import asyncio
 
-from p2p_helpers import RUN, cluster, introduce, make_peer, raw_send, wait_for
+from p2p_helpers import RUN, cluster, introduce, make_peer, raw_send, raw_stream, wait_for
 
 import client.p2p.envelope as envelope
 from client.p2p.allowlist import EpochMembers, StaticMembers
 from client.p2p.envelope import seal
+from client.p2p.gossip_wire import HEADER, frame
 from client.p2p.identity import P2PIdentity
 from client.p2p.node import NotMember
 
@@ -268,3 +269,57 @@ def test_membership_from_a_real_coordinator_account() -> None:
     assert keys == {bytes(u.pubkey()) for u in users}
     assert all(members.hints[k] == ["127.0.0.1:4000"] for k in keys)
     assert members.allows(bytes(users[0].pubkey())) and not members.allows(bytes(32))
+
+
+def test_messages_to_a_neighbour_share_one_long_lived_stream() -> None:
+    async def main() -> None:
+        async with cluster(2, rebroadcast_s=0) as (peers, _):
+            a, b = peers
+            before = b.gossip.streams_in
+            for i in range(30):
+                await a.gossip.publish("hello", bytes([i]))
+            await wait_for(lambda: b.gossip.delivered == 30, 10.0, "thirty messages")
+            assert b.gossip.streams_in - before <= 1  # not one stream per message
+    asyncio.run(main())
+
+
+def test_bad_frames_on_a_stream_are_dropped_one_by_one_and_the_stream_carries_the_honest_ones_after_them() -> None:
+    async def main() -> None:
+        async with cluster(2, rebroadcast_s=0) as (peers, _):
+            a, b = peers
+            g = b.gossip
+            honest = [seal(a.identity, RUN, 0, "result", bytes([i])) for i in range(3)]
+            bad = [(_forge(seal(a.identity, RUN, 0, "result", b"f").wire), "forged"),
+                   (b"\xc1not msgpack", "malformed"),
+                   (seal(a.identity, "other-run", 0, "result", b"x").wire, "wrong_run"),
+                   (seal(P2PIdentity.generate(), RUN, 0, "result", b"x").wire, "not_member")]
+            chunks = [frame(honest[0].wire)] + [frame(w) for w, _ in bad] + [frame(m.wire) for m in honest[1:]]
+            # one stream, the frames cut at odd places and written with pauses between the pieces
+            data = b"".join(chunks)
+            pieces = [data[i:i + 37] for i in range(0, len(data), 37)]
+            await raw_stream(a, b, *pieces, pause_s=0.002)
+            await wait_for(lambda: g.delivered == 3, 5.0, "the honest messages around the bad ones")
+            assert {m.payload for m in [g.inbox.get_nowait() for _ in range(3)]} == {b"\x00", b"\x01", b"\x02"}
+            for _, reason in bad:
+                assert g.dropped[reason] == 1, (reason, g.dropped)
+    asyncio.run(main())
+
+
+def test_an_oversized_frame_stops_only_its_stream_and_a_truncated_one_is_counted() -> None:
+    async def main() -> None:
+        async with cluster(2, rebroadcast_s=0) as (peers, _):
+            a, b = peers
+            g = b.gossip
+            first, after = (seal(a.identity, RUN, 0, "result", p) for p in (b"first", b"after"))
+            huge = HEADER.pack(g.max_message + 1) + b"\x00" * 1000  # the header alone condemns it
+            await raw_stream(a, b, frame(first.wire) + huge + frame(after.wire))
+            await wait_for(lambda: g.dropped["oversized"] == 1, 5.0, "the oversized frame refused")
+            await asyncio.sleep(0.2)
+            assert g.delivered == 1  # what came before it; nothing after it on that stream is trusted
+            # a stream that ends inside a frame
+            await raw_stream(a, b, frame(seal(a.identity, RUN, 0, "result", b"cut").wire)[:-5])
+            await wait_for(lambda: g.dropped["truncated"] == 1, 5.0, "the truncated frame counted")
+            # the sender's own long-lived link is another stream: honest gossip still flows
+            await a.gossip.publish("result", b"later")
+            await wait_for(lambda: g.delivered == 2, 5.0, "gossip after the bad streams")
+    asyncio.run(main())

@@ -260,14 +260,13 @@ def _deaf_to_announcements(c: SimClient) -> None:
 
     g = c.client.p2p.gossip
 
-    async def read_one(stream, remote: bytes) -> None:
-        wire = await stream.read_to_end(g.max_message)
+    async def on_frame(wire: bytes, remote: bytes) -> None:
         if msgpack.unpackb(msgpack.unpackb(wire, raw=False)[0], raw=False)[5] == "result":
             g.dropped["cut_off"] += 1
             return
         await g.receive(wire, remote)
 
-    g._read_one = read_one  # type: ignore[method-assign]
+    g._on_frame = on_frame  # type: ignore[method-assign]
 
 
 def test_a_client_cut_off_from_announcements_asks_for_the_vouched_ones_and_stays_bit_identical(tmp_path: Path) -> None:
