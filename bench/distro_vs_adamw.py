@@ -34,9 +34,26 @@ from client.training.result_codec import decode_result, encode_result
 from client.training.schedule import Cosine
 from client.training.trainer import Trainer
 
-# per selection mode: (k, lr) from this bench (docs/benchmarks.md): top-k's sweep, and for shared the issue-26
-# study (15 of 256, lr 3e-3 and 5e-3 tied on llama) with lr in between; --topk/--distro-lr override
-DEFAULTS = {"topk": (1, 2e-3), "shared": (15, 4e-3)}
+# per selection mode, arch and pipeline: (k, lr, decay) from this bench (docs/benchmarks.md): top-k's sweep;
+# for shared, issue 26's tuning (seed-0 screens, then 3 seeds): deepseek's 743 k parameters need k <= 14 for
+# >= 500x fewer bytes than dense fp32; decay 0.95 with lr 5e-3-6e-3 won the sync pipeline for both archs, but
+# made llama's overlapped pipeline worse than lr 4e-3 with decay 0.99 (1.14 vs 1.09). --topk/--distro-lr/--decay
+# override them all
+DEFAULTS = {
+    "topk": {arch: {pl: (1, 2e-3, 0.99) for pl in ("overlapped", "sync")} for arch in ("llama", "deepseek")},
+    "shared": {
+        "llama": {"overlapped": (15, 4e-3, 0.99), "sync": (15, 6e-3, 0.95)},
+        "deepseek": {"overlapped": (14, 6e-3, 0.95), "sync": (14, 5e-3, 0.95)},
+    },
+}
+
+
+def resolve(a: argparse.Namespace, arch: str, pipeline: str) -> argparse.Namespace:
+    """The arguments with the DisTrO settings left unset on the command line filled in for `arch`/`pipeline`."""
+    k, lr, decay = DEFAULTS[a.selection][arch][pipeline]
+    return argparse.Namespace(**{**vars(a), "topk": k if a.topk is None else a.topk,
+                                 "distro_lr": lr if a.distro_lr is None else a.distro_lr,
+                                 "decay": decay if a.decay is None else a.decay})
 
 
 def run_distro(cfg: ModelConfig, data: ShardedBatches, a: argparse.Namespace, seed: int, sync: bool) -> dict:
@@ -107,11 +124,12 @@ def main() -> None:
     # `--selection topk --chunk 64 --topk 8 --decay 0.95` is the Psyche-like row
     p.add_argument("--selection", choices=["topk", "shared"], default="shared")
     p.add_argument("--chunk", type=int, default=16)
-    p.add_argument("--topk", type=int, default=None, help="coefficients per block (default: per selection)")
-    p.add_argument("--decay", type=float, default=0.99)
+    p.add_argument("--topk", type=int, default=None,
+                   help="coefficients per block (default: per selection, arch and pipeline)")
+    p.add_argument("--decay", type=float, default=None, help="default: per selection, arch and pipeline")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--no-1bit", action="store_true")
-    p.add_argument("--distro-lr", type=float, default=None, help="default: per selection")
+    p.add_argument("--distro-lr", type=float, default=None, help="default: per selection, arch and pipeline")
     p.add_argument("--adamw-lr", type=float, default=3e-3)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--pipeline", choices=["overlapped", "sync", "both"], default="both")
@@ -129,8 +147,6 @@ def main() -> None:
     if a.summarize:
         print("\n".join(summarize(Path(a.summarize), a)))
         return
-    a.topk = DEFAULTS[a.selection][0] if a.topk is None else a.topk
-    a.distro_lr = DEFAULTS[a.selection][1] if a.distro_lr is None else a.distro_lr
     torch.set_num_threads(a.threads)
     with tempfile.TemporaryDirectory() as tmp:
         samples = load_samples(prepare_corpus(Path(tmp) / "pydoc", a.seq), a.seq)
@@ -142,8 +158,13 @@ def main() -> None:
             if r["kind"] == "adamw" and r["steps"] == a.steps and r["lr"] == a.adamw_lr:
                 known[(r["arch"], r["seed"])] = r["eval"]
     pipelines = ["overlapped", "sync"] if a.pipeline == "both" else [a.pipeline]
-    series, table = {}, []
+    series, table, settings = {}, [], []
     for arch in (["llama", "deepseek"] if a.arch == "both" else [a.arch]):
+        per = {pl: resolve(a, arch, pl) for pl in pipelines}
+        settings += [f"settings {arch} {pl}: chunk {b.chunk} selection {b.selection} k {b.topk}"
+                     f" 1bit {not b.no_1bit} decay {b.decay} overlapped delay {b.delay} lookahead"
+                     f" {not b.no_lookahead} seeds {b.seeds} distro lr {b.distro_lr} adamw lr {b.adamw_lr}"
+                     f" cosine to lr/10, warmup {b.warmup}" for pl, b in per.items()]
         cfg = bench_config(arch, a.dim, a.layers, a.seq)
         dense = 4 * sum(p.numel() for p in build_model(cfg).parameters())
         print(f"[{arch}] params {dense // 4:,}  trainers {a.trainers}  steps {a.steps}"
@@ -161,21 +182,21 @@ def main() -> None:
                 series.setdefault(f"{arch} AdamW", ([s for s, _ in w["evals"]], [v for _, v in w["evals"]]))
             for pl in pipelines:
                 t0 = time.perf_counter()
-                d = run_distro(cfg, data, a, seed, pl == "sync")
+                d = run_distro(cfg, data, per[pl], seed, pl == "sync")
                 dl = d["evals"][-1][1]
-                record(a, arch, seed, pl, dl, d, time.perf_counter() - t0, adamw.get(seed))
+                record(per[pl], arch, seed, pl, dl, d, time.perf_counter() - t0, adamw.get(seed))
                 rows[pl].append((seed, dl, d["bytes"]))
                 series.setdefault(f"{arch} DisTrO {pl}", ([s for s, _ in d["evals"]], [v for _, v in d["evals"]]))
         for pl, rs in rows.items():
             ratios = [dl / adamw[s] for s, dl, _ in rs if s in adamw]
             nbytes = mean([b for _, _, b in rs])
-            table.append(f"| {arch} | {a.selection} {a.topk}/{a.chunk}**2 | {pl} | {a.distro_lr:g} | {nbytes:,.0f}"
+            b = per[pl]
+            table.append(f"| {arch} | {b.selection} {b.topk}/{b.chunk}**2 decay {b.decay:g} | {pl} | {b.distro_lr:g}"
+                         f" | {nbytes:,.0f}"
                          f" | {dense / nbytes:,.0f}x | {' / '.join(f'{dl:.3f}' for _, dl, _ in rs)}"
                          f" | {' / '.join(f'{adamw[s]:.3f}' for s, _, _ in rs if s in adamw)}"
                          f" | {mean(ratios) if ratios else float('nan'):.3f} |")
-    print(f"settings: chunk {a.chunk} selection {a.selection} k {a.topk} 1bit {not a.no_1bit} decay {a.decay}"
-          f" overlapped delay {a.delay} lookahead {not a.no_lookahead} seeds {a.seeds}"
-          f" distro lr {a.distro_lr} adamw lr {a.adamw_lr} cosine to lr/10, warmup {a.warmup}")
+    print("\n".join(settings))
     print("| arch | selection | pipeline | lr | bytes/trainer/step | vs dense fp32 | DisTrO eval per seed"
           " | AdamW eval per seed | mean ratio |")
     print("\n".join(table))
@@ -191,16 +212,17 @@ def summarize(path: Path, a: argparse.Namespace) -> list[str]:
     groups: dict[tuple, list[dict]] = {}
     for r in recs:
         if r["kind"] != "adamw" and (r["arch"], r["seed"], r["steps"]) in adamw:
-            groups.setdefault((r["arch"], r["selection"], r["k"], r["chunk"], r["lr"], r["kind"], r["steps"]),
-                              []).append(r)
+            groups.setdefault((r["arch"], r["selection"], r["k"], r["chunk"], r.get("decay", 0.99), r["lr"],
+                               r["kind"], r["steps"]), []).append(r)
     out = ["| arch | selection | pipeline | lr | steps | bytes/trainer/step | vs dense fp32 | seeds"
            " | DisTrO eval per seed | AdamW eval per seed | mean ratio |", "|" + "---|" * 11]
-    for (arch, sel, k, chunk, lr, pl, steps), rs in sorted(groups.items()):
+    for (arch, sel, k, chunk, decay, lr, pl, steps), rs in sorted(groups.items()):
         rs.sort(key=lambda r: r["seed"])
         dense = 4 * sum(q.numel() for q in build_model(bench_config(arch, a.dim, a.layers, a.seq)).parameters())
         nbytes = mean([r["bytes"] for r in rs])
         ws = [adamw[(arch, r["seed"], steps)] for r in rs]
-        out.append(f"| {arch} | {sel} {k}/{chunk}x{chunk} | {pl} | {lr:g} | {steps} | {nbytes:,.0f}"
+        setting = f"{sel} {k}/{chunk}x{chunk}" + ("" if decay == 0.99 else f" decay {decay:g}")
+        out.append(f"| {arch} | {setting} | {pl} | {lr:g} | {steps} | {nbytes:,.0f}"
                    f" | {dense / nbytes:,.0f}x | {', '.join(str(r['seed']) for r in rs)}"
                    f" | {' / '.join(format(r['eval'], '.3f') for r in rs)} | {' / '.join(f'{w:.3f}' for w in ws)}"
                    f" | {mean([r['eval'] / w for r, w in zip(rs, ws, strict=True)]):.3f} |")
@@ -214,7 +236,7 @@ def record(a: argparse.Namespace, arch: str, seed: int, kind: str, loss: float, 
     if d is None:
         rec["lr"] = a.adamw_lr
     else:
-        rec.update(selection=a.selection, k=a.topk, chunk=a.chunk, lr=a.distro_lr, bytes=d["bytes"],
+        rec.update(selection=a.selection, k=a.topk, chunk=a.chunk, decay=a.decay, lr=a.distro_lr, bytes=d["bytes"],
                    identical=d["identical"], ratio=None if adamw is None else loss / adamw)
     print(json.dumps(rec), flush=True)
     if a.jsonl:
