@@ -41,9 +41,19 @@ def wrong_model(model: Any) -> Any:
 
 def random_values(wire: bytes) -> bytes:
     """A lazy trainer: a well-formed result of random values (the indices and `ef` of its real one are kept,
-    so only a recomputation can tell; a sign-1 result's last byte keeps its zero padding bits)."""
+    so only a recomputation can tell). A sign-1 result's last byte must keep its zero padding bits, whose
+    count the wire does not say: its bits below the real byte's highest set bit are certainly signs, and are
+    randomized too (keeping the whole last byte left small parameters honest, and a check that drew only
+    their block-rows passed)."""
     env = msgpack.unpackb(wire, raw=False)
-    env["val"] = [os.urandom(len(v) - 1) + v[-1:] for v in env["val"]]
+
+    def lazy(v: bytes) -> bytes:
+        if not v:
+            return v
+        mask = (1 << v[-1].bit_length()) - 1
+        return os.urandom(len(v) - 1) + bytes([v[-1] ^ (os.urandom(1)[0] & mask)])
+
+    env["val"] = [lazy(v) for v in env["val"]]
     return msgpack.packb(env, use_bin_type=True)
 
 

@@ -135,7 +135,11 @@ class Verifier:
         kwargs = {"distro": plan.distro, "micro_batch_size": ctx.settings.micro_batch_size,
                   "lookahead": not plan.synchronous}  # as phase_warmup.install built the trainer
         v = await asyncio.to_thread(verify.verify, trainer, published, fetch, model, plan.schedule, kwargs, batch,
-                                    verify.seed_bytes(seed), ctx.p2p.identity.public,
+                                    # one draw of rows per result, the same for every verifier (no verifier
+                                    # key in it): honest verifiers of a result check the same rows and agree,
+                                    # so a cheat confined to a few rows cannot draw "pass" verdicts that
+                                    # outnumber a true "fail" and slash its accuser as a false one
+                                    verify.seed_bytes(seed), b"",
                                     None if nxt is None else nxt.ef, mode, owned=True)
         ctx.report.event("verify", **v.event())
         return v

@@ -15,6 +15,7 @@ import pytest
 from run_client_helpers import prepare_data
 from test_runner_inproc import config, weights
 
+from client.runner.phase_verify import restore
 from client.runner.round_work import RoundWork
 from client.runner.training_state import weights_sha256
 from client.training.trainer import Trainer
@@ -35,9 +36,9 @@ class Recorder(RoundWork):
     async def play_round(self, state: CoordinatorView) -> None:
         step = view(state).step
         await super().play_round(state)
-        w = self.verifier.weights.get(step)
-        if w is not None:
-            self.seen[step] = (copy.deepcopy(w), dict(self.book.results.get(step, {})))
+        w = self.verifier.weights.get(step)  # a snapshot of the tensors (phase_verify.snapshot)
+        if w is not None and self.ts.model is not None:
+            self.seen[step] = (restore(self.ts.model, w), dict(self.book.results.get(step, {})))
 
 
 def _plus(work: Recorder, step: int) -> str:

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from client.p2p.allowlist import StaticMembers
+from client.p2p.gossip import GOSSIP_ALPN
 from client.p2p.identity import P2PIdentity
 from client.p2p.node import P2PNode
 from client.runner.join_guard import Holder, JoinGuard
@@ -136,7 +137,7 @@ def test_liveness_probe_finds_a_live_key_and_not_a_dead_one() -> None:
     async def body() -> None:
         ident = P2PIdentity.generate()
         node = P2PNode(ident, StaticMembers(set()), bind_addr="127.0.0.1:0")
-        node.register(b"psyche/gossip/1", lambda conn, remote: asyncio.sleep(0))
+        node.register(GOSSIP_ALPN, lambda conn, remote: asyncio.sleep(0))  # what the probe dials
         await node.start()
         try:
             assert await p2p_key_alive(ident.public, [node.address], "127.0.0.1:0", timeout=5)
