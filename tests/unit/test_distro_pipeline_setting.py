@@ -5,22 +5,15 @@ order and the trainer's look-ahead), `psyche run create` refuses what a client c
 of an out-of-range byte is in tests/program/test_coordinator_negative.py (test_each_model_rule)."""
 from __future__ import annotations
 
-import re
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from test_distro_selection_setting import _fields, _toml  # one helper for both settings
 
 from client.run_config import RunConfigError, load_run_config
 from client.run_view import _distro
-from client.runner.run_model import ModelUnsupported, TrainingPlan, model_description_fields
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _fields(**distro: object) -> dict:
-    return model_description_fields({"arch": "llama"}, {"base": 1e-3}, dict(distro), "http://x/{}.bin")
+from client.runner.run_model import ModelUnsupported, TrainingPlan
 
 
 @pytest.mark.parametrize(("pipeline", "code", "synchronous"),
@@ -46,16 +39,6 @@ def test_unknown_pipeline_value_or_byte_is_refused() -> None:
 def test_run_status_names_an_unknown_pipeline_rather_than_failing() -> None:
     d = _distro(SimpleNamespace(**(_fields() | {"distro_pipeline": 7})))
     assert d["pipeline"] == "unknown (7)"
-
-
-def _toml(tmp_path: Path, edit) -> Path:
-    path = tmp_path / "run.toml"
-    shutil.copy(REPO / "examples" / "run.toml", path)
-    text = re.sub(r'(?m)^location = .*$', 'location = "http://127.0.0.1:9/data"', path.read_text())
-    # the example's own choices (and their comment lines) out: each test starts from the defaults
-    text = re.sub(r'(?m)^(selection|pipeline) = .*\n(?:[ \t]+#.*\n)*', '', text)
-    path.write_text(edit(text))
-    return path
 
 
 def test_run_toml_pipeline_is_checked_by_run_create(tmp_path: Path) -> None:
