@@ -4,9 +4,11 @@
 #   scripts/test.sh                 the whole suite (what CI runs)
 #   scripts/test.sh --fast          the daily loop: tests/unit + tests/program, not `slow` (under 2 min, 2 cores)
 #   scripts/test.sh [--fast] ARGS   extra arguments go to pytest (paths, -k, -m, -x ...)
-# Tests run on PSYCHE_TEST_WORKERS pytest-xdist workers (default 2, CI's core count; 0 = in this process),
-# under a short fresh --basetemp: xdist's popen-gwN/ folders in tmp paths would push the checkpoint
-# references tests build past the chain's 127 bytes.
+# Tests run on PSYCHE_TEST_WORKERS pytest-xdist workers (default 4, on CI's 2 cores: the long tests mostly
+# wait on rounds and timers, load ~1 with 2 workers; 0 = in this process), handed out one or two at a time
+# (--maxschedchunk 1) in the order tests/conftest.py sorts them: the longest first, by tests/durations.json
+# (PSYCHE_TEST_DURATIONS=write bash scripts/test.sh rewrites it). A short fresh --basetemp: xdist's
+# popen-gwN/ folders in tmp paths would push the checkpoint references tests build past the chain's 127 bytes.
 # pytest's exit 5 ("no tests collected") is a failure here, never success.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,8 +20,8 @@ fi
 bash scripts/setup.sh || exit 1
 .venv/bin/ruff check . || { echo "[test] ruff found problems" >&2; exit 1; }
 base=$(mktemp -d /tmp/pt.XXXX)
-scripts/loopback-only .venv/bin/python -m pytest --durations=25 -n "${PSYCHE_TEST_WORKERS:-2}" --basetemp="$base" \
-    "${select[@]}" "$@"
+scripts/loopback-only .venv/bin/python -m pytest --durations=25 -n "${PSYCHE_TEST_WORKERS:-4}" --maxschedchunk 1 \
+    --basetemp="$base" "${select[@]}" "$@"
 rc=$?
 rm -rf "$base"
 if [ "$rc" = 5 ]; then

@@ -9,6 +9,8 @@ folder is put on sys.path here, so they import the same way from every sub-folde
 Tests that need clang skip (with the reason) where it is missing; CI installs it."""
 from __future__ import annotations
 
+import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -71,6 +73,12 @@ _FILE_MARKERS: dict[str, tuple[str, ...]] = {
     "test_wallet_cli.py": ("localnet",),
 }
 _FOLDERS = ("unit", "program", "integration")
+# Measured seconds of the tests that take more than a couple (setup + call + teardown, 4 workers on 2 cores):
+# the longest start first, so the suite's wall time is not its last-scheduled long test. Rewritten by a run
+# with PSYCHE_TEST_DURATIONS=write (scripts/test.sh's header says how); a test missing from it keeps its place.
+_DURATIONS_FILE = TESTS / "durations.json"
+_KEEP_ABOVE_S = 2.0
+_measured: dict[str, float] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -100,6 +108,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 extra.add("localnet")
             for name in sorted(extra):
                 item.add_marker(getattr(pytest.mark, name))
+    known = json.loads(_DURATIONS_FILE.read_text()) if _DURATIONS_FILE.exists() else {}
+    items.sort(key=lambda it: -float(known.get(it.nodeid, 0.0)))  # stable: the rest keep pytest's order
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Add up each test's phases (on the controller, from every worker's reports) for PSYCHE_TEST_DURATIONS."""
+    if os.environ.get("PSYCHE_TEST_DURATIONS") == "write":
+        _measured[report.nodeid] = _measured.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("PSYCHE_TEST_DURATIONS") != "write" or hasattr(session.config, "workerinput"):
+        return
+    slow = {k: round(v, 1) for k, v in sorted(_measured.items(), key=lambda kv: -kv[1]) if v > _KEEP_ABOVE_S}
+    _DURATIONS_FILE.write_text(json.dumps(slow, indent=0) + "\n")
 
 
 @pytest.fixture(scope="session")
