@@ -150,7 +150,7 @@ class RpcPool:
                     detail = str(cause) or (f"no answer within {self.timeout:g} s" if isinstance(
                         cause, (TimeoutError, httpx.TimeoutException)) else "no detail")
                     errors[self.urls[self.current]] = f"{type(cause).__name__}: {detail}"
-                    self._log_failure(self.urls[self.current], cause)
+                    self._log_failure(self.urls[self.current], errors[self.urls[self.current]])
                     self.current = (self.current + 1) % len(self.clients)
             else:
                 attempt += 1
@@ -160,10 +160,11 @@ class RpcPool:
         detail = "; ".join(f"{u}: {err}" for u, err in errors.items())
         raise AllEndpointsFailed(f"no RPC endpoint answered after {self.attempts} rounds ({detail})")
 
-    def _log_failure(self, url: str, cause: BaseException) -> None:
+    def _log_failure(self, url: str, cause: str) -> None:
         """A warning for the first failure of an endpoint and then at most every FAILURE_WARN_EVERY_S (the
         rest at debug level): in an outage every call of every task fails, and a client printed ~5 lines a
-        second. "Trying the next endpoint" only when there is one."""
+        second. "Trying the next endpoint" only when there is one. `cause` names the error's type and detail (a
+        timeout's str() is empty: "failed ()" told nobody anything)."""
         now = time.monotonic()
         last = self._warned_at.get(url)
         level = logging.WARNING if last is None or now - last >= FAILURE_WARN_EVERY_S else logging.DEBUG

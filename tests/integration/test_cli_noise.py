@@ -53,6 +53,25 @@ def test_an_outage_warns_once_per_endpoint_not_per_call(caplog) -> None:
     assert warnings[0].getMessage().endswith("; retrying")  # one endpoint: there is no "next endpoint"
 
 
+def test_a_timeout_warning_says_what_failed(caplog) -> None:
+    """A timeout's str() is empty: the warning read "RPC ... failed (); retrying" (seen with 128 clients on one
+    localnet). It names the error's type and the wait instead."""
+    async def silent() -> None:
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)  # accepts, never answers
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        try:
+            async with RpcPool([url], attempts=1, timeout=0.2) as pool:
+                with pytest.raises(AllEndpointsFailed):
+                    await pool.call(lambda c: c.get_slot())
+        finally:
+            server.close()
+
+    with caplog.at_level(logging.WARNING, logger="coordinator_sdk.rpc"):
+        asyncio.run(silent())
+    [warning] = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert "()" not in warning and "no answer within 0.2 s" in warning, warning
+
+
 def test_relay_help_names_both_choices() -> None:
     res = CliRunner().invoke(main, ["run-client", "--help"], terminal_width=200)
     assert res.exit_code == 0
