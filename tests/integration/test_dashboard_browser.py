@@ -60,6 +60,10 @@ def test_dashboard_in_chromium(tmp_path: Path) -> None:
             load_ms = browser.js("psycheDashboard.firstView")
             assert browser.js(PHASE) == "WaitingForMembers"
             assert browser.js("document.querySelectorAll('#clients tbody tr').length") == 0
+            d = net.status(RUN)["distro"]  # the run's DisTrO settings, as `run status --json` reads them
+            assert browser.js("document.getElementById('training').textContent") == (
+                f"DisTrO {d['selection']} {d['topk']} per {d['chunk']}x{d['chunk']} block, decay {d['decay']:g}"
+                f"{', 1-bit' if d['quantize_1bit'] else ''}, {d['pipeline']} pipeline")
 
             # the RPC goes away: the page says so and keeps what it knew; it comes back: the page resumes
             net.localnet.terminate()

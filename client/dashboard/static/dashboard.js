@@ -89,6 +89,9 @@ function render(v) {
   $("round").textContent = run.round ?? "-";
   $("data-index").textContent = run.data_index;
   $("rates").textContent = `earn ${run.earning_rate} / penalty ${run.slashing_rate} per epoch`;
+  const d = run.distro;  // what every client trains with: an operator compares runs by it (issue 26)
+  $("training").textContent = `DisTrO ${d.selection} ${d.topk} per ${d.chunk}x${d.chunk} block, ` +
+    `decay ${d.decay}${d.quantize_1bit ? ", 1-bit" : ""}, ${d.pipeline} pipeline`;
   tickPhase();
   $("clients-count").textContent = `(${run.clients.length} registered, ${run.epoch_clients} in this epoch)`;
   rows("clients", run.clients.map((c) => `<tr data-wallet="${esc(c.wallet)}"><td class="mono" title="${esc(c.wallet)}">` +
