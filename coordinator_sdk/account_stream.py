@@ -104,7 +104,8 @@ class AccountStream(Generic[T]):
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def next(self, timeout: float | None = None) -> T:
-        return await asyncio.wait_for(self._queue.get(), timeout)
+        async with asyncio.timeout(timeout):
+            return await self._queue.get()
 
     async def __aiter__(self) -> AsyncIterator[T]:
         while True:

@@ -78,12 +78,14 @@ class TcpDataProvider:
         await self.close()
 
     async def _recv(self, reader: asyncio.StreamReader) -> dict[str, object] | None:
-        return await asyncio.wait_for(read_frame(reader, self.max_frame, self.peer), self.timeout_s)
+        async with asyncio.timeout(self.timeout_s):
+            return await read_frame(reader, self.max_frame, self.peer)
 
     async def _ensure_connected(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._stream is not None:
             return self._stream
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self.timeout_s)
+        async with asyncio.timeout(self.timeout_s):
+            reader, writer = await asyncio.open_connection(self.host, self.port)
         try:
             challenge = expect_type(await self._recv(reader), ("challenge", "error"), self.peer)
             self._raise_if_refused(challenge, None)

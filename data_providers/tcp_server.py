@@ -114,7 +114,8 @@ class TcpDataServer:
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
         nonce = os.urandom(NONCE_LEN)
         await self._send(writer, {"type": "challenge", "version": PROTOCOL_VERSION, "nonce": nonce})
-        msg = await asyncio.wait_for(read_frame(reader, self.max_request_frame, peer), self.auth_timeout_s)
+        async with asyncio.timeout(self.auth_timeout_s):
+            msg = await read_frame(reader, self.max_request_frame, peer)
         msg = expect_type(msg, ("auth",), peer)
         pubkey = field(msg, "pubkey", bytes, peer, size=32)
         signature = field(msg, "signature", bytes, peer, size=64)

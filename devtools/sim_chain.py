@@ -114,7 +114,8 @@ class _Stream:
     async def next(self, timeout: float) -> Any:
         deadline = time.monotonic() + timeout
         while True:
-            st = await asyncio.wait_for(self.q.get(), max(0.0, deadline - time.monotonic()))
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                st = await self.q.get()
             if int(st.nonce) != self.last_nonce:
                 self.last_nonce = int(st.nonce)
                 return st

@@ -120,13 +120,15 @@ class RunFeed:
         """Wait (up to `timeout`) until the first answer from the node, or the failure to get one."""
         async with self.changed:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.changed.wait_for(lambda: self.connection != "connecting"), timeout)
+                async with asyncio.timeout(timeout):
+                    await self.changed.wait_for(lambda: self.connection != "connecting")
 
     async def wait_change(self, version: int, timeout: float) -> int:
         """Wait until the view is newer than `version` (or `timeout`); the current version."""
         async with self.changed:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.changed.wait_for(lambda: self.version != version), timeout)
+                async with asyncio.timeout(timeout):
+                    await self.changed.wait_for(lambda: self.version != version)
         return self.version
 
     async def _set_connection(self, state: str, error: str | None = None) -> None:

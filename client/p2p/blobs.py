@@ -87,7 +87,9 @@ class BlobService:
             await bi.send().write_all(h)
             await bi.send().finish()
             recv = bi.recv()
-            status, size = struct.unpack("<BQ", await asyncio.wait_for(recv.read_exact(9), self.stall_timeout))
+            async with asyncio.timeout(self.stall_timeout):
+                head = await recv.read_exact(9)
+            status, size = struct.unpack("<BQ", head)
         except Exception as e:
             self.node.forget(peer, BLOBS_ALPN)
             raise BlobError(f"request failed: {exception_text(e)}") from None
@@ -99,7 +101,8 @@ class BlobService:
         hasher, parts, got = hashlib.sha256(), [], 0
         try:
             while got < size:  # hash each chunk as it lands (hashlib releases the GIL; iroh keeps receiving)
-                part = await asyncio.wait_for(recv.read_exact(min(CHUNK, size - got)), self.stall_timeout)
+                async with asyncio.timeout(self.stall_timeout):
+                    part = await recv.read_exact(min(CHUNK, size - got))
                 hasher.update(part)
                 parts.append(part)
                 got += len(part)

@@ -136,7 +136,8 @@ class Gossip:
         """Dial the current neighbours so they adopt us; called at start and on every maintenance tick."""
         for peer in list(self._refresh_neighbours()):
             try:
-                await asyncio.wait_for(self.node.connect(peer, GOSSIP_ALPN), self.send_timeout)
+                async with asyncio.timeout(self.send_timeout):
+                    await self.node.connect(peer, GOSSIP_ALPN)
             except Exception as e:
                 log.debug("gossip join of %s failed: %s", peer.hex()[:10], e)
                 self._drop_neighbour(peer)
@@ -345,7 +346,8 @@ class Gossip:
             return got
 
         try:
-            return await asyncio.wait_for(go(), timeout)
+            async with asyncio.timeout(timeout):
+                return await go()
         except Exception as e:
             log.debug("gossip ask of %s failed: %s", peer.hex()[:10], e)
             self.node.forget(peer, ASK_ALPN)

@@ -155,7 +155,8 @@ class P2PNode:
             assert self.endpoint is not None, "start() the node first"
             target = iroh.EndpointAddr(iroh.EndpointId.from_bytes(key), None, addrs)
             try:
-                conn = await asyncio.wait_for(self.endpoint.connect(target, alpn), self.dial_timeout)
+                async with asyncio.timeout(self.dial_timeout):
+                    conn = await self.endpoint.connect(target, alpn)
             except TimeoutError:
                 raise PeerUnreachable(f"peer {key.hex()[:10]} at {addrs}: no answer in {self.dial_timeout}s") from None
             except Exception as e:
@@ -210,4 +211,5 @@ class P2PNode:
         self._conns.clear()
         if self.endpoint is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.endpoint.close(), 5)
+                async with asyncio.timeout(5):
+                    await self.endpoint.close()

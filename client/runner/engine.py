@@ -255,7 +255,8 @@ class RunClient:
     async def _withdraw(self) -> None:
         self.report.event("withdraw", reason="interrupted: leaving the run")
         try:
-            await asyncio.wait_for(self.backend.withdraw(), 15.0)
+            async with asyncio.timeout(15.0):
+                await self.backend.withdraw()
         except (TransactionFailed, AllEndpointsFailed, OSError, TimeoutError) as e:
             self.report.event("error", action="withdraw", reason=first_line(e))
 
