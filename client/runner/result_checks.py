@@ -142,7 +142,7 @@ class ResultMemory:
         self.memory = memory
         self.rng = np.random.default_rng()
         self.salt = (secrets.randbits(64), secrets.randbits(64))  # this client's own: never sent anywhere
-        self.index: dict[int, dict[int, list[bytes]]] = {}  # step -> sketched hash -> senders holding it
+        self.index: dict[int, dict[int, bytes | list[bytes]]] = {}  # step -> sketched hash -> who holds it
         self.sizes: dict[int, dict[int, list[bytes]]] = {}  # step -> key count -> senders (J needs equal sizes)
 
     def _candidates(self, step: int, fp: np.ndarray, sk: set[int]) -> set[bytes] | None:
@@ -151,7 +151,11 @@ class ResultMemory:
         if m == 0 or fp.size < SKETCH:
             return None
         index = self.index.get(step, {})
-        hits = [sender for h in sk if (holders := index.get(h)) for sender in holders]
+        hits: list[bytes] = []
+        for h in sk:
+            holders = index.get(h)
+            if holders is not None:
+                hits.extend(holders) if isinstance(holders, list) else hits.append(holders)
         out = {sender for sender, c in Counter(hits).items() if c >= m} if hits else set()
         for size, senders in self.sizes.get(step, {}).items():
             if size != fp.size:  # another layout's key count (not a decoded result of this run): no bound
@@ -196,11 +200,13 @@ class ResultMemory:
         self.by_sender.setdefault(sender, deque(maxlen=self.memory)).append((step, fp))
         index = self.index.setdefault(step, {})
         for h in sketch(fp, self.salt) if sk is None else sk:
-            holders = index.get(h)
+            holders = index.get(h)  # one holder as itself, a list from the second: few objects made per result
             if holders is None:
-                index[h] = [sender]
-            else:
+                index[h] = sender
+            elif isinstance(holders, list):
                 holders.append(sender)
+            else:
+                index[h] = [holders, sender]
         self.sizes.setdefault(step, {}).setdefault(int(fp.size), []).append(sender)
         for old in sorted(self.by_step)[:-STEPS_KEPT]:
             del self.by_step[old]
