@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from coordinator_sdk.account_view import view
-from coordinator_sdk.layout_view import column
+from coordinator_sdk.layout_view import StructView, column
 from coordinator_sdk.model.state import NO_EPOCH
 from coordinator_sdk.round_assignment import epoch_p2p_keys
 
@@ -80,6 +80,8 @@ def _member_source(state: Any) -> tuple[Any, ...] | None:
     """The account bytes `EpochMembers.refresh` reads, as a comparable key; None when `state` is not a layout
     view (then nothing is cached)."""
     st = view(state)
+    if not isinstance(st.raw, StructView):
+        return None
     no_epoch = st.run_state in NO_EPOCH
     epoch = None if no_epoch else column(st.raw, "epoch_clients", "p2p", st.num_epoch_clients)
     n = st.num_clients
