@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from coordinator_sdk.layout_view import column
 from coordinator_sdk.model.state import IN_ROUND, NUM_ROUNDS, ClientState, RunState
 
 
@@ -136,14 +137,31 @@ class CoordinatorView:
 
     def epoch_signers(self) -> list[bytes]:
         """Signers of the current epoch's clients, in the chain's order."""
-        return [self.epoch_signer(i) for i in range(self.num_epoch_clients)]
+        return self.epoch_column("signer")
+
+    def epoch_column(self, name: str) -> list[bytes]:
+        """The key field `name` ("signer" or "p2p") of each of the current epoch's clients, in order: sliced
+        from the account's bytes when it is a layout view (read per account update, O(N) each)."""
+        n = self.num_epoch_clients
+        col = column(self.raw, "epoch_clients", name, n)
+        if col is not None:
+            return col
+        return [bytes(getattr(self.raw.epoch_clients[i], name)) for i in range(n)]
+
+    def epoch_states(self) -> list[int]:
+        """The state (a ClientState value) of each of the current epoch's clients, in order."""
+        n = self.num_epoch_clients
+        col = column(self.raw, "epoch_clients", "state", n)
+        if col is not None:
+            return [b[0] for b in col]
+        return [int(self.raw.epoch_clients[i].state) for i in range(n)]
 
     def epoch_index(self, signer: bytes) -> int | None:
         """`signer`'s index among the current epoch's clients, None when it is not one."""
-        for i in range(self.num_epoch_clients):
-            if self.epoch_signer(i) == signer:
-                return i
-        return None
+        try:
+            return self.epoch_signers().index(bytes(signer))
+        except ValueError:
+            return None
 
     def pending_members(self) -> int:
         """Registry clients that joined for the next epoch (active == next_active)."""

@@ -58,3 +58,29 @@ class Bloom:
             raise ValueError(f"a bloom filter is {SIZE} bytes, got {len(data)}")
         vals = struct.unpack(f"<{N_KEYS + N_WORDS}Q", data)
         return cls(list(vals[:N_KEYS]), list(vals[N_KEYS:]))
+
+
+def contains_each(blooms: list[Bloom], items: list[bytes]) -> list[list[bool]]:
+    """`[[bloom.contains(item) for bloom in blooms] for item in items]`, hashed for all pairs at once.
+
+    Why: a client applying a step checks every trainer's commitment against every witness's bloom, N x W x 8
+    FNV hashes of 8 bytes per round in Python (~20 us a pair, ~20 ms a round at 32 clients); numpy wraps
+    uint64 arithmetic mod 2**64 as FNV does, so one vectorised pass gives the same bits. numpy is imported
+    here, not at module level: the CLI's read-only commands import this module and stay numpy-free."""
+    if not blooms or not items or any(len(it) < ITEM_PREFIX for it in items):
+        return [[b.contains(it) for b in blooms] for it in items]
+    import numpy as np
+
+    keys = np.array([b.keys for b in blooms], dtype=np.uint64)  # (W, K)
+    words = np.array([b.words for b in blooms], dtype=np.uint64)  # (W, N_WORDS)
+    data = np.frombuffer(b"".join(it[:ITEM_PREFIX] for it in items), dtype=np.uint8).reshape(len(items), ITEM_PREFIX)
+    h = np.broadcast_to(keys, (len(items), *keys.shape)).copy()  # (T, W, K)
+    prime = np.uint64(_FNV_PRIME)
+    for j in range(ITEM_PREFIX):
+        h ^= data[:, j].astype(np.uint64)[:, None, None]
+        h *= prime
+    pos = h % np.uint64(N_BITS)
+    word = (pos >> np.uint64(6)).astype(np.intp)
+    bit = pos & np.uint64(63)
+    hit = (words[np.arange(len(blooms))[None, :, None], word] >> bit) & np.uint64(1)
+    return hit.all(axis=2).tolist()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from client.runner.state_memo import per_state
 from coordinator_sdk.account_view import CoordinatorView, RoundFields, view
-from coordinator_sdk.bloom import Bloom
+from coordinator_sdk.bloom import Bloom, contains_each
 from coordinator_sdk.consensus import witness_quorum
 from coordinator_sdk.merkle import merkle_root
 from coordinator_sdk.model.state import ClientState
@@ -32,7 +32,7 @@ def round_trainers(state: CoordinatorView) -> list[tuple[bytes, bytes]]:
     """(p2p key, signer) of the current round's trainers, in epoch order."""
     st = view(state)
     n = min(int(st.current_round.clients_len), st.num_epoch_clients)
-    return [(st.epoch_p2p(i), st.epoch_signer(i)) for i in range(n)]
+    return list(zip(st.epoch_column("p2p")[:n], st.epoch_column("signer")[:n], strict=True))
 
 
 def is_elected(state: CoordinatorView, signer: bytes) -> bool:
@@ -49,8 +49,8 @@ def is_elected(state: CoordinatorView, signer: bytes) -> bool:
 def healthy_signers(state: CoordinatorView) -> set[bytes]:
     """Signers of the epoch's clients the chain still lists as healthy (not dropped or withdrawn)."""
     st = view(state)
-    return {st.epoch_signer(i) for i in range(st.num_epoch_clients)
-            if st.epoch_client_state(i) == ClientState.Healthy}
+    return {signer for signer, state in zip(st.epoch_signers(), st.epoch_states(), strict=True)
+            if state == ClientState.Healthy}
 
 
 @per_state
@@ -133,12 +133,12 @@ def consensus_results(announced: dict[bytes, bytes], trainers: list[tuple[bytes,
     bits = witness_participants(witnessing_round)
     index = {signer: i for i, signer in enumerate(witnessing_signers)}
     quorum = witness_quorum(len(blooms), witness_nodes)
+    known = [(key, c, i) for key, signer in sorted(trainers)
+             if (c := announced.get(key)) is not None and (i := index.get(signer)) is not None]
+    seen = contains_each(blooms, [c for _, c, _ in known])  # per trainer, per witness: its bloom holds c
     out = {}
-    for key, signer in sorted(trainers):
-        c, i = announced.get(key), index.get(signer)
-        if c is None or i is None:
-            continue
-        if sum(has_participant(b, i) and bloom.contains(c) for b, bloom in zip(bits, blooms, strict=True)) >= quorum:
+    for (key, c, i), held in zip(known, seen, strict=True):
+        if sum(has_participant(b, i) and h for b, h in zip(bits, held, strict=True)) >= quorum:
             out[key] = c
     return out
 

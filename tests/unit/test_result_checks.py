@@ -123,3 +123,56 @@ def test_fingerprint_matches_its_definition() -> None:
     assert fingerprint(res).tolist() == sorted(set(keys))
     shuffled = {n: SparseCoeffs(q.idx.flip(-1), q.val.flip(-1)) for n, q in res.params.items()}
     assert fingerprint(DistroResult(2, shuffled, True)).tolist() == sorted(set(keys))  # order-free
+
+
+def _synthetic(seed: int, blocks: int = 4000) -> DistroResult:
+    """A top-1 result over `blocks` blocks of 256 coefficients with random indices and signs (a layout the
+    size of a real model's, where the sketch index holds a small part of each result's keys)."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, 256, (blocks, 1), generator=g)
+    val = torch.randn(blocks, 1, generator=g)
+    return DistroResult(0, {"w": SparseCoeffs(idx, val)}, False)
+
+
+def test_sketch_index_catches_near_copies_under_every_salt_and_skips_unrelated_results() -> None:
+    """Issue 24: a new result is compared only with the results its bottom-64 sketch (salted per client)
+    links it to. A copy with 8% of its signs flipped (agreement ~0.92) must be caught under every fresh salt,
+    and unrelated honest results must not be compared at all (what makes the check sub-quadratic)."""
+    from client.runner import result_checks
+
+    honest = [_synthetic(s) for s in range(12)]
+    near = _flip(honest[5], 12)
+    assert THRESHOLD <= agreement(fingerprint(near), fingerprint(honest[5])) < 0.95
+    compared = []
+    real = result_checks.ResultMemory._agreement
+
+    def counting(self, fp, sample, other):  # type: ignore[no-untyped-def]
+        compared.append(1)
+        return real(self, fp, sample, other)
+
+    result_checks.ResultMemory._agreement = counting  # type: ignore[method-assign]
+    try:
+        for trial in range(100):
+            mem = ResultMemory()
+            for i, r in enumerate(honest):
+                assert mem.check(0, bytes([i]) * 32, r) is None
+            assert not compared, "unrelated results were compared"
+            why = mem.check(0, b"\xff" * 32, near)
+            assert why is not None and why.startswith("copy: agrees 0.9") and f"{5:02x}" * 8 in why, (trial, why)
+            compared.clear()
+    finally:
+        result_checks.ResultMemory._agreement = real  # type: ignore[method-assign]
+
+
+def test_results_of_another_size_are_always_compared() -> None:
+    """The sketch bound assumes equal key counts; a result with fewer keys (a subset of another's) has no
+    such bound, so it is compared with every result of the step whatever the sketches say."""
+    whole = _synthetic(1, blocks=4000)
+    part = DistroResult(0, {"w": SparseCoeffs(whole.params["w"].idx[:600], whole.params["w"].val[:600])}, False)
+    for _ in range(20):
+        mem = ResultMemory()
+        assert mem.check(0, b"\x01" * 32, whole) is None
+        why = mem.check(0, b"\x02" * 32, part)  # every key of it is whole's: agreement 1.0
+        assert why is not None and why.startswith("copy: agrees 1.000")
+    low = ResultMemory(threshold=0.3)  # below INDEXED_FROM: every pair compared
+    assert low._candidates(0, fingerprint(whole), set()) is None
