@@ -266,14 +266,16 @@ def test_without_a_websocket_the_feed_polls(net: LocalCluster) -> None:
             async with Coordinator.from_wallet_file(net.url, "board", joiner) as c:
                 p2p = Keypair()
                 await c.join_run(p2p.pubkey(), "127.0.0.1:2", p2p_keypair=p2p)
-            for _ in range(50):
+            me = str(c.wallet.pubkey())
+            for _ in range(100):  # the client row and the join event (from the transaction's logs, which a
+                # poll may read before the signature is listed: then the next poll has it) both show
                 view = await (await http.get("/api/run/board")).json()
-                if str(c.wallet.pubkey()) in {r["wallet"] for r in view["run"]["clients"]} - before:
+                row = me in {r["wallet"] for r in view["run"]["clients"]} - before
+                if row and any(e["kind"] == "join" and e["wallet"] == me for e in view["events"]):
                     break
                 await asyncio.sleep(0.1)
             else:
-                raise AssertionError("the join never showed while polling")
+                raise AssertionError(f"the join never showed while polling (client row: {row})")
             assert view["connection"] == "polling"
-            assert any(e["kind"] == "join" and e["wallet"] == str(c.wallet.pubkey()) for e in view["events"])
 
     asyncio.run(main())
