@@ -23,7 +23,11 @@ base=$(mktemp -d /tmp/pt.XXXX)
 scripts/loopback-only .venv/bin/python -m pytest --durations=25 -n "${PSYCHE_TEST_WORKERS:-4}" --maxschedchunk 1 \
     --basetemp="$base" "${select[@]}" "$@"
 rc=$?
-rm -rf "$base"
+if [ "$rc" = 0 ]; then
+    rm -rf "$base"
+else  # a failed test's logs (clusters, clients, chaos runs) stay for a look
+    echo "[test] kept the tests' temporary files: $base" >&2
+fi
 if [ "$rc" = 5 ]; then
     echo "[test] pytest collected no tests: treating as failure" >&2
     exit 1
