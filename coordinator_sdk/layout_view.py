@@ -8,6 +8,7 @@ first byte (bench/cli_startup.py). fast_decode stays for what needs a numpy dtyp
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,3 +157,10 @@ def column(struct: Any, array: str, field: str, count: int) -> list[bytes] | Non
     rel, sub = item.fields[field]
     start, step, size, buf = struct._off + base + rel, item.size, sub.size, struct._buf
     return [buf[start + i * step:start + i * step + size] for i in range(count)]
+
+
+def rows_matching(struct: Any, array: str, field: str, count: int, value: bytes) -> Iterable[int]:
+    """Indices among the first `count` items of `array` whose `field` is `value`, found by slicing (`column`);
+    every index when `struct` cannot be sliced, so a caller still compares each item it decodes."""
+    col = column(struct, array, field, count)
+    return range(count) if col is None else [i for i, b in enumerate(col) if b == value]

@@ -7,8 +7,9 @@
 # Tests run on PSYCHE_TEST_WORKERS pytest-xdist workers (default 4, on CI's 2 cores: the long tests mostly
 # wait on rounds and timers, load ~1 with 2 workers; 0 = in this process), handed out one or two at a time
 # (--maxschedchunk 1) in the order tests/conftest.py sorts them: the longest first, by tests/durations.json
-# (PSYCHE_TEST_DURATIONS=write bash scripts/test.sh rewrites it). A short fresh --basetemp: xdist's
-# popen-gwN/ folders in tmp paths would push the checkpoint references tests build past the chain's 127 bytes.
+# (PSYCHE_TEST_DURATIONS=write bash scripts/test.sh merges what a run measured into it). A short fresh
+# --basetemp: xdist's popen-gwN/ folders in tmp paths would push the checkpoint references tests build past
+# the chain's 127 bytes.
 # pytest's exit 5 ("no tests collected") is a failure here, never success.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -119,10 +119,16 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Merge what this run measured into the file: a run of a few tests rewrites their figures only."""
     if os.environ.get("PSYCHE_TEST_DURATIONS") != "write" or hasattr(session.config, "workerinput"):
         return
-    slow = {k: round(v, 1) for k, v in sorted(_measured.items(), key=lambda kv: -kv[1]) if v > _KEEP_ABOVE_S}
-    _DURATIONS_FILE.write_text(json.dumps(slow, indent=0) + "\n")
+    known = json.loads(_DURATIONS_FILE.read_text()) if _DURATIONS_FILE.exists() else {}
+    for nodeid, seconds in _measured.items():
+        if seconds > _KEEP_ABOVE_S:
+            known[nodeid] = round(seconds, 1)
+        else:
+            known.pop(nodeid, None)
+    _DURATIONS_FILE.write_text(json.dumps(dict(sorted(known.items(), key=lambda kv: -kv[1])), indent=0) + "\n")
 
 
 @pytest.fixture(scope="session")

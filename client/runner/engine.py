@@ -26,7 +26,7 @@ from client.runner.ticking import TickPolicy, waiting_reason
 from client.runner.watch import Watch
 from coordinator_sdk.account_view import CoordinatorView, view
 from coordinator_sdk.client import RunNotFound
-from coordinator_sdk.layout_view import column
+from coordinator_sdk.layout_view import rows_matching
 from coordinator_sdk.model.state import IN_ROUND, ClientState, RunState
 from coordinator_sdk.program_errors import TransactionFailed
 from coordinator_sdk.rpc_pool import AllEndpointsFailed
@@ -192,8 +192,7 @@ class RunClient:
             return
         for name, n in (("epoch_clients", st.num_epoch_clients), ("exited_clients", st.num_exited_clients)):
             lst = getattr(st, name)
-            signers = column(view(st).raw, name, "signer", n)  # sliced, not decoded: read on every account update
-            for i in range(n) if signers is None else [i for i, s in enumerate(signers) if s == self.me]:
+            for i in rows_matching(view(st).raw, name, "signer", n, self.me):  # sliced: read on every update
                 c = lst[i]
                 if bytes(c.signer) == self.me and int(c.state) in (ClientState.Dropped, ClientState.Ejected):
                     if int(c.state) == ClientState.Ejected:  # only a verdict quorum ejects (verdict_ix.c)

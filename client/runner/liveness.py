@@ -16,16 +16,14 @@ from client.p2p.gossip import GOSSIP_ALPN
 from client.p2p.identity import P2PIdentity
 from client.p2p.node import P2PNode, PeerUnreachable
 from coordinator_sdk.account_view import CoordinatorView, view
-from coordinator_sdk.layout_view import column
+from coordinator_sdk.layout_view import rows_matching
 
 PROBE_TIMEOUT_S = 5.0
 
 
 def registered_hint(state: CoordinatorView, signer: bytes) -> tuple[bytes, list[str]] | None:
     """(p2p key, address hints) of `signer`'s registry entry while it counts as active, else None."""
-    n = int(state.num_clients)
-    signers = column(view(state).raw, "clients", "signer", n)  # sliced, not decoded: read on every update
-    for i in range(n) if signers is None else [i for i, s in enumerate(signers) if s == signer]:
+    for i in rows_matching(view(state).raw, "clients", "signer", int(state.num_clients), signer):  # sliced
         c = state.clients[i]
         if bytes(c.signer) == signer and int(c.active) != 0:
             return bytes(c.p2p), hint_addresses(c.addr_hint)
