@@ -5,8 +5,8 @@ Everything is measured on the real code at the demo's settings (examples/run.tom
 (each step's results applied by all, as in a run); every result goes through the cheap checks
 (client/runner/result_checks.ResultMemory) and is recomputed by client/runner/verify.verify, in exact mode
 (the trainer's summation order) and in tolerance mode by a verifier summing in micro-batches of 1 (another
-float rounding: the stand-in for other hardware); each check fetches the pieces of the state by hash, as
-phase_verify does, and its bytes are counted. Cheats (trainer 1; trainer 0
+float rounding: the stand-in for other hardware); each check fetches an opening of the trainer's state (and
+its sign map, with the look-ahead) as phase_verify does, and its bytes are counted. Cheats (trainer 1; trainer 0
 is the copier's victim) at every step ≥ 1: lazy (random signs), copier (trainer 0's coefficients under its
 own commitment), replayer (its previous result relabelled), half-batch, stale weights (the previous step's).
 
@@ -35,7 +35,7 @@ import torch
 
 from client.runner.phase_verify import restore, snapshot
 from client.runner.result_checks import ResultMemory, agreement, fingerprint
-from client.runner.verify import recompute, verify
+from client.runner.verify import LocalSource, recompute, verify
 from client.training.config import ModelConfig
 from client.training.data import ShardedBatches, load_samples, prepare_corpus
 from client.training.distro import DistroConfig, DistroResult, result_layout
@@ -54,9 +54,10 @@ def demo() -> dict[str, Any]:
     return tomllib.loads((REPO / "examples" / "run.toml").read_text())
 
 
-def train_honest(n: int, steps: int, cfg: dict[str, Any]) -> dict[str, Any]:
+def train_honest(n: int, steps: int, cfg: dict[str, Any], lookahead: bool = True) -> dict[str, Any]:
     """n honest trainers, `steps` steps: the weights, batches, states and wire-decoded results of each step,
-    and each train step's CPU time (thread time: torch is pinned to one thread here)."""
+    and each train step's CPU time (thread time: torch is pinned to one thread here). `lookahead`: the
+    overlapped pipeline's sign look-ahead (the demo's); False: the synchronous pipeline's training."""
     mcfg = ModelConfig.from_dict({k: v for k, v in cfg["model"].items() if k != "seed"})
     dcfg = DistroConfig(**cfg["distro"])
     rows = int(cfg["config"]["global_batch_size_start"]) // n
@@ -64,12 +65,12 @@ def train_honest(n: int, steps: int, cfg: dict[str, Any]) -> dict[str, Any]:
     base = build_model(mcfg, seed=int(cfg["model"].get("seed", 0)))
     layout = result_layout(base, dcfg)
     sched = Constant(base_lr=float(cfg["lr"]["base"]), warmup_steps=0)
-    trainers = [Trainer(copy.deepcopy(base), sched, "distro", dcfg) for _ in range(n)]
+    trainers = [Trainer(copy.deepcopy(base), sched, "distro", dcfg, lookahead=lookahead) for _ in range(n)]
     data = ShardedBatches(load_samples(prepare_corpus(Path("/tmp") / f"psyche-bench-pydoc-{seq}", seq), seq), n)
     keys = [hashlib.sha256(bytes([i])).digest() for i in range(n)]
     run: dict[str, Any] = {"weights": [], "batches": [], "states": [], "published": [], "wires": [],
                            "train_cpu": [], "apply_cpu": [], "layout": layout, "dcfg": dcfg, "sched": sched,
-                           "keys": keys}
+                           "keys": keys, "lookahead": lookahead}
     for step in range(steps):
         run["weights"].append(copy.deepcopy(trainers[0].model))
         batches = [data.batch(i, step, rows) for i in range(n)]
@@ -103,7 +104,8 @@ def cheat(run: dict[str, Any], kind: str, step: int, i: int = 1) -> DistroResult
     weights = run["weights"][step - 1] if kind == "stale-weights" else run["weights"][step]
     batch = run["batches"][step][i]
     batch = batch[:batch.shape[0] // 2] if kind == "half-batch" else batch
-    rec = recompute(weights, run["sched"], {"distro": dcfg}, step, batch, run["states"][step][i])
+    rec = recompute(weights, run["sched"], {"distro": dcfg, "lookahead": run["lookahead"]}, step, batch,
+                    run["states"][step][i])
     res = DistroResult(step, {n: q.signs() for n, q in rec.result.params.items()}, True, ef=rec.result.ef)
     return decode_result(encode_result(res, lay, dcfg, sender=key), lay, dcfg)
 
@@ -116,24 +118,14 @@ def check(run: dict[str, Any], i: int, step: int, res: DistroResult, mode: str) 
     kw: dict[str, Any] = {"distro": run["dcfg"]}
     if mode == "tolerance":
         kw["micro_batch_size"] = 1
-    store = run.setdefault("store", {})
-    for s in (step, step + 1):
-        if s < len(run["states"]) and run["states"][s][i].ef not in store:
-            store.update((hashlib.sha256(b).digest(), b) for b in run["states"][s][i].blobs())
-    got = [0]
-
-    def fetch(h: bytes, limit: int) -> bytes | None:
-        blob = store.get(h)
-        if blob is None or len(blob) > limit:
-            return None
-        got[0] += len(blob)
-        return blob
-
+    states = run["states"]
+    source = LocalSource(states[step][i], states[step + 1][i] if step + 1 < len(states) else None)
     model = copy.deepcopy(run["weights"][step])  # restore()'s copy: timed apart, in costs()
     seed = hashlib.sha256(b"check" + step.to_bytes(8, "little") + bytes([i])).digest()[:8]
-    v = verify(run["keys"][i], res, fetch, model, run["sched"], kw, run["batches"][step][i], seed,
+    kw["lookahead"] = run["lookahead"]
+    v = verify(run["keys"][i], res, source, model, run["sched"], kw, run["batches"][step][i], seed,
                run["keys"][(i + 1) % len(run["keys"])], next_ef=nxt, mode=mode, owned=True)
-    run.setdefault("fetched", {}).setdefault(mode, []).append(got[0])
+    run.setdefault("fetched", {}).setdefault(mode, []).append(source.fetched)
     return v
 
 
@@ -208,7 +200,7 @@ def costs(run: dict[str, Any], n: int, per_mille: int, verify_cpu: float) -> dic
     cheap = (time.thread_time() - t0) / steps * (n - 1) / n  # a client checks the n-1 others' results
     checks = (n - 1) * per_mille / (n * 1000)  # expected recomputations per client and round
     wire = statistics.mean(len(w) for ws in run["wires"] for w in ws)
-    state = statistics.mean(sum(map(len, s.blobs())) for ss in run["states"] for s in ss if s)
+    state = statistics.mean(sum(map(len, s.leaves)) + len(s.signs or b"") for ss in run["states"] for s in ss if s)
     round_bytes = 2 * (n - 1) * wire  # its result served to n-1 peers, theirs received
     cpu = note + cheap + checks * verify_cpu
     out = {"train_cpu_s": train, "note_cpu_s": note, "cheap_cpu_s": cheap, "checks": checks,
@@ -232,12 +224,16 @@ def main() -> None:
     p.add_argument("--draw-clients", default="3,8", help="clients per round for the draw figures")
     p.add_argument("--epoch-rounds", type=int, default=10, help="judged rounds of an epoch (the demo's epoch:"
                    " 12 rounds, of which the last 2 are judged after it or never)")
+    p.add_argument("--pipeline", choices=["overlapped", "sync"], default="overlapped",
+                   help="overlapped (the demo's): trained with the sign look-ahead, whose sign map a check"
+                        " fetches; sync: without it")
     a = p.parse_args()
     torch.set_num_threads(1)
     cfg, n = demo(), a.clients
     t0 = time.monotonic()
-    run = train_honest(n, a.steps, cfg)
-    print(f"demo model, {n} clients × {a.steps} steps trained in {time.monotonic() - t0:.0f} s")
+    run = train_honest(n, a.steps, cfg, lookahead=a.pipeline == "overlapped")
+    print(f"demo model, {a.pipeline} pipeline, {n} clients × {a.steps} steps trained in"
+          f" {time.monotonic() - t0:.0f} s")
     honest: dict[str, list[Any]] = {"exact": [], "tolerance": []}
     mem, cheap_fp = ResultMemory(), 0
     for s in range(a.steps - 1):
@@ -267,8 +263,8 @@ def main() -> None:
                 fails[mode] += v.outcome == "fail"
                 if mode == "tolerance":
                     ags.append(agreement(fingerprint(res), fingerprint(recompute(
-                        run["weights"][s], run["sched"], {"distro": run["dcfg"]}, s, run["batches"][s][1],
-                        run["states"][s][1]).result)))
+                        run["weights"][s], run["sched"], {"distro": run["dcfg"], "lookahead": run["lookahead"]}, s,
+                        run["batches"][s][1], run["states"][s][1]).result)))
             rej += cheap_rejects(run, kind, s)
         p_fail = fails["exact"] / len(steps)
         print(f"{kind:14} {fails['exact']:>4}/{len(steps):<5} {fails['tolerance']:>3}/{len(steps):<5}"

@@ -3,8 +3,11 @@
 Request: one bi-stream per blob; the client sends the 32-byte hash and finishes its side. Response: a
 status byte (0 found, 1 unknown), the length as u64 LE, then the bytes. The client refuses a length over
 its limit before reading any of it, counts bytes as they arrive, and returns data only when the sha256
-matches. `fetch` tries the announcing peer first, then the others, so a peer that dies or lies
-mid-transfer costs one retry, not the blob. Semaphores bound concurrent uploads and downloads.
+matches. An *opening* request (b"O", a 32-byte commitment, a flag byte, then u32 LE leaf indices) asks a
+trainer for part of its committed error-feedback state (client/training/ef_parts.py); it is answered by the
+`opener` the runner installs, in the same framing, and the caller checks it against the commitment itself.
+`fetch` tries the announcing peer first, then the others, so a peer that dies or lies mid-transfer costs one
+retry, not the blob. Semaphores bound concurrent uploads and downloads.
 
 Speed: the bindings' per-byte copy on writes is replaced at import (`ffi_patch`), responses are written
 in 1 MiB `write_all` calls and read in 1 MiB `read_exact` calls (measured best: fewer, larger calls
@@ -29,6 +32,9 @@ log = logging.getLogger(__name__)
 BLOBS_ALPN = b"psyche/blobs/1"
 CHUNK = 1 << 20
 FOUND, UNKNOWN = 0, 1
+OPEN = b"O"
+OPEN_MAX_LEAVES = 1 << 16
+Opener = Callable[[bytes, list[int], bool], "bytes | None"]  # (commitment, leaves, with_leaves) -> opening
 Progress = Callable[[int, int], None]
 
 
@@ -52,6 +58,7 @@ class BlobService:
         self._uploads = asyncio.Semaphore(max_uploads)
         self._downloads = asyncio.Semaphore(max_downloads)
         self.stats: Counter[str] = Counter()
+        self.opener: Opener | None = None  # serves openings of this node's committed states (the runner's)
         node.register(BLOBS_ALPN, self._serve)
 
     # --- serving ------------------------------------------------------------------------------------
@@ -61,8 +68,8 @@ class BlobService:
     async def _answer(self, bi: iroh.BiStream) -> None:
         async with self._uploads:
             try:
-                h = await bi.recv().read_to_end(32)
-                data = self.store.get(h) if len(h) == 32 else None
+                h = await bi.recv().read_to_end(34 + 4 * OPEN_MAX_LEAVES)
+                data = self.store.get(h) if len(h) == 32 else self._open(h)
                 send = bi.send()
                 if data is None:
                     await send.write_all(struct.pack("<BQ", UNKNOWN, 0))
@@ -77,9 +84,31 @@ class BlobService:
             except Exception as e:  # the requester went away; nothing to clean up but the stream
                 log.debug("blob upload aborted: %s", e)
 
+    def _open(self, request: bytes) -> bytes | None:
+        if self.opener is None or len(request) < 38 or request[:1] != OPEN or (len(request) - 34) % 4 \
+                or request[33] > 1:
+            return None
+        leaves = list(struct.unpack(f"<{(len(request) - 34) // 4}I", request[34:]))
+        try:
+            return self.opener(request[1:33], leaves, bool(request[33]))
+        except Exception as e:  # a bad index list is the requester's problem, not this node's
+            log.debug("opening refused: %s", e)
+            return None
+
     # --- fetching -----------------------------------------------------------------------------------
+    async def open_from(self, peer: bytes, ef: bytes, leaves: list[int], with_leaves: bool, max_size: int) -> bytes:
+        """An opening of `peer`'s committed state `ef` at `leaves`, unchecked: the caller verifies it against
+        the commitment (ef_parts.parse_opening)."""
+        if not 0 < len(leaves) <= OPEN_MAX_LEAVES or len(ef) != 32:
+            raise BlobError(f"an opening names 1 to {OPEN_MAX_LEAVES} leaves of a 32-byte commitment")
+        request = OPEN + ef + bytes([with_leaves]) + struct.pack(f"<{len(leaves)}I", *leaves)
+        data = await self.fetch_from(peer, request, max_size, checked=False)
+        self.stats["openings_fetched"] += 1
+        return data
+
     async def fetch_from(self, peer: bytes, h: bytes, max_size: int | None = None,
-                         progress: Progress | None = None) -> bytes:
+                         progress: Progress | None = None, checked: bool = True) -> bytes:
+        """`h`'s bytes from `peer`; `checked=False` only for `open_from`, whose answer is not content-addressed."""
         limit = self.max_size if max_size is None else max_size
         conn = await self.node.connect(peer, BLOBS_ALPN)
         try:
@@ -112,7 +141,7 @@ class BlobService:
             self.node.forget(peer, BLOBS_ALPN)
             why = f"no data for {self.stall_timeout}s" if isinstance(e, TimeoutError) else exception_text(e)
             raise BlobError(f"transfer broke after {got} of {size} bytes: {why}") from None
-        if hasher.digest() != h:
+        if checked and hasher.digest() != h:
             raise BlobError("bytes do not hash to the requested sha256")
         data = b"".join(parts)
         return data

@@ -32,11 +32,13 @@ class ResultExchange:
         self.other_messages: list[Message] = []  # gossip of other kinds, kept for the caller (it shares the inbox)
         self.cpu = CpuMeter()  # validate (the commitment's sha256) and decode (checks + tensors), per round event
         self._limit = max_encoded_size(layout)
+        self._states: dict[bytes, tuple[int, StateParts]] = {}  # ef -> (step, this trainer's committed state)
 
     async def publish(self, step: int, wire: bytes, state: StateParts | None = None) -> bytes:
-        """Store and announce a result; `state`, the error-feedback state the result commits to, is kept in
-        parts for verifiers to fetch by hash (its header hashes to the result's `ef` and lists the others)."""
+        """Store and announce a result; `state`, the error-feedback state the result commits to, is kept for
+        verifiers: openings of it (`open_state`) and its sign map by hash from the blob store."""
         if state is not None:
+            self._states[state.ef] = (step, state)
             for blob, h in state.hashed():
                 self.blobs.store.put(blob, step, known=h)
         h = self.blobs.store.put(wire, step)
@@ -58,9 +60,16 @@ class ResultExchange:
         self.drain()
         return dict(self._announced.get(step, {}))
 
+    def open_state(self, ef: bytes, leaves: list[int], with_leaves: bool) -> bytes | None:
+        """An opening of one of this trainer's kept states (the blob service's `opener`)."""
+        kept = self._states.get(ef)
+        return None if kept is None else kept[1].open(leaves, with_leaves)
+
     def forget(self, before_step: int) -> None:
         for step in [s for s in self._announced if s < before_step]:
             del self._announced[step]
+        for ef in [e for e, (s, _) in self._states.items() if s < before_step]:
+            del self._states[ef]
 
     async def recover(self, step: int, sender: bytes, timeout: float = 3.0, helpers: int = 3) -> bytes | None:
         """The commitment `sender` announced for `step`, asking over P2P when its announcement never reached

@@ -51,6 +51,7 @@ class P2PSession:
 
     def set_model(self, layout: dict[str, ParamLayout], cfg: DistroConfig) -> None:
         self.exchange = ResultExchange(self.gossip, self.blobs, layout, cfg)
+        self.blobs.opener = self.exchange.open_state  # verifiers open this trainer's committed states
 
     async def refresh(self, state: CoordinatorView) -> bool:
         """Adopt the chain's epoch members (and their address hints); True when the set changed."""

@@ -8,18 +8,18 @@ Timeline, for a client playing round R (step R):
     draws it from a slot hash when that round starts, after S was trained): every healthy client checks the
     trainers it is drawn for by coordinator_sdk.verdicts.eligible (config.verifiers_per_mille / 1000
     verifiers per trainer; the program checks the same draw), at most `per_witness` of them. The pieces of
-    the trainer's state are fetched by hash from the trainer itself (its blob store serves them with its
-    results; the transfer checks the hash): the header its result commits to, the sign map and 8 block-rows
-    drawn from round S+1's seed (client/training/ef_parts.py), its batch from the run's data; the
+    the trainer's state come from the trainer itself: an opening of the state its result commits to at 6 DCT
+    blocks drawn from round S+1's seed, with their Merkle proof, and the sign map by hash when the run trains
+    with the look-ahead (client/training/ef_parts.py), its batch from the run's data; the
     recomputation runs in a thread, off the round's path, and ends in one `verify` event per trainer (outcome
     pass, fail or skipped); then the verdicts of S are posted on chain (`verdict`, in (height, trainer key)
     order): two fails that outnumber the passes, on one result or over the epoch, eject and slash the trainer
     (docs/security.md).
 A trainer that does not serve its state fails ("state withheld"). Exact mode on CPU (bit-deterministic
-here); tolerance mode on GPUs. Of the next step's state only the header is fetched, and its rows when the
-recomputed ones do not hash to it (never for an honest trainer in exact mode; nearly always in tolerance
-mode), so a trainer that sums its batch in another order (its own micro-batch size) is judged on its result
-bits and on rows within tolerance, not accused over rounding.
+here); tolerance mode on GPUs. Of the next step's state only the proof at the drawn blocks is fetched, and
+its blocks when the recomputed ones do not lead to its root (never for an honest trainer in exact mode;
+nearly always in tolerance mode), so a trainer that sums its batch in another order (its own micro-batch
+size) is judged on its result bits and on blocks within tolerance, not accused over rounding.
 """
 from __future__ import annotations
 
@@ -122,22 +122,13 @@ class Verifier:
         mode: verify.Mode = "exact" if str(ts.device) == "cpu" else "tolerance"
         loop = asyncio.get_running_loop()
 
-        def fetch(h: bytes, limit: int) -> bytes | None:
-            """A piece of the trainer's state by hash, from the check's thread: its header, sign map and the
-            block-rows drawn; the next state's rows only when the chain needs them."""
-            fut = asyncio.run_coroutine_threadsafe(_fetch_state(ctx, trainer, h, limit), loop)
-            try:
-                return fut.result(timeout=FETCH_TIMEOUT)
-            except Exception:  # the loop is shutting down, or the fetch hung: counted as withheld
-                fut.cancel()
-                return None
-
+        source = _PeerSource(ctx, trainer, loop)
         kwargs = {"distro": plan.distro, "micro_batch_size": ctx.settings.micro_batch_size,
                   "lookahead": not plan.synchronous}  # as phase_warmup.install built the trainer
-        v = await asyncio.to_thread(verify.verify, trainer, published, fetch, model, plan.schedule, kwargs, batch,
-                                    # one draw of rows per result, the same for every verifier (no verifier
-                                    # key in it): honest verifiers of a result check the same rows and agree,
-                                    # so a cheat confined to a few rows cannot draw "pass" verdicts that
+        v = await asyncio.to_thread(verify.verify, trainer, published, source, model, plan.schedule, kwargs, batch,
+                                    # one draw of blocks per result, the same for every verifier (no verifier
+                                    # key in it): honest verifiers of a result check the same blocks and agree,
+                                    # so a cheat confined to a few blocks cannot draw "pass" verdicts that
                                     # outnumber a true "fail" and slash its accuser as a false one
                                     verify.seed_bytes(seed), b"",
                                     None if nxt is None else nxt.ef, mode, owned=True)
@@ -177,10 +168,40 @@ def result_hash(r: Any) -> bytes:
     return h.digest()
 
 
-async def _fetch_state(ctx: RunnerContext, trainer: bytes, ef: bytes, limit: int) -> bytes | None:
-    if trainer == ctx.p2p.identity.public:
-        return ctx.p2p.blobs.store.get(ef)
-    try:
-        return await ctx.p2p.blobs.fetch_from(trainer, ef, limit)
-    except Exception:  # refused, withheld, unreachable: the verdict says "state withheld"
-        return None
+class _PeerSource:
+    """The trainer's state over P2P, for the check's thread: openings from the trainer itself (its blob
+    service answers them from the states it committed to) and the sign map by hash."""
+
+    def __init__(self, ctx: RunnerContext, trainer: bytes, loop: asyncio.AbstractEventLoop) -> None:
+        self.ctx, self.trainer, self.loop = ctx, trainer, loop
+
+    def _run(self, coro: Any) -> bytes | None:
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return fut.result(timeout=FETCH_TIMEOUT)
+        except Exception:  # refused, withheld, unreachable, the loop shutting down: counted as withheld
+            fut.cancel()
+            return None
+
+    def opening(self, ef: bytes, leaves: list[int], with_leaves: bool, limit: int) -> bytes | None:
+        return self._run(self._opening(ef, leaves, with_leaves, limit))
+
+    def blob(self, h: bytes, limit: int) -> bytes | None:
+        return self._run(self._blob(h, limit))
+
+    async def _opening(self, ef: bytes, leaves: list[int], with_leaves: bool, limit: int) -> bytes | None:
+        p2p = self.ctx.p2p
+        if self.trainer == p2p.identity.public:
+            return None if p2p.exchange is None else p2p.exchange.open_state(ef, leaves, with_leaves)
+        try:
+            return await p2p.blobs.open_from(self.trainer, ef, leaves, with_leaves, limit)
+        except Exception:
+            return None
+
+    async def _blob(self, h: bytes, limit: int) -> bytes | None:
+        if self.trainer == self.ctx.p2p.identity.public:
+            return self.ctx.p2p.blobs.store.get(h)
+        try:
+            return await self.ctx.p2p.blobs.fetch_from(self.trainer, h, limit)
+        except Exception:
+            return None

@@ -2,27 +2,26 @@
 
 A trainer's result of step S is a pure function of three things: the run's weights when S was trained
 (every client holds them bit-identically), the batch the coordinator assigned the trainer for S, and the
-trainer's DisTrO error-feedback state before S (δ and Q_{S−1}). The result commits to that state in parts
-(`ef`, the sha256 of a header listing the hash of each block-row and of the sign map of δ:
-client/training/ef_parts.py), and the trainer serves each piece under its hash from its blob store (content
-addressing: fetching by hash is the request, the bytes are checked against it by the transfer and here).
-A verifier draws ROWS block-rows (every row in tolerance mode) from a seed the trainer could not know when
-it published, then
-  1. refuses a missing, withheld or malformed piece (fail: "state withheld" / "state malformed"): a header
-     that does not hash to `ef`, a row or sign map of the wrong size or hash, a sign map that disagrees
-     with δ on a drawn row;
-  2. recomputes step S from (weights, batch, the drawn rows, zero elsewhere, and the sign map for the
-     look-ahead) and compares with the published result on the drawn rows: bit-exact indices and
+trainer's DisTrO error-feedback state before S (δ and Q_{S−1}). The result commits to that state (`ef`: the
+root of a Merkle tree of its DCT blocks, with the hash of δ's sign map when the run trains with the
+look-ahead: client/training/ef_parts.py), and the trainer serves openings of it (the drawn blocks and their
+multiproof) and the sign map by its hash. A verifier draws LEAVES blocks (every block in tolerance mode) from a
+seed the trainer could not know when it published, then
+  1. refuses a missing, withheld or malformed piece (fail: "state withheld" / "state malformed"): an opening
+     that does not hash to `ef` or whose leaves and proof do not lead to its root, a leaf or sign map of the
+     wrong size or hash, a sign map that disagrees with δ on a drawn block;
+  2. recomputes step S from (weights, batch, the drawn blocks, zero elsewhere, and the sign map for the
+     look-ahead) and compares with the published result on the drawn blocks: bit-exact indices and
      (wire-precision) values in `exact` mode (CPU training is deterministic here), or the fraction of
      agreeing (coefficient, sign) pairs ≥ `threshold` in `tolerance` mode (mixed GPUs);
-  3. checks the state chain on the drawn rows: the header the trainer's result of S+1 commits to must list
-     the hashes of the rows the recomputation leaves behind; when the bits differ (tolerance mode, or
-     another micro-batch size: another summation order), the S+1 rows the trainer serves must hash to that
-     header and lie within STATE_RTOL.
-A check sees the drawn rows only: it fails exactly when one of them holds a coefficient the cheat changed
-(tests/unit/test_verify.py). A random, copied or replayed result changes nearly every row; part of a batch or
-stale weights change a share of them (on the demo's model a check with 8 rows catches them with
-probability ≥ 0.99: bench/verification_bytes.py); with every row drawn, all of them fail 2.
+  3. checks the state chain on the drawn blocks: the proof of the trainer's state of S+1 (its result of S+1
+     commits to it) at the drawn leaves must lead from the blocks the recomputation leaves behind to that
+     root; when the bits differ (tolerance mode, or another micro-batch size: another summation order), the
+     S+1 blocks the trainer serves must lead to that root and lie within STATE_RTOL.
+A check sees the drawn blocks only: it fails exactly when one of them holds a coefficient the cheat changed
+(tests/unit/test_verify.py). A random, copied or replayed result changes nearly every block; part of a batch
+or stale weights change a share of them (bench/verification_bytes.py measures the catch rate of LEAVES blocks
+on the demo's model); with every block drawn, all of them fail 2.
 
 Who checks whom: since phase 2 the runner uses coordinator_sdk.verdicts.eligible, the draw the program checks
 when the verdict is posted (sha256(seed ‖ verifier key ‖ trainer key) as a u64 mod the round's clients < 3);
@@ -35,11 +34,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
 
-import msgpack
 import numpy as np
 import torch
 
@@ -52,7 +49,10 @@ from client.training.trainer import Trainer
 Mode = Literal["exact", "tolerance"]
 THRESHOLD = 0.9  # tolerance mode: honest reruns on other hardware agree far more; other trainers ~0.1-0.3
 STATE_RTOL = 1e-3  # tolerance mode: relative L2 error allowed between the served and derived states
-ROWS = 8  # block-rows of the state a check fetches and compares (bench/verification_bytes.py: catch rate)
+# DCT blocks of the state a check opens and compares. The state chain catches a partial cheat (part of the
+# batch, stale weights) on ~95% of blocks, so a few suffice; the result alone catches a random result with
+# P >= 0.98 at 6 (bench/verification_bytes.py); 6 keeps a check under 10% of the round's result bytes
+LEAVES = 6
 
 
 @dataclass(frozen=True)
@@ -85,45 +85,67 @@ def targets(seed: int | bytes, witness: bytes, trainers: list[bytes], count: int
     return ranked[:max(0, count)]
 
 
-@dataclass(frozen=True)
-class Opening:
-    """What a verifier holds of a trainer's state: its header, its sign map, some of its block-rows."""
+Opening = ef_parts.Opening
 
-    header: ef_parts.Header
-    signs: bytes
-    rows: dict[int, bytes]
 
-    @staticmethod
-    def whole(parts: StateParts) -> Opening:
-        """Every block-row: a full recomputation (tools, the bench's cheats)."""
-        h = ef_parts.Header(bool(msgpack.unpackb(parts.header)["sent"]), parts.signs_hash, parts.row_hashes)
-        return Opening(h, parts.signs, dict(enumerate(parts.rows)))
+class StateSource(Protocol):
+    """Where a verifier gets a trainer's state: the trainer's P2P services (phase_verify) or, in tools and
+    tests, `LocalSource`. Both return None for anything refused, withheld or unreachable."""
+
+    def opening(self, ef: bytes, leaves: list[int], with_leaves: bool, limit: int) -> bytes | None: ...
+
+    def blob(self, h: bytes, limit: int) -> bytes | None: ...
+
+
+class LocalSource:
+    """A trainer's states served from memory, as its services would; `fetched` counts the bytes handed out."""
+
+    def __init__(self, *states: StateParts | None) -> None:
+        self.states = {s.ef: s for s in states if s is not None}
+        self.blobs = {h: b for s in self.states.values() for b, h in s.hashed()}
+        self.fetched = 0
+        self.log: list[str] = []
+
+    def _give(self, what: str, data: bytes | None, limit: int) -> bytes | None:
+        if data is None or len(data) > limit:
+            return None
+        self.fetched += len(data)
+        self.log.append(what)
+        return data
+
+    def opening(self, ef: bytes, leaves: list[int], with_leaves: bool, limit: int) -> bytes | None:
+        st = self.states.get(ef)
+        return self._give("leaves" if with_leaves else "proof", None if st is None else st.open(leaves, with_leaves),
+                          limit)
+
+    def blob(self, h: bytes, limit: int) -> bytes | None:
+        return self._give("signs", self.blobs.get(h), limit)
 
 
 @dataclass(frozen=True)
 class Recomputed:
-    result: DistroResult  # unquantized values (meaningful on the opening's rows) and the state's `ef`
-    next_rows: dict[int, bytes]  # the state after the step on the opening's rows (ef_parts.split's layout)
+    result: DistroResult  # unquantized values (meaningful on the opening's leaves) and the state's `ef`
+    next_leaves: dict[int, bytes]  # the state after the step on the opening's leaves (ef_parts' layout)
     cpu_s: float
-    twin: Any = None  # the recomputing Distro (its next state in parts: `next_state`)
+    twin: Any = None  # the recomputing Distro (its next state: `next_state`)
 
     def next_state(self) -> StateParts:
-        """The whole state after the step, in parts (meaningful on the opening's rows only)."""
-        return ef_parts.split(self.twin)
+        """The whole state after the step (meaningful on the opening's leaves only)."""
+        return ef_parts.split(self.twin, self.twin.commit_signs)
 
 
 def recompute(model: torch.nn.Module, schedule: Any, trainer_kwargs: dict[str, Any], step: int,
               batch: torch.Tensor, state: Opening | StateParts, owned: bool = False) -> Recomputed:
     """Step `step` of a trainer whose error-feedback state was `state` (all of it, or an opening of a few
-    block-rows: δ and Q zero elsewhere, the look-ahead from the sign map), on `model`'s weights (not
-    modified: a copy trains, unless `owned`: the caller's throwaway copy, trained in place to save a deep
-    copy). `trainer_kwargs`: the run's DisTrO config and step settings (distro, micro_batch_size,
-    clip_grad_norm, lookahead), as the trainer used them. Raises ValueError on a state that does not fit."""
+    leaves: δ and Q zero elsewhere, the look-ahead from the sign map), on `model`'s weights (not modified: a
+    copy trains, unless `owned`: the caller's throwaway copy, trained in place to save a deep copy).
+    `trainer_kwargs`: the run's DisTrO config and step settings (distro, micro_batch_size, clip_grad_norm,
+    lookahead), as the trainer used them. Raises ValueError on a state that does not fit."""
     t0 = time.thread_time()
     opening = Opening.whole(state) if isinstance(state, StateParts) else state
     twin = Trainer(model if owned else copy.deepcopy(model), schedule, "distro", **trainer_kwargs)
     assert twin.distro is not None
-    twin.distro.lookahead_signs = ef_parts.load_partial(twin.distro, opening.header, opening.signs, opening.rows)
+    twin.distro.lookahead_signs = ef_parts.load_partial(twin.distro, opening, twin.use_lookahead)
     twin.distro.commit = False  # the state is the opening, whose hashes were checked: no need to split it again
     out = twin.train_step(step, batch)
     assert out.result is not None
@@ -131,22 +153,22 @@ def recompute(model: torch.nn.Module, schedule: Any, trainer_kwargs: dict[str, A
     assert full is not None
     ef = state.ef if isinstance(state, StateParts) else bytes(32)
     res = DistroResult(step, dict(full), False, ef=ef)
-    next_rows = ef_parts.rows_of(twin.distro, sorted(opening.rows))
-    return Recomputed(res, next_rows, time.thread_time() - t0, twin.distro)
+    next_leaves = ef_parts.leaves_of(twin.distro, sorted(opening.leaves))
+    return Recomputed(res, next_leaves, time.thread_time() - t0, twin.distro)
 
 
-def restrict(result: DistroResult, layout: dict[str, Any], rows: list[int]) -> DistroResult:
-    """The result's coefficients on the given block-rows only (parameters without one are left out)."""
-    index, counts = ef_parts.row_index(layout), ef_parts.row_counts(layout)
+def restrict(result: DistroResult, layout: dict[str, Any], leaves: list[int]) -> DistroResult:
+    """The result's coefficients on the given leaves (DCT blocks) only (parameters without one are left out)."""
+    index = ef_parts.leaf_index(layout)
     by_param: dict[str, list[int]] = {}
-    for i in rows:
-        n, r = index[i]
-        by_param.setdefault(n, []).append(r)
+    for i in leaves:
+        n, b = index[i]
+        by_param.setdefault(n, []).append(b)
     params = {}
-    for n, rs in by_param.items():
-        q, sel = result.params[n], torch.tensor(rs)
-        k = q.idx.shape[-1]
-        params[n] = type(q)(q.idx.reshape(counts[n], -1, k)[sel], q.val.reshape(counts[n], -1, k)[sel])
+    for n, bs in by_param.items():
+        q, sel = result.params[n], torch.tensor(bs)
+        k, blocks = q.idx.shape[-1], layout[n].plan.num_blocks
+        params[n] = type(q)(q.idx.reshape(blocks, k)[sel], q.val.reshape(blocks, k)[sel])
     return DistroResult(result.step, params, result.quantized, ef=result.ef, sender=result.sender)
 
 
@@ -179,52 +201,48 @@ def compare(published: DistroResult, mine: DistroResult, mode: Mode = "exact",
     return True, a, ""
 
 
-def _rows_close(served: dict[int, bytes], derived: dict[int, bytes], layout: dict[str, Any]) -> bool:
-    """δ of the served next state's rows within STATE_RTOL (relative L2) of the derived ones."""
-    index, counts, num, den = ef_parts.row_index(layout), ef_parts.row_counts(layout), 0.0, 0.0
+def _leaves_close(served: dict[int, bytes], derived: dict[int, bytes], layout: dict[str, Any]) -> bool:
+    """δ of the served next state's leaves within STATE_RTOL (relative L2) of the derived ones."""
+    index, num, den = ef_parts.leaf_index(layout), 0.0, 0.0
     for i, blob in served.items():
-        cells = ef_parts.row_size(layout, index[i][0], False, counts) // 4
+        cells = layout[index[i][0]].plan.totalk
         a = np.frombuffer(blob[:4 * cells], "<f4").astype(np.float64)
         b = np.frombuffer(derived[i][:4 * cells], "<f4").astype(np.float64)
         num, den = num + float(((a - b) ** 2).sum()), den + float((b ** 2).sum())
     return num <= (STATE_RTOL ** 2) * max(den, 1e-30)
 
 
-Fetch = Callable[[bytes, int], "bytes | None"]  # (sha256, size limit) → the blob, or None: refused or withheld
-
-
-def fetch_opening(fetch: Fetch, ef: bytes, layout: dict[str, Any], rows: list[int] | None,
-                  with_signs: bool = True) -> Opening | str:
-    """The trainer's header (checked against `ef`), sign map and the given block-rows, or why not (a reason
-    starting "state withheld" or "state malformed")."""
-    blob = fetch(ef, ef_parts.header_limit(layout))
+def fetch_opening(source: StateSource, ef: bytes, layout: dict[str, Any], leaves: list[int],
+                  with_leaves: bool = True, with_signs: bool = False) -> Opening | str:
+    """The trainer's opening of `ef` at `leaves` (checked against `ef`), with the sign map when asked, or why
+    not (a reason starting "state withheld" or "state malformed")."""
+    blob = source.opening(ef, leaves, with_leaves, ef_parts.opening_limit(layout, len(leaves), with_leaves))
     if blob is None:
         return "state withheld: the trainer did not serve its committed error-feedback state"
-    if ef_parts.sha(blob) != ef:
-        return "state does not match the result's ef commitment"
     try:
-        header = ef_parts.parse_header(blob, layout)
+        got = ef_parts.parse_opening(blob, layout, ef, leaves, with_leaves)
     except ValueError as e:
         return f"state malformed: {e}"
-    signs = fetch(header.signs, ef_parts.signs_size(layout)) if with_signs else b""
-    got, index, counts = {}, ef_parts.row_index(layout), ef_parts.row_counts(layout)
-    for i in rows or []:
-        got[i] = fetch(header.rows[i], ef_parts.row_size(layout, index[i][0], header.sent, counts))
-    if signs is None or any(v is None for v in got.values()):
-        return "state withheld: the trainer did not serve a requested part of its state"
-    return Opening(header, signs, {i: v for i, v in got.items() if v is not None})
+    if not with_signs:
+        return got
+    if got.signs_hash == ef_parts.NO_SIGNS:
+        return "state malformed: the state commits to no sign map, but the run trains with the look-ahead"
+    signs = source.blob(got.signs_hash, ef_parts.signs_size(layout))
+    if signs is None:
+        return "state withheld: the trainer did not serve the sign map of its state"
+    return replace(got, signs=signs)
 
 
-def verify(trainer: bytes, published: DistroResult, fetch: Fetch, model: torch.nn.Module,
+def verify(trainer: bytes, published: DistroResult, source: StateSource, model: torch.nn.Module,
            schedule: Any, trainer_kwargs: dict[str, Any], batch: torch.Tensor, seed: bytes = bytes(8),
            verifier: bytes = b"", next_ef: bytes | None = None, mode: Mode = "exact",
-           threshold: float = THRESHOLD, owned: bool = False, rows: int = ROWS) -> Verdict:
-    """The verdict on `trainer`'s `published` result of its step. `fetch` gets the pieces of the trainer's
-    state by hash (its header under the result's `ef`); `rows` block-rows are drawn from (seed, verifier,
-    trainer), the seed one the trainer could not know when it published. `next_ef`: the `ef` of its result
-    of the next step (the state chain): the next header is fetched, and the next rows only when the derived
-    ones do not hash to it (never, for an honest trainer in exact mode). `owned`: see `recompute`. Tolerance
-    mode draws every row."""
+           threshold: float = THRESHOLD, owned: bool = False, leaves: int = LEAVES) -> Verdict:
+    """The verdict on `trainer`'s `published` result of its step. `source` serves the trainer's state (an
+    opening of the result's `ef`); `leaves` blocks are drawn from (seed, verifier, trainer), the seed one the
+    trainer could not know when it published. `next_ef`: the `ef` of its result of the next step (the state
+    chain): that state's proof at the drawn leaves is fetched, and its leaves only when the derived ones do not
+    lead to its root (never, for an honest trainer in exact mode). `owned`: see `recompute`. Tolerance mode
+    draws every leaf."""
     t0, w0 = time.thread_time(), time.monotonic()
     step = published.step
 
@@ -233,11 +251,12 @@ def verify(trainer: bytes, published: DistroResult, fetch: Fetch, model: torch.n
                        time.monotonic() - w0, mode)
 
     layout = result_layout(model, trainer_kwargs["distro"])
-    total = len(ef_parts.row_index(layout))
-    # tolerance mode compares an agreement share, which a sample of rows estimates too loosely (a half batch
-    # at 0.87 passed the 0.9 bar on 2 of 12 samples of 8 rows): it recomputes every row, as before
-    chosen = ef_parts.choose_rows(seed, verifier, trainer, total, total if mode == "tolerance" else rows)
-    opening = fetch_opening(fetch, published.ef, layout, chosen)
+    total = len(ef_parts.leaf_index(layout))
+    # tolerance mode compares an agreement share, which a sample of blocks estimates too loosely (a half batch
+    # at 0.87 passed the 0.9 bar on 2 of 12 samples of 8 block-rows): it recomputes every block
+    chosen = ef_parts.choose_leaves(seed, verifier, trainer, total, total if mode == "tolerance" else leaves)
+    lookahead = bool(trainer_kwargs.get("lookahead", True))
+    opening = fetch_opening(source, published.ef, layout, chosen, with_signs=lookahead)
     if isinstance(opening, str):
         return verdict(False, opening)
     try:
@@ -249,18 +268,18 @@ def verify(trainer: bytes, published: DistroResult, fetch: Fetch, model: torch.n
         return verdict(False, why, a)
     if next_ef is None:
         return verdict(True, "recomputed; last step, no chain", a)
-    nxt = fetch_opening(fetch, next_ef, layout, None, with_signs=False)
     broken = f"state chain broken: the step {step + 1} result commits to another state"
+    nxt = fetch_opening(source, next_ef, layout, chosen, with_leaves=False)
     if isinstance(nxt, str):
         return verdict(False, f"{broken} ({nxt})", a)
-    if nxt.header.sent and all(ef_parts.sha(rec.next_rows[i]) == nxt.header.rows[i] for i in chosen):
+    derived = {i: ef_parts.leaf_hash(x) for i, x in rec.next_leaves.items()}
+    if nxt.sent and ef_parts.root_of(derived, total, nxt.proof) == nxt.root:
         return verdict(True, "recomputed", a)
     # the bits differ: in tolerance mode, or when the trainer summed its batch in another order (another
-    # micro-batch size), the rows it serves for the next step must still be the derived ones within STATE_RTOL
-    index, counts = ef_parts.row_index(layout), ef_parts.row_counts(layout)
-    served = {i: fetch(nxt.header.rows[i], ef_parts.row_size(layout, index[i][0], True, counts)) for i in chosen}
-    if nxt.header.sent and all(v is not None and ef_parts.sha(v) == nxt.header.rows[i] and
-                               len(v) == len(rec.next_rows[i]) for i, v in served.items()) \
-            and _rows_close({i: v for i, v in served.items() if v is not None}, rec.next_rows, layout):
+    # micro-batch size), the leaves it serves for the next step must still be the derived ones within STATE_RTOL
+    served = fetch_opening(source, next_ef, layout, chosen)
+    if not isinstance(served, str) and served.sent \
+            and all(len(served.leaves[i]) == len(rec.next_leaves[i]) for i in chosen) \
+            and _leaves_close(served.leaves, rec.next_leaves, layout):
         return verdict(True, "recomputed; next state within tolerance", a)
     return verdict(False, broken, a)

@@ -20,11 +20,11 @@ value of the chosen coefficients: the error feedback takes out exactly the part 
 
 The error-feedback state (δ and Q_{t−1}) is what a verifier needs, with the run's weights and the assigned
 batch, to recompute a trainer's result: every result carries `ef`, the commitment to the state *before* its
-step in parts (`client/training/ef_parts.py`: a header listing the hash of each block-row and of the sign
-map; `generate` computes it), so a trainer cannot serve a different state later, and a verifier can fetch a
-few block-rows instead of the whole state. The state after step S is the one committed by its result of
-S+1: a verifier that recomputes S also checks that chain. `state_bytes` / `load_state` serialize the whole
-state in one blob (format psyche-ef/1), for tools and tests.
+step (`client/training/ef_parts.py`: the root of a Merkle tree of its DCT blocks, and the hash of δ's sign map
+when the run trains with the look-ahead; `generate` computes it), so a trainer cannot serve a different state
+later, and a verifier can fetch a few blocks with their proof instead of the whole state. The state after
+step S is the one committed by its result of S+1: a verifier that recomputes S also checks that chain.
+`state_bytes` / `load_state` serialize the whole state in one blob (format psyche-ef/1), for tools and tests.
 """
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ class DistroResult:
     step: int
     params: dict[str, SparseCoeffs]
     quantized: bool
-    ef: bytes = bytes(32)  # sha256 of the trainer's error-feedback state before this step (`state_bytes`)
+    ef: bytes = bytes(32)  # commitment to the trainer's error-feedback state before this step (`ef_parts`)
     sender: bytes = bytes(32)  # the P2P key the result is bound to on the wire (set by the codec)
     state: StateParts | None = field(default=None, repr=False)  # the trainer's own state (served in parts)
 
@@ -108,6 +108,8 @@ class Distro:
         # split and hash the state before each step (`ef`); a verifier's twin, which loaded a state whose
         # hashes it already checked, turns it off: ~1 ms of a recomputation on the demo's model
         self.commit = True
+        # whether the commitment includes δ's sign map: only a run with the look-ahead needs it (`Trainer`)
+        self.commit_signs = True
         # a verifier that knows δ on a few block-rows only takes the look-ahead's sign(δ) from the sign map
         self.lookahead_signs: dict[str, torch.Tensor] | None = None
 
@@ -176,7 +178,7 @@ class Distro:
     @torch.no_grad()
     def generate(self, step: int, lr: float) -> DistroResult:
         """Fold this step's gradients into δ and extract the result; gradients must be populated."""
-        before = split(self) if self.commit else None
+        before = split(self, self.commit_signs) if self.commit else None
         if self._stash is not None:
             for n, p in self.params.items():
                 p.copy_(self._stash[n])

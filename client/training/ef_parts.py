@@ -1,18 +1,23 @@
-"""The error-feedback state committed in parts, so a verifier fetches a few block-rows, not the whole state.
+"""The error-feedback state committed as a Merkle tree of DCT blocks, so a verifier fetches a few blocks.
 
-A result's `ef` is the sha256 of a small header that lists the sha256 of
-  * every block-row of the state: for each parameter (layout order) and each strip of h rows of its matrix
-    view (its DCT blocks side by side, contiguous in memory), δ on the strip (f32) followed, from the second
-    step on, by the strip's blocks' previous sent coefficients Q (int64 indices, f32 values);
-  * the sign map of δ (a bit "negative" per element, then a bit "non-zero", over all parameters): the
-    look-ahead (p − η·sign(δ) before the forward pass) moves every weight by it, so a recomputation needs it
-    whole; 45 kB on the demo's model (the non-zero bits deflated), where the state is 1.46 MB.
-Each piece is a blob in the trainer's store, fetched by its hash. A verifier fetches the header, the sign map
-and the block-rows chosen by a seed the trainer could not know when it published (`choose_rows`), and
-recomputes the step from δ and Q known on those rows only (zero elsewhere): every step of DisTrO but the
-look-ahead works block by block, so the rows come out bit-identical to a full recomputation (measured:
-bench/verification_bytes.py, 4,218 block-rows, 0 differ). A row whose bytes do not hash to the header's
-entry, a piece of the wrong size, or a sign map that disagrees with δ on a fetched row is a malformed state.
+A result's `ef` (format psyche-ef/3) is sha256("psyche-ef/3" ‖ sent ‖ sign-map hash ‖ root), where `root` is
+the root of a binary Merkle tree whose leaves are the state's DCT blocks, one per block of every parameter
+(layout order, then the blocks in `ChunkPlan.blocks_shape` order): δ on the block's h×w cells (f32, row-major
+in the block) followed, from the second step on, by the block's previous sent coefficients Q (int64 indices,
+f32 values). Leaves hash as sha256(0x00 ‖ leaf), nodes as sha256(0x01 ‖ left ‖ right), an odd last node is
+carried up unchanged. The sign map of δ (a bit "negative" per element, then a bit "non-zero", deflated) is
+committed only by runs that train with the look-ahead (p − η·sign(δ) before the forward pass, the overlapped
+pipeline): it moves every weight, so a recomputation needs it whole (45 kB on the demo's model), and it is
+served as a blob by its hash. A synchronous run commits 32 zero bytes in its place.
+
+A verifier asks the trainer for an *opening* of `ef` at the leaves drawn from a seed the trainer could not
+know when it published (`choose_leaves`): the sent flag, the sign-map hash, the root, the drawn leaves and the
+multiproof (the sibling hashes the drawn leaves do not determine: ~60 hashes for 8 of ~1,400 leaves, where the
+psyche-ef/2 header listed every row hash, 5.7 kB). Every step of DisTrO but the look-ahead works block by block,
+so a recomputation from δ and Q known on the drawn blocks only (zero elsewhere) is bit-identical to the full one
+on them (bench/verification_bytes.py). For the state after the step the verifier asks for the proof alone and
+checks that its own derived leaves hash to that root. A leaf of the wrong size, a proof that does not lead to
+the committed root, or a sign map that disagrees with δ on a drawn block is a malformed state.
 """
 from __future__ import annotations
 
@@ -30,57 +35,141 @@ from client.training.compress import SparseCoeffs
 if TYPE_CHECKING:
     from client.training.distro import Distro, ParamLayout
 
-FORMAT = "psyche-ef/2"
-HEADER_KEYS = {"format", "sent", "signs", "rows"}
-
-
-@dataclass(frozen=True)
-class StateParts:
-    """One state, as the trainer stores and serves it: `ef` = sha256(header)."""
-
-    header: bytes
-    signs: bytes
-    rows: list[bytes]
-    signs_hash: bytes
-    row_hashes: list[bytes]
-
-    @property
-    def ef(self) -> bytes:
-        return sha(self.header)
-
-    def blobs(self) -> list[bytes]:
-        return [self.header, self.signs, *self.rows]
-
-    def hashed(self) -> list[tuple[bytes, bytes]]:
-        """(blob, its sha256) for the store: the hashes computed once, by `split`."""
-        return [(self.header, self.ef), (self.signs, self.signs_hash), *zip(self.rows, self.row_hashes, strict=True)]
-
-
-@dataclass(frozen=True)
-class Header:
-    sent: bool  # whether the state holds Q (not before the first step)
-    signs: bytes
-    rows: list[bytes]
+FORMAT = "psyche-ef/3"
+OPENING_KEYS = {"sent", "signs", "root", "leaves", "proof"}
+NO_SIGNS = bytes(32)
+MAX_OPEN = 1 << 16  # leaves one opening request may name
 
 
 def sha(b: bytes) -> bytes:
     return hashlib.sha256(b).digest()
 
 
-def row_counts(layout: dict[str, ParamLayout]) -> dict[str, int]:
-    """Block-rows per parameter: the matrix view's leading dims times m/h."""
-    return {n: lay.plan.num_blocks // lay.plan.blocks_shape[-1] for n, lay in layout.items()}
+def leaf_hash(leaf: bytes) -> bytes:
+    return sha(b"\x00" + leaf)
 
 
-def row_index(layout: dict[str, ParamLayout]) -> list[tuple[str, int]]:
-    return [(n, r) for n, count in row_counts(layout).items() for r in range(count)]
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return sha(b"\x01" + left + right)
 
 
-def row_size(layout: dict[str, ParamLayout], name: str, sent: bool, counts: dict[str, int] | None = None) -> int:
-    """Bytes of one block-row of parameter `name` (`counts`: `row_counts(layout)`, when the caller has it)."""
+def commitment(sent: bool, signs_hash: bytes, root: bytes) -> bytes:
+    return sha(FORMAT.encode() + bytes([sent]) + signs_hash + root)
+
+
+def build_tree(leaf_hashes: list[bytes]) -> list[list[bytes]]:
+    """Every level of the tree, leaves first; the last level holds the root."""
+    levels = [leaf_hashes]
+    while len(levels[-1]) > 1:
+        lv = levels[-1]
+        levels.append([node_hash(lv[i], lv[i + 1]) if i + 1 < len(lv) else lv[i] for i in range(0, len(lv), 2)])
+    return levels
+
+
+def prove(levels: list[list[bytes]], indices: list[int]) -> list[bytes]:
+    """The sibling hashes needed to rebuild the root from the leaves at `indices`, in `root_of`'s order."""
+    proof, known = [], sorted(set(indices))
+    for lv in levels[:-1]:
+        have = set(known)
+        proof += [lv[i ^ 1] for i in known if (i ^ 1) < len(lv) and (i ^ 1) not in have]
+        known = sorted({i // 2 for i in known})
+    return proof
+
+
+def root_of(leaves: dict[int, bytes], count: int, proof: list[bytes]) -> bytes | None:
+    """The root that the leaf hashes at their indices and `proof` lead to, or None when the proof has the
+    wrong length (too short or too long for these indices)."""
+    if not leaves or count < 1 or any(not 0 <= i < count for i in leaves):
+        return None
+    level, size, pos = dict(leaves), count, 0
+    while size > 1:
+        nxt: dict[int, bytes] = {}
+        for i in sorted(level):
+            if i // 2 in nxt:
+                continue
+            sib = i ^ 1
+            if sib >= size:
+                nxt[i // 2] = level[i]
+                continue
+            if sib in level:
+                other = level[sib]
+            elif pos < len(proof):
+                other, pos = proof[pos], pos + 1
+            else:
+                return None
+            nxt[i // 2] = node_hash(level[i], other) if i % 2 == 0 else node_hash(other, level[i])
+        level, size = nxt, (size + 1) // 2
+    return level[0] if pos == len(proof) else None
+
+
+@dataclass(frozen=True)
+class StateParts:
+    """One state, as the trainer keeps and serves it: `ef` commits to all of it."""
+
+    sent: bool
+    signs: bytes | None  # the sign map (runs with the look-ahead), served as a blob by its hash
+    leaves: list[bytes] | list[memoryview]  # memoryviews of the trainer's arrays (no copy); bytes once opened
+    levels: list[list[bytes]]
+
+    @property
+    def signs_hash(self) -> bytes:
+        return NO_SIGNS if self.signs is None else sha(self.signs)
+
+    @property
+    def root(self) -> bytes:
+        return self.levels[-1][0]
+
+    @property
+    def ef(self) -> bytes:
+        return commitment(self.sent, self.signs_hash, self.root)
+
+    def hashed(self) -> list[tuple[bytes, bytes]]:
+        """(blob, its sha256) for the blob store: the sign map; the leaves are served by `open`."""
+        return [] if self.signs is None else [(self.signs, self.signs_hash)]
+
+    def open(self, indices: list[int], with_leaves: bool = True) -> bytes | None:
+        """The opening of this state at `indices` (msgpack), or None for an index out of range."""
+        idx = sorted(set(indices))
+        if not idx or idx[0] < 0 or idx[-1] >= len(self.leaves):
+            return None
+        return msgpack.packb({"sent": self.sent, "signs": self.signs_hash, "root": self.root,
+                              "leaves": [bytes(self.leaves[i]) for i in idx] if with_leaves else [],
+                              "proof": prove(self.levels, idx)}, use_bin_type=True)
+
+
+@dataclass(frozen=True)
+class Opening:
+    """What a verifier holds of a trainer's state: the commitment's parts and some of its leaves."""
+
+    sent: bool
+    signs_hash: bytes
+    root: bytes
+    leaves: dict[int, bytes]
+    proof: list[bytes]
+    signs: bytes | None = None  # the sign map, once fetched (runs with the look-ahead)
+
+    @staticmethod
+    def whole(parts: StateParts) -> Opening:
+        """Every leaf: a full recomputation (tools, the bench's cheats)."""
+        return Opening(parts.sent, parts.signs_hash, parts.root, dict(enumerate(parts.leaves)), [], parts.signs)
+
+
+def leaf_index(layout: dict[str, ParamLayout]) -> list[tuple[str, int]]:
+    """(parameter, block) of every leaf, in tree order."""
+    return [(n, b) for n, lay in layout.items() for b in range(lay.plan.num_blocks)]
+
+
+def leaf_size(layout: dict[str, ParamLayout], name: str, sent: bool) -> int:
     lay = layout[name]
-    cells = lay.plan.num_blocks * lay.plan.totalk // (counts or row_counts(layout))[name]
-    return 4 * cells + (12 * lay.plan.blocks_shape[-1] * lay.k if sent else 0)
+    return 4 * lay.plan.totalk + (12 * lay.k if sent else 0)
+
+
+def opening_limit(layout: dict[str, ParamLayout], count: int, with_leaves: bool = True) -> int:
+    """An upper bound on the bytes of an opening at `count` leaves (msgpack framing included)."""
+    total = len(leaf_index(layout))
+    depth = max(1, (total - 1).bit_length())
+    biggest = max(leaf_size(layout, n, True) for n in layout)
+    return 256 + (count * (biggest + 8) if with_leaves else 0) + min(count * depth, total) * 35
 
 
 def _bitmap_bytes(layout: dict[str, ParamLayout]) -> int:
@@ -93,10 +182,6 @@ def signs_size(layout: dict[str, ParamLayout]) -> int:
     return 2 * n + n // 100 + 64
 
 
-def header_limit(layout: dict[str, ParamLayout]) -> int:
-    return 256 + 34 * len(row_index(layout))
-
-
 def sign_map(delta: dict[str, torch.Tensor]) -> bytes:
     flat = torch.cat([d.detach().reshape(-1).cpu() for d in delta.values()]).numpy()
     # the non-zero bits are nearly all 1 (a zero δ: an embedding row of a token never seen) and deflate from
@@ -104,75 +189,141 @@ def sign_map(delta: dict[str, torch.Tensor]) -> bytes:
     return np.packbits(flat < 0).tobytes() + zlib.compress(np.packbits(flat != 0).tobytes(), 1)
 
 
-def rows_of(d: Distro, indices: list[int]) -> dict[int, bytes]:
-    """The given block-rows of the state as `split` lays them out, without the rest (a verifier's derived
-    next state: it knows only these rows, and hashing all 165 of them cost ~1.5 ms per check)."""
-    index, counts = row_index(d.layout), row_counts(d.layout)
-    out = {}
+def _blocks(x: torch.Tensor, lay: ParamLayout) -> torch.Tensor:
+    """`x` (parameter-shaped) as `[num_blocks, h·w]`, each block's cells row-major."""
+    *lead, m, n = lay.plan.matrix_shape
+    h, w = lay.plan.h, lay.plan.w
+    b = x.detach().cpu().float().reshape(*lead, m // h, h, n // w, w).transpose(-3, -2)
+    return b.reshape(lay.plan.num_blocks, h * w)
+
+
+def _unblock(blocks: torch.Tensor, lay: ParamLayout) -> torch.Tensor:
+    *lead, m, n = lay.plan.matrix_shape
+    h, w = lay.plan.h, lay.plan.w
+    return blocks.reshape(*lead, m // h, n // w, h, w).transpose(-3, -2).reshape(lay.plan.shape)
+
+
+def _param_rows(d: Distro, name: str) -> np.ndarray:
+    """Every leaf of parameter `name` as rows of one u8 array, each row 0x00 ‖ leaf (the leaf-hash prefix in
+    place, so a row hashes without a copy): one numpy pass instead of three byte strings per block."""
+    lay = d.layout[name]
+    parts = [np.zeros((lay.plan.num_blocks, 1), np.uint8),
+             _blocks(d.delta[name], lay).numpy().astype("<f4", copy=False).view(np.uint8)]
+    if d.sent is not None:
+        q = d.sent[name]
+        parts.append(q.idx.cpu().numpy().astype("<i8").reshape(lay.plan.num_blocks, -1).view(np.uint8))
+        parts.append(q.val.cpu().numpy().astype("<f4").reshape(lay.plan.num_blocks, -1).view(np.uint8))
+    return np.ascontiguousarray(np.concatenate(parts, axis=1))
+
+
+def _param_leaves(d: Distro, name: str, which: list[int] | None) -> list[bytes]:
+    rows = _param_rows(d, name)
+    return [rows[b, 1:].tobytes() for b in (range(rows.shape[0]) if which is None else which)]
+
+
+def leaves_of(d: Distro, indices: list[int]) -> dict[int, bytes]:
+    """The given leaves of the state, without the rest (a verifier's derived next state)."""
+    index, by_param = leaf_index(d.layout), {}
     for i in indices:
-        n, r = index[i]
-        row = d.delta[n].detach().cpu().reshape(counts[n], -1)[r].contiguous().numpy().astype("<f4").tobytes()
-        if d.sent is not None:
-            q = d.sent[n]
-            row += q.idx.cpu().reshape(counts[n], -1)[r].numpy().astype("<i8").tobytes()
-            row += q.val.cpu().reshape(counts[n], -1)[r].numpy().astype("<f4").tobytes()
-        out[i] = row
+        by_param.setdefault(index[i][0], []).append(i)
+    out = {}
+    for n, ids in by_param.items():
+        out.update(zip(ids, _param_leaves(d, n, [index[i][1] for i in ids]), strict=True))
     return out
 
 
-def split(d: Distro) -> StateParts:
-    """The trainer's state in parts (`Distro.generate` commits to it before each step)."""
-    counts = row_counts(d.layout)
-    rows: list[bytes] = []
-    for n, x in d.delta.items():
-        count = counts[n]
-        dv = memoryview(x.detach().cpu().contiguous().numpy().astype("<f4", copy=False).tobytes())
-        step = len(dv) // count
-        if d.sent is None:
-            rows += [bytes(dv[r * step:(r + 1) * step]) for r in range(count)]
-            continue
-        idx = d.sent[n].idx.cpu().numpy().astype("<i8").reshape(count, -1)
-        val = d.sent[n].val.cpu().numpy().astype("<f4").reshape(count, -1)
-        rows += [b"".join((dv[r * step:(r + 1) * step], idx[r].tobytes(), val[r].tobytes())) for r in range(count)]
-    signs = sign_map(d.delta)
-    signs_hash, row_hashes = sha(signs), [sha(r) for r in rows]
-    header = msgpack.packb({"format": FORMAT, "sent": d.sent is not None, "signs": signs_hash,
-                            "rows": row_hashes}, use_bin_type=True)
-    return StateParts(header, signs, rows, signs_hash, row_hashes)
+def split(d: Distro, signs: bool = True) -> StateParts:
+    """The trainer's state as a tree (`Distro.generate` commits to it before each step); `signs`: whether
+    the run trains with the look-ahead, whose sign map a verifier then needs."""
+    leaves: list[memoryview] = []
+    hashes: list[bytes] = []
+    for n in d.layout:
+        rows = _param_rows(d, n)
+        view, width = memoryview(rows.reshape(-1)), rows.shape[1]
+        for off in range(0, rows.size, width):
+            row = view[off:off + width]
+            hashes.append(hashlib.sha256(row).digest())  # the row is 0x00 ‖ leaf: leaf_hash without a copy
+            leaves.append(row[1:])
+    return StateParts(d.sent is not None, sign_map(d.delta) if signs else None, leaves, build_tree(hashes))
 
 
-def parse_header(blob: bytes, layout: dict[str, ParamLayout]) -> Header:
-    """Raises ValueError on a header that does not fit this model."""
-    if len(blob) > header_limit(layout):
-        raise ValueError(f"state header of {len(blob)} bytes, over {header_limit(layout)}")
+def parse_opening(blob: bytes, layout: dict[str, ParamLayout], ef: bytes, indices: list[int],
+                  with_leaves: bool = True) -> Opening:
+    """An opening of `ef` at `indices`, checked: it must hash to `ef`, hold leaves of the right sizes and a
+    proof that leads to its root. Raises ValueError on anything else."""
     try:
         env = msgpack.unpackb(blob, raw=False)
     except Exception as e:  # msgpack raises several unrelated exception types
-        raise ValueError(f"state header is not msgpack: {e}") from None
-    if not isinstance(env, dict) or set(env) != HEADER_KEYS or env["format"] != FORMAT:
-        raise ValueError("state header has the wrong envelope")
-    rows, total = env["rows"], len(row_index(layout))
-    if not isinstance(env["sent"], bool) or not isinstance(env["signs"], bytes) or len(env["signs"]) != 32:
-        raise ValueError("state header: sent or signs malformed")
-    if not isinstance(rows, list) or len(rows) != total or any(not isinstance(h, bytes) or len(h) != 32 for h in rows):
-        raise ValueError(f"state header lists {len(rows) if isinstance(rows, list) else '?'} rows, expected {total}")
-    return Header(env["sent"], env["signs"], rows)
+        raise ValueError(f"state opening is not msgpack: {e}") from None
+    if not isinstance(env, dict) or set(env) != OPENING_KEYS:
+        raise ValueError("state opening has the wrong envelope")
+    sent, signs_hash, root, leaves, proof = (env[k] for k in ("sent", "signs", "root", "leaves", "proof"))
+    if not isinstance(sent, bool) or not isinstance(signs_hash, bytes) or len(signs_hash) != 32 \
+            or not isinstance(root, bytes) or len(root) != 32:
+        raise ValueError("state opening: sent, signs or root malformed")
+    if commitment(sent, signs_hash, root) != ef:
+        raise ValueError("state opening does not match the result's ef commitment")
+    idx = sorted(set(indices))
+    if not isinstance(leaves, list) or len(leaves) != (len(idx) if with_leaves else 0) \
+            or not isinstance(proof, list) or any(not isinstance(p, bytes) or len(p) != 32 for p in proof):
+        raise ValueError("state opening: wrong number of leaves or a malformed proof")
+    index = leaf_index(layout)
+    got = dict(zip(idx, leaves, strict=True)) if with_leaves else {}
+    for i, leaf in got.items():
+        if not isinstance(leaf, bytes) or len(leaf) != leaf_size(layout, index[i][0], sent):
+            raise ValueError(f"leaf {i} ({index[i][0]}) has the wrong size")
+    if with_leaves and root_of({i: leaf_hash(x) for i, x in got.items()}, len(index), proof) != root:
+        raise ValueError("state opening: the leaves and proof do not lead to the committed root")
+    return Opening(sent, signs_hash, root, got, proof)
 
 
-def choose_rows(seed: bytes, verifier: bytes, trainer: bytes, total: int, count: int) -> list[int]:
-    """`count` distinct block-rows out of `total`, from a seed drawn after the trainer published."""
+def choose_leaves(seed: bytes, verifier: bytes, trainer: bytes, total: int, count: int) -> list[int]:
+    """`count` distinct leaves out of `total`, from a seed drawn after the trainer published."""
+    if count >= total:
+        return list(range(total))
     ranked = sorted(range(total), key=lambda i: sha(seed + verifier + trainer + i.to_bytes(4, "little")))
-    return sorted(ranked[:min(count, total)])
+    return sorted(ranked[:count])
 
 
-def load_partial(d: Distro, header: Header, signs: bytes, rows: dict[int, bytes]) -> dict[str, torch.Tensor]:
-    """Load δ and Q on the given block-rows (zero elsewhere) into `d`; return sign(δ) of every parameter from
-    the sign map, for the look-ahead. Raises ValueError on a piece that does not fit or disagrees."""
-    layout, index, counts = d.layout, row_index(d.layout), row_counts(d.layout)
-    n = _bitmap_bytes(layout)
-    if not n < len(signs) <= signs_size(layout) or sha(signs) != header.signs:
+def load_partial(d: Distro, opening: Opening, lookahead: bool) -> dict[str, torch.Tensor] | None:
+    """Load δ and Q on the opened leaves (zero elsewhere) into `d`; with the look-ahead, return sign(δ) of every
+    parameter from the sign map (which must be in the opening). Raises ValueError on a piece that does not fit
+    or disagrees."""
+    layout, index = d.layout, leaf_index(d.layout)
+    out = _signs(layout, d.delta, opening) if lookahead else None
+    for x in d.delta.values():
+        x.zero_()
+    d.sent = _zero_sent(d) if opening.sent else None
+    blocks = {n: _blocks(d.delta[n], layout[n]) for n in layout}
+    sign_blocks = None if out is None else {n: _blocks(out[n], layout[n]) for n in layout}
+    for i, leaf in opening.leaves.items():
+        n, b = index[i]
+        lay = layout[n]
+        if len(leaf) != leaf_size(layout, n, opening.sent):
+            raise ValueError(f"leaf {i} ({n}) has the wrong size")
+        cells = torch.from_numpy(np.frombuffer(leaf[:4 * lay.plan.totalk], "<f4").copy())
+        blocks[n][b] = cells
+        if sign_blocks is not None and not torch.equal(torch.sign(cells), sign_blocks[n][b]):
+            raise ValueError(f"sign map disagrees with δ on leaf {i} ({n})")
+        if d.sent is not None:
+            q, k, off = d.sent[n], lay.k, 4 * lay.plan.totalk
+            idx = torch.from_numpy(np.frombuffer(leaf[off:off + 8 * k], "<i8").copy())
+            if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= lay.plan.totalk):
+                raise ValueError(f"leaf {i} ({n}): sent index out of range")
+            q.idx.view(lay.plan.num_blocks, k)[b] = idx
+            q.val.view(lay.plan.num_blocks, k)[b] = torch.from_numpy(np.frombuffer(leaf[off + 8 * k:], "<f4").copy())
+    for n, x in d.delta.items():
+        x.copy_(_unblock(blocks[n], layout[n]).to(x.device))
+    return out
+
+
+def _signs(layout: dict[str, ParamLayout], delta: dict[str, torch.Tensor], opening: Opening) -> dict[str, torch.Tensor]:
+    signs, n = opening.signs, _bitmap_bytes(layout)
+    if signs is None or opening.signs_hash == NO_SIGNS:
+        raise ValueError("the state commits to no sign map, but the run trains with the look-ahead")
+    if not n < len(signs) <= signs_size(layout) or sha(signs) != opening.signs_hash:
         raise ValueError("sign map has the wrong size or hash")
-    total = sum(x.numel() for x in d.delta.values())
+    total = sum(x.numel() for x in delta.values())
     inflate = zlib.decompressobj()
     try:
         nz_bytes = inflate.decompress(signs[n:], n + 1)
@@ -186,28 +337,9 @@ def load_partial(d: Distro, header: Header, signs: bytes, rows: dict[int, bytes]
         raise ValueError("sign map marks a zero as negative")
     flat_sign = torch.from_numpy(nz.astype(np.float32) - 2.0 * neg.astype(np.float32))  # −1, 0 or +1
     out, off = {}, 0
-    for n, x in d.delta.items():
-        out[n] = flat_sign[off:off + x.numel()].reshape(x.shape)
+    for name, x in delta.items():
+        out[name] = flat_sign[off:off + x.numel()].reshape(x.shape)
         off += x.numel()
-        x.zero_()
-    d.sent = _zero_sent(d) if header.sent else None
-    for i, blob in rows.items():
-        n, r = index[i]
-        if sha(blob) != header.rows[i] or len(blob) != row_size(layout, n, header.sent, counts):
-            raise ValueError(f"block-row {i} ({n}) has the wrong hash or size")
-        view = d.delta[n].view(counts[n], -1)
-        cells = view.shape[1]
-        view[r] = torch.from_numpy(np.frombuffer(blob[:4 * cells], "<f4").copy())
-        if not torch.equal(torch.sign(view[r]), out[n].view(counts[n], -1)[r]):
-            raise ValueError(f"sign map disagrees with δ on block-row {i} ({n})")
-        if d.sent is not None:
-            q, lay = d.sent[n], layout[n]
-            k = q.idx.reshape(counts[n], -1).shape[1]
-            idx = torch.from_numpy(np.frombuffer(blob[4 * cells:4 * cells + 8 * k], "<i8").copy())
-            if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= lay.plan.totalk):
-                raise ValueError(f"block-row {i} ({n}): sent index out of range")
-            q.idx.view(counts[n], -1)[r] = idx
-            q.val.view(counts[n], -1)[r] = torch.from_numpy(np.frombuffer(blob[4 * cells + 8 * k:], "<f4").copy())
     return out
 
 

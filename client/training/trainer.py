@@ -38,6 +38,8 @@ class Trainer:
         self.micro_batch_size, self.clip = micro_batch_size, clip_grad_norm
         self.use_lookahead = lookahead  # the protocol's default; off only for ablations
         self.distro = Distro(model, distro or DistroConfig()) if optimizer == "distro" else None
+        if self.distro is not None:  # a verifier needs δ's sign map only to rebuild a look-ahead
+            self.distro.commit_signs = lookahead
         self.adamw = torch.optim.AdamW(model.parameters(), lr=schedule(0), betas=adamw_betas,
                                        weight_decay=adamw_weight_decay) if optimizer == "adamw" else None
 

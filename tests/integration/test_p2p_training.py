@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import copy
 
+import pytest
 import torch
 from p2p_helpers import cluster
 from training_helpers import llama_config, pydoc_samples
 
+from client.p2p.blobs import BlobError
 from client.p2p.result_exchange import ResultExchange
 from client.training.data import ShardedBatches
 from client.training.distro import DistroConfig, result_layout
+from client.training.ef_parts import opening_limit, parse_opening
 from client.training.model import build_model
 from client.training.result_codec import encode_result
 from client.training.schedule import Constant
@@ -72,8 +75,9 @@ def test_a_result_that_fails_validation_is_left_out_and_named() -> None:
 
 def test_a_result_re_announced_by_another_peer_is_rejected_and_its_state_is_served() -> None:
     """Issue 25: a result names its trainer in the committed bytes, so re-announcing another trainer's blob
-    as one's own fails at every peer; the trainer serves its error-feedback state in parts, the header under
-    the result's `ef`."""
+    as one's own fails at every peer; the trainer serves openings of its error-feedback state (drawn blocks and
+    their Merkle proof, checked against the result's `ef`) and its sign map by hash; it refuses openings of
+    states it never committed to and leaf indices out of range."""
     async def main() -> None:
         async with cluster(3, rebroadcast_s=0) as (peers, _):
             honest, cheat, me_peer = peers
@@ -83,6 +87,7 @@ def test_a_result_re_announced_by_another_peer_is_rejected_and_its_state_is_serv
                 0, pydoc_samples()[:4])
             wire = encode_result(out.result, layout, DCFG, sender=honest.key)
             good = ResultExchange(honest.gossip, honest.blobs, layout, DCFG)
+            honest.blobs.opener = good.open_state  # as P2PSession.set_model installs it
             bad = ResultExchange(cheat.gossip, cheat.blobs, layout, DCFG)
             me = ResultExchange(me_peer.gossip, me_peer.blobs, layout, DCFG)
             await good.publish(0, wire, out.result.state)
@@ -91,8 +96,16 @@ def test_a_result_re_announced_by_another_peer_is_rejected_and_its_state_is_serv
             assert [k for k, _ in got] == [honest.key]
             assert "not to its announcer" in me.rejected[cheat.key]
             parts = out.result.state
-            assert parts is not None  # served in pieces: the header under `ef`, each piece under its hash
-            assert await me_peer.blobs.fetch_from(honest.key, got[0][1].ef) == parts.header
+            assert parts is not None and parts.signs is not None
+            ef, total = got[0][1].ef, len(parts.leaves)
+            drawn = [0, 7, total - 1]
+            blob = await me_peer.blobs.open_from(honest.key, ef, drawn, True, opening_limit(layout, 3))
+            opening = parse_opening(blob, layout, ef, drawn)
+            assert opening.leaves == {i: parts.leaves[i] for i in drawn}
             assert await me_peer.blobs.fetch_from(honest.key, parts.signs_hash) == parts.signs
-            assert await me_peer.blobs.fetch_from(honest.key, parts.row_hashes[-1]) == parts.rows[-1]
+            proof = await me_peer.blobs.open_from(honest.key, ef, drawn, False, opening_limit(layout, 3, False))
+            assert parse_opening(proof, layout, ef, drawn, with_leaves=False).leaves == {}
+            for bad_ef, leaves in ((b"\x01" * 32, drawn), (ef, [total])):
+                with pytest.raises(BlobError, match="does not have it"):
+                    await me_peer.blobs.open_from(honest.key, bad_ef, leaves, True, 1 << 20)
     asyncio.run(main())

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 from dataclasses import replace
 
 import msgpack
@@ -11,8 +10,8 @@ import pytest
 import torch
 from training_helpers import pydoc_samples
 
-from client.runner.verify import ROWS as DRAWN
-from client.runner.verify import compare, recompute, restrict, targets, verify
+from client.runner.verify import LEAVES as DRAWN
+from client.runner.verify import LocalSource, compare, recompute, restrict, targets, verify
 from client.training import ef_parts
 from client.training.compress import SparseCoeffs
 from client.training.config import ModelConfig
@@ -60,16 +59,29 @@ def _run() -> dict:
 SEED, VERIFIER = b"\x05" * 8, b"\xee" * 32
 
 
-def _fetch(*states: StateParts | None, log: list[bytes] | None = None):
-    """A trainer's blob store serving the pieces of `states`; `log` records each blob it hands out."""
-    store = {hashlib.sha256(b).digest(): b for st in states if st is not None for b in st.blobs()}
+class Source(LocalSource):
+    """A trainer's services serving `states`, with faults: `refuse` ("signs", "leaves of <ef>" or "<ef>"),
+    `answer`: a function (kind, ef or hash) -> bytes that replaces the true answer when it returns bytes."""
 
-    def fetch(h: bytes, limit: int) -> bytes | None:
-        blob = store.get(h)
-        if blob is not None and log is not None:
-            log.append(blob)
-        return blob if blob is not None and len(blob) <= limit else None
-    return fetch
+    def __init__(self, *states: StateParts | None, refuse: set[str] | None = None, answer=None) -> None:
+        super().__init__(*states)
+        self.refuse, self.answer = refuse or set(), answer
+
+    def opening(self, ef: bytes, leaves: list[int], with_leaves: bool, limit: int) -> bytes | None:
+        if ef.hex() in self.refuse or (with_leaves and f"leaves of {ef.hex()}" in self.refuse):
+            return None
+        forged = self.answer and self.answer("opening", ef, leaves, with_leaves)
+        return forged if forged else super().opening(ef, leaves, with_leaves, limit)
+
+    def blob(self, h: bytes, limit: int) -> bytes | None:
+        if "signs" in self.refuse:
+            return None
+        forged = self.answer and self.answer("blob", h, None, None)
+        return forged if forged else super().blob(h, limit)
+
+
+def _fetch(*states: StateParts | None, **kw) -> Source:
+    return Source(*states, **kw)
 
 
 def _check(i: int, step: int, result: DistroResult, fetch=None, **kw: object):
@@ -134,36 +146,57 @@ def test_every_cheat_fails_recomputation(cheat: str) -> None:
         res = _lazy(step, i, r["weights"][step], r["batches"][step][i][:ROWS // 2])
     else:
         res = _lazy(step, i, r["weights"][step - 1], r["batches"][step][i])
-    every = len(ef_parts.row_index(r["layout"]))  # every block-row drawn: a full recomputation
+    every = len(ef_parts.leaf_index(r["layout"]))  # every block drawn: a full recomputation
     for mode in ("exact", "tolerance"):
-        v = _check(i, step, res, _fetch(state, nxt), mode=mode, rows=every)
+        v = _check(i, step, res, _fetch(state, nxt), mode=mode, leaves=every)
         assert v.outcome == "fail" and "recomputation" in v.reason, (cheat, mode, v)
 
 
 @pytest.mark.parametrize("cheat", ["half-batch", "stale-weights"])
-def test_a_sampled_check_fails_exactly_when_it_draws_a_block_row_the_cheat_changed(cheat: str) -> None:
-    """With DRAWN block-rows a check sees part of the result: it fails when a drawn row holds a coefficient or
-    sign that differs from the honest recomputation and passes otherwise (on the rig's tiny model a half batch
-    changes 7-23 of 51 rows: caught by 72-99% of checks; bench/verification_bytes.py measures the demo's)."""
+def test_a_sampled_check_fails_exactly_when_it_draws_a_block_the_cheat_changed(cheat: str) -> None:
+    """With DRAWN blocks a check sees part of the result: it fails when a drawn block holds a coefficient or
+    sign that differs from the honest recomputation and passes otherwise (here the next state served is the
+    honest one, so only the result decides; bench/verification_bytes.py measures the demo's catch rates)."""
     r = _run()
     step, i = 2, 1
     batch = r["batches"][step][i]
     res = _lazy(step, i, r["weights"][step], batch[:ROWS // 2]) if cheat == "half-batch" else \
         _lazy(step, i, r["weights"][step - 1], batch)
     honest = recompute(r["weights"][step], _schedule(), KW, step, batch, r["states"][step][i]).result
-    total = len(ef_parts.row_index(r["layout"]))
+    total = len(ef_parts.leaf_index(r["layout"]))
     dirty = {k for k in range(total) if not compare(restrict(res, r["layout"], [k]),
                                                     restrict(honest, r["layout"], [k]))[0]}
     assert 0 < len(dirty) < total
     outcomes = []
     for n in range(24):
         seed = n.to_bytes(8, "little")
-        drawn = ef_parts.choose_rows(seed, VERIFIER, KEYS[i], total, DRAWN)
+        drawn = ef_parts.choose_leaves(seed, VERIFIER, KEYS[i], total, DRAWN)
         v = verify(KEYS[i], res, _fetch(r["states"][step][i], r["states"][step + 1][i]), r["weights"][step],
                    _schedule(), KW, batch, seed, VERIFIER, next_ef=r["published"][step + 1][i].ef)
         assert (v.outcome == "fail") == bool(dirty & set(drawn)), (n, v, sorted(dirty), drawn)
         outcomes.append(v.outcome)
-    assert "fail" in outcomes
+    assert "fail" in outcomes and "pass" in outcomes
+
+
+@pytest.mark.parametrize("cheat", ["half-batch", "stale-weights"])
+def test_a_partial_cheat_fails_the_state_chain_whatever_blocks_are_drawn(cheat: str) -> None:
+    """The state a partial cheat commits to for its next step follows from the gradient it computed, which
+    differs from the honest one in every cell: each drawn block breaks the chain, so every check fails even
+    when the drawn blocks' coefficients happen to agree."""
+    r = _run()
+    step, i = 2, 1
+    batch = r["batches"][step][i]
+    half = cheat == "half-batch"
+    weights, rows = (r["weights"][step], batch[:ROWS // 2]) if half else (r["weights"][step - 1], batch)
+    res = _lazy(step, i, weights, rows)
+    nxt = recompute(weights, _schedule(), KW, step, rows, r["states"][step][i]).next_state()
+    reasons = set()
+    for n in range(12):
+        v = verify(KEYS[i], res, _fetch(r["states"][step][i], nxt), r["weights"][step], _schedule(), KW, batch,
+                   n.to_bytes(8, "little"), VERIFIER, next_ef=nxt.ef)
+        assert v.outcome == "fail", (n, v)
+        reasons.add("chain" if "state chain broken" in v.reason else "result")
+    assert "chain" in reasons
 
 
 def test_withheld_wrong_or_broken_state_fails() -> None:
@@ -171,12 +204,18 @@ def test_withheld_wrong_or_broken_state_fails() -> None:
     step, i = 1, 2
     res, state = r["published"][step][i], r["states"][step][i]
     assert "withheld" in _check(i, step, res, _fetch()).reason
-    assert "withheld" in _check(i, step, res, _fetch_without(state, state.signs)).reason  # the sign map refused
-    # a store that answers the header's hash with other bytes (the transfer checks hashes; verify does too)
-    assert "ef commitment" in _check(i, step, res, lambda h, limit: r["states"][step][0].header).reason
-    garbage = b"\x90"
-    v = _check(i, step, replace(res, ef=hashlib.sha256(garbage).digest()), lambda h, limit: garbage)
+    assert "withheld" in _check(i, step, res, _fetch(state, refuse={"signs"})).reason  # the sign map refused
+    # services that answer with another trainer's opening, or with garbage
+    other = r["states"][step][0]
+    theirs = _fetch(state, answer=lambda kind, ef, leaves, w: kind == "opening" and other.open(leaves, w))
+    v = _check(i, step, res, theirs)
+    assert v.outcome == "fail" and "ef commitment" in v.reason
+    v = _check(i, step, res, _fetch(state, answer=lambda kind, *a: b"\x90" if kind == "opening" else None))
     assert v.outcome == "fail" and "malformed" in v.reason
+    # a state that commits to no sign map, in a run with the look-ahead
+    bare = replace(state, signs=None)
+    v = _check(i, step, replace(res, ef=bare.ef), _fetch(bare, r["states"][step + 1][i]))
+    assert v.outcome == "fail" and "no sign map" in v.reason
     # honest result, but the next result commits to a state that does not follow from this step
     v = _check(i, step, res, _fetch(state, r["states"][step + 1][0]), next_ef=r["published"][step + 1][0].ef)
     assert v.outcome == "fail" and "state chain broken" in v.reason
@@ -185,54 +224,44 @@ def test_withheld_wrong_or_broken_state_fails() -> None:
     assert v.outcome == "fail" and "state chain broken" in v.reason and "withheld" in v.reason
 
 
-def _fetch_without(state: StateParts, *refused: bytes):
-    inner = _fetch(state)
-    return lambda h, limit: None if any(hashlib.sha256(b).digest() == h for b in refused) else inner(h, limit)
-
-
-def _either(a, b):
-    """A store answering from a, then from b."""
-    return lambda h, limit: a(h, limit) or b(h, limit)
-
-
-def _forge(state: StateParts, rows: dict[int, bytes] | None = None, signs: bytes | None = None) -> StateParts:
-    """`state` with some block-rows or its sign map replaced, under a header listing the new pieces."""
-    new_rows = list(state.rows)
-    for k, v in (rows or {}).items():
-        new_rows[k] = v
-    new_signs = state.signs if signs is None else signs
-    env = msgpack.unpackb(state.header)
-    env["rows"] = [hashlib.sha256(x).digest() for x in new_rows]
-    env["signs"] = hashlib.sha256(new_signs).digest()
-    return StateParts(msgpack.packb(env, use_bin_type=True), new_signs, new_rows, env["signs"], env["rows"])
+def _forge(state: StateParts, leaves: dict[int, bytes] | None = None, signs: bytes | None = None) -> StateParts:
+    """`state` with some leaves or its sign map replaced, under a tree (and commitment) of the new pieces."""
+    new = list(state.leaves)
+    for k, v in (leaves or {}).items():
+        new[k] = v
+    return StateParts(state.sent, state.signs if signs is None else signs, new,
+                      ef_parts.build_tree([ef_parts.leaf_hash(x) for x in new]))
 
 
 def _drawn(i: int) -> list[int]:
-    """The block-rows this test's verifier draws for trainer i."""
-    total = len(ef_parts.row_index(_run()["layout"]))
-    return ef_parts.choose_rows(SEED, VERIFIER, KEYS[i], total, DRAWN)
+    """The blocks this test's verifier draws for trainer i."""
+    total = len(ef_parts.leaf_index(_run()["layout"]))
+    return ef_parts.choose_leaves(SEED, VERIFIER, KEYS[i], total, DRAWN)
 
 
 def test_forged_pieces_of_a_state_fail_the_check() -> None:
-    """Each forged piece the verifier draws is a failed check: a block-row from another state (listed in a
-    header the result commits to), a block-row of the wrong size, a sign map of the wrong size or one that
-    disagrees with δ, and a row served under a hash it does not have (a forged proof of membership)."""
+    """Each forged piece the verifier draws is a failed check: a block from another state (in a tree the
+    result commits to), a block of the wrong size, a sign map of the wrong size or one that disagrees with δ,
+    a block swapped in under the true root (the proof no longer leads to it), a proof cut short or padded."""
     r = _run()
     step, i = 2, 1
     state, other = r["states"][step][i], r["states"][step - 1][i]
-    first = _drawn(i)[0]
-    name, row = ef_parts.row_index(r["layout"])[first]
+    # a drawn block whose δ moved since the other state (a never-seen token's embedding block stays zero)
+    first = next(k for k in _drawn(i) if state.leaves[k] != other.leaves[k])
+    name, block = ef_parts.leaf_index(r["layout"])[first]
     offset = 0
-    for n, lay in r["layout"].items():  # the first element of the drawn row in the sign map
+    for n, lay in r["layout"].items():  # the first element of the drawn block's first row in the sign map
         if n == name:
-            offset += row * lay.plan.num_blocks * lay.plan.totalk // ef_parts.row_counts(r["layout"])[n]
+            *_, cols = lay.plan.matrix_shape
+            per_row = cols // lay.plan.w
+            offset += (block // per_row) * lay.plan.h * cols + (block % per_row) * lay.plan.w
             break
         offset += lay.plan.num_blocks * lay.plan.totalk
     flipped = bytearray(state.signs)
-    flipped[offset // 8] ^= 0xFF  # 8 elements' "negative" bits flipped, on the drawn row
+    flipped[offset // 8] ^= 0xFF  # 8 elements' "negative" bits flipped, on the drawn block
     forged = {
-        "a block-row from another state": _forge(state, {first: other.rows[first]}),
-        "a block-row of the wrong size": _forge(state, {first: state.rows[first][:-4]}),
+        "a block from another state": _forge(state, {first: other.leaves[first]}),
+        "a block of the wrong size": _forge(state, {first: state.leaves[first][:-4]}),
         "a sign map of the wrong size": _forge(state, signs=state.signs[:100]),
         "a sign map that disagrees with δ": _forge(state, signs=bytes(flipped)),
     }
@@ -240,13 +269,23 @@ def test_forged_pieces_of_a_state_fail_the_check() -> None:
         res = replace(r["published"][step][i], ef=f.ef)
         v = _check(i, step, res, _fetch(f, r["states"][step + 1][i]))
         assert v.outcome == "fail", (what, v)
-    # the store answers a drawn row's hash with another row's bytes
-    bad_row = state.rows[first]
 
-    def lying(h: bytes, limit: int) -> bytes | None:
-        return other.rows[first] if h == hashlib.sha256(bad_row).digest() else _fetch(state)(h, limit)
-    v = _check(i, step, r["published"][step][i], lying)
-    assert v.outcome == "fail" and "malformed" in v.reason and "wrong hash" in v.reason
+    def tampered(change):
+        def answer(kind, ef, leaves, with_leaves):
+            if kind != "opening" or ef != state.ef or not with_leaves:
+                return None
+            env = msgpack.unpackb(state.open(leaves, True))
+            change(env)
+            return msgpack.packb(env, use_bin_type=True)
+        return answer
+    for what, change in {
+        "another block under the true root": lambda e: e["leaves"].__setitem__(0, other.leaves[first]),
+        "a proof cut short": lambda e: e["proof"].pop(),
+        "a proof padded": lambda e: e["proof"].append(bytes(32)),
+        "a leaf missing": lambda e: e["leaves"].pop(),
+    }.items():
+        v = _check(i, step, r["published"][step][i], _fetch(state, r["states"][step + 1][i], answer=tampered(change)))
+        assert v.outcome == "fail" and "malformed" in v.reason, (what, v)
 
 
 def test_compare_tolerance_counts_flipped_signs() -> None:
@@ -271,8 +310,8 @@ def test_targets_are_a_seeded_choice_of_others() -> None:
 
 def test_tolerance_mode_accepts_honest_results_recomputed_in_another_summation_order() -> None:
     """A verifier that accumulates the batch in micro-batches of 1 (other float rounding: a stand-in for
-    other hardware) derives other state bits: when the trainer does not serve the next state's rows exact
-    mode reports a broken chain; when it does (as its store does) the rows are checked within STATE_RTOL and
+    other hardware) derives other state bits: when the trainer does not serve the next state's blocks exact
+    mode reports a broken chain; when it does (as its services do) they are checked within STATE_RTOL and
     every honest result passes, in exact mode (the 1-bit results themselves came out identical) and in
     tolerance mode."""
     r = _run()
@@ -281,12 +320,12 @@ def test_tolerance_mode_accepts_honest_results_recomputed_in_another_summation_o
     for step in range(STEPS - 1):
         for i in range(N):
             own, nxt = r["states"][step][i], r["states"][step + 1][i]
-            exact.append(_check(i, step, r["published"][step][i], _either(_fetch(own), _fetch_without(nxt, *nxt.rows)),
-                                kwargs=kw))  # the next header served, none of its rows
+            proof_only = _fetch(own, nxt, refuse={f"leaves of {nxt.ef.hex()}"})  # none of the next state's blocks
+            exact.append(_check(i, step, r["published"][step][i], proof_only, kwargs=kw))
             served.append(_check(i, step, r["published"][step][i], kwargs=kw))
             tol.append(_check(i, step, r["published"][step][i], kwargs=kw, mode="tolerance"))
     assert all(v.outcome == "pass" for v in tol + served), tol + served
-    assert any("state chain broken" in v.reason for v in exact)  # without the served rows: bits differ
+    assert any("state chain broken" in v.reason for v in exact)  # without the served blocks: bits differ
     assert any("within tolerance" in v.reason for v in served)
     # the served next state must still be the committed one, and close to the derived one
     v = _check(0, 1, r["published"][1][0], _fetch(r["states"][1][0], r["states"][2][1]),
@@ -310,26 +349,74 @@ def test_tolerance_mode_catches_a_three_quarter_batch_by_the_state_chain() -> No
             assert v.agreement is not None and v.agreement >= 0.9 and "state chain broken" in v.reason
 
 
-def test_only_the_next_header_is_fetched_when_the_chain_holds() -> None:
-    """An honest check in exact mode, in the trainer's own summation order, fetches this state's header, sign
-    map and DRAWN block-rows and the next state's header, nothing more; a verifier summing in another order
-    also fetches the next state's drawn rows; a throwaway (owned) model gives the verdict of a copied one."""
+def test_only_the_next_proof_is_fetched_when_the_chain_holds() -> None:
+    """An honest check in exact mode, in the trainer's own summation order, fetches an opening of this state at
+    DRAWN blocks, its sign map and the next state's proof at them, nothing more; a verifier summing in another
+    order also fetches the next state's drawn blocks; a synchronous run (no look-ahead) commits to no sign map
+    and its check fetches none; a throwaway (owned) model gives the verdict of a copied one."""
     r = _run()
     step, i = 1, 2
     state, nxt = r["states"][step][i], r["states"][step + 1][i]
     drawn = _drawn(i)
-    log: list[bytes] = []
-    v = _check(i, step, r["published"][step][i], _fetch(state, nxt, log=log))
+    src = _fetch(state, nxt)
+    v = _check(i, step, r["published"][step][i], src)
     assert v.outcome == "pass" and v.reason == "recomputed"
-    assert sorted(log) == sorted([state.header, state.signs, *(state.rows[k] for k in drawn), nxt.header])
-    assert sum(map(len, log)) < sum(map(len, state.blobs())) / 4
+    assert src.log == ["leaves", "signs", "proof"]
+    assert src.fetched == len(state.open(drawn)) + len(state.signs) + len(nxt.open(drawn, False))
+    assert src.fetched < (len(state.signs) + sum(map(len, state.leaves))) / 4  # the rig's tiny model: ~1/9
     owned = copy.deepcopy(r["weights"][step])
     v = verify(KEYS[i], r["published"][step][i], _fetch(state, nxt), owned, _schedule(), KW, r["batches"][step][i],
                SEED, VERIFIER, next_ef=nxt.ef, owned=True)
     assert v.outcome == "pass"
-    log.clear()
-    v = _check(i, step, r["published"][step][i], _fetch(state, nxt, log=log), kwargs={"distro": DCFG,
-                                                                                      "micro_batch_size": 1})
+    src = _fetch(state, nxt)
+    v = _check(i, step, r["published"][step][i], src, kwargs={"distro": DCFG, "micro_batch_size": 1})
     assert v.outcome == "pass" and "within tolerance" in v.reason
-    assert sorted(log) == sorted([state.header, state.signs, *(state.rows[k] for k in drawn), nxt.header,
-                                  *(nxt.rows[k] for k in drawn)])
+    assert src.log == ["leaves", "signs", "proof", "leaves"]
+
+
+def test_a_synchronous_run_commits_to_no_sign_map_and_its_checks_fetch_none() -> None:
+    """Without the look-ahead nothing outside the drawn blocks enters the recomputation: the state commits
+    to 32 zero bytes in place of the sign map, and a check costs an opening and a proof only."""
+    torch.manual_seed(0)
+    base = build_model(ModelConfig.from_dict(MODEL), seed=0)
+    layout = result_layout(base, DCFG)
+    kw = {"distro": DCFG, "lookahead": False}
+    t = Trainer(copy.deepcopy(base), _schedule(), "distro", **kw)
+    batches = [pydoc_samples()[4 * s:4 * s + 4] for s in range(3)]
+    weights, outs = [], []
+    for step in range(3):
+        weights.append(copy.deepcopy(t.model))
+        outs.append(t.train_step(step, batches[step]))
+        t.apply([outs[-1].result], step)
+    assert all(o.result.state.signs is None and o.result.state.signs_hash == bytes(32) for o in outs)
+    res = decode_result(encode_result(outs[1].result, layout, DCFG, sender=KEYS[0]), layout, DCFG)
+    src = LocalSource(outs[1].result.state, outs[2].result.state)
+    v = verify(KEYS[0], res, src, weights[1], _schedule(), kw, batches[1], SEED, VERIFIER, next_ef=outs[2].result.ef)
+    assert v.outcome == "pass" and v.reason == "recomputed" and src.log == ["leaves", "proof"]
+    # the same state checked as if the run trained with the look-ahead: no sign map to rebuild it from
+    v = verify(KEYS[0], res, src, weights[1], _schedule(), KW, batches[1], SEED, VERIFIER, next_ef=outs[2].result.ef)
+    assert v.outcome == "fail" and "no sign map" in v.reason
+
+
+def test_merkle_multiproofs_lead_to_the_root_and_nothing_else() -> None:
+    """Every subset of leaves of trees of 1 to 9 leaves proves against the root with exactly the proof `prove`
+    gives; a changed leaf, a leaf at another index, a short or long proof lead elsewhere."""
+    import itertools
+    for count in range(1, 10):
+        hashes = [ef_parts.leaf_hash(bytes([i])) for i in range(count)]
+        levels = ef_parts.build_tree(hashes)
+        root = levels[-1][0]
+        for size in range(1, count + 1):
+            for subset in itertools.islice(itertools.combinations(range(count), size), 40):
+                proof = ef_parts.prove(levels, list(subset))
+                known = {i: hashes[i] for i in subset}
+                assert ef_parts.root_of(known, count, proof) == root
+                assert ef_parts.root_of({**known, subset[0]: ef_parts.leaf_hash(b"x")}, count, proof) != root
+                assert ef_parts.root_of(known, count, proof + [bytes(32)]) is None
+                if proof:
+                    assert ef_parts.root_of(known, count, proof[:-1]) is None
+                if size < count:
+                    moved = next(j for j in range(count) if j not in subset)
+                    swapped = {**{k: v for k, v in known.items() if k != subset[0]}, moved: hashes[subset[0]]}
+                    assert ef_parts.root_of(swapped, count, ef_parts.prove(levels, sorted(swapped))) != root
+    assert ef_parts.root_of({}, 3, []) is None and ef_parts.root_of({5: hashes[0]}, 3, []) is None
