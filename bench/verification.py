@@ -9,6 +9,9 @@ float rounding: the stand-in for other hardware); each check fetches an opening 
 its sign map, with the look-ahead) as phase_verify does, and its bytes are counted. Cheats (trainer 1; trainer 0
 is the copier's victim) at every step ≥ 1: lazy (random signs), copier (trainer 0's coefficients under its
 own commitment), replayer (its previous result relabelled), half-batch, stale weights (the previous step's).
+Each cheat's next result commits to the state its own step left it with (`cheat_next_state`), so a check
+sees both its result and its state chain; the "alone" column serves its honest next state instead (a cheat
+that did the work but published something else: the drawn blocks of the result alone decide).
 
 Rounds until caught: the real draw (coordinator_sdk.verdicts.eligible) over random round seeds and the
 conviction rule of the verdict instruction (coordinator_sdk.verdicts.convicted on the round's and on the
@@ -59,7 +62,7 @@ def train_honest(n: int, steps: int, cfg: dict[str, Any], lookahead: bool = True
     and each train step's CPU time (thread time: torch is pinned to one thread here). `lookahead`: the
     overlapped pipeline's sign look-ahead (the demo's); False: the synchronous pipeline's training."""
     mcfg = ModelConfig.from_dict({k: v for k, v in cfg["model"].items() if k != "seed"})
-    dcfg = DistroConfig(**cfg["distro"])
+    dcfg = DistroConfig(**{k: v for k, v in cfg["distro"].items() if k != "pipeline"})
     rows = int(cfg["config"]["global_batch_size_start"]) // n
     seq = int(cfg["config"]["max_seq_len"])
     base = build_model(mcfg, seed=int(cfg["model"].get("seed", 0)))
@@ -110,16 +113,33 @@ def cheat(run: dict[str, Any], kind: str, step: int, i: int = 1) -> DistroResult
     return decode_result(encode_result(res, lay, dcfg, sender=key), lay, dcfg)
 
 
-def check(run: dict[str, Any], i: int, step: int, res: DistroResult, mode: str) -> Any:
+def cheat_next_state(run: dict[str, Any], kind: str, step: int, i: int = 1) -> Any:
+    """The state cheater i commits to in its result of step+1: what its own step left it with. A half batch or
+    stale weights fold another gradient into δ; a lazy, copied or replayed result took no work, so its state
+    stays the one before the step (any state it could commit without the gradient fails the chain alike)."""
+    if kind in ("lazy", "copier", "replayer"):
+        return run["states"][step][i]
+    weights = run["weights"][step - 1] if kind == "stale-weights" else run["weights"][step]
+    batch = run["batches"][step][i]
+    batch = batch[:batch.shape[0] // 2] if kind == "half-batch" else batch
+    return recompute(weights, run["sched"], {"distro": run["dcfg"], "lookahead": run["lookahead"]}, step, batch,
+                     run["states"][step][i]).next_state()
+
+
+def check(run: dict[str, Any], i: int, step: int, res: DistroResult, mode: str, next_state: Any = None) -> Any:
     """verify() as a verifier runs it (phase_verify): on a throwaway copy of the weights (owned), exact in the
-    trainer's order, or tolerance summing in micro-batches of 1, fetching the pieces of the trainer's state by
-    hash (the bytes of each check are appended to run["fetched"][mode]) with a seed of its own."""
+    trainer's order, or tolerance summing in micro-batches of 1, fetching openings of the trainer's state (the
+    bytes of each check are appended to run["fetched"][mode]) with a seed of its own. `next_state`: the state
+    the trainer's next result commits to (default: its honest one)."""
     nxt = run["published"][step + 1][i].ef if step + 1 < len(run["published"]) else None
+    if next_state is not None:
+        nxt = next_state.ef
     kw: dict[str, Any] = {"distro": run["dcfg"]}
     if mode == "tolerance":
         kw["micro_batch_size"] = 1
     states = run["states"]
-    source = LocalSource(states[step][i], states[step + 1][i] if step + 1 < len(states) else None)
+    source = LocalSource(states[step][i], next_state if next_state is not None else
+                         states[step + 1][i] if step + 1 < len(states) else None)
     model = copy.deepcopy(run["weights"][step])  # restore()'s copy: timed apart, in costs()
     seed = hashlib.sha256(b"check" + step.to_bytes(8, "little") + bytes([i])).digest()[:8]
     kw["lookahead"] = run["lookahead"]
@@ -224,12 +244,14 @@ def main() -> None:
     p.add_argument("--draw-clients", default="3,8", help="clients per round for the draw figures")
     p.add_argument("--epoch-rounds", type=int, default=10, help="judged rounds of an epoch (the demo's epoch:"
                    " 12 rounds, of which the last 2 are judged after it or never)")
-    p.add_argument("--pipeline", choices=["overlapped", "sync"], default="overlapped",
-                   help="overlapped (the demo's): trained with the sign look-ahead, whose sign map a check"
-                        " fetches; sync: without it")
+    p.add_argument("--pipeline", choices=["overlapped", "sync"], default=None,
+                   help="default: the demo's (examples/run.toml). overlapped: trained with the sign look-ahead,"
+                        " whose sign map a check fetches; sync: without it")
     a = p.parse_args()
     torch.set_num_threads(1)
     cfg, n = demo(), a.clients
+    if a.pipeline is None:
+        a.pipeline = "sync" if cfg["distro"].get("pipeline") == "synchronous" else "overlapped"
     t0 = time.monotonic()
     run = train_honest(n, a.steps, cfg, lookahead=a.pipeline == "overlapped")
     print(f"demo model, {a.pipeline} pipeline, {n} clients × {a.steps} steps trained in"
@@ -251,15 +273,18 @@ def main() -> None:
     print(f"honest, cheap checks: {cheap_fp} false positives of {checked} results")
     per_mille = [int(x) for x in a.per_mille.split(",")]
     steps = range(1, min(a.cheat_steps + 1, a.steps - 1))
-    print(f"\n{'cheat':14} {'fail exact':>10} {'fail tol':>9} {'agree max':>9} {'cheap rej':>9}"
-          f"   (then per clients and rate: P a round's result draws ≥ 1 / ≥ 2 fails; judged rounds until caught)")
+    print(f"\n{'cheat':14} {'fail exact':>10} {'fail tol':>9} {'alone':>7} {'agree max':>9} {'cheap rej':>9}"
+          f"   (fails with the state the cheat commits next; 'alone': exact, its honest next state served, the"
+          f" result alone decides; then per clients and rate: P a round's result draws ≥ 1 / ≥ 2 fails; judged"
+          f" rounds until caught)")
     for kind in CHEATS:
         fails = {"exact": 0, "tolerance": 0}
-        ags, rej = [], 0
+        ags, rej, alone = [], 0, 0
         for s in steps:
-            res = cheat(run, kind, s)
+            res, own_next = cheat(run, kind, s), cheat_next_state(run, kind, s)
+            alone += check(run, 1, s, res, "exact").outcome == "fail"
             for mode in fails:
-                v = check(run, 1, s, res, mode)
+                v = check(run, 1, s, res, mode, own_next)
                 fails[mode] += v.outcome == "fail"
                 if mode == "tolerance":
                     ags.append(agreement(fingerprint(res), fingerprint(recompute(
@@ -268,7 +293,7 @@ def main() -> None:
             rej += cheap_rejects(run, kind, s)
         p_fail = fails["exact"] / len(steps)
         print(f"{kind:14} {fails['exact']:>4}/{len(steps):<5} {fails['tolerance']:>3}/{len(steps):<5}"
-              f" {max(ags):9.3f} {rej:>4}/{len(steps):<4}")
+              f" {alone:>3}/{len(steps):<3} {max(ags):9.3f} {rej:>4}/{len(steps):<4}")
         for dn in [int(x) for x in a.draw_clients.split(",")]:
             cols = []
             for pm in per_mille:

@@ -63,7 +63,7 @@ def main() -> None:
     p.add_argument("--cheat-steps", type=int, default=8)
     a = p.parse_args()
     torch.set_num_threads(1)
-    run = train_honest(3, a.steps, demo())
+    run = train_honest(3, a.steps, demo(), lookahead=True)  # with the sign map, to measure both pipelines
     kw = {"distro": run["dcfg"], "lookahead": True}
     last = run["states"][-1][0]
     total = len(last.leaves)

@@ -44,7 +44,7 @@ def random_values(wire: bytes) -> bytes:
     so only a recomputation can tell). A sign-1 result's last byte must keep its zero padding bits, whose
     count the wire does not say: its bits below the real byte's highest set bit are certainly signs, and are
     randomized too (keeping the whole last byte left small parameters honest, and a check that drew only
-    their block-rows passed)."""
+    their blocks passed)."""
     env = msgpack.unpackb(wire, raw=False)
 
     def lazy(v: bytes) -> bytes:

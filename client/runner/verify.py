@@ -253,7 +253,7 @@ def verify(trainer: bytes, published: DistroResult, source: StateSource, model: 
     layout = result_layout(model, trainer_kwargs["distro"])
     total = len(ef_parts.leaf_index(layout))
     # tolerance mode compares an agreement share, which a sample of blocks estimates too loosely (a half batch
-    # at 0.87 passed the 0.9 bar on 2 of 12 samples of 8 block-rows): it recomputes every block
+    # at 0.87 passed the 0.9 bar on 2 of 12 samples of 8 block-rows, before the blocks): it recomputes every block
     chosen = ef_parts.choose_leaves(seed, verifier, trainer, total, total if mode == "tolerance" else leaves)
     lookahead = bool(trainer_kwargs.get("lookahead", True))
     opening = fetch_opening(source, published.ef, layout, chosen, with_signs=lookahead)

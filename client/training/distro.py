@@ -91,7 +91,7 @@ class DistroResult:
     quantized: bool
     ef: bytes = bytes(32)  # commitment to the trainer's error-feedback state before this step (`ef_parts`)
     sender: bytes = bytes(32)  # the P2P key the result is bound to on the wire (set by the codec)
-    state: StateParts | None = field(default=None, repr=False)  # the trainer's own state (served in parts)
+    state: StateParts | None = field(default=None, repr=False)  # the trainer's own state (served in openings)
 
 
 EF_FORMAT = "psyche-ef/1"
@@ -110,7 +110,7 @@ class Distro:
         self.commit = True
         # whether the commitment includes δ's sign map: only a run with the look-ahead needs it (`Trainer`)
         self.commit_signs = True
-        # a verifier that knows δ on a few block-rows only takes the look-ahead's sign(δ) from the sign map
+        # a verifier that knows δ on a few blocks only takes the look-ahead's sign(δ) from the sign map
         self.lookahead_signs: dict[str, torch.Tensor] | None = None
 
     def reset(self) -> None:

@@ -12,9 +12,11 @@ finite values and zero padding bits. Any failure raises `ResultError` naming the
 Format 2 binds two 32-byte fields into the committed bytes (issue 25): `sender`, the P2P key of the
 trainer the result belongs to (a peer re-announcing another trainer's blob fails `expected_sender`), and
 `ef`, the commitment to the trainer's DisTrO error-feedback state before the step, which a verifier checks
-the state it is later served against before recomputing the result. Format 3: `ef` is the sha256 of the
-state's header in parts (client/training/ef_parts.py), no longer of the whole state blob, so a verifier can
-fetch and check a few block-rows of it.
+the state it is later served against before recomputing the result. Format 3: `ef` was the sha256 of the
+state's header in parts. Format 4: `ef` commits to a Merkle tree of the state's DCT blocks (and, with the
+look-ahead, to δ's sign map: client/training/ef_parts.py), so a verifier opens a few blocks with a proof; the
+bytes are laid out as in 3, the format string changes so that clients of the two meanings refuse each other's
+results instead of judging them.
 
 The shared selection (issue 26, `DistroConfig.selection == "shared"`) has its own format, FORMAT_SHARED:
 no `idx` arrays (every client derives the indices from the run seed, the step and the parameter name), a
@@ -41,10 +43,10 @@ from client.training.compress import (
 )
 from client.training.distro import DistroConfig, DistroResult, ParamLayout
 
-FORMAT = "psyche-distro/3"
+FORMAT = "psyche-distro/4"
 VALUE_BYTES = {"sign1": 0, "bf16": 2, "f32": 4}
 ENVELOPE_KEYS = {"format", "step", "chunk", "topk", "layout", "val_dtype", "idx", "val", "sender", "ef"}
-FORMAT_SHARED = "psyche-distro-shared/1"
+FORMAT_SHARED = "psyche-distro-shared/2"
 ENVELOPE_KEYS_SHARED = (ENVELOPE_KEYS - {"idx"}) | {"seed"}
 
 

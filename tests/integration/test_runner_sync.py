@@ -3,7 +3,8 @@ clients over two epochs, and a newcomer for the second, must stay bit-identical 
 shares, and the weights each step trains on must be, bit for bit, the weights the previous step trained on
 plus that step's own results: what makes the mode synchronous (in the overlapped pipeline they lack them).
 Across the epoch boundary the same holds, so the checkpoint an epoch ends with (the newcomer's start)
-includes its last step."""
+includes its last step. Verification runs too (3000 per mille): without the look-ahead a trainer commits to
+no sign map, and every honest check passes on the opened blocks alone (issue 25)."""
 from __future__ import annotations
 
 import asyncio
@@ -53,7 +54,8 @@ def _plus(work: Recorder, step: int) -> str:
 
 def test_three_clients_two_epochs_synchronous(tmp_path: Path) -> None:
     async def body() -> None:
-        net = InProcessRun(tmp_path, prepare_data(tmp_path), config(epoch_time=9, warmup_time=5, total_steps=16),
+        net = InProcessRun(tmp_path, prepare_data(tmp_path), config(epoch_time=9, warmup_time=5, total_steps=16,
+                                                                    verifiers_per_mille=3000),
                            distro={"pipeline": "synchronous"})
         try:
             net.start()
@@ -68,6 +70,10 @@ def test_three_clients_two_epochs_synchronous(tmp_path: Path) -> None:
             works = [c.client.work for c in cs]
             assert all(isinstance(w, Recorder) and w.ts.plan is not None and w.ts.plan.synchronous for w in works)
             assert all(not w.ts.trainer.use_lookahead for w in works)  # type: ignore[union-attr]
+            assert all(w.ts.trainer.distro.commit_signs is False for w in works)  # type: ignore[union-attr]
+            checks = [e for c in [*cs, late] for e in c.of_kind("verify")]
+            assert len(checks) >= 10, checks
+            assert all(e["outcome"] == "pass" and e["reason"].startswith("recomputed") for e in checks), checks
             epochs = {e["epoch"] for c in cs for e in c.of_kind("checkpoint")}
             assert len(epochs) == 2, epochs
             pts = net.points()  # the earning rate is split among each epoch's clients at its start

@@ -131,7 +131,10 @@ def test_sender_and_error_feedback_commitment_are_bound_into_the_committed_bytes
     model, result = _trained(True)
     layout = result_layout(model, CFG)
     data = encode_result(result, layout, CFG, sender=SENDER)
-    assert FORMAT == "psyche-distro/3"
+    assert FORMAT == "psyche-distro/4"
+    older = _tamper(data, lambda e: e.update(format="psyche-distro/3"))  # ef meant a header hash there
+    with pytest.raises(ResultError, match="format"):
+        decode_result(older, layout, CFG)
     got = decode_result(data, layout, CFG, expected_commitment=commitment(data), expected_sender=SENDER)
     assert got.sender == SENDER and got.ef == result.ef and len(got.ef) == 32 and got.ef != bytes(32)
     with pytest.raises(ResultError, match="not to its announcer"):  # another trainer's blob re-announced
@@ -145,7 +148,7 @@ def test_sender_and_error_feedback_commitment_are_bound_into_the_committed_bytes
 
 
 def test_error_feedback_state_commitment_round_trips() -> None:
-    """`ef` commits to the state before the step in parts (its header's sha256: ef_parts.split); the whole
+    """`ef` commits to the state before the step (a Merkle tree of its blocks: ef_parts.split); the whole
     state blob loads back into another trainer."""
     from client.training.ef_parts import split
 
