@@ -86,6 +86,7 @@ class LocalCluster:
         self.localnet: subprocess.Popen | None = None
         self.clients: list[ClientProcess] = []
         self.dashboards: list[subprocess.Popen] = []
+        self._healthy_once = False  # a restart must keep the port the clients know
 
     def __enter__(self) -> LocalCluster:
         self.start_localnet()
@@ -95,6 +96,17 @@ class LocalCluster:
         self.stop()
 
     def start_localnet(self) -> None:
+        for _ in range(5):
+            if self._start_localnet():
+                self._healthy_once = True
+                return
+            # the port found free was taken by another process before the localnet bound it (parallel test
+            # workers): before anyone knows the address, another one will do
+            self.port = free_port_pair()
+            self.url = f"http://127.0.0.1:{self.port}"
+        raise RuntimeError(f"localnet found no free port: {(self.dir / 'localnet.log').read_text()[-2000:]}")
+
+    def _start_localnet(self) -> bool:
         log = (self.dir / "localnet.log").open("a")
         self.localnet = subprocess.Popen([*PSYCHE, "localnet", "--rpc-port", str(self.port), "--ledger",
                                           str(self.dir / "ledger"), "--quiet", *self.localnet_args],
@@ -103,10 +115,13 @@ class LocalCluster:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.localnet.poll() is not None:
-                raise RuntimeError(f"localnet exited: {(self.dir / 'localnet.log').read_text()[-2000:]}")
+                text = (self.dir / "localnet.log").read_text()[-2000:]
+                if not self._healthy_once and "Address already in use" in text:
+                    return False
+                raise RuntimeError(f"localnet exited: {text}")
             try:
                 self.rpc("getHealth", [])
-                return
+                return True
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError("localnet did not answer within 60 s")

@@ -22,7 +22,19 @@ def rpc(url: str, method: str, params: list | None = None) -> dict:
 
 class Localnet:
     def __init__(self, ledger: Path, reset: bool = True, port: int | None = None, extra: tuple[str, ...] = ()) -> None:
-        self.ledger, self.port = ledger, port or free_port_pair()
+        # a port found free can be taken by another test worker before the localnet binds it: a chosen port is
+        # retried with a fresh one (a port the caller named is not)
+        for _ in range(5):
+            if self._start(ledger, reset, port or free_port_pair(), extra):
+                return
+            self.log.close()
+            if port is not None:
+                break
+        raise RuntimeError(f"localnet exited early: {self.log_path.read_text()}")
+
+    def _start(self, ledger: Path, reset: bool, port: int, extra: tuple[str, ...]) -> bool:
+        """True once healthy; False when the port was taken under it; raises on any other failure."""
+        self.ledger, self.port = ledger, port
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port + 1}"
         args = [sys.executable, "-m", "localnet", "--rpc-port", str(self.port), "--ledger", str(ledger), "--quiet"]
@@ -36,10 +48,13 @@ class Localnet:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"localnet exited early: {self.log_path.read_text()}")
+                text = self.log_path.read_text()
+                if "Address already in use" in text:
+                    return False
+                raise RuntimeError(f"localnet exited early: {text}")
             try:
                 if rpc(self.url, "getHealth").get("result") == "ok":
-                    return
+                    return True
             except OSError:
                 time.sleep(0.1)
         self.stop()

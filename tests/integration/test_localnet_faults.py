@@ -197,3 +197,31 @@ def test_corrupt_ledger_files_get_one_line_naming_the_file(tmp_path, victim: str
         (ledger / name).unlink(missing_ok=True)
     _one_line_error(_cli(ledger), victim)
     assert (ledger / victim).exists()
+
+
+def test_the_harnesses_take_another_port_when_a_free_one_is_taken_before_the_localnet_binds_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parallel test workers race for ports: a port found free, then taken by another worker before the
+    localnet binds it, costs a retry with another port (once seen as a flaky failure), never the test (the
+    localnet waits ~10 s for a busy port before it gives up)."""
+    import socket
+
+    import localnet_harness
+
+    from devtools import local_cluster
+    (tmp_path / "a").mkdir()
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        ports = iter([taken, free_port_pair()])
+        monkeypatch.setattr(localnet_harness, "free_port_pair", lambda: next(ports))
+        net = Localnet(tmp_path / "a" / "ledger")
+        try:
+            assert net.port != taken and rpc(net.url, "getHealth")["result"] == "ok"
+        finally:
+            net.stop()
+        cluster_ports = iter([taken, free_port_pair()])
+        monkeypatch.setattr(local_cluster, "free_port_pair", lambda: next(cluster_ports))
+        with local_cluster.LocalCluster(tmp_path / "c") as cluster:
+            assert cluster.port != taken and cluster.rpc("getHealth", []) == "ok"

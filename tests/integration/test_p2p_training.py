@@ -108,4 +108,11 @@ def test_a_result_re_announced_by_another_peer_is_rejected_and_its_state_is_serv
             for bad_ef, leaves in ((b"\x01" * 32, drawn), (ef, [total])):
                 with pytest.raises(BlobError, match="does not have it"):
                     await me_peer.blobs.open_from(honest.key, bad_ef, leaves, True, 1 << 20)
+            # malformed requests are answered "unknown" by the serving side: no leaves, an odd length, a flag
+            # other than 0/1, another prefix
+            good_req = b"O" + ef + b"\x01" + (0).to_bytes(4, "little")
+            assert honest.blobs._open(good_req) == parts.open([0])
+            for bad in (b"O" + ef + b"\x01", good_req + b"\x00", good_req[:33] + b"\x02" + good_req[34:],
+                        b"X" + good_req[1:]):
+                assert honest.blobs._open(bad) is None
     asyncio.run(main())

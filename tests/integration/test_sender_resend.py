@@ -24,7 +24,9 @@ def test_dropped_transactions_land_by_resending_the_same_signature(tmp_path: Pat
 
         async def body() -> tuple[int, list[str]]:
             pool = RpcPool([net.url])
-            sender = TransactionSender(pool, attempts=1, confirm_timeout=20.0)  # no re-signing: resends only
+            # no re-signing: resends only; a generous wait, as a loaded machine (the full suite's 4 workers) once
+            # let a transaction's 20 s pass before it landed
+            sender = TransactionSender(pool, attempts=1, confirm_timeout=60.0)
             try:
                 sigs = []
                 for _ in range(8):
