@@ -39,6 +39,7 @@ import torch
 from client.runner.phase_verify import restore, snapshot
 from client.runner.result_checks import ResultMemory, agreement, fingerprint
 from client.runner.verify import LocalSource, recompute, verify
+from client.training import ef_parts
 from client.training.config import ModelConfig
 from client.training.data import ShardedBatches, load_samples, prepare_corpus
 from client.training.distro import DistroConfig, DistroResult, result_layout
@@ -212,6 +213,13 @@ def costs(run: dict[str, Any], n: int, per_mille: int, verify_cpu: float) -> dic
     for _ in range(20):
         restore(model, snap)  # per check: the snapshot loaded into a copy of the model
     verify_cpu += (time.thread_time() - t0) / 20
+    d = Trainer(copy.deepcopy(model), run["sched"], "distro", run["dcfg"], lookahead=run["lookahead"]).distro
+    assert d is not None
+    ef_parts.load_partial(d, ef_parts.Opening.whole(run["states"][-1][0]), False)
+    t0 = time.thread_time()
+    for _ in range(20):
+        ef_parts.split(d, run["lookahead"])  # every trainer, every round, inside its train step (`generate`)
+    commit = (time.thread_time() - t0) / 20
     mem, t0 = ResultMemory(), time.thread_time()
     steps = len(run["published"])
     for s in range(steps):
@@ -223,7 +231,8 @@ def costs(run: dict[str, Any], n: int, per_mille: int, verify_cpu: float) -> dic
     state = statistics.mean(sum(map(len, s.leaves)) + len(s.signs or b"") for ss in run["states"] for s in ss if s)
     round_bytes = 2 * (n - 1) * wire  # its result served to n-1 peers, theirs received
     cpu = note + cheap + checks * verify_cpu
-    out = {"train_cpu_s": train, "note_cpu_s": note, "cheap_cpu_s": cheap, "checks": checks,
+    out = {"commit_cpu_s": commit, "with_commit_ratio": (cpu + commit) / train,
+           "train_cpu_s": train, "note_cpu_s": note, "cheap_cpu_s": cheap, "checks": checks,
            "verify_cpu_s": verify_cpu, "extra_cpu_s": cpu, "cpu_ratio": cpu / train, "wire_bytes": wire,
            "state_bytes": state, "round_bytes": round_bytes}
     for mode, got in run.get("honest_fetched", {}).items():  # bytes each honest check fetched
@@ -311,7 +320,9 @@ def main() -> None:
               f" CPU +{c['extra_cpu_s'] * 1e3:.2f}"
               f" ms per round = {c['cpu_ratio']:.1%} of training {c['train_cpu_s'] * 1e3:.1f} ms (weights snapshot"
               f" {c['note_cpu_s'] * 1e3:.2f}, cheap checks {c['cheap_cpu_s'] * 1e3:.2f}, restore + verify"
-              f" {c['verify_cpu_s'] * 1e3:.1f} ms each); result {c['wire_bytes']:.0f} B, the round's result bytes"
+              f" {c['verify_cpu_s'] * 1e3:.1f} ms each); each trainer's commitment to its state"
+              f" {c['commit_cpu_s'] * 1e3:.2f} ms (inside training), counted as verification's:"
+              f" {c['with_commit_ratio']:.1%}; result {c['wire_bytes']:.0f} B, the round's result bytes"
               f" {c['round_bytes']:.0f}, state {c['state_bytes']:.0f} B")
         for mode in ("exact", "tolerance"):
             if f"extra_bytes_{mode}" in c:
