@@ -36,6 +36,10 @@ async def train(ctx: RunnerContext, ts: TrainingState, book: RoundBook, st: Coor
     t0 = time.monotonic()
     simulate = ctx.settings.simulate_training
     loss: float | None
+    if ts.trainer.distro is not None:
+        # the commitment to the error-feedback state (~3 ms a round on the demo's model) serves verifiers only:
+        # a run without them (verifiers_per_mille 0, fixed within an epoch) publishes a zero `ef` instead
+        ts.trainer.distro.commit = int(st.config.verifiers_per_mille) > 0
     if simulate is None:
         out = await asyncio.to_thread(ctx.cpu.timed, "train", ts.trainer.train_step, step, batch)
         result, loss = out.result, out.loss

@@ -41,9 +41,12 @@ def run(coro) -> None:
     asyncio.run(coro)
 
 
-def test_three_clients_two_epochs_bit_identical(tmp_path: Path) -> None:
+@pytest.mark.parametrize("per_mille", [3000, 0])
+def test_three_clients_two_epochs_bit_identical(tmp_path: Path, per_mille: int) -> None:
+    """With verifiers (the model's default 3000 per mille) every trainer keeps its committed states for them;
+    without (0), no trainer pays for a state commitment: its results carry a zero `ef` and nothing is kept."""
     async def body() -> None:
-        net = InProcessRun(tmp_path, prepare_data(tmp_path), config())
+        net = InProcessRun(tmp_path, prepare_data(tmp_path), config(verifiers_per_mille=per_mille))
         try:
             net.start()
             cs = [net.client(f"c{i}") for i in range(3)]
@@ -55,6 +58,11 @@ def test_three_clients_two_epochs_bit_identical(tmp_path: Path) -> None:
             assert len({pts[bytes(c.wallet.pubkey())][0] for c in cs}) == 1
             adopted = [e for c in cs for e in c.of_kind("checkpoint") if e["adopted"]]
             assert adopted, "no checkpoint was adopted"
+            for c in cs:
+                kept = c.client.work.ctx.p2p.exchange._states
+                assert (len(kept) > 0) == (per_mille > 0), (c.name, len(kept))
+            if per_mille == 0:
+                assert not any(e["kind"] == "verify" for c in cs for e in c.out.events)
         finally:
             await net.close()
     run(body())
