@@ -11,7 +11,7 @@ import torch
 from training_helpers import pydoc_samples
 
 from client.runner.verify import LEAVES as DRAWN
-from client.runner.verify import LocalSource, compare, recompute, restrict, targets, verify
+from client.runner.verify import TOLERANCE_LEAVES, LocalSource, compare, recompute, restrict, targets, verify
 from client.training import ef_parts
 from client.training.compress import SparseCoeffs
 from client.training.config import ModelConfig
@@ -103,6 +103,19 @@ def test_honest_results_pass_every_step_with_the_state_chain() -> None:
             assert v.agreement == 1.0 and v.event()["outcome"] == "pass"
             t = _check(i, step, r["published"][step][i], mode="tolerance")
             assert t.outcome == "pass", (step, i, t)
+
+
+def test_tolerance_mode_opens_a_sample_of_blocks_not_the_whole_state() -> None:
+    """TOLERANCE_LEAVES blocks of this state (of the rig model's 106), and of the next one when the bits differ."""
+    r = _run()
+    step, i = 1, 0
+    state, nxt = r["states"][step][i], r["states"][step + 1][i]
+    drawn = ef_parts.choose_leaves(SEED, VERIFIER, KEYS[i], len(state.leaves), TOLERANCE_LEAVES)
+    assert TOLERANCE_LEAVES < len(state.leaves)
+    src = _fetch(state, nxt)
+    v = _check(i, step, r["published"][step][i], src, mode="tolerance", kwargs={"distro": DCFG, "micro_batch_size": 1})
+    assert v.outcome == "pass" and src.log == ["leaves", "signs", "proof", "leaves"]
+    assert src.fetched == len(state.open(drawn)) + len(state.signs) + len(nxt.open(drawn, False)) + len(nxt.open(drawn))
 
 
 def _lazy(step: int, i: int, model: torch.nn.Module, batch: torch.Tensor) -> DistroResult:
