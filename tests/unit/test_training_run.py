@@ -35,11 +35,12 @@ MODES = {"": (DCFG, 2, 2e-3), "-shared-sync": (SHARED, 1, 4e-3)}  # golden key s
 def _distro_run(cfg, steps: int, trainers: int = 2, delay: int = 2, lr: float = 2e-3,
                 dcfg: DistroConfig = DCFG) -> tuple[list[float], list]:
     """K trainers exchanging results through the wire codec; returns mean train losses and the trainers.
-    `delay` 2: results applied two steps late (the overlapped pipeline); 1: before the next step trains."""
+    `delay` 2: results applied two steps late (the overlapped pipeline, with the look-ahead); 1: before the
+    next step trains (the synchronous pipeline: nothing pending, no look-ahead, as the runner trains it)."""
     data = ShardedBatches(pydoc_samples(), trainers)
     base = build_model(cfg, seed=0)
     sched = Constant(base_lr=lr, warmup_steps=5)
-    ts = [Trainer(copy.deepcopy(base), sched, "distro", dcfg) for _ in range(trainers)]
+    ts = [Trainer(copy.deepcopy(base), sched, "distro", dcfg, lookahead=delay > 1) for _ in range(trainers)]
     layout, pending, losses = result_layout(base, dcfg), {}, []
     for step in range(steps):
         if step - delay in pending:
