@@ -5,6 +5,7 @@ Divergence when the two disagree on an error or on any decoded field. The same o
 hypothesis test in CI and bench/fuzz_program.py's long runs."""
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import replace
 
@@ -86,7 +87,9 @@ class FuzzWorld:
             self.svm = CoordinatorSvm()
         self.runs += 1
         d = DiffRun(config, run_id=f"fuzz-{self.runs}", svm=self.svm)
-        users = [self.svm.fund(Keypair(), 10**9) for _ in range(USERS)]
+        # wallets from (world, run, index), so a failing sequence's wallets can be rebuilt from its run number
+        users = [self.svm.fund(Keypair.from_seed(hashlib.sha256(f"psyche-fuzz/{self.runs}/{i}".encode()).digest()),
+                               10**9) for i in range(USERS)]
         d.set_paused(False)
         return d, users
 

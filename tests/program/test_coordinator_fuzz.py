@@ -81,8 +81,10 @@ def test_fixed_sequences_reach_verdicts_and_convictions() -> None:
                                                                           ("tick", 1, 0, 0, 0, 0)]
     verdicts = [("verdict", u, mask, 0, dt, 0) for u in range(4) for mask, dt in ((0b00001, 0), (0b11101, 1),
                                                                                     (0b00101, 0), (0b00001, 0))]
-    coverage = Coverage()
-    for config in range(3):
-        run_sequence(WORLD, config, warm + rounds + verdicts, coverage)
+    # the rounds' seeds (hence the verifier draws) differ from run to run: 3 configs accepted 4 to 13 verdicts
+    # (one full-suite run failed at 4); each config twice accepted 13 to 22 in 25 tries
+    coverage, world = Coverage(), FuzzWorld()
+    for config in (0, 1, 2, 0, 1, 2):
+        run_sequence(world, config, warm + rounds + verdicts, coverage)
     assert coverage.accepted.get("verdict", 0) >= 6 and coverage.refused.get("verdict", 0) >= 1, coverage.accepted
     assert coverage.convictions >= 1
