@@ -34,24 +34,26 @@ from client.training.result_codec import decode_result, encode_result
 from client.training.schedule import Cosine
 from client.training.trainer import Trainer
 
-# per selection mode, arch and pipeline: (k, lr, decay) from this bench (docs/benchmarks.md): top-k's sweep;
-# for shared, issue 26's tuning (seed-0 screens, then 3 seeds): deepseek's 743 k parameters need k <= 14 for
-# >= 500x fewer bytes than dense fp32; decay 0.95 with lr 5e-3-6e-3 won the sync pipeline for both archs, but
-# made llama's overlapped pipeline worse than lr 4e-3 with decay 0.99 (1.14 vs 1.09). --topk/--distro-lr/--decay
-# override them all
+# per selection mode, arch and pipeline: (chunk, k, lr, decay) from this bench (docs/benchmarks.md): top-k's sweep;
+# for shared, issue 26's tuning (seed-0 screens, then 3 seeds): deepseek's 743 k parameters need k <= 14 of a
+# 16x16 block for >= 500x fewer bytes than dense fp32; decay 0.95 with lr 5e-3-6e-3 won the sync pipeline for both
+# archs, but made llama's overlapped pipeline worse than lr 4e-3 with decay 0.99 (1.14 vs 1.09); deepseek's
+# overlapped pipeline does best with 3 of each 8x8 block (1.090 vs 1.122 at 14 of 16x16, 631x). --chunk/--topk/
+# --distro-lr/--decay override them all
 DEFAULTS = {
-    "topk": {arch: {pl: (1, 2e-3, 0.99) for pl in ("overlapped", "sync")} for arch in ("llama", "deepseek")},
+    "topk": {arch: {pl: (16, 1, 2e-3, 0.99) for pl in ("overlapped", "sync")} for arch in ("llama", "deepseek")},
     "shared": {
-        "llama": {"overlapped": (15, 4e-3, 0.99), "sync": (15, 6e-3, 0.95)},
-        "deepseek": {"overlapped": (14, 6e-3, 0.95), "sync": (14, 5e-3, 0.95)},
+        "llama": {"overlapped": (16, 15, 4e-3, 0.99), "sync": (16, 15, 6e-3, 0.95)},
+        "deepseek": {"overlapped": (8, 3, 6e-3, 0.95), "sync": (16, 14, 5e-3, 0.95)},
     },
 }
 
 
 def resolve(a: argparse.Namespace, arch: str, pipeline: str) -> argparse.Namespace:
     """The arguments with the DisTrO settings left unset on the command line filled in for `arch`/`pipeline`."""
-    k, lr, decay = DEFAULTS[a.selection][arch][pipeline]
-    return argparse.Namespace(**{**vars(a), "topk": k if a.topk is None else a.topk,
+    chunk, k, lr, decay = DEFAULTS[a.selection][arch][pipeline]
+    return argparse.Namespace(**{**vars(a), "chunk": chunk if a.chunk is None else a.chunk,
+                                 "topk": k if a.topk is None else a.topk,
                                  "distro_lr": lr if a.distro_lr is None else a.distro_lr,
                                  "decay": decay if a.decay is None else a.decay})
 
@@ -123,7 +125,7 @@ def main() -> None:
     # small blocks beat Psyche's typical chunk 64 / top-k 8 at the same bytes (docs/benchmarks.md);
     # `--selection topk --chunk 64 --topk 8 --decay 0.95` is the Psyche-like row
     p.add_argument("--selection", choices=["topk", "shared"], default="shared")
-    p.add_argument("--chunk", type=int, default=16)
+    p.add_argument("--chunk", type=int, default=None, help="DCT block side (default: per selection, arch and pipeline)")
     p.add_argument("--topk", type=int, default=None,
                    help="coefficients per block (default: per selection, arch and pipeline)")
     p.add_argument("--decay", type=float, default=None, help="default: per selection, arch and pipeline")

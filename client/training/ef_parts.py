@@ -217,10 +217,11 @@ def _param_rows(d: Distro, name: str) -> np.ndarray:
     lay = d.layout[name]
     parts = [np.zeros((lay.plan.num_blocks, 1), np.uint8),
              _blocks(d.delta[name], lay).numpy().astype("<f4", copy=False).view(np.uint8)]
-    if d.sent is not None:
+    if d.sent is not None:  # the shared selection's indices can be a broadcast view: made contiguous first
         q = d.sent[name]
-        parts.append(q.idx.cpu().numpy().astype("<i8").reshape(lay.plan.num_blocks, -1).view(np.uint8))
-        parts.append(q.val.cpu().numpy().astype("<f4").reshape(lay.plan.num_blocks, -1).view(np.uint8))
+        for x, dtype in ((q.idx, "<i8"), (q.val, "<f4")):
+            flat = np.ascontiguousarray(x.cpu().numpy().astype(dtype).reshape(lay.plan.num_blocks, -1))
+            parts.append(flat.view(np.uint8))
     return np.ascontiguousarray(np.concatenate(parts, axis=1))
 
 

@@ -220,3 +220,24 @@ def test_simulated_results_send_the_shared_draw() -> None:
     for n, lay in layout.items():
         assert torch.equal(result.params[n].idx, shared_indices(CFG.seed, 4, n, lay.plan, lay.k)), n
     decode_result(encode_result(result, layout, CFG, sender=SENDER), layout, CFG, expected_step=4)
+
+
+@pytest.mark.parametrize("chunk", [8, 16, 32])
+@pytest.mark.parametrize("arch", ["llama", "deepseek"])
+def test_the_error_feedback_state_commits_at_every_block_size(arch: str, chunk: int) -> None:
+    """The commitment splits the state into DCT blocks with the chosen coefficients: where k covers a whole
+    block (a norm vector's 1 x chunk blocks here) the shared selection's indices are a broadcast view, which
+    crashed the commitment (the deepseek bench at 56 of 32x32), and every leaf must equal the one a verifier
+    derives for it (`leaves_of`)."""
+    from client.training.ef_parts import leaves_of, split
+
+    model = build_model(llama_config() if arch == "llama" else mla_config(), seed=2)
+    distro = Distro(model, DistroConfig(chunk=chunk, topk=2 * chunk, decay=0.95, selection="shared", seed=5))
+    for step in range(2):
+        model.loss(pydoc_samples()[4 * step:4 * step + 4]).backward()
+        res = distro.generate(step, 1e-3)
+        model.zero_grad(set_to_none=True)
+        assert res.state is not None and res.state.sent == (step > 0)
+    parts = split(distro)
+    drawn = list(range(0, len(parts.leaves), 7))
+    assert {i: bytes(parts.leaves[i]) for i in drawn} == leaves_of(distro, drawn)
