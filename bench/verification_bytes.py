@@ -74,8 +74,6 @@ def main() -> None:
           f" result {wire:.0f} B, the round's result bytes {round_bytes:.0f} B")
     d = Trainer(copy.deepcopy(run["weights"][0]), run["sched"], "distro", run["dcfg"]).distro
     assert d is not None
-    d.lookahead_signs = None
-    recompute(run["weights"][-1], run["sched"], kw, a.steps - 1, run["batches"][-1][0], last)  # warm
     load_partial(d, Opening.whole(last), False)
     for signs in (True, False):
         t0 = time.thread_time()

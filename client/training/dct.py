@@ -89,11 +89,23 @@ def plan_for(shape: tuple[int, ...] | torch.Size, chunk: int) -> ChunkPlan:
     return ChunkPlan(shape, smaller_split(probe[-2], chunk), smaller_split(probe[-1], chunk))
 
 
+def to_blocks(x: torch.Tensor, plan: ChunkPlan) -> torch.Tensor:
+    """Parameter-shaped tensor → its h×w blocks, `[*blocks_shape, h, w]` (a view where torch can make one);
+    shared by the DCT and by the error-feedback state's commitment (ef_parts), which hashes block by block."""
+    *lead, m, n = plan.matrix_shape
+    return x.reshape(*lead, m // plan.h, plan.h, n // plan.w, plan.w).transpose(-3, -2)
+
+
+def from_blocks(blocks: torch.Tensor, plan: ChunkPlan) -> torch.Tensor:
+    """Inverse of `to_blocks`: `[*blocks_shape, h, w]` → the parameter's shape."""
+    return blocks.transpose(-3, -2).reshape(plan.shape)
+
+
 def encode(x: torch.Tensor, plan: ChunkPlan) -> torch.Tensor:
     """Parameter-shaped tensor → `[*blocks_shape, h·w]` float32 DCT coefficients."""
     *lead, m, n = plan.matrix_shape
     h, w = plan.h, plan.w
-    blocks = x.float().reshape(*lead, m // h, h, n // w, w).transpose(-3, -2)  # [..., m/h, n/w, h, w]
+    blocks = to_blocks(x.float(), plan)  # [..., m/h, n/w, h, w]
     ch, cw = dct_matrix(h, x.device), dct_matrix(w, x.device)
     coeffs = ch @ blocks @ cw.T
     return coeffs.reshape(*lead, m // h, n // w, h * w)
@@ -106,7 +118,7 @@ def decode(coeffs: torch.Tensor, plan: ChunkPlan) -> torch.Tensor:
     blocks = coeffs.float().reshape(*lead, m // h, n // w, h, w)
     ch, cw = dct_matrix(h, coeffs.device), dct_matrix(w, coeffs.device)
     spatial = ch.T @ blocks @ cw
-    return spatial.transpose(-3, -2).reshape(plan.shape)
+    return from_blocks(spatial, plan)
 
 
 def decode_sparse(idx: torch.Tensor, val: torch.Tensor, plan: ChunkPlan) -> torch.Tensor:
@@ -121,4 +133,4 @@ def decode_sparse(idx: torch.Tensor, val: torch.Tensor, plan: ChunkPlan) -> torc
     rows = ch[torch.div(idx, w, rounding_mode="floor")] * val.float()[..., None]  # [*blocks, K, h]
     cols = cw[idx % w]  # [*blocks, K, w]
     spatial = rows.transpose(-1, -2) @ cols  # [*blocks, h, w]
-    return spatial.transpose(-3, -2).reshape(plan.shape)
+    return from_blocks(spatial, plan)

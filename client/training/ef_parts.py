@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from client.training.compress import SparseCoeffs
+from client.training.dct import from_blocks, to_blocks
 
 if TYPE_CHECKING:
     from client.training.distro import Distro, ParamLayout
@@ -199,16 +200,11 @@ def sign_map(delta: dict[str, torch.Tensor]) -> bytes:
 
 def _blocks(x: torch.Tensor, lay: ParamLayout) -> torch.Tensor:
     """`x` (parameter-shaped) as `[num_blocks, h·w]`, each block's cells row-major."""
-    *lead, m, n = lay.plan.matrix_shape
-    h, w = lay.plan.h, lay.plan.w
-    b = x.detach().cpu().float().reshape(*lead, m // h, h, n // w, w).transpose(-3, -2)
-    return b.reshape(lay.plan.num_blocks, h * w)
+    return to_blocks(x.detach().cpu().float(), lay.plan).reshape(lay.plan.num_blocks, lay.plan.totalk)
 
 
 def _unblock(blocks: torch.Tensor, lay: ParamLayout) -> torch.Tensor:
-    *lead, m, n = lay.plan.matrix_shape
-    h, w = lay.plan.h, lay.plan.w
-    return blocks.reshape(*lead, m // h, n // w, h, w).transpose(-3, -2).reshape(lay.plan.shape)
+    return from_blocks(blocks.reshape(*lay.plan.blocks_shape, lay.plan.h, lay.plan.w), lay.plan)
 
 
 def _param_rows(d: Distro, name: str) -> np.ndarray:
