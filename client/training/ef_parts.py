@@ -21,8 +21,11 @@ the committed root, or a sign map that disagrees with δ on a drawn block is a m
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -117,7 +120,7 @@ class StateParts:
 
     sent: bool
     signs: bytes | None  # the sign map (runs with the look-ahead), served as a blob by its hash
-    leaves: list[bytes] | list[memoryview]  # memoryviews of the trainer's arrays (no copy); bytes once opened
+    leaves: Sequence[bytes] | Sequence[memoryview]  # `Leaves` of the trainer's arrays (no copy); bytes once opened
     levels: list[list[bytes]]
 
     @property
@@ -237,19 +240,33 @@ def leaves_of(d: Distro, indices: list[int]) -> dict[int, bytes]:
     return out
 
 
+class Leaves(Sequence):
+    """The leaves of a trainer's own state, read from its per-parameter rows (0x00 ‖ leaf) on demand: the
+    commitment hashes each row in place, and only an opening copies a few leaves out."""
+
+    def __init__(self, rows: list[np.ndarray]) -> None:
+        self._rows = rows
+        self._ends = list(itertools.accumulate(r.shape[0] for r in rows))
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def __getitem__(self, i: int) -> memoryview:  # type: ignore[override]
+        if not 0 <= i < len(self):
+            raise IndexError(f"leaf {i} out of range")
+        r = bisect.bisect_right(self._ends, i)
+        return memoryview(self._rows[r][i - (self._ends[r - 1] if r else 0), 1:])
+
+
 def split(d: Distro, signs: bool = True) -> StateParts:
     """The trainer's state as a tree (`Distro.generate` commits to it before each step); `signs`: whether
     the run trains with the look-ahead, whose sign map a verifier then needs."""
-    leaves: list[memoryview] = []
+    rows = [_param_rows(d, n) for n in d.layout]
     hashes: list[bytes] = []
-    for n in d.layout:
-        rows = _param_rows(d, n)
-        view, width = memoryview(rows.reshape(-1)), rows.shape[1]
-        for off in range(0, rows.size, width):
-            row = view[off:off + width]
-            hashes.append(hashlib.sha256(row).digest())  # the row is 0x00 ‖ leaf: leaf_hash without a copy
-            leaves.append(row[1:])
-    return StateParts(d.sent is not None, sign_map(d.delta) if signs else None, leaves, build_tree(hashes))
+    for r in rows:  # each row is 0x00 ‖ leaf: leaf_hash without a copy
+        view, width = memoryview(r.reshape(-1)), r.shape[1]
+        hashes += [hashlib.sha256(view[off:off + width]).digest() for off in range(0, r.size, width)]
+    return StateParts(d.sent is not None, sign_map(d.delta) if signs else None, Leaves(rows), build_tree(hashes))
 
 
 def parse_opening(blob: bytes, layout: dict[str, ParamLayout], ef: bytes, indices: list[int],
