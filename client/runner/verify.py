@@ -134,7 +134,8 @@ class Recomputed:
     twin: Any = None  # the recomputing Distro (its next state: `next_state`)
 
     def next_state(self) -> StateParts:
-        """The whole state after the step (meaningful on the opening's leaves only)."""
+        """The whole state after the step (of a recomputation from a whole state: one from an opening stepped
+        only the opened parameters)."""
         return ef_parts.split(self.twin, self.twin.commit_signs)
 
 
@@ -151,6 +152,9 @@ def recompute(model: torch.nn.Module, schedule: Any, trainer_kwargs: dict[str, A
     assert twin.distro is not None
     twin.distro.lookahead_signs = ef_parts.load_partial(twin.distro, opening, twin.use_lookahead)
     twin.distro.commit = False  # the state is the opening, whose hashes were checked: no need to split it again
+    if not isinstance(state, StateParts):  # only the opened parameters' coefficients are compared
+        index = ef_parts.leaf_index(twin.distro.layout)
+        twin.distro.only = {index[i][0] for i in opening.leaves}
     out = twin.train_step(step, batch)
     assert out.result is not None
     full = twin.distro.sent  # the unquantized coefficients, for a value comparison of unquantized results

@@ -34,6 +34,7 @@ step S is the one committed by its result of S+1: a verifier that recomputes S a
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import msgpack
@@ -119,6 +120,11 @@ class Distro:
         self.commit_signs = True
         # a verifier that knows δ on a few blocks only takes the look-ahead's sign(δ) from the sign map
         self.lookahead_signs: dict[str, torch.Tensor] | None = None
+        # a verifier's twin that knows δ on a few parameters' blocks only: `generate` folds and extracts just
+        # those (each parameter's step is independent of the others'), ~4 ms of a ~5 ms generate on the demo's
+        # model; its result and `sent` then hold those parameters only
+        self.only: set[str] | None = None
+        self.commit_cpu_s = 0.0  # the thread CPU the last step's commitment took (bench/verification.py)
 
     def reset(self) -> None:
         """Cold start (`zero_optim`): forget the residual and what was sent."""
@@ -185,13 +191,17 @@ class Distro:
     @torch.no_grad()
     def generate(self, step: int, lr: float) -> DistroResult:
         """Fold this step's gradients into δ and extract the result; gradients must be populated."""
+        t0 = time.thread_time()
         before = split(self, self.commit_signs) if self.commit else None
+        self.commit_cpu_s = time.thread_time() - t0
         if self._stash is not None:
             for n, p in self.params.items():
                 p.copy_(self._stash[n])
             self._stash = None
         sent: dict[str, SparseCoeffs] = {}
         for n, p in self.params.items():
+            if self.only is not None and n not in self.only:
+                continue
             lay, d = self.layout[n], self.delta[n]
             if self.sent is not None:
                 d.sub_(decode_sparse(self.sent[n].idx, self.sent[n].val, lay.plan))
