@@ -22,6 +22,7 @@ the committed root, or a sign map that disagrees with δ on a drawn block is a m
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import itertools
 import zlib
@@ -166,9 +167,14 @@ class Opening:
         return Opening(parts.sent, parts.signs_hash, parts.root, dict(enumerate(parts.leaves)), [], parts.signs)
 
 
-def leaf_index(layout: dict[str, ParamLayout]) -> list[tuple[str, int]]:
-    """(parameter, block) of every leaf, in tree order."""
-    return [(n, b) for n, lay in layout.items() for b in range(lay.plan.num_blocks)]
+def leaf_index(layout: dict[str, ParamLayout]) -> tuple[tuple[str, int], ...]:
+    """(parameter, block) of every leaf, in tree order (built once per layout shape: a check asks ~10 times)."""
+    return _leaf_index(tuple((n, lay.plan.num_blocks) for n, lay in layout.items()))
+
+
+@functools.lru_cache(maxsize=8)
+def _leaf_index(blocks: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
+    return tuple((n, b) for n, count in blocks for b in range(count))
 
 
 def leaf_size(layout: dict[str, ParamLayout], name: str, sent: bool) -> int:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import localnet_fixture as fx
@@ -214,14 +215,18 @@ def test_the_harnesses_take_another_port_when_a_free_one_is_taken_before_the_loc
         held.bind(("127.0.0.1", 0))
         held.listen()
         taken = held.getsockname()[1]
-        ports = iter([taken, free_port_pair()])
-        monkeypatch.setattr(localnet_harness, "free_port_pair", lambda: next(ports))
+        # the held port first, then ports found free when asked: one found ahead of time could itself be taken
+        # by another worker while the first attempt waits out the busy port (a third try, seen once)
+        def taken_first() -> Callable[[], int]:
+            first = iter([taken])
+            return lambda: next(first, None) or free_port_pair()
+
+        monkeypatch.setattr(localnet_harness, "free_port_pair", taken_first())
         net = Localnet(tmp_path / "a" / "ledger")
         try:
             assert net.port != taken and rpc(net.url, "getHealth")["result"] == "ok"
         finally:
             net.stop()
-        cluster_ports = iter([taken, free_port_pair()])
-        monkeypatch.setattr(local_cluster, "free_port_pair", lambda: next(cluster_ports))
+        monkeypatch.setattr(local_cluster, "free_port_pair", taken_first())
         with local_cluster.LocalCluster(tmp_path / "c") as cluster:
             assert cluster.port != taken and cluster.rpc("getHealth", []) == "ok"
