@@ -121,7 +121,7 @@ class Distro:
         # a verifier that knows δ on a few blocks only takes the look-ahead's sign(δ) from the sign map
         self.lookahead_signs: dict[str, torch.Tensor] | None = None
         # a verifier's twin that knows δ on a few parameters' blocks only: `generate` folds and extracts just
-        # those (each parameter's step is independent of the others'), ~4 ms of a ~5 ms generate on the demo's
+        # those (each parameter's step is independent of the others'), most of a ~5 ms generate on the demo's
         # model; its result and `sent` then hold those parameters only
         self.only: set[str] | None = None
         self.commit_cpu_s = 0.0  # the thread CPU the last step's commitment took (bench/verification.py)
