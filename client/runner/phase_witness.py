@@ -11,7 +11,9 @@ Before sending, the witness gossips `witnessing` so tickers hold off ending Roun
 """
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 from solders.pubkey import Pubkey
 
@@ -40,7 +42,10 @@ def chain_deadline(st: CoordinatorView) -> float:
 
 async def gather(ctx: RunnerContext, book: RoundBook, step: int, current: int, deadline: float) -> WitnessReport:
     """Validate every announced result of `step` while we train; stop when every trainer still healthy on chain
-    delivered, at `deadline`, or when the chain leaves the current round's training phase."""
+    delivered, at `deadline`, or when the chain leaves the current round's training phase. The downloads run
+    at once (a result whose sender died after announcing it costs a timeout per peer asked: one after another,
+    three such results took 9 s of an 8 s round, and the witness landed too late and was penalised as idle),
+    and are judged in announcement order (of a result and its copy, the first stays)."""
     report = WitnessReport()
     trainers = book.trainers_of.get(step, [])
     signer_of = dict(trainers)
@@ -49,8 +54,9 @@ async def gather(ctx: RunnerContext, book: RoundBook, step: int, current: int, d
     done: set[bytes] = set()
     if exchange is None:
         return report
+    queue: list[tuple[bytes, bytes, asyncio.Future[Any] | None]] = []  # (sender, hash, download; None: ours)
 
-    def fresh() -> list[tuple[bytes, bytes]]:  # in arrival order: of a result and its copy, the first stays
+    def fresh() -> list[tuple[bytes, bytes]]:  # in arrival order
         return [(k, h) for k, h in exchange.announced(step).items() if k in signer_of and k not in done]
 
     def settled() -> bool:
@@ -60,29 +66,51 @@ async def gather(ctx: RunnerContext, book: RoundBook, step: int, current: int, d
         live = healthy_signers(cur)
         return all(k in done for k, s in trainers if s in live)
 
-    while True:
+    def start() -> None:
         for sender, h in fresh():
             done.add(sender)
             if sender == ctx.p2p.identity.public and sender in got:
-                book.checks.check(step, sender, got[sender])  # remembered, so a copy of it is caught
-                report.add(signer_of[sender], h)
+                queue.append((sender, h, None))
                 continue
-            try:
-                res = await exchange.fetch_result(step, sender, h)
-            except Exception as e:
-                ctx.report.event("rejected", step=step, peer=sender.hex()[:16], reason=first_line(e))
-                continue
-            reason = book.checks.check(step, sender, res)
-            if reason is not None:  # left out of our participant bits: it earns nothing for the round
-                exchange.rejected[sender] = reason
-                ctx.report.event("rejected", step=step, peer=sender.hex()[:16], reason=reason)
-                continue
-            got[sender] = res
+            task = asyncio.ensure_future(exchange.fetch_result(step, sender, h))
+            task.add_done_callback(lambda _t: ctx.watch.poke())
+            queue.append((sender, h, task))
+
+    def judge(sender: bytes, h: bytes, task: asyncio.Future[Any] | None) -> None:
+        if task is None:
+            book.checks.check(step, sender, got[sender])  # remembered, so a copy of it is caught
             report.add(signer_of[sender], h)
-        if settled():
-            return report
-        if not await ctx.watch.until(lambda: bool(fresh()) or settled(), deadline):
-            return report
+            return
+        try:
+            res = task.result()
+        except Exception as e:
+            ctx.report.event("rejected", step=step, peer=sender.hex()[:16], reason=first_line(e))
+            return
+        reason = book.checks.check(step, sender, res)
+        if reason is not None:  # left out of our participant bits: it earns nothing for the round
+            exchange.rejected[sender] = reason
+            ctx.report.event("rejected", step=step, peer=sender.hex()[:16], reason=reason)
+            return
+        got[sender] = res
+        report.add(signer_of[sender], h)
+
+    def head_ready() -> bool:
+        return bool(queue) and (queue[0][2] is None or queue[0][2].done())
+
+    try:
+        while True:
+            start()
+            while head_ready():
+                judge(*queue.pop(0))
+            if not queue and settled():
+                return report
+            if not await ctx.watch.until(lambda: head_ready() or bool(fresh()) or (not queue and settled()),
+                                         deadline):
+                return report
+    finally:
+        for _, _, task in queue:
+            if task is not None:
+                task.cancel()
 
 
 async def post_witness(ctx: RunnerContext, book: RoundBook, step: int, report: WitnessReport, loss: float | None,

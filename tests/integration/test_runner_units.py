@@ -8,6 +8,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from client.p2p.allowlist import StaticMembers
 from client.p2p.gossip import GOSSIP_ALPN
@@ -15,12 +16,16 @@ from client.p2p.identity import P2PIdentity
 from client.p2p.node import P2PNode
 from client.runner.join_guard import Holder, JoinGuard
 from client.runner.liveness import p2p_key_alive, rejected_as_non_member
-from client.runner.phase_witness import chain_deadline, post_lead_s
+from client.runner.phase_witness import chain_deadline, gather, post_lead_s
 from client.runner.ticking import IN_FLIGHT_GRACE_S, TickPolicy
+from client.runner.training_state import RoundBook
 from client.runner.watch import Watch
 from client.runner.witnessing import WitnessReport, consensus_results, round_signers, vouched_trainers
+from client.training.compress import SparseCoeffs
+from client.training.distro import DistroResult
+from coordinator_sdk.account_view import CoordinatorView
 from coordinator_sdk.bloom import Bloom
-from coordinator_sdk.model.state import RunState
+from coordinator_sdk.model.state import ClientState, RunState
 from coordinator_sdk.participation import participant_indices, participants_bitmap
 
 
@@ -226,3 +231,65 @@ def test_join_guard_without_a_post_join_read_trusts_only_states_after_our_own_hi
     assert guard.holder(_state(50, me, "127.0.0.1:1111"))[0] is Holder.US  # could still predate our join
     assert guard.holder(_state(51, me, "127.0.0.1:2222"))[0] is Holder.US
     assert guard.holder(_state(52, me, "127.0.0.1:1111"))[0] is Holder.OTHER  # after ours: a second process
+
+
+class _Chain(CoordinatorView):
+    """A chain state in RoundTrain at `step` whose epoch clients are `signers`, all healthy."""
+    __slots__ = ()
+
+    def __init__(self, step: int, signers: list[bytes]) -> None:
+        object.__setattr__(self, "raw", SimpleNamespace(step=step, run_state=int(RunState.RoundTrain), signers=signers))
+
+    def epoch_signers(self) -> list[bytes]:
+        return list(self.raw.signers)
+
+    def epoch_states(self) -> list[int]:
+        return [int(ClientState.Healthy)] * len(self.raw.signers)
+
+
+def _result(seed: int) -> DistroResult:
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.rand(16, 64, generator=g).argsort(-1)[:, :4].sort(-1)[0]
+    return DistroResult(1, {"w": SparseCoeffs(idx, torch.where(torch.rand(16, 4, generator=g) < 0.5, -1.0, 1.0))}, True)
+
+
+def test_gather_downloads_at_once_and_judges_in_announcement_order() -> None:
+    """Two senders that died after announcing (each download runs into a timeout), an honest result, and a copy of
+    it announced later but downloaded first: the downloads overlap (one after another, dead announcers cost a
+    timeout each, and a witness once posted too late and was penalised as idle), the honest result is kept and
+    the later-announced copy is the one rejected."""
+    keys = {name: bytes([i + 1]) * 32 for i, name in enumerate(("dead1", "dead2", "honest", "copier"))}
+    honest = _result(1)
+    spans: dict[str, tuple[float, float]] = {}
+
+    class Exchange:
+        rejected: dict[bytes, str] = {}
+
+        def announced(self, step: int) -> dict[bytes, bytes]:
+            return {k: bytes([k[0]]) * 32 for k in keys.values()}  # in announcement order
+
+        async def fetch_result(self, step: int, sender: bytes, h: bytes) -> DistroResult:
+            name = next(n for n, k in keys.items() if k == sender)
+            t0 = time.monotonic()
+            try:
+                await asyncio.sleep({"dead1": 0.6, "dead2": 0.6, "honest": 0.3, "copier": 0.05}[name])
+                if name.startswith("dead"):
+                    raise TimeoutError(f"peer {name}: no answer")
+                return honest
+            finally:
+                spans[name] = (t0, time.monotonic())
+
+    async def body() -> None:
+        events: list[dict] = []
+        ctx = SimpleNamespace(p2p=SimpleNamespace(exchange=Exchange(), identity=SimpleNamespace(public=b"\x00" * 32)),
+                              state=_Chain(2, [k for k in keys.values()]), watch=Watch(),
+                              report=SimpleNamespace(event=lambda kind, **kw: events.append({"kind": kind, **kw})))
+        book = RoundBook()
+        book.trainers_of[1] = [(k, k) for k in keys.values()]
+        report = await gather(ctx, book, 1, 2, time.time() + 30)
+        assert list(book.results[1]) == [keys["honest"]] and report.delivered == [keys["honest"]]
+        rejected = {e["peer"]: e["reason"] for e in events if e["kind"] == "rejected"}
+        assert set(rejected) == {keys[n].hex()[:16] for n in ("dead1", "dead2", "copier")}
+        assert rejected[keys["copier"].hex()[:16]].startswith("copy:"), rejected
+        assert max(s for s, _ in spans.values()) < min(e for _, e in spans.values())  # every download overlapped
+    asyncio.run(body())
