@@ -97,6 +97,10 @@ async def gather(ctx: RunnerContext, book: RoundBook, step: int, current: int, d
     def head_ready() -> bool:
         return bool(queue) and (queue[0][2] is None or queue[0][2].done())
 
+    def round_over() -> bool:
+        cur = ctx.state
+        return cur.step != current or cur.run_state != RunState.RoundTrain
+
     try:
         while True:
             start()
@@ -104,8 +108,13 @@ async def gather(ctx: RunnerContext, book: RoundBook, step: int, current: int, d
                 judge(*queue.pop(0))
             if not queue and settled():
                 return report
-            if not await ctx.watch.until(lambda: head_ready() or bool(fresh()) or (not queue and settled()),
-                                         deadline):
+            if round_over() or not await ctx.watch.until(
+                    lambda: head_ready() or bool(fresh()) or (not queue and settled()) or round_over(), deadline):
+                # out of time: every download that did arrive still counts (in announcement order), however
+                # long an earlier one hangs (a dead announcer's), or honest trainers would be left out
+                for item in [q for q in queue if q[2] is None or q[2].done()]:
+                    queue.remove(item)
+                    judge(*item)
                 return report
     finally:
         for _, _, task in queue:

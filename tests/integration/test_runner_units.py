@@ -253,12 +253,11 @@ def _result(seed: int) -> DistroResult:
     return DistroResult(1, {"w": SparseCoeffs(idx, torch.where(torch.rand(16, 4, generator=g) < 0.5, -1.0, 1.0))}, True)
 
 
-def test_gather_downloads_at_once_and_judges_in_announcement_order() -> None:
-    """Two senders that died after announcing (each download runs into a timeout), an honest result, and a copy of
-    it announced later but downloaded first: the downloads overlap (one after another, dead announcers cost a
-    timeout each, and a witness once posted too late and was penalised as idle), the honest result is kept and
-    the later-announced copy is the one rejected."""
-    keys = {name: bytes([i + 1]) * 32 for i, name in enumerate(("dead1", "dead2", "honest", "copier"))}
+def _gather_with(delays: dict[str, float], deadline_s: float) -> tuple[dict, list[dict], dict, dict]:
+    """phase_witness.gather over announced results of senders named in `delays` (in announcement order; a
+    "dead" one raises after its delay, a "copier" serves the honest result): (book results, rejected events,
+    download spans, keys)."""
+    keys = {name: bytes([i + 1]) * 32 for i, name in enumerate(delays)}
     honest = _result(1)
     spans: dict[str, tuple[float, float]] = {}
 
@@ -266,30 +265,49 @@ def test_gather_downloads_at_once_and_judges_in_announcement_order() -> None:
         rejected: dict[bytes, str] = {}
 
         def announced(self, step: int) -> dict[bytes, bytes]:
-            return {k: bytes([k[0]]) * 32 for k in keys.values()}  # in announcement order
+            return {k: bytes([k[0]]) * 32 for k in keys.values()}
 
         async def fetch_result(self, step: int, sender: bytes, h: bytes) -> DistroResult:
             name = next(n for n, k in keys.items() if k == sender)
             t0 = time.monotonic()
             try:
-                await asyncio.sleep({"dead1": 0.6, "dead2": 0.6, "honest": 0.3, "copier": 0.05}[name])
+                await asyncio.sleep(delays[name])
                 if name.startswith("dead"):
                     raise TimeoutError(f"peer {name}: no answer")
                 return honest
             finally:
                 spans[name] = (t0, time.monotonic())
 
-    async def body() -> None:
+    async def body() -> tuple[dict, list[dict]]:
         events: list[dict] = []
         ctx = SimpleNamespace(p2p=SimpleNamespace(exchange=Exchange(), identity=SimpleNamespace(public=b"\x00" * 32)),
-                              state=_Chain(2, [k for k in keys.values()]), watch=Watch(),
+                              state=_Chain(2, list(keys.values())), watch=Watch(),
                               report=SimpleNamespace(event=lambda kind, **kw: events.append({"kind": kind, **kw})))
         book = RoundBook()
         book.trainers_of[1] = [(k, k) for k in keys.values()]
-        report = await gather(ctx, book, 1, 2, time.time() + 30)
-        assert list(book.results[1]) == [keys["honest"]] and report.delivered == [keys["honest"]]
-        rejected = {e["peer"]: e["reason"] for e in events if e["kind"] == "rejected"}
-        assert set(rejected) == {keys[n].hex()[:16] for n in ("dead1", "dead2", "copier")}
-        assert rejected[keys["copier"].hex()[:16]].startswith("copy:"), rejected
-        assert max(s for s, _ in spans.values()) < min(e for _, e in spans.values())  # every download overlapped
-    asyncio.run(body())
+        report = await gather(ctx, book, 1, 2, time.time() + deadline_s)
+        assert report.delivered == list(book.results[1])
+        return book.results[1], events
+    got, events = asyncio.run(body())
+    rejected = {e["peer"]: e["reason"] for e in events if e["kind"] == "rejected"}
+    return got, rejected, spans, keys
+
+
+def test_gather_downloads_at_once_and_judges_in_announcement_order() -> None:
+    """Two senders that died after announcing (each download runs into a timeout), an honest result, and a copy of
+    it announced later but downloaded first: the downloads overlap (one after another, dead announcers cost a
+    timeout each, and a witness once posted too late and was penalised as idle), the honest result is kept and
+    the later-announced copy is the one rejected."""
+    got, rejected, spans, keys = _gather_with({"dead1": 0.6, "dead2": 0.6, "honest": 0.3, "copier": 0.05}, 30)
+    assert list(got) == [keys["honest"]]
+    assert set(rejected) == {keys[n].hex()[:16] for n in ("dead1", "dead2", "copier")}
+    assert rejected[keys["copier"].hex()[:16]].startswith("copy:"), rejected
+    assert max(s for s, _ in spans.values()) < min(e for _, e in spans.values())  # every download overlapped
+
+
+def test_gather_keeps_what_arrived_when_an_earlier_download_hangs_past_the_deadline() -> None:
+    """A dead announcer first in line, its download still hanging at the deadline: the honest results that did
+    arrive count (judged in line, they waited behind it; dropped at the deadline, honest trainers were left out
+    of every witness's bits and dropped: a loaded run of test_kill_9_mid_round_then_rejoin)."""
+    got, rejected, _, keys = _gather_with({"dead": 30.0, "honest": 0.05}, 1.0)
+    assert list(got) == [keys["honest"]] and not rejected
