@@ -42,10 +42,11 @@ def chain_deadline(st: CoordinatorView) -> float:
 
 async def gather(ctx: RunnerContext, book: RoundBook, step: int, current: int, deadline: float) -> WitnessReport:
     """Validate every announced result of `step` while we train; stop when every trainer still healthy on chain
-    delivered, at `deadline`, or when the chain leaves the current round's training phase. The downloads run
-    at once (a result whose sender died after announcing it costs a timeout per peer asked: one after another,
-    three such results took 9 s of an 8 s round, and the witness landed too late and was penalised as idle),
-    and are judged in announcement order (of a result and its copy, the first stays)."""
+    delivered, at `deadline`, or when the chain leaves the current round's training phase, once the downloads
+    under way are done. They run at once (a result whose sender died after announcing it costs a timeout per
+    peer asked: one after another, three such results took 9 s of an 8 s round, and the witness landed too
+    late and was penalised as idle), and are judged in announcement order (of a result and its copy, the first
+    stays)."""
     report = WitnessReport()
     trainers = book.trainers_of.get(step, [])
     signer_of = dict(trainers)
@@ -97,10 +98,6 @@ async def gather(ctx: RunnerContext, book: RoundBook, step: int, current: int, d
     def head_ready() -> bool:
         return bool(queue) and (queue[0][2] is None or queue[0][2].done())
 
-    def round_over() -> bool:
-        cur = ctx.state
-        return cur.step != current or cur.run_state != RunState.RoundTrain
-
     try:
         while True:
             start()
@@ -108,13 +105,10 @@ async def gather(ctx: RunnerContext, book: RoundBook, step: int, current: int, d
                 judge(*queue.pop(0))
             if not queue and settled():
                 return report
-            if round_over() or not await ctx.watch.until(
-                    lambda: head_ready() or bool(fresh()) or (not queue and settled()) or round_over(), deadline):
-                # out of time: every download that did arrive still counts (in announcement order), however
-                # long an earlier one hangs (a dead announcer's), or honest trainers would be left out
-                for item in [q for q in queue if q[2] is None or q[2].done()]:
-                    queue.remove(item)
-                    judge(*item)
+            if queue:  # a download in flight is waited for, past the deadline too (each one bounds itself: a
+                # timeout per peer asked); dropping it there left a slow honest result out of the witness's bits
+                await ctx.watch.until(lambda: head_ready() or bool(fresh()))
+            elif not await ctx.watch.until(lambda: bool(fresh()) or settled(), deadline):
                 return report
     finally:
         for _, _, task in queue:
