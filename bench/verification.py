@@ -214,7 +214,7 @@ def costs(run: dict[str, Any], n: int, per_mille: int, verify_cpu: float) -> dic
         restore(model, snap, [spare])  # per check: the snapshot loaded into the copy an earlier check left
     verify_cpu += (time.thread_time() - t0) / 20
     # every trainer, every round, inside its train step (`generate`), timed there: the same split timed on its
-    # own, caches warm, took ~2.9 ms where the step's took ~4 ms
+    # own, caches warm, took ~2.9 ms where the step's took ~3.3 ms (median)
     commit = statistics.median(run["commit_cpu"])
     mem, t0 = ResultMemory(), time.thread_time()
     steps = len(run["published"])

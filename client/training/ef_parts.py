@@ -21,10 +21,8 @@ the committed root, or a sign map that disagrees with δ on a drawn block is a m
 """
 from __future__ import annotations
 
-import bisect
 import functools
 import hashlib
-import itertools
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -250,29 +248,29 @@ class Leaves(Sequence):
     """The leaves of a trainer's own state, read from its per-parameter rows (0x00 ‖ leaf) on demand: the
     commitment hashes each row in place, and only an opening copies a few leaves out."""
 
-    def __init__(self, rows: list[np.ndarray]) -> None:
-        self._rows = rows
-        self._ends = list(itertools.accumulate(r.shape[0] for r in rows))
+    def __init__(self, rows: dict[str, np.ndarray], index: tuple[tuple[str, int], ...]) -> None:
+        self._rows, self._index = rows, index
 
     def __len__(self) -> int:
-        return self._ends[-1] if self._ends else 0
+        return len(self._index)
 
     def __getitem__(self, i: int) -> memoryview:  # type: ignore[override]
-        if not 0 <= i < len(self):
+        if not 0 <= i < len(self._index):
             raise IndexError(f"leaf {i} out of range")
-        r = bisect.bisect_right(self._ends, i)
-        return memoryview(self._rows[r][i - (self._ends[r - 1] if r else 0), 1:])
+        name, block = self._index[i]
+        return memoryview(self._rows[name][block, 1:])
 
 
 def split(d: Distro, signs: bool = True) -> StateParts:
     """The trainer's state as a tree (`Distro.generate` commits to it before each step); `signs`: whether
     the run trains with the look-ahead, whose sign map a verifier then needs."""
-    rows = [_param_rows(d, n) for n in d.layout]
+    rows = {n: _param_rows(d, n) for n in d.layout}
     hashes: list[bytes] = []
-    for r in rows:  # each row is 0x00 ‖ leaf: leaf_hash without a copy
+    for r in rows.values():  # each row is 0x00 ‖ leaf: leaf_hash without a copy
         view, width = memoryview(r.reshape(-1)), r.shape[1]
         hashes += [hashlib.sha256(view[off:off + width]).digest() for off in range(0, r.size, width)]
-    return StateParts(d.sent is not None, sign_map(d.delta) if signs else None, Leaves(rows), build_tree(hashes))
+    return StateParts(d.sent is not None, sign_map(d.delta) if signs else None, Leaves(rows, leaf_index(d.layout)),
+                      build_tree(hashes))
 
 
 def parse_opening(blob: bytes, layout: dict[str, ParamLayout], ef: bytes, indices: list[int],
