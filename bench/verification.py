@@ -249,17 +249,23 @@ def main() -> None:
     p.add_argument("--draw-clients", default="3,8", help="clients per round for the draw figures")
     p.add_argument("--epoch-rounds", type=int, default=10, help="judged rounds of an epoch (the demo's epoch:"
                    " 12 rounds, of which the last 2 are judged after it or never)")
+    p.add_argument("--global-batch", type=int, default=None, help="samples per round, split among the clients"
+                   " (default: the demo's, 12): the figure the CPU cost moves with (training grows with the"
+                   " tokens of a client's step, the commitment and a check's fixed parts do not)")
     p.add_argument("--pipeline", choices=["overlapped", "sync"], default=None,
                    help="default: the demo's (examples/run.toml). overlapped: trained with the sign look-ahead,"
                         " whose sign map a check fetches; sync: without it")
     a = p.parse_args()
     torch.set_num_threads(1)
     cfg, n = demo(), a.clients
+    if a.global_batch is not None:
+        cfg["config"]["global_batch_size_start"] = a.global_batch
     if a.pipeline is None:
         a.pipeline = "sync" if cfg["distro"].get("pipeline") == "synchronous" else "overlapped"
     t0 = time.monotonic()
     run = train_honest(n, a.steps, cfg, lookahead=a.pipeline == "overlapped")
-    print(f"demo model, {a.pipeline} pipeline, {n} clients × {a.steps} steps trained in"
+    print(f"demo model, {a.pipeline} pipeline, {n} clients × {a.steps} steps of"
+          f" {cfg['config']['global_batch_size_start']} samples trained in"
           f" {time.monotonic() - t0:.0f} s")
     honest: dict[str, list[Any]] = {"exact": [], "tolerance": []}
     mem, cheap_fp = ResultMemory(), 0

@@ -34,6 +34,7 @@ step S is the one committed by its result of S+1: a verifier that recomputes S a
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -83,10 +84,17 @@ class ParamLayout:
 
 
 def result_layout(model: nn.Module, cfg: DistroConfig) -> dict[str, ParamLayout]:
+    """The layout of every parameter's result. Built once per model shape and block setting (a verifier asks
+    twice a check, every peer result is decoded against it), so each plan's cached shapes are computed once."""
+    return dict(_layout(tuple((n, tuple(p.shape)) for n, p in model.named_parameters()), cfg.chunk, cfg.topk))
+
+
+@functools.lru_cache(maxsize=16)
+def _layout(shapes: tuple[tuple[str, tuple[int, ...]], ...], chunk: int, topk: int) -> dict[str, ParamLayout]:
     layout = {}
-    for name, p in model.named_parameters():
-        plan = plan_for(p.shape, cfg.chunk)
-        layout[name] = ParamLayout(name, plan, topk_for(plan, cfg.topk))
+    for name, shape in shapes:
+        plan = plan_for(shape, chunk)
+        layout[name] = ParamLayout(name, plan, topk_for(plan, topk))
     return layout
 
 
@@ -181,9 +189,11 @@ class Distro:
 
     @torch.no_grad()
     def lookahead(self, lr_prev: float) -> None:
-        """Move to where the pending, not yet applied, updates will likely take the weights."""
-        self._stash = {n: p.detach().clone() for n, p in self.params.items()}
+        """Move to where the pending, not yet applied, updates will likely take the weights (`lr_prev` 0: the
+        first step or the synchronous pipeline, nothing moves and no copy of the weights is kept)."""
+        self._stash = None
         if lr_prev:
+            self._stash = {n: p.detach().clone() for n, p in self.params.items()}
             for n, p in self.params.items():
                 s = torch.sign(self.delta[n]) if self.lookahead_signs is None else self.lookahead_signs[n]
                 p.sub_(s.to(p.device, p.dtype), alpha=LOOKAHEAD_SCALE * lr_prev)
