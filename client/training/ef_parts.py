@@ -52,7 +52,6 @@ def commitment(sent: bool, signs_hash: bytes, root: bytes) -> bytes:
     return sha(FORMAT.encode() + bytes([sent]) + signs_hash + root)
 
 
-
 @dataclass(frozen=True)
 class StateParts:
     """One state, as the trainer keeps and serves it: `ef` commits to all of it."""
@@ -216,8 +215,8 @@ def _native_rows(lib: Any, d: Distro, name: str) -> tuple[np.ndarray, bytes]:
 def split(d: Distro, signs: bool = True, use_native: bool = True) -> StateParts:
     """The trainer's state as a tree (`Distro.generate` commits to it before each step); `signs`: whether
     the run trains with the look-ahead, whose sign map a verifier then needs. The leaves are gathered and
-    hashed in C when the library is built (`client.training.native`: ~1.5 ms of the ~2.5 ms this takes in
-    Python on the demo's model), else in Python (`use_native=False`: always, the reference): the same root."""
+    hashed in C when the library is built (`client.training.native`: ~1.5 ms on the demo's model, where Python
+    takes ~2.5 ms), else in Python (`use_native=False`: always; the reference): the same root."""
     lib = native.library() if use_native else None
     rows: dict[str, np.ndarray] = {}
     levels: list[Sequence[bytes]]
