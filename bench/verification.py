@@ -252,6 +252,8 @@ def main() -> None:
     p.add_argument("--global-batch", type=int, default=None, help="samples per round, split among the clients"
                    " (default: the demo's, 12): the figure the CPU cost moves with (training grows with the"
                    " tokens of a client's step, the commitment and a check's fixed parts do not)")
+    p.add_argument("--model", default="", help="overrides of the demo's [model], e.g. dim=256,n_layers=4,ffn_dim=512"
+                   " (the commitment grows with the parameters, training with parameters x tokens)")
     p.add_argument("--pipeline", choices=["overlapped", "sync"], default=None,
                    help="default: the demo's (examples/run.toml). overlapped: trained with the sign look-ahead,"
                         " whose sign map a check fetches; sync: without it")
@@ -260,11 +262,17 @@ def main() -> None:
     cfg, n = demo(), a.clients
     if a.global_batch is not None:
         cfg["config"]["global_batch_size_start"] = a.global_batch
+    for kv in filter(None, a.model.split(",")):
+        key, _, value = kv.partition("=")
+        if key not in cfg["model"] or not value.isdigit():
+            raise SystemExit(f"--model: {kv!r} is not KEY=INT with KEY one of {sorted(cfg['model'])}")
+        cfg["model"][key] = int(value)
     if a.pipeline is None:
         a.pipeline = "sync" if cfg["distro"].get("pipeline") == "synchronous" else "overlapped"
     t0 = time.monotonic()
     run = train_honest(n, a.steps, cfg, lookahead=a.pipeline == "overlapped")
-    print(f"demo model, {a.pipeline} pipeline, {n} clients × {a.steps} steps of"
+    print(f"{'model ' + a.model if a.model else 'demo model'}, {a.pipeline} pipeline, {n} clients ×"
+          f" {a.steps} steps of"
           f" {cfg['config']['global_batch_size_start']} samples trained in"
           f" {time.monotonic() - t0:.0f} s")
     honest: dict[str, list[Any]] = {"exact": [], "tolerance": []}
