@@ -159,12 +159,18 @@ def _param_rows(d: Distro, name: str) -> np.ndarray:
     lay = d.layout[name]
     parts = [np.zeros((lay.plan.num_blocks, 1), np.uint8),
              _blocks(d.delta[name], lay).numpy().astype("<f4", copy=False).view(np.uint8)]
-    if d.sent is not None:  # the shared selection's indices can be a broadcast view: made contiguous first
-        q = d.sent[name]
-        for x, dtype in ((q.idx, "<i8"), (q.val, "<f4")):
-            flat = np.ascontiguousarray(x.cpu().numpy().astype(dtype).reshape(lay.plan.num_blocks, -1))
-            parts.append(flat.view(np.uint8))
+    parts += [x.view(np.uint8) for x in _sent_arrays(d, name)]
     return np.ascontiguousarray(np.concatenate(parts, axis=1))
+
+
+def _sent_arrays(d: Distro, name: str) -> tuple[np.ndarray, ...]:
+    """The blocks' previous sent indices (<i8) and values (<f4) of parameter `name`, `[blocks, k]` contiguous
+    (the shared selection's indices can be a broadcast view), or nothing before the first step."""
+    if d.sent is None:
+        return ()
+    q, blocks = d.sent[name], d.layout[name].plan.num_blocks
+    return tuple(np.ascontiguousarray(x.cpu().numpy().astype(dtype).reshape(blocks, -1))
+                 for x, dtype in ((q.idx, "<i8"), (q.val, "<f4")))
 
 
 def _param_leaves(d: Distro, name: str, which: list[int] | None) -> list[bytes]:
@@ -204,11 +210,7 @@ def _native_rows(lib: Any, d: Distro, name: str) -> tuple[np.ndarray, bytes]:
     """`_param_rows` and its rows' hashes in one C pass (client.training.native): the same bytes."""
     lay = d.layout[name]
     delta = np.ascontiguousarray(d.delta[name].detach().cpu().float().reshape(-1, lay.plan.matrix_shape[-1]).numpy())
-    idx = val = None
-    if d.sent is not None:
-        q = d.sent[name]
-        idx, val = (np.ascontiguousarray(x.cpu().numpy().reshape(lay.plan.num_blocks, -1), dtype=t)
-                    for x, t in ((q.idx, np.int64), (q.val, np.float32)))
+    idx, val = _sent_arrays(d, name) or (None, None)  # little-endian: the C path only loads on such machines
     return native.hash_blocks(lib, delta, lay.plan.h, lay.plan.w, idx, val)
 
 
@@ -219,7 +221,7 @@ def split(d: Distro, signs: bool = True, use_native: bool = True) -> StateParts:
     takes ~2.5 ms), else in Python (`use_native=False`: always; the reference): the same root."""
     lib = native.library() if use_native else None
     rows: dict[str, np.ndarray] = {}
-    levels: list[Sequence[bytes]]
+    levels: Sequence[Sequence[bytes]]
     if lib is not None:
         flat = []
         for n in d.layout:
@@ -232,7 +234,7 @@ def split(d: Distro, signs: bool = True, use_native: bool = True) -> StateParts:
             r = rows[n] = _param_rows(d, n)
             view, width = memoryview(r.reshape(-1)), r.shape[1]
             leaf_hashes += [hashlib.sha256(view[off:off + width]).digest() for off in range(0, r.size, width)]
-        levels = list(build_tree(leaf_hashes))
+        levels = build_tree(leaf_hashes)
     return StateParts(d.sent is not None, sign_map(d.delta) if signs else None, Leaves(rows, leaf_index(d.layout)),
                       levels)
 
