@@ -292,8 +292,8 @@ def verdict_run(h: CoordinatorSvm, n: int) -> dict[str, int]:
         st = s.state()
 
         def post(v: int, outcome: int, s=s, st=st, t=t, height=height) -> int:
-            res = h.client(s.run, "verdict", s.by_signer[bytes(st.epoch_clients[v].signer)], t, height, outcome,
-                           [1] * 32, [2] * 32)
+            res = h.client(s.run, "verdict", s.by_signer[bytes(st.epoch_clients[v].signer)], t,
+                           list(bytes(st.epoch_clients[t].p2p)), height, outcome, [1] * 32, [2] * 32)
             assert res.ok, res.logs[-3:]
             return res.cu
 

@@ -190,14 +190,17 @@ class Coordinator:
     async def health_check(self, target_index: int) -> str:
         return await self._client("health_check", target_index)
 
-    async def verdict(self, trainer_index: int, height: int, passed: bool, result_hash: bytes,
+    async def verdict(self, trainer_index: int, trainer_p2p: bytes, height: int, passed: bool, result_hash: bytes,
                       ef_hash: bytes) -> str:
-        """Post this client's recomputation of trainer `trainer_index`'s (current epoch-client index) result of
-        round `height`, with the result commitment and error-feedback state hash it checked. Only a verifier
+        """Post this client's recomputation of trainer `trainer_index`'s (current epoch-client index; its P2P key
+        `trainer_p2p`, which the program checks is still the one at that index: WrongTrainer once the list was
+        compacted since it was read) result of round `height`, with the result commitment and error-feedback
+        state hash it checked. Only a verifier
         drawn by coordinator_sdk.verdicts.eligible may post, once per trainer and round, in increasing
         (height, trainer key) order; two fails (more than the passes) on one result, or by two verifiers over the
         epoch's results (more than the epoch's passes), eject and slash the trainer."""
-        return await self._client("verdict", trainer_index, height, int(passed), list(result_hash), list(ef_hash))
+        return await self._client("verdict", trainer_index, list(trainer_p2p), height, int(passed), list(result_hash),
+                                  list(ef_hash))
 
     async def checkpoint(self, reference: str) -> str:
         """Vote, in Cooldown, for the checkpoint the next epoch starts from; the run adopts a reference once a

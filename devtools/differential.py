@@ -262,7 +262,8 @@ class DiffRun:
                  "warmup_witness": lambda seed, slot: self.m.warmup_witness(signer, self.now, seed, slot),
                  "health_check": lambda seed, slot: self.m.health_check(signer, args[0], self.now, seed, slot),
                  "checkpoint": lambda seed, slot: self.m.checkpoint(signer, args[0].encode(), self.now, seed, slot),
-                 "verdict": lambda seed, slot: self.m.verdict(signer, args[0], args[1], args[2], self.now, seed, slot),
+                 "verdict": lambda seed, slot: self.m.verdict(signer, args[0], bytes(args[1]), args[2], args[3],
+                                                              self.now, seed, slot),
                  "witness": lambda seed, slot: self.m.witness(signer, bytes(args[0]), bytes(args[1]), bytes(args[2]),
                                                               self.now, seed, args[3], slot)}[name]
         return self._apply(name, lambda: self.h.client(self.run, name, user, *args), model)

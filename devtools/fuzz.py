@@ -221,8 +221,11 @@ def _verdict(d: DiffRun, users: list[Keypair], u: int, mask: int, offset: int, d
     n = int(st.num_epoch_clients)
     height = max(0, int(st.rounds[st.rounds_head].height) - 1 - dt % 4 + offset)
     outcome = 2 if dt == 12 else (mask >> 1) & 1
-    if not mask & 1 or n == 0:
-        d.client("verdict", users[u], mask % (n + 2), height, outcome, [u] * 32, [mask % 256] * 32)
+    if not mask & 1 or n == 0:  # its key: the one at that index, or (mask bit 3) another client's: WrongTrainer
+        index = mask % (n + 2)
+        named = (index + (mask >> 3 & 1)) % n if n and index < n else None
+        key = list(bytes(st.epoch_clients[named].p2p)) if named is not None else [u] * 32
+        d.client("verdict", users[u], index, key, height, outcome, [u] * 32, [mask % 256] * 32)
         return
     by_key = {bytes(k.pubkey()): k for k in users}
     j, trainer = height % 4, u % n
@@ -234,7 +237,7 @@ def _verdict(d: DiffRun, users: list[Keypair], u: int, mask: int, offset: int, d
         signer = by_key.get(bytes(st.epoch_clients[i].signer))
         if signer is not None:
             d.h.advance(0)
-            d.client("verdict", signer, trainer, height, outcome if dt == 12 else (mask >> (k + 2)) & 1,
+            d.client("verdict", signer, trainer, list(t_p2p), height, outcome if dt == 12 else (mask >> (k + 2)) & 1,
                      [k] * 32, [trainer] * 32)
 
 

@@ -150,10 +150,10 @@ class SimBackend:
     async def health_check(self, target_index: int) -> None:
         await self.chain.send("health_check", self.me, target_index)
 
-    async def verdict(self, trainer_index: int, height: int, passed: bool, result_hash: bytes,
+    async def verdict(self, trainer_index: int, trainer_p2p: bytes, height: int, passed: bool, result_hash: bytes,
                       ef_hash: bytes) -> None:
         """The evidence hashes are only logged on chain: the model takes the rest."""
-        await self.chain.send("verdict", self.me, trainer_index, height, int(passed))
+        await self.chain.send("verdict", self.me, trainer_index, bytes(trainer_p2p), height, int(passed))
 
     async def checkpoint(self, reference: str) -> None:
         await self.chain.send("checkpoint", self.me, reference.encode())

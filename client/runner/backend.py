@@ -44,9 +44,10 @@ class Backend(Protocol):
 
     async def health_check(self, target_index: int) -> None: ...
 
-    async def verdict(self, trainer_index: int, height: int, passed: bool, result_hash: bytes,
+    async def verdict(self, trainer_index: int, trainer_p2p: bytes, height: int, passed: bool, result_hash: bytes,
                       ef_hash: bytes) -> None:
-        """Post a recomputation's outcome on one trainer's result of round `height` (issue 25)."""
+        """Post a recomputation's outcome on one trainer's result of round `height` (issue 25); the program
+        refuses it (WrongTrainer) when the index no longer holds that P2P key."""
 
     async def checkpoint(self, reference: str) -> None:
         """Vote for the epoch's checkpoint (the chain adopts the one a majority of healthy clients vote)."""
@@ -92,9 +93,9 @@ class ChainBackend:
     async def health_check(self, target_index: int) -> None:
         await self.chain.health_check(target_index)
 
-    async def verdict(self, trainer_index: int, height: int, passed: bool, result_hash: bytes,
+    async def verdict(self, trainer_index: int, trainer_p2p: bytes, height: int, passed: bool, result_hash: bytes,
                       ef_hash: bytes) -> None:
-        await self.chain.verdict(trainer_index, height, passed, result_hash, ef_hash)
+        await self.chain.verdict(trainer_index, trainer_p2p, height, passed, result_hash, ef_hash)
 
     async def checkpoint(self, reference: str) -> None:
         await self.chain.checkpoint(reference)

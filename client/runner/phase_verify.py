@@ -98,7 +98,7 @@ class Verifier:
             published = book.results.get(s, {}).get(trainer)
             evidence = result_hash(published) if published is not None else bytes(32)
             try:
-                await ctx.backend.verdict(index, height, v.outcome == "pass", evidence,
+                await ctx.backend.verdict(index, trainer, height, v.outcome == "pass", evidence,
                                           published.ef if published is not None else bytes(32))
                 ctx.report.event("verdict_posted", trainer=trainer.hex()[:16], step=s, height=height,
                                  outcome=v.outcome)

@@ -270,8 +270,9 @@ class Machine:
         _tick(s, now, seed, slot)
 
     @_instruction
-    def verdict(self, s: State, signer: bytes, trainer_index: int, height: int, outcome: int, now: int, seed: int,
-                slot: int | None = None) -> None:
-        """A verifier's finding on trainer `trainer_index`'s result of round `height` (model.verdicts)."""
-        apply_verdict(s, signer, trainer_index, height, outcome)
+    def verdict(self, s: State, signer: bytes, trainer_index: int, trainer_p2p: bytes, height: int, outcome: int,
+                now: int, seed: int, slot: int | None = None) -> None:
+        """A verifier's finding on trainer `trainer_index`'s (P2P key `trainer_p2p`) result of round `height`
+        (model.verdicts)."""
+        apply_verdict(s, signer, trainer_index, trainer_p2p, height, outcome)
         _tick(s, now, seed, slot)

@@ -35,8 +35,10 @@ def _accuser_entry(s: State, slot: int) -> RegisteredClient | None:
                       for c in es.clients + es.exited_clients) else None
 
 
-def apply_verdict(s: State, signer: bytes, trainer_index: int, height: int, outcome: int) -> None:
-    """Everything but the tick and the nonce (machine.Machine.verdict); raises before changing anything."""
+def apply_verdict(s: State, signer: bytes, trainer_index: int, trainer_p2p: bytes, height: int, outcome: int) -> None:
+    """Everything but the tick and the nonce (machine.Machine.verdict); raises before changing anything.
+    `trainer_p2p` must be the P2P key at `trainer_index` (WrongTrainer): compaction at each round's end moves
+    indices, and a verdict must not land on whoever took the index it was read at."""
     if outcome not in (0, PASS):
         raise E.InvalidArgument(f"outcome {outcome} is neither 0 (fail) nor 1 (pass)")
     if s.halted():
@@ -47,6 +49,8 @@ def apply_verdict(s: State, signer: bytes, trainer_index: int, height: int, outc
     clients = s.epoch_state.clients
     if not 0 <= trainer_index < len(clients):
         raise E.NotAnEpochClient(f"no epoch client at index {trainer_index}")
+    if bytes(trainer_p2p) != bytes(clients[trainer_index].p2p):
+        raise E.WrongTrainer(f"epoch client {trainer_index} is not the trainer {bytes(trainer_p2p).hex()[:16]}")
     current = s.current_round.height
     if height >= current or current - height >= NUM_ROUNDS:
         raise E.StaleRound(f"round {height} is not a kept round with a successor (current {current})")

@@ -54,13 +54,17 @@ static RegisteredClient *accuser_entry(CoordinatorAccount *a, uint32_t slot) {
     return 0;
 }
 
-/* verdict(trainer_index u16, height u32, outcome u8 (0 fail, 1 pass), result_hash[32], ef_hash[32]):
- * trainer_index is the trainer's current epoch-client index; the hashes are evidence (logged, not stored). */
+/* verdict(trainer_index u16, trainer_p2p[32], height u32, outcome u8 (0 fail, 1 pass), result_hash[32],
+ * ef_hash[32]): trainer_index is the trainer's current epoch-client index and trainer_p2p its P2P key, which must
+ * be the key at that index (WrongTrainer): the epoch list is compacted at every round's end (leavers move to the
+ * exited list), so an index read before a compaction names another client after it, and a verifier's fail on a
+ * cheater would land on an honest trainer (seen under load). The hashes are evidence (logged, not stored). */
 uint64_t ix_verdict(const SolParameters *p, Args *args) {
     Ctx ctx;
     uint64_t err = load_client(p, &ctx, 3);
     if (err) return err;
     uint16_t trainer_i = args_u16(args);
+    const uint8_t *named = args_take(args, 32);
     const uint8_t *h = args_take(args, 4);
     uint8_t outcome = args_u8(args);
     const uint8_t *result = args_take(args, 32), *ef = args_take(args, 32);
@@ -73,6 +77,7 @@ uint64_t ix_verdict(const SolParameters *p, Args *args) {
     int64_t vi;
     if ((err = healthy_epoch_client(&ctx, &vi))) return err;
     if (trainer_i >= a->num_epoch_clients) return E_NOT_AN_EPOCH_CLIENT;
+    if (!sol_pubkey_eq(&a->epoch_clients[trainer_i].p2p, (const SolPubkey *)named)) return E_WRONG_TRAINER;
     uint32_t height = sol_read_u32(h), current = a->rounds[a->rounds_head].height;
     /* kept: round height + 1 began (its seed draws the verifiers) and round height is still in the ring */
     if (height >= current || current - height >= NUM_ROUNDS) return E_STALE_ROUND;

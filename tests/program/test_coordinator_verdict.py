@@ -69,8 +69,16 @@ def find(d: DiffRun, want: int, heights: list[int]) -> tuple[int, int, list[int]
     pytest.skip(f"no trainer with {want} verifiers in rounds {heights} of this run's seeds")
 
 
-def verdict(d: DiffRun, keys: list[Keypair], verifier: int, trainer: int, height: int, outcome: int):
-    return d.client("verdict", signer_of(d, keys, verifier), trainer, height, outcome, *EVIDENCE)
+def key_of(d: DiffRun, index: int) -> list[int]:
+    """The P2P key a verdict names its trainer by: the one at `index` (32 zero bytes past the list)."""
+    st = d.chain_state()
+    return list(bytes(st.epoch_clients[index].p2p)) if index < st.num_epoch_clients else [0] * 32
+
+
+def verdict(d: DiffRun, keys: list[Keypair], verifier: int, trainer: int, height: int, outcome: int,
+            named: list[int] | None = None):
+    return d.client("verdict", signer_of(d, keys, verifier), trainer, key_of(d, trainer) if named is None else named,
+                    height, outcome, *EVIDENCE)
 
 
 def snapshot(d: DiffRun, *extra: Pubkey) -> list[bytes | None]:
@@ -156,9 +164,14 @@ def test_verdict_rules() -> None:
     refused(d, "StaleRound", lambda: verdict(d, keys, v[0], t, 2, 0))  # the current round: no successor yet
     refused(d, "StaleRound", lambda: verdict(d, keys, v[0], t, 2**32 - 1, 0))
     refused(d, "NotAnEpochClient", lambda: verdict(d, keys, v[0], n, h, 0))
+    # the index read before a round's compaction names another client after it: a verdict naming its trainer
+    # by another key than the one at the index is refused, never counted against whoever holds the index now
+    for other in (i for i in range(n) if i != t):
+        refused(d, "WrongTrainer", lambda other=other: verdict(d, keys, v[0], t, h, 0, named=key_of(d, other)))
+    refused(d, "WrongTrainer", lambda: verdict(d, keys, v[0], t, h, 0, named=[0] * 32))
     refused(d, "InvalidArgument", lambda: verdict(d, keys, v[0], t, h, 2))
     outsider = WORLD.svm.fund(Keypair())
-    refused(d, "SignerNotAClient", lambda: d.client("verdict", outsider, t, h, 0, *EVIDENCE))
+    refused(d, "SignerNotAClient", lambda: d.client("verdict", outsider, t, key_of(d, t), h, 0, *EVIDENCE))
     assert verdict(d, keys, v[0], t, h, 1).chain.ok
     refused(d, "DuplicateVerdict", lambda: verdict(d, keys, v[0], t, h, 1))  # one per (verifier, trainer, round)
     refused(d, "DuplicateVerdict", lambda: verdict(d, keys, v[0], t, h, 0))  # nor a change of mind
@@ -183,10 +196,10 @@ def test_not_healthy_not_in_a_round_halted() -> None:
     d2, keys2 = WORLD.new_run(BASE)
     for u in range(2):
         d2.join(keys2[u])
-    refused(d2, "WrongState", lambda: d2.client("verdict", keys2[0], 0, 0, 0, *EVIDENCE))  # WaitingForMembers
+    refused(d2, "WrongState", lambda: d2.client("verdict", keys2[0], 0, [0] * 32, 0, 0, *EVIDENCE))  # waiting
     d3, keys3 = WORLD.new_run(BASE)
     d3.set_paused(True)
-    refused(d3, "Halted", lambda: d3.client("verdict", keys3[0], 0, 0, 0, *EVIDENCE))
+    refused(d3, "Halted", lambda: d3.client("verdict", keys3[0], 0, [0] * 32, 0, 0, *EVIDENCE))
 
 
 def test_tally_overflow_is_refused() -> None:
@@ -228,7 +241,7 @@ def test_account_attacks_are_refused_by_name() -> None:
     d, keys = play(2)
     t, h, v = find(d, 1, [1, 0])
     user = signer_of(d, keys, v[0])
-    ix = _ix(d, user, t, h, 1)
+    ix = _ix(d, user, t, key_of(d, t), h, 1)
     acct = ix.accounts[2].pubkey
     cases = {
         "MissingSigner": (_metas(ix, 0, AccountMeta(user.pubkey(), False, False)), []),

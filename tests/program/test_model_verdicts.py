@@ -38,7 +38,8 @@ def pick(m: Machine, want: int) -> tuple[int, list[int]]:
 
 
 def post(m: Machine, verifier: int, trainer: int, height: int, outcome: int) -> None:
-    m.verdict(m.state.epoch_state.clients[verifier].signer, trainer, height, outcome, 100, 0)
+    clients = m.state.epoch_state.clients
+    m.verdict(clients[verifier].signer, trainer, clients[trainer].p2p, height, outcome, 100, 0)
 
 
 def test_the_draw_is_the_programs_hash() -> None:
@@ -77,6 +78,7 @@ def test_a_pass_majority_slashes_the_first_accuser_once() -> None:
     ("self", "NotAVerifier"), ("current", "StaleRound"), ("outcome", "InvalidArgument"),
     ("index", "NotAnEpochClient"), ("twice", "DuplicateVerdict"), ("outsider", "SignerNotAClient"),
     ("warmup", "WrongState"), ("paused", "Halted"), ("unhealthy", "ClientNotHealthy"), ("full", "ArithmeticOverflow"),
+    ("wrong trainer", "WrongTrainer"),
 ])
 def test_refusals_leave_the_state_unchanged(case: str, name: str) -> None:
     m = world()
@@ -102,9 +104,13 @@ def test_refusals_leave_the_state_unchanged(case: str, name: str) -> None:
         m.state.epoch_state.clients[v[0]].state = ClientState.Withdrawn
     elif case == "full":
         m.state.epoch_state.clients[t].passes[1] = 255
+    clients = m.state.epoch_state.clients
+    named = clients[trainer].p2p if trainer < len(clients) else bytes(32)
+    if case == "wrong trainer":  # the key of another client than the one at the index (a compacted list)
+        named = clients[(t + 1) % len(clients)].p2p
     before = copy.deepcopy(m.state)
     with pytest.raises(ModelError) as e:
-        m.verdict(signer, trainer, height, outcome, 100, 0)
+        m.verdict(signer, trainer, named, height, outcome, 100, 0)
     assert e.value.name == name and m.state == before
 
 
