@@ -90,20 +90,32 @@ class Verifier:
         done = sorted(((t, v) for t, v in zip(chosen, verdicts, strict=True) if v is not None),
                       key=lambda tv: order_key(height, tv[0]))
         for trainer, v in done:
-            st = ctx.state
+            published = book.results.get(s, {}).get(trainer)
+            evidence = result_hash(published) if published is not None else bytes(32)
+            await self.post(ctx, trainer, s, height, v.outcome, evidence,
+                            published.ef if published is not None else bytes(32))
+
+    async def post(self, ctx: RunnerContext, trainer: bytes, s: int, height: int, outcome: str, evidence: bytes,
+                   ef: bytes) -> None:
+        """Post one verdict. The program names the trainer by epoch index and P2P key and refuses it
+        (WrongTrainer) when the list was compacted after the view the index came from: the index is looked up
+        once more in a fresh state. Refusals are reported, not fatal (the round left the ring, we were
+        dropped)."""
+        st = ctx.state
+        for attempt in range(2):
             index = None if st is None else next((i for i in range(st.num_epoch_clients)
                                                   if st.epoch_p2p(i) == trainer), None)
             if index is None:  # it left (or was ejected and compacted away): nothing to convict any more
-                continue
-            published = book.results.get(s, {}).get(trainer)
-            evidence = result_hash(published) if published is not None else bytes(32)
+                return
             try:
-                await ctx.backend.verdict(index, trainer, height, v.outcome == "pass", evidence,
-                                          published.ef if published is not None else bytes(32))
-                ctx.report.event("verdict_posted", trainer=trainer.hex()[:16], step=s, height=height,
-                                 outcome=v.outcome)
-            except Exception as e:  # a refusal (the round left the ring, we were dropped): reported, not fatal
+                await ctx.backend.verdict(index, trainer, height, outcome == "pass", evidence, ef)
+                ctx.report.event("verdict_posted", trainer=trainer.hex()[:16], step=s, height=height, outcome=outcome)
+                return
+            except Exception as e:
                 ctx.report.event("error", action="verdict", reason=first_line(e))
+                if attempt or not str(e).startswith("WrongTrainer"):  # ProgramError and the sim chain alike
+                    return
+                st = CoordinatorView(await ctx.backend.fetch_state())
 
     async def _check(self, ctx: RunnerContext, ts: TrainingState, book: RoundBook, s: int,
                      trainer: bytes, seed: int) -> verify.Verdict | None:

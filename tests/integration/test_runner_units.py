@@ -312,3 +312,49 @@ def test_gather_waits_for_downloads_under_way_at_the_deadline() -> None:
     got, rejected, spans, keys = _gather_with({"dead": 1.5, "honest": 0.05}, 0.5)
     assert list(got) == [keys["honest"]] and set(rejected) == {keys["dead"].hex()[:16]}
     assert spans["honest"][0] < spans["dead"][1]  # downloaded while the dead one hung
+
+
+def test_a_verdict_read_before_a_compaction_lands_on_its_trainer_or_nowhere() -> None:
+    """The verifier's view of the epoch list can predate the compaction at a round's end: the index it read for
+    its trainer then holds another client. The program refuses the verdict (WrongTrainer: it names the trainer
+    by key too) and the verifier looks the index up again in a fresh state: the fail lands on the trainer it
+    judged, and the client that moved into the stale index is untouched (before the key, an honest trainer took
+    the fail meant for a cheater, and its vindication slashed the honest verifier)."""
+    import copy
+
+    from solders.keypair import Keypair
+
+    from client.runner.phase_verify import Verifier
+    from client.runner.run_model import model_description_fields
+    from coordinator_sdk.model import Config
+    from coordinator_sdk.model.state import EpochClient, RegisteredClient, Round, State
+    from coordinator_sdk.verdicts import eligible
+    from devtools.inproc import DISTRO, LR, MODEL
+    from devtools.sim_chain import SimBackend, SimChain
+
+    wallets = [Keypair() for _ in range(6)]
+    s = State(run_state=RunState.RoundTrain, slashing_rate=7)
+    s.clients = [RegisteredClient(bytes(w.pubkey()), bytes([2, i]) * 16) for i, w in enumerate(wallets)]
+    s.epoch_state.clients = [EpochClient(c.signer, c.p2p, registry_index=i) for i, c in enumerate(s.clients)]
+    s.epoch_state.rounds = [Round([], 0, 99 + h, h, 6) for h in range(3)] + [Round()]
+    s.epoch_state.rounds_head = 2
+    chain = SimChain("units", Config(), "x", model_description_fields(MODEL, LR, DISTRO, "local:/nowhere"))
+    es = s.epoch_state
+    seed, n = es.rounds[2].random_seed, es.rounds[1].clients_len
+    v, t = next((v, t) for t in range(6) for v in range(6)
+                if v != t and eligible(seed, es.clients[v].p2p, es.clients[t].p2p, n, s.config.verifiers_per_mille))
+    other = next(i for i in range(6) if i not in (v, t))
+    stale = copy.deepcopy(s)  # the verifier's view: the trainer sits where `other` sits now
+    sc = stale.epoch_state.clients
+    sc[t], sc[other] = sc[other], sc[t]
+    chain.machine.state = s
+    chain._state = chain.account.decode(s)
+    events: list[tuple[str, dict]] = []
+    ctx = SimpleNamespace(state=CoordinatorView(chain.account.decode(stale)), backend=SimBackend(chain, wallets[v]),
+                          report=SimpleNamespace(event=lambda kind, **kw: events.append((kind, kw))))
+    before_other = (list(es.clients[other].fails), list(es.clients[other].passes))
+    asyncio.run(Verifier().post(ctx, es.clients[t].p2p, 2, 1, "fail", b"r" * 32, b"e" * 32))
+    assert [k for k, _ in events] == ["error", "verdict_posted"], events
+    assert events[0][1]["reason"].startswith("WrongTrainer"), events
+    assert chain.machine.state.epoch_state.clients[t].fails[1] == 1
+    assert (list(es.clients[other].fails), list(es.clients[other].passes)) == before_other
